@@ -1,0 +1,46 @@
+"""The `batchflow` command line.
+
+Each subcommand lives in its own module exposing `register(subparsers)`;
+the list below is the one place they are wired in.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from . import __version__
+from .errors import BatchflowError
+
+SUBCOMMANDS = [
+    "agent.record_cmd",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="batchflow",
+        description="Record what a batch job does (processes, execs, waits, opens, stats) "
+                    "as an RDF graph in Turtle.")
+    parser.add_argument("--version", action="version", version=f"batchflow {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in SUBCOMMANDS:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except BatchflowError as exc:
+        print(f"batchflow: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""batchflow's exceptions.
+
+Every error a user can cause is a `BatchflowError`; the CLI prints it as one
+line and exits non-zero.  Each leaf also subclasses the builtin it refines,
+so callers can catch `PermissionError` or `FileNotFoundError` as usual.
+"""
+
+
+class BatchflowError(Exception):
+    """Base class: a failure batchflow explains in one line."""
+    exit_code = 2
+
+
+class NotRootError(BatchflowError, PermissionError):
+    """Tracing needs root (CAP_BPF and CAP_PERFMON or CAP_SYS_ADMIN)."""
+
+
+class BPFUnavailableError(BatchflowError, OSError):
+    """BPF, bcc or a required tracepoint is missing on this host."""
+
+
+class HeadersMissingError(BatchflowError, FileNotFoundError):
+    """No kernel headers bcc can compile against."""
+
+
+class CommandNotFoundError(BatchflowError, FileNotFoundError):
+    """The command to record does not exist or is not executable."""
+    exit_code = 127
+
+
+class OutputNotWritableError(BatchflowError, PermissionError):
+    """The output path cannot be written."""
+
+
+class NoSuchProcessError(BatchflowError, ProcessLookupError):
+    """-p names a pid that does not exist."""
+
+
+class InputFormatError(BatchflowError, ValueError):
+    """An input file is not what the command expects."""
+
+
+class ExtensionError(BatchflowError, OSError):
+    """The C extension reported a failure (negative return plus errno)."""

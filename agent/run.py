@@ -1,0 +1,59 @@
+"""What a batchflow knows about the run that produced it."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import platform
+import socket
+import time
+from typing import Optional
+
+
+@dataclasses.dataclass
+class Run:
+    """One recording (or one imported log).
+
+    Times: `start_mono_ns` and `start_wall_ns` are read together at start, so
+    an event's wall time is `start_wall_ns + (ev.ts - start_mono_ns)`.
+    """
+    source: str                      # "record" or "import-strace"
+    host: str = dataclasses.field(default_factory=socket.gethostname)
+    kernel: str = dataclasses.field(default_factory=platform.release)
+    command: list = dataclasses.field(default_factory=list)   # argv of the recorded command (str)
+    scope: str = "command"           # "command", "pid", "system", "strace"
+    start_mono_ns: int = 0
+    start_wall_ns: int = 0
+    end_mono_ns: int = 0
+    end_wall_ns: int = 0
+    exit_status: Optional[int] = None   # the recorded command's exit status (shell style)
+    root_pid: Optional[int] = None
+    # Losses: name -> count (see agent.events.LOSS_NAMES), plus the windows
+    # (start_ns, end_ns, name, count) in which they happened.
+    losses: dict = dataclasses.field(default_factory=dict)
+    loss_windows: list = dataclasses.field(default_factory=list)
+    counts: dict = dataclasses.field(default_factory=dict)     # Kind name -> events written
+    missing_tracepoints: list = dataclasses.field(default_factory=list)
+    tool_version: str = ""
+
+    def mark_start(self):
+        self.start_mono_ns = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+        self.start_wall_ns = time.time_ns()
+
+    def mark_end(self):
+        self.end_mono_ns = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+        self.end_wall_ns = time.time_ns()
+
+    def wall_ns(self, mono_ns: int) -> int:
+        return self.start_wall_ns + (mono_ns - self.start_mono_ns)
+
+    @property
+    def total_lost(self) -> int:
+        return sum(self.losses.values())
+
+
+def this_pid_start_ticks(pid: int = None) -> int:
+    """Field 22 of /proc/PID/stat: start time in clock ticks since boot."""
+    pid = os.getpid() if pid is None else pid
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        data = f.read()
+    return int(data[data.rindex(b")") + 2:].split()[19])

@@ -1,0 +1,102 @@
+/*
+ * batchflow.h - the event record shared by the kernel side (bpf/), the
+ * ring-buffer consumer (ext/) and the Python decoder (agent/events.py).
+ *
+ * One record per traced system call or scheduler event, written to the
+ * BPF ring buffer as a fixed 80-byte header followed by `size - 80` bytes
+ * of variable data.  All integers are native-endian (the agent reads its
+ * own host's records only).
+ *
+ *   off size field      meaning
+ *     0    8 ts_ns      CLOCK_MONOTONIC time of the event (bpf_ktime_get_ns);
+ *                       the run header carries one wall-clock anchor.
+ *     8    4 pid        thread-group id (what userland calls the pid)
+ *    12    4 tid        thread id
+ *    16    4 ppid       parent's tgid as known to batchflow (0 = unknown;
+ *                       the agent fills it from /proc or from fork records)
+ *    20    4 uid        real uid
+ *    24    8 ret        syscall return value: >= 0 result, < 0 is -errno
+ *    32    8 arg0       kind-specific, see below
+ *    40    8 arg1       kind-specific, see below
+ *    48    4 dirfd      directory fd of *at() calls (AT_FDCWD = -100)
+ *    52    2 size       total size of the record, header included
+ *    54    1 kind       enum bf_kind
+ *    55    1 call       enum bf_call: which system call produced it
+ *    56    2 path_len   bytes of data[] holding the path, NUL included (0 = none)
+ *    58    2 argv_len   bytes of data[] after the path holding argv strings,
+ *                       each NUL-terminated
+ *    60    1 argc       number of argv strings recorded
+ *    61    1 trunc      BF_TRUNC_* bits: a string did not fit its bound
+ *    62    2 _pad
+ *    64   16 comm       task comm at the time of the event (NUL padded)
+ *    80    - data       path bytes, then argv bytes
+ *
+ * Per kind:
+ *   BF_OPEN  arg0 = open flags, arg1 = mode, ret = fd or -errno
+ *   BF_STAT  arg0 = flags (AT_* / statx flags / access mode), ret = 0 or -errno
+ *   BF_FORK  arg0 = clone flags (fork: SIGCHLD, vfork: CLONE_VM|CLONE_VFORK|SIGCHLD),
+ *            arg1 = child tid, ret = child tid or -errno
+ *   BF_EXEC  path = filename, argv = argv[0..argc), ret = 0 or -errno
+ *   BF_EXIT  arg0 = exit code given to exit_group/exit (-1: not seen),
+ *            arg1 = fatal signal delivered (0: none); emitted when the last
+ *            thread of the process leaves (or per thread where the kernel
+ *            cannot tell: arg0 of the header's trunc bit BF_EXIT_THREAD)
+ *   BF_WAIT  arg0 = pid argument of wait4/waitid (idtype<<32|id for waitid),
+ *            arg1 = wait status as wait4 stores it (-1: caller passed NULL),
+ *            ret  = reaped pid, 0 (WNOHANG, nothing ready) or -errno
+ *   BF_CHDIR path = new directory (fchdir: no path, dirfd = fd), ret = 0 or -errno
+ */
+#ifndef BATCHFLOW_H
+#define BATCHFLOW_H
+
+#define BF_HEADER_SIZE 80
+#define BF_COMM_LEN 16
+#define BF_PATH_MAX 4096      /* PATH_MAX: longer paths fail with ENAMETOOLONG */
+#define BF_ARG_MAX 256        /* bound on one argv string */
+#define BF_ARGC_MAX 32        /* bound on the number of argv strings kept */
+#define BF_ARGV_MAX (BF_ARG_MAX * BF_ARGC_MAX)
+#define BF_DATA_MAX (BF_PATH_MAX + BF_ARGV_MAX)
+
+enum bf_kind {
+	BF_OPEN = 1,
+	BF_STAT = 2,
+	BF_FORK = 3,
+	BF_EXEC = 4,
+	BF_EXIT = 5,
+	BF_WAIT = 6,
+	BF_CHDIR = 7,
+	BF_KIND_MAX = 8,
+};
+
+enum bf_call {
+	BF_SYS_NONE = 0,
+	BF_SYS_OPEN, BF_SYS_OPENAT, BF_SYS_OPENAT2, BF_SYS_CREAT,
+	BF_SYS_STAT, BF_SYS_LSTAT, BF_SYS_FSTATAT, BF_SYS_STATX,
+	BF_SYS_ACCESS, BF_SYS_FACCESSAT, BF_SYS_FACCESSAT2,
+	BF_SYS_FORK, BF_SYS_VFORK, BF_SYS_CLONE, BF_SYS_CLONE3,
+	BF_SYS_EXECVE, BF_SYS_EXECVEAT,
+	BF_SYS_EXIT, BF_SYS_EXIT_GROUP,
+	BF_SYS_WAIT4, BF_SYS_WAITID,
+	BF_SYS_CHDIR, BF_SYS_FCHDIR,
+	BF_SYS_MAX,
+};
+
+#define BF_TRUNC_PATH       0x01  /* path longer than BF_PATH_MAX - 1 */
+#define BF_TRUNC_ARG        0x02  /* an argv string longer than BF_ARG_MAX - 1 */
+#define BF_TRUNC_ARGC       0x04  /* more than BF_ARGC_MAX argv strings */
+#define BF_EXIT_THREAD      0x80  /* BF_EXIT of one thread, kernel lacks group_dead */
+
+/* Loss counters, one slot each in the per-CPU array `losses`. */
+enum bf_loss {
+	BF_LOSS_RINGBUF = 0,   /* ring buffer full: record dropped */
+	BF_LOSS_INFLIGHT = 1,  /* inflight map full: syscall entry not remembered */
+	BF_LOSS_TRACED = 2,    /* traced-task map full: a child could not join */
+	BF_LOSS_READ = 3,      /* a user string could not be read (record kept, path empty) */
+	BF_LOSS_MAX = 4,
+};
+
+/* Scope modes, slot 0 of the `config` array. */
+#define BF_SCOPE_TREE   0     /* tasks in `traced` and their descendants */
+#define BF_SCOPE_SYSTEM 1     /* every task on the host */
+
+#endif
