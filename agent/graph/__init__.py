@@ -14,7 +14,6 @@ from .model import Interpreter
 from .turtle import TurtleSink
 
 DETAILS = ("events", "summary")
-WRITE_BUFFER = 1 << 20
 
 
 def write_turtle(events, run, out, detail="events", *, complete=True, notes=()) -> dict:
@@ -56,7 +55,7 @@ def write_turtle(events, run, out, detail="events", *, complete=True, notes=()) 
     direct = _is_stream(out)
     tmp = out if direct else f"{out}.{os.getpid()}.part"
     try:
-        fh = open(tmp, "w", encoding="utf-8", newline="\n", buffering=WRITE_BUFFER)
+        fh = open(tmp, "wb", buffering=0)
     except OSError as exc:
         raise OutputNotWritableError(f"cannot write {out}: {exc.strerror}") from None
     try:

@@ -11,13 +11,17 @@ how to spell it.  Sink calls, in the order they can happen:
     resource(res)                        a file/path node, before first use
     process(proc)                        a new process node
     started_by(proc, parent, fork_idx)   proc was forked by parent (fork_idx None in summary)
-    event(idx, ev, proc, prev_idx, ref, access)   detail "events" only
+    event(idx, ev, proc, prev_idx, ref, access, use, gen)   detail "events" only;
+                                         use/gen: also say proc used/generated ref.res
+    fast_event(same)                     the same, for an open/stat whose prev and ref
+                                         are not None (a sink may specialise it)
     branch(fork_idx, first_idx)          a fork opened a branch (events only)
     join(exit_idx, wait_idx)             a wait joined it (events only)
     reaped(child, parent, wait_idx)      wait_idx None in summary
     executed(proc, ref, command)         a successful exec
     exited(proc, ev)                     the process ended
     used(proc, res) / generated(proc, res)   PROV, once per process and file
+                                         (inside event() in detail "events")
     access(idx, proc, res, access, agg)  detail "summary": one edge
     end(run, summary)                    once (a RunSummary)
 
@@ -40,7 +44,7 @@ from . import names as N
 
 HOLD_NS = 50_000_000          # how long (event time) an unknown pid's events wait for its FORK
 HOLD_MAX = 200_000            # events held at most, whatever their age
-CACHE_MAX = 300_000           # path cache entries before it is cleared
+CACHE_MAX = 100_000           # distinct paths cached before the cache is cleared
 
 O_ACCMODE = 0o3
 O_WRONLY = 0o1
@@ -48,6 +52,8 @@ O_RDWR = 0o2
 O_CREAT = 0o100
 O_TRUNC = 0o1000
 O_PATH = 0o10000000
+O_TMPFILE = 0o20200000
+O_MODE_USED = O_CREAT | O_TMPFILE      # the mode argument matters only then
 CREAT_FLAGS = O_CREAT | O_WRONLY | O_TRUNC
 
 TRUNC_ANY = TRUNC_PATH | TRUNC_ARG | TRUNC_ARGC
@@ -59,6 +65,8 @@ READS = frozenset((READ, READ_WRITE, EXECUTE))
 WRITES = frozenset((WRITE, READ_WRITE))
 
 KIND_NAMES = {int(k): k.name for k in Kind}
+K_OPEN, K_STAT, K_FORK, K_EXEC, K_EXIT, K_WAIT, K_CHDIR = (int(k) for k in (
+    Kind.OPEN, Kind.STAT, Kind.FORK, Kind.EXEC, Kind.EXIT, Kind.WAIT, Kind.CHDIR))
 
 START_FORK, START_PROCFS, START_FIRST_EVENT = "Fork", "ProcStat", "FirstEvent"
 
@@ -68,13 +76,22 @@ def open_access(call: int, flags: int) -> str:
     if call == Call.CREAT:
         flags |= CREAT_FLAGS
     if flags & O_PATH:
-        return STAT
-    mode = flags & O_ACCMODE
-    if mode == O_WRONLY:
-        return WRITE
-    if mode == O_RDWR or flags & (O_CREAT | O_TRUNC):
-        return READ_WRITE
-    return READ
+        access = STAT
+    elif flags & O_ACCMODE == O_WRONLY:
+        access = WRITE
+    elif flags & O_ACCMODE == O_RDWR or flags & (O_CREAT | O_TRUNC):
+        access = READ_WRITE
+    else:
+        access = READ
+    if call != Call.CREAT and len(OPEN_ACCESS) < 4096:
+        OPEN_ACCESS[flags] = access
+    return access
+
+
+C_CREAT = int(Call.CREAT)
+
+# open_access of the flag words seen so far (a handful in practice).
+OPEN_ACCESS = {}
 
 
 def normalize(path: bytes) -> bytes:
@@ -91,7 +108,7 @@ def normalize(path: bytes) -> bytes:
 
 class Res:
     """A file (absolute path) or a path batchflow could not resolve."""
-    __slots__ = ("iri", "path", "text", "b64", "resolved", "base", "proc", "declared")
+    __slots__ = ("iri", "path", "text", "b64", "resolved", "base", "proc", "tag")
 
     def __init__(self, iri, raw, resolved, base=None, proc=None):
         self.iri = iri
@@ -100,7 +117,6 @@ class Res:
         self.resolved = resolved
         self.base = base          # unresolved: "cwd0", "fd3", ...
         self.proc = proc          # unresolved: the process it is relative to
-        self.declared = False
 
 
 class Ref:
@@ -117,8 +133,8 @@ class Ref:
 class Proc:
     __slots__ = ("pid", "iri", "local", "start_ns", "start_wall", "start_source", "uid",
                  "comm", "ppid", "cwd", "cwd_gen", "last", "first_of", "first_idx",
-                 "pending_branch", "live_tids", "used", "generated", "agg", "exited",
-                 "exit_idx", "parent")
+                 "pending_branch", "used", "generated", "agg", "exited",
+                 "exit_idx", "parent", "tag")
 
     def __init__(self, pid, host, start_ns, start_wall, source, ev):
         self.pid = pid
@@ -136,7 +152,6 @@ class Proc:
         self.first_of = {}        # tid -> index of its first event
         self.first_idx = None
         self.pending_branch = {}  # tid -> index of the FORK that created it
-        self.live_tids = set()
         self.used = set()
         self.generated = set()
         self.agg = {}             # summary: (res iri, access) -> Agg
@@ -194,18 +209,17 @@ class Interpreter:
         self.host = run.host
         self.names = Names(run)
         self.procs = {}               # pid -> Proc (live or not yet reaped)
-        self.cache = {}               # path key -> Ref
+        self.cache = {}               # absolute path, or (cwd, relative path) -> Ref
         self.files = {}               # absolute path -> Res
         self.held = {}                # pid -> [Event]
         self.held_count = 0
         self.next_deadline = 0
         self.exits = {}               # pid -> (exit idx, Proc) awaiting their wait
         self.waits = {}               # pid -> (wait idx, parent Proc) awaiting the exit
-        self.counts = dict.fromkeys((k.name for k in Kind), 0)
+        self.kcount = [0] * 256        # events per kind (a u8 in the record)
         self.idx = 0                  # next event index
         self.acc_idx = 0
         self.nprocs = 0
-        self.unknown_kinds = 0
         self.root = None
         self.first_ts = None
         self.last_ts = None
@@ -218,9 +232,16 @@ class Interpreter:
     # --- driving ----------------------------------------------------------
 
     def feed(self, events):
+        """Consume `events` (may be called several times before finish())."""
         procs = self.procs
         held = self.held
         handle = self._handle
+        cache_get = self.cache.get
+        kcount = self.kcount
+        event = self.sink.fast_event
+        fast = self.events_detail
+        ts = None
+        n_open = n_stat = 0
         for ev in events:
             ts = ev.ts
             if held and ts > self.next_deadline:
@@ -231,21 +252,66 @@ class Interpreter:
                 proc = self._unknown(ev)
                 if proc is None:
                     continue
+            kind = ev.kind
+            # Fast path, same facts as _handle: an open/stat of a path
+            # already resolved, by a thread already seen.
+            if fast and kind <= K_STAT:
+                path = ev.path
+                if path:
+                    if path[0] == 47:
+                        ref = cache_get(path)
+                    elif ev.dirfd == AT_FDCWD:
+                        ref = cache_get((proc.cwd, path))
+                    else:
+                        ref = None
+                    last = proc.last
+                    tid = ev.tid
+                    prev = last.get(tid)
+                    if ref is not None and prev is not None:
+                        if kind == K_STAT:
+                            n_stat += 1
+                            idx = self.idx
+                            self.idx = idx + 1
+                            last[tid] = idx
+                            event(idx, ev, proc, prev, ref, STAT, False, False)
+                            continue
+                        access = OPEN_ACCESS.get(ev.arg0) if ev.call != C_CREAT else None
+                        if access is not None:
+                            n_open += 1
+                            use = gen = False
+                            if ev.ret >= 0:
+                                iri = ref.res.iri
+                                if access in READS and iri not in proc.used:
+                                    proc.used.add(iri)
+                                    use = True
+                                if access in WRITES and iri not in proc.generated:
+                                    proc.generated.add(iri)
+                                    gen = True
+                            idx = self.idx
+                            self.idx = idx + 1
+                            last[tid] = idx
+                            event(idx, ev, proc, prev, ref, access, use, gen)
+                            continue
             handle(ev, proc)
+        kcount[K_OPEN] += n_open
+        kcount[K_STAT] += n_stat
+        if ts is not None and (self.last_ts is None or ts > self.last_ts):
+            self.last_ts = ts
 
     def finish(self, complete=True, notes=()):
         self._expire(None)
         for proc in self.procs.values():
             self._flush_summary(proc)
         run = self.run
-        if not run.counts:
-            run.counts = {k: v for k, v in self.counts.items()}
-        totals = dict(self.counts)
+        totals = {name: self.kcount[k] for k, name in KIND_NAMES.items()}
+        unknown = sum(self.kcount) - sum(totals.values())
         totals["events"] = self.idx
         totals["processes"] = self.nprocs
-        if self.unknown_kinds:
-            totals["unknown"] = self.unknown_kinds
-            notes = list(notes) + [f"{self.unknown_kinds} records of an unknown kind were skipped"]
+        if unknown:
+            totals["unknown"] = unknown
+            notes = list(notes) + [f"{unknown} records of an unknown kind were skipped"]
+        if not run.counts:
+            run.counts = {k.name: totals[k.name] for k in Kind}
         self.sink.end(run, RunSummary(totals, self.first_ts, self.last_ts, complete, notes, self.root))
         return totals
 
@@ -311,116 +377,118 @@ class Interpreter:
     # --- paths --------------------------------------------------------------
 
     def _ref(self, proc, path, dirfd):
-        if path is None:
-            return None
+        """The Ref for a path an event named (cache miss path of _handle)."""
         if path[:1] == b"/":
-            key = path
+            key, full = path, normalize(path)
         elif dirfd == AT_FDCWD and proc.cwd is not None and path:
-            key = (proc.cwd, path)
+            key, full = (proc.cwd, path), normalize(proc.cwd + b"/" + path)
         else:
             return self._unresolved(proc, path, dirfd)
-        ref = self.cache.get(key)
-        if ref is None:
-            if len(self.cache) >= CACHE_MAX:
-                self.cache.clear()
-                self.files.clear()
-            full = normalize(path if key is path else proc.cwd + b"/" + path)
-            res = self.files.get(full)
-            if res is None:
-                res = self.files[full] = Res(N.file_iri(self.host, full), full, True)
-            if full == path:
-                ref = Ref(res)
-            else:
-                ref = Ref(res, *N.bytes_text(path))
-            self.cache[key] = ref
-        if not ref.res.declared:
-            ref.res.declared = True
-            self.sink.resource(ref.res)
+        if len(self.files) >= CACHE_MAX:
+            self.cache.clear()
+            self.files.clear()
+        res = self.files.get(full)
+        if res is None:
+            res = self.files[full] = Res(N.file_iri(self.host, full), full, True)
+            self.sink.resource(res)
+        ref = Ref(res) if full == path else Ref(res, *N.bytes_text(path))
+        self.cache[key] = ref
         return ref
 
     def _unresolved(self, proc, path, dirfd):
         base = f"cwd{proc.cwd_gen}" if dirfd == AT_FDCWD else f"fd{dirfd}"
         res = Res(N.unresolved_iri(proc.iri, base, path), path, False, base, proc)
-        res.declared = True
         self.sink.resource(res)
         return Ref(res)
 
     # --- events -------------------------------------------------------------
 
     def _handle(self, ev, proc):
+        # The hot path: plain ints for kinds, cached refs, one sink call.
         kind = ev.kind
-        name = KIND_NAMES.get(kind)
-        if name is None:
-            # Not a kind batchflow's kernel side makes: count it, keep going.
-            self.unknown_kinds += 1
+        self.kcount[kind] += 1
+        self.last_ts = ev.ts
+        ref = access = None
+        if kind == K_OPEN or kind == K_STAT or kind == K_EXEC or kind == K_CHDIR:
+            path = ev.path
+            if path:
+                if path[0] == 47:                       # b"/"
+                    ref = self.cache.get(path)
+                elif ev.dirfd == AT_FDCWD:
+                    ref = self.cache.get((proc.cwd, path))
+                if ref is None:
+                    ref = self._ref(proc, path, ev.dirfd)
+            elif path is not None:
+                ref = self._ref(proc, path, ev.dirfd)
+            if kind == K_OPEN:
+                access = OPEN_ACCESS.get(ev.arg0) if ev.call != C_CREAT else None
+                if access is None:
+                    access = open_access(ev.call, ev.arg0)
+            else:
+                access = STAT if kind == K_STAT else EXECUTE if kind == K_EXEC else CHDIR
+        elif kind not in KIND_NAMES:
+            # Not a kind batchflow's kernel side makes: counted, skipped.
             return
-        self.counts[name] += 1
-        ts = ev.ts
-        if self.first_ts is None:
-            self.first_ts = ts
-        self.last_ts = ts
-        ref = None
-        access = None
-        if kind == Kind.OPEN:
-            ref = self._ref(proc, ev.path, ev.dirfd)
-            access = open_access(ev.call, ev.arg0)
-        elif kind == Kind.STAT:
-            ref = self._ref(proc, ev.path, ev.dirfd)
-            access = STAT
-        elif kind == Kind.EXEC:
-            ref = self._ref(proc, ev.path, ev.dirfd)
-            access = EXECUTE
-        elif kind == Kind.CHDIR:
-            ref = self._ref(proc, ev.path, ev.dirfd)
-            access = CHDIR
 
-        idx = None
+        use = gen = False
+        if ref is not None and ev.ret >= 0:
+            iri = ref.res.iri
+            if access in READS and iri not in proc.used:
+                proc.used.add(iri)
+                use = True
+            if access in WRITES and iri not in proc.generated:
+                proc.generated.add(iri)
+                gen = True
+
+        tid = ev.tid
+        last = proc.last
+        prev = last.get(tid)
+        idx = self.idx
+        self.idx = idx + 1
         if self.events_detail:
-            idx = self.idx
-            tid = ev.tid
-            prev = proc.last.get(tid)
-            proc.last[tid] = idx
-            self.sink.event(idx, ev, proc, prev, ref, access)
+            last[tid] = idx
+            self.sink.event(idx, ev, proc, prev, ref, access, use, gen)
             if prev is None:
-                proc.first_of[tid] = idx
-                if proc.first_idx is None:
-                    proc.first_idx = idx
-                fork_idx = proc.pending_branch.pop(tid, None)
-                if fork_idx is not None:
-                    self.sink.branch(fork_idx, idx)
-        self.idx += 1
-        proc.live_tids.add(ev.tid)
-
-        if ref is not None:
-            res = ref.res
-            ok = ev.ret >= 0
-            if ok and access in READS and res.iri not in proc.used:
-                proc.used.add(res.iri)
-                self.sink.used(proc, res)
-            if ok and access in WRITES and res.iri not in proc.generated:
-                proc.generated.add(res.iri)
-                self.sink.generated(proc, res)
-            if not self.events_detail:
+                self._first_of_thread(proc, tid, idx)
+        else:
+            last[tid] = None
+            if use:
+                self.sink.used(proc, ref.res)
+            if gen:
+                self.sink.generated(proc, ref.res)
+            if ref is not None:
                 self._aggregate(proc, ref, access, ev)
+            idx = None
 
-        if kind == Kind.FORK:
+        if kind <= K_STAT:
+            return
+        if kind == K_FORK:
             self._fork(ev, proc, idx)
-        elif kind == Kind.EXEC:
+        elif kind == K_EXEC:
             if ev.ret == 0:
                 proc.comm = ev.comm
                 command = shlex.join(a.decode("utf-8", "backslashreplace") for a in ev.argv)
                 self.sink.executed(proc, ref, command)
-        elif kind == Kind.EXIT:
+        elif kind == K_EXIT:
             self._exit(ev, proc, idx)
-        elif kind == Kind.WAIT:
+        elif kind == K_WAIT:
             self._wait(ev, proc, idx)
-        elif kind == Kind.CHDIR:
-            if ev.ret == 0:
-                if ref is not None and ref.res.resolved:
-                    proc.cwd = ref.res.path
-                else:
-                    proc.cwd = None
-                    proc.cwd_gen += 1
+        elif kind == K_CHDIR and ev.ret == 0:
+            if ref is not None and ref.res.resolved:
+                proc.cwd = ref.res.path
+            else:
+                proc.cwd = None
+                proc.cwd_gen += 1
+
+    def _first_of_thread(self, proc, tid, idx):
+        if self.first_ts is None:
+            self.first_ts = self.last_ts
+        proc.first_of[tid] = idx
+        if proc.first_idx is None:
+            proc.first_idx = idx
+        fork_idx = proc.pending_branch.pop(tid, None)
+        if fork_idx is not None:
+            self.sink.branch(fork_idx, idx)
 
     def _aggregate(self, proc, ref, access, ev):
         key = (ref.res.iri, access)
@@ -480,8 +548,9 @@ class Interpreter:
 
     def _exit(self, ev, proc, idx):
         if ev.trunc & EXIT_THREAD:
-            proc.live_tids.discard(ev.tid)
-            if proc.live_tids:
+            # One thread left; the process ends with its last known thread.
+            proc.last.pop(ev.tid, None)
+            if proc.last:
                 return
         proc.exited = True
         proc.exit_idx = idx

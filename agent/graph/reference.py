@@ -13,7 +13,7 @@ from rdflib.collection import Collection
 
 from ..events import EXIT_THREAD, Kind
 from . import names as N
-from .model import TRUNC_ANY, Interpreter
+from .model import O_MODE_USED, TRUNC_ANY, Interpreter
 from .turtle import COUNT_PROPERTY, EVENT_CLASS, call_name, loss_names, run_bounds, \
     run_command_line
 
@@ -87,15 +87,18 @@ class GraphSink:
         if fork_idx is not None:
             add((start, BF.forkEvent, self._ev(fork_idx)))
 
-    def event(self, idx, ev, p, prev, ref, access):
+    def event(self, idx, ev, p, prev, ref, access, use, gen):
         add = self.g.add
+        if use:
+            self.used(p, ref.res)
+        if gen:
+            self.generated(p, ref.res)
         node = self._ev(idx)
         kind = Kind(ev.kind)
         add((node, RDF.type, BF[EVENT_CLASS[kind]]))
         add((node, BF.call, Literal(call_name(ev.call))))
         add((node, BF.process, self._p(p)))
         add((node, BF.ns, Literal(ev.ts)))
-        add((node, PROV.atTime, self._time(ev.ts)))
         if prev is not None:
             add((node, BF.follows, self._ev(prev)))
         if ev.tid != ev.pid:
@@ -107,7 +110,7 @@ class GraphSink:
                 self._add_path(node, BF.path, BF.pathBytes, ref.raw_text, ref.raw_b64)
         if kind in (Kind.OPEN, Kind.STAT, Kind.FORK):
             add((node, BF.flags, Literal(ev.arg0)))
-        if kind == Kind.OPEN:
+        if kind == Kind.OPEN and ev.arg0 & O_MODE_USED:
             add((node, BF.mode, Literal(ev.arg1)))
         elif kind == Kind.EXEC:
             items = []
@@ -134,6 +137,8 @@ class GraphSink:
                 add((node, BF.errno, Literal(N.errno_name(-ev.ret))))
         if ev.trunc & TRUNC_ANY:
             add((node, BF.truncated, Literal(True)))
+
+    fast_event = event
 
     def _exit_props(self, node, ev):
         if ev.arg0 >= 0:

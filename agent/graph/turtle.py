@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from ..events import CALL_NAMES, EXIT_THREAD, LOSS_NAMES, Call, Kind
 from . import names as N
-from .model import TRUNC_ANY
+from .model import K_CHDIR, K_EXEC, K_EXIT, K_FORK, K_OPEN, K_STAT, K_WAIT, O_MODE_USED, \
+    TRUNC_ANY
 
 EVENT_CLASS = {Kind.OPEN: "OpenEvent", Kind.STAT: "StatEvent", Kind.FORK: "ForkEvent",
                Kind.EXEC: "ExecEvent", Kind.EXIT: "ExitEvent", Kind.WAIT: "WaitEvent",
@@ -30,10 +31,10 @@ def call_name(call) -> str:
 
 def _heads():
     """`a bf:Class ; bf:call "name"` for every (kind, call) pair."""
-    heads = {}
+    heads = [None] * (256 * 256)
     for kind, cls in EVENT_CLASS.items():
         for call in range(256):
-            heads[(int(kind), int(call))] = f'a bf:{cls} ; bf:call "{call_name(call)}"'
+            heads[int(kind) << 8 | call] = f'a bf:{cls} ; bf:call "{call_name(call)}"'
     return heads
 
 
@@ -45,7 +46,10 @@ def path_props(prop_text, prop_bytes, text, b64):
 
 
 class TurtleSink:
-    """Writes facts to the text stream `out` (opened by the caller)."""
+    """Writes facts as UTF-8 Turtle to the binary stream `out` (opened by the caller).
+
+    Sets `tag` (the Turtle spelling of its IRI) on each Proc and Res it declares.
+    """
 
     def __init__(self, out, detail="events"):
         self.out = out
@@ -58,7 +62,7 @@ class TurtleSink:
         buf = self.buf
         buf.append(text)
         if len(buf) >= FLUSH_AT:
-            self.out.write("".join(buf))
+            self.out.write("".join(buf).encode())
             buf.clear()
 
     def _time(self, mono_ns):
@@ -74,10 +78,11 @@ class TurtleSink:
         lines.append(f"@prefix ev: <{names.event_base}> .")
         lines.append(f"@prefix acc: <{names.access_base}> .")
         lines.append(f"@prefix proc: <{names.process_base}> .")
-        self.out.write("# batchflow recording; model: " + N.ONTOLOGY + "\n"
-                       + "\n".join(lines) + "\n\n")
+        self.out.write(("# batchflow recording; model: " + N.ONTOLOGY + "\n"
+                        + "\n".join(lines) + "\n\n").encode())
 
     def resource(self, res):
+        res.tag = f"<{res.iri}>"
         if res.resolved:
             head = f"<{res.iri}> a bf:File"
         else:
@@ -86,6 +91,7 @@ class TurtleSink:
         self._w(head + path_props("bf:path", "bf:pathBytes", res.text, res.b64) + " .\n")
 
     def process(self, p):
+        p.tag = f"proc:{p.local}"
         text = (f"proc:{p.local} a bf:Process ; bf:pid {p.pid} ; bf:host "
                 f"{N.turtle_string(self.names.host)} ; bf:run {self.run_ref}"
                 f" ; prov:startedAtTime {self._time(p.start_ns)} ; bf:startNs {p.start_ns}"
@@ -106,47 +112,74 @@ class TurtleSink:
             text += f" ; bf:forkEvent ev:{fork_idx}"
         self._w(text + " .\n")
 
-    def event(self, idx, ev, p, prev, ref, access):
-        kind = ev.kind
-        ts = ev.ts
+    def event(self, idx, ev, p, prev, ref, access, use, gen):
+        text = self._event_tail(
+            f"ev:{idx} {self.heads[ev.kind << 8 | ev.call]} ; bf:process {p.tag} ; bf:ns {ev.ts}",
+            ev, prev, ref, access)
+        if use:
+            text += f"{p.tag} prov:used {ref.res.tag} .\n"
+        if gen:
+            text += f"{ref.res.tag} prov:wasGeneratedBy {p.tag} .\n"
+        self._w(text)
+
+    def fast_event(self, idx, ev, p, prev, ref, access, use, gen):
+        """event() for an open or stat with a known predecessor and resource."""
         ret = ev.ret
-        text = (f"ev:{idx} {self.heads[(kind, ev.call)]} ; bf:process proc:{p.local}"
-                f' ; bf:ns {ts} ; prov:atTime "{self.wall_fmt(self.wall(ts))}"^^xsd:dateTime')
+        if ret < 0 or ref.raw_text is not None or ev.tid != ev.pid or ev.trunc \
+                or (ev.kind == K_OPEN and ev.arg0 & O_MODE_USED):
+            return self.event(idx, ev, p, prev, ref, access, use, gen)
+        text = (f"ev:{idx} {self.heads[ev.kind << 8 | ev.call]} ; bf:process {p.tag} ; bf:ns {ev.ts}"
+                f" ; bf:follows ev:{prev} ; bf:file {ref.res.tag} ; bf:access bf:{access}"
+                f" ; bf:flags {ev.arg0} ; bf:result {ret} .\n")
+        if use:
+            text += f"{p.tag} prov:used {ref.res.tag} .\n"
+        if gen:
+            text += f"{ref.res.tag} prov:wasGeneratedBy {p.tag} .\n"
+        buf = self.buf
+        buf.append(text)
+        if len(buf) >= FLUSH_AT:
+            self.out.write("".join(buf).encode())
+            buf.clear()
+
+    def _event_tail(self, text, ev, prev, ref, access):
+        """Every property of an event after its head, in the general case."""
+        kind = ev.kind
+        ret = ev.ret
         if prev is not None:
             text += f" ; bf:follows ev:{prev}"
         if ev.tid != ev.pid:
             text += f" ; bf:tid {ev.tid}"
         if ref is not None:
-            text += f" ; bf:file <{ref.res.iri}> ; bf:access bf:{access}"
+            text += f" ; bf:file {ref.res.tag} ; bf:access bf:{access}"
             if ref.raw_text is not None:
                 text += path_props("bf:path", "bf:pathBytes", ref.raw_text, ref.raw_b64)
-        if kind == Kind.OPEN:
-            text += f" ; bf:flags {ev.arg0} ; bf:mode {ev.arg1}"
-        elif kind == Kind.STAT:
+        if kind == K_OPEN:
             text += f" ; bf:flags {ev.arg0}"
-        elif kind == Kind.FORK:
+            if ev.arg0 & O_MODE_USED:
+                text += f" ; bf:mode {ev.arg1}"
+        elif kind == K_STAT or kind == K_FORK:
             text += f" ; bf:flags {ev.arg0}"
-        elif kind == Kind.EXEC:
+        elif kind == K_EXEC:
             text += " ; bf:argv (" + "".join(
                 " " + self._bytes_literal(a) for a in ev.argv) + " )"
-        elif kind == Kind.EXIT:
+        elif kind == K_EXIT:
             text += self._exit_props(ev)
             if ev.trunc & EXIT_THREAD:
                 text += " ; bf:threadExit true"
-        elif kind == Kind.WAIT:
+        elif kind == K_WAIT:
             text += f" ; bf:waitPid {ev.arg0}"
             if ev.arg1 != -1:
                 text += f" ; bf:rawStatus {ev.arg1}"
-        elif kind == Kind.CHDIR:
-            if ev.path is None:
-                text += f" ; bf:dirfd {ev.dirfd}"
-        if kind != Kind.EXIT:
-            text += f" ; bf:result {ret}"
+        elif kind == K_CHDIR and ev.path is None:
+            text += f" ; bf:dirfd {ev.dirfd}"
+        if kind != K_EXIT:
             if ret < 0:
-                text += f' ; bf:errno "{N.errno_name(-ret)}"'
+                text += f' ; bf:result {ret} ; bf:errno "{N.errno_name(-ret)}"'
+            else:
+                text += f" ; bf:result {ret}"
         if ev.trunc & TRUNC_ANY:
             text += " ; bf:truncated true"
-        self._w(text + " .\n")
+        return text + " .\n"
 
     @staticmethod
     def _bytes_literal(raw):
@@ -248,7 +281,7 @@ class TurtleSink:
                      f" ; bf:toNs {w_end} ; bf:fromTime {self._time(w_start)}"
                      f" ; bf:toTime {self._time(w_end)} .\n")
         self._w(text)
-        self.out.write("".join(self.buf))
+        self.out.write("".join(self.buf).encode())
         self.buf.clear()
 
 
