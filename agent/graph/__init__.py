@@ -38,8 +38,10 @@ def write_turtle(events, run, out, detail="events", *, complete=True, notes=()) 
              "summary": one bf:Access node per process x file x access kind
              with counts and first/last times, and no event nodes.
     complete False when the input is known to be cut short (a journal whose
-             writer died); written on the run node as bf:complete.
-    notes    sentences written on the run node as bf:note.
+             writer died); written on the run node as bf:complete.  May be a
+             zero-argument callable, called once the events are consumed.
+    notes    sentences written on the run node as bf:note (read once the
+             events are consumed, so a list may grow meanwhile).
 
     Memory follows the live processes and the distinct files (bounded
     caches), not the length of the recording.

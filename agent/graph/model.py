@@ -299,6 +299,12 @@ class Interpreter:
             self.last_ts = ts
 
     def finish(self, complete=True, notes=()):
+        """Flush what is held, write the run node; returns the counts.
+
+        `complete` may be a zero-argument callable: it is called now, after
+        the events were consumed (a journal reader learns late)."""
+        if callable(complete):
+            complete = complete()
         self._expire(None)
         for proc in self.procs.values():
             self._flush_summary(proc)
@@ -384,7 +390,7 @@ class Interpreter:
             key, full = (proc.cwd, path), normalize(proc.cwd + b"/" + path)
         else:
             return self._unresolved(proc, path, dirfd)
-        if len(self.files) >= CACHE_MAX:
+        if len(self.cache) >= CACHE_MAX or len(self.files) >= CACHE_MAX:
             self.cache.clear()
             self.files.clear()
         res = self.files.get(full)
