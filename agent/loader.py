@@ -28,7 +28,8 @@ SYSCALLS = ("open", "openat", "openat2", "creat",
             "exit", "exit_group", "chdir", "fchdir")
 ESSENTIAL_SYSCALLS = ("openat", "execve", "clone", "wait4", "exit_group")
 SCHED_EVENTS = ("sched/sched_process_fork", "sched/sched_process_exec",
-                "sched/sched_process_exit", "signal/signal_deliver")
+                "sched/sched_process_exit", "signal/signal_deliver",
+                "signal/signal_generate")
 
 SCOPE_TREE, SCOPE_SYSTEM = 0, 1
 DEFAULT_RINGBUF_PAGES = 4096     # 16 MiB with 4 KiB pages
@@ -128,14 +129,14 @@ class Probe:
             self.bpf = bcc.BPF(src_file=str(PROGRAM).encode(), cflags=self.flags)
         except Exception as exc:
             raise BPFUnavailableError(f"the BPF program failed to load: {exc}") from None
-        self._config = self.bpf["config"]
-        self._traced = self.bpf["traced"]
-        self._parents = self.bpf["parents"]
+        self._config = self.bpf[b"config"]
+        self._traced = self.bpf[b"traced"]
+        self._parents = self.bpf[b"parents"]
         self._set_config(1, os.getpid())
 
     @property
     def ringbuf_fd(self) -> int:
-        return self.bpf["events"].map_fd
+        return self.bpf[b"events"].map_fd
 
     def _set_config(self, slot, value):
         self._config[ctypes.c_int(slot)] = ctypes.c_uint32(value)
@@ -148,9 +149,12 @@ class Probe:
         if parent_tgid and (tgid is None or tgid == tid):
             self._parents[ctypes.c_uint32(tid)] = ctypes.c_uint32(parent_tgid)
 
+    def traced_count(self) -> int:
+        return len(self._traced)
+
     def losses(self) -> dict:
         """Per-kind loss counters summed over CPUs."""
-        table = self.bpf["losses"]
+        table = self.bpf[b"losses"]
         out = {}
         for i, name in enumerate(LOSS_NAMES):
             out[name] = int(sum(table[ctypes.c_int(i)]))

@@ -526,21 +526,56 @@ TRACEPOINT_PROBE(syscalls, sys_enter_exit_group) { return bf_exit_code(args->err
 TRACEPOINT_PROBE(syscalls, sys_enter_exit) { return bf_exit_code(args->error_code); }
 #endif
 
-/* A signal whose default action ends the process, delivered with SIG_DFL. */
+static __always_inline int bf_sig_fatal_by_default(int sig)
+{
+	/* SIGCHLD, SIGCONT, SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU, SIGURG, SIGWINCH
+	 * do not terminate by default. */
+	return sig > 0 && sig < 65 && !(sig >= 17 && sig <= 23) && sig != 28;
+}
+
+/* The signal sent to a traced task, remembered by target pid: when it kills
+ * the task, the kernel reports the delivery as SIGKILL (group exit). */
+BPF_HASH(sent_sigs, u32, s64, BF_MAX_TASKS);
+
+TRACEPOINT_PROBE(signal, signal_generate)
+{
+	u32 target = args->pid;
+	int sig = args->sig;
+	if (!bf_sig_fatal_by_default(sig))
+		return 0;
+	u32 k = 0;
+	u32 *scope = config.lookup(&k);
+	if (!(scope && *scope == BF_SCOPE_SYSTEM) && !traced.lookup(&target))
+		return 0;
+	s64 s = sig;
+	sent_sigs.update(&target, &s);
+	return 0;
+}
+
+/* A signal delivered with its default action, which ends the process. */
 TRACEPOINT_PROBE(signal, signal_deliver)
 {
 	u64 id = bpf_get_current_pid_tgid();
-	u32 tgid = id >> 32;
-	if (args->sa_handler != 0 || !bf_wanted(tgid, (u32)id))
+	u32 tgid = id >> 32, tid = (u32)id;
+	if (!bf_wanted(tgid, tid))
 		return 0;
-	int sig = args->sig;
-	/* SIGCHLD, SIGCONT, SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU, SIGURG, SIGWINCH
-	 * do not terminate by default. */
-	if (sig == 17 || sig == 18 || sig == 19 || sig == 20 || sig == 21 ||
-	    sig == 22 || sig == 23 || sig == 28)
+	if (args->sa_handler != 0) {
+		/* handled: not what kills it */
+		sent_sigs.delete(&tgid);
+		sent_sigs.delete(&tid);
 		return 0;
-	s64 s = sig;
-	fatal_sigs.update(&tgid, &s);
+	}
+	s64 sig = args->sig;
+	if (!bf_sig_fatal_by_default(sig))
+		return 0;
+	if (sig == 9) {
+		s64 *sent = sent_sigs.lookup(&tgid);
+		if (!sent)
+			sent = sent_sigs.lookup(&tid);
+		if (sent)
+			sig = *sent;
+	}
+	fatal_sigs.update(&tgid, &sig);
 	return 0;
 }
 
@@ -574,6 +609,8 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
 	exit_codes.delete(&tgid);
 	fatal_sigs.delete(&tgid);
 	parents.delete(&tgid);
+	sent_sigs.delete(&tgid);
 #endif
+	sent_sigs.delete(&tid);
 	return 0;
 }
