@@ -67,6 +67,7 @@ def run_record(args) -> int:
         print(loader.program_text(args.ringbuf_pages or loader.DEFAULT_RINGBUF_PAGES))
         return 0
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    loader.check_privileges()
     if args.pid is not None:
         if command:
             raise CommandNotFoundError("give either -p PID or a command, not both")
