@@ -39,12 +39,6 @@ class Run:
     counts: dict = dataclasses.field(default_factory=dict)     # Kind name -> events written
     missing_tracepoints: list = dataclasses.field(default_factory=list)
     tool_version: str = ""
-    # For the graph (agent/graph): the root process's initial cwd (str or
-    # bytes; None: unknown, relative paths stay unresolved), and the
-    # CLOCK_MONOTONIC ns start of processes already running when recording
-    # began (pid -> ns), which gives them the same identity in every recording.
-    cwd: Optional[str] = None
-    process_starts: dict = dataclasses.field(default_factory=dict)
 
     def mark_start(self):
         self.start_mono_ns = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
