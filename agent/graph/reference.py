@@ -210,8 +210,10 @@ class GraphSink:
         start_ns, end_ns = run_bounds(run, summary)
         if start_ns is not None:
             add((node, PROV.startedAtTime, self._time(start_ns)))
+            add((node, BF.startNs, Literal(start_ns)))
         if end_ns is not None:
             add((node, PROV.endedAtTime, self._time(end_ns)))
+            add((node, BF.endNs, Literal(end_ns)))
         if run.exit_status is not None:
             add((node, BF.exitStatus, Literal(run.exit_status)))
         if run.root_pid is not None:

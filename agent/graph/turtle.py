@@ -248,9 +248,9 @@ class TurtleSink:
             lines.append(f"bf:toolVersion {N.turtle_string(run.tool_version)}")
         start_ns, end_ns = run_bounds(run, summary)
         if start_ns is not None:
-            lines.append(f"prov:startedAtTime {self._time(start_ns)}")
+            lines.append(f"prov:startedAtTime {self._time(start_ns)} ; bf:startNs {start_ns}")
         if end_ns is not None:
-            lines.append(f"prov:endedAtTime {self._time(end_ns)}")
+            lines.append(f"prov:endedAtTime {self._time(end_ns)} ; bf:endNs {end_ns}")
         if run.exit_status is not None:
             lines.append(f"bf:exitStatus {run.exit_status}")
         if run.root_pid is not None:
