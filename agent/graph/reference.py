@@ -118,8 +118,9 @@ class GraphSink:
                 text, b64 = N.bytes_text(arg)
                 items.append(Literal(text) if b64 is None
                              else Literal(b64, datatype=XSD.base64Binary))
-            head = BNode()
-            Collection(self.g, head, items)
+            head = BNode() if items else RDF.nil
+            if items:
+                Collection(self.g, head, items)
             add((node, BF.argv, head))
         elif kind == Kind.EXIT:
             self._exit_props(node, ev)

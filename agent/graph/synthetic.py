@@ -125,3 +125,13 @@ def stream_job(total: int, ncc: int = 8, headers: int = 8, batch: int = 4096):
                 yield ev
                 emitted += 1
             buf.clear()
+
+
+def make_run(**kw):
+    """A Run with fixed times and host, for tests and benchmarks."""
+    from ..run import Run
+    fields = dict(source="record", host="h1", kernel="6.18.0", command=["sh", "-c", "make"],
+                  start_mono_ns=1_000_000_000, start_wall_ns=1_760_000_000_000_000_000,
+                  end_mono_ns=0, root_pid=50, cwd=b"/home/u")
+    fields.update(kw)
+    return Run(**fields)
