@@ -30,12 +30,6 @@ def register(sub):
     p.set_defaults(func=run_query)
 
 
-def with_prefixes(query: str) -> str:
-    declared = {m.lower() for m in re.findall(r"(?i)\bPREFIX\s+([A-Za-z][\w.-]*)?:", query)}
-    missing = [f"PREFIX {k}: <{v}>" for k, v in PREFIXES.items() if k.lower() not in declared]
-    return "\n".join(missing + [query])
-
-
 def load(path):
     import pyoxigraph as ox
 
@@ -53,7 +47,7 @@ def load(path):
 
 def query(store, text):
     try:
-        return store.query(with_prefixes(text))
+        return store.query(text, prefixes=dict(PREFIXES))
     except SyntaxError as exc:
         raise InputFormatError(f"SPARQL syntax error: {exc}") from None
 
