@@ -135,3 +135,38 @@ def make_run(**kw):
                   end_mono_ns=0, root_pid=50, cwd=b"/home/u")
     fields.update(kw)
     return Run(**fields)
+
+
+def docs_example():
+    """The small build docs/model.md shows: make runs sh -c 'cc -c hello.c', then links.
+
+    Returns (events, run).  Times advance 1 ms per event, so durations read easily.
+    """
+    b = Builder(start_ts=1_000_000_000, step=1_000_000)
+    b.comm[50] = "bash"
+    b.exec(50, b"/usr/bin/make", [b"make"])
+    b.open(50, b"Makefile")
+    b.stat(50, b"hello.c")
+    b.fork(50, 51)
+    b.exec(51, b"/bin/sh", [b"sh", b"-c", b"cc -c hello.c -o hello.o"])
+    b.fork(51, 52)
+    b.exec(52, b"/usr/bin/cc", [b"cc", b"-c", b"hello.c", b"-o", b"hello.o"])
+    b.open(52, b"hello.c")
+    b.open(52, b"/usr/local/include/stdio.h", ret=-ENOENT)
+    b.open(52, b"/usr/include/stdio.h")
+    b.open(52, b"hello.o", flags=O_WRONLY | O_CREAT | O_TRUNC, ret=4)
+    b.exit(52, 0)
+    b.wait(51, 52)
+    b.exit(51, 0)
+    b.wait(50, 51)
+    b.fork(50, 53)
+    b.exec(53, b"/usr/bin/cc", [b"cc", b"hello.o", b"-o", b"hello"])
+    b.open(53, b"hello.o")
+    b.open(53, b"hello", flags=O_WRONLY | O_CREAT | O_TRUNC, ret=4)
+    b.exit(53, 0)
+    b.wait(50, 53)
+    b.exit(50, 0)
+    run = make_run(host="build1", command=["make"], root_pid=50, cwd=b"/home/u/proj",
+                   process_starts={50: 999_000_000}, end_mono_ns=b.ts + 1_000_000,
+                   exit_status=0, tool_version="0.1.0")
+    return b.events, run
