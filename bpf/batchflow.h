@@ -121,7 +121,7 @@ struct bf_record {
 /* Loss counters, one slot each in the per-CPU array `losses`. */
 enum bf_loss {
 	BF_LOSS_RINGBUF = 0,   /* ring buffer full: record dropped */
-	BF_LOSS_INFLIGHT = 1,  /* inflight map full: syscall entry not remembered */
+	BF_LOSS_INFLIGHT = 1,  /* exec map full: an execve's argv could not be kept */
 	BF_LOSS_TRACED = 2,    /* traced-task map full: a child could not join */
 	BF_LOSS_READ = 3,      /* a user string could not be read (record kept, path empty) */
 	BF_LOSS_MAX = 4,
