@@ -602,6 +602,10 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
 		return 0;
 	u8 trunc = 0;
 #else
+	/* Kernels without group_dead: the leader's exit stands for the
+	 * process's, flagged as such. */
+	if (tid != tgid)
+		return 0;
 	u8 trunc = BF_EXIT_THREAD;
 #endif
 	struct bf_record *r = bf_scratch();
