@@ -74,7 +74,7 @@ class JournalWriter:
         self._write({"batchflow": MAGIC, "version": VERSION, "run": run_to_dict(run)})
 
     def _write(self, obj):
-        data = msgpack.packb(obj, use_bin_type=True)
+        data = msgpack.packb(obj, use_bin_type=True, unicode_errors="surrogateescape")
         view = memoryview(data)
         while view:
             n = os.write(self._fd, view)
@@ -161,7 +161,8 @@ def _unpack_one(data, pos):
     """(object, size) of the msgpack object at pos; OutOfData if it is cut."""
     want = 1 << 16
     while True:
-        unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=0)
+        unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=0,
+                                    unicode_errors="surrogateescape")
         unpacker.feed(data[pos:pos + want])
         try:
             obj = unpacker.unpack()

@@ -286,8 +286,10 @@ class TurtleSink:
 
 
 def run_command_line(run) -> str:
+    import os
     import shlex
-    return shlex.join(str(a) for a in run.command)
+    # argv may hold bytes that are not UTF-8 (surrogate-escaped): shown escaped
+    return shlex.join(os.fsencode(a).decode("utf-8", "backslashreplace") for a in run.command)
 
 
 def run_bounds(run, summary):
