@@ -233,24 +233,23 @@ def test_threads_belong_to_their_process(tmp_path):
     b.open(50, b"/t1", tid=51)
     b.open(50, b"/main")
     b.open(50, b"/t2", tid=51)
-    b.exit(50, tid=51, thread_only=True)
-    b.exit(50, 0)
+    b.exit(50, 0, leader_only=True)         # a kernel without group_dead: the leader's exit
     g, counts = render(tmp_path, b.events)
     assert counts["processes"] == 1
     proc = proc_by_pid(g, 50)
     evs = events_of(g, proc)
-    assert len(evs) == 7
+    assert len(evs) == 6
     thread = [e for e in evs if (e, BF.tid, Literal(51)) in g]
     main = [e for e in evs if e not in thread]
-    assert len(thread) == 3 and len(main) == 4
+    assert len(thread) == 2 and len(main) == 4
     fork = next(g.subjects(RDF.type, BF.ForkEvent))
     assert value(g, fork, BF.opensBranch) == thread[0]
     for chain in (thread, main):
         for prev, ev in zip(chain, chain[1:]):
             assert value(g, ev, BF.follows) == prev
-    assert value(g, thread[-1], BF.threadExit) == Literal(True)
-    # the process ended with its last thread, not with the first thread exit
+    assert value(g, main[-1], BF.leaderExit) == Literal(True)
     assert int(value(g, proc, BF.endNs)) == b.events[-1].ts
+    assert int(value(g, proc, BF.exitCode)) == 0
 
 
 def test_unresolvable_relative_paths_stay_literal_and_say_so(tmp_path):

@@ -23,13 +23,12 @@ def varied():
     b.open(50, b"rel", dirfd=4)
     b.fork(50, 51, thread=True)
     b.open(50, b"/t", tid=51)
-    b.exit(50, tid=51, thread_only=True)
     b.fork(50, 70)
     b.exec(70, b"/bin/x", [b"x", b"\xfe"])
     b.exit(70, signal=9)
     b.wait(50, 70, status=9)
     b.stat(50, b"/nope", ret=-ENOENT)
-    b.exit(50, 2)
+    b.exit(50, 2, leader_only=True)
     run = make_run(exit_status=2, end_mono_ns=b.ts + 10, losses={"ringbuf": 2},
                    loss_windows=[(b.ts - 100, b.ts - 50, "ringbuf", 2)],
                    missing_tracepoints=["syscalls:sys_enter_openat2"])

@@ -38,7 +38,7 @@ from __future__ import annotations
 import os
 import shlex
 
-from ..events import (AT_FDCWD, CLONE_THREAD, EXIT_THREAD, TRUNC_ARG, TRUNC_ARGC,
+from ..events import (AT_FDCWD, CLONE_THREAD, TRUNC_ARG, TRUNC_ARGC,
                       TRUNC_PATH, Call, Kind)
 from . import names as N
 
@@ -553,11 +553,6 @@ class Interpreter:
             self._release(child)
 
     def _exit(self, ev, proc, idx):
-        if ev.trunc & EXIT_THREAD:
-            # One thread left; the process ends with its last known thread.
-            proc.last.pop(ev.tid, None)
-            if proc.last:
-                return
         proc.exited = True
         proc.exit_idx = idx
         self.sink.exited(proc, ev)

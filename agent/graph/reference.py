@@ -125,7 +125,7 @@ class GraphSink:
         elif kind == Kind.EXIT:
             self._exit_props(node, ev)
             if ev.trunc & EXIT_THREAD:
-                add((node, BF.threadExit, Literal(True)))
+                add((node, BF.leaderExit, Literal(True)))
         elif kind == Kind.WAIT:
             add((node, BF.waitPid, Literal(ev.arg0)))
             if ev.arg1 != -1:

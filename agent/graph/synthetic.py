@@ -59,9 +59,11 @@ class Builder:
             self.comm[pid] = path.rsplit(b"/", 1)[-1].decode("utf-8", "replace")[:15]
         return self._ev(Kind.EXEC, Call.EXECVE, pid, ret=ret, path=path, argv=argv)
 
-    def exit(self, pid, code=0, signal=0, tid=None, thread_only=False):
+    def exit(self, pid, code=0, signal=0, tid=None, leader_only=False):
+        """The process's exit; leader_only: a kernel without group_dead
+        reported the leader's exit (EXIT_THREAD set)."""
         return self._ev(Kind.EXIT, Call.EXIT_GROUP, pid, tid, arg0=code if not signal else -1,
-                        arg1=signal, trunc=0x80 if thread_only else 0)
+                        arg1=signal, trunc=0x80 if leader_only else 0)
 
     def wait(self, pid, child, status=0):
         return self._ev(Kind.WAIT, Call.WAIT4, pid, ret=child, arg0=-1, arg1=status)

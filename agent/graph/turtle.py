@@ -165,7 +165,7 @@ class TurtleSink:
         elif kind == K_EXIT:
             text += self._exit_props(ev)
             if ev.trunc & EXIT_THREAD:
-                text += " ; bf:threadExit true"
+                text += " ; bf:leaderExit true"
         elif kind == K_WAIT:
             text += f" ; bf:waitPid {ev.arg0}"
             if ev.arg1 != -1:
