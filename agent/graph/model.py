@@ -13,8 +13,6 @@ how to spell it.  Sink calls, in the order they can happen:
     started_by(proc, parent, fork_idx)   proc was forked by parent (fork_idx None in summary)
     event(idx, ev, proc, prev_idx, ref, access, use, gen)   detail "events" only;
                                          use/gen: also say proc used/generated ref.res
-    fast_event(same)                     the same, for an open/stat whose prev and ref
-                                         are not None (a sink may specialise it)
     branch(fork_idx, first_idx)          a fork opened a branch (events only)
     join(exit_idx, wait_idx)             a wait joined it (events only)
     reaped(child, parent, wait_idx)      wait_idx None in summary
@@ -122,12 +120,13 @@ class Res:
 class Ref:
     """What one event named: the resource plus the literal path it passed
     (raw_text is None when that literal equals the resource's path)."""
-    __slots__ = ("res", "raw_text", "raw_b64")
+    __slots__ = ("res", "raw_text", "raw_b64", "frag")
 
     def __init__(self, res, raw_text=None, raw_b64=None):
         self.res = res
         self.raw_text = raw_text
         self.raw_b64 = raw_b64
+        self.frag = None          # a sink's cached rendering
 
 
 class Proc:
@@ -170,7 +169,7 @@ class Agg:
         self.failures = 0
         self.first_ns = ts
         self.last_ns = ts
-        self.errnos = set()
+        self.errnos = None        # set of errno values, once one failed
 
 
 class RunSummary:
@@ -234,17 +233,10 @@ class Interpreter:
     def feed(self, events):
         """Consume `events` (may be called several times before finish())."""
         procs = self.procs
-        held = self.held
-        handle = self._handle
-        cache_get = self.cache.get
-        kcount = self.kcount
-        event = self.sink.fast_event
-        fast = self.events_detail
         ts = None
-        n_open = n_stat = 0
         for ev in events:
             ts = ev.ts
-            if held and ts > self.next_deadline:
+            if self.held and ts > self.next_deadline:
                 self._expire(ts)
             proc = procs.get(ev.pid)
             if proc is None:
@@ -252,49 +244,10 @@ class Interpreter:
                 proc = self._unknown(ev)
                 if proc is None:
                     continue
-            kind = ev.kind
-            # Fast path, same facts as _handle: an open/stat of a path
-            # already resolved, by a thread already seen.
-            if fast and kind <= K_STAT:
-                path = ev.path
-                if path:
-                    if path[0] == 47:
-                        ref = cache_get(path)
-                    elif ev.dirfd == AT_FDCWD:
-                        ref = cache_get((proc.cwd, path))
-                    else:
-                        ref = None
-                    last = proc.last
-                    tid = ev.tid
-                    prev = last.get(tid)
-                    if ref is not None and prev is not None:
-                        if kind == K_STAT:
-                            n_stat += 1
-                            idx = self.idx
-                            self.idx = idx + 1
-                            last[tid] = idx
-                            event(idx, ev, proc, prev, ref, STAT, False, False)
-                            continue
-                        access = OPEN_ACCESS.get(ev.arg0) if ev.call != C_CREAT else None
-                        if access is not None:
-                            n_open += 1
-                            use = gen = False
-                            if ev.ret >= 0:
-                                iri = ref.res.iri
-                                if access in READS and iri not in proc.used:
-                                    proc.used.add(iri)
-                                    use = True
-                                if access in WRITES and iri not in proc.generated:
-                                    proc.generated.add(iri)
-                                    gen = True
-                            idx = self.idx
-                            self.idx = idx + 1
-                            last[tid] = idx
-                            event(idx, ev, proc, prev, ref, access, use, gen)
-                            continue
-            handle(ev, proc)
-        kcount[K_OPEN] += n_open
-        kcount[K_STAT] += n_stat
+            self._handle(ev, proc)
+        self._seen_until(ts)
+
+    def _seen_until(self, ts):
         if ts is not None and (self.last_ts is None or ts > self.last_ts):
             self.last_ts = ts
 
@@ -326,6 +279,8 @@ class Interpreter:
     def _unknown(self, ev):
         """First event of a pid never seen: known root/pre-existing, or hold."""
         pid = ev.pid
+        if self.first_ts is None:
+            self.first_ts = ev.ts         # the stream's first event always lands here
         if pid == self.run.root_pid or pid in self.process_starts:
             return self._adopt(pid, ev)
         lst = self.held.get(pid)
@@ -487,8 +442,6 @@ class Interpreter:
                 proc.cwd_gen += 1
 
     def _first_of_thread(self, proc, tid, idx):
-        if self.first_ts is None:
-            self.first_ts = self.last_ts
         proc.first_of[tid] = idx
         if proc.first_idx is None:
             proc.first_idx = idx
@@ -505,6 +458,8 @@ class Interpreter:
         agg.last_ns = ev.ts
         if ev.ret < 0:
             agg.failures += 1
+            if agg.errnos is None:
+                agg.errnos = set()
             agg.errnos.add(-ev.ret)
 
     def _flush_summary(self, proc):

@@ -139,8 +139,6 @@ class GraphSink:
         if ev.trunc & TRUNC_ANY:
             add((node, BF.truncated, Literal(True)))
 
-    fast_event = event
-
     def _exit_props(self, node, ev):
         if ev.arg0 >= 0:
             self.g.add((node, BF.exitCode, Literal(ev.arg0)))
@@ -187,11 +185,9 @@ class GraphSink:
         add((node, BF.access, BF[access]))
         add((node, BF["count"], Literal(agg.count)))
         add((node, BF.failures, Literal(agg.failures)))
-        add((node, BF.firstTime, self._time(agg.first_ns)))
-        add((node, BF.lastTime, self._time(agg.last_ns)))
         add((node, BF.firstNs, Literal(agg.first_ns)))
         add((node, BF.lastNs, Literal(agg.last_ns)))
-        for err in agg.errnos:
+        for err in agg.errnos or ():
             add((node, BF.errno, Literal(N.errno_name(err))))
 
     def end(self, run, summary):
