@@ -83,7 +83,7 @@ def test_cut_anywhere_in_the_last_batch(tmp_path):
     last = events[-(len(events) % BATCH or BATCH):]
     sizes = [len(e.pack()) for e in last]
     batch_len = sum(align8(n) for n in sizes)
-    header_len = 3 if batch_len < 65536 else 5           # msgpack bin16 / bin32 header
+    header_len = 5                                       # msgpack bin 32 header
     start = len(data) - batch_len - header_len
     whole = len(events) - len(last)
     cuts = sorted({start, start + 1, start + header_len, start + header_len + 1,

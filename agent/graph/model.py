@@ -20,7 +20,8 @@ how to spell it.  Sink calls, in the order they can happen:
     exited(proc, ev)                     the process ended
     used(proc, res) / generated(proc, res)   PROV, once per process and file
                                          (inside event() in detail "events")
-    access(idx, proc, res, access, agg)  detail "summary": one edge
+    accesses(first_idx, proc, aggs)      detail "summary": the edges of a process, numbered
+                                         from first_idx; aggs: {(iri, access): A_* list}
     end(run, summary)                    once (a RunSummary)
 
 Ordering: events of a thread arrive in order, but a child's first events can
@@ -153,23 +154,15 @@ class Proc:
         self.pending_branch = {}  # tid -> index of the FORK that created it
         self.used = set()
         self.generated = set()
-        self.agg = {}             # summary: (res iri, access) -> Agg
+        self.agg = {}             # summary: (res iri, access) -> summary edge (A_*)
         self.exited = False
         self.exit_idx = None
         self.parent = None
 
 
-class Agg:
-    """Summary of one process x resource x access kind."""
-    __slots__ = ("ref", "count", "failures", "first_ns", "last_ns", "errnos")
-
-    def __init__(self, ref, ts):
-        self.ref = ref
-        self.count = 0
-        self.failures = 0
-        self.first_ns = ts
-        self.last_ns = ts
-        self.errnos = None        # set of errno values, once one failed
+# A summary edge (detail "summary") is a list, cheaper than an object:
+# [count, failures, first ns, last ns, Ref, set of errnos or None].
+A_COUNT, A_FAILURES, A_FIRST, A_LAST, A_REF, A_ERRNOS = range(6)
 
 
 class RunSummary:
@@ -453,21 +446,20 @@ class Interpreter:
         key = (ref.res.iri, access)
         agg = proc.agg.get(key)
         if agg is None:
-            agg = proc.agg[key] = Agg(ref, ev.ts)
-        agg.count += 1
-        agg.last_ns = ev.ts
+            agg = proc.agg[key] = [0, 0, ev.ts, ev.ts, ref, None]
+        agg[A_COUNT] += 1
+        agg[A_LAST] = ev.ts
         if ev.ret < 0:
-            agg.failures += 1
-            if agg.errnos is None:
-                agg.errnos = set()
-            agg.errnos.add(-ev.ret)
+            agg[A_FAILURES] += 1
+            if agg[A_ERRNOS] is None:
+                agg[A_ERRNOS] = set()
+            agg[A_ERRNOS].add(-ev.ret)
 
     def _flush_summary(self, proc):
         if not proc.agg:
             return
-        for (_iri, access), agg in proc.agg.items():
-            self.sink.access(self.acc_idx, proc, agg.ref.res, access, agg)
-            self.acc_idx += 1
+        self.sink.accesses(self.acc_idx, proc, proc.agg)
+        self.acc_idx += len(proc.agg)
         proc.agg = {}
 
     def _fork(self, ev, parent, idx):

@@ -13,7 +13,8 @@ from rdflib.collection import Collection
 
 from ..events import EXIT_THREAD, Kind
 from . import names as N
-from .model import O_MODE_USED, TRUNC_ANY, Interpreter
+from .model import (A_COUNT, A_ERRNOS, A_REF, A_FAILURES, A_FIRST, A_LAST, O_MODE_USED, TRUNC_ANY,
+                    Interpreter)
 from .turtle import COUNT_PROPERTY, EVENT_CLASS, call_name, loss_names, run_bounds, \
     run_command_line
 
@@ -176,6 +177,11 @@ class GraphSink:
     def generated(self, p, res):
         self.g.add((URIRef(res.iri), PROV.wasGeneratedBy, self._p(p)))
 
+    def accesses(self, idx, p, aggs):
+        for (_iri, access), agg in aggs.items():
+            self.access(idx, p, agg[A_REF].res, access, agg)
+            idx += 1
+
     def access(self, idx, p, res, access, agg):
         add = self.g.add
         node = URIRef(self.names.access_base + str(idx))
@@ -183,11 +189,11 @@ class GraphSink:
         add((node, BF.process, self._p(p)))
         add((node, BF.file, URIRef(res.iri)))
         add((node, BF.access, BF[access]))
-        add((node, BF["count"], Literal(agg.count)))
-        add((node, BF.failures, Literal(agg.failures)))
-        add((node, BF.firstNs, Literal(agg.first_ns)))
-        add((node, BF.lastNs, Literal(agg.last_ns)))
-        for err in agg.errnos or ():
+        add((node, BF["count"], Literal(agg[A_COUNT])))
+        add((node, BF.failures, Literal(agg[A_FAILURES])))
+        add((node, BF.firstNs, Literal(agg[A_FIRST])))
+        add((node, BF.lastNs, Literal(agg[A_LAST])))
+        for err in agg[A_ERRNOS] or ():
             add((node, BF.errno, Literal(N.errno_name(err))))
 
     def end(self, run, summary):

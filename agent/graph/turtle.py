@@ -12,7 +12,7 @@ from __future__ import annotations
 from ..events import AT_FDCWD, CALL_NAMES, EXIT_THREAD, LOSS_NAMES, Call, Kind
 from . import names as N
 from .model import (C_CREAT, K_CHDIR, K_EXEC, K_EXIT, K_FORK, K_OPEN, K_STAT, K_WAIT,
-                    O_MODE_USED, OPEN_ACCESS, READS, STAT, TRUNC_ANY, WRITES, Agg, Interpreter,
+                    A_ERRNOS, A_FAILURES, O_MODE_USED, OPEN_ACCESS, READS, STAT, TRUNC_ANY, WRITES, Interpreter,
                     open_access)
 
 EVENT_CLASS = {Kind.OPEN: "OpenEvent", Kind.STAT: "StatEvent", Kind.FORK: "ForkEvent",
@@ -207,14 +207,19 @@ class TurtleSink:
     def generated(self, p, res):
         self._w(f"<{res.iri}> prov:wasGeneratedBy proc:{p.local} .\n")
 
-    def access(self, idx, p, res, access, agg):
-        text = (f"acc:{idx} a bf:Access ; bf:process proc:{p.local} ; bf:file <{res.iri}>"
-                f" ; bf:access bf:{access} ; bf:count {agg.count} ; bf:failures {agg.failures}"
-                f" ; bf:firstNs {agg.first_ns} ; bf:lastNs {agg.last_ns}")
-        if agg.errnos:
-            for err in sorted(agg.errnos):
-                text += f' ; bf:errno "{N.errno_name(err)}"'
-        self._w(text + " .\n")
+    def accesses(self, idx, p, aggs):
+        ptag = p.tag
+        out = []
+        for (_iri, access), (count, failures, first, last, ref, errnos) in aggs.items():
+            text = (f"acc:{idx} a bf:Access ; bf:process {ptag} ; bf:file {ref.res.tag}"
+                    f" ; bf:access bf:{access} ; bf:count {count} ; bf:failures {failures}"
+                    f" ; bf:firstNs {first} ; bf:lastNs {last} .\n")
+            if errnos:
+                text = text[:-3] + "".join(f' ; bf:errno "{N.errno_name(e)}"'
+                                           for e in sorted(errnos)) + " .\n"
+            out.append(text)
+            idx += 1
+        self._w("".join(out))
 
     def end(self, run, summary):
         r = self.run_ref
@@ -417,7 +422,8 @@ class TurtleWriter(Interpreter):
         procs_get = self.procs.get
         cache_get = self.cache.get
         handle = self._handle
-        sink = self.sink
+        buf = self.sink.buf
+        write = self.sink.out.write
         n_open = n_stat = 0
         ts = None
         for ev in events:
@@ -449,23 +455,28 @@ class TurtleWriter(Interpreter):
                         key = (res.iri, access)
                         agg = proc.agg.get(key)
                         if agg is None:
-                            agg = proc.agg[key] = Agg(ref, ts)
-                        agg.count += 1
-                        agg.last_ns = ts
+                            proc.agg[key] = [1, 0, ts, ts, ref, None]     # A_COUNT ...
+                        else:
+                            agg[0] += 1                                 # A_COUNT
+                            agg[3] = ts                                 # A_LAST
                         ret = ev.ret
                         if ret < 0:
-                            agg.failures += 1
-                            if agg.errnos is None:
-                                agg.errnos = set()
-                            agg.errnos.add(-ret)
+                            agg = proc.agg[key]
+                            agg[A_FAILURES] += 1
+                            if agg[A_ERRNOS] is None:
+                                agg[A_ERRNOS] = set()
+                            agg[A_ERRNOS].add(-ret)
                         elif kind == K_OPEN:
                             iri = res.iri
                             if access in READS and iri not in proc.used:
                                 proc.used.add(iri)
-                                sink.used(proc, res)
+                                buf.append(f"{proc.tag} prov:used {res.tag} .\n")
                             if access in WRITES and iri not in proc.generated:
                                 proc.generated.add(iri)
-                                sink.generated(proc, res)
+                                buf.append(f"{res.tag} prov:wasGeneratedBy {proc.tag} .\n")
+                            if len(buf) >= FLUSH_AT:
+                                write("".join(buf).encode())
+                                buf.clear()
                         if kind == K_OPEN:
                             n_open += 1
                         else:
