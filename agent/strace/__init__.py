@@ -3,7 +3,7 @@
     imp = StraceImport(["trace.log"], host="build1")
     for ev in imp.events():      # streaming, bounded memory
         ...
-    run = imp.run()              # complete once the events are consumed
+    imp.run                      # complete once the events are consumed
 
 The layers: lines.py (files, prefixes, timestamps), syntax.py (strace's
 argument syntax), constants.py (names back to numbers), builder.py (tasks
@@ -42,6 +42,11 @@ class StraceImport:
         self.clock = Clock(date=date, anchor_mtime=anchor)
         self.total_bytes = sum(os.stat(p).st_size for p in files if p != "-")
         self._importer = None
+        from .. import __version__
+        # Filled in place while the events stream, complete when they are
+        # exhausted: a consumer that reads the Run at the end sees it final.
+        self.run = Run(source="import-strace", host=self.host, kernel="", scope="strace",
+                       tool_version=f"batchflow {__version__}")
 
     def _lines(self):
         if not self.ff:
@@ -61,13 +66,15 @@ class StraceImport:
 
     def events(self):
         self._importer = StraceImporter(self.stats)
-        return self._importer.events(self._lines())
+        return self._stream()
 
-    def run(self) -> Run:
+    def _stream(self):
+        yield from self._importer.events(self._lines())
+        self._finish_run()
+
+    def _finish_run(self):
         imp = self._importer
-        if imp is None:
-            raise RuntimeError("run() before events() was consumed")
-        run = Run(source="import-strace", host=self.host, kernel="", scope="strace")
+        run = self.run
         run.times_known = bool(imp.have_ts) and self.clock.kind in ("epoch", "time-of-day")
         first = imp.first_ts or 0
         last = imp.last_ts or 0
@@ -77,14 +84,14 @@ class StraceImport:
         run.command = imp.root_command or []
         run.root_pid = imp.root_pid
         run.exit_status = imp.root_exit_status
+        run.root_status = imp.root_status
+        run.process_starts = dict(imp.root_starts)
         run.counts = {k.name: self.stats.events.get(k.name, 0) for k in Kind}
-        from .. import __version__
-        run.tool_version = f"batchflow {__version__}"
-        return run
+        run.cwd = imp.root_cwd
 
 
 def import_events(paths, **kw):
     """(list of Events, Run, ImportStats) for small logs and tests."""
     imp = StraceImport(paths, **kw)
     evs = list(imp.events())
-    return evs, imp.run(), imp.stats
+    return evs, imp.run, imp.stats

@@ -28,7 +28,7 @@ from typing import Optional
 from ..events import (AT_FDCWD, CLONE_THREAD, CLONE_VFORK, CLONE_VM, SIGCHLD, TRUNC_ARG,
                       TRUNC_ARGC, TRUNC_PATH, Call, Event, Kind)
 from .constants import (ACCESS_MODES, AT_FLAGS, CLONE_FLAGS, CREAT_FLAGS, OPEN_FLAGS,
-                        WAITID_TYPES, signal_number)
+                        STATX_MASK, WAITID_TYPES, signal_number)
 from .syntax import (SyntaxProblem, decode_string, decoration_bytes, is_string, parse_fd,
                      parse_flags, parse_int, parse_result, split_args)
 
@@ -110,7 +110,7 @@ class ImportStats:
 
 class Task:
     __slots__ = ("key", "tid", "tgid", "ppid", "comm", "uid", "placed", "held",
-                 "exit_code", "from_fork", "printed")
+                 "from_fork", "printed")
 
     def __init__(self, key, tid):
         self.key = key
@@ -121,17 +121,16 @@ class Task:
         self.uid = UNKNOWN_UID
         self.placed = False
         self.held = []          # records waiting for the task to be placed
-        self.exit_code = None   # argument of exit() by this thread
         self.from_fork = False  # a fork result already named it
         self.printed = False    # a line of the log belongs to it
 
 
 class Proc:
-    __slots__ = ("threads", "exit_group_code")
+    __slots__ = ("threads", "exit_code")
 
     def __init__(self):
         self.threads = set()
-        self.exit_group_code = None
+        self.exit_code = None   # the last exit()/exit_group() code of any thread, & 0xff
 
 
 # The pseudo-pid of unprefixed lines before the first task's pid is known.
@@ -158,6 +157,11 @@ class StraceImporter:
         self.root_pid = None
         self.root_command = None
         self.root_exit_status = None
+        self.root_status = None       # raw wait status of the root, from its +++ line
+        self.root_starts = {}         # tgid -> first time seen, for tasks not forked in the log
+        self.cur_ts = 0
+        self.root_cwd = None          # from an AT_FDCWD</dir> decoration (-y) of the root
+        self.root_chdir = False
         self.broken = None            # a call line cut by program output, awaiting its rest
 
     # ---- driving -------------------------------------------------------
@@ -210,6 +214,7 @@ class StraceImporter:
             ts = self.seq
             if self.have_ts is None:
                 self.have_ts = False
+        self.cur_ts = ts
         c = body[:1]
         if c == "+":
             self._on_exit_line(ln, body, ts)
@@ -236,11 +241,11 @@ class StraceImporter:
                 st.recognized += 1
                 key = self._key(ln, None)
                 text = body[:-len(_UNFINISHED)] if body.endswith(_UNFINISHED) else body[:-16]
-                self.pending[key] = (name, text, ln.lineno)
+                self.pending[key] = (name, text, ln.lineno, ts)
             elif _COMPLETE.search(body):
                 st.recognized += 1
                 key = self._key(ln, None)
-                self._on_call(key, name, body, ts, ln)
+                self._on_call(key, name, body, ts, _end_time(body, ts), ln)
             else:
                 st.lines -= 1     # counted when its fate is known
                 if ln.ts is None:
@@ -320,6 +325,7 @@ class StraceImporter:
         task.tgid = task.tid if task.tid is not None else 0
         proc = self.procs.setdefault(task.tgid, Proc())
         proc.threads.add(task.tid)
+        self.root_starts.setdefault(task.tgid, self.cur_ts)
         if self.root_pid is None:
             self.root_pid = task.tgid
         self._replay(task)
@@ -396,9 +402,10 @@ class StraceImporter:
         if stripped.startswith("<unfinished ...>"):
             # the task died inside the call: `<... wait4 resumed> <unfinished ...>) = ?`
             rest = stripped[len("<unfinished ...>"):]
-        self._on_call(key, name, pend[1] + rest, ts, ln)
+        ts_entry = pend[3]
+        self._on_call(key, name, pend[1] + rest, ts_entry, _end_time(rest, ts_entry, ts), ln)
 
-    def _on_call(self, key, name, text, ts, ln):
+    def _on_call(self, key, name, text, ts, ts_end, ln):
         if name in FORK_CALLS:
             # announce the child now: its lines may come before the parent is placed
             try:
@@ -413,7 +420,7 @@ class StraceImporter:
                 elif not t.placed:
                     t.from_fork = True
         task = self.tasks[key]
-        rec = ("call", name, text, ts, ln.source, ln.lineno)
+        rec = ("call", name, text, ts, ts_end, ln.source, ln.lineno)
         if not task.placed:
             if key == PLACEHOLDER and name in ("set_tid_address", "gettid", "getpid"):
                 tid = self._identity_value(text, name)
@@ -447,7 +454,7 @@ class StraceImporter:
                 if sig is None:
                     st.bad_line(ln.source, ln.lineno, body, "unknown signal")
                     return
-                rec = ("killed", sig, ts)
+                rec = ("killed", sig, ts, bool(m.group(2)))
             else:
                 m = _SUPERSEDED.match(body)
                 if not m:
@@ -480,15 +487,15 @@ class StraceImporter:
     def _dispatch(self, task, rec):
         kind = rec[0]
         if kind == "call":
-            _, name, text, ts, source, lineno = rec
+            _, name, text, ts, ts_end, source, lineno = rec
             try:
-                self._call(task, name, text, ts)
+                self._call(task, name, text, ts, ts_end)
             except (SyntaxProblem, ValueError, KeyError, IndexError) as exc:
                 self.stats.bad_line(source, lineno, text, str(exc))
         elif kind == "exited":
             self._task_left(task, rec[2], code=rec[1], sig=0)
         elif kind == "killed":
-            self._task_left(task, rec[2], code=None, sig=rec[1])
+            self._task_left(task, rec[2], code=None, sig=rec[1], core=rec[3])
 
     def _forget(self, task):
         """A task that vanished without an exit of its process (a thread
@@ -499,7 +506,7 @@ class StraceImporter:
         if proc is not None:
             proc.threads.discard(task.tid)
 
-    def _task_left(self, task, ts, code, sig):
+    def _task_left(self, task, ts, code, sig, core=False):
         self.tasks.pop(task.key, None)
         self.pending.pop(task.key, None)
         proc = self.procs.get(task.tgid)
@@ -509,15 +516,21 @@ class StraceImporter:
         if proc.threads:
             return
         del self.procs[task.tgid]
-        if proc.exit_group_code is not None:
-            arg0 = proc.exit_group_code
-        elif task.exit_code is not None:
-            arg0 = task.exit_code
+        # as the kernel side: the code given to exit/exit_group, -1 when none
+        # was called; strace's "exited with N" stands in for a call the log
+        # does not show (traced with -e trace=...)
+        if proc.exit_code is not None:
+            arg0 = proc.exit_code
         else:
             arg0 = code if code is not None else -1
         ev = self._event(task, ts, Kind.EXIT, Call.NONE, ret=0, arg0=arg0, arg1=sig)
         if task.tgid == self.root_pid and self.root_exit_status is None:
-            self.root_exit_status = 128 + sig if sig else (code if code is not None else arg0) & 0xFF
+            if sig:
+                self.root_exit_status = 128 + sig
+                self.root_status = sig | (0x80 if core else 0)
+            else:
+                self.root_exit_status = (code if code is not None else arg0) & 0xFF
+                self.root_status = self.root_exit_status << 8
         self._emit(ev)
 
     def _event(self, task, ts, kind, call, **kw):
@@ -530,7 +543,7 @@ class StraceImporter:
         self.stats.events[Kind(ev.kind).name] += 1
         self.out.append(ev)
 
-    def _call(self, task, name, text, ts):
+    def _call(self, task, name, text, ts, ts_end):
         handler = _HANDLERS.get(name)
         if handler is None:
             if name in IDENTITY_CALLS:
@@ -540,7 +553,9 @@ class StraceImporter:
             return
         args, end = split_args(text, len(name) + 1)
         ret = parse_result(text[end:])
-        handler(self, task, name, args, ret, ts)
+        # the kernel side stamps calls at entry, except waits (at completion:
+        # where two branches join)
+        handler(self, task, name, args, ret, ts_end if handler is StraceImporter._wait else ts)
 
     def _identity(self, task, name, text):
         args, end = split_args(text, len(name) + 1)
@@ -580,7 +595,7 @@ class StraceImporter:
             if len(args) > 2:
                 mode = parse_int(args[2])
         else:
-            dirfd = parse_fd(args[0])
+            dirfd = self._dirfd(task, args[0])
             path_tok = args[1]
             if call == Call.OPENAT:
                 flags = parse_flags(args[2], OPEN_FLAGS)
@@ -599,22 +614,33 @@ class StraceImporter:
             return
         call = STAT_CALLS[name]
         dirfd = AT_FDCWD
+        arg1 = 0
         if call in (Call.STAT, Call.LSTAT):
             path_tok, flags = args[0], 0
         elif call == Call.ACCESS:
             path_tok, flags = args[0], parse_flags(args[1], ACCESS_MODES)
         else:
-            dirfd = parse_fd(args[0])
+            dirfd = self._dirfd(task, args[0])
             path_tok = args[1]
             if call == Call.FSTATAT:
                 flags = parse_flags(args[3], AT_FLAGS)
             elif call == Call.STATX:
                 flags = parse_flags(args[2], AT_FLAGS)
-            else:   # faccessat, faccessat2: the access mode
+                arg1 = parse_flags(args[3], STATX_MASK)
+            else:   # faccessat, faccessat2: the access mode (and faccessat2's flags)
                 flags = parse_flags(args[2], ACCESS_MODES)
+                if call == Call.FACCESSAT2 and len(args) > 3:
+                    arg1 = parse_flags(args[3], AT_FLAGS)
         path, trunc = _path(path_tok)
-        self._emit(self._event(task, ts, Kind.STAT, call, ret=ret, arg0=flags,
+        self._emit(self._event(task, ts, Kind.STAT, call, ret=ret, arg0=flags, arg1=arg1,
                                dirfd=dirfd, trunc=trunc, path=path))
+
+    def _dirfd(self, task, token):
+        fd = parse_fd(token)
+        if fd == AT_FDCWD and self.root_cwd is None and not self.root_chdir \
+                and task.tgid == self.root_pid:
+            self.root_cwd = decoration_bytes(token)
+        return fd
 
     def _fork(self, task, name, args, ret, ts):
         if self._no_result(name, ret):
@@ -633,10 +659,10 @@ class StraceImporter:
             else:
                 raise SyntaxProblem("clone without flags=")
         else:   # clone3({flags=..., exit_signal=..., ...} => {...}, size)
+            # the kernel side reads clone_args.flags alone: the exit signal
+            # has its own field there
             fields = _struct_fields(args[0].split(" => ", 1)[0])
             flags = _clone_flags(fields.get("flags", "0"))
-            sig = fields.get("exit_signal", "0")
-            flags |= signal_number(sig) if not sig[:1].isdigit() else parse_int(sig)
         child = ret if ret > 0 else 0
         self._emit(self._event(task, ts, Kind.FORK, call, ret=ret, arg0=flags, arg1=child))
         if child:
@@ -679,20 +705,17 @@ class StraceImporter:
             for other in self._threads_of(task.tgid):
                 if other is not task:
                     self._forget(other)
-        ev = self._event(task, ts, Kind.EXEC, call, ret=ret, dirfd=dirfd,
+        flags = parse_flags(args[3], AT_FLAGS) if call == Call.EXECVEAT and len(args) > 3 else 0
+        ev = self._event(task, ts, Kind.EXEC, call, ret=ret, dirfd=dirfd, arg0=flags,
                          trunc=trunc | atrunc, path=path, argv=argv)
         if ret == 0 and self.root_command is None and task.tgid == self.root_pid:
             self.root_command = [a.decode("utf-8", "surrogateescape") for a in argv]
         self._emit(ev)
 
     def _exit_call(self, task, name, args, ret, ts):
-        code = parse_int(args[0])
-        if EXIT_CALLS[name] == Call.EXIT_GROUP:
-            proc = self.procs.get(task.tgid)
-            if proc is not None:
-                proc.exit_group_code = code
-        else:
-            task.exit_code = code
+        proc = self.procs.get(task.tgid)
+        if proc is not None:
+            proc.exit_code = parse_int(args[0]) & 0xFF
 
     def _wait(self, task, name, args, ret, ts):
         if self._no_result(name, ret):
@@ -700,19 +723,24 @@ class StraceImporter:
         call = WAIT_CALLS[name]
         if call == Call.WAIT4:
             arg0 = parse_int(args[0])
-            status = _wait_status(args[1])
+            status = _wait_status(args[1]) if ret > 0 else -1
         else:
             idtype = WAITID_TYPES.get(args[0])
             if idtype is None:
                 idtype = parse_int(args[0])
             arg0 = (idtype << 32) | (parse_fd(args[1]) & 0xFFFFFFFF)
-            status = _siginfo_status(args[2])
+            status = -1
+            if ret == 0:
+                # as the kernel side: waitid returns 0, the reaped pid is si_pid
+                ret, status = _siginfo_result(args[2])
         self._emit(self._event(task, ts, Kind.WAIT, call, ret=ret, arg0=arg0, arg1=status))
 
     def _chdir(self, task, name, args, ret, ts):
         if self._no_result(name, ret):
             return
         call = CHDIR_CALLS[name]
+        if task.tgid == self.root_pid:
+            self.root_chdir = True
         if call == Call.CHDIR:
             path, trunc = _path(args[0])
             ev = self._event(task, ts, Kind.CHDIR, call, ret=ret, trunc=trunc, path=path)
@@ -736,7 +764,7 @@ class StraceImporter:
         for task in list(self.tasks.values()):
             if not task.placed:
                 self._place_root(task)
-        for key, (name, _, _) in self.pending.items():
+        for key, (name, _, _, _) in self.pending.items():
             self.stats.unfinished_at_end[name] += 1
         self.pending.clear()
 
@@ -748,6 +776,19 @@ for _names, _fn in ((OPEN_CALLS, StraceImporter._open), (STAT_CALLS, StraceImpor
                     (CHDIR_CALLS, StraceImporter._chdir)):
     for _n in _names:
         _HANDLERS[_n] = _fn
+
+
+_DURATION = re.compile(r'<(\d+)\.(\d+)>\s*$')
+
+
+def _end_time(text, ts_entry, ts_printed=None):
+    """When the call returned: entry + the -T duration when the line has
+    one, else the time its result was printed (the entry time for a line
+    printed whole without -T)."""
+    m = _DURATION.search(text)
+    if m is not None and ts_entry is not None:
+        return ts_entry + int(m.group(1)) * 1_000_000_000 + int((m.group(2) + "000000000")[:9])
+    return ts_printed if ts_printed is not None else ts_entry
 
 
 def _looks_like_line_start(body):
@@ -857,26 +898,24 @@ def _wait_status(token):
     return 0xFFFF     # WIFCONTINUED
 
 
-def _siginfo_status(token):
-    """waitid stores a siginfo, not a status; the equivalent wait4 status is
-    rebuilt from si_code/si_status so that both waits read the same."""
+def _siginfo_result(token):
+    """waitid stores a siginfo, not a status.  As the kernel side does, the
+    reaped pid (si_pid) becomes the result and the wait4-style status is
+    rebuilt from si_code/si_status for exits and kills; -1 otherwise."""
     token = token.strip()
     if not token.startswith("{") or token == "{}":
-        return -1
+        return 0, -1        # WNOHANG and nothing ready, or NULL
     f = _struct_fields(token)
+    pid = parse_int(f.get("si_pid", "0"))
     code = f.get("si_code")
     st = f.get("si_status")
     if code is None or st is None:
-        return -1
+        return pid, -1
     if code == "CLD_EXITED":
-        return (parse_int(st) & 0xFF) << 8
+        return pid, (parse_int(st) & 0xFF) << 8
     sig = _sig(st) if not st.lstrip("-").isdigit() else int(st)
     if code == "CLD_KILLED":
-        return sig
+        return pid, sig & 0x7F
     if code == "CLD_DUMPED":
-        return sig | 0x80
-    if code in ("CLD_STOPPED", "CLD_TRAPPED"):
-        return (sig << 8) | 0x7F
-    if code == "CLD_CONTINUED":
-        return 0xFFFF
-    return -1
+        return pid, (sig & 0x7F) | 0x80
+    return pid, -1
