@@ -110,9 +110,9 @@ class ImportStats:
 
 class Task:
     __slots__ = ("key", "tid", "tgid", "ppid", "comm", "uid", "placed", "held",
-                 "from_fork", "printed")
+                 "from_fork", "printed", "first_ts")
 
-    def __init__(self, key, tid):
+    def __init__(self, key, tid, first_ts=0):
         self.key = key
         self.tid = tid
         self.tgid = tid
@@ -123,6 +123,7 @@ class Task:
         self.held = []          # records waiting for the task to be placed
         self.from_fork = False  # a fork result already named it
         self.printed = False    # a line of the log belongs to it
+        self.first_ts = first_ts
 
 
 class Proc:
@@ -162,12 +163,14 @@ class StraceImporter:
         self.cur_ts = 0
         self.root_cwd = None          # from an AT_FDCWD</dir> decoration (-y) of the root
         self.root_chdir = False
+        self.last_source = None
         self.broken = None            # a call line cut by program output, awaiting its rest
 
     # ---- driving -------------------------------------------------------
 
     def events(self, lines):
         for ln in lines:
+            self.last_source = ln.source
             self.feed(ln)
             if self.out:
                 yield from self.out
@@ -178,7 +181,7 @@ class StraceImporter:
         yield from self.out
         self.out.clear()
         if self.stats.recognized == 0:
-            self._not_strace(None)
+            self._not_strace(self.last_source)
 
     def _not_strace(self, source):
         from ..errors import InputFormatError
@@ -204,7 +207,7 @@ class StraceImporter:
                     self.feed(prev)
                     return
             st.lines += 1
-            st.bad_line(prev.source, prev.lineno, prev.body, "incomplete line")
+            st.bad_line(prev.source, prev.lineno, prev.text or prev.body, "incomplete line")
         st.lines += 1
         if ln.ts is not None:
             ts = ln.ts
@@ -224,7 +227,7 @@ class StraceImporter:
         elif c == "<":
             m = _RESUMED.match(body)
             if m is None:
-                st.bad_line(ln.source, ln.lineno, body)
+                st.bad_line(ln.source, ln.lineno, ln.text or body)
                 return
             st.recognized += 1
             self._on_resumed(ln, m.group(1), m.group(2), ts)
@@ -234,7 +237,7 @@ class StraceImporter:
         else:
             m = _CALL.match(body)
             if m is None:
-                st.bad_line(ln.source, ln.lineno, body)
+                st.bad_line(ln.source, ln.lineno, ln.text or body)
                 return
             name = m.group(1)
             if body.endswith(_UNFINISHED) or body.endswith("<unfinished ...>"):
@@ -276,7 +279,7 @@ class StraceImporter:
                 key = live[0]
             elif not self.tasks:
                 key = PLACEHOLDER
-                self.tasks[key] = Task(key, None)
+                self.tasks[key] = Task(key, None, self.cur_ts)
             elif not live:
                 key = next(iter(self.tasks))
             else:
@@ -302,7 +305,7 @@ class StraceImporter:
                     or not self._fork_in_flight():
                 self._bind_placeholder(pid)
                 return pid
-        task = Task(pid, pid)
+        task = Task(pid, pid, self.cur_ts)
         self.tasks[pid] = task
         if pid in self.announced:
             task.from_fork = True       # its fork has returned but its parent is held
@@ -325,7 +328,7 @@ class StraceImporter:
         task.tgid = task.tid if task.tid is not None else 0
         proc = self.procs.setdefault(task.tgid, Proc())
         proc.threads.add(task.tid)
-        self.root_starts.setdefault(task.tgid, self.cur_ts)
+        self.root_starts.setdefault(task.tgid, task.first_ts)
         if self.root_pid is None:
             self.root_pid = task.tgid
         self._replay(task)
@@ -452,13 +455,13 @@ class StraceImporter:
             if m:
                 sig = signal_number(m.group(1))
                 if sig is None:
-                    st.bad_line(ln.source, ln.lineno, body, "unknown signal")
+                    st.bad_line(ln.source, ln.lineno, ln.text or body, "unknown signal")
                     return
                 rec = ("killed", sig, ts, bool(m.group(2)))
             else:
                 m = _SUPERSEDED.match(body)
                 if not m:
-                    st.bad_line(ln.source, ln.lineno, body)
+                    st.bad_line(ln.source, ln.lineno, ln.text or body)
                     return
                 rec = ("superseded", int(m.group(1)), ts)
         st.recognized += 1
@@ -709,7 +712,7 @@ class StraceImporter:
         ev = self._event(task, ts, Kind.EXEC, call, ret=ret, dirfd=dirfd, arg0=flags,
                          trunc=trunc | atrunc, path=path, argv=argv)
         if ret == 0 and self.root_command is None and task.tgid == self.root_pid:
-            self.root_command = [a.decode("utf-8", "surrogateescape") for a in argv]
+            self.root_command = [a.decode("utf-8", "backslashreplace") for a in argv]
         self._emit(ev)
 
     def _exit_call(self, task, name, args, ret, ts):
@@ -754,8 +757,8 @@ class StraceImporter:
         """End of the log: place whatever still waits, report cut-off calls."""
         if self.broken is not None:
             self.stats.lines += 1
-            self.stats.bad_line(self.broken.source, self.broken.lineno, self.broken.body,
-                                "incomplete line")
+            self.stats.bad_line(self.broken.source, self.broken.lineno,
+                                self.broken.text or self.broken.body, "incomplete line")
             self.broken = None
         ph = self.tasks.get(PLACEHOLDER)
         if ph is not None and not ph.placed:
@@ -804,6 +807,7 @@ def _path(token):
     if not is_string(token):
         return None, 0      # NULL or an address strace could not read
     raw, cut = decode_string(token)
+    raw = raw.split(b"\0", 1)[0]     # a C string, as the kernel reads it
     trunc = TRUNC_PATH if cut else 0
     if len(raw) > PATH_MAX - 1:
         raw, trunc = raw[:PATH_MAX - 1], TRUNC_PATH
@@ -822,6 +826,7 @@ def _argv(token):
             trunc |= TRUNC_ARGC
             break
         raw, cut = decode_string(item)
+        raw = raw.split(b"\0", 1)[0]
         if cut:
             trunc |= TRUNC_ARG
         if len(raw) > ARG_MAX - 1:

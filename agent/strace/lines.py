@@ -38,6 +38,7 @@ class LogLine:
     ts: Optional[int]       # ns since the epoch (or since start for -r); None when absent
     body: str
     source: str             # file name, for messages
+    text: str = ""          # the whole line, for messages
 
 
 class Clock:
@@ -153,7 +154,7 @@ def log_lines(path: str, clock: Clock, progress=None):
         if not text.strip():
             continue
         pid, ts, body = split_line(text, clock)
-        yield LogLine(lineno, pid, ts, body, path)
+        yield LogLine(lineno, pid, ts, body, path, text)
 
 
 _FF_SUFFIX = re.compile(r'^(?P<prefix>.*)\.(?P<pid>\d+)$')
@@ -210,7 +211,7 @@ class _Reopening:
                 if not text.strip():
                     continue
                 lpid, ts, body = split_line(text, self.clock)
-                out.append(LogLine(self.lineno, self.pid, ts, body, self.path))
+                out.append(LogLine(self.lineno, self.pid, ts, body, self.path, text))
         return out
 
     def __iter__(self):
