@@ -29,6 +29,7 @@ from ..events import (AT_FDCWD, CLONE_THREAD, CLONE_VFORK, CLONE_VM, SIGCHLD, TR
                       TRUNC_ARGC, TRUNC_PATH, Call, Event, Kind)
 from .constants import (ACCESS_MODES, AT_FLAGS, CLONE_FLAGS, CREAT_FLAGS, OPEN_FLAGS,
                         STATX_MASK, WAITID_TYPES, signal_number)
+from .lines import is_strace_note
 from .syntax import (SyntaxProblem, decode_string, decoration_bytes, is_string, parse_fd,
                      parse_flags, parse_int, parse_result, split_args)
 
@@ -231,7 +232,7 @@ class StraceImporter:
                 return
             st.recognized += 1
             self._on_resumed(ln, m.group(1), m.group(2), ts)
-        elif body.startswith(("strace: ", "[ Process PID=")):
+        elif body.startswith("[ Process PID=") or is_strace_note(body):
             st.recognized += 1
             st.strace_notes += 1
         else:
@@ -795,7 +796,8 @@ def _end_time(text, ts_entry, ts_printed=None):
 
 
 def _looks_like_line_start(body):
-    return bool(_CALL.match(body)) or body.startswith(("<... ", "+++ ", "--- ", "strace: "))
+    return bool(_CALL.match(body)) or body.startswith(("<... ", "+++ ", "--- ")) \
+        or is_strace_note(body)
 
 
 def _comm(name: bytes) -> str:

@@ -23,9 +23,15 @@ _LINE = re.compile(
     r'(?:\s*(?P<float>\d+\.\d+) +|(?P<hms>\d\d:\d\d:\d\d)(?:\.(?P<frac>\d+))? +)?')
 
 # strace's own notes (on stderr, so they appear when the log is strace's
-# stderr): "strace: Process 12 attached", "[ Process PID=12 runs in 32 bit mode. ]".
-_STRACE_NOTE = re.compile(r'strace: Process \d+ (?:attached|detached|suspended|resumed)'
-                          r'(?: \(parent \d+ ready\))?$|strace: \[ Process PID=\d+ runs in .* mode\. \]$')
+# stderr), prefixed with the name strace was run as: "strace: Process 12
+# attached", "/usr/bin/strace: Process 12 detached", "[ Process PID=12 runs
+# in 32 bit mode. ]".
+# (an absolute path or the bare name: a note glued to the end of a half line
+# must not swallow the line's last characters)
+_PROGNAME = r'(?:(?:/[\w.+-]+)*/)?strace: '
+_STRACE_NOTE = re.compile(_PROGNAME + r'(?:Process \d+ (?:attached|detached|suspended|resumed)'
+                          r'(?: \(parent \d+ ready\))?|\[ Process PID=\d+ runs in .* mode\. \])$')
+_NOTE_START = re.compile(_PROGNAME + r'Process \d+ ')
 
 # Relative timestamps (-r) are small; absolute -ttt ones are seconds since 1970.
 _RELATIVE_LIMIT = 1_000_000_000
@@ -135,11 +141,12 @@ def raw_lines(path: str, progress=None):
             if held is not None:
                 text = held + text
                 held = None
-            cut = text.find("strace: Process ")
-            if cut > 0 and _STRACE_NOTE.match(text, cut):
-                held = text[:cut]
-                yield lineno, text[cut:]
-                continue
+            if "strace: Process " in text:
+                m = _NOTE_START.search(text, 1)
+                if m is not None and _STRACE_NOTE.match(text, m.start()):
+                    held = text[:m.start()]
+                    yield lineno, text[m.start():]
+                    continue
             yield lineno, text
         if held:
             yield lineno, held
