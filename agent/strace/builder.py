@@ -111,7 +111,7 @@ class ImportStats:
 
 class Task:
     __slots__ = ("key", "tid", "tgid", "ppid", "comm", "uid", "placed", "held",
-                 "from_fork", "printed", "first_ts")
+                 "from_fork", "printed", "first_ts", "gone")
 
     def __init__(self, key, tid, first_ts=0):
         self.key = key
@@ -125,6 +125,7 @@ class Task:
         self.from_fork = False  # a fork result already named it
         self.printed = False    # a line of the log belongs to it
         self.first_ts = first_ts
+        self.gone = False       # its +++ line was read (the exit may wait with its other lines)
 
 
 class Proc:
@@ -275,7 +276,7 @@ class StraceImporter:
         if pid is None:
             # strace prefixes lines only while several tasks are attached; a
             # forked child that has not printed yet may not be attached yet
-            live = [k for k, t in self.tasks.items() if t.printed]
+            live = [k for k, t in self.tasks.items() if t.printed and not t.gone]
             if len(live) == 1:
                 key = live[0]
             elif not self.tasks:
@@ -481,6 +482,7 @@ class StraceImporter:
             return
         task = self.tasks[key]
         self.pending.pop(key, None)
+        task.gone = True
         if not task.placed:
             self._hold(task, rec)
             return
