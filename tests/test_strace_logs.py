@@ -390,3 +390,16 @@ def test_every_event_packs_to_the_binary_record():
     for name in ("threads.log", "escapes.log", "more_calls.log", "signals.log", "waitid.log"):
         evs, _, _ = load(name)
         assert decode_batch(encode_batch(evs)) == evs
+
+
+def test_strace_notes_whole_and_mid_line():
+    evs, _, st = load("stderr_notes.log")
+    assert [short(e) for e in evs] == [
+        ("EXEC", "EXECVE", 3000, 3000, 0, 0),
+        ("FORK", "CLONE3", 3000, 3000, 0, 3001),
+        ("OPEN", "OPENAT", 3000, 3001, 0, 3),
+        ("FORK", "CLONE3", 3000, 3000, 0, 3002),
+        ("OPEN", "OPENAT", 3000, 3002, 0, 3),
+        ("EXIT", "NONE", 3000, 3000, 0, 0),
+    ]
+    assert st.strace_notes == 4 and st.unparsed == 0

@@ -141,7 +141,7 @@ def raw_lines(path: str, progress=None):
             if held is not None:
                 text = held + text
                 held = None
-            if "strace: Process " in text:
+            if "strace: Process " in text and not _STRACE_NOTE.match(text):
                 m = _NOTE_START.search(text, 1)
                 if m is not None and _STRACE_NOTE.match(text, m.start()):
                     held = text[:m.start()]

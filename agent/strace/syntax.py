@@ -187,7 +187,7 @@ def decoration_bytes(token: str):
     return _ESCAPE.sub(_unescape, deco).encode("latin-1")
 
 
-_RET = re.compile(r'\s*=\s*(-?\d+|0x[0-9a-fA-F]+|\?)')
+_RET = re.compile(r'\s*=\s*(0x[0-9a-fA-F]+|-?\d+|\?)')
 _ERR = re.compile(r'\s+([A-Z][A-Z0-9_]*)\b')
 _ERRNUM = re.compile(r'\s+\(errno (\d+)\)')
 
