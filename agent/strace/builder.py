@@ -233,36 +233,40 @@ class StraceImporter:
                 return
             st.recognized += 1
             self._on_resumed(ln, m.group(1), m.group(2), ts)
-        elif body.startswith("[ Process PID=") or is_strace_note(body):
-            st.recognized += 1
-            st.strace_notes += 1
         else:
             m = _CALL.match(body)
             if m is None:
-                st.bad_line(ln.source, ln.lineno, ln.text or body)
-                return
-            name = m.group(1)
-            if body.endswith(_UNFINISHED) or body.endswith("<unfinished ...>"):
-                st.recognized += 1
-                key = self._key(ln, None)
-                text = body[:-len(_UNFINISHED)] if body.endswith(_UNFINISHED) else body[:-16]
-                self.pending[key] = (name, text, ln.lineno, ts)
-            elif _COMPLETE.search(body):
-                st.recognized += 1
-                key = self._key(ln, None)
-                self._on_call(key, name, body, ts, _end_time(body, ts), ln)
+                if body.startswith("[ Process PID=") or is_strace_note(body):
+                    st.recognized += 1
+                    st.strace_notes += 1
+                else:
+                    st.bad_line(ln.source, ln.lineno, ln.text or body)
+                    return
             else:
-                st.lines -= 1     # counted when its fate is known
-                if ln.ts is None:
-                    self.seq -= 1
-                self.broken = ln
-                return
-        self._track_ts(ts)
-
-    def _track_ts(self, ts):
-        if self.first_ts is None:
-            self.first_ts = ts
-        if self.last_ts is None or ts > self.last_ts:
+                name = m.group(1)
+                if body.endswith("<unfinished ...>"):
+                    st.recognized += 1
+                    key = self._key(ln, None)
+                    text = body[:-len(_UNFINISHED)] if body.endswith(_UNFINISHED) else body[:-16]
+                    self.pending[key] = (name, text, ln.lineno, ts)
+                elif name not in _INTERESTING and "= " in body:
+                    # the bulk of a log: calls batchflow only counts
+                    st.recognized += 1
+                    self._key(ln, None)
+                    st.skipped[name] += 1
+                elif _COMPLETE.search(body):
+                    st.recognized += 1
+                    key = self._key(ln, None)
+                    self._on_call(key, name, body, ts, _end_time(body, ts), ln)
+                else:
+                    st.lines -= 1     # counted when its fate is known
+                    if ln.ts is None:
+                        self.seq -= 1
+                    self.broken = ln
+                    return
+        if self.last_ts is None:
+            self.first_ts = self.last_ts = ts
+        elif ts > self.last_ts:
             self.last_ts = ts
 
     # ---- attribution ---------------------------------------------------
@@ -776,12 +780,14 @@ class StraceImporter:
 
 
 _HANDLERS = {}
+_INTERESTING = set(IDENTITY_CALLS)
 for _names, _fn in ((OPEN_CALLS, StraceImporter._open), (STAT_CALLS, StraceImporter._stat),
                     (FORK_CALLS, StraceImporter._fork), (EXEC_CALLS, StraceImporter._exec),
                     (EXIT_CALLS, StraceImporter._exit_call), (WAIT_CALLS, StraceImporter._wait),
                     (CHDIR_CALLS, StraceImporter._chdir)):
     for _n in _names:
         _HANDLERS[_n] = _fn
+        _INTERESTING.add(_n)
 
 
 _DURATION = re.compile(r'<(\d+)\.(\d+)>\s*$')
