@@ -37,6 +37,11 @@ DEFAULT_MAX_TASKS = 65536
 
 
 def tracefs() -> pathlib.Path:
+    override = os.environ.get("BATCHFLOW_TRACEFS")
+    if override:  # where tracefs is mounted elsewhere (containers, tests)
+        if not (pathlib.Path(override) / "events").is_dir():
+            raise BPFUnavailableError(f"no tracefs events under {override}")
+        return pathlib.Path(override)
     for cand in TRACEFS_CANDIDATES:
         path = pathlib.Path(cand)
         if (path / "events").is_dir():
@@ -79,8 +84,10 @@ def check_privileges():
 
 
 def check_headers():
-    build = pathlib.Path(f"/lib/modules/{platform.release()}/build")
-    if not (build / "include").is_dir() and not os.environ.get("BCC_KERNEL_SOURCE"):
+    # bcc reads BCC_KERNEL_SOURCE in place of /lib/modules/$(uname -r)/build.
+    build = pathlib.Path(os.environ.get("BCC_KERNEL_SOURCE")
+                         or f"/lib/modules/{platform.release()}/build")
+    if not (build / "include").is_dir():
         raise HeadersMissingError(
             f"no kernel headers at {build}: run scripts/setup.sh (it installs or links them)")
 

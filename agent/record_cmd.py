@@ -36,18 +36,17 @@ def register(sub):
 
 
 def check_output(path):
-    """Fails before tracing starts if `path` cannot be written."""
-    parent = os.path.dirname(os.path.abspath(path)) or "."
+    """Fails before tracing starts if `path` cannot be written: by trying."""
     if os.path.isdir(path):
         raise OutputNotWritableError(f"output {path} is a directory")
-    if not os.path.isdir(parent):
-        raise OutputNotWritableError(f"output directory {parent} does not exist")
-    if os.path.exists(path):
-        ok = os.access(path, os.W_OK)
-    else:
-        ok = os.access(parent, os.W_OK | os.X_OK)
-    if not ok:
-        raise OutputNotWritableError(f"cannot write output {path}")
+    existed = os.path.exists(path)
+    try:
+        with open(path, "ab"):
+            pass
+    except OSError as exc:
+        raise OutputNotWritableError(f"cannot write output {path}: {exc.strerror}") from None
+    if not existed:
+        os.unlink(path)
 
 
 def check_command(argv):
@@ -68,6 +67,7 @@ def run_record(args) -> int:
         print(loader.program_text(args.ringbuf_pages or loader.DEFAULT_RINGBUF_PAGES))
         return 0
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    loader.check_privileges()
     if args.pid is not None:
         if command:
             raise CommandNotFoundError("give either -p PID or a command, not both")
@@ -85,7 +85,6 @@ def run_record(args) -> int:
     journal_path = args.journal or args.output + ".journal"
     check_output(journal_path)
 
-    from .journal import JournalWriter
     from .recorder import Recorder
 
     run = Run(source="record", command=list(command), scope=scope, tool_version=__version__)
@@ -95,6 +94,8 @@ def run_record(args) -> int:
         run.cwd = os.getcwdb()
     recorder = Recorder(run, sink=None, ringbuf_pages=args.ringbuf_pages, poll_ms=args.poll_ms)
     try:
+        from .journal import JournalWriter
+
         run.mark_start()
         journal = JournalWriter(journal_path, run)
         recorder.sink = journal.append
