@@ -15,6 +15,7 @@ from .errors import BatchflowError
 SUBCOMMANDS = [
     "agent.record_cmd",
     "agent.import_cmd",
+    "agent.check_cmd",
 ]
 
 
