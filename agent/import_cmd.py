@@ -101,6 +101,7 @@ def run_import(args) -> int:
 
     check_output(args.output)
     imp = StraceImport(args.logs, host=args.host, date=parse_date(args.date))
+    imp.sniff()
     progress = Progress(imp.total_bytes)
     imp.progress = progress
     from .graph import write_turtle

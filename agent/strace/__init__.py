@@ -11,13 +11,14 @@ and Events).
 """
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 
 from ..errors import InputFormatError
 from ..events import Kind
 from ..run import Run
-from .builder import ImportStats, StraceImporter
+from .builder import SNIFF_LINES, ImportStats, StraceImporter
 from .lines import Clock, FFWalk, ff_lines_by_time, find_ff_files, log_lines
 
 __all__ = ["StraceImport", "ImportStats", "import_events"]
@@ -47,6 +48,19 @@ class StraceImport:
         # exhausted: a consumer that reads the Run at the end sees it final.
         self.run = Run(source="import-strace", host=self.host, kernel="", scope="strace",
                        tool_version=f"batchflow {__version__}")
+
+    def sniff(self):
+        """Raises InputFormatError now, before any output exists, if the
+        (first) log does not start like strace output."""
+        first = min(self.ff.values()) if self.ff else self.paths[0]
+        if first == "-":
+            return
+        probe = StraceImporter(ImportStats())
+        lines = itertools.islice(log_lines(first, Clock(date=self.clock.date,
+                                                        anchor_mtime=self.clock.anchor_mtime)),
+                                 SNIFF_LINES)
+        for _ in probe.events(lines):
+            pass
 
     def _lines(self):
         if not self.ff:
