@@ -40,6 +40,10 @@ TOLERATED = {
     "THREAD_EXITS": "On kernels without group_dead in sched_process_exit the kernel side "
                     "emits an exit per thread (flag EXIT_THREAD); only the process's own "
                     "exit is compared.",
+    "RESTARTED": "A call that returned a restart code (ERESTARTSYS, ERESTARTNOINTR, ...: "
+                 "errno 512-516) was interrupted by a signal and transparently restarted by "
+                 "the kernel; whether that happens depends on when signals (SIGCHLD) arrive, "
+                 "so such attempts are not compared.",
     "STRACE_SELF": "strace's own activity (its fork of the command, its ptrace stops, its "
                    "log writes) happens in the strace process and in the child before the "
                    "exec, neither of which its log shows; the kernel side never traces "
@@ -47,6 +51,7 @@ TOLERATED = {
 }
 
 _TEMP = re.compile(rb'(?:^|/)(cc[A-Za-z0-9]{6}|tmp[a-z0-9_]{8}|tmp\.[A-Za-z0-9]{10})((?:\.[A-Za-z0-9_]+)*)$')
+_RESTART_MIN, _RESTART_MAX = 512, 516    # ERESTARTSYS .. ERESTART_RESTARTBLOCK
 _PROC_PID = re.compile(rb'^/proc/(\d+)(?=/|$)')
 
 
@@ -112,6 +117,9 @@ class Normalizer:
                 self.unknown[Kind(ev.kind).name] += 1
                 continue
             kind = ev.kind
+            if _RESTART_MIN <= -ev.ret <= _RESTART_MAX and kind != Kind.EXIT:
+                self.tolerated["RESTARTED"] += 1
+                continue
             if p is self.root and not p.exec_ok and not (kind == Kind.EXEC and ev.ret == 0):
                 self.tolerated["LAUNCHER"] += 1
                 continue
