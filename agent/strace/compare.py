@@ -22,9 +22,10 @@ from ..events import AT_FDCWD, EXIT_THREAD, Call, Kind
 
 TOLERATED = {
     "LAUNCHER": "Events of the root before its first successful exec belong to the "
-                "launcher, not to the command: batchflow's child looks the command up "
-                "in PATH with execve (failing with ENOENT until it finds it), while "
-                "strace resolves the path itself and its log starts at the exec.",
+                "launcher, not to the command: the recorder's child is traced from "
+                "before its exec (waiting on its start pipe), while strace's log starts "
+                "at the exec; a launcher that looks the command up in PATH would add "
+                "failed execs there too.",
     "FD_NUMBERS": "A successful open is compared as 'ok', not by fd number, and a "
                   "directory fd (openat(fd, ...), fstatat(fd, \"\", AT_EMPTY_PATH)) as 'fd': "
                   "the launcher decides which fds the command inherits (the recorder's "
@@ -38,8 +39,9 @@ TOLERATED = {
     "PROC_PIDS": "/proc/<pid> paths name a pid; it is replaced by the identity of the "
                  "process that had that pid in the run.",
     "THREAD_EXITS": "On kernels without group_dead in sched_process_exit the kernel side "
-                    "emits an exit per thread (flag EXIT_THREAD); only the process's own "
-                    "exit is compared.",
+                    "reports the leader's exit as the process's (flag EXIT_THREAD, "
+                    "compared as the process's exit); an exit flagged so for another "
+                    "thread would be a thread's, and is not compared.",
     "RESTARTED": "A call that returned a restart code (ERESTARTSYS, ERESTARTNOINTR, ...: "
                  "errno 512-516) was interrupted by a signal and transparently restarted by "
                  "the kernel; whether that happens depends on when signals (SIGCHLD) arrive, "
