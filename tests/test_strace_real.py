@@ -150,3 +150,26 @@ def test_shell_pipeline_and_subshell(tmp_path):
     exits = {e.pid: e.arg0 for e in evs if e.kind == Kind.EXIT}
     assert exits == {forks[0].arg1: 4, forks[1].arg1: 0, cat: 0, root: 5}
     assert run.exit_status == 5 and st.unparsed == 0
+
+
+def test_attach_mode_log(tmp_path):
+    # strace -f -p attaches to a shell that is waiting for its `sleep`: the
+    # log starts in the middle of the shell's life
+    import time
+    job = subprocess.Popen(["/bin/sh", "-c", "sleep 2; cat /etc/hostname > /dev/null; exit 6"])
+    time.sleep(0.3)
+    log = tmp_path / "attach.log"
+    subprocess.run([STRACE, "-f", "-tt", "-p", str(job.pid), "-o", str(log)],
+                   stderr=subprocess.DEVNULL)
+    assert job.wait() == 6
+    evs, run, st = import_events([str(log)])
+    assert run.root_pid == job.pid and run.exit_status == 6 and run.times_known
+    assert st.unparsed == 0
+    # the shell's first wait reaps the sleep, a child forked before the attach
+    waits = [e for e in evs if e.kind == Kind.WAIT and e.ret > 0]
+    assert waits[0].pid == job.pid and waits[0].arg1 == 0
+    forks = [e for e in evs if e.kind == Kind.FORK]
+    assert waits[0].ret not in {f.ret for f in forks}
+    cat = [e for e in evs if e.kind == Kind.EXEC and e.ret == 0]
+    assert len(cat) == 1 and cat[0].path.endswith(b"/cat") and cat[0].pid == forks[-1].ret
+    assert {e.pid: e.arg0 for e in evs if e.kind == Kind.EXIT} == {job.pid: 6, cat[0].pid: 0}
