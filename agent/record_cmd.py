@@ -102,9 +102,14 @@ def run_record(args) -> int:
         if scope == "command":
             recorder.start_command(command)
         elif scope == "pid":
-            recorder.attach_pid(args.pid)
+            n = recorder.attach_pid(args.pid)
+            if not args.quiet:
+                print(f"batchflow: tracing pid {args.pid} and {n - 1} descendants", file=sys.stderr,
+                      flush=True)
         else:
             recorder.attach_system()
+            if not args.quiet:
+                print("batchflow: tracing the whole host", file=sys.stderr, flush=True)
         recorder.loop(duration=args.duration)
         run.mark_end()
         journal.close(run)

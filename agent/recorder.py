@@ -113,6 +113,7 @@ class Recorder:
             raise NoSuchProcessError(f"no process with pid {pid}")
         # A child forked while we scan is caught by the second pass; one
         # forked after its parent joined is caught by the kernel side.
+        found = set()
         for _ in range(2):
             for p in descendants(pid):
                 try:
@@ -120,9 +121,11 @@ class Recorder:
                     self.run.process_starts.setdefault(p, proc_start_ns(p))
                     for tid in os.listdir(f"/proc/{p}/task"):
                         self.probe.trace_task(int(tid), parent_tgid=ppid, tgid=p)
+                    found.add(p)
                 except (OSError, ValueError):
                     continue
         self.run.root_pid = pid
+        return len(found)
 
     def attach_system(self):
         self.probe.trace_system()

@@ -39,6 +39,9 @@ class Run:
     counts: dict = dataclasses.field(default_factory=dict)     # Kind name -> events written
     missing_tracepoints: list = dataclasses.field(default_factory=list)
     tool_version: str = ""
+    # False when the source had no timestamps (an strace log without -t/-tt/-ttt):
+    # event times are then only an order, not nanoseconds.
+    times_known: bool = True
 
     def mark_start(self):
         self.start_mono_ns = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
