@@ -159,3 +159,20 @@ def test_every_ontology_term_has_label_comment_domain_range():
     assert (BF.Process, RDFS.subClassOf, prov.Activity) in ont
     assert (BF.Resource, RDFS.subClassOf, prov.Entity) in ont
     assert (BF.File, RDFS.subClassOf, BF.Resource) in ont
+
+
+STRACE_LOGS = ["signals.log", "threads.log", "waitid.log", "escapes.log", "exec_from_thread.log",
+               "attach_midcall.log", "ts_ttt.log"]
+
+
+@pytest.mark.parametrize("log", STRACE_LOGS)
+def test_import_strace_outputs_conform(tmp_path, log):
+    import os
+    from agent import cli
+    logs = os.path.join(os.path.dirname(os.path.abspath(__file__)), "strace_logs")
+    for detail in ("events", "summary"):
+        out = tmp_path / f"{detail}.ttl"
+        assert cli.main(["import-strace", os.path.join(logs, log), "-o", str(out), "--host", "h",
+                         "--detail", detail, "-q"]) == 0
+        conforms, report = validate(out)
+        assert conforms, f"{log} ({detail}):\n{report[:3000]}"
