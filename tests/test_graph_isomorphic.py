@@ -138,3 +138,17 @@ def streams(draw):
 def test_random_streams_are_isomorphic(tmp_path, events, detail, cwd):
     counts, _ = check_isomorphic(tmp_path, events, {"cwd": cwd}, detail)
     assert counts["events"] == len(events)
+
+
+def test_evicting_the_path_cache_changes_nothing(tmp_path, monkeypatch):
+    import agent.graph.model as model
+    events = list(stream_job(1500, ncc=4, headers=6))
+    run = {"root_pid": 100, "cwd": b"/"}
+    for detail in ("events", "summary"):
+        _, whole = check_isomorphic(tmp_path, events, run, detail, name="whole.ttl")
+        monkeypatch.setattr(model, "CACHE_MAX", 8)
+        _, evicted = check_isomorphic(tmp_path, events, run, detail, name="evicted.ttl")
+        monkeypatch.undo()
+        assert canonical(whole) == canonical(evicted)
+        # the small cache did make it declare files again
+        assert (tmp_path / "evicted.ttl").stat().st_size > (tmp_path / "whole.ttl").stat().st_size

@@ -34,6 +34,7 @@ is taken as already running: its start comes from `run.process_starts`
 """
 from __future__ import annotations
 
+import itertools
 import os
 import shlex
 
@@ -43,7 +44,7 @@ from . import names as N
 
 HOLD_NS = 50_000_000          # how long (event time) an unknown pid's events wait for its FORK
 HOLD_MAX = 200_000            # events held at most, whatever their age
-CACHE_MAX = 100_000           # distinct paths cached before the cache is cleared
+CACHE_MAX = 20_000            # paths cached (each about 1 KB) before the older half is dropped
 
 O_ACCMODE = 0o3
 O_WRONLY = 0o1
@@ -339,8 +340,7 @@ class Interpreter:
         else:
             return self._unresolved(proc, path, dirfd)
         if len(self.cache) >= CACHE_MAX or len(self.files) >= CACHE_MAX:
-            self.cache.clear()
-            self.files.clear()
+            self._evict()
         res = self.files.get(full)
         if res is None:
             res = self.files[full] = Res(N.file_iri(self.host, full), full, True)
@@ -348,6 +348,15 @@ class Interpreter:
         ref = Ref(res) if full == path else Ref(res, *N.bytes_text(path))
         self.cache[key] = ref
         return ref
+
+    def _evict(self):
+        """Forget the older half of the path caches (insertion order).
+
+        A file met again after this is declared again: the same triples,
+        which RDF counts once."""
+        for cache in (self.cache, self.files):
+            for key in list(itertools.islice(cache, len(cache) // 2)):
+                del cache[key]
 
     def _unresolved(self, proc, path, dirfd):
         base = f"cwd{proc.cwd_gen}" if dirfd == AT_FDCWD else f"fd{dirfd}"

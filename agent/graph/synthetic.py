@@ -66,7 +66,10 @@ class Builder:
                         arg1=signal, trunc=0x80 if leader_only else 0)
 
     def wait(self, pid, child, status=0):
-        return self._ev(Kind.WAIT, Call.WAIT4, pid, ret=child, arg0=-1, arg1=status)
+        ev = self._ev(Kind.WAIT, Call.WAIT4, pid, ret=child, arg0=-1, arg1=status)
+        self.comm.pop(child, None)          # reaped: keep the generator's memory flat
+        self.ppid.pop(child, None)
+        return ev
 
     def chdir(self, pid, path, ret=0):
         return self._ev(Kind.CHDIR, Call.CHDIR, pid, ret=ret, path=path)
