@@ -137,10 +137,10 @@ class Proc:
                  "pending_branch", "used", "generated", "agg", "exited",
                  "exit_idx", "parent", "tag")
 
-    def __init__(self, pid, host, start_ns, start_wall, source, ev):
+    def __init__(self, pid, base, start_ns, start_wall, source, ev):
         self.pid = pid
         self.local = N.process_local(pid, start_wall)
-        self.iri = N.process_base(host) + self.local
+        self.iri = base + self.local              # base: names.process_base(host)
         self.start_ns = start_ns
         self.start_wall = start_wall
         self.start_source = source
@@ -295,7 +295,7 @@ class Interpreter:
         source = START_PROCFS
         if start is None:
             start, source = ev.ts, START_FIRST_EVENT
-        proc = Proc(pid, self.host, start, self.run.wall_ns(start), source, ev)
+        proc = Proc(pid, self.names.process_base, start, self.run.wall_ns(start), source, ev)
         if pid == self.run.root_pid and self.root is None:
             proc.cwd = self.root_cwd
             self.root = proc
@@ -492,7 +492,8 @@ class Interpreter:
             # already and keeps that identity; link it to its parent now.
             proc = existing
         else:
-            proc = Proc(child, self.host, ev.ts, self.run.wall_ns(ev.ts), START_FORK, ev)
+            proc = Proc(child, self.names.process_base, ev.ts, self.run.wall_ns(ev.ts), START_FORK,
+                        ev)
             proc.comm = ev.comm
             proc.ppid = parent.pid
             proc.cwd = parent.cwd

@@ -296,11 +296,16 @@ FRAG_CACHE_MAX = 4096
 
 
 def _open_fragment(flags):
-    """(access, Turtle text) for an open's flags; None when the mode must be written."""
-    if flags & O_MODE_USED:
-        return None
+    """(access, Turtle text) for an open's flags."""
     access = open_access(Call.OPENAT, flags)
     return access, f" ; bf:access bf:{access} ; bf:flags {flags}"
+
+
+def _end_fragment(ret):
+    """The end of an open or stat statement: its result, and errno if it failed."""
+    if ret < 0:
+        return f' ; bf:result {ret} ; bf:errno "{N.errno_name(-ret)}" .\n'
+    return f" ; bf:result {ret} .\n"
 
 
 def _ref_fragment(ref):
@@ -336,6 +341,7 @@ class TurtleWriter(Interpreter):
         write = sink.out.write
         open_frags = {}
         stat_frags = {}
+        end_frags = {}
         n_open = n_stat = 0
         idx = self.idx
         ts = None
@@ -354,8 +360,7 @@ class TurtleWriter(Interpreter):
                 if proc is None:
                     continue
             kind = ev.kind
-            if (kind == K_OPEN or kind == K_STAT) and ev.ret >= 0 and ev.tid == pid \
-                    and not ev.trunc and ev.path:
+            if (kind == K_OPEN or kind == K_STAT) and ev.tid == pid and not ev.trunc and ev.path:
                 path = ev.path
                 if path[0] == 47:                               # b"/"
                     ref = cache_get(path)
@@ -382,26 +387,34 @@ class TurtleWriter(Interpreter):
                         fa = (STAT, sf)
                     if fa is not None:
                         access, afrag = fa
+                        if kind == K_OPEN and flags & O_MODE_USED:
+                            afrag = f"{afrag} ; bf:mode {ev.arg1}"
                         rfrag = ref.frag
                         if rfrag is None:
                             rfrag = _ref_fragment(ref)
+                        ret = ev.ret
+                        endfrag = end_frags.get(ret)
+                        if endfrag is None:
+                            endfrag = _end_fragment(ret)
+                            if len(end_frags) < FRAG_CACHE_MAX:
+                                end_frags[ret] = endfrag
                         sidx = str(idx)
                         idx += 1
                         last[pid] = sidx
                         ptag = proc.tag
                         text = (f"ev:{sidx} {heads[kind << 8 | ev.call]} ; bf:process {ptag}"
-                                f" ; bf:ns {ts} ; bf:follows ev:{prev}{rfrag}{afrag}"
-                                f" ; bf:result {ev.ret} .\n")
+                                f" ; bf:ns {ts} ; bf:follows ev:{prev}{rfrag}{afrag}{endfrag}")
                         if kind == K_OPEN:
                             n_open += 1
-                            res = ref.res
-                            iri = res.iri
-                            if access in READS and iri not in proc.used:
-                                proc.used.add(iri)
-                                text += f"{ptag} prov:used {res.tag} .\n"
-                            if access in WRITES and iri not in proc.generated:
-                                proc.generated.add(iri)
-                                text += f"{res.tag} prov:wasGeneratedBy {ptag} .\n"
+                            if ret >= 0:
+                                res = ref.res
+                                iri = res.iri
+                                if access in READS and iri not in proc.used:
+                                    proc.used.add(iri)
+                                    text += f"{ptag} prov:used {res.tag} .\n"
+                                if access in WRITES and iri not in proc.generated:
+                                    proc.generated.add(iri)
+                                    text += f"{res.tag} prov:wasGeneratedBy {ptag} .\n"
                         else:
                             n_stat += 1
                         buf.append(text)
