@@ -6,7 +6,6 @@ ontology shipped as agent/ontology/batchflow.ttl.
 """
 from __future__ import annotations
 
-import gc
 import os
 import stat
 
@@ -60,10 +59,6 @@ def write_turtle(events, run, out, detail="events", *, complete=True, notes=()) 
         fh = open(tmp, "wb", buffering=0)
     except OSError as exc:
         raise OutputNotWritableError(f"cannot write {out}: {exc.strerror}") from None
-    # The writer makes no reference cycles; the cyclic collector would only
-    # rescan its caches again and again (about 7% of the time).
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
     try:
         with fh:
             interp = TurtleWriter(run, fh, detail)
@@ -78,9 +73,6 @@ def write_turtle(events, run, out, detail="events", *, complete=True, notes=()) 
             except OSError:
                 pass
         raise
-    finally:
-        if gc_was_enabled:
-            gc.enable()
     return totals
 
 
