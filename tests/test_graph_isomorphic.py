@@ -7,8 +7,7 @@ from hypothesis import strategies as st
 from agent.events import Call, Kind
 from agent.graph import write_turtle
 from agent.graph.reference import build_graph
-from agent.graph.synthetic import (ENOENT, O_CREAT, O_TRUNC, O_WRONLY, Builder, build_job,
-                                   make_run, stream_job)
+from agent.graph.synthetic import (ENOENT, O_CREAT, O_TRUNC, O_WRONLY, Builder, make_run, stream_job)
 
 
 def canonical(graph: rdflib.Graph) -> set:

@@ -130,8 +130,7 @@ def test_relative_paths_resolve_against_the_tracked_cwd(tmp_path):
     src = URIRef(f"file://{HOST}/home/u/proj/src/f0.c")
     assert value(g, src, RDF.type) == BF.File
     assert value(g, src, BF.path) == Literal("/home/u/proj/src/f0.c")
-    ev = value(g, None, BF.file) if False else next(
-        e for e in g.subjects(BF.file, src) if (e, RDF.type, BF.OpenEvent) in g)
+    ev = next(e for e in g.subjects(BF.file, src) if (e, RDF.type, BF.OpenEvent) in g)
     assert value(g, ev, BF.path) == Literal("src/f0.c")
     # absolute paths carry no event-level path (it is the file's)
     hdr_ev = next(g.subjects(BF.file, URIRef(f"file://{HOST}/usr/include/h0.h")))
