@@ -176,3 +176,28 @@ def test_import_strace_outputs_conform(tmp_path, log):
                          "--detail", detail, "-q"]) == 0
         conforms, report = validate(out)
         assert conforms, f"{log} ({detail}):\n{report[:3000]}"
+
+
+@pytest.mark.bpf
+def test_record_outputs_conform(tmp_path):
+    """A real recording (BPF) of a shell that forks, execs, reads, writes and fails."""
+    import os
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    script = (f"cd {tmp_path} && cat /etc/hostname > out.txt && ls missing-file; "
+              "(sleep 0.01 & wait); true")
+    for detail in ("events", "summary"):
+        out = tmp_path / f"rec-{detail}.ttl"
+        res = subprocess.run([sys.executable, "-m", "agent", "record", "-q", "--detail", detail,
+                              "-o", str(out), "--", "sh", "-c", script],
+                             cwd=root, capture_output=True, text=True)
+        assert res.returncode == 0, res.stderr
+        conforms, report = validate(out)
+        assert conforms, f"record ({detail}):\n{report[:3000]}"
+        g = rdflib.Graph().parse(out, format="turtle")
+        # sh; cat, ls and the subshell forked by sh; sleep forked by the subshell
+        procs = set(g.subjects(RDF.type, BF.Process))
+        assert len(procs) == 5
+        parents = {g.value(p, rdflib.URIRef("http://www.w3.org/ns/prov#wasInformedBy")) for p in procs}
+        assert len(parents - {None}) == 2
