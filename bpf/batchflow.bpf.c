@@ -148,9 +148,11 @@ static __always_inline void bf_submit(struct bf_record *r)
 }
 
 /* Copies a user string to data[off..]; returns bytes stored, NUL included.
- * Branch-light on purpose: exec reads it in a loop the verifier walks. */
+ * in_loop: called from exec's argv loop, where a branch per string would
+ * multiply the paths the verifier walks; it then always reads the byte after
+ * the copy instead of only when the buffer filled up. */
 static __always_inline u32 bf_read_str(struct bf_record *r, u32 off, u32 bound,
-				       const char *src, u8 trunc_bit)
+				       const char *src, u8 trunc_bit, const int in_loop)
 {
 	if (off > BF_DATA_MAX - bound)
 		return 0;
@@ -159,13 +161,15 @@ static __always_inline u32 bf_read_str(struct bf_record *r, u32 off, u32 bound,
 		bf_lost(BF_LOSS_READ);
 		return 0;
 	}
-	/* src[n-1] is the NUL unless the buffer filled up: then it is the
-	 * first byte that did not fit, or the NUL of a string of exactly
-	 * bound-1 bytes. */
-	char next = 0;
-	bpf_probe_read_user(&next, 1, src + n - 1);
-	if (next)
-		r->hdr.trunc |= trunc_bit;
+	if (in_loop || n == bound) {
+		/* src[n-1] is the NUL unless the buffer filled up: then it is
+		 * the NUL of a string of exactly bound-1 bytes, or the first
+		 * byte that did not fit. */
+		char next = 0;
+		bpf_probe_read_user(&next, 1, src + n - 1);
+		if (next)
+			r->hdr.trunc |= trunc_bit;
+	}
 	return n;
 }
 
@@ -208,7 +212,7 @@ static __always_inline int bf_exit_path(u8 kind, s64 ret)
 	r->hdr.arg1 = in->arg1;
 	r->hdr.dirfd = in->dirfd;
 	if (in->path)
-		r->hdr.path_len = bf_read_str(r, 0, BF_PATH_MAX, in->path, BF_TRUNC_PATH);
+		r->hdr.path_len = bf_read_str(r, 0, BF_PATH_MAX, in->path, BF_TRUNC_PATH, 0);
 	in->call = 0;
 	bf_submit(r);
 	return 0;
@@ -367,7 +371,7 @@ static __always_inline int bf_exec_enter(u8 call, s32 dirfd, const char *path,
 	bf_fill(&r->hdr, bpf_ktime_get_ns(), call, BF_EXEC);
 	r->hdr.dirfd = dirfd;
 	r->hdr.arg0 = flags;
-	u32 off = bf_read_str(r, 0, BF_PATH_MAX, path, BF_TRUNC_PATH);
+	u32 off = bf_read_str(r, 0, BF_PATH_MAX, path, BF_TRUNC_PATH, 0);
 	r->hdr.path_len = off;
 	u32 start = off;
 	u8 argc = 0;
@@ -375,7 +379,7 @@ static __always_inline int bf_exec_enter(u8 call, s32 dirfd, const char *path,
 		const char *arg = NULL;
 		if (bpf_probe_read_user(&arg, sizeof(arg), &argv[i]) != 0 || !arg)
 			goto done;
-		u32 n = bf_read_str(r, off, BF_ARG_MAX, arg, BF_TRUNC_ARG);
+		u32 n = bf_read_str(r, off, BF_ARG_MAX, arg, BF_TRUNC_ARG, 1);
 		/* A no-op mask (off < 16384 always) that gives every path through
 		 * the loop the same known range, so the verifier can prune them. */
 		off = (off + n) & 0x3fff;
