@@ -5,6 +5,7 @@ import argparse
 import os
 import shutil
 import sys
+import threading
 
 from . import __version__
 from .errors import CommandNotFoundError, NoSuchProcessError, OutputNotWritableError
@@ -113,9 +114,17 @@ def run_record(args) -> int:
         recorder.loop(duration=args.duration)
         run.mark_end()
         journal.close(run)
-    finally:
+    except BaseException:
         recorder.close()
-    write_output(journal_path, args.output, args.detail, run, args.quiet)
+        raise
+    # Detaching some fifty tracepoints takes seconds (the kernel waits for
+    # RCU at each); it overlaps with writing the Turtle.
+    closer = threading.Thread(target=recorder.close, name="bpf-detach")
+    closer.start()
+    try:
+        write_output(journal_path, args.output, args.detail, run, args.quiet)
+    finally:
+        closer.join()
     if not args.keep_journal:
         os.unlink(journal_path)
     return run.exit_status if run.exit_status is not None else 0
