@@ -16,6 +16,8 @@ SUBCOMMANDS = [
     "agent.record_cmd",
     "agent.import_cmd",
     "agent.check_cmd",
+    "agent.recover_cmd",
+    "agent.query_cmd",
 ]
 
 
