@@ -5,6 +5,7 @@ import argparse
 import os
 import shutil
 import sys
+import threading
 
 from . import __version__
 from .errors import CommandNotFoundError, NoSuchProcessError, OutputNotWritableError
@@ -29,6 +30,9 @@ def register(sub):
                    help="ring buffer size in pages, a power of two (default 4096)")
     p.add_argument("--poll-ms", type=int, default=20,
                    help="how often the ring buffer is drained when the kernel does not wake us")
+    p.add_argument("--sample-interval", type=float, default=None, metavar="SECONDS",
+                   help="psutil sampling of the traced processes' CPU, memory and I/O "
+                        "(default 0.5; 0: off; off by default with --system)")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
     p.add_argument("--ebpf", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
@@ -92,7 +96,15 @@ def run_record(args) -> int:
         run.cwd = os.fsencode(os.readlink(f"/proc/{args.pid}/cwd"))
     elif scope == "command":
         run.cwd = os.getcwdb()
-    recorder = Recorder(run, sink=None, ringbuf_pages=args.ringbuf_pages, poll_ms=args.poll_ms)
+    sampler = None
+    interval = args.sample_interval
+    if interval is None:
+        interval = 0 if args.system else 0.5
+    if interval > 0:
+        from .enrich import Sampler
+        sampler = Sampler(interval)
+    recorder = Recorder(run, sink=None, ringbuf_pages=args.ringbuf_pages, poll_ms=args.poll_ms,
+                        sampler=sampler)
     try:
         from .journal import JournalWriter
 
@@ -113,9 +125,17 @@ def run_record(args) -> int:
         recorder.loop(duration=args.duration)
         run.mark_end()
         journal.close(run)
-    finally:
+    except BaseException:
         recorder.close()
-    write_output(journal_path, args.output, args.detail, run, args.quiet)
+        raise
+    # Detaching some fifty tracepoints takes seconds (the kernel waits for
+    # RCU at each); it overlaps with writing the Turtle.
+    closer = threading.Thread(target=recorder.close, name="bpf-detach")
+    closer.start()
+    try:
+        write_output(journal_path, args.output, args.detail, run, args.quiet)
+    finally:
+        closer.join()
     if not args.keep_journal:
         os.unlink(journal_path)
     return run.exit_status if run.exit_status is not None else 0

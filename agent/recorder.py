@@ -61,7 +61,7 @@ def status_to_exit(status: int) -> int:
 
 class Recorder:
     def __init__(self, run: Run, sink, ringbuf_pages=None, poll_ms=20,
-                 batch_bytes=4 << 20):
+                 batch_bytes=4 << 20, sampler=None):
         kwargs = {} if ringbuf_pages is None else {"ringbuf_pages": ringbuf_pages}
         self.probe = Probe(**kwargs)
         run.missing_tracepoints = list(self.probe.missing)
@@ -73,6 +73,7 @@ class Recorder:
         self._last_losses = dict.fromkeys(LOSS_NAMES, 0)
         self._last_poll_ns = 0
         self._child = None
+        self.sampler = sampler      # agent.enrich.Sampler, or None
 
     # ---- scope ----
     def start_command(self, argv):
@@ -152,14 +153,26 @@ class Recorder:
         """Reaps finished children; returns False once none is left."""
         while True:
             try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
+                pid, status, usage = os.wait4(-1, os.WNOHANG)
             except ChildProcessError:
                 return False
             if pid == 0:
                 return True
+            if self.sampler is not None:
+                # exact totals for the processes we reap (the command and the
+                # orphans of its tree), descendants they waited for included
+                self.sampler.stats[pid] = {
+                    **self.sampler.stats.get(pid, {}),
+                    "cpu_user_s": usage.ru_utime, "cpu_system_s": usage.ru_stime,
+                    "rss_max_bytes": usage.ru_maxrss * 1024, "tree_totals": True}
             if pid == self._child:
                 self.run.exit_status = status_to_exit(status)
                 self.run.root_status = status
+
+    def _scope_pids(self):
+        """Processes (not threads) in scope now: /proc lists only thread-group leaders."""
+        tids = {k.value for k in self.probe.bpf[b"traced"].keys()}
+        return [int(n) for n in os.listdir("/proc") if n.isdigit() and int(n) in tids]
 
     def _traced_alive(self):
         return self.probe.traced_count() > 0
@@ -173,6 +186,8 @@ class Recorder:
         try:
             while True:
                 self._drain(self.poll_ms)
+                if self.sampler is not None:
+                    self.sampler.maybe_sample(self._scope_pids())
                 if self.stop_requested:
                     if self._child is None or self.stop_requested > 1:
                         break
@@ -193,6 +208,8 @@ class Recorder:
             for s, h in old.items():
                 signal.signal(s, h)
         self.run.losses = self.probe.losses()
+        if self.sampler is not None:
+            self.run.process_stats = dict(self.sampler.stats)
 
     def _on_signal(self, signum, frame):
         self.stop_requested += 1

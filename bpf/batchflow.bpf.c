@@ -14,8 +14,6 @@
  *   BF_HAVE_<syscall> for each syscall tracepoint present on this kernel
  *   BF_HAVE_GROUP_DEAD when sched_process_exit has the group_dead field
  */
-#include <uapi/linux/ptrace.h>
-#include <linux/sched.h>
 #include "batchflow.h"
 
 BPF_RINGBUF_OUTPUT(events, BF_RINGBUF_PAGES);
@@ -147,8 +145,7 @@ static __always_inline void bf_submit(struct bf_record *r)
 		bf_lost(BF_LOSS_RINGBUF);
 }
 
-/* Copies a user string to data[off..]; returns bytes stored, NUL included.
- * Branch-light on purpose: exec reads it in a loop the verifier walks. */
+/* Copies a user string to data[off..]; returns bytes stored, NUL included. */
 static __always_inline u32 bf_read_str(struct bf_record *r, u32 off, u32 bound,
 				       const char *src, u8 trunc_bit)
 {
@@ -159,13 +156,14 @@ static __always_inline u32 bf_read_str(struct bf_record *r, u32 off, u32 bound,
 		bf_lost(BF_LOSS_READ);
 		return 0;
 	}
-	/* src[n-1] is the NUL unless the buffer filled up: then it is the
-	 * first byte that did not fit, or the NUL of a string of exactly
-	 * bound-1 bytes. */
-	char next = 0;
-	bpf_probe_read_user(&next, 1, src + n - 1);
-	if (next)
-		r->hdr.trunc |= trunc_bit;
+	if (n == bound) {
+		/* Full buffer: src[bound-1] is the NUL of a string of exactly
+		 * bound-1 bytes, or the first byte that did not fit. */
+		char next = 0;
+		bpf_probe_read_user(&next, 1, src + bound - 1);
+		if (next)
+			r->hdr.trunc |= trunc_bit;
+	}
 	return n;
 }
 
@@ -309,7 +307,7 @@ TRACEPOINT_PROBE(syscalls, sys_exit_fork) { return bf_fork_exit(args->ret); }
 #ifdef BF_HAVE_vfork
 TRACEPOINT_PROBE(syscalls, sys_enter_vfork)
 {
-	return bf_fork_enter(BF_SYS_VFORK, CLONE_VM | CLONE_VFORK | 17);
+	return bf_fork_enter(BF_SYS_VFORK, BF_CLONE_VM | BF_CLONE_VFORK | 17);
 }
 TRACEPOINT_PROBE(syscalls, sys_exit_vfork) { return bf_fork_exit(args->ret); }
 #endif
@@ -342,7 +340,7 @@ TRACEPOINT_PROBE(sched, sched_process_fork)
 	struct bf_task fresh = {};
 	if (traced.update(&child, &fresh) != 0)
 		bf_lost(BF_LOSS_TRACED);
-	if (!(flags & CLONE_THREAD))
+	if (!(flags & BF_CLONE_THREAD))
 		parents.update(&child, &tgid);
 	struct bf_record *r = bf_scratch();
 	if (!r)
@@ -371,11 +369,23 @@ static __always_inline int bf_exec_enter(u8 call, s32 dirfd, const char *path,
 	r->hdr.path_len = off;
 	u32 start = off;
 	u8 argc = 0;
+	u8 unreadable = 0;
+	/* Few branches per iteration: the verifier walks each one 32 times. */
 	for (int i = 0; i < BF_ARGC_MAX; i++) {
 		const char *arg = NULL;
 		if (bpf_probe_read_user(&arg, sizeof(arg), &argv[i]) != 0 || !arg)
 			goto done;
-		u32 n = bf_read_str(r, off, BF_ARG_MAX, arg, BF_TRUNC_ARG);
+		if (off > BF_DATA_MAX - BF_ARG_MAX)
+			goto done;
+		int n = bpf_probe_read_user_str(&r->data[off], BF_ARG_MAX, arg);
+		if (n <= 0) {
+			unreadable = 1;
+			goto done;
+		}
+		/* arg[n-1] is the NUL, unless the string went on past the buffer */
+		char next = 0;
+		bpf_probe_read_user(&next, 1, arg + n - 1);
+		r->hdr.trunc |= next ? BF_TRUNC_ARG : 0;
 		/* A no-op mask (off < 16384 always) that gives every path through
 		 * the loop the same known range, so the verifier can prune them. */
 		off = (off + n) & 0x3fff;
@@ -388,6 +398,8 @@ static __always_inline int bf_exec_enter(u8 call, s32 dirfd, const char *path,
 			r->hdr.trunc |= BF_TRUNC_ARGC;
 	}
 done:
+	if (unreadable)
+		bf_lost(BF_LOSS_READ);
 	r->hdr.argc = argc;
 	r->hdr.argv_len = off - start;
 	u32 tid = r->hdr.tid;

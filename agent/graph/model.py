@@ -17,7 +17,7 @@ how to spell it.  Sink calls, in the order they can happen:
     join(exit_idx, wait_idx)             a wait joined it (events only)
     reaped(child, parent, wait_idx)      wait_idx None in summary
     executed(proc, ref, command)         a successful exec
-    exited(proc, ev)                     the process ended
+    exited(proc, ev, usage)              the process ended; usage: names.usage_props()
     used(proc, res) / generated(proc, res)   PROV, once per process and file
                                          (inside event() in detail "events")
     accesses(first_idx, proc, aggs)      detail "summary": the edges of a process, numbered
@@ -218,6 +218,8 @@ class Interpreter:
         self.last_ts = None
         starts = getattr(run, "process_starts", None) or {}
         self.process_starts = {int(k): v for k, v in starts.items()}
+        stats = getattr(run, "process_stats", None) or {}
+        self.process_stats = {int(k): v for k, v in stats.items()}
         cwd = getattr(run, "cwd", None)
         self.root_cwd = normalize(os.fsencode(cwd)) if cwd else None
         sink.begin(self.names)
@@ -512,7 +514,8 @@ class Interpreter:
     def _exit(self, ev, proc, idx):
         proc.exited = True
         proc.exit_idx = idx
-        self.sink.exited(proc, ev)
+        stats = self.process_stats.get(proc.pid)
+        self.sink.exited(proc, ev, N.usage_props(stats))
         proc.used = set()
         proc.generated = set()
         proc.last = {}

@@ -165,11 +165,13 @@ class GraphSink:
         if ref is not None:
             self.g.add((node, BF.executable, URIRef(ref.res.iri)))
 
-    def exited(self, p, ev):
+    def exited(self, p, ev, usage=()):
         node = self._p(p)
         self.g.add((node, PROV.endedAtTime, self._time(ev.ts)))
         self.g.add((node, BF.endNs, Literal(ev.ts)))
         self._exit_props(node, ev)
+        for prop, lex, dtype in usage:
+            self.g.add((node, BF[prop], Literal(lex, datatype=XSD[dtype])))
 
     def used(self, p, res):
         self.g.add((self._p(p), PROV.used, URIRef(res.iri)))

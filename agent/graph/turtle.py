@@ -197,9 +197,11 @@ class TurtleSink:
             text += f" ; bf:executable <{ref.res.iri}>"
         self._w(text + " .\n")
 
-    def exited(self, p, ev):
+    def exited(self, p, ev, usage=()):
         self._w(f"proc:{p.local} prov:endedAtTime {self._time(ev.ts)} ; bf:endNs {ev.ts}"
-                + self._exit_props(ev) + " .\n")
+                + self._exit_props(ev)
+                + "".join(f' ; bf:{prop} "{lex}"^^xsd:{dtype}' for prop, lex, dtype in usage)
+                + " .\n")
 
     def used(self, p, res):
         self._w(f"proc:{p.local} prov:used <{res.iri}> .\n")
