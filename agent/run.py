@@ -38,6 +38,9 @@ class Run:
     loss_windows: list = dataclasses.field(default_factory=list)
     counts: dict = dataclasses.field(default_factory=dict)     # Kind name -> events written
     missing_tracepoints: list = dataclasses.field(default_factory=list)
+    # Control protocol messages the agent emitted, in order (wire form, see
+    # agent/control/messages.py): NO_MORE_EVENT, MISSING_EVENT, RULE_ON, ...
+    protocol: list = dataclasses.field(default_factory=list)
     tool_version: str = ""
 
     def mark_start(self):
