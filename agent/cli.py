@@ -14,6 +14,7 @@ from .errors import BatchflowError
 
 SUBCOMMANDS = [
     "agent.record_cmd",
+    "agent.ctl_cmd",
 ]
 
 

@@ -30,6 +30,13 @@ def register(sub):
     p.add_argument("--poll-ms", type=int, default=20,
                    help="how often the ring buffer is drained when the kernel does not wake us")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
+    # ---- control protocol (agent/control/) ----
+    p.add_argument("--control", metavar="FILE",
+                   help="control messages applied at start-up (DISCARD, FOCUS, RULE_ON; "
+                        "a JSON array or one JSON object per line)")
+    p.add_argument("--control-socket", metavar="PATH",
+                   help="accept control messages on this Unix socket (root only; "
+                        "see `batchflow ctl`)")
     p.add_argument("--ebpf", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
     p.set_defaults(func=run_record)
@@ -87,13 +94,22 @@ def run_record(args) -> int:
 
     from .recorder import Recorder
 
+    control_msgs = None
+    if args.control or args.control_socket:
+        from .control.startup import Steering, load_control_file
+        control_msgs = load_control_file(args.control) if args.control else []
+
     run = Run(source="record", command=list(command), scope=scope, tool_version=__version__)
     if scope == "pid":
         run.cwd = os.fsencode(os.readlink(f"/proc/{args.pid}/cwd"))
     elif scope == "command":
         run.cwd = os.getcwdb()
     recorder = Recorder(run, sink=None, ringbuf_pages=args.ringbuf_pages, poll_ms=args.poll_ms)
+    steering = None
     try:
+        if control_msgs is not None:
+            steering = Steering(args.control_socket)
+            steering.attach(recorder, control_msgs)
         from .journal import JournalWriter
 
         run.mark_start()
@@ -110,6 +126,8 @@ def run_record(args) -> int:
         journal.close(run)
     finally:
         recorder.close()
+        if steering is not None:
+            steering.close(args.quiet)
     write_output(journal_path, args.output, args.detail, run, args.quiet)
     if not args.keep_journal:
         os.unlink(journal_path)
