@@ -12,7 +12,6 @@ import sys
 import msgpack
 import pytest
 
-from agent.control import codes as C
 from agent.control.cfilter import CFilter
 from agent.control.engine import Controller
 from agent.control.messages import MAX_MESSAGE

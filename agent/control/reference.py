@@ -38,7 +38,6 @@ import struct
 from ..errors import ControlError
 from ..events import CLONE_THREAD, EXIT_THREAD, HEADER_SIZE, Kind, align8
 from . import codes as C
-from .condition import compile_program  # noqa: F401  (the C side's input)
 
 _FIELDS = struct.Struct("=QIIII qqq iHBBHHBB")
 
