@@ -960,8 +960,10 @@ long bf_filter_reports(struct bf_filter *f, struct bf_filter_report *out, size_t
 	size_t r = 0;
 	while (r < f->n_retired && n < max)
 		out[n++] = f->retired[r++];
-	memmove(f->retired, f->retired + r, (f->n_retired - r) * sizeof(*f->retired));
-	f->n_retired -= r;
+	if (r) {
+		memmove(f->retired, f->retired + r, (f->n_retired - r) * sizeof(*f->retired));
+		f->n_retired -= r;
+	}
 	static const uint32_t what[3] = { BF_REPORT_DISCARD, BF_REPORT_HELD, BF_REPORT_OVERFLOW };
 	for (size_t k = 0; k < f->n_rules; k++)
 		for (int w = 0; w < 3; w++)
