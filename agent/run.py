@@ -32,6 +32,8 @@ class Run:
     # pid -> start time (CLOCK_MONOTONIC ns) of processes not forked under
     # tracing: the recorded command's root, and those found by -p / --system.
     process_starts: dict = dataclasses.field(default_factory=dict)
+    # pid -> last psutil sample (agent.enrich.FIELDS) of processes in scope
+    process_stats: dict = dataclasses.field(default_factory=dict)
     # Losses: name -> count (see agent.events.LOSS_NAMES), plus the windows
     # (start_ns, end_ns, name, count) in which they happened.
     losses: dict = dataclasses.field(default_factory=dict)
@@ -42,6 +44,9 @@ class Run:
     # agent/control/messages.py): NO_MORE_EVENT, MISSING_EVENT, RULE_ON, ...
     protocol: list = dataclasses.field(default_factory=list)
     tool_version: str = ""
+    # False when the source had no timestamps (an strace log without -t/-tt/-ttt):
+    # event times are then only an order, not nanoseconds.
+    times_known: bool = True
 
     def mark_start(self):
         self.start_mono_ns = time.clock_gettime_ns(time.CLOCK_MONOTONIC)

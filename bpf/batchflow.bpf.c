@@ -14,29 +14,27 @@
  *   BF_HAVE_<syscall> for each syscall tracepoint present on this kernel
  *   BF_HAVE_GROUP_DEAD when sched_process_exit has the group_dead field
  */
-#include <uapi/linux/ptrace.h>
-#include <linux/sched.h>
 #include "batchflow.h"
 
 BPF_RINGBUF_OUTPUT(events, BF_RINGBUF_PAGES);
 
-/* tid -> 1 for every traced task */
-BPF_HASH(traced, u32, u8, BF_MAX_TASKS);
-/* tgid -> parent tgid, learned at fork (the kernel's task_struct layout is
- * not ours to read: bcc compiles against headers that may not match) */
-BPF_HASH(parents, u32, u32, BF_MAX_TASKS);
-
-/* What a syscall entry leaves for its exit, keyed by tid. */
-struct bf_inflight {
+/* Per traced task (by tid): the syscall in flight, so its exit can be
+ * completed with what its entry saw.  One lookup at entry and one at exit,
+ * no map update on the hot path: the slot is written in place. */
+struct bf_task {
 	u64 ts;
 	const char *path;
 	void *uptr;          /* wait4 status / waitid siginfo */
 	s64 arg0;
 	s64 arg1;
 	s32 dirfd;
-	u8 call;
+	u8 call;             /* BF_SYS_* in flight, 0 when none */
+	u8 _pad[3];
 };
-BPF_HASH(inflight, u32, struct bf_inflight, BF_MAX_TASKS);
+BPF_HASH(traced, u32, struct bf_task, BF_MAX_TASKS);
+/* tgid -> parent tgid, learned at fork (the kernel's task_struct layout is
+ * not ours to read: bcc compiles against headers that may not match) */
+BPF_HASH(parents, u32, u32, BF_MAX_TASKS);
 
 /* execve records are built at entry (the old image's argv is gone at exit)
  * and completed at exit; keyed by tid. */
@@ -90,22 +88,39 @@ static __always_inline void bf_lost(u32 what)
 		(*n)++;
 }
 
-/* ---- Filters: the one place that decides what is recorded. ---- */
-static __always_inline int bf_wanted(u32 tgid, u32 tid)
+/* ---- Filters: the one place that decides what is recorded. ----
+ * Returns the task's slot when its events are wanted, else NULL. */
+static __always_inline struct bf_task *bf_wanted(u32 tgid, u32 tid)
 {
+	struct bf_task *t = traced.lookup(&tid);
+	if (t)
+		return t;
 	u32 k = 0;
 	u32 *scope = config.lookup(&k);
-	if (scope && *scope == BF_SCOPE_SYSTEM) {
-		k = 1;
-		u32 *self = config.lookup(&k);
-		return !(self && *self == tgid);
+	if (!scope || *scope != BF_SCOPE_SYSTEM)
+		return NULL;
+	k = 1;
+	u32 *self = config.lookup(&k);
+	if (self && *self == tgid)
+		return NULL;
+	/* System mode: a task gets its slot the first time it is seen. */
+	struct bf_task zero = {};
+	if (traced.update(&tid, &zero) != 0) {
+		bf_lost(BF_LOSS_TRACED);
+		return NULL;
 	}
-	return traced.lookup(&tid) != NULL;
+	return traced.lookup(&tid);
+}
+
+static __always_inline struct bf_task *bf_current(void)
+{
+	u64 id = bpf_get_current_pid_tgid();
+	return bf_wanted(id >> 32, (u32)id);
 }
 
 /* Control rules on a finished record: 1 when a DISCARD applies (counted
- * per slot); sets *focus when a FOCUS does.  Scope is bf_wanted's alone: a
- * discarded task stays traced, so its children still join and its exit
+ * per slot); sets *focus when a FOCUS does.  Scope stays bf_wanted's alone:
+ * a discarded task stays traced, so its children still join and its exit
  * still cleans up. */
 static __always_inline int bf_discarded(struct bf_event *e, int *focus)
 {
@@ -146,10 +161,12 @@ static __always_inline int bf_discarded(struct bf_event *e, int *focus)
 	return 0;
 }
 
-static __always_inline int bf_current_wanted(void)
+/* The slot of the current task if it has a syscall in flight. */
+static __always_inline struct bf_task *bf_inflight(void)
 {
-	u64 id = bpf_get_current_pid_tgid();
-	return bf_wanted(id >> 32, (u32)id);
+	u32 tid = (u32)bpf_get_current_pid_tgid();
+	struct bf_task *t = traced.lookup(&tid);
+	return (t && t->call) ? t : NULL;
 }
 
 static __always_inline void bf_fill(struct bf_event *e, u64 ts, u8 call, u8 kind)
@@ -205,8 +222,7 @@ static __always_inline void bf_submit(struct bf_record *r)
 		bf_lost(BF_LOSS_RINGBUF);
 }
 
-/* Copies a user string to data[off..]; returns bytes stored, NUL included.
- * Branch-light on purpose: exec reads it in a loop the verifier walks. */
+/* Copies a user string to data[off..]; returns bytes stored, NUL included. */
 static __always_inline u32 bf_read_str(struct bf_record *r, u32 off, u32 bound,
 				       const char *src, u8 trunc_bit)
 {
@@ -217,13 +233,14 @@ static __always_inline u32 bf_read_str(struct bf_record *r, u32 off, u32 bound,
 		bf_lost(BF_LOSS_READ);
 		return 0;
 	}
-	/* src[n-1] is the NUL unless the buffer filled up: then it is the
-	 * first byte that did not fit, or the NUL of a string of exactly
-	 * bound-1 bytes. */
-	char next = 0;
-	bpf_probe_read_user(&next, 1, src + n - 1);
-	if (next)
-		r->hdr.trunc |= trunc_bit;
+	if (n == bound) {
+		/* Full buffer: src[bound-1] is the NUL of a string of exactly
+		 * bound-1 bytes, or the first byte that did not fit. */
+		char next = 0;
+		bpf_probe_read_user(&next, 1, src + bound - 1);
+		if (next)
+			r->hdr.trunc |= trunc_bit;
+	}
 	return n;
 }
 
@@ -236,31 +253,28 @@ static __always_inline struct bf_record *bf_scratch(void)
 /* ---- open / stat / chdir: remember the arguments at entry ---- */
 static __always_inline int bf_enter(u8 call, s32 dirfd, const char *path, s64 arg0, s64 arg1)
 {
-	if (!bf_current_wanted())
+	struct bf_task *t = bf_current();
+	if (!t)
 		return 0;
-	u32 tid = (u32)bpf_get_current_pid_tgid();
-	struct bf_inflight in = {};
-	in.ts = bpf_ktime_get_ns();
-	in.path = path;
-	in.dirfd = dirfd;
-	in.arg0 = arg0;
-	in.arg1 = arg1;
-	in.call = call;
-	if (inflight.update(&tid, &in) != 0)
-		bf_lost(BF_LOSS_INFLIGHT);
+	t->ts = bpf_ktime_get_ns();
+	t->path = path;
+	t->uptr = NULL;
+	t->dirfd = dirfd;
+	t->arg0 = arg0;
+	t->arg1 = arg1;
+	t->call = call;
 	return 0;
 }
 
 /* ... and read the path at exit, when the kernel has faulted it in. */
 static __always_inline int bf_exit_path(u8 kind, s64 ret)
 {
-	u32 tid = (u32)bpf_get_current_pid_tgid();
-	struct bf_inflight *in = inflight.lookup(&tid);
+	struct bf_task *in = bf_inflight();
 	if (!in)
 		return 0;
 	struct bf_record *r = bf_scratch();
 	if (!r) {
-		inflight.delete(&tid);
+		in->call = 0;
 		return 0;
 	}
 	bf_fill(&r->hdr, in->ts, in->call, kind);
@@ -270,7 +284,7 @@ static __always_inline int bf_exit_path(u8 kind, s64 ret)
 	r->hdr.dirfd = in->dirfd;
 	if (in->path)
 		r->hdr.path_len = bf_read_str(r, 0, BF_PATH_MAX, in->path, BF_TRUNC_PATH);
-	inflight.delete(&tid);
+	in->call = 0;
 	bf_submit(r);
 	return 0;
 }
@@ -347,8 +361,7 @@ static __always_inline int bf_fork_enter(u8 call, s64 flags)
 /* A failed fork has no sched_process_fork: record it here. */
 static __always_inline int bf_fork_exit(s64 ret)
 {
-	u32 tid = (u32)bpf_get_current_pid_tgid();
-	struct bf_inflight *in = inflight.lookup(&tid);
+	struct bf_task *in = bf_inflight();
 	if (!in)
 		return 0;
 	if (ret < 0) {
@@ -360,7 +373,7 @@ static __always_inline int bf_fork_exit(s64 ret)
 			bf_submit(r);
 		}
 	}
-	inflight.delete(&tid);
+	in->call = 0;
 	return 0;
 }
 
@@ -371,7 +384,7 @@ TRACEPOINT_PROBE(syscalls, sys_exit_fork) { return bf_fork_exit(args->ret); }
 #ifdef BF_HAVE_vfork
 TRACEPOINT_PROBE(syscalls, sys_enter_vfork)
 {
-	return bf_fork_enter(BF_SYS_VFORK, CLONE_VM | CLONE_VFORK | 17);
+	return bf_fork_enter(BF_SYS_VFORK, BF_CLONE_VM | BF_CLONE_VFORK | 17);
 }
 TRACEPOINT_PROBE(syscalls, sys_exit_vfork) { return bf_fork_exit(args->ret); }
 #endif
@@ -394,17 +407,17 @@ TRACEPOINT_PROBE(syscalls, sys_exit_clone3) { return bf_fork_exit(args->ret); }
 TRACEPOINT_PROBE(sched, sched_process_fork)
 {
 	u64 id = bpf_get_current_pid_tgid();
-	u32 tgid = id >> 32, tid = (u32)id;
-	if (!bf_wanted(tgid, tid))
+	u32 tgid = id >> 32;
+	struct bf_task *in = bf_wanted(tgid, (u32)id);
+	if (!in)
 		return 0;
 	u32 child = args->child_pid;
-	struct bf_inflight *in = inflight.lookup(&tid);
-	s64 flags = in ? in->arg0 : 17;
-	u8 call = in ? in->call : BF_SYS_NONE;
-	u8 one = 1;
-	if (traced.update(&child, &one) != 0)
+	s64 flags = in->call ? in->arg0 : 17;
+	u8 call = in->call;
+	struct bf_task fresh = {};
+	if (traced.update(&child, &fresh) != 0)
 		bf_lost(BF_LOSS_TRACED);
-	if (!(flags & CLONE_THREAD)) {
+	if (!(flags & BF_CLONE_THREAD)) {
 		parents.update(&child, &tgid);
 		/* control rules: a child joins its parent's inheriting pid sets */
 		u32 k3 = 3;
@@ -430,7 +443,7 @@ TRACEPOINT_PROBE(sched, sched_process_fork)
 static __always_inline int bf_exec_enter(u8 call, s32 dirfd, const char *path,
 					 const char *const *argv, s64 flags)
 {
-	if (!bf_current_wanted())
+	if (!bf_current())
 		return 0;
 	struct bf_record *r = bf_scratch();
 	if (!r)
@@ -442,11 +455,23 @@ static __always_inline int bf_exec_enter(u8 call, s32 dirfd, const char *path,
 	r->hdr.path_len = off;
 	u32 start = off;
 	u8 argc = 0;
+	u8 unreadable = 0;
+	/* Few branches per iteration: the verifier walks each one 32 times. */
 	for (int i = 0; i < BF_ARGC_MAX; i++) {
 		const char *arg = NULL;
 		if (bpf_probe_read_user(&arg, sizeof(arg), &argv[i]) != 0 || !arg)
 			goto done;
-		u32 n = bf_read_str(r, off, BF_ARG_MAX, arg, BF_TRUNC_ARG);
+		if (off > BF_DATA_MAX - BF_ARG_MAX)
+			goto done;
+		int n = bpf_probe_read_user_str(&r->data[off], BF_ARG_MAX, arg);
+		if (n <= 0) {
+			unreadable = 1;
+			goto done;
+		}
+		/* arg[n-1] is the NUL, unless the string went on past the buffer */
+		char next = 0;
+		bpf_probe_read_user(&next, 1, arg + n - 1);
+		r->hdr.trunc |= next ? BF_TRUNC_ARG : 0;
 		/* A no-op mask (off < 16384 always) that gives every path through
 		 * the loop the same known range, so the verifier can prune them. */
 		off = (off + n) & 0x3fff;
@@ -459,6 +484,8 @@ static __always_inline int bf_exec_enter(u8 call, s32 dirfd, const char *path,
 			r->hdr.trunc |= BF_TRUNC_ARGC;
 	}
 done:
+	if (unreadable)
+		bf_lost(BF_LOSS_READ);
 	r->hdr.argc = argc;
 	r->hdr.argv_len = off - start;
 	u32 tid = r->hdr.tid;
@@ -516,32 +543,26 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
 #ifdef BF_HAVE_wait4
 TRACEPOINT_PROBE(syscalls, sys_enter_wait4)
 {
-	if (!bf_current_wanted())
+	struct bf_task *t = bf_current();
+	if (!t)
 		return 0;
-	u32 tid = (u32)bpf_get_current_pid_tgid();
-	struct bf_inflight in = {};
-	in.arg0 = args->upid;
-	in.arg1 = args->options;
-	in.uptr = args->stat_addr;
-	in.call = BF_SYS_WAIT4;
-	if (inflight.update(&tid, &in) != 0)
-		bf_lost(BF_LOSS_INFLIGHT);
+	t->arg0 = args->upid;
+	t->arg1 = args->options;
+	t->uptr = args->stat_addr;
+	t->call = BF_SYS_WAIT4;
 	return 0;
 }
 #endif
 #ifdef BF_HAVE_waitid
 TRACEPOINT_PROBE(syscalls, sys_enter_waitid)
 {
-	if (!bf_current_wanted())
+	struct bf_task *t = bf_current();
+	if (!t)
 		return 0;
-	u32 tid = (u32)bpf_get_current_pid_tgid();
-	struct bf_inflight in = {};
-	in.arg0 = ((s64)args->which << 32) | (u32)args->upid;
-	in.arg1 = args->options;
-	in.uptr = args->infop;
-	in.call = BF_SYS_WAITID;
-	if (inflight.update(&tid, &in) != 0)
-		bf_lost(BF_LOSS_INFLIGHT);
+	t->arg0 = ((s64)args->which << 32) | (u32)args->upid;
+	t->arg1 = args->options;
+	t->uptr = args->infop;
+	t->call = BF_SYS_WAITID;
 	return 0;
 }
 #endif
@@ -549,13 +570,12 @@ TRACEPOINT_PROBE(syscalls, sys_enter_waitid)
 /* Timestamped at completion: a wait is the point where a branch joins. */
 static __always_inline int bf_wait_exit(s64 ret)
 {
-	u32 tid = (u32)bpf_get_current_pid_tgid();
-	struct bf_inflight *in = inflight.lookup(&tid);
+	struct bf_task *in = bf_inflight();
 	if (!in)
 		return 0;
 	struct bf_record *r = bf_scratch();
 	if (!r) {
-		inflight.delete(&tid);
+		in->call = 0;
 		return 0;
 	}
 	bf_fill(&r->hdr, bpf_ktime_get_ns(), in->call, BF_WAIT);
@@ -581,7 +601,7 @@ static __always_inline int bf_wait_exit(s64 ret)
 				r->hdr.arg1 = (st & 0x7f) | 0x80;
 		}
 	}
-	inflight.delete(&tid);
+	in->call = 0;
 	bf_submit(r);
 	return 0;
 }
@@ -629,10 +649,12 @@ TRACEPOINT_PROBE(signal, signal_generate)
 	int sig = args->sig;
 	if (!bf_sig_fatal_by_default(sig))
 		return 0;
-	u32 k = 0;
-	u32 *scope = config.lookup(&k);
-	if (!(scope && *scope == BF_SCOPE_SYSTEM) && !traced.lookup(&target))
-		return 0;
+	if (!traced.lookup(&target)) {
+		u32 k = 0;
+		u32 *scope = config.lookup(&k);
+		if (!scope || *scope != BF_SCOPE_SYSTEM)
+			return 0;
+	}
 	s64 s = sig;
 	sent_sigs.update(&target, &s);
 	return 0;
@@ -672,13 +694,16 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
 	if (!bf_wanted(tgid, tid))
 		return 0;
 	traced.delete(&tid);
-	inflight.delete(&tid);
 	execs.delete(&tid);
 #ifdef BF_HAVE_GROUP_DEAD
 	if (!args->group_dead)
 		return 0;
 	u8 trunc = 0;
 #else
+	/* Kernels without group_dead: the leader's exit stands for the
+	 * process's, flagged as such. */
+	if (tid != tgid)
+		return 0;
 	u8 trunc = BF_EXIT_THREAD;
 #endif
 	struct bf_record *r = bf_scratch();
@@ -691,11 +716,11 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
 	r->hdr.arg0 = code ? *code : -1;
 	r->hdr.arg1 = sig ? *sig : 0;
 	bf_submit(r);
+	kpids.delete(&tgid);   /* control rules: pids are reused */
 #ifdef BF_HAVE_GROUP_DEAD
 	exit_codes.delete(&tgid);
 	fatal_sigs.delete(&tgid);
 	parents.delete(&tgid);
-	kpids.delete(&tgid);   /* control rules: pids are reused */
 	sent_sigs.delete(&tgid);
 #endif
 	sent_sigs.delete(&tid);

@@ -588,7 +588,7 @@ static void track(struct bf_filter *f, struct rule **rules, size_t n, const stru
 					f->st.set_full++;
 			}
 		}
-	} else if (r->kind == BFF_KIND_EXIT && !(r->trunc & BFF_EXIT_THREAD)) {
+	} else if (r->kind == BFF_KIND_EXIT) {   /* one per process (see reference.py) */
 		for (size_t k = 0; k < n; k++) {
 			struct prog *p = rules[k]->prog;
 			for (uint32_t s = 0; s < p->n_sets; s++)

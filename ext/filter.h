@@ -9,7 +9,6 @@
 #define BFF_KIND_FORK 3
 #define BFF_KIND_EXIT 5
 #define BFF_CLONE_THREAD 0x10000
-#define BFF_EXIT_THREAD 0x80
 #define BFF_TRUNC_MASK 0x07
 
 #define BFF_MIN_BATCH (BFF_HEADER + 4096 + 8192)  /* the largest record the kernel writes */

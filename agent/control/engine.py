@@ -25,6 +25,7 @@ from __future__ import annotations
 import time
 
 from ..errors import ControlError
+from ..events import Call
 from . import codes as C
 from .cfilter import CFilter
 from .condition import kernel_disjuncts, pid_nodes, to_wire, with_pids
@@ -34,6 +35,7 @@ from .messages import (ADD_TYPES, LOSS_REASONS, REASON_DISCARD, REASON_MALFORMED
 from .window import window_wire
 
 WATERMARK_SLACK_NS = 10_000_000
+_COMPLETION_STAMPED = (Call.WAIT4, Call.WAITID)
 DEFAULT_WATERMARK_MS = 1000
 
 
@@ -292,8 +294,9 @@ class Controller:
         """Entry time of the oldest traced system call not yet returned."""
         oldest = C.TS_MAX
         bpf = self.probe.bpf
-        for _k, v in bpf[b"inflight"].items():
-            if v.ts and v.ts < oldest:
+        for _k, v in bpf[b"traced"].items():
+            # a wait's record is stamped at completion: its entry does not count
+            if v.call and v.call not in _COMPLETION_STAMPED and v.ts and v.ts < oldest:
                 oldest = v.ts
         for _k, v in bpf[b"execs"].items():
             if v.hdr.ts_ns and v.hdr.ts_ns < oldest:

@@ -18,8 +18,10 @@ Each record offered to it is, in this order of precedence:
 
 Pid sets: a `pid` node with `descendants` gains the child of every
 (non-thread) FORK record whose pid it holds; every pid node loses a pid at
-that process's EXIT record (pids are reused).  This tracking runs for every
-record offered, whatever its fate, after the verdict on that record.
+that process's EXIT record (pids are reused; the kernel side writes one
+EXIT per process, the leader's where it cannot tell, flagged EXIT_THREAD).
+This tracking runs for every record offered, whatever its fate, after the
+verdict on that record.
 
 A rule added later catches up on what is still here: it tracks forks and
 exits through the batch, then the hold queue, in order; a DISCARD drops
@@ -36,7 +38,7 @@ from __future__ import annotations
 import struct
 
 from ..errors import ControlError
-from ..events import CLONE_THREAD, EXIT_THREAD, HEADER_SIZE, Kind, align8
+from ..events import CLONE_THREAD, HEADER_SIZE, Kind, align8
 from . import codes as C
 
 _FIELDS = struct.Struct("=QIIII qqq iHBBHHBB")
@@ -226,7 +228,7 @@ def _track(rules, r: Record):
                         full += 1
                     else:
                         entry[0].add(r.ret)
-    elif r.kind == Kind.EXIT and not r.trunc & EXIT_THREAD:
+    elif r.kind == Kind.EXIT:     # a process's exit (or its leader's, BF_EXIT_THREAD)
         for rule in rules:
             for entry in rule.prog.sets:
                 entry[0].discard(r.pid)

@@ -1,0 +1,504 @@
+"""The fast path: batchflow facts written straight out as Turtle text.
+
+No rdflib objects are built: each fact becomes one Turtle statement made
+by string formatting, with IRIs and escaped literals computed once per
+process or file (`model` caches them).  Statements are buffered and written
+in large chunks.  The result parses (rdflib, pyoxigraph) to a graph
+isomorphic to what `reference.GraphSink` builds from the same events; the
+tests check that.
+"""
+from __future__ import annotations
+
+from ..events import AT_FDCWD, CALL_NAMES, EXIT_THREAD, LOSS_NAMES, Call, Kind
+from . import names as N
+from .model import (C_CREAT, K_CHDIR, K_EXEC, K_EXIT, K_FORK, K_OPEN, K_STAT, K_WAIT,
+                    A_ERRNOS, A_FAILURES, O_MODE_USED, OPEN_ACCESS, READS, STAT, TRUNC_ANY, WRITES, Interpreter,
+                    open_access)
+
+EVENT_CLASS = {Kind.OPEN: "OpenEvent", Kind.STAT: "StatEvent", Kind.FORK: "ForkEvent",
+               Kind.EXEC: "ExecEvent", Kind.EXIT: "ExitEvent", Kind.WAIT: "WaitEvent",
+               Kind.CHDIR: "ChdirEvent"}
+COUNT_PROPERTY = {Kind.OPEN: "openCount", Kind.STAT: "statCount", Kind.FORK: "forkCount",
+                  Kind.EXEC: "execCount", Kind.EXIT: "exitCount", Kind.WAIT: "waitCount",
+                  Kind.CHDIR: "chdirCount"}
+
+FLUSH_AT = 512          # statements per write()
+
+
+def call_name(call) -> str:
+    name = CALL_NAMES.get(call)
+    return name if name is not None else f"call{int(call)}"
+
+
+def _heads():
+    """`a bf:Class ; bf:call "name"` for every (kind, call) pair."""
+    heads = [None] * (256 * 256)
+    for kind, cls in EVENT_CLASS.items():
+        for call in range(256):
+            heads[int(kind) << 8 | call] = f'a bf:{cls} ; bf:call "{call_name(call)}"'
+    return heads
+
+
+def path_props(prop_text, prop_bytes, text, b64):
+    out = f" ; {prop_text} {N.turtle_string(text)}"
+    if b64 is not None:
+        out += f' ; {prop_bytes} "{b64}"^^xsd:base64Binary'
+    return out
+
+
+class TurtleSink:
+    """Writes facts as UTF-8 Turtle to the binary stream `out` (opened by the caller).
+
+    Sets `tag` (the Turtle spelling of its IRI) on each Proc and Res it declares.
+    """
+
+    def __init__(self, out, detail="events"):
+        self.out = out
+        self.detail = detail
+        self.buf = []
+        self.heads = _heads()
+        self.wall_fmt = N.WallClock()
+
+    def _w(self, text):
+        buf = self.buf
+        buf.append(text)
+        if len(buf) >= FLUSH_AT:
+            self.out.write("".join(buf).encode())
+            buf.clear()
+
+    def _time(self, mono_ns):
+        return f'"{self.wall_fmt(self.wall(mono_ns))}"^^xsd:dateTime'
+
+    # --- sink protocol ------------------------------------------------------
+
+    def begin(self, names):
+        self.names = names
+        self.wall = names.wall
+        self.run_ref = f"<{names.run_iri}>"
+        lines = [f"@prefix {p}: <{iri}> ." for p, iri in N.PREFIXES.items()]
+        lines.append(f"@prefix ev: <{names.event_base}> .")
+        lines.append(f"@prefix acc: <{names.access_base}> .")
+        lines.append(f"@prefix proc: <{names.process_base}> .")
+        self.out.write(("# batchflow recording; model: " + N.ONTOLOGY + "\n"
+                        + "\n".join(lines) + "\n\n").encode())
+
+    def resource(self, res):
+        res.tag = f"<{res.iri}>"
+        if res.resolved:
+            head = f"<{res.iri}> a bf:File"
+        else:
+            head = (f"<{res.iri}> a bf:UnresolvedPath ; bf:relativeTo \"{res.base}\""
+                    f" ; bf:seenIn proc:{res.proc.local}")
+        self._w(head + path_props("bf:path", "bf:pathBytes", res.text, res.b64) + " .\n")
+
+    def process(self, p):
+        p.tag = f"proc:{p.local}"
+        text = (f"proc:{p.local} a bf:Process ; bf:pid {p.pid} ; bf:host "
+                f"{N.turtle_string(self.names.host)} ; bf:run {self.run_ref}"
+                f" ; prov:startedAtTime {self._time(p.start_ns)} ; bf:startNs {p.start_ns}"
+                f" ; bf:startSource bf:{p.start_source} ; bf:comm {N.turtle_string(p.comm)}")
+        if p.uid is not None:
+            text += f" ; bf:uid {p.uid}"
+        if p.ppid:
+            text += f" ; bf:ppid {p.ppid}"
+        self._w(text + " .\n")
+
+    def started_by(self, p, parent, fork_idx):
+        start = f"proc:{p.local}-start"
+        text = (f"proc:{p.local} prov:wasInformedBy proc:{parent.local} ; "
+                f"prov:qualifiedStart {start} .\n"
+                f"{start} a prov:Start ; prov:hadActivity proc:{parent.local}"
+                f" ; prov:atTime {self._time(p.start_ns)}")
+        if fork_idx is not None:
+            text += f" ; bf:forkEvent ev:{fork_idx}"
+        self._w(text + " .\n")
+
+    def event(self, idx, ev, p, prev, ref, access, use, gen):
+        text = self._event_tail(
+            f"ev:{idx} {self.heads[ev.kind << 8 | ev.call]} ; bf:process {p.tag} ; bf:ns {ev.ts}",
+            ev, prev, ref, access)
+        if use:
+            text += f"{p.tag} prov:used {ref.res.tag} .\n"
+        if gen:
+            text += f"{ref.res.tag} prov:wasGeneratedBy {p.tag} .\n"
+        self._w(text)
+
+    def _event_tail(self, text, ev, prev, ref, access):
+        """Every property of an event after its head, in the general case."""
+        kind = ev.kind
+        ret = ev.ret
+        if prev is not None:
+            text += f" ; bf:follows ev:{prev}"
+        if ev.tid != ev.pid:
+            text += f" ; bf:tid {ev.tid}"
+        if ref is not None:
+            text += f" ; bf:file {ref.res.tag} ; bf:access bf:{access}"
+            if ref.raw_text is not None:
+                text += path_props("bf:path", "bf:pathBytes", ref.raw_text, ref.raw_b64)
+        if kind == K_OPEN:
+            text += f" ; bf:flags {ev.arg0}"
+            if ev.arg0 & O_MODE_USED:
+                text += f" ; bf:mode {ev.arg1}"
+        elif kind == K_STAT or kind == K_FORK:
+            text += f" ; bf:flags {ev.arg0}"
+        elif kind == K_EXEC:
+            text += " ; bf:argv (" + "".join(
+                " " + self._bytes_literal(a) for a in ev.argv) + " )"
+        elif kind == K_EXIT:
+            text += self._exit_props(ev)
+            if ev.trunc & EXIT_THREAD:
+                text += " ; bf:leaderExit true"
+        elif kind == K_WAIT:
+            text += f" ; bf:waitPid {ev.arg0}"
+            if ev.arg1 != -1:
+                text += f" ; bf:rawStatus {ev.arg1}"
+        elif kind == K_CHDIR and ev.path is None:
+            text += f" ; bf:dirfd {ev.dirfd}"
+        if kind != K_EXIT:
+            if ret < 0:
+                text += f' ; bf:result {ret} ; bf:errno "{N.errno_name(-ret)}"'
+            else:
+                text += f" ; bf:result {ret}"
+        if ev.trunc & TRUNC_ANY:
+            text += " ; bf:truncated true"
+        return text + " .\n"
+
+    @staticmethod
+    def _bytes_literal(raw):
+        text, b64 = N.bytes_text(raw)
+        if b64 is None:
+            return N.turtle_string(text)
+        return f'"{b64}"^^xsd:base64Binary'
+
+    @staticmethod
+    def _exit_props(ev):
+        text = ""
+        if ev.arg0 >= 0:
+            text += f" ; bf:exitCode {ev.arg0}"
+        if ev.arg1 > 0:
+            text += f' ; bf:exitSignal {ev.arg1} ; bf:signalName "{N.signal_name(ev.arg1)}"'
+        return text
+
+    def branch(self, fork_idx, first_idx):
+        self._w(f"ev:{fork_idx} bf:opensBranch ev:{first_idx} .\n")
+
+    def join(self, exit_idx, wait_idx):
+        self._w(f"ev:{exit_idx} bf:joinedBy ev:{wait_idx} .\n")
+
+    def reaped(self, child, parent, wait_idx):
+        text = f"proc:{child.local} bf:reapedBy proc:{parent.local} .\n"
+        if wait_idx is not None:
+            text += f"ev:{wait_idx} bf:reaped proc:{child.local} .\n"
+        self._w(text)
+
+    def executed(self, p, ref, command):
+        text = f"proc:{p.local} bf:command {N.turtle_string(command)} ; bf:comm {N.turtle_string(p.comm)}"
+        if ref is not None:
+            text += f" ; bf:executable <{ref.res.iri}>"
+        self._w(text + " .\n")
+
+    def exited(self, p, ev, usage=()):
+        self._w(f"proc:{p.local} prov:endedAtTime {self._time(ev.ts)} ; bf:endNs {ev.ts}"
+                + self._exit_props(ev)
+                + "".join(f' ; bf:{prop} "{lex}"^^xsd:{dtype}' for prop, lex, dtype in usage)
+                + " .\n")
+
+    def used(self, p, res):
+        self._w(f"proc:{p.local} prov:used <{res.iri}> .\n")
+
+    def generated(self, p, res):
+        self._w(f"<{res.iri}> prov:wasGeneratedBy proc:{p.local} .\n")
+
+    def accesses(self, idx, p, aggs):
+        ptag = p.tag
+        out = []
+        for (_iri, access), (count, failures, first, last, ref, errnos) in aggs.items():
+            text = (f"acc:{idx} a bf:Access ; bf:process {ptag} ; bf:file {ref.res.tag}"
+                    f" ; bf:access bf:{access} ; bf:count {count} ; bf:failures {failures}"
+                    f" ; bf:firstNs {first} ; bf:lastNs {last} .\n")
+            if errnos:
+                text = text[:-3] + "".join(f' ; bf:errno "{N.errno_name(e)}"'
+                                           for e in sorted(errnos)) + " .\n"
+            out.append(text)
+            idx += 1
+        self._w("".join(out))
+
+    def end(self, run, summary):
+        r = self.run_ref
+        lines = [f"{r} a bf:Run ; bf:ontology <{N.ONTOLOGY}>",
+                 f"bf:host {N.turtle_string(run.host)}",
+                 f"bf:kernel {N.turtle_string(run.kernel)}",
+                 f"bf:source {N.turtle_string(run.source)}",
+                 f"bf:scope {N.turtle_string(run.scope)}",
+                 f"bf:detail {N.turtle_string(self.detail)}",
+                 f"bf:commandLine {N.turtle_string(run_command_line(run))}",
+                 f"bf:complete {'true' if summary.complete else 'false'}"]
+        if run.tool_version:
+            lines.append(f"bf:toolVersion {N.turtle_string(run.tool_version)}")
+        start_ns, end_ns = run_bounds(run, summary)
+        if start_ns is not None:
+            lines.append(f"prov:startedAtTime {self._time(start_ns)} ; bf:startNs {start_ns}")
+        if end_ns is not None:
+            lines.append(f"prov:endedAtTime {self._time(end_ns)} ; bf:endNs {end_ns}")
+        if run.exit_status is not None:
+            lines.append(f"bf:exitStatus {run.exit_status}")
+        if run.root_pid is not None:
+            lines.append(f"bf:rootPid {run.root_pid}")
+        if summary.root is not None:
+            lines.append(f"bf:rootProcess proc:{summary.root.local}")
+        totals = summary.totals
+        for kind, prop in COUNT_PROPERTY.items():
+            lines.append(f"bf:{prop} {totals[kind.name]}")
+        lines.append(f"bf:eventCount {totals['events']}")
+        lines.append(f"bf:processCount {totals['processes']}")
+        lines.append(f"bf:lostEvents {run.total_lost}")
+        for tp in run.missing_tracepoints:
+            lines.append(f"bf:missingTracepoint {N.turtle_string(tp)}")
+        for note in summary.notes:
+            lines.append(f"bf:note {N.turtle_string(note)}")
+        for name in loss_names(run):
+            lines.append(f"bf:loss <{self.names.run_iri}:loss-{name}>")
+        for i, _w in enumerate(run.loss_windows):
+            lines.append(f"bf:lossWindow <{self.names.run_iri}:window-{i}>")
+        text = " ;\n    ".join(lines) + " .\n"
+        for name in loss_names(run):
+            text += (f"<{self.names.run_iri}:loss-{name}> a bf:Loss ; bf:lossKind "
+                     f"{N.turtle_string(name)} ; bf:count {run.losses.get(name, 0)} .\n")
+        for i, (w_start, w_end, name, count) in enumerate(run.loss_windows):
+            text += (f"<{self.names.run_iri}:window-{i}> a bf:LossWindow ; bf:lossKind "
+                     f"{N.turtle_string(name)} ; bf:count {count} ; bf:fromNs {w_start}"
+                     f" ; bf:toNs {w_end} ; bf:fromTime {self._time(w_start)}"
+                     f" ; bf:toTime {self._time(w_end)} .\n")
+        self._w(text)
+        self.out.write("".join(self.buf).encode())
+        self.buf.clear()
+
+
+def run_command_line(run) -> str:
+    import os
+    import shlex
+    # argv may hold bytes that are not UTF-8 (surrogate-escaped): shown escaped
+    return shlex.join(os.fsencode(a).decode("utf-8", "backslashreplace") for a in run.command)
+
+
+def run_bounds(run, summary):
+    """Start and end (CLOCK_MONOTONIC ns) of a run; a run cut short ends at its last event."""
+    start = run.start_mono_ns or summary.first_ts
+    end = run.end_mono_ns if run.end_mono_ns else summary.last_ts
+    return start, end
+
+
+def loss_names(run):
+    """Every loss counter batchflow knows, plus any other the run reported."""
+    return list(LOSS_NAMES) + sorted(set(run.losses) - set(LOSS_NAMES))
+
+
+_MISSING = object()
+FRAG_CACHE_MAX = 4096
+
+
+def _open_fragment(flags):
+    """(access, Turtle text) for an open's flags."""
+    access = open_access(Call.OPENAT, flags)
+    return access, f" ; bf:access bf:{access} ; bf:flags {flags}"
+
+
+def _end_fragment(ret):
+    """The end of an open or stat statement: its result, and errno if it failed."""
+    if ret < 0:
+        return f' ; bf:result {ret} ; bf:errno "{N.errno_name(-ret)}" .\n'
+    return f" ; bf:result {ret} .\n"
+
+
+def _ref_fragment(ref):
+    frag = f" ; bf:file {ref.res.tag}"
+    if ref.raw_text is not None:
+        frag += path_props("bf:path", "bf:pathBytes", ref.raw_text, ref.raw_b64)
+    ref.frag = frag
+    return frag
+
+
+class TurtleWriter(Interpreter):
+    """The interpreter with Turtle writing fused into its loop.
+
+    The common event, a successful open or stat of a path already seen, by
+    a thread already seen, is turned into its Turtle statement right in the
+    loop, from cached fragments; every other event goes through
+    Interpreter._handle and TurtleSink.  The tests hold this loop to the
+    plain path (Interpreter.feed with reference.GraphSink): same graph.
+    """
+
+    def __init__(self, run, out, detail="events"):
+        super().__init__(run, TurtleSink(out, detail), detail)
+
+    def feed(self, events):
+        if not self.events_detail:
+            return self._feed_summary(events)
+        procs_get = self.procs.get
+        cache_get = self.cache.get
+        handle = self._handle
+        sink = self.sink
+        heads = sink.heads
+        buf = sink.buf
+        write = sink.out.write
+        open_frags = {}
+        stat_frags = {}
+        end_frags = {}
+        n_open = n_stat = 0
+        idx = self.idx
+        ts = None
+        for ev in events:
+            ts = ev.ts
+            if self.held and ts > self.next_deadline:
+                self.idx = idx
+                self._expire(ts)
+                idx = self.idx
+            pid = ev.pid
+            proc = procs_get(pid)
+            if proc is None:
+                self.idx = idx
+                proc = self._unknown(ev)
+                idx = self.idx
+                if proc is None:
+                    continue
+            kind = ev.kind
+            if (kind == K_OPEN or kind == K_STAT) and ev.tid == pid and not ev.trunc and ev.path:
+                path = ev.path
+                if path[0] == 47:                               # b"/"
+                    ref = cache_get(path)
+                elif ev.dirfd == AT_FDCWD:
+                    ref = cache_get((proc.cwd, path))
+                else:
+                    ref = None
+                last = proc.last
+                prev = last.get(pid)
+                if ref is not None and prev is not None:
+                    flags = ev.arg0
+                    if kind == K_OPEN:
+                        fa = open_frags.get(flags, _MISSING) if ev.call != C_CREAT else None
+                        if fa is _MISSING:
+                            fa = _open_fragment(flags)
+                            if len(open_frags) < FRAG_CACHE_MAX:
+                                open_frags[flags] = fa
+                    else:
+                        sf = stat_frags.get(flags)
+                        if sf is None:
+                            sf = f" ; bf:access bf:{STAT} ; bf:flags {flags}"
+                            if len(stat_frags) < FRAG_CACHE_MAX:
+                                stat_frags[flags] = sf
+                        fa = (STAT, sf)
+                    if fa is not None:
+                        access, afrag = fa
+                        if kind == K_OPEN and flags & O_MODE_USED:
+                            afrag = f"{afrag} ; bf:mode {ev.arg1}"
+                        rfrag = ref.frag
+                        if rfrag is None:
+                            rfrag = _ref_fragment(ref)
+                        ret = ev.ret
+                        endfrag = end_frags.get(ret)
+                        if endfrag is None:
+                            endfrag = _end_fragment(ret)
+                            if len(end_frags) < FRAG_CACHE_MAX:
+                                end_frags[ret] = endfrag
+                        sidx = str(idx)
+                        idx += 1
+                        last[pid] = sidx
+                        ptag = proc.tag
+                        text = (f"ev:{sidx} {heads[kind << 8 | ev.call]} ; bf:process {ptag}"
+                                f" ; bf:ns {ts} ; bf:follows ev:{prev}{rfrag}{afrag}{endfrag}")
+                        if kind == K_OPEN:
+                            n_open += 1
+                            if ret >= 0:
+                                res = ref.res
+                                iri = res.iri
+                                if access in READS and iri not in proc.used:
+                                    proc.used.add(iri)
+                                    text += f"{ptag} prov:used {res.tag} .\n"
+                                if access in WRITES and iri not in proc.generated:
+                                    proc.generated.add(iri)
+                                    text += f"{res.tag} prov:wasGeneratedBy {ptag} .\n"
+                        else:
+                            n_stat += 1
+                        buf.append(text)
+                        if len(buf) >= FLUSH_AT:
+                            write("".join(buf).encode())
+                            buf.clear()
+                        continue
+            self.idx = idx
+            handle(ev, proc)
+            idx = self.idx
+        self.idx = idx
+        self.kcount[K_OPEN] += n_open
+        self.kcount[K_STAT] += n_stat
+        self._seen_until(ts)
+
+    def _feed_summary(self, events):
+        """Detail "summary": opens and stats of known paths aggregated in the loop."""
+        procs_get = self.procs.get
+        cache_get = self.cache.get
+        handle = self._handle
+        buf = self.sink.buf
+        write = self.sink.out.write
+        n_open = n_stat = 0
+        ts = None
+        for ev in events:
+            ts = ev.ts
+            if self.held and ts > self.next_deadline:
+                self._expire(ts)
+            pid = ev.pid
+            proc = procs_get(pid)
+            if proc is None:
+                proc = self._unknown(ev)
+                if proc is None:
+                    continue
+            kind = ev.kind
+            if (kind == K_OPEN or kind == K_STAT) and ev.path:
+                path = ev.path
+                if path[0] == 47:                               # b"/"
+                    ref = cache_get(path)
+                elif ev.dirfd == AT_FDCWD:
+                    ref = cache_get((proc.cwd, path))
+                else:
+                    ref = None
+                if ref is not None:
+                    if kind == K_STAT:
+                        access = STAT
+                    else:
+                        access = OPEN_ACCESS.get(ev.arg0) if ev.call != C_CREAT else None
+                    if access is not None:
+                        res = ref.res
+                        key = (res.iri, access)
+                        agg = proc.agg.get(key)
+                        if agg is None:
+                            proc.agg[key] = [1, 0, ts, ts, ref, None]     # A_COUNT ...
+                        else:
+                            agg[0] += 1                                 # A_COUNT
+                            agg[3] = ts                                 # A_LAST
+                        ret = ev.ret
+                        if ret < 0:
+                            agg = proc.agg[key]
+                            agg[A_FAILURES] += 1
+                            if agg[A_ERRNOS] is None:
+                                agg[A_ERRNOS] = set()
+                            agg[A_ERRNOS].add(-ret)
+                        elif kind == K_OPEN:
+                            iri = res.iri
+                            if access in READS and iri not in proc.used:
+                                proc.used.add(iri)
+                                buf.append(f"{proc.tag} prov:used {res.tag} .\n")
+                            if access in WRITES and iri not in proc.generated:
+                                proc.generated.add(iri)
+                                buf.append(f"{res.tag} prov:wasGeneratedBy {proc.tag} .\n")
+                            if len(buf) >= FLUSH_AT:
+                                write("".join(buf).encode())
+                                buf.clear()
+                        if kind == K_OPEN:
+                            n_open += 1
+                        else:
+                            n_stat += 1
+                        self.idx += 1
+                        continue
+            handle(ev, proc)
+        self.kcount[K_OPEN] += n_open
+        self.kcount[K_STAT] += n_stat
+        self._seen_until(ts)
