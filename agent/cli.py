@@ -18,6 +18,7 @@ SUBCOMMANDS = [
     "agent.check_cmd",
     "agent.recover_cmd",
     "agent.query_cmd",
+    "agent.ctl_cmd",
 ]
 
 

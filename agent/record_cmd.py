@@ -34,6 +34,13 @@ def register(sub):
                    help="psutil sampling of the traced processes' CPU, memory and I/O "
                         "(default 0.5; 0: off; off by default with --system)")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
+    # ---- control protocol (agent/control/) ----
+    p.add_argument("--control", metavar="FILE",
+                   help="control messages applied at start-up (DISCARD, FOCUS, RULE_ON; "
+                        "a JSON array or one JSON object per line)")
+    p.add_argument("--control-socket", metavar="PATH",
+                   help="accept control messages on this Unix socket (root only; "
+                        "see `batchflow ctl`)")
     p.add_argument("--ebpf", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
     p.set_defaults(func=run_record)
@@ -91,6 +98,11 @@ def run_record(args) -> int:
 
     from .recorder import Recorder
 
+    control_msgs = None
+    if args.control or args.control_socket:
+        from .control.startup import Steering, load_control_file
+        control_msgs = load_control_file(args.control) if args.control else []
+
     run = Run(source="record", command=list(command), scope=scope, tool_version=__version__)
     if scope == "pid":
         run.cwd = os.fsencode(os.readlink(f"/proc/{args.pid}/cwd"))
@@ -105,7 +117,11 @@ def run_record(args) -> int:
         sampler = Sampler(interval)
     recorder = Recorder(run, sink=None, ringbuf_pages=args.ringbuf_pages, poll_ms=args.poll_ms,
                         sampler=sampler)
+    steering = None
     try:
+        if control_msgs is not None:
+            steering = Steering(args.control_socket)
+            steering.attach(recorder, control_msgs)
         from .journal import JournalWriter
 
         run.mark_start()
@@ -128,6 +144,9 @@ def run_record(args) -> int:
     except BaseException:
         recorder.close()
         raise
+    finally:
+        if steering is not None:
+            steering.close(args.quiet)
     # Detaching some fifty tracepoints takes seconds (the kernel waits for
     # RCU at each); it overlaps with writing the Turtle.
     closer = threading.Thread(target=recorder.close, name="bpf-detach")

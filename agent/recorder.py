@@ -69,6 +69,8 @@ class Recorder:
         self.run = run
         self.sink = sink
         self.poll_ms = poll_ms
+        self.batch_bytes = batch_bytes
+        self.control = None   # agent.control.engine.Controller, when steered
         self.stop_requested = 0
         self._last_losses = dict.fromkeys(LOSS_NAMES, 0)
         self._last_poll_ns = 0
@@ -133,10 +135,24 @@ class Recorder:
 
     # ---- capture ----
     def _drain(self, timeout_ms):
-        size = self.consumer.poll(timeout_ms)
-        if size:
-            self.sink(self.consumer.take())
-        self._note_losses()
+        ctl = self.control
+        # With a controller, a FOCUS match or a control message drains again
+        # at once (a few times at most: the loop must still reap and stop).
+        for _ in range(8 if ctl else 1):
+            if ctl:
+                ctl.before_poll()
+            size = self.consumer.poll(timeout_ms)
+            if ctl:
+                size = ctl.before_take(size)
+            if size:
+                batch = self.consumer.take()
+                self.sink(batch)
+                if ctl:
+                    ctl.sent(batch)
+            self._note_losses()
+            if not (ctl and ctl.after_take()):
+                break
+            timeout_ms = 0
 
     def _note_losses(self):
         now = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
@@ -199,6 +215,8 @@ class Recorder:
                 if deadline is not None and time.monotonic() >= deadline:
                     break
             # Everything in scope has ended (or we stop): take what is left.
+            if self.control:
+                self.control.finish()
             for _ in range(100):
                 self._drain(0)
                 if self.consumer.pending() == 0:

@@ -40,6 +40,9 @@ class Run:
     loss_windows: list = dataclasses.field(default_factory=list)
     counts: dict = dataclasses.field(default_factory=dict)     # Kind name -> events written
     missing_tracepoints: list = dataclasses.field(default_factory=list)
+    # Control protocol messages the agent emitted, in order (wire form, see
+    # agent/control/messages.py): NO_MORE_EVENT, MISSING_EVENT, RULE_ON, ...
+    protocol: list = dataclasses.field(default_factory=list)
     tool_version: str = ""
     # False when the source had no timestamps (an strace log without -t/-tt/-ttt):
     # event times are then only an order, not nanoseconds.
