@@ -3,8 +3,9 @@
 
 Attaching any program to a syscall tracepoint turns on the kernel's syscall
 tracing path for every task; each hit then runs a BPF program.  This attaches
-an empty program (it returns at once) to every tracepoint batchflow uses, runs
-the command and exits with its status: a tracer cannot be faster than this.
+an empty program (it returns at once) to every tracepoint batchflow attaches
+(batchflow's program is loaded once to learn which, then detached), runs the
+command and exits with its status: a tracer cannot be faster than this.
 
     /usr/bin/python3 bench/floor.py [--list] -- CMD [ARG...]
 """
@@ -17,25 +18,23 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from agent.events import CALL_NAMES  # noqa: E402
 from bcc_launch import shell_status, spawn_held, split_command  # noqa: E402
-
-TRACEFS = "/sys/kernel/tracing/events"
-# Where the kernel's tracepoint names differ from the syscall names.
-TRACEPOINT_OF = {"stat": "newstat", "lstat": "newlstat"}
-SCHED = ("sched_process_fork", "sched_process_exec", "sched_process_exit")
 
 
 def tracepoints():
-    """(category, event) for each tracepoint batchflow's calls and lifecycle need, if present."""
-    out = []
-    for name in CALL_NAMES.values():
-        tp = TRACEPOINT_OF.get(name, name)
-        for side in ("enter", "exit"):
-            if os.path.isdir(f"{TRACEFS}/syscalls/sys_{side}_{tp}"):
-                out.append(("syscalls", f"sys_{side}_{tp}"))
-    out += [("sched", ev) for ev in SCHED if os.path.isdir(f"{TRACEFS}/sched/{ev}")]
-    return out
+    """(category, event) of every tracepoint batchflow attaches on this host.
+
+    Read from batchflow's own loaded program, so the floor follows whatever
+    batchflow attaches (which depends on what the kernel offers).
+    """
+    from agent.loader import Probe
+    probe = Probe()
+    try:
+        names = sorted(tp.decode() if isinstance(tp, bytes) else tp
+                       for tp in probe.bpf.tracepoint_fds)
+    finally:
+        probe.close()
+    return [tuple(name.split(":", 1)) for name in names]
 
 
 def bpf_source(tps):

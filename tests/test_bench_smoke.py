@@ -1,12 +1,11 @@
 """The benchmark's workloads do what they claim (exact operation counts), not how fast.
 
 Counts come from strace, which stops the task at every listed call; the BPF
-baselines (bench/pytracer.py, bench/floor.py) need root and Debian's bcc.
+baselines (bench/pytracer.py, bench/floor.py) are marked `bpf` (root, bcc).
 """
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -22,23 +21,6 @@ import strace_count  # noqa: E402
 SYSTEM_PYTHON = "/usr/bin/python3"
 
 needs_strace = pytest.mark.skipif(shutil.which("strace") is None, reason="strace not installed")
-
-
-def bcc_usable():
-    if os.geteuid() != 0:
-        return "needs root"
-    if subprocess.run([SYSTEM_PYTHON, "-c", "import bcc"], capture_output=True).returncode:
-        return "Debian's python3-bpfcc not importable by /usr/bin/python3"
-    return None
-
-
-@pytest.fixture(scope="module")
-def bpf():
-    why = bcc_usable()
-    if why:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"BPF unavailable in CI: {why}")
-        pytest.skip(why)
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +125,8 @@ def test_project_builds_with_make_j2_and_passes_its_check(tmp_path):
     assert "check: ok" in check.stdout
 
 
-def test_pytracer_sees_every_open_and_stat_of_the_loop(bpf, bins, target, tmp_path):
+@pytest.mark.bpf
+def test_pytracer_sees_every_open_and_stat_of_the_loop(bins, target, tmp_path):
     cmd = [str(bins / "loop"), "500", target]
     expected, _ = strace_count.count_command(cmd)
     stats = tmp_path / "stats.json"
@@ -159,7 +142,8 @@ def test_pytracer_sees_every_open_and_stat_of_the_loop(bpf, bins, target, tmp_pa
     assert sum(line.endswith(" " + target) for line in lines) == 1000
 
 
-def test_pytracer_and_floor_pass_the_exit_status(bpf, tmp_path):
+@pytest.mark.bpf
+def test_pytracer_and_floor_pass_the_exit_status(tmp_path):
     for script in ("pytracer.py", "floor.py"):
         extra = ["-o", str(tmp_path / "o")] if script == "pytracer.py" else []
         proc = subprocess.run([SYSTEM_PYTHON, str(BENCH / script), *extra, "--",
