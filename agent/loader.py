@@ -152,7 +152,7 @@ class Probe:
         self._set_config(0, SCOPE_SYSTEM)
 
     def trace_task(self, tid: int, parent_tgid: int = 0, tgid: int = None):
-        self._traced[ctypes.c_uint32(tid)] = ctypes.c_uint8(1)
+        self._traced[ctypes.c_uint32(tid)] = self._traced.Leaf()
         if parent_tgid and (tgid is None or tgid == tid):
             self._parents[ctypes.c_uint32(tid)] = ctypes.c_uint32(parent_tgid)
 

@@ -136,9 +136,10 @@ def report(run, counts, output, quiet):
         print(f"batchflow: WARNING: {lost} events lost ({windows})", file=sys.stderr)
     if quiet:
         return
-    kinds = ", ".join(f"{k.lower()} {v}" for k, v in sorted(counts.items()) if k != "processes")
+    kinds = ", ".join(f"{k.lower()} {v}" for k, v in sorted(counts.items())
+                      if k not in ("processes", "events"))
     procs = counts.get("processes", "?")
     missing = f"; tracepoints missing: {', '.join(run.missing_tracepoints)}" \
         if run.missing_tracepoints else ""
-    print(f"batchflow: {procs} processes; events: {kinds}; lost {lost}; "
+    print(f"batchflow: {procs} processes; {counts.get('events', 0)} events ({kinds}); lost {lost}; "
           f"wrote {output}{missing}", file=sys.stderr)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import shutil
 import signal
 import time
 
@@ -81,6 +82,9 @@ class Recorder:
         # tree has finished and no zombie is left behind.
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        # Resolved here so the job's graph starts with its one real exec, not
+        # with our PATH search.
+        exe = shutil.which(argv[0]) or argv[0]
         r, w = os.pipe()
         start = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
         pid = os.fork()
@@ -89,7 +93,7 @@ class Recorder:
                 os.close(w)
                 os.read(r, 1)
                 os.close(r)
-                os.execvp(argv[0], argv)
+                os.execv(exe, argv)
             except OSError as exc:
                 os.write(2, f"batchflow: {argv[0]}: {exc.strerror}\n".encode())
             finally:

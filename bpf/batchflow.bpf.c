@@ -20,23 +20,23 @@
 
 BPF_RINGBUF_OUTPUT(events, BF_RINGBUF_PAGES);
 
-/* tid -> 1 for every traced task */
-BPF_HASH(traced, u32, u8, BF_MAX_TASKS);
-/* tgid -> parent tgid, learned at fork (the kernel's task_struct layout is
- * not ours to read: bcc compiles against headers that may not match) */
-BPF_HASH(parents, u32, u32, BF_MAX_TASKS);
-
-/* What a syscall entry leaves for its exit, keyed by tid. */
-struct bf_inflight {
+/* Per traced task (by tid): the syscall in flight, so its exit can be
+ * completed with what its entry saw.  One lookup at entry and one at exit,
+ * no map update on the hot path: the slot is written in place. */
+struct bf_task {
 	u64 ts;
 	const char *path;
 	void *uptr;          /* wait4 status / waitid siginfo */
 	s64 arg0;
 	s64 arg1;
 	s32 dirfd;
-	u8 call;
+	u8 call;             /* BF_SYS_* in flight, 0 when none */
+	u8 _pad[3];
 };
-BPF_HASH(inflight, u32, struct bf_inflight, BF_MAX_TASKS);
+BPF_HASH(traced, u32, struct bf_task, BF_MAX_TASKS);
+/* tgid -> parent tgid, learned at fork (the kernel's task_struct layout is
+ * not ours to read: bcc compiles against headers that may not match) */
+BPF_HASH(parents, u32, u32, BF_MAX_TASKS);
 
 /* execve records are built at entry (the old image's argv is gone at exit)
  * and completed at exit; keyed by tid. */
@@ -61,23 +61,42 @@ static __always_inline void bf_lost(u32 what)
 		(*n)++;
 }
 
-/* ---- Filters: the one place that decides what is recorded. ---- */
-static __always_inline int bf_wanted(u32 tgid, u32 tid)
+/* ---- Filters: the one place that decides what is recorded. ----
+ * Returns the task's slot when its events are wanted, else NULL. */
+static __always_inline struct bf_task *bf_wanted(u32 tgid, u32 tid)
 {
+	struct bf_task *t = traced.lookup(&tid);
+	if (t)
+		return t;
 	u32 k = 0;
 	u32 *scope = config.lookup(&k);
-	if (scope && *scope == BF_SCOPE_SYSTEM) {
-		k = 1;
-		u32 *self = config.lookup(&k);
-		return !(self && *self == tgid);
+	if (!scope || *scope != BF_SCOPE_SYSTEM)
+		return NULL;
+	k = 1;
+	u32 *self = config.lookup(&k);
+	if (self && *self == tgid)
+		return NULL;
+	/* System mode: a task gets its slot the first time it is seen. */
+	struct bf_task zero = {};
+	if (traced.update(&tid, &zero) != 0) {
+		bf_lost(BF_LOSS_TRACED);
+		return NULL;
 	}
-	return traced.lookup(&tid) != NULL;
+	return traced.lookup(&tid);
 }
 
-static __always_inline int bf_current_wanted(void)
+static __always_inline struct bf_task *bf_current(void)
 {
 	u64 id = bpf_get_current_pid_tgid();
 	return bf_wanted(id >> 32, (u32)id);
+}
+
+/* The slot of the current task if it has a syscall in flight. */
+static __always_inline struct bf_task *bf_inflight(void)
+{
+	u32 tid = (u32)bpf_get_current_pid_tgid();
+	struct bf_task *t = traced.lookup(&tid);
+	return (t && t->call) ? t : NULL;
 }
 
 static __always_inline void bf_fill(struct bf_event *e, u64 ts, u8 call, u8 kind)
@@ -159,31 +178,28 @@ static __always_inline struct bf_record *bf_scratch(void)
 /* ---- open / stat / chdir: remember the arguments at entry ---- */
 static __always_inline int bf_enter(u8 call, s32 dirfd, const char *path, s64 arg0, s64 arg1)
 {
-	if (!bf_current_wanted())
+	struct bf_task *t = bf_current();
+	if (!t)
 		return 0;
-	u32 tid = (u32)bpf_get_current_pid_tgid();
-	struct bf_inflight in = {};
-	in.ts = bpf_ktime_get_ns();
-	in.path = path;
-	in.dirfd = dirfd;
-	in.arg0 = arg0;
-	in.arg1 = arg1;
-	in.call = call;
-	if (inflight.update(&tid, &in) != 0)
-		bf_lost(BF_LOSS_INFLIGHT);
+	t->ts = bpf_ktime_get_ns();
+	t->path = path;
+	t->uptr = NULL;
+	t->dirfd = dirfd;
+	t->arg0 = arg0;
+	t->arg1 = arg1;
+	t->call = call;
 	return 0;
 }
 
 /* ... and read the path at exit, when the kernel has faulted it in. */
 static __always_inline int bf_exit_path(u8 kind, s64 ret)
 {
-	u32 tid = (u32)bpf_get_current_pid_tgid();
-	struct bf_inflight *in = inflight.lookup(&tid);
+	struct bf_task *in = bf_inflight();
 	if (!in)
 		return 0;
 	struct bf_record *r = bf_scratch();
 	if (!r) {
-		inflight.delete(&tid);
+		in->call = 0;
 		return 0;
 	}
 	bf_fill(&r->hdr, in->ts, in->call, kind);
@@ -193,7 +209,7 @@ static __always_inline int bf_exit_path(u8 kind, s64 ret)
 	r->hdr.dirfd = in->dirfd;
 	if (in->path)
 		r->hdr.path_len = bf_read_str(r, 0, BF_PATH_MAX, in->path, BF_TRUNC_PATH);
-	inflight.delete(&tid);
+	in->call = 0;
 	bf_submit(r);
 	return 0;
 }
@@ -270,8 +286,7 @@ static __always_inline int bf_fork_enter(u8 call, s64 flags)
 /* A failed fork has no sched_process_fork: record it here. */
 static __always_inline int bf_fork_exit(s64 ret)
 {
-	u32 tid = (u32)bpf_get_current_pid_tgid();
-	struct bf_inflight *in = inflight.lookup(&tid);
+	struct bf_task *in = bf_inflight();
 	if (!in)
 		return 0;
 	if (ret < 0) {
@@ -283,7 +298,7 @@ static __always_inline int bf_fork_exit(s64 ret)
 			bf_submit(r);
 		}
 	}
-	inflight.delete(&tid);
+	in->call = 0;
 	return 0;
 }
 
@@ -317,15 +332,15 @@ TRACEPOINT_PROBE(syscalls, sys_exit_clone3) { return bf_fork_exit(args->ret); }
 TRACEPOINT_PROBE(sched, sched_process_fork)
 {
 	u64 id = bpf_get_current_pid_tgid();
-	u32 tgid = id >> 32, tid = (u32)id;
-	if (!bf_wanted(tgid, tid))
+	u32 tgid = id >> 32;
+	struct bf_task *in = bf_wanted(tgid, (u32)id);
+	if (!in)
 		return 0;
 	u32 child = args->child_pid;
-	struct bf_inflight *in = inflight.lookup(&tid);
-	s64 flags = in ? in->arg0 : 17;
-	u8 call = in ? in->call : BF_SYS_NONE;
-	u8 one = 1;
-	if (traced.update(&child, &one) != 0)
+	s64 flags = in->call ? in->arg0 : 17;
+	u8 call = in->call;
+	struct bf_task fresh = {};
+	if (traced.update(&child, &fresh) != 0)
 		bf_lost(BF_LOSS_TRACED);
 	if (!(flags & CLONE_THREAD))
 		parents.update(&child, &tgid);
@@ -344,7 +359,7 @@ TRACEPOINT_PROBE(sched, sched_process_fork)
 static __always_inline int bf_exec_enter(u8 call, s32 dirfd, const char *path,
 					 const char *const *argv, s64 flags)
 {
-	if (!bf_current_wanted())
+	if (!bf_current())
 		return 0;
 	struct bf_record *r = bf_scratch();
 	if (!r)
@@ -430,32 +445,26 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
 #ifdef BF_HAVE_wait4
 TRACEPOINT_PROBE(syscalls, sys_enter_wait4)
 {
-	if (!bf_current_wanted())
+	struct bf_task *t = bf_current();
+	if (!t)
 		return 0;
-	u32 tid = (u32)bpf_get_current_pid_tgid();
-	struct bf_inflight in = {};
-	in.arg0 = args->upid;
-	in.arg1 = args->options;
-	in.uptr = args->stat_addr;
-	in.call = BF_SYS_WAIT4;
-	if (inflight.update(&tid, &in) != 0)
-		bf_lost(BF_LOSS_INFLIGHT);
+	t->arg0 = args->upid;
+	t->arg1 = args->options;
+	t->uptr = args->stat_addr;
+	t->call = BF_SYS_WAIT4;
 	return 0;
 }
 #endif
 #ifdef BF_HAVE_waitid
 TRACEPOINT_PROBE(syscalls, sys_enter_waitid)
 {
-	if (!bf_current_wanted())
+	struct bf_task *t = bf_current();
+	if (!t)
 		return 0;
-	u32 tid = (u32)bpf_get_current_pid_tgid();
-	struct bf_inflight in = {};
-	in.arg0 = ((s64)args->which << 32) | (u32)args->upid;
-	in.arg1 = args->options;
-	in.uptr = args->infop;
-	in.call = BF_SYS_WAITID;
-	if (inflight.update(&tid, &in) != 0)
-		bf_lost(BF_LOSS_INFLIGHT);
+	t->arg0 = ((s64)args->which << 32) | (u32)args->upid;
+	t->arg1 = args->options;
+	t->uptr = args->infop;
+	t->call = BF_SYS_WAITID;
 	return 0;
 }
 #endif
@@ -463,13 +472,12 @@ TRACEPOINT_PROBE(syscalls, sys_enter_waitid)
 /* Timestamped at completion: a wait is the point where a branch joins. */
 static __always_inline int bf_wait_exit(s64 ret)
 {
-	u32 tid = (u32)bpf_get_current_pid_tgid();
-	struct bf_inflight *in = inflight.lookup(&tid);
+	struct bf_task *in = bf_inflight();
 	if (!in)
 		return 0;
 	struct bf_record *r = bf_scratch();
 	if (!r) {
-		inflight.delete(&tid);
+		in->call = 0;
 		return 0;
 	}
 	bf_fill(&r->hdr, bpf_ktime_get_ns(), in->call, BF_WAIT);
@@ -495,7 +503,7 @@ static __always_inline int bf_wait_exit(s64 ret)
 				r->hdr.arg1 = (st & 0x7f) | 0x80;
 		}
 	}
-	inflight.delete(&tid);
+	in->call = 0;
 	bf_submit(r);
 	return 0;
 }
@@ -543,10 +551,12 @@ TRACEPOINT_PROBE(signal, signal_generate)
 	int sig = args->sig;
 	if (!bf_sig_fatal_by_default(sig))
 		return 0;
-	u32 k = 0;
-	u32 *scope = config.lookup(&k);
-	if (!(scope && *scope == BF_SCOPE_SYSTEM) && !traced.lookup(&target))
-		return 0;
+	if (!traced.lookup(&target)) {
+		u32 k = 0;
+		u32 *scope = config.lookup(&k);
+		if (!scope || *scope != BF_SCOPE_SYSTEM)
+			return 0;
+	}
 	s64 s = sig;
 	sent_sigs.update(&target, &s);
 	return 0;
@@ -586,13 +596,16 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
 	if (!bf_wanted(tgid, tid))
 		return 0;
 	traced.delete(&tid);
-	inflight.delete(&tid);
 	execs.delete(&tid);
 #ifdef BF_HAVE_GROUP_DEAD
 	if (!args->group_dead)
 		return 0;
 	u8 trunc = 0;
 #else
+	/* Kernels without group_dead: the leader's exit stands for the
+	 * process's, flagged as such. */
+	if (tid != tgid)
+		return 0;
 	u8 trunc = BF_EXIT_THREAD;
 #endif
 	struct bf_record *r = bf_scratch();
