@@ -149,3 +149,21 @@ def test_pytracer_and_floor_pass_the_exit_status(tmp_path):
         proc = subprocess.run([SYSTEM_PYTHON, str(BENCH / script), *extra, "--",
                                "sh", "-c", "exit 7"], capture_output=True, text=True)
         assert proc.returncode == 7, (script, proc.stderr)
+
+
+@pytest.mark.bpf
+def test_bench_reads_batchflow_counts_from_its_turtle(bins, target, tmp_path):
+    import run
+    exe = run.find_batchflow(None)
+    if exe is None:
+        pytest.skip("batchflow is not installed (scripts/setup.sh)")
+    mode = run.Batchflow(exe)
+    assert mode.available, mode.why
+    cmd = [str(bins / "loop"), "300", target]
+    expected, _ = strace_count.count_command(cmd)
+    proc = subprocess.run(mode.wrap(cmd, tmp_path), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    out = mode.outcome(tmp_path, proc.stderr)
+    assert out.note == ""                      # the Turtle and the summary agree
+    assert out.counts == dict(expected)
+    assert out.lost == 0 and out.loss_kinds == {}
