@@ -39,6 +39,7 @@ from strace_count import count_command  # noqa: E402
 
 SYSTEM_PYTHON = "/usr/bin/python3"      # Debian's, the one that imports bcc
 RUN_TIMEOUT = 1800
+BPF_WAIT_S = 120        # how long a run waits for other BPF users to finish
 KINDS = [k.name for k in Kind]
 
 
@@ -356,7 +357,40 @@ class Sample:
     counts: dict = None
     lost: int = None
     loss_kinds: dict = None
+    others_bpf: list = None   # other processes holding BPF programs around this run
     note: str = ""
+
+
+def bpf_holders():
+    """'comm[pid]' of every process holding a loaded BPF program.
+
+    Any program on a syscall tracepoint, whoever loaded it, sends every task
+    of the host through the kernel's syscall tracing path and so slows the
+    untraced runs too: runs with one around are counted in the results.
+    """
+    out = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                if os.readlink(f"/proc/{pid}/fd/{fd}") == "anon_inode:bpf-prog":
+                    with open(f"/proc/{pid}/comm") as f:
+                        out.append(f"{f.read().strip()}[{pid}]")
+                    break
+        except OSError:
+            continue
+    return out
+
+
+def wait_for_no_bpf(limit_s):
+    """Wait (up to `limit_s`) until no other process holds a BPF program."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        held = bpf_holders()
+        if not held or time.monotonic() >= deadline:
+            return held
+        time.sleep(1)
 
 
 def run_one(wl: Workload, mode: Mode, rep: int, bindir: Path, work: Path) -> Sample:
@@ -364,6 +398,7 @@ def run_one(wl: Workload, mode: Mode, rep: int, bindir: Path, work: Path) -> Sam
     tfile = scratch / "time_ns"
     if wl.prepare:
         subprocess.run(wl.prepare, cwd=wl.cwd, check=True, stdout=subprocess.DEVNULL)
+    others = wait_for_no_bpf(BPF_WAIT_S)
     argv = mode.wrap([str(bindir / "timed"), str(tfile), *wl.argv], scratch)
     t0 = time.monotonic()
     proc = subprocess.run(argv, cwd=wl.cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -371,6 +406,8 @@ def run_one(wl: Workload, mode: Mode, rep: int, bindir: Path, work: Path) -> Sam
     outer = time.monotonic() - t0
     stderr = proc.stderr.decode(errors="replace")
     sample = Sample(wl.name, mode.name, rep, outer_s=outer, rc=proc.returncode)
+    # Ours have exited by now: whatever holds a program is someone else's.
+    sample.others_bpf = sorted(set(others) | set(bpf_holders()))
     if proc.returncode != 0:
         sample.note = f"exit {proc.returncode}: {stderr.strip().splitlines()[-1:]}"
     if tfile.exists() and tfile.read_text().strip():
@@ -396,8 +433,9 @@ def measure(wls, modes, reps, bindir, work):
             for mode in modes:
                 s = run_one(wl, mode, rep, bindir, work)
                 inner = "-" if s.inner_s is None else f"{s.inner_s:.3f}s"
+                others = f"  [other BPF users: {', '.join(s.others_bpf)}]" if s.others_bpf else ""
                 log(f"  {wl.name:6} rep {rep + 1}/{reps} {mode.name:10} {inner:>9} "
-                    f"(end-to-end {s.outer_s:.2f}s){'  ' + s.note if s.note else ''}")
+                    f"(end-to-end {s.outer_s:.2f}s){'  ' + s.note if s.note else ''}{others}")
                 samples.append(s)
     return samples
 
@@ -504,7 +542,8 @@ def summarise(wls, modes, samples):
     return table
 
 
-def markdown(machine, sizes, quick, wls, modes, table, expected, tp_rows, tp_tracers):
+def markdown(machine, sizes, quick, wls, modes, table, expected, tp_rows, tp_tracers,
+             samples):
     L = []
     L.append("# batchflow benchmark results\n")
     L.append(f"Written by `python3 bench/run.py{' --quick' if quick else ''}` on {machine['date']}. "
@@ -517,6 +556,13 @@ def markdown(machine, sizes, quick, wls, modes, table, expected, tp_rows, tp_tra
     L.append(f"- load average (1 min) at start {machine['load_start']}, at end {machine['load_end']}: "
              "the machine is shared, and other jobs' load shows in wall times; the benchmark "
              f"ran at nice {machine['nice']} (every mode alike)")
+    disturbed = [s for s in samples if s.others_bpf]
+    users = sorted({name.split("[")[0] for s in disturbed for name in s.others_bpf})
+    L.append(f"- other BPF users: {len(disturbed)} of {len(samples)} timed runs found another "
+             "process holding a BPF program just before or after them"
+             + (f" ({', '.join(users)}); a program on a syscall tracepoint slows every task "
+                "of the host, untraced runs included" if disturbed else "")
+             + f" (each run first waits up to {BPF_WAIT_S} s for them to finish)")
     L.append("")
     L.append("## Overhead\n")
     L.append(f"Wall time of the workload measured inside the traced tree, median of {sizes.reps} "
@@ -763,7 +809,7 @@ def main(argv=None):
                                                      "notes": [], "outer_median_s": None})
         machine["load_end"] = loadavg()
         text = markdown(machine, sizes, args.quick, wls, modes, table, expected, tp_rows,
-                        tp_tracers)
+                        tp_tracers, samples)
         print(text)
         if results:
             Path(results).write_text(text)
