@@ -40,6 +40,8 @@ from strace_count import count_command  # noqa: E402
 SYSTEM_PYTHON = "/usr/bin/python3"      # Debian's, the one that imports bcc
 RUN_TIMEOUT = 1800
 BPF_WAIT_S = 120        # how long a run waits for other BPF users to finish
+NOISY_SPREAD = 1.15     # untraced runs varying more than this make a target check inconclusive
+DISTURBED_RETRIES = 2   # runs again (at most) when another BPF user showed up during a run
 KINDS = [k.name for k in Kind]
 
 
@@ -358,6 +360,7 @@ class Sample:
     lost: int = None
     loss_kinds: dict = None
     others_bpf: list = None   # other processes holding BPF programs around this run
+    retries: int = 0          # runs discarded because another BPF user was around
     note: str = ""
 
 
@@ -431,11 +434,17 @@ def measure(wls, modes, reps, bindir, work):
         run_one(wl, modes[0], -1, bindir, work)
         for rep in range(reps):
             for mode in modes:
-                s = run_one(wl, mode, rep, bindir, work)
-                inner = "-" if s.inner_s is None else f"{s.inner_s:.3f}s"
-                others = f"  [other BPF users: {', '.join(s.others_bpf)}]" if s.others_bpf else ""
-                log(f"  {wl.name:6} rep {rep + 1}/{reps} {mode.name:10} {inner:>9} "
-                    f"(end-to-end {s.outer_s:.2f}s){'  ' + s.note if s.note else ''}{others}")
+                for attempt in range(1 + DISTURBED_RETRIES):
+                    s = run_one(wl, mode, rep, bindir, work)
+                    inner = "-" if s.inner_s is None else f"{s.inner_s:.3f}s"
+                    others = f"  [other BPF users: {', '.join(s.others_bpf)}]" \
+                        if s.others_bpf else ""
+                    log(f"  {wl.name:6} rep {rep + 1}/{reps} {mode.name:10} {inner:>9} "
+                        f"(end-to-end {s.outer_s:.2f}s){'  ' + s.note if s.note else ''}{others}")
+                    s.retries = attempt
+                    if not s.others_bpf:
+                        break
+                    # Another tracer may have slowed this run: measure it again.
                 samples.append(s)
     return samples
 
@@ -520,6 +529,8 @@ def summarise(wls, modes, samples):
             mine = [s for s in samples if s.workload == wl.name and s.mode == mode.name]
             ok = [s for s in mine if s.rc == 0 and s.inner_s is not None]
             med = median(s.inner_s for s in ok)
+            best = min((s.inner_s for s in ok), default=None)
+            base_best = min(base.values(), default=None)
             paired = [s.inner_s / base[s.rep] for s in ok if base.get(s.rep)]
             outer = median(s.outer_s for s in ok)
             cpu = median(s.cpu_s for s in ok)
@@ -530,6 +541,9 @@ def summarise(wls, modes, samples):
                 "ratio": med / base_med if med and base_med else None,
                 "ratio_min": min(paired) if paired else None,
                 "ratio_max": max(paired) if paired else None,
+                "best_ratio": best / base_best if best and base_best else None,
+                "best_s": best,
+                "spread": max(s.inner_s for s in ok) / best if best else None,
                 "outer_median_s": outer,
                 "outer_ratio": outer / base_outer if outer and base_outer else None,
                 "cpu_median_s": cpu,
@@ -557,12 +571,15 @@ def markdown(machine, sizes, quick, wls, modes, table, expected, tp_rows, tp_tra
              "the machine is shared, and other jobs' load shows in wall times; the benchmark "
              f"ran at nice {machine['nice']} (every mode alike)")
     disturbed = [s for s in samples if s.others_bpf]
+    retried = sum(s.retries for s in samples)
     users = sorted({name.split("[")[0] for s in disturbed for name in s.others_bpf})
     L.append(f"- other BPF users: {len(disturbed)} of {len(samples)} timed runs found another "
              "process holding a BPF program just before or after them"
              + (f" ({', '.join(users)}); a program on a syscall tracepoint slows every task "
                 "of the host, untraced runs included" if disturbed else "")
-             + f" (each run first waits up to {BPF_WAIT_S} s for them to finish)")
+             + f" (each run first waits up to {BPF_WAIT_S} s for them to finish, and a run "
+               f"with one found after it is run again, up to {DISTURBED_RETRIES} times: "
+               f"{retried} runs were discarded so)")
     L.append("")
     L.append("## Overhead\n")
     L.append(f"Wall time of the workload measured inside the traced tree, median of {sizes.reps} "
@@ -591,6 +608,23 @@ def markdown(machine, sizes, quick, wls, modes, table, expected, tp_rows, tp_tra
             if t["ratio_min"] is not None and t["runs"] > 1:
                 cell += f" ({fmt_ratio(t['ratio_min'])}–{fmt_ratio(t['ratio_max'])})"
             row.append(cell)
+        L.append("| " + " | ".join(row) + " |")
+    L.append("")
+    L.append(f"### Best of {sizes.reps}\n")
+    L.append("Fastest traced run over fastest untraced run: other jobs on the machine can "
+             "only add time, so this ratio is the least disturbed by them.\n")
+    L.append("| " + " | ".join(head) + " |")
+    L.append("|" + "---|" * len(head))
+    for wl in wls:
+        row = [wl.name]
+        for m in modes:
+            t = table[(wl.name, m.name)]
+            if not m.available or t.get("best_ratio") is None:
+                row.append("—")
+            elif m.name == "untraced":
+                row.append(f"{t['best_s']:.3f} s")
+            else:
+                row.append(fmt_ratio(t["best_ratio"]))
         L.append("| " + " | ".join(row) + " |")
     L.append("")
     L.append("### End to end\n")
@@ -710,16 +744,22 @@ def markdown(machine, sizes, quick, wls, modes, table, expected, tp_rows, tp_tra
     if bf is None or not bf.available:
         L.append(f"Not checked: batchflow record is not available ({'not run' if bf is None else bf.why}).")
     else:
-        loop = table.get(("loop", "batchflow"))
-        if loop is not None and loop["ratio"] is not None:
-            loop_loss = sum(loop["lost"]) if loop["lost"] else None
-            ok_loop = loop["ratio"] <= 1.25 and loop_loss == 0
-            L.append(f"- loop: {fmt_ratio(loop['ratio'])}, lost {loop_loss}: "
-                     f"{'met' if ok_loop else '**not met**'}")
-        b = table.get(("build", "batchflow"))
-        if b is not None and b["ratio"] is not None:
-            L.append(f"- build: {fmt_ratio(b['ratio'])}: "
-                     f"{'met' if b['ratio'] <= 1.05 else '**not met**'}")
+        for wl_name, target, need_no_loss in (("loop", 1.25, True), ("build", 1.05, False)):
+            t = table.get((wl_name, "batchflow"))
+            if t is None or t["ratio"] is None:
+                continue
+            base = table[(wl_name, "untraced")]
+            lost = sum(t["lost"]) if t["lost"] else 0
+            line = (f"- {wl_name}: median {fmt_ratio(t['ratio'])}, best of {sizes.reps} "
+                    f"{fmt_ratio(t['best_ratio'])}, lost {lost:,}: ")
+            if need_no_loss and lost:
+                line += "**not met** (events lost)"
+            elif base["spread"] and base["spread"] > NOISY_SPREAD:
+                line += (f"inconclusive: the untraced runs alone varied by "
+                         f"{(base['spread'] - 1) * 100:.0f}% (slowest over fastest)")
+            else:
+                line += "met" if t["ratio"] <= target else "**not met**"
+            L.append(line)
     L.append("")
     L.append("## How it was measured\n")
     L.append("- `bench/workloads/timed.c` forks the workload, times it with CLOCK_MONOTONIC and "
@@ -732,9 +772,10 @@ def markdown(machine, sizes, quick, wls, modes, table, expected, tp_rows, tp_tra
              f"exit), the command's tree followed in the kernel, a perf buffer of "
              f"{sizes.pytracer_pages} pages per CPU and one Python callback per event printing "
              "a line to /dev/null.")
-    L.append("- BPF floor: `bench/floor.py`, an empty program on every tracepoint batchflow "
-             "uses (enter and exit of each open, stat, fork, exec, exit, wait and chdir call, "
-             "and sched_process_fork/exec/exit).")
+    L.append("- BPF floor: `bench/floor.py`, an empty program on each tracepoint batchflow "
+             "attaches on this host (the list is read from batchflow's own loaded program: "
+             "enter and exit of the open, stat, fork, exec, wait and chdir calls, enter of "
+             "exit/exit_group, sched_process_fork/exec/exit, signal_generate/deliver).")
     L.append("- Expected counts: `strace -f --seccomp-bpf -e trace=<batchflow's calls>` of the "
              "same command (bench/strace_count.py).")
     return "\n".join(L) + "\n"
