@@ -87,6 +87,11 @@ enum bf_call {
 #define BF_TRUNC_ARGC       0x04  /* more than BF_ARGC_MAX argv strings */
 #define BF_EXIT_THREAD      0x80  /* BF_EXIT of the leader: kernel lacks group_dead */
 
+/* clone flags (linux/sched.h), without pulling that header into the build */
+#define BF_CLONE_VM     0x00000100
+#define BF_CLONE_VFORK  0x00004000
+#define BF_CLONE_THREAD 0x00010000
+
 #ifndef AT_FDCWD
 #define AT_FDCWD -100
 #endif
