@@ -27,6 +27,11 @@ class Run:
     end_wall_ns: int = 0
     exit_status: Optional[int] = None   # the recorded command's exit status (shell style)
     root_pid: Optional[int] = None
+    root_status: Optional[int] = None   # its raw wait status, when batchflow reaped it
+    cwd: Optional[bytes] = None         # the root's working directory at start
+    # pid -> start time (CLOCK_MONOTONIC ns) of processes not forked under
+    # tracing: the recorded command's root, and those found by -p / --system.
+    process_starts: dict = dataclasses.field(default_factory=dict)
     # Losses: name -> count (see agent.events.LOSS_NAMES), plus the windows
     # (start_ns, end_ns, name, count) in which they happened.
     losses: dict = dataclasses.field(default_factory=dict)

@@ -86,10 +86,42 @@ enum bf_call {
 #define BF_TRUNC_ARGC       0x04  /* more than BF_ARGC_MAX argv strings */
 #define BF_EXIT_THREAD      0x80  /* BF_EXIT of one thread, kernel lacks group_dead */
 
+#ifndef AT_FDCWD
+#define AT_FDCWD -100
+#endif
+
+struct bf_event {
+	__u64 ts_ns;
+	__u32 pid;
+	__u32 tid;
+	__u32 ppid;
+	__u32 uid;
+	__s64 ret;
+	__s64 arg0;
+	__s64 arg1;
+	__s32 dirfd;
+	__u16 size;
+	__u8  kind;
+	__u8  call;
+	__u16 path_len;
+	__u16 argv_len;
+	__u8  argc;
+	__u8  trunc;
+	__u16 _pad;
+	char  comm[BF_COMM_LEN];
+	/* char data[]: path_len bytes of path, then argv_len bytes of argv */
+};
+
+/* The largest record: what the kernel side builds in its per-CPU scratch. */
+struct bf_record {
+	struct bf_event hdr;
+	char data[BF_DATA_MAX];
+};
+
 /* Loss counters, one slot each in the per-CPU array `losses`. */
 enum bf_loss {
 	BF_LOSS_RINGBUF = 0,   /* ring buffer full: record dropped */
-	BF_LOSS_INFLIGHT = 1,  /* inflight map full: syscall entry not remembered */
+	BF_LOSS_INFLIGHT = 1,  /* exec map full: an execve's argv could not be kept */
 	BF_LOSS_TRACED = 2,    /* traced-task map full: a child could not join */
 	BF_LOSS_READ = 3,      /* a user string could not be read (record kept, path empty) */
 	BF_LOSS_MAX = 4,

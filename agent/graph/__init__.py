@@ -1,0 +1,88 @@
+"""The batchflow graph: events in, Turtle out.
+
+`write_turtle` is the entry point every producer (record, recover,
+import-strace) uses.  The model is documented in docs/model.md and in the
+ontology shipped as agent/ontology/batchflow.ttl.
+"""
+from __future__ import annotations
+
+import os
+import stat
+
+from ..errors import OutputNotWritableError
+from .model import Interpreter
+from .turtle import TurtleSink
+
+DETAILS = ("events", "summary")
+
+
+def write_turtle(events, run, out, detail="events", *, complete=True, notes=()) -> dict:
+    """Write the batchflow of `events` as Turtle to the path `out`.
+
+    events   iterable of agent.events.Event in ring-buffer order: each
+             thread's events in order; across CPUs timestamps may interleave
+             a little.  Consumed once, lazily; events of a pid not seen yet
+             are held back (at most agent.graph.model.HOLD_NS of event time)
+             until the FORK that created it arrives.
+    run      agent.run.Run describing the recording.  Used: host, kernel,
+             command, source, scope, start/end times, exit_status, root_pid,
+             losses, loss_windows, missing_tracepoints, tool_version, and if
+             present `cwd` (the root process's initial cwd, str or bytes) and
+             `process_starts` (pid -> CLOCK_MONOTONIC ns start of processes
+             already running when recording began).  `run.counts` is filled
+             with the events written per kind if it was empty.
+    out      path of the Turtle file.  A regular file is written beside it
+             and renamed into place at the end, so `out` is never left
+             half-written; a FIFO or character device is written directly.
+    detail   "events": every event is a node (the default);
+             "summary": one bf:Access node per process x file x access kind
+             with counts and first/last times, and no event nodes.
+    complete False when the input is known to be cut short (a journal whose
+             writer died); written on the run node as bf:complete.  May be a
+             zero-argument callable, called once the events are consumed.
+    notes    sentences written on the run node as bf:note (read once the
+             events are consumed, so a list may grow meanwhile).
+
+    Memory follows the live processes and the distinct files (bounded
+    caches), not the length of the recording.
+
+    Returns counts: {"OPEN": n, "STAT": n, ... (every Kind name),
+    "events": total events, "processes": process nodes}.
+    Raises OutputNotWritableError when `out` cannot be written, ValueError
+    for an unknown detail.
+    """
+    if detail not in DETAILS:
+        raise ValueError(f"detail must be one of {DETAILS}, not {detail!r}")
+    out = os.fspath(out)
+    direct = _is_stream(out)
+    tmp = out if direct else f"{out}.{os.getpid()}.part"
+    try:
+        fh = open(tmp, "wb", buffering=0)
+    except OSError as exc:
+        raise OutputNotWritableError(f"cannot write {out}: {exc.strerror}") from None
+    try:
+        with fh:
+            interp = Interpreter(run, TurtleSink(fh, detail), detail)
+            interp.feed(events)
+            totals = interp.finish(complete, notes)
+        if not direct:
+            os.replace(tmp, out)
+    except BaseException:
+        if not direct:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        raise
+    return totals
+
+
+def _is_stream(path):
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
+
+
+__all__ = ["write_turtle", "DETAILS"]

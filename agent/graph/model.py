@@ -1,0 +1,593 @@
+"""From a stream of events to batchflow facts.
+
+`Interpreter` reads events once, in ring-buffer order, and keeps only what
+live processes need (their cwd, the last event of each thread, the files
+they already used), so memory follows the number of live processes and
+distinct files, never the length of the recording.  It tells a *sink* what
+it learns; the sinks (`turtle.TurtleSink`, `reference.GraphSink`) only decide
+how to spell it.  Sink calls, in the order they can happen:
+
+    begin(names)                         once
+    resource(res)                        a file/path node, before first use
+    process(proc)                        a new process node
+    started_by(proc, parent, fork_idx)   proc was forked by parent (fork_idx None in summary)
+    event(idx, ev, proc, prev_idx, ref, access, use, gen)   detail "events" only;
+                                         use/gen: also say proc used/generated ref.res
+    fast_event(same)                     the same, for an open/stat whose prev and ref
+                                         are not None (a sink may specialise it)
+    branch(fork_idx, first_idx)          a fork opened a branch (events only)
+    join(exit_idx, wait_idx)             a wait joined it (events only)
+    reaped(child, parent, wait_idx)      wait_idx None in summary
+    executed(proc, ref, command)         a successful exec
+    exited(proc, ev)                     the process ended
+    used(proc, res) / generated(proc, res)   PROV, once per process and file
+                                         (inside event() in detail "events")
+    access(idx, proc, res, access, agg)  detail "summary": one edge
+    end(run, summary)                    once (a RunSummary)
+
+Ordering: events of a thread arrive in order, but a child's first events can
+reach the ring buffer before the parent's FORK record.  Events of a pid the
+interpreter has never seen are therefore held back (bounded, `HOLD_NS` of
+event time) until the FORK that created it shows up, which gives the child
+its start time (its identity) and its cwd.  If none shows up, the process
+is taken as already running: its start comes from `run.process_starts`
+(CLOCK_MONOTONIC ns, when the recorder filled it) or its first event.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+
+from ..events import (AT_FDCWD, CLONE_THREAD, EXIT_THREAD, TRUNC_ARG, TRUNC_ARGC,
+                      TRUNC_PATH, Call, Kind)
+from . import names as N
+
+HOLD_NS = 50_000_000          # how long (event time) an unknown pid's events wait for its FORK
+HOLD_MAX = 200_000            # events held at most, whatever their age
+CACHE_MAX = 100_000           # distinct paths cached before the cache is cleared
+
+O_ACCMODE = 0o3
+O_WRONLY = 0o1
+O_RDWR = 0o2
+O_CREAT = 0o100
+O_TRUNC = 0o1000
+O_PATH = 0o10000000
+O_TMPFILE = 0o20200000
+O_MODE_USED = O_CREAT | O_TMPFILE      # the mode argument matters only then
+CREAT_FLAGS = O_CREAT | O_WRONLY | O_TRUNC
+
+TRUNC_ANY = TRUNC_PATH | TRUNC_ARG | TRUNC_ARGC
+
+# Access kinds (local names of bf: individuals).
+READ, WRITE, READ_WRITE, STAT, EXECUTE, CHDIR = (
+    "Read", "Write", "ReadWrite", "Stat", "Execute", "Chdir")
+READS = frozenset((READ, READ_WRITE, EXECUTE))
+WRITES = frozenset((WRITE, READ_WRITE))
+
+KIND_NAMES = {int(k): k.name for k in Kind}
+K_OPEN, K_STAT, K_FORK, K_EXEC, K_EXIT, K_WAIT, K_CHDIR = (int(k) for k in (
+    Kind.OPEN, Kind.STAT, Kind.FORK, Kind.EXEC, Kind.EXIT, Kind.WAIT, Kind.CHDIR))
+
+START_FORK, START_PROCFS, START_FIRST_EVENT = "Fork", "ProcStat", "FirstEvent"
+
+
+def open_access(call: int, flags: int) -> str:
+    """Read, Write or ReadWrite from open flags (O_PATH only locates: Stat)."""
+    if call == Call.CREAT:
+        flags |= CREAT_FLAGS
+    if flags & O_PATH:
+        access = STAT
+    elif flags & O_ACCMODE == O_WRONLY:
+        access = WRITE
+    elif flags & O_ACCMODE == O_RDWR or flags & (O_CREAT | O_TRUNC):
+        access = READ_WRITE
+    else:
+        access = READ
+    if call != Call.CREAT and len(OPEN_ACCESS) < 4096:
+        OPEN_ACCESS[flags] = access
+    return access
+
+
+C_CREAT = int(Call.CREAT)
+
+# open_access of the flag words seen so far (a handful in practice).
+OPEN_ACCESS = {}
+
+
+def normalize(path: bytes) -> bytes:
+    """Lexical clean-up of an absolute path: drops empty and '.' components.
+
+    '..' is kept: with symlinks, a/../b need not be b, and batchflow does not
+    claim two names are one file.
+    """
+    if b"//" not in path and b"/./" not in path and not path.endswith((b"/", b"/.")):
+        return path
+    parts = [c for c in path.split(b"/") if c and c != b"."]
+    return b"/" + b"/".join(parts)
+
+
+class Res:
+    """A file (absolute path) or a path batchflow could not resolve."""
+    __slots__ = ("iri", "path", "text", "b64", "resolved", "base", "proc", "tag")
+
+    def __init__(self, iri, raw, resolved, base=None, proc=None):
+        self.iri = iri
+        self.path = raw
+        self.text, self.b64 = N.bytes_text(raw)
+        self.resolved = resolved
+        self.base = base          # unresolved: "cwd0", "fd3", ...
+        self.proc = proc          # unresolved: the process it is relative to
+
+
+class Ref:
+    """What one event named: the resource plus the literal path it passed
+    (raw_text is None when that literal equals the resource's path)."""
+    __slots__ = ("res", "raw_text", "raw_b64")
+
+    def __init__(self, res, raw_text=None, raw_b64=None):
+        self.res = res
+        self.raw_text = raw_text
+        self.raw_b64 = raw_b64
+
+
+class Proc:
+    __slots__ = ("pid", "iri", "local", "start_ns", "start_wall", "start_source", "uid",
+                 "comm", "ppid", "cwd", "cwd_gen", "last", "first_of", "first_idx",
+                 "pending_branch", "used", "generated", "agg", "exited",
+                 "exit_idx", "parent", "tag")
+
+    def __init__(self, pid, host, start_ns, start_wall, source, ev):
+        self.pid = pid
+        self.local = N.process_local(pid, start_wall)
+        self.iri = N.process_base(host) + self.local
+        self.start_ns = start_ns
+        self.start_wall = start_wall
+        self.start_source = source
+        self.uid = ev.uid if ev is not None else None
+        self.comm = ev.comm if ev is not None else ""
+        self.ppid = ev.ppid if ev is not None else 0
+        self.cwd = None
+        self.cwd_gen = 0
+        self.last = {}            # tid -> index of its last event
+        self.first_of = {}        # tid -> index of its first event
+        self.first_idx = None
+        self.pending_branch = {}  # tid -> index of the FORK that created it
+        self.used = set()
+        self.generated = set()
+        self.agg = {}             # summary: (res iri, access) -> Agg
+        self.exited = False
+        self.exit_idx = None
+        self.parent = None
+
+
+class Agg:
+    """Summary of one process x resource x access kind."""
+    __slots__ = ("ref", "count", "failures", "first_ns", "last_ns", "errnos")
+
+    def __init__(self, ref, ts):
+        self.ref = ref
+        self.count = 0
+        self.failures = 0
+        self.first_ns = ts
+        self.last_ns = ts
+        self.errnos = set()
+
+
+class RunSummary:
+    """What the run node needs that only the end of the stream knows."""
+
+    def __init__(self, totals, first_ts, last_ts, complete, notes, root):
+        self.root = root              # the Proc of run.root_pid (None: never seen)
+        self.totals = totals          # kind names, "events", "processes" -> count
+        self.first_ts = first_ts      # CLOCK_MONOTONIC ns of the first/last event (None: none)
+        self.last_ts = last_ts
+        self.complete = complete      # False: the input was cut (e.g. a truncated journal)
+        self.notes = list(notes)      # sentences about the input, written on the run node
+
+
+class Names:
+    """Per-run naming context handed to sinks."""
+
+    def __init__(self, run):
+        self.host = run.host
+        self.run_iri = N.run_iri(run)
+        self.event_base = N.event_base(run)
+        self.access_base = N.access_base(run)
+        self.process_base = N.process_base(run.host)
+        self.wall = run.wall_ns
+
+
+class Interpreter:
+    """Turns events into facts for `sink`; see the module docstring."""
+
+    def __init__(self, run, sink, detail="events"):
+        if detail not in ("events", "summary"):
+            raise ValueError(f"detail must be 'events' or 'summary', not {detail!r}")
+        self.run = run
+        self.sink = sink
+        self.events_detail = detail == "events"
+        self.host = run.host
+        self.names = Names(run)
+        self.procs = {}               # pid -> Proc (live or not yet reaped)
+        self.cache = {}               # absolute path, or (cwd, relative path) -> Ref
+        self.files = {}               # absolute path -> Res
+        self.held = {}                # pid -> [Event]
+        self.held_count = 0
+        self.next_deadline = 0
+        self.exits = {}               # pid -> (exit idx, Proc) awaiting their wait
+        self.waits = {}               # pid -> (wait idx, parent Proc) awaiting the exit
+        self.kcount = [0] * 256        # events per kind (a u8 in the record)
+        self.idx = 0                  # next event index
+        self.acc_idx = 0
+        self.nprocs = 0
+        self.root = None
+        self.first_ts = None
+        self.last_ts = None
+        starts = getattr(run, "process_starts", None) or {}
+        self.process_starts = {int(k): v for k, v in starts.items()}
+        cwd = getattr(run, "cwd", None)
+        self.root_cwd = normalize(os.fsencode(cwd)) if cwd else None
+        sink.begin(self.names)
+
+    # --- driving ----------------------------------------------------------
+
+    def feed(self, events):
+        """Consume `events` (may be called several times before finish())."""
+        procs = self.procs
+        held = self.held
+        handle = self._handle
+        cache_get = self.cache.get
+        kcount = self.kcount
+        event = self.sink.fast_event
+        fast = self.events_detail
+        ts = None
+        n_open = n_stat = 0
+        for ev in events:
+            ts = ev.ts
+            if held and ts > self.next_deadline:
+                self._expire(ts)
+            proc = procs.get(ev.pid)
+            if proc is None:
+                # (a pid is never both held and in procs: see _fork and _release)
+                proc = self._unknown(ev)
+                if proc is None:
+                    continue
+            kind = ev.kind
+            # Fast path, same facts as _handle: an open/stat of a path
+            # already resolved, by a thread already seen.
+            if fast and kind <= K_STAT:
+                path = ev.path
+                if path:
+                    if path[0] == 47:
+                        ref = cache_get(path)
+                    elif ev.dirfd == AT_FDCWD:
+                        ref = cache_get((proc.cwd, path))
+                    else:
+                        ref = None
+                    last = proc.last
+                    tid = ev.tid
+                    prev = last.get(tid)
+                    if ref is not None and prev is not None:
+                        if kind == K_STAT:
+                            n_stat += 1
+                            idx = self.idx
+                            self.idx = idx + 1
+                            last[tid] = idx
+                            event(idx, ev, proc, prev, ref, STAT, False, False)
+                            continue
+                        access = OPEN_ACCESS.get(ev.arg0) if ev.call != C_CREAT else None
+                        if access is not None:
+                            n_open += 1
+                            use = gen = False
+                            if ev.ret >= 0:
+                                iri = ref.res.iri
+                                if access in READS and iri not in proc.used:
+                                    proc.used.add(iri)
+                                    use = True
+                                if access in WRITES and iri not in proc.generated:
+                                    proc.generated.add(iri)
+                                    gen = True
+                            idx = self.idx
+                            self.idx = idx + 1
+                            last[tid] = idx
+                            event(idx, ev, proc, prev, ref, access, use, gen)
+                            continue
+            handle(ev, proc)
+        kcount[K_OPEN] += n_open
+        kcount[K_STAT] += n_stat
+        if ts is not None and (self.last_ts is None or ts > self.last_ts):
+            self.last_ts = ts
+
+    def finish(self, complete=True, notes=()):
+        """Flush what is held, write the run node; returns the counts.
+
+        `complete` may be a zero-argument callable: it is called now, after
+        the events were consumed (a journal reader learns late)."""
+        if callable(complete):
+            complete = complete()
+        self._expire(None)
+        for proc in self.procs.values():
+            self._flush_summary(proc)
+        run = self.run
+        totals = {name: self.kcount[k] for k, name in KIND_NAMES.items()}
+        unknown = sum(self.kcount) - sum(totals.values())
+        totals["events"] = self.idx
+        totals["processes"] = self.nprocs
+        if unknown:
+            totals["unknown"] = unknown
+            notes = list(notes) + [f"{unknown} records of an unknown kind were skipped"]
+        if not run.counts:
+            run.counts = {k.name: totals[k.name] for k in Kind}
+        self.sink.end(run, RunSummary(totals, self.first_ts, self.last_ts, complete, notes, self.root))
+        return totals
+
+    # --- processes ----------------------------------------------------------
+
+    def _unknown(self, ev):
+        """First event of a pid never seen: known root/pre-existing, or hold."""
+        pid = ev.pid
+        if pid == self.run.root_pid or pid in self.process_starts:
+            return self._adopt(pid, ev)
+        lst = self.held.get(pid)
+        if lst is None:
+            if not self.held:
+                self.next_deadline = ev.ts + HOLD_NS
+            self.held[pid] = [ev]
+        else:
+            lst.append(ev)
+        self.held_count += 1
+        if self.held_count > HOLD_MAX:
+            self._release(next(iter(self.held)))
+        return None
+
+    def _adopt(self, pid, ev):
+        """A process already running when recording began (or whose FORK was lost)."""
+        start = self.process_starts.get(pid)
+        source = START_PROCFS
+        if start is None:
+            start, source = ev.ts, START_FIRST_EVENT
+        proc = Proc(pid, self.host, start, self.run.wall_ns(start), source, ev)
+        if pid == self.run.root_pid and self.root is None:
+            proc.cwd = self.root_cwd
+            self.root = proc
+        self._new_proc(proc)
+        return proc
+
+    def _new_proc(self, proc):
+        old = self.procs.get(proc.pid)
+        if old is not None:
+            self._flush_summary(old)
+        self.procs[proc.pid] = proc
+        self.nprocs += 1
+        self.sink.process(proc)
+
+    def _release(self, pid):
+        evs = self.held.pop(pid)
+        self.held_count -= len(evs)
+        proc = self.procs.get(pid)
+        if proc is None:
+            proc = self._adopt(pid, evs[0])
+        for ev in evs:
+            self._handle(ev, proc)
+
+    def _expire(self, now):
+        held = self.held
+        while held:
+            pid = next(iter(held))
+            first = held[pid][0].ts
+            if now is not None and first + HOLD_NS >= now:
+                self.next_deadline = first + HOLD_NS
+                return
+            self._release(pid)
+
+    # --- paths --------------------------------------------------------------
+
+    def _ref(self, proc, path, dirfd):
+        """The Ref for a path an event named (cache miss path of _handle)."""
+        if path[:1] == b"/":
+            key, full = path, normalize(path)
+        elif dirfd == AT_FDCWD and proc.cwd is not None and path:
+            key, full = (proc.cwd, path), normalize(proc.cwd + b"/" + path)
+        else:
+            return self._unresolved(proc, path, dirfd)
+        if len(self.cache) >= CACHE_MAX or len(self.files) >= CACHE_MAX:
+            self.cache.clear()
+            self.files.clear()
+        res = self.files.get(full)
+        if res is None:
+            res = self.files[full] = Res(N.file_iri(self.host, full), full, True)
+            self.sink.resource(res)
+        ref = Ref(res) if full == path else Ref(res, *N.bytes_text(path))
+        self.cache[key] = ref
+        return ref
+
+    def _unresolved(self, proc, path, dirfd):
+        base = f"cwd{proc.cwd_gen}" if dirfd == AT_FDCWD else f"fd{dirfd}"
+        res = Res(N.unresolved_iri(proc.iri, base, path), path, False, base, proc)
+        self.sink.resource(res)
+        return Ref(res)
+
+    # --- events -------------------------------------------------------------
+
+    def _handle(self, ev, proc):
+        # The hot path: plain ints for kinds, cached refs, one sink call.
+        kind = ev.kind
+        self.kcount[kind] += 1
+        self.last_ts = ev.ts
+        ref = access = None
+        if kind == K_OPEN or kind == K_STAT or kind == K_EXEC or kind == K_CHDIR:
+            path = ev.path
+            if path:
+                if path[0] == 47:                       # b"/"
+                    ref = self.cache.get(path)
+                elif ev.dirfd == AT_FDCWD:
+                    ref = self.cache.get((proc.cwd, path))
+                if ref is None:
+                    ref = self._ref(proc, path, ev.dirfd)
+            elif path is not None:
+                ref = self._ref(proc, path, ev.dirfd)
+            if kind == K_OPEN:
+                access = OPEN_ACCESS.get(ev.arg0) if ev.call != C_CREAT else None
+                if access is None:
+                    access = open_access(ev.call, ev.arg0)
+            else:
+                access = STAT if kind == K_STAT else EXECUTE if kind == K_EXEC else CHDIR
+        elif kind not in KIND_NAMES:
+            # Not a kind batchflow's kernel side makes: counted, skipped.
+            return
+
+        use = gen = False
+        if ref is not None and ev.ret >= 0:
+            iri = ref.res.iri
+            if access in READS and iri not in proc.used:
+                proc.used.add(iri)
+                use = True
+            if access in WRITES and iri not in proc.generated:
+                proc.generated.add(iri)
+                gen = True
+
+        tid = ev.tid
+        last = proc.last
+        prev = last.get(tid)
+        idx = self.idx
+        self.idx = idx + 1
+        if self.events_detail:
+            last[tid] = idx
+            self.sink.event(idx, ev, proc, prev, ref, access, use, gen)
+            if prev is None:
+                self._first_of_thread(proc, tid, idx)
+        else:
+            last[tid] = None
+            if use:
+                self.sink.used(proc, ref.res)
+            if gen:
+                self.sink.generated(proc, ref.res)
+            if ref is not None:
+                self._aggregate(proc, ref, access, ev)
+            idx = None
+
+        if kind <= K_STAT:
+            return
+        if kind == K_FORK:
+            self._fork(ev, proc, idx)
+        elif kind == K_EXEC:
+            if ev.ret == 0:
+                proc.comm = ev.comm
+                command = shlex.join(a.decode("utf-8", "backslashreplace") for a in ev.argv)
+                self.sink.executed(proc, ref, command)
+        elif kind == K_EXIT:
+            self._exit(ev, proc, idx)
+        elif kind == K_WAIT:
+            self._wait(ev, proc, idx)
+        elif kind == K_CHDIR and ev.ret == 0:
+            if ref is not None and ref.res.resolved:
+                proc.cwd = ref.res.path
+            else:
+                proc.cwd = None
+                proc.cwd_gen += 1
+
+    def _first_of_thread(self, proc, tid, idx):
+        if self.first_ts is None:
+            self.first_ts = self.last_ts
+        proc.first_of[tid] = idx
+        if proc.first_idx is None:
+            proc.first_idx = idx
+        fork_idx = proc.pending_branch.pop(tid, None)
+        if fork_idx is not None:
+            self.sink.branch(fork_idx, idx)
+
+    def _aggregate(self, proc, ref, access, ev):
+        key = (ref.res.iri, access)
+        agg = proc.agg.get(key)
+        if agg is None:
+            agg = proc.agg[key] = Agg(ref, ev.ts)
+        agg.count += 1
+        agg.last_ns = ev.ts
+        if ev.ret < 0:
+            agg.failures += 1
+            agg.errnos.add(-ev.ret)
+
+    def _flush_summary(self, proc):
+        if not proc.agg:
+            return
+        for (_iri, access), agg in proc.agg.items():
+            self.sink.access(self.acc_idx, proc, agg.ref.res, access, agg)
+            self.acc_idx += 1
+        proc.agg = {}
+
+    def _fork(self, ev, parent, idx):
+        child = ev.ret
+        if child <= 0:
+            return
+        if ev.arg0 & CLONE_THREAD:
+            if idx is None:
+                return
+            first = parent.first_of.get(child)
+            if first is not None:
+                self.sink.branch(idx, first)
+            else:
+                parent.pending_branch[child] = idx
+            return
+        existing = self.procs.get(child)
+        if existing is not None and existing.start_source == START_FIRST_EVENT \
+                and not existing.exited and existing.parent is None and existing is not parent \
+                and existing.start_ns >= ev.ts - HOLD_NS:
+            # Its FORK came later than the hold allowed: the child was adopted
+            # already and keeps that identity; link it to its parent now.
+            proc = existing
+        else:
+            proc = Proc(child, self.host, ev.ts, self.run.wall_ns(ev.ts), START_FORK, ev)
+            proc.comm = ev.comm
+            proc.ppid = parent.pid
+            proc.cwd = parent.cwd
+            proc.cwd_gen = parent.cwd_gen
+            self._new_proc(proc)
+        proc.parent = parent
+        self.sink.started_by(proc, parent, idx)
+        if idx is not None:
+            if proc.first_idx is not None:
+                self.sink.branch(idx, proc.first_idx)
+            else:
+                proc.pending_branch[child] = idx
+        if child in self.held:
+            self._release(child)
+
+    def _exit(self, ev, proc, idx):
+        if ev.trunc & EXIT_THREAD:
+            # One thread left; the process ends with its last known thread.
+            proc.last.pop(ev.tid, None)
+            if proc.last:
+                return
+        proc.exited = True
+        proc.exit_idx = idx
+        self.sink.exited(proc, ev)
+        proc.used = set()
+        proc.generated = set()
+        proc.last = {}
+        proc.first_of = {}
+        self._flush_summary(proc)
+        pending = self.waits.pop(proc.pid, None)
+        if pending is not None:
+            wait_idx, parent = pending
+            self._joined(proc, parent, idx, wait_idx)
+        else:
+            self.exits[proc.pid] = (idx, proc)
+
+    def _wait(self, ev, parent, idx):
+        pid = ev.ret
+        if pid <= 0:
+            return
+        done = self.exits.pop(pid, None)
+        if done is not None:
+            exit_idx, child = done
+            self._joined(child, parent, exit_idx, idx)
+        elif pid in self.procs or pid in self.held:
+            self.waits[pid] = (idx, parent)
+
+    def _joined(self, child, parent, exit_idx, wait_idx):
+        if exit_idx is not None and wait_idx is not None:
+            self.sink.join(exit_idx, wait_idx)
+        self.sink.reaped(child, parent, wait_idx)
+        self._flush_summary(child)
+        if self.procs.get(child.pid) is child:
+            del self.procs[child.pid]

@@ -1,0 +1,156 @@
+"""How batchflow names things in RDF: namespaces, IRIs, and byte-exact literals.
+
+Both graph writers (the fast Turtle one and the rdflib reference one) take
+every IRI and every lexical form from here, so they can only differ in
+syntax, never in what they name.
+
+Identifiers (documented in docs/model.md):
+
+* ontology terms   ``urn:batchflow:ns#Term``
+* a run            ``urn:batchflow:host:HOST:run:WALLNS`` (WALLNS: wall-clock
+  start of the recording in ns since the epoch)
+* an event         the run IRI + ``:e`` + its index in the output (0, 1, ...)
+* a process        ``urn:batchflow:host:HOST:process:PID-STARTNS`` where
+  STARTNS is the wall-clock start of the process in ns: pid reuse gives a
+  new IRI, and the same process seen by two recordings gets the same one.
+* a file           ``file://HOST/abs/path`` (RFC 8089) with every byte other
+  than ``A-Z a-z 0-9 - . _ ~ /`` percent-encoded, so the IRI holds the exact
+  path bytes and graphs from several hosts merge without clashing.
+
+Raw bytes (paths, argv strings) become literals this way: a plain string
+literal holding the text when the bytes are valid UTF-8; otherwise a string
+literal holding the text decoded with backslash escapes for the bad bytes
+(for people) *plus* a ``xsd:base64Binary`` literal of the exact bytes (for
+programs).  `literal_bytes()` inverts this.
+"""
+from __future__ import annotations
+
+import base64
+import datetime
+import errno as _errno
+import signal as _signal
+from urllib.parse import quote, unquote_to_bytes
+
+BF = "urn:batchflow:ns#"
+ONTOLOGY = "urn:batchflow:ns"
+PROV = "http://www.w3.org/ns/prov#"
+XSD = "http://www.w3.org/2001/XMLSchema#"
+RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
+RDFS = "http://www.w3.org/2000/01/rdf-schema#"
+OWL = "http://www.w3.org/2002/07/owl#"
+
+PREFIXES = {"bf": BF, "prov": PROV, "xsd": XSD, "rdf": RDF, "rdfs": RDFS, "owl": OWL}
+
+
+def host_part(host: str) -> str:
+    return quote(host, safe="")
+
+
+def run_iri(run) -> str:
+    return f"urn:batchflow:host:{host_part(run.host)}:run:{run.start_wall_ns}"
+
+
+def event_base(run) -> str:
+    """Prefix of event IRIs: the event with index N is this + str(N)."""
+    return run_iri(run) + ":e"
+
+
+def access_base(run) -> str:
+    """Prefix of summary-edge IRIs (detail "summary")."""
+    return run_iri(run) + ":a"
+
+
+def process_base(host: str) -> str:
+    return f"urn:batchflow:host:{host_part(host)}:process:"
+
+
+def process_local(pid: int, start_wall_ns: int) -> str:
+    return f"{pid}-{start_wall_ns}"
+
+
+def file_iri(host: str, path: bytes) -> str:
+    """RFC 8089 file URI of an absolute path, exact bytes percent-encoded."""
+    return f"file://{host_part(host)}{quote(path, safe='/')}"
+
+
+def path_of_file_iri(iri: str) -> bytes:
+    """The exact path bytes a file IRI names (inverse of file_iri)."""
+    rest = iri[len("file://"):]
+    return unquote_to_bytes(rest[rest.index("/"):])
+
+
+def unresolved_iri(proc_iri: str, base: str, path: bytes) -> str:
+    """A path batchflow could not make absolute, scoped to its process.
+
+    `base` says what it is relative to: ``cwd`` + a generation number (the
+    process's cwd was unknown), or ``fd`` + the directory fd.
+    """
+    return f"{proc_iri}:path:{base}:{quote(path, safe='/')}"
+
+
+# --- literals -------------------------------------------------------------
+
+_ESCAPES = {ord("\\"): "\\\\", ord('"'): '\\"', ord("\n"): "\\n", ord("\r"): "\\r",
+            ord("\t"): "\\t"}
+for _c in list(range(0x20)) + [0x7F]:
+    _ESCAPES.setdefault(_c, f"\\u{_c:04X}")
+_NEEDS_ESCAPE = frozenset(chr(c) for c in _ESCAPES)
+
+
+def turtle_string(text: str) -> str:
+    """A Turtle string literal (quotes included) holding `text` exactly."""
+    if _NEEDS_ESCAPE.isdisjoint(text):
+        return f'"{text}"'
+    return '"' + text.translate(_ESCAPES) + '"'
+
+
+def bytes_text(raw: bytes):
+    """(text, exact) where exact is None when text encodes raw as UTF-8,
+    else the base64 lexical form of raw."""
+    try:
+        return raw.decode("utf-8"), None
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", "backslashreplace"), base64.b64encode(raw).decode("ascii")
+
+
+def literal_bytes(text: str, b64: str | None = None) -> bytes:
+    """The exact bytes behind a (text, base64) pair as written by batchflow."""
+    if b64 is not None:
+        return base64.b64decode(b64)
+    return text.encode("utf-8")
+
+
+# --- time -----------------------------------------------------------------
+
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+
+
+class WallClock:
+    """Formats wall-clock ns as xsd:dateTime lexical forms (microseconds, UTC).
+
+    The second-level prefix is cached: consecutive events share it.
+    """
+
+    __slots__ = ("_sec", "_prefix")
+
+    def __init__(self):
+        self._sec = None
+        self._prefix = ""
+
+    def __call__(self, wall_ns: int) -> str:
+        sec, rem = divmod(wall_ns, 1_000_000_000)
+        if sec != self._sec:
+            self._sec = sec
+            self._prefix = (_EPOCH + datetime.timedelta(seconds=sec)).strftime("%Y-%m-%dT%H:%M:%S.")
+        return f"{self._prefix}{rem // 1000:06d}Z"
+
+
+def errno_name(err: int) -> str:
+    return _errno.errorcode.get(err, f"E{err}")
+
+
+def signal_name(sig: int) -> str:
+    try:
+        return _signal.Signals(sig).name
+    except ValueError:
+        return f"SIG{sig}"

@@ -1,0 +1,187 @@
+"""Compiles and attaches bpf/batchflow.bpf.c with bcc, and scopes it.
+
+What the kernel offers is probed, not assumed: each syscall tracepoint the
+program can use is compiled in only if tracefs lists it, and the missing
+ones are reported.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import pathlib
+import platform
+
+from .errors import BPFUnavailableError, HeadersMissingError, NotRootError
+from .events import LOSS_NAMES
+
+BPF_DIR = pathlib.Path(__file__).resolve().parent.parent / "bpf"
+PROGRAM = BPF_DIR / "batchflow.bpf.c"
+
+TRACEFS_CANDIDATES = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
+
+# Syscall tracepoints the program can use; the essential ones must exist.
+SYSCALLS = ("open", "openat", "openat2", "creat",
+            "newstat", "newlstat", "newfstatat", "statx",
+            "access", "faccessat", "faccessat2",
+            "fork", "vfork", "clone", "clone3",
+            "execve", "execveat", "wait4", "waitid",
+            "exit", "exit_group", "chdir", "fchdir")
+ESSENTIAL_SYSCALLS = ("openat", "execve", "clone", "wait4", "exit_group")
+SCHED_EVENTS = ("sched/sched_process_fork", "sched/sched_process_exec",
+                "sched/sched_process_exit", "signal/signal_deliver",
+                "signal/signal_generate")
+
+SCOPE_TREE, SCOPE_SYSTEM = 0, 1
+DEFAULT_RINGBUF_PAGES = 4096     # 16 MiB with 4 KiB pages
+DEFAULT_MAX_TASKS = 65536
+
+
+def tracefs() -> pathlib.Path:
+    override = os.environ.get("BATCHFLOW_TRACEFS")
+    if override:  # where tracefs is mounted elsewhere (containers, tests)
+        if not (pathlib.Path(override) / "events").is_dir():
+            raise BPFUnavailableError(f"no tracefs events under {override}")
+        return pathlib.Path(override)
+    for cand in TRACEFS_CANDIDATES:
+        path = pathlib.Path(cand)
+        if (path / "events").is_dir():
+            return path
+    # Mounting tracefs is what a root user would do by hand.
+    try:
+        os.makedirs("/sys/kernel/tracing", exist_ok=True)
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.mount(b"tracefs", b"/sys/kernel/tracing", b"tracefs", 0, None) == 0:
+            return pathlib.Path("/sys/kernel/tracing")
+    except OSError:
+        pass
+    raise BPFUnavailableError("tracefs is not mounted and could not be mounted "
+                              "(mount -t tracefs tracefs /sys/kernel/tracing)")
+
+
+def probe_tracepoints(root: pathlib.Path = None):
+    """Returns (present syscalls, missing syscalls, sched_process_exit has group_dead)."""
+    root = root or tracefs()
+    events = root / "events"
+    present, missing = [], []
+    for name in SYSCALLS:
+        ok = (events / "syscalls" / f"sys_enter_{name}").is_dir() and \
+             (events / "syscalls" / f"sys_exit_{name}").is_dir()
+        (present if ok else missing).append(name)
+    for name in SCHED_EVENTS:
+        if not (events / name).is_dir():
+            raise BPFUnavailableError(f"tracepoint {name} is missing on this kernel")
+    lacking = [s for s in ESSENTIAL_SYSCALLS if s not in present]
+    if lacking:
+        raise BPFUnavailableError("syscall tracepoints missing on this kernel: "
+                                  + ", ".join(lacking) + " (CONFIG_FTRACE_SYSCALLS?)")
+    fmt = (events / "sched" / "sched_process_exit" / "format").read_text()
+    return present, missing, "group_dead" in fmt
+
+
+def check_privileges():
+    if os.geteuid() != 0:
+        raise NotRootError("batchflow record must run as root (it loads BPF programs)")
+
+
+def check_headers():
+    # bcc reads BCC_KERNEL_SOURCE in place of /lib/modules/$(uname -r)/build.
+    build = pathlib.Path(os.environ.get("BCC_KERNEL_SOURCE")
+                         or f"/lib/modules/{platform.release()}/build")
+    if not (build / "include").is_dir():
+        raise HeadersMissingError(
+            f"no kernel headers at {build}: run scripts/setup.sh (it installs or links them)")
+
+
+def import_bcc():
+    try:
+        import bcc  # noqa: F401  (Debian's python3-bpfcc)
+    except ImportError as exc:
+        raise BPFUnavailableError(
+            f"bcc is not importable ({exc}); install Debian's python3-bpfcc and run "
+            "batchflow from a venv made with --system-site-packages") from None
+    return bcc
+
+
+def wakeup_bytes(ring_bytes):
+    """Each CPU wakes the consumer after writing this much: all CPUs together
+    then wake it before a quarter of the ring is used."""
+    return ring_bytes // 4 // max(1, os.cpu_count() or 1)
+
+
+def cflags(present, group_dead, ringbuf_pages, max_tasks, wakeup_bytes):
+    flags = [f"-I{BPF_DIR}",
+             f"-DBF_RINGBUF_PAGES={ringbuf_pages}",
+             f"-DBF_MAX_TASKS={max_tasks}",
+             f"-DBF_WAKEUP_BYTES={wakeup_bytes}"]
+    flags += [f"-DBF_HAVE_{name}=1" for name in present]
+    if group_dead:
+        flags.append("-DBF_HAVE_GROUP_DEAD=1")
+    return flags
+
+
+class Probe:
+    """The loaded program: its maps and the scope it traces."""
+
+    def __init__(self, ringbuf_pages=DEFAULT_RINGBUF_PAGES, max_tasks=DEFAULT_MAX_TASKS):
+        if ringbuf_pages <= 0 or ringbuf_pages & (ringbuf_pages - 1):
+            raise ValueError("ring buffer pages must be a power of two")
+        check_privileges()
+        bcc = import_bcc()
+        check_headers()
+        self.present, self.missing, group_dead = probe_tracepoints()
+        self.ring_bytes = ringbuf_pages * os.sysconf("SC_PAGE_SIZE")
+        self.flags = cflags(self.present, group_dead, ringbuf_pages, max_tasks,
+                            wakeup_bytes(self.ring_bytes))
+        try:
+            self.bpf = bcc.BPF(src_file=str(PROGRAM).encode(), cflags=self.flags)
+        except Exception as exc:
+            raise BPFUnavailableError(f"the BPF program failed to load: {exc}") from None
+        self._config = self.bpf[b"config"]
+        self._traced = self.bpf[b"traced"]
+        self._parents = self.bpf[b"parents"]
+        self._set_config(1, os.getpid())
+
+    @property
+    def ringbuf_fd(self) -> int:
+        return self.bpf[b"events"].map_fd
+
+    def _set_config(self, slot, value):
+        self._config[ctypes.c_int(slot)] = ctypes.c_uint32(value)
+
+    def trace_system(self):
+        self._set_config(0, SCOPE_SYSTEM)
+
+    def trace_task(self, tid: int, parent_tgid: int = 0, tgid: int = None):
+        self._traced[ctypes.c_uint32(tid)] = self._traced.Leaf()
+        if parent_tgid and (tgid is None or tgid == tid):
+            self._parents[ctypes.c_uint32(tid)] = ctypes.c_uint32(parent_tgid)
+
+    def traced_count(self) -> int:
+        return len(self._traced)
+
+    def losses(self) -> dict:
+        """Per-kind loss counters summed over CPUs."""
+        table = self.bpf[b"losses"]
+        out = {}
+        for i, name in enumerate(LOSS_NAMES):
+            out[name] = int(sum(table[ctypes.c_int(i)]))
+        return out
+
+    def close(self):
+        if getattr(self, "bpf", None) is not None:
+            self.bpf.cleanup()
+            self.bpf = None
+
+
+def program_text(ringbuf_pages=DEFAULT_RINGBUF_PAGES, max_tasks=DEFAULT_MAX_TASKS) -> str:
+    """The BPF C as it would be compiled here (for --ebpf)."""
+    try:
+        present, _missing, group_dead = probe_tracepoints()
+    except BPFUnavailableError:
+        present, group_dead = list(SYSCALLS), True
+    ring_bytes = ringbuf_pages * os.sysconf("SC_PAGE_SIZE")
+    defines = "\n".join(
+        "#define " + f[2:].replace("=", " ", 1)
+        for f in cflags(present, group_dead, ringbuf_pages, max_tasks, wakeup_bytes(ring_bytes))
+        if f.startswith("-D"))
+    return f"/* cflags as compiled on this host */\n{defines}\n\n{PROGRAM.read_text()}"

@@ -1,0 +1,144 @@
+"""`batchflow record`: trace a command, a process tree or the host to Turtle."""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+
+from . import __version__
+from .errors import CommandNotFoundError, NoSuchProcessError, OutputNotWritableError
+from .run import Run
+
+
+def register(sub):
+    p = sub.add_parser("record", help="record a command's batchflow to Turtle",
+                       description="Record every process, exec, wait, open and stat of a "
+                                   "command (or -p PID, or --system) as a Turtle graph.")
+    p.add_argument("-o", "--output", default="batchflow.ttl", help="Turtle file to write")
+    scope = p.add_mutually_exclusive_group()
+    scope.add_argument("-p", "--pid", type=int, help="trace a running process and its descendants")
+    scope.add_argument("--system", action="store_true", help="trace the whole host")
+    p.add_argument("--duration", type=float, help="stop after this many seconds")
+    p.add_argument("--detail", choices=("events", "summary"), default="events",
+                   help="every event a node (default), or one edge per process x file x access")
+    p.add_argument("--journal", help="journal path (default: OUTPUT.journal)")
+    p.add_argument("--keep-journal", action="store_true",
+                   help="keep the journal once the Turtle is written")
+    p.add_argument("--ringbuf-pages", type=int, default=None,
+                   help="ring buffer size in pages, a power of two (default 4096)")
+    p.add_argument("--poll-ms", type=int, default=20,
+                   help="how often the ring buffer is drained when the kernel does not wake us")
+    p.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
+    p.add_argument("--ebpf", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
+    p.set_defaults(func=run_record)
+
+
+def check_output(path):
+    """Fails before tracing starts if `path` cannot be written: by trying."""
+    if os.path.isdir(path):
+        raise OutputNotWritableError(f"output {path} is a directory")
+    existed = os.path.exists(path)
+    try:
+        with open(path, "ab"):
+            pass
+    except OSError as exc:
+        raise OutputNotWritableError(f"cannot write output {path}: {exc.strerror}") from None
+    if not existed:
+        os.unlink(path)
+
+
+def check_command(argv):
+    if not argv:
+        raise CommandNotFoundError("no command given (batchflow record [options] -- COMMAND)")
+    exe = argv[0]
+    if "/" in exe:
+        if not (os.path.isfile(exe) and os.access(exe, os.X_OK)):
+            raise CommandNotFoundError(f"command not found or not executable: {exe}")
+    elif shutil.which(exe) is None:
+        raise CommandNotFoundError(f"command not found: {exe}")
+
+
+def run_record(args) -> int:
+    from . import loader
+
+    if args.ebpf:
+        print(loader.program_text(args.ringbuf_pages or loader.DEFAULT_RINGBUF_PAGES))
+        return 0
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    loader.check_privileges()
+    if args.pid is not None:
+        if command:
+            raise CommandNotFoundError("give either -p PID or a command, not both")
+        if args.pid <= 0 or not os.path.isdir(f"/proc/{args.pid}"):
+            raise NoSuchProcessError(f"no process with pid {args.pid}")
+        scope = "pid"
+    elif args.system:
+        if command:
+            raise CommandNotFoundError("give either --system or a command, not both")
+        scope = "system"
+    else:
+        check_command(command)
+        scope = "command"
+    check_output(args.output)
+    journal_path = args.journal or args.output + ".journal"
+    check_output(journal_path)
+
+    from .recorder import Recorder
+
+    run = Run(source="record", command=list(command), scope=scope, tool_version=__version__)
+    if scope == "pid":
+        run.cwd = os.fsencode(os.readlink(f"/proc/{args.pid}/cwd"))
+    elif scope == "command":
+        run.cwd = os.getcwdb()
+    recorder = Recorder(run, sink=None, ringbuf_pages=args.ringbuf_pages, poll_ms=args.poll_ms)
+    try:
+        from .journal import JournalWriter
+
+        run.mark_start()
+        journal = JournalWriter(journal_path, run)
+        recorder.sink = journal.append
+        if scope == "command":
+            recorder.start_command(command)
+        elif scope == "pid":
+            recorder.attach_pid(args.pid)
+        else:
+            recorder.attach_system()
+        recorder.loop(duration=args.duration)
+        run.mark_end()
+        journal.close(run)
+    finally:
+        recorder.close()
+    write_output(journal_path, args.output, args.detail, run, args.quiet)
+    if not args.keep_journal:
+        os.unlink(journal_path)
+    return run.exit_status if run.exit_status is not None else 0
+
+
+def write_output(journal_path, output, detail, run, quiet):
+    """Builds the Turtle from the journal and reports the run on stderr."""
+    from .graph import write_turtle
+    from .journal import read_journal
+
+    jrun, events, _complete = read_journal(journal_path)
+    counts = write_turtle(events, run, output, detail=detail)
+    report(run, counts, output, quiet)
+
+
+def report(run, counts, output, quiet):
+    lost = run.total_lost
+    if lost:
+        windows = "; ".join(
+            f"{name} {count} between +{(a - run.start_mono_ns) / 1e9:.3f}s and "
+            f"+{(b - run.start_mono_ns) / 1e9:.3f}s"
+            for a, b, name, count in run.loss_windows)
+        print(f"batchflow: WARNING: {lost} events lost ({windows})", file=sys.stderr)
+    if quiet:
+        return
+    kinds = ", ".join(f"{k.lower()} {v}" for k, v in sorted(counts.items()) if k != "processes")
+    procs = counts.get("processes", "?")
+    missing = f"; tracepoints missing: {', '.join(run.missing_tracepoints)}" \
+        if run.missing_tracepoints else ""
+    print(f"batchflow: {procs} processes; events: {kinds}; lost {lost}; "
+          f"wrote {output}{missing}", file=sys.stderr)

@@ -1,0 +1,625 @@
+/*
+ * batchflow.bpf.c - kernel side of `batchflow record` (loaded by bcc).
+ *
+ * Tracepoints only (no kprobes on the kernels we target).  Every record is
+ * a struct bf_event (batchflow.h) written to the `events` ring buffer.
+ *
+ * Scope is decided here, in the kernel: a task is traced when its tid is in
+ * `traced` (or in system mode).  A child joins `traced` in sched_process_fork,
+ * which runs in the parent before the child is first scheduled, so no event
+ * of a child can be missed.
+ *
+ * The loader (agent/loader.py) defines, before compiling:
+ *   BF_RINGBUF_PAGES, BF_MAX_TASKS, BF_WAKEUP_BYTES
+ *   BF_HAVE_<syscall> for each syscall tracepoint present on this kernel
+ *   BF_HAVE_GROUP_DEAD when sched_process_exit has the group_dead field
+ */
+#include <uapi/linux/ptrace.h>
+#include <linux/sched.h>
+#include "batchflow.h"
+
+BPF_RINGBUF_OUTPUT(events, BF_RINGBUF_PAGES);
+
+/* Per traced task (by tid): the syscall in flight, so its exit can be
+ * completed with what its entry saw.  One lookup at entry and one at exit,
+ * no map update on the hot path: the slot is written in place. */
+struct bf_task {
+	u64 ts;
+	const char *path;
+	void *uptr;          /* wait4 status / waitid siginfo */
+	s64 arg0;
+	s64 arg1;
+	s32 dirfd;
+	u8 call;             /* BF_SYS_* in flight, 0 when none */
+	u8 _pad[3];
+};
+BPF_HASH(traced, u32, struct bf_task, BF_MAX_TASKS);
+/* tgid -> parent tgid, learned at fork (the kernel's task_struct layout is
+ * not ours to read: bcc compiles against headers that may not match) */
+BPF_HASH(parents, u32, u32, BF_MAX_TASKS);
+
+/* execve records are built at entry (the old image's argv is gone at exit)
+ * and completed at exit; keyed by tid. */
+BPF_HASH(execs, u32, struct bf_record, 256);
+
+/* tgid -> exit code given to exit_group/exit; tgid -> fatal signal */
+BPF_HASH(exit_codes, u32, s64, BF_MAX_TASKS);
+BPF_HASH(fatal_sigs, u32, s64, BF_MAX_TASKS);
+
+BPF_PERCPU_ARRAY(scratch, struct bf_record, 1);
+BPF_PERCPU_ARRAY(losses, u64, BF_LOSS_MAX);
+/* bytes this CPU submitted since it last woke the consumer */
+BPF_PERCPU_ARRAY(unwoken, u64, 1);
+
+/* [0] scope (BF_SCOPE_*), [1] the agent's own tgid (never traced) */
+BPF_ARRAY(config, u32, 2);
+
+static __always_inline void bf_lost(u32 what)
+{
+	u64 *n = losses.lookup(&what);
+	if (n)
+		(*n)++;
+}
+
+/* ---- Filters: the one place that decides what is recorded. ----
+ * Returns the task's slot when its events are wanted, else NULL. */
+static __always_inline struct bf_task *bf_wanted(u32 tgid, u32 tid)
+{
+	struct bf_task *t = traced.lookup(&tid);
+	if (t)
+		return t;
+	u32 k = 0;
+	u32 *scope = config.lookup(&k);
+	if (!scope || *scope != BF_SCOPE_SYSTEM)
+		return NULL;
+	k = 1;
+	u32 *self = config.lookup(&k);
+	if (self && *self == tgid)
+		return NULL;
+	/* System mode: a task gets its slot the first time it is seen. */
+	struct bf_task zero = {};
+	if (traced.update(&tid, &zero) != 0) {
+		bf_lost(BF_LOSS_TRACED);
+		return NULL;
+	}
+	return traced.lookup(&tid);
+}
+
+static __always_inline struct bf_task *bf_current(void)
+{
+	u64 id = bpf_get_current_pid_tgid();
+	return bf_wanted(id >> 32, (u32)id);
+}
+
+/* The slot of the current task if it has a syscall in flight. */
+static __always_inline struct bf_task *bf_inflight(void)
+{
+	u32 tid = (u32)bpf_get_current_pid_tgid();
+	struct bf_task *t = traced.lookup(&tid);
+	return (t && t->call) ? t : NULL;
+}
+
+static __always_inline void bf_fill(struct bf_event *e, u64 ts, u8 call, u8 kind)
+{
+	u64 id = bpf_get_current_pid_tgid();
+	e->ts_ns = ts;
+	e->pid = id >> 32;
+	e->tid = (u32)id;
+	u32 *pp = parents.lookup(&e->pid);
+	e->ppid = pp ? *pp : 0;
+	e->uid = (u32)bpf_get_current_uid_gid();
+	e->ret = 0;
+	e->arg0 = 0;
+	e->arg1 = 0;
+	e->dirfd = AT_FDCWD;
+	e->size = BF_HEADER_SIZE;
+	e->kind = kind;
+	e->call = call;
+	e->path_len = 0;
+	e->argv_len = 0;
+	e->argc = 0;
+	e->trunc = 0;
+	e->_pad = 0;
+	bpf_get_current_comm(&e->comm, sizeof(e->comm));
+}
+
+/* Submit without waking the consumer (it drains on a short timer) unless
+ * this CPU has written BF_WAKEUP_BYTES since its last wake-up: a wake-up per
+ * record doubled the cost of a stat-heavy loop, and none at all would let a
+ * burst fill the ring between two timer ticks. */
+static __always_inline void bf_submit(struct bf_record *r)
+{
+	u32 size = BF_HEADER_SIZE + r->hdr.path_len + r->hdr.argv_len;
+	if (size > sizeof(*r))
+		size = sizeof(*r);
+	r->hdr.size = size;
+	u64 flags = BPF_RB_NO_WAKEUP;
+	u32 zero = 0;
+	u64 *since = unwoken.lookup(&zero);
+	if (since) {
+		*since += size;
+		if (*since > BF_WAKEUP_BYTES) {
+			flags = BPF_RB_FORCE_WAKEUP;
+			*since = 0;
+		}
+	}
+	if (events.ringbuf_output(r, size, flags) != 0)
+		bf_lost(BF_LOSS_RINGBUF);
+}
+
+/* Copies a user string to data[off..]; returns bytes stored, NUL included.
+ * Branch-light on purpose: exec reads it in a loop the verifier walks. */
+static __always_inline u32 bf_read_str(struct bf_record *r, u32 off, u32 bound,
+				       const char *src, u8 trunc_bit)
+{
+	if (off > BF_DATA_MAX - bound)
+		return 0;
+	int n = bpf_probe_read_user_str(&r->data[off], bound, src);
+	if (n <= 0) {
+		bf_lost(BF_LOSS_READ);
+		return 0;
+	}
+	/* src[n-1] is the NUL unless the buffer filled up: then it is the
+	 * first byte that did not fit, or the NUL of a string of exactly
+	 * bound-1 bytes. */
+	char next = 0;
+	bpf_probe_read_user(&next, 1, src + n - 1);
+	if (next)
+		r->hdr.trunc |= trunc_bit;
+	return n;
+}
+
+static __always_inline struct bf_record *bf_scratch(void)
+{
+	u32 zero = 0;
+	return scratch.lookup(&zero);
+}
+
+/* ---- open / stat / chdir: remember the arguments at entry ---- */
+static __always_inline int bf_enter(u8 call, s32 dirfd, const char *path, s64 arg0, s64 arg1)
+{
+	struct bf_task *t = bf_current();
+	if (!t)
+		return 0;
+	t->ts = bpf_ktime_get_ns();
+	t->path = path;
+	t->uptr = NULL;
+	t->dirfd = dirfd;
+	t->arg0 = arg0;
+	t->arg1 = arg1;
+	t->call = call;
+	return 0;
+}
+
+/* ... and read the path at exit, when the kernel has faulted it in. */
+static __always_inline int bf_exit_path(u8 kind, s64 ret)
+{
+	struct bf_task *in = bf_inflight();
+	if (!in)
+		return 0;
+	struct bf_record *r = bf_scratch();
+	if (!r) {
+		in->call = 0;
+		return 0;
+	}
+	bf_fill(&r->hdr, in->ts, in->call, kind);
+	r->hdr.ret = ret;
+	r->hdr.arg0 = in->arg0;
+	r->hdr.arg1 = in->arg1;
+	r->hdr.dirfd = in->dirfd;
+	if (in->path)
+		r->hdr.path_len = bf_read_str(r, 0, BF_PATH_MAX, in->path, BF_TRUNC_PATH);
+	in->call = 0;
+	bf_submit(r);
+	return 0;
+}
+
+#define O_FLAGS_CREAT (0100 | 01 | 01000)  /* O_CREAT|O_WRONLY|O_TRUNC */
+
+#define BF_PATH_CALL(sys, call, kind, dirfd, path, a0, a1)          \
+TRACEPOINT_PROBE(syscalls, sys_enter_##sys)                          \
+{                                                                    \
+	return bf_enter(call, dirfd, path, a0, a1);                  \
+}                                                                    \
+TRACEPOINT_PROBE(syscalls, sys_exit_##sys)                           \
+{                                                                    \
+	return bf_exit_path(kind, args->ret);                        \
+}
+
+#ifdef BF_HAVE_open
+BF_PATH_CALL(open, BF_SYS_OPEN, BF_OPEN, AT_FDCWD, args->filename, args->flags, args->mode)
+#endif
+#ifdef BF_HAVE_openat
+BF_PATH_CALL(openat, BF_SYS_OPENAT, BF_OPEN, args->dfd, args->filename, args->flags, args->mode)
+#endif
+#ifdef BF_HAVE_creat
+BF_PATH_CALL(creat, BF_SYS_CREAT, BF_OPEN, AT_FDCWD, args->pathname, O_FLAGS_CREAT, args->mode)
+#endif
+#ifdef BF_HAVE_newstat
+BF_PATH_CALL(newstat, BF_SYS_STAT, BF_STAT, AT_FDCWD, args->filename, 0, 0)
+#endif
+#ifdef BF_HAVE_newlstat
+BF_PATH_CALL(newlstat, BF_SYS_LSTAT, BF_STAT, AT_FDCWD, args->filename, 0, 0)
+#endif
+#ifdef BF_HAVE_newfstatat
+BF_PATH_CALL(newfstatat, BF_SYS_FSTATAT, BF_STAT, args->dfd, args->filename, args->flag, 0)
+#endif
+#ifdef BF_HAVE_statx
+BF_PATH_CALL(statx, BF_SYS_STATX, BF_STAT, args->dfd, args->filename, args->flags, args->mask)
+#endif
+#ifdef BF_HAVE_access
+BF_PATH_CALL(access, BF_SYS_ACCESS, BF_STAT, AT_FDCWD, args->filename, args->mode, 0)
+#endif
+#ifdef BF_HAVE_faccessat
+BF_PATH_CALL(faccessat, BF_SYS_FACCESSAT, BF_STAT, args->dfd, args->filename, args->mode, 0)
+#endif
+#ifdef BF_HAVE_faccessat2
+BF_PATH_CALL(faccessat2, BF_SYS_FACCESSAT2, BF_STAT, args->dfd, args->filename, args->mode, args->flags)
+#endif
+#ifdef BF_HAVE_chdir
+BF_PATH_CALL(chdir, BF_SYS_CHDIR, BF_CHDIR, AT_FDCWD, args->filename, 0, 0)
+#endif
+#ifdef BF_HAVE_fchdir
+BF_PATH_CALL(fchdir, BF_SYS_FCHDIR, BF_CHDIR, (s32)args->fd, NULL, 0, 0)
+#endif
+
+#ifdef BF_HAVE_openat2
+/* openat2 passes flags and mode in a user struct open_how {u64 flags, mode, resolve}. */
+TRACEPOINT_PROBE(syscalls, sys_enter_openat2)
+{
+	u64 how[2] = {};
+	bpf_probe_read_user(how, sizeof(how), args->how);
+	return bf_enter(BF_SYS_OPENAT2, args->dfd, args->filename, how[0], how[1]);
+}
+TRACEPOINT_PROBE(syscalls, sys_exit_openat2)
+{
+	return bf_exit_path(BF_OPEN, args->ret);
+}
+#endif
+
+/* ---- fork family ---- */
+static __always_inline int bf_fork_enter(u8 call, s64 flags)
+{
+	return bf_enter(call, AT_FDCWD, NULL, flags, 0);
+}
+
+/* A failed fork has no sched_process_fork: record it here. */
+static __always_inline int bf_fork_exit(s64 ret)
+{
+	struct bf_task *in = bf_inflight();
+	if (!in)
+		return 0;
+	if (ret < 0) {
+		struct bf_record *r = bf_scratch();
+		if (r) {
+			bf_fill(&r->hdr, in->ts, in->call, BF_FORK);
+			r->hdr.ret = ret;
+			r->hdr.arg0 = in->arg0;
+			bf_submit(r);
+		}
+	}
+	in->call = 0;
+	return 0;
+}
+
+#ifdef BF_HAVE_fork
+TRACEPOINT_PROBE(syscalls, sys_enter_fork) { return bf_fork_enter(BF_SYS_FORK, 17 /* SIGCHLD */); }
+TRACEPOINT_PROBE(syscalls, sys_exit_fork) { return bf_fork_exit(args->ret); }
+#endif
+#ifdef BF_HAVE_vfork
+TRACEPOINT_PROBE(syscalls, sys_enter_vfork)
+{
+	return bf_fork_enter(BF_SYS_VFORK, CLONE_VM | CLONE_VFORK | 17);
+}
+TRACEPOINT_PROBE(syscalls, sys_exit_vfork) { return bf_fork_exit(args->ret); }
+#endif
+#ifdef BF_HAVE_clone
+TRACEPOINT_PROBE(syscalls, sys_enter_clone) { return bf_fork_enter(BF_SYS_CLONE, args->clone_flags); }
+TRACEPOINT_PROBE(syscalls, sys_exit_clone) { return bf_fork_exit(args->ret); }
+#endif
+#ifdef BF_HAVE_clone3
+TRACEPOINT_PROBE(syscalls, sys_enter_clone3)
+{
+	u64 flags = 0;  /* struct clone_args starts with u64 flags */
+	bpf_probe_read_user(&flags, sizeof(flags), args->uargs);
+	return bf_fork_enter(BF_SYS_CLONE3, flags);
+}
+TRACEPOINT_PROBE(syscalls, sys_exit_clone3) { return bf_fork_exit(args->ret); }
+#endif
+
+/* Runs in the parent, before the child first runs: the child joins the
+ * traced set here. */
+TRACEPOINT_PROBE(sched, sched_process_fork)
+{
+	u64 id = bpf_get_current_pid_tgid();
+	u32 tgid = id >> 32;
+	struct bf_task *in = bf_wanted(tgid, (u32)id);
+	if (!in)
+		return 0;
+	u32 child = args->child_pid;
+	s64 flags = in->call ? in->arg0 : 17;
+	u8 call = in->call;
+	struct bf_task fresh = {};
+	if (traced.update(&child, &fresh) != 0)
+		bf_lost(BF_LOSS_TRACED);
+	if (!(flags & CLONE_THREAD))
+		parents.update(&child, &tgid);
+	struct bf_record *r = bf_scratch();
+	if (!r)
+		return 0;
+	bf_fill(&r->hdr, bpf_ktime_get_ns(), call, BF_FORK);
+	r->hdr.ret = child;
+	r->hdr.arg0 = flags;
+	r->hdr.arg1 = child;
+	bf_submit(r);
+	return 0;
+}
+
+/* ---- exec ---- */
+static __always_inline int bf_exec_enter(u8 call, s32 dirfd, const char *path,
+					 const char *const *argv, s64 flags)
+{
+	if (!bf_current())
+		return 0;
+	struct bf_record *r = bf_scratch();
+	if (!r)
+		return 0;
+	bf_fill(&r->hdr, bpf_ktime_get_ns(), call, BF_EXEC);
+	r->hdr.dirfd = dirfd;
+	r->hdr.arg0 = flags;
+	u32 off = bf_read_str(r, 0, BF_PATH_MAX, path, BF_TRUNC_PATH);
+	r->hdr.path_len = off;
+	u32 start = off;
+	u8 argc = 0;
+	for (int i = 0; i < BF_ARGC_MAX; i++) {
+		const char *arg = NULL;
+		if (bpf_probe_read_user(&arg, sizeof(arg), &argv[i]) != 0 || !arg)
+			goto done;
+		u32 n = bf_read_str(r, off, BF_ARG_MAX, arg, BF_TRUNC_ARG);
+		/* A no-op mask (off < 16384 always) that gives every path through
+		 * the loop the same known range, so the verifier can prune them. */
+		off = (off + n) & 0x3fff;
+		argc++;
+	}
+	{
+		const char *more = NULL;
+		bpf_probe_read_user(&more, sizeof(more), &argv[BF_ARGC_MAX]);
+		if (more)
+			r->hdr.trunc |= BF_TRUNC_ARGC;
+	}
+done:
+	r->hdr.argc = argc;
+	r->hdr.argv_len = off - start;
+	u32 tid = r->hdr.tid;
+	if (execs.update(&tid, r) != 0)
+		bf_lost(BF_LOSS_INFLIGHT);
+	return 0;
+}
+
+static __always_inline int bf_exec_exit(s64 ret)
+{
+	u32 tid = (u32)bpf_get_current_pid_tgid();
+	struct bf_record *r = execs.lookup(&tid);
+	if (!r)
+		return 0;
+	r->hdr.ret = ret;
+	/* A successful exec may have changed comm and, from a non-leader thread, tid. */
+	r->hdr.tid = tid;
+	bpf_get_current_comm(&r->hdr.comm, sizeof(r->hdr.comm));
+	bf_submit(r);
+	execs.delete(&tid);
+	return 0;
+}
+
+#ifdef BF_HAVE_execve
+TRACEPOINT_PROBE(syscalls, sys_enter_execve)
+{
+	return bf_exec_enter(BF_SYS_EXECVE, AT_FDCWD, args->filename, args->argv, 0);
+}
+TRACEPOINT_PROBE(syscalls, sys_exit_execve) { return bf_exec_exit(args->ret); }
+#endif
+#ifdef BF_HAVE_execveat
+TRACEPOINT_PROBE(syscalls, sys_enter_execveat)
+{
+	return bf_exec_enter(BF_SYS_EXECVEAT, args->fd, args->filename, args->argv, args->flags);
+}
+TRACEPOINT_PROBE(syscalls, sys_exit_execveat) { return bf_exec_exit(args->ret); }
+#endif
+
+/* A non-leader thread that execs takes over the leader's tid: move its
+ * pending record so the exit finds it. */
+TRACEPOINT_PROBE(sched, sched_process_exec)
+{
+	u32 pid = args->pid, old = args->old_pid;
+	if (pid == old)
+		return 0;
+	struct bf_record *r = execs.lookup(&old);
+	if (!r)
+		return 0;
+	execs.update(&pid, r);
+	execs.delete(&old);
+	return 0;
+}
+
+/* ---- wait ---- */
+#ifdef BF_HAVE_wait4
+TRACEPOINT_PROBE(syscalls, sys_enter_wait4)
+{
+	struct bf_task *t = bf_current();
+	if (!t)
+		return 0;
+	t->arg0 = args->upid;
+	t->arg1 = args->options;
+	t->uptr = args->stat_addr;
+	t->call = BF_SYS_WAIT4;
+	return 0;
+}
+#endif
+#ifdef BF_HAVE_waitid
+TRACEPOINT_PROBE(syscalls, sys_enter_waitid)
+{
+	struct bf_task *t = bf_current();
+	if (!t)
+		return 0;
+	t->arg0 = ((s64)args->which << 32) | (u32)args->upid;
+	t->arg1 = args->options;
+	t->uptr = args->infop;
+	t->call = BF_SYS_WAITID;
+	return 0;
+}
+#endif
+
+/* Timestamped at completion: a wait is the point where a branch joins. */
+static __always_inline int bf_wait_exit(s64 ret)
+{
+	struct bf_task *in = bf_inflight();
+	if (!in)
+		return 0;
+	struct bf_record *r = bf_scratch();
+	if (!r) {
+		in->call = 0;
+		return 0;
+	}
+	bf_fill(&r->hdr, bpf_ktime_get_ns(), in->call, BF_WAIT);
+	r->hdr.arg0 = in->arg0;
+	r->hdr.arg1 = -1;
+	r->hdr.ret = ret;
+	if (in->call == BF_SYS_WAIT4) {
+		int status = 0;
+		if (ret > 0 && in->uptr &&
+		    bpf_probe_read_user(&status, sizeof(status), in->uptr) == 0)
+			r->hdr.arg1 = status;
+	} else if (ret == 0 && in->uptr) {
+		/* siginfo: si_code at 8, si_pid at 16, si_status at 24 */
+		int info[7] = {};
+		if (bpf_probe_read_user(info, sizeof(info), in->uptr) == 0) {
+			int code = info[2], pid = info[4], st = info[6];
+			r->hdr.ret = pid;
+			if (code == 1)        /* CLD_EXITED */
+				r->hdr.arg1 = (st & 0xff) << 8;
+			else if (code == 2)   /* CLD_KILLED */
+				r->hdr.arg1 = st & 0x7f;
+			else if (code == 3)   /* CLD_DUMPED */
+				r->hdr.arg1 = (st & 0x7f) | 0x80;
+		}
+	}
+	in->call = 0;
+	bf_submit(r);
+	return 0;
+}
+
+#ifdef BF_HAVE_wait4
+TRACEPOINT_PROBE(syscalls, sys_exit_wait4) { return bf_wait_exit(args->ret); }
+#endif
+#ifdef BF_HAVE_waitid
+TRACEPOINT_PROBE(syscalls, sys_exit_waitid) { return bf_wait_exit(args->ret); }
+#endif
+
+/* ---- exit ---- */
+static __always_inline int bf_exit_code(int code)
+{
+	u64 id = bpf_get_current_pid_tgid();
+	u32 tgid = id >> 32;
+	if (!bf_wanted(tgid, (u32)id))
+		return 0;
+	s64 c = code & 0xff;
+	exit_codes.update(&tgid, &c);
+	return 0;
+}
+
+#ifdef BF_HAVE_exit_group
+TRACEPOINT_PROBE(syscalls, sys_enter_exit_group) { return bf_exit_code(args->error_code); }
+#endif
+#ifdef BF_HAVE_exit
+TRACEPOINT_PROBE(syscalls, sys_enter_exit) { return bf_exit_code(args->error_code); }
+#endif
+
+static __always_inline int bf_sig_fatal_by_default(int sig)
+{
+	/* SIGCHLD, SIGCONT, SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU, SIGURG, SIGWINCH
+	 * do not terminate by default. */
+	return sig > 0 && sig < 65 && !(sig >= 17 && sig <= 23) && sig != 28;
+}
+
+/* The signal sent to a traced task, remembered by target pid: when it kills
+ * the task, the kernel reports the delivery as SIGKILL (group exit). */
+BPF_HASH(sent_sigs, u32, s64, BF_MAX_TASKS);
+
+TRACEPOINT_PROBE(signal, signal_generate)
+{
+	u32 target = args->pid;
+	int sig = args->sig;
+	if (!bf_sig_fatal_by_default(sig))
+		return 0;
+	if (!traced.lookup(&target)) {
+		u32 k = 0;
+		u32 *scope = config.lookup(&k);
+		if (!scope || *scope != BF_SCOPE_SYSTEM)
+			return 0;
+	}
+	s64 s = sig;
+	sent_sigs.update(&target, &s);
+	return 0;
+}
+
+/* A signal delivered with its default action, which ends the process. */
+TRACEPOINT_PROBE(signal, signal_deliver)
+{
+	u64 id = bpf_get_current_pid_tgid();
+	u32 tgid = id >> 32, tid = (u32)id;
+	if (!bf_wanted(tgid, tid))
+		return 0;
+	if (args->sa_handler != 0) {
+		/* handled: not what kills it */
+		sent_sigs.delete(&tgid);
+		sent_sigs.delete(&tid);
+		return 0;
+	}
+	s64 sig = args->sig;
+	if (!bf_sig_fatal_by_default(sig))
+		return 0;
+	if (sig == 9) {
+		s64 *sent = sent_sigs.lookup(&tgid);
+		if (!sent)
+			sent = sent_sigs.lookup(&tid);
+		if (sent)
+			sig = *sent;
+	}
+	fatal_sigs.update(&tgid, &sig);
+	return 0;
+}
+
+TRACEPOINT_PROBE(sched, sched_process_exit)
+{
+	u64 id = bpf_get_current_pid_tgid();
+	u32 tgid = id >> 32, tid = (u32)id;
+	if (!bf_wanted(tgid, tid))
+		return 0;
+	traced.delete(&tid);
+	execs.delete(&tid);
+#ifdef BF_HAVE_GROUP_DEAD
+	if (!args->group_dead)
+		return 0;
+	u8 trunc = 0;
+#else
+	u8 trunc = BF_EXIT_THREAD;
+#endif
+	struct bf_record *r = bf_scratch();
+	if (!r)
+		return 0;
+	bf_fill(&r->hdr, bpf_ktime_get_ns(), BF_SYS_NONE, BF_EXIT);
+	r->hdr.trunc = trunc;
+	s64 *code = exit_codes.lookup(&tgid);
+	s64 *sig = fatal_sigs.lookup(&tgid);
+	r->hdr.arg0 = code ? *code : -1;
+	r->hdr.arg1 = sig ? *sig : 0;
+	bf_submit(r);
+#ifdef BF_HAVE_GROUP_DEAD
+	exit_codes.delete(&tgid);
+	fatal_sigs.delete(&tgid);
+	parents.delete(&tgid);
+	sent_sigs.delete(&tgid);
+#endif
+	sent_sigs.delete(&tid);
+	return 0;
+}

@@ -1,0 +1,9 @@
+#include <stdio.h>
+#include "greet.h"
+
+int main(void)
+{
+	const char *g = greeting();
+	printf("%s (%d words)\n", g, count_words(g));
+	return 0;
+}

@@ -1,0 +1,19 @@
+from setuptools import setup
+
+setup(
+    name="batchflow",
+    version="0.1.0",
+    description="Record what a batch job does, with eBPF, as an RDF (PROV-O) graph in Turtle",
+    packages=["agent"],
+    package_data={"agent": ["ontology/*.ttl", "bpf/*"]},
+    python_requires=">=3.9",
+    setup_requires=["cffi>=1.15"],
+    cffi_modules=["ext/_build.py:ffibuilder"],
+    install_requires=[
+        "cffi>=1.15",
+        "rdflib>=7.0",
+        "psutil>=5.9",
+        "msgpack>=1.0",
+    ],
+    entry_points={"console_scripts": ["batchflow=agent.cli:main"]},
+)

@@ -1,0 +1,116 @@
+"""What the kernel side records for a program whose system calls are known."""
+import errno
+import os
+import signal
+
+import pytest
+
+from agent.events import CLONE_THREAD, CLONE_VFORK, Kind
+from capture import capture
+
+pytestmark = pytest.mark.bpf
+
+
+def by_kind(events, kind, pids=None):
+    return [e for e in events if e.kind == kind and (pids is None or e.pid in pids)]
+
+
+@pytest.fixture(scope="module")
+def known_run(build_helper, tmp_path_factory):
+    exe = build_helper("known")
+    d = tmp_path_factory.mktemp("known dir")   # a space on purpose
+    (d / "exists").write_text("x")
+    run, events = capture([str(exe), str(d), "3", "2", "4", "1", "3", "7"])
+    return exe, d, run, events
+
+
+def test_exit_status_and_no_loss(known_run):
+    _exe, _d, run, _events = known_run
+    assert run.exit_status == 7
+    assert run.total_lost == 0, run.losses
+
+
+def test_opens_in_order_with_results(known_run):
+    _exe, d, run, events = known_run
+    root = run.root_pid
+    opens = [e for e in by_kind(events, Kind.OPEN, {root}) if e.path.startswith(bytes(d))]
+    names = [os.path.basename(e.path) for e in opens]
+    assert names == [b"exists"] * 3 + [b"missing-0", b"missing-1", b"thread"]
+    assert [e.ret >= 0 for e in opens] == [True] * 3 + [False, False, True]
+    assert [e.ret for e in opens[3:5]] == [-errno.ENOENT] * 2
+    thread_open = opens[-1]
+    assert thread_open.tid != root and thread_open.pid == root
+    assert thread_open.arg0 & os.O_CREAT and thread_open.arg1 == 0o644
+    # Nothing else under the directory was opened by the root.
+    assert len([e for e in by_kind(events, Kind.OPEN) if e.path.startswith(bytes(d))]) == 6 + 3
+
+
+def test_stats_in_order_with_results(known_run):
+    _exe, d, run, events = known_run
+    stats = [e for e in by_kind(events, Kind.STAT, {run.root_pid})
+             if e.path and e.path.startswith(bytes(d))]
+    assert [os.path.basename(e.path) for e in stats] == [b"exists"] * 4 + [b"nothere-0"]
+    assert [e.ret for e in stats] == [0] * 4 + [-errno.ENOENT]
+
+
+def test_forks_threads_and_vfork(known_run):
+    _exe, _d, run, events = known_run
+    forks = by_kind(events, Kind.FORK, {run.root_pid})
+    assert len(forks) == 5
+    assert [bool(e.arg0 & CLONE_THREAD) for e in forks] == [True, False, False, False, False]
+    assert [bool(e.arg0 & CLONE_VFORK) for e in forks] == [False] * 4 + [True]
+    assert all(e.ret > 0 and e.ret == e.arg1 for e in forks)
+    children = [e.ret for e in forks[1:]]
+    # Every child's events carry its own pid and the root as parent.
+    for child in children:
+        mine = [e for e in events if e.pid == child]
+        assert mine, child
+        assert {e.ppid for e in mine} == {run.root_pid}
+
+
+def test_execs_with_argv_and_results(known_run):
+    exe, d, run, events = known_run
+    execs = by_kind(events, Kind.EXEC)
+    assert len(execs) == 5
+    assert execs[0].pid == run.root_pid and execs[0].path == bytes(exe)
+    assert execs[0].argv == [bytes(exe), bytes(d), b"3", b"2", b"4", b"1", b"3", b"7"]
+    for k, e in enumerate(execs[1:4]):
+        assert e.path == b"/proc/self/exe" and e.ret == 0
+        assert e.argv == [b"known", b"child", bytes(d), str(k).encode()]
+        assert e.comm == "exe"  # comm after a successful exec of /proc/self/exe
+    assert execs[4].ret == -errno.ENOENT
+    assert execs[4].path == bytes(d / "no-such-program")
+
+
+def test_waits_join_children_with_status(known_run):
+    _exe, _d, run, events = known_run
+    forks = [e.ret for e in by_kind(events, Kind.FORK, {run.root_pid})][1:]
+    waits = by_kind(events, Kind.WAIT, {run.root_pid})
+    assert [w.ret for w in waits] == forks
+    statuses = [w.arg1 for w in waits]
+    assert os.WIFSIGNALED(statuses[0]) and os.WTERMSIG(statuses[0]) == signal.SIGTERM
+    assert [os.WEXITSTATUS(s) for s in statuses[1:]] == [2, 3, 127]
+
+
+def test_exits_with_codes_and_signal(known_run):
+    _exe, _d, run, events = known_run
+    forks = [e.ret for e in by_kind(events, Kind.FORK, {run.root_pid})][1:]
+    exits = {e.pid: e for e in by_kind(events, Kind.EXIT)}
+    assert set(exits) == {run.root_pid, *forks}
+    assert exits[run.root_pid].arg0 == 7
+    assert exits[forks[0]].arg1 == signal.SIGTERM
+    assert [exits[p].arg0 for p in forks[1:]] == [2, 3, 127]
+    # Each process's exit is its last event.
+    for pid, ex in exits.items():
+        assert [e for e in events if e.pid == pid][-1] is ex
+
+
+def test_child_events_follow_the_fork(known_run):
+    _exe, _d, run, events = known_run
+    index = {id(e): i for i, e in enumerate(events)}
+    for fork in by_kind(events, Kind.FORK, {run.root_pid}):
+        if fork.arg0 & CLONE_THREAD:
+            continue
+        first = next(e for e in events if e.pid == fork.ret)
+        assert index[id(fork)] < index[id(first)]
+        assert first.ts >= fork.ts
