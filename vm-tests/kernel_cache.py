@@ -112,9 +112,11 @@ def _dpkg_cmp(a: str, b: str) -> int:
 class Apt:
     """apt-get / apt-cache confined to cache/apt: the host's sources, lists and archives are untouched."""
 
-    def __init__(self, conf: Config, suites: list[str], cache: Path = CACHE):
+    def __init__(self, conf: Config, cache: Path = CACHE):
         self.dir = cache / "apt"
-        self.suites = suites
+        # Every suite of kernels.conf, whichever kernel is asked for: one list refresh a day
+        # serves them all (lines are told apart by suite when resolving).
+        self.suites = conf.all_suites()
         self.conf = conf
         self.sources = self.dir / "sources.list"
         self.lists = self.dir / "lists"
@@ -247,7 +249,11 @@ def fetch(name: str, conf: Config | None = None, cache: Path = CACHE) -> Kernel:
     else:
         raise KernelError(f"bad kernel name {name!r}: want a line like 6.1 or an ABI like 6.1.0-56-amd64")
 
-    apt = Apt(conf, suites, cache)
+    done = cache / "kernels" / name / ".complete"
+    if ABI_RE.match(name) and done.exists():
+        return Kernel(name, name, done.read_text().strip(), done.parent)
+
+    apt = Apt(conf, cache)
     try:
         apt.update()
         if LINE_RE.match(name):

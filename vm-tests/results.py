@@ -15,7 +15,7 @@ class Result:
     skipped: int = 0
     seconds: float = 0.0           # wall time, boot included
     boot: float | None = None      # seconds from launch until the guest ran our script
-    tests: float | None = None     # pytest's own duration
+    tests: float | None = None     # from the guest starting our script to pytest's end
     problem: str = ""              # why this kernel failed, beyond failed tests
     skips: list[str] = field(default_factory=list)      # "test id: reason"
     failures: list[str] = field(default_factory=list)   # "test id: first line"

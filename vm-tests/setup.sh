@@ -7,7 +7,7 @@
 # It does not touch the project's .venv: scripts/setup.sh owns that.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
-venv="$here/cache/venv"
+venv="${VM_TESTS_CACHE:-$here/cache}/venv"
 
 need_apt=
 for pair in qemu-system-x86_64:qemu-system-x86 busybox:busybox-static depmod:kmod dpkg-deb:dpkg apt-get:apt; do
