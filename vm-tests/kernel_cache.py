@@ -214,6 +214,11 @@ def _unpack(abi: str, version: str, debs: list[Path], cache: Path) -> Kernel:
     tmp.mkdir(parents=True)
     for deb in debs:
         _run(["dpkg-deb", "-x", str(deb), str(tmp)])
+    # Packages built for a merged /usr (Debian 13 on) put modules under usr/lib/modules;
+    # give the tree the same /lib -> usr/lib link as such a system, so that
+    # lib/modules/ABI is where virtme-ng and this module look.
+    if not (tmp / "lib").exists() and (tmp / "usr" / "lib" / "modules").is_dir():
+        (tmp / "lib").symlink_to("usr/lib")
     tmp.rename(dest)
     kernel = Kernel(abi, abi, version, dest)
     if not kernel.image.is_file():
@@ -228,7 +233,7 @@ def _unpack(abi: str, version: str, debs: list[Path], cache: Path) -> Kernel:
         path = kernel.modules / link
         if path.is_symlink() or path.exists():
             path.unlink()
-        path.symlink_to(os.path.relpath(target, kernel.modules))
+        path.symlink_to(os.path.relpath(target.resolve(), kernel.modules.resolve()))
     # Debian generates modules.dep at install time; virtme-ng needs it to load virtio/9p modules.
     depmod = shutil.which("depmod") or "/usr/sbin/depmod"
     _run([depmod, "-b", str(dest), abi])
