@@ -38,15 +38,19 @@ fast_root() {
     grep -qx batchflow_root /sys/bus/virtio/drivers/9pnet_virtio/*/mount_tag 2>/dev/null || return 2
     repo=$PWD
     mods=$(readlink -f /lib/modules)
-    mkdir -p "$fast" /run/batchflow-repo/upper /run/batchflow-repo/work &&
-    mount -t 9p -o trans=virtio,version=9p2000.L,cache=loose,msize=512000,ro batchflow_root "$fast" &&
-    for d in /proc /sys /dev /tmp; do mount --rbind "$d" "$fast$d" || return 1; done &&
+    mkdir -p "$fast" /run/batchflow-repo/upper /run/batchflow-repo/work || return 1
+    mount -t 9p -o trans=virtio,version=9p2000.L,cache=loose,msize=512000,ro batchflow_root "$fast" \
+        || return 1
+    for d in /proc /sys /dev /tmp; do mount --rbind "$d" "$fast$d" || return 1; done
     mount -t tmpfs run "$fast/run" &&
     mount -t tmpfs vartmp "$fast/var/tmp" &&
-    mount --bind "$mods" "$fast$mods" &&
-    # the repository stays writable in the guest only, as on the plain root
+    mount --bind "$mods" "$fast$mods" || return 1
+    # The repository stays writable in the guest only, as on the plain root. Under a
+    # directory bound above (a checkout in /tmp), virtme-ng's own overlay of it is
+    # already there, and another overlay on top would exceed overlayfs' stacking depth.
+    mountpoint -q "$fast$repo" && return 0
     mount -t overlay -o "lowerdir=$fast$repo,upperdir=/run/batchflow-repo/upper,workdir=/run/batchflow-repo/work" \
-        batchflow-repo "$fast$repo"
+        batchflow-repo "$fast$repo" || return 1
 }
 
 # The repository is reached at the same path as on the host; the venv's python
