@@ -4,7 +4,7 @@ setup(
     name="batchflow",
     version="0.1.0",
     description="Record what a batch job does, with eBPF, as an RDF (PROV-O) graph in Turtle",
-    packages=["agent"],
+    packages=["agent", "agent.graph"],
     package_data={"agent": ["ontology/*.ttl", "bpf/*"]},
     python_requires=">=3.9",
     setup_requires=["cffi>=1.15"],
@@ -14,6 +14,8 @@ setup(
         "rdflib>=7.0",
         "psutil>=5.9",
         "msgpack>=1.0",
+        "pyoxigraph>=0.4",      # batchflow query: embedded SPARQL store
+        "pyparsing>=3.1",       # rdflib's SPARQL needs it; Debian's older one shadows it
     ],
     entry_points={"console_scripts": ["batchflow=agent.cli:main"]},
 )

@@ -14,6 +14,11 @@ from .errors import BatchflowError
 
 SUBCOMMANDS = [
     "agent.record_cmd",
+    "agent.import_cmd",
+    "agent.check_cmd",
+    "agent.recover_cmd",
+    "agent.query_cmd",
+    "agent.ctl_cmd",
 ]
 
 

@@ -42,3 +42,7 @@ class InputFormatError(BatchflowError, ValueError):
 
 class ExtensionError(BatchflowError, OSError):
     """The C extension reported a failure (negative return plus errno)."""
+
+
+class ControlError(BatchflowError, ValueError):
+    """A control message (DISCARD, FOCUS, ...) is malformed or cannot be applied."""

@@ -74,18 +74,29 @@ class JournalWriter:
         self._write({"batchflow": MAGIC, "version": VERSION, "run": run_to_dict(run)})
 
     def _write(self, obj):
-        data = msgpack.packb(obj, use_bin_type=True)
-        view = memoryview(data)
-        while view:
-            n = os.write(self._fd, view)
-            view = view[n:]
-        self.bytes += len(data)
+        # surrogateescape: the run's command holds argv as the OS gave it,
+        # with undecodable bytes as lone surrogates; they must round-trip.
+        self._writev([msgpack.packb(obj, use_bin_type=True, unicode_errors="surrogateescape")])
 
-    def append(self, batch: bytes):
+    def _writev(self, parts):
+        # One writev per object: a SIGKILL lands between system calls, so an
+        # object is either whole in the file or (disk full aside) absent.
+        total = sum(len(p) for p in parts)
+        done = os.writev(self._fd, parts)
+        if done < total:                       # short write: finish it, keeping order
+            rest = b"".join(bytes(p) for p in parts)[done:]
+            while rest:
+                rest = rest[os.write(self._fd, rest):]
+        self.bytes += total
+
+    def append(self, batch):
+        """Append one batch (bytes-like: back-to-back 8-byte-aligned records)."""
         if self._fd is None:
             raise ValueError("journal is closed")
-        if batch:
-            self._write(bytes(batch))
+        n = len(batch)
+        if n:
+            # a msgpack bin 32 header, then the batch itself, uncopied
+            self._writev([b"\xc6" + n.to_bytes(4, "big"), batch])
             self.batches += 1
 
     def update(self, run: Run):
@@ -161,7 +172,8 @@ def _unpack_one(data, pos):
     """(object, size) of the msgpack object at pos; OutOfData if it is cut."""
     want = 1 << 16
     while True:
-        unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=0)
+        unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=0,
+                                    unicode_errors="surrogateescape")
         unpacker.feed(data[pos:pos + want])
         try:
             obj = unpacker.unpack()

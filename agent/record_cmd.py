@@ -5,6 +5,7 @@ import argparse
 import os
 import shutil
 import sys
+import threading
 
 from . import __version__
 from .errors import CommandNotFoundError, NoSuchProcessError, OutputNotWritableError
@@ -29,7 +30,17 @@ def register(sub):
                    help="ring buffer size in pages, a power of two (default 4096)")
     p.add_argument("--poll-ms", type=int, default=20,
                    help="how often the ring buffer is drained when the kernel does not wake us")
+    p.add_argument("--sample-interval", type=float, default=None, metavar="SECONDS",
+                   help="psutil sampling of the traced processes' CPU, memory and I/O "
+                        "(default 0.5; 0: off; off by default with --system)")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
+    # ---- control protocol (agent/control/) ----
+    p.add_argument("--control", metavar="FILE",
+                   help="control messages applied at start-up (DISCARD, FOCUS, RULE_ON; "
+                        "a JSON array or one JSON object per line)")
+    p.add_argument("--control-socket", metavar="PATH",
+                   help="accept control messages on this Unix socket (root only; "
+                        "see `batchflow ctl`)")
     p.add_argument("--ebpf", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
     p.set_defaults(func=run_record)
@@ -87,13 +98,30 @@ def run_record(args) -> int:
 
     from .recorder import Recorder
 
+    control_msgs = None
+    if args.control or args.control_socket:
+        from .control.startup import Steering, load_control_file
+        control_msgs = load_control_file(args.control) if args.control else []
+
     run = Run(source="record", command=list(command), scope=scope, tool_version=__version__)
     if scope == "pid":
         run.cwd = os.fsencode(os.readlink(f"/proc/{args.pid}/cwd"))
     elif scope == "command":
         run.cwd = os.getcwdb()
-    recorder = Recorder(run, sink=None, ringbuf_pages=args.ringbuf_pages, poll_ms=args.poll_ms)
+    sampler = None
+    interval = args.sample_interval
+    if interval is None:
+        interval = 0 if args.system else 0.5
+    if interval > 0:
+        from .enrich import Sampler
+        sampler = Sampler(interval)
+    recorder = Recorder(run, sink=None, ringbuf_pages=args.ringbuf_pages, poll_ms=args.poll_ms,
+                        sampler=sampler)
+    steering = None
     try:
+        if control_msgs is not None:
+            steering = Steering(args.control_socket)
+            steering.attach(recorder, control_msgs)
         from .journal import JournalWriter
 
         run.mark_start()
@@ -102,15 +130,31 @@ def run_record(args) -> int:
         if scope == "command":
             recorder.start_command(command)
         elif scope == "pid":
-            recorder.attach_pid(args.pid)
+            n = recorder.attach_pid(args.pid)
+            if not args.quiet:
+                print(f"batchflow: tracing pid {args.pid} and {n - 1} descendants", file=sys.stderr,
+                      flush=True)
         else:
             recorder.attach_system()
+            if not args.quiet:
+                print("batchflow: tracing the whole host", file=sys.stderr, flush=True)
         recorder.loop(duration=args.duration)
         run.mark_end()
         journal.close(run)
-    finally:
+    except BaseException:
         recorder.close()
-    write_output(journal_path, args.output, args.detail, run, args.quiet)
+        raise
+    finally:
+        if steering is not None:
+            steering.close(args.quiet)
+    # Detaching some fifty tracepoints takes seconds (the kernel waits for
+    # RCU at each); it overlaps with writing the Turtle.
+    closer = threading.Thread(target=recorder.close, name="bpf-detach")
+    closer.start()
+    try:
+        write_output(journal_path, args.output, args.detail, run, args.quiet)
+    finally:
+        closer.join()
     if not args.keep_journal:
         os.unlink(journal_path)
     return run.exit_status if run.exit_status is not None else 0
@@ -136,9 +180,10 @@ def report(run, counts, output, quiet):
         print(f"batchflow: WARNING: {lost} events lost ({windows})", file=sys.stderr)
     if quiet:
         return
-    kinds = ", ".join(f"{k.lower()} {v}" for k, v in sorted(counts.items()) if k != "processes")
+    kinds = ", ".join(f"{k.lower()} {v}" for k, v in sorted(counts.items())
+                      if k not in ("processes", "events"))
     procs = counts.get("processes", "?")
     missing = f"; tracepoints missing: {', '.join(run.missing_tracepoints)}" \
         if run.missing_tracepoints else ""
-    print(f"batchflow: {procs} processes; events: {kinds}; lost {lost}; "
+    print(f"batchflow: {procs} processes; {counts.get('events', 0)} events ({kinds}); lost {lost}; "
           f"wrote {output}{missing}", file=sys.stderr)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import shutil
 import signal
 import time
 
@@ -60,7 +61,7 @@ def status_to_exit(status: int) -> int:
 
 class Recorder:
     def __init__(self, run: Run, sink, ringbuf_pages=None, poll_ms=20,
-                 batch_bytes=4 << 20):
+                 batch_bytes=4 << 20, sampler=None):
         kwargs = {} if ringbuf_pages is None else {"ringbuf_pages": ringbuf_pages}
         self.probe = Probe(**kwargs)
         run.missing_tracepoints = list(self.probe.missing)
@@ -68,10 +69,13 @@ class Recorder:
         self.run = run
         self.sink = sink
         self.poll_ms = poll_ms
+        self.batch_bytes = batch_bytes
+        self.control = None   # agent.control.engine.Controller, when steered
         self.stop_requested = 0
         self._last_losses = dict.fromkeys(LOSS_NAMES, 0)
         self._last_poll_ns = 0
         self._child = None
+        self.sampler = sampler      # agent.enrich.Sampler, or None
 
     # ---- scope ----
     def start_command(self, argv):
@@ -81,6 +85,9 @@ class Recorder:
         # tree has finished and no zombie is left behind.
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        # Resolved here so the job's graph starts with its one real exec, not
+        # with our PATH search.
+        exe = shutil.which(argv[0]) or argv[0]
         r, w = os.pipe()
         start = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
         pid = os.fork()
@@ -89,7 +96,7 @@ class Recorder:
                 os.close(w)
                 os.read(r, 1)
                 os.close(r)
-                os.execvp(argv[0], argv)
+                os.execv(exe, argv)
             except OSError as exc:
                 os.write(2, f"batchflow: {argv[0]}: {exc.strerror}\n".encode())
             finally:
@@ -109,6 +116,7 @@ class Recorder:
             raise NoSuchProcessError(f"no process with pid {pid}")
         # A child forked while we scan is caught by the second pass; one
         # forked after its parent joined is caught by the kernel side.
+        found = set()
         for _ in range(2):
             for p in descendants(pid):
                 try:
@@ -116,19 +124,35 @@ class Recorder:
                     self.run.process_starts.setdefault(p, proc_start_ns(p))
                     for tid in os.listdir(f"/proc/{p}/task"):
                         self.probe.trace_task(int(tid), parent_tgid=ppid, tgid=p)
+                    found.add(p)
                 except (OSError, ValueError):
                     continue
         self.run.root_pid = pid
+        return len(found)
 
     def attach_system(self):
         self.probe.trace_system()
 
     # ---- capture ----
     def _drain(self, timeout_ms):
-        size = self.consumer.poll(timeout_ms)
-        if size:
-            self.sink(self.consumer.take())
-        self._note_losses()
+        ctl = self.control
+        # With a controller, a FOCUS match or a control message drains again
+        # at once (a few times at most: the loop must still reap and stop).
+        for _ in range(8 if ctl else 1):
+            if ctl:
+                ctl.before_poll()
+            size = self.consumer.poll(timeout_ms)
+            if ctl:
+                size = ctl.before_take(size)
+            if size:
+                batch = self.consumer.take()
+                self.sink(batch)
+                if ctl:
+                    ctl.sent(batch)
+            self._note_losses()
+            if not (ctl and ctl.after_take()):
+                break
+            timeout_ms = 0
 
     def _note_losses(self):
         now = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
@@ -145,14 +169,26 @@ class Recorder:
         """Reaps finished children; returns False once none is left."""
         while True:
             try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
+                pid, status, usage = os.wait4(-1, os.WNOHANG)
             except ChildProcessError:
                 return False
             if pid == 0:
                 return True
+            if self.sampler is not None:
+                # exact totals for the processes we reap (the command and the
+                # orphans of its tree), descendants they waited for included
+                self.sampler.stats[pid] = {
+                    **self.sampler.stats.get(pid, {}),
+                    "cpu_user_s": usage.ru_utime, "cpu_system_s": usage.ru_stime,
+                    "rss_max_bytes": usage.ru_maxrss * 1024, "tree_totals": True}
             if pid == self._child:
                 self.run.exit_status = status_to_exit(status)
                 self.run.root_status = status
+
+    def _scope_pids(self):
+        """Processes (not threads) in scope now: /proc lists only thread-group leaders."""
+        tids = {k.value for k in self.probe.bpf[b"traced"].keys()}
+        return [int(n) for n in os.listdir("/proc") if n.isdigit() and int(n) in tids]
 
     def _traced_alive(self):
         return self.probe.traced_count() > 0
@@ -166,6 +202,8 @@ class Recorder:
         try:
             while True:
                 self._drain(self.poll_ms)
+                if self.sampler is not None:
+                    self.sampler.maybe_sample(self._scope_pids())
                 if self.stop_requested:
                     if self._child is None or self.stop_requested > 1:
                         break
@@ -177,6 +215,8 @@ class Recorder:
                 if deadline is not None and time.monotonic() >= deadline:
                     break
             # Everything in scope has ended (or we stop): take what is left.
+            if self.control:
+                self.control.finish()
             for _ in range(100):
                 self._drain(0)
                 if self.consumer.pending() == 0:
@@ -186,6 +226,8 @@ class Recorder:
             for s, h in old.items():
                 signal.signal(s, h)
         self.run.losses = self.probe.losses()
+        if self.sampler is not None:
+            self.run.process_stats = dict(self.sampler.stats)
 
     def _on_signal(self, signum, frame):
         self.stop_requested += 1

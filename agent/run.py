@@ -32,13 +32,21 @@ class Run:
     # pid -> start time (CLOCK_MONOTONIC ns) of processes not forked under
     # tracing: the recorded command's root, and those found by -p / --system.
     process_starts: dict = dataclasses.field(default_factory=dict)
+    # pid -> last psutil sample (agent.enrich.FIELDS) of processes in scope
+    process_stats: dict = dataclasses.field(default_factory=dict)
     # Losses: name -> count (see agent.events.LOSS_NAMES), plus the windows
     # (start_ns, end_ns, name, count) in which they happened.
     losses: dict = dataclasses.field(default_factory=dict)
     loss_windows: list = dataclasses.field(default_factory=list)
     counts: dict = dataclasses.field(default_factory=dict)     # Kind name -> events written
     missing_tracepoints: list = dataclasses.field(default_factory=list)
+    # Control protocol messages the agent emitted, in order (wire form, see
+    # agent/control/messages.py): NO_MORE_EVENT, MISSING_EVENT, RULE_ON, ...
+    protocol: list = dataclasses.field(default_factory=list)
     tool_version: str = ""
+    # False when the source had no timestamps (an strace log without -t/-tt/-ttt):
+    # event times are then only an order, not nanoseconds.
+    times_known: bool = True
 
     def mark_start(self):
         self.start_mono_ns = time.clock_gettime_ns(time.CLOCK_MONOTONIC)

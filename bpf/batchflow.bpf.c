@@ -14,8 +14,6 @@
  *   BF_HAVE_<syscall> for each syscall tracepoint present on this kernel
  *   BF_HAVE_GROUP_DEAD when sched_process_exit has the group_dead field
  */
-#include <uapi/linux/ptrace.h>
-#include <linux/sched.h>
 #include "batchflow.h"
 
 BPF_RINGBUF_OUTPUT(events, BF_RINGBUF_PAGES);
@@ -51,8 +49,37 @@ BPF_PERCPU_ARRAY(losses, u64, BF_LOSS_MAX);
 /* bytes this CPU submitted since it last woke the consumer */
 BPF_PERCPU_ARRAY(unwoken, u64, 1);
 
-/* [0] scope (BF_SCOPE_*), [1] the agent's own tgid (never traced) */
-BPF_ARRAY(config, u32, 2);
+/* [0] scope (BF_SCOPE_*), [1] the agent's own tgid (never traced),
+ * [2] active control rules (bit per krules slot), [3] slots whose pid sets
+ * take in the children of their members */
+BPF_ARRAY(config, u32, 4);
+
+/* ---- control rules (agent/control/kernel.py fills them) ----
+ * DISCARD and FOCUS conditions the kernel can decide: a time window, a set
+ * of event kinds, optionally a pid set (tgid -> bit per slot in `kpids`), a
+ * uid and a comm, each possibly negated.  Discarded records never reach the
+ * ring buffer; a FOCUS record wakes the consumer at once. */
+#define BF_KRULES 16
+#define BF_KR_DISCARD 1
+#define BF_KR_FOCUS 2
+#define BF_KR_PIDS 0x01
+#define BF_KR_UID 0x02
+#define BF_KR_UID_NOT 0x04
+#define BF_KR_COMM 0x08
+#define BF_KR_COMM_NOT 0x10
+struct bf_krule {
+	u64 lo;
+	u64 hi;
+	u32 kinds;          /* bit (1 << kind) */
+	u32 uid;
+	u8 type;            /* BF_KR_DISCARD or BF_KR_FOCUS */
+	u8 flags;           /* BF_KR_* */
+	u8 _pad[6];
+	u64 comm[2];        /* NUL padded, as bpf_get_current_comm leaves it */
+};
+BPF_ARRAY(krules, struct bf_krule, BF_KRULES);
+BPF_HASH(kpids, u32, u32, BF_MAX_TASKS);
+BPF_PERCPU_ARRAY(kdropped, u64, BF_KRULES);
 
 static __always_inline void bf_lost(u32 what)
 {
@@ -89,6 +116,49 @@ static __always_inline struct bf_task *bf_current(void)
 {
 	u64 id = bpf_get_current_pid_tgid();
 	return bf_wanted(id >> 32, (u32)id);
+}
+
+/* Control rules on a finished record: 1 when a DISCARD applies (counted
+ * per slot); sets *focus when a FOCUS does.  Scope stays bf_wanted's alone:
+ * a discarded task stays traced, so its children still join and its exit
+ * still cleans up. */
+static __always_inline int bf_discarded(struct bf_event *e, int *focus)
+{
+	u32 k = 2;
+	u32 *active = config.lookup(&k);
+	if (!active || !*active)
+		return 0;
+	u32 mask = *active;
+	u32 *pbits = kpids.lookup(&e->pid);
+	u32 bits = pbits ? *pbits : 0;
+	u64 c0 = 0, c1 = 0;
+	__builtin_memcpy(&c0, e->comm, 8);
+	__builtin_memcpy(&c1, e->comm + 8, 8);
+	for (u32 i = 0; i < BF_KRULES; i++) {
+		if (!(mask & (1u << i)))
+			continue;
+		u32 slot = i;
+		struct bf_krule *r = krules.lookup(&slot);
+		if (!r || e->ts_ns < r->lo || e->ts_ns > r->hi || e->kind >= 32 ||
+		    !(r->kinds & (1u << e->kind)))
+			continue;
+		if ((r->flags & BF_KR_PIDS) && !(bits & (1u << i)))
+			continue;
+		if ((r->flags & BF_KR_UID) &&
+		    (e->uid == r->uid) == !!(r->flags & BF_KR_UID_NOT))
+			continue;
+		if ((r->flags & BF_KR_COMM) &&
+		    (c0 == r->comm[0] && c1 == r->comm[1]) == !!(r->flags & BF_KR_COMM_NOT))
+			continue;
+		if (r->type == BF_KR_DISCARD) {
+			u64 *n = kdropped.lookup(&slot);
+			if (n)
+				(*n)++;
+			return 1;
+		}
+		*focus = 1;
+	}
+	return 0;
 }
 
 /* The slot of the current task if it has a syscall in flight. */
@@ -133,6 +203,9 @@ static __always_inline void bf_submit(struct bf_record *r)
 	if (size > sizeof(*r))
 		size = sizeof(*r);
 	r->hdr.size = size;
+	int focus = 0;
+	if (bf_discarded(&r->hdr, &focus))
+		return;
 	u64 flags = BPF_RB_NO_WAKEUP;
 	u32 zero = 0;
 	u64 *since = unwoken.lookup(&zero);
@@ -143,12 +216,13 @@ static __always_inline void bf_submit(struct bf_record *r)
 			*since = 0;
 		}
 	}
+	if (focus)
+		flags = BPF_RB_FORCE_WAKEUP;
 	if (events.ringbuf_output(r, size, flags) != 0)
 		bf_lost(BF_LOSS_RINGBUF);
 }
 
-/* Copies a user string to data[off..]; returns bytes stored, NUL included.
- * Branch-light on purpose: exec reads it in a loop the verifier walks. */
+/* Copies a user string to data[off..]; returns bytes stored, NUL included. */
 static __always_inline u32 bf_read_str(struct bf_record *r, u32 off, u32 bound,
 				       const char *src, u8 trunc_bit)
 {
@@ -159,13 +233,14 @@ static __always_inline u32 bf_read_str(struct bf_record *r, u32 off, u32 bound,
 		bf_lost(BF_LOSS_READ);
 		return 0;
 	}
-	/* src[n-1] is the NUL unless the buffer filled up: then it is the
-	 * first byte that did not fit, or the NUL of a string of exactly
-	 * bound-1 bytes. */
-	char next = 0;
-	bpf_probe_read_user(&next, 1, src + n - 1);
-	if (next)
-		r->hdr.trunc |= trunc_bit;
+	if (n == bound) {
+		/* Full buffer: src[bound-1] is the NUL of a string of exactly
+		 * bound-1 bytes, or the first byte that did not fit. */
+		char next = 0;
+		bpf_probe_read_user(&next, 1, src + bound - 1);
+		if (next)
+			r->hdr.trunc |= trunc_bit;
+	}
 	return n;
 }
 
@@ -309,7 +384,7 @@ TRACEPOINT_PROBE(syscalls, sys_exit_fork) { return bf_fork_exit(args->ret); }
 #ifdef BF_HAVE_vfork
 TRACEPOINT_PROBE(syscalls, sys_enter_vfork)
 {
-	return bf_fork_enter(BF_SYS_VFORK, CLONE_VM | CLONE_VFORK | 17);
+	return bf_fork_enter(BF_SYS_VFORK, BF_CLONE_VM | BF_CLONE_VFORK | 17);
 }
 TRACEPOINT_PROBE(syscalls, sys_exit_vfork) { return bf_fork_exit(args->ret); }
 #endif
@@ -342,8 +417,17 @@ TRACEPOINT_PROBE(sched, sched_process_fork)
 	struct bf_task fresh = {};
 	if (traced.update(&child, &fresh) != 0)
 		bf_lost(BF_LOSS_TRACED);
-	if (!(flags & CLONE_THREAD))
+	if (!(flags & BF_CLONE_THREAD)) {
 		parents.update(&child, &tgid);
+		/* control rules: a child joins its parent's inheriting pid sets */
+		u32 k3 = 3;
+		u32 *inherit = config.lookup(&k3);
+		u32 *pbits = kpids.lookup(&tgid);
+		if (inherit && pbits && (*pbits & *inherit)) {
+			u32 cbits = *pbits & *inherit;
+			kpids.update(&child, &cbits);
+		}
+	}
 	struct bf_record *r = bf_scratch();
 	if (!r)
 		return 0;
@@ -371,11 +455,23 @@ static __always_inline int bf_exec_enter(u8 call, s32 dirfd, const char *path,
 	r->hdr.path_len = off;
 	u32 start = off;
 	u8 argc = 0;
+	u8 unreadable = 0;
+	/* Few branches per iteration: the verifier walks each one 32 times. */
 	for (int i = 0; i < BF_ARGC_MAX; i++) {
 		const char *arg = NULL;
 		if (bpf_probe_read_user(&arg, sizeof(arg), &argv[i]) != 0 || !arg)
 			goto done;
-		u32 n = bf_read_str(r, off, BF_ARG_MAX, arg, BF_TRUNC_ARG);
+		if (off > BF_DATA_MAX - BF_ARG_MAX)
+			goto done;
+		int n = bpf_probe_read_user_str(&r->data[off], BF_ARG_MAX, arg);
+		if (n <= 0) {
+			unreadable = 1;
+			goto done;
+		}
+		/* arg[n-1] is the NUL, unless the string went on past the buffer */
+		char next = 0;
+		bpf_probe_read_user(&next, 1, arg + n - 1);
+		r->hdr.trunc |= next ? BF_TRUNC_ARG : 0;
 		/* A no-op mask (off < 16384 always) that gives every path through
 		 * the loop the same known range, so the verifier can prune them. */
 		off = (off + n) & 0x3fff;
@@ -388,6 +484,8 @@ static __always_inline int bf_exec_enter(u8 call, s32 dirfd, const char *path,
 			r->hdr.trunc |= BF_TRUNC_ARGC;
 	}
 done:
+	if (unreadable)
+		bf_lost(BF_LOSS_READ);
 	r->hdr.argc = argc;
 	r->hdr.argv_len = off - start;
 	u32 tid = r->hdr.tid;
@@ -602,6 +700,10 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
 		return 0;
 	u8 trunc = 0;
 #else
+	/* Kernels without group_dead: the leader's exit stands for the
+	 * process's, flagged as such. */
+	if (tid != tgid)
+		return 0;
 	u8 trunc = BF_EXIT_THREAD;
 #endif
 	struct bf_record *r = bf_scratch();
@@ -614,6 +716,7 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
 	r->hdr.arg0 = code ? *code : -1;
 	r->hdr.arg1 = sig ? *sig : 0;
 	bf_submit(r);
+	kpids.delete(&tgid);   /* control rules: pids are reused */
 #ifdef BF_HAVE_GROUP_DEAD
 	exit_codes.delete(&tgid);
 	fatal_sigs.delete(&tgid);

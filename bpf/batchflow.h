@@ -38,9 +38,10 @@
  *            arg1 = child tid, ret = child tid or -errno
  *   BF_EXEC  path = filename, argv = argv[0..argc), ret = 0 or -errno
  *   BF_EXIT  arg0 = exit code given to exit_group/exit (-1: not seen),
- *            arg1 = fatal signal delivered (0: none); emitted when the last
- *            thread of the process leaves (or per thread where the kernel
- *            cannot tell: arg0 of the header's trunc bit BF_EXIT_THREAD)
+ *            arg1 = fatal signal (0: none); emitted when the last thread of
+ *            the process leaves.  Kernels whose sched_process_exit lacks
+ *            group_dead (6.1 has none): emitted when the leader leaves, with
+ *            BF_EXIT_THREAD set in trunc
  *   BF_WAIT  arg0 = pid argument of wait4/waitid (idtype<<32|id for waitid),
  *            arg1 = wait status as wait4 stores it (-1: caller passed NULL),
  *            ret  = reaped pid, 0 (WNOHANG, nothing ready) or -errno
@@ -84,7 +85,12 @@ enum bf_call {
 #define BF_TRUNC_PATH       0x01  /* path longer than BF_PATH_MAX - 1 */
 #define BF_TRUNC_ARG        0x02  /* an argv string longer than BF_ARG_MAX - 1 */
 #define BF_TRUNC_ARGC       0x04  /* more than BF_ARGC_MAX argv strings */
-#define BF_EXIT_THREAD      0x80  /* BF_EXIT of one thread, kernel lacks group_dead */
+#define BF_EXIT_THREAD      0x80  /* BF_EXIT of the leader: kernel lacks group_dead */
+
+/* clone flags (linux/sched.h), without pulling that header into the build */
+#define BF_CLONE_VM     0x00000100
+#define BF_CLONE_VFORK  0x00004000
+#define BF_CLONE_THREAD 0x00010000
 
 #ifndef AT_FDCWD
 #define AT_FDCWD -100

@@ -8,7 +8,7 @@ import pathlib
 from cffi import FFI
 
 HERE = pathlib.Path(__file__).resolve().parent
-SOURCES = ["consumer.c"]
+SOURCES = ["consumer.c", "filter.c"]
 
 ffibuilder = FFI()
 ffibuilder.cdef((HERE / "batchflow_ext.h").read_text())

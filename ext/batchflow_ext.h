@@ -35,3 +35,66 @@ uint64_t bf_consumer_pending(struct bf_consumer *c);
 
 void bf_consumer_stats(struct bf_consumer *c, struct bf_consumer_stats *out);
 void bf_consumer_close(struct bf_consumer *c);
+
+/* ==== filter.c: DISCARD / FOCUS / RULE_ON between the ring and the batch ====
+ * agent/control/reference.py is the specification; agent/control/codes.py
+ * repeats these numbers for Python. */
+#define BF_RULE_DISCARD 1
+#define BF_RULE_FOCUS 2
+#define BF_RULE_ON 3
+
+#define BF_V_KEEP 0      /* appended to the batch */
+#define BF_V_DROP 1      /* discarded (or not an event), counted */
+#define BF_V_HOLD 2      /* held for a ruling */
+#define BF_V_URGENT 3    /* appended; hand the batch over now */
+#define BF_V_FULL 4      /* no room: nothing changed, take the batch and offer again */
+
+#define BF_REPORT_DISCARD 1
+#define BF_REPORT_HELD 2
+#define BF_REPORT_OVERFLOW 3
+#define BF_REPORT_TRUNCATED 4
+#define BF_REPORT_MALFORMED 5
+
+#define BF_FILTER_MAX_RULES 256
+#define BF_PIDSET_MAX 65536
+
+struct bf_filter;
+
+struct bf_filter_report {
+    uint32_t what;         /* BF_REPORT_* */
+    uint32_t rule;         /* 0 for TRUNCATED and MALFORMED */
+    uint64_t count;
+    uint64_t ts_lo;        /* first and last timestamps counted */
+    uint64_t ts_hi;
+};
+
+struct bf_filter_stats {
+    uint64_t seen, kept, dropped, held, focused, overflow, expired, released;
+    uint64_t late, truncated, malformed, set_full;
+    uint64_t held_now, held_bytes, watermark, rules;
+};
+
+int bf_filter_new(size_t batch_bytes, size_t hold_count, size_t hold_bytes,
+                  struct bf_filter **out);
+void bf_filter_free(struct bf_filter *f);
+/* `prog` is the bytecode of agent/control/condition.py compile_program. */
+int bf_filter_add(struct bf_filter *f, uint32_t id, int type, uint64_t lo, uint64_t hi,
+                  uint64_t hold_ns, const char *prog, size_t prog_len);
+int bf_filter_remove(struct bf_filter *f, uint32_t id);
+/* Returns a BF_V_* verdict, or -1 (errno) when memory ran out. */
+int bf_filter_offer(struct bf_filter *f, const char *rec, size_t size);
+/* Moves due held records into the batch; returns how many due ones did not fit. */
+long bf_filter_release(struct bf_filter *f, uint64_t now);
+const char *bf_filter_batch(struct bf_filter *f, size_t *len);
+void bf_filter_reset(struct bf_filter *f);
+/* 1 once if a FOCUS matched since the last call. */
+int bf_filter_urgent(struct bf_filter *f);
+uint64_t bf_filter_watermark(struct bf_filter *f, uint64_t upto);
+/* Drains up to `max` pending reports; returns how many were written. */
+long bf_filter_reports(struct bf_filter *f, struct bf_filter_report *out, size_t max);
+void bf_filter_stats(struct bf_filter *f, struct bf_filter_stats *out);
+
+/* consumer.c: with a filter attached, every record goes through it and the
+ * batch is the filter's (bf_consumer_batch / _reset pass through). */
+void bf_consumer_set_filter(struct bf_consumer *c, struct bf_filter *f);
+/* ==== end of filter.c ==== */

@@ -34,6 +34,7 @@ struct bf_consumer {
     size_t batch_cap;
     size_t batch_len;
     struct bf_consumer_stats st;
+    struct bf_filter *filter;       /* filter.c: when set, owns the batch */
 };
 
 static inline size_t align8(size_t n) { return (n + 7) & ~(size_t)7; }
@@ -116,6 +117,25 @@ long bf_consumer_poll(struct bf_consumer *c, int timeout_ms)
         if (len & RB_BUSY_BIT)
             break;                       /* producer still writing it */
         uint32_t size = len & ~(RB_BUSY_BIT | RB_DISCARD_BIT);
+        if (!(len & RB_DISCARD_BIT) && c->filter) {
+            /* ---- filter.c hook: DISCARD / FOCUS / RULE_ON ---- */
+            int v = bf_filter_offer(c->filter, (const char *)hdr + RB_HDR_SZ, size);
+            if (v < 0)
+                return -1;
+            if (v == BF_V_FULL) {
+                c->st.full_stops++;
+                break;                   /* leave it in the ring */
+            }
+            c->st.records++;
+            c->st.bytes += size;
+            cons += align8(size + RB_HDR_SZ);
+            __atomic_store_n(c->consumer_pos, cons, __ATOMIC_RELEASE);
+            if (v == BF_V_URGENT)
+                break;                   /* hand it over now */
+            if (cons >= prod)
+                prod = __atomic_load_n(c->producer_pos, __ATOMIC_ACQUIRE);
+            continue;
+        }
         if (!(len & RB_DISCARD_BIT)) {
             size_t need = align8(size);
             if (c->batch_len + need > c->batch_cap) {
@@ -133,20 +153,40 @@ long bf_consumer_poll(struct bf_consumer *c, int timeout_ms)
         if (cons >= prod)
             prod = __atomic_load_n(c->producer_pos, __ATOMIC_ACQUIRE);
     }
+    if (c->filter) {
+        size_t n;
+        bf_filter_batch(c->filter, &n);
+        return (long)n;
+    }
     return (long)c->batch_len;
 }
 
 const char *bf_consumer_batch(struct bf_consumer *c, size_t *len)
 {
+    if (c->filter)
+        return bf_filter_batch(c->filter, len);
     *len = c->batch_len;
     return c->batch;
 }
 
 void bf_consumer_reset(struct bf_consumer *c)
 {
+    if (c->filter) {
+        size_t n;
+        bf_filter_batch(c->filter, &n);
+        if (n)
+            c->st.batches++;
+        bf_filter_reset(c->filter);
+        return;
+    }
     if (c->batch_len)
         c->st.batches++;
     c->batch_len = 0;
+}
+
+void bf_consumer_set_filter(struct bf_consumer *c, struct bf_filter *f)
+{
+    c->filter = f;
 }
 
 void bf_consumer_stats(struct bf_consumer *c, struct bf_consumer_stats *out)

@@ -114,3 +114,27 @@ def test_child_events_follow_the_fork(known_run):
         first = next(e for e in events if e.pid == fork.ret)
         assert index[id(fork)] < index[id(first)]
         assert first.ts >= fork.ts
+
+
+def test_argv_bounds_are_marked_not_cut_silently():
+    from agent.events import TRUNC_ARG, TRUNC_ARGC, TRUNC_PATH
+    exact = b"e" * 255            # fits: BF_ARG_MAX - 1 bytes
+    long = b"L" * 300             # does not
+    argv = [b"/bin/true", exact, long] + [str(i).encode() for i in range(40)]
+    run, events = capture([os.fsdecode(a) for a in argv])
+    (ex,) = [e for e in events if e.kind == Kind.EXEC]
+    assert ex.ret == 0
+    assert len(ex.argv) == 32
+    assert ex.argv[0] == b"/bin/true" and ex.argv[1] == exact
+    assert ex.argv[2] == long[:255]
+    assert ex.argv[3:] == [str(i).encode() for i in range(29)]
+    assert ex.trunc & TRUNC_ARG and ex.trunc & TRUNC_ARGC and not ex.trunc & TRUNC_PATH
+
+
+def test_argv_exactly_at_bounds_is_not_marked():
+    argv = ["/bin/true", "e" * 255] + [str(i) for i in range(30)]
+    assert len(argv) == 32
+    run, events = capture(argv)
+    (ex,) = [e for e in events if e.kind == Kind.EXEC]
+    assert [a.decode() for a in ex.argv] == argv
+    assert ex.trunc == 0

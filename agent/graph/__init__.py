@@ -10,8 +10,7 @@ import os
 import stat
 
 from ..errors import OutputNotWritableError
-from .model import Interpreter
-from .turtle import TurtleSink
+from .turtle import TurtleWriter
 
 DETAILS = ("events", "summary")
 
@@ -62,7 +61,7 @@ def write_turtle(events, run, out, detail="events", *, complete=True, notes=()) 
         raise OutputNotWritableError(f"cannot write {out}: {exc.strerror}") from None
     try:
         with fh:
-            interp = Interpreter(run, TurtleSink(fh, detail), detail)
+            interp = TurtleWriter(run, fh, detail)
             interp.feed(events)
             totals = interp.finish(complete, notes)
         if not direct:

@@ -13,16 +13,15 @@ how to spell it.  Sink calls, in the order they can happen:
     started_by(proc, parent, fork_idx)   proc was forked by parent (fork_idx None in summary)
     event(idx, ev, proc, prev_idx, ref, access, use, gen)   detail "events" only;
                                          use/gen: also say proc used/generated ref.res
-    fast_event(same)                     the same, for an open/stat whose prev and ref
-                                         are not None (a sink may specialise it)
     branch(fork_idx, first_idx)          a fork opened a branch (events only)
     join(exit_idx, wait_idx)             a wait joined it (events only)
     reaped(child, parent, wait_idx)      wait_idx None in summary
     executed(proc, ref, command)         a successful exec
-    exited(proc, ev)                     the process ended
+    exited(proc, ev, usage)              the process ended; usage: names.usage_props()
     used(proc, res) / generated(proc, res)   PROV, once per process and file
                                          (inside event() in detail "events")
-    access(idx, proc, res, access, agg)  detail "summary": one edge
+    accesses(first_idx, proc, aggs)      detail "summary": the edges of a process, numbered
+                                         from first_idx; aggs: {(iri, access): A_* list}
     end(run, summary)                    once (a RunSummary)
 
 Ordering: events of a thread arrive in order, but a child's first events can
@@ -35,16 +34,17 @@ is taken as already running: its start comes from `run.process_starts`
 """
 from __future__ import annotations
 
+import itertools
 import os
 import shlex
 
-from ..events import (AT_FDCWD, CLONE_THREAD, EXIT_THREAD, TRUNC_ARG, TRUNC_ARGC,
+from ..events import (AT_FDCWD, CLONE_THREAD, TRUNC_ARG, TRUNC_ARGC,
                       TRUNC_PATH, Call, Kind)
 from . import names as N
 
 HOLD_NS = 50_000_000          # how long (event time) an unknown pid's events wait for its FORK
 HOLD_MAX = 200_000            # events held at most, whatever their age
-CACHE_MAX = 100_000           # distinct paths cached before the cache is cleared
+CACHE_MAX = 20_000            # paths cached (each about 1 KB) before the older half is dropped
 
 O_ACCMODE = 0o3
 O_WRONLY = 0o1
@@ -122,12 +122,13 @@ class Res:
 class Ref:
     """What one event named: the resource plus the literal path it passed
     (raw_text is None when that literal equals the resource's path)."""
-    __slots__ = ("res", "raw_text", "raw_b64")
+    __slots__ = ("res", "raw_text", "raw_b64", "frag")
 
     def __init__(self, res, raw_text=None, raw_b64=None):
         self.res = res
         self.raw_text = raw_text
         self.raw_b64 = raw_b64
+        self.frag = None          # a sink's cached rendering
 
 
 class Proc:
@@ -136,14 +137,15 @@ class Proc:
                  "pending_branch", "used", "generated", "agg", "exited",
                  "exit_idx", "parent", "tag")
 
-    def __init__(self, pid, host, start_ns, start_wall, source, ev):
+    def __init__(self, pid, base, start_ns, start_wall, source, ev):
         self.pid = pid
         self.local = N.process_local(pid, start_wall)
-        self.iri = N.process_base(host) + self.local
+        self.iri = base + self.local              # base: names.process_base(host)
         self.start_ns = start_ns
         self.start_wall = start_wall
         self.start_source = source
-        self.uid = ev.uid if ev is not None else None
+        # an imported log may not know the uid (0xFFFFFFFF): say nothing then
+        self.uid = ev.uid if ev is not None and ev.uid != 0xFFFFFFFF else None
         self.comm = ev.comm if ev is not None else ""
         self.ppid = ev.ppid if ev is not None else 0
         self.cwd = None
@@ -154,23 +156,15 @@ class Proc:
         self.pending_branch = {}  # tid -> index of the FORK that created it
         self.used = set()
         self.generated = set()
-        self.agg = {}             # summary: (res iri, access) -> Agg
+        self.agg = {}             # summary: (res iri, access) -> summary edge (A_*)
         self.exited = False
         self.exit_idx = None
         self.parent = None
 
 
-class Agg:
-    """Summary of one process x resource x access kind."""
-    __slots__ = ("ref", "count", "failures", "first_ns", "last_ns", "errnos")
-
-    def __init__(self, ref, ts):
-        self.ref = ref
-        self.count = 0
-        self.failures = 0
-        self.first_ns = ts
-        self.last_ns = ts
-        self.errnos = set()
+# A summary edge (detail "summary") is a list, cheaper than an object:
+# [count, failures, first ns, last ns, Ref, set of errnos or None].
+A_COUNT, A_FAILURES, A_FIRST, A_LAST, A_REF, A_ERRNOS = range(6)
 
 
 class RunSummary:
@@ -225,6 +219,8 @@ class Interpreter:
         self.last_ts = None
         starts = getattr(run, "process_starts", None) or {}
         self.process_starts = {int(k): v for k, v in starts.items()}
+        stats = getattr(run, "process_stats", None) or {}
+        self.process_stats = {int(k): v for k, v in stats.items()}
         cwd = getattr(run, "cwd", None)
         self.root_cwd = normalize(os.fsencode(cwd)) if cwd else None
         sink.begin(self.names)
@@ -234,17 +230,10 @@ class Interpreter:
     def feed(self, events):
         """Consume `events` (may be called several times before finish())."""
         procs = self.procs
-        held = self.held
-        handle = self._handle
-        cache_get = self.cache.get
-        kcount = self.kcount
-        event = self.sink.fast_event
-        fast = self.events_detail
         ts = None
-        n_open = n_stat = 0
         for ev in events:
             ts = ev.ts
-            if held and ts > self.next_deadline:
+            if self.held and ts > self.next_deadline:
                 self._expire(ts)
             proc = procs.get(ev.pid)
             if proc is None:
@@ -252,49 +241,10 @@ class Interpreter:
                 proc = self._unknown(ev)
                 if proc is None:
                     continue
-            kind = ev.kind
-            # Fast path, same facts as _handle: an open/stat of a path
-            # already resolved, by a thread already seen.
-            if fast and kind <= K_STAT:
-                path = ev.path
-                if path:
-                    if path[0] == 47:
-                        ref = cache_get(path)
-                    elif ev.dirfd == AT_FDCWD:
-                        ref = cache_get((proc.cwd, path))
-                    else:
-                        ref = None
-                    last = proc.last
-                    tid = ev.tid
-                    prev = last.get(tid)
-                    if ref is not None and prev is not None:
-                        if kind == K_STAT:
-                            n_stat += 1
-                            idx = self.idx
-                            self.idx = idx + 1
-                            last[tid] = idx
-                            event(idx, ev, proc, prev, ref, STAT, False, False)
-                            continue
-                        access = OPEN_ACCESS.get(ev.arg0) if ev.call != C_CREAT else None
-                        if access is not None:
-                            n_open += 1
-                            use = gen = False
-                            if ev.ret >= 0:
-                                iri = ref.res.iri
-                                if access in READS and iri not in proc.used:
-                                    proc.used.add(iri)
-                                    use = True
-                                if access in WRITES and iri not in proc.generated:
-                                    proc.generated.add(iri)
-                                    gen = True
-                            idx = self.idx
-                            self.idx = idx + 1
-                            last[tid] = idx
-                            event(idx, ev, proc, prev, ref, access, use, gen)
-                            continue
-            handle(ev, proc)
-        kcount[K_OPEN] += n_open
-        kcount[K_STAT] += n_stat
+            self._handle(ev, proc)
+        self._seen_until(ts)
+
+    def _seen_until(self, ts):
         if ts is not None and (self.last_ts is None or ts > self.last_ts):
             self.last_ts = ts
 
@@ -316,6 +266,9 @@ class Interpreter:
         if unknown:
             totals["unknown"] = unknown
             notes = list(notes) + [f"{unknown} records of an unknown kind were skipped"]
+        if not getattr(run, "times_known", True):
+            notes = list(notes) + ["the source had no absolute timestamps: event times "
+                                   "give their order only, and dates are not real"]
         if not run.counts:
             run.counts = {k.name: totals[k.name] for k in Kind}
         self.sink.end(run, RunSummary(totals, self.first_ts, self.last_ts, complete, notes, self.root))
@@ -326,6 +279,8 @@ class Interpreter:
     def _unknown(self, ev):
         """First event of a pid never seen: known root/pre-existing, or hold."""
         pid = ev.pid
+        if self.first_ts is None:
+            self.first_ts = ev.ts         # the stream's first event always lands here
         if pid == self.run.root_pid or pid in self.process_starts:
             return self._adopt(pid, ev)
         lst = self.held.get(pid)
@@ -346,7 +301,7 @@ class Interpreter:
         source = START_PROCFS
         if start is None:
             start, source = ev.ts, START_FIRST_EVENT
-        proc = Proc(pid, self.host, start, self.run.wall_ns(start), source, ev)
+        proc = Proc(pid, self.names.process_base, start, self.run.wall_ns(start), source, ev)
         if pid == self.run.root_pid and self.root is None:
             proc.cwd = self.root_cwd
             self.root = proc
@@ -391,8 +346,7 @@ class Interpreter:
         else:
             return self._unresolved(proc, path, dirfd)
         if len(self.cache) >= CACHE_MAX or len(self.files) >= CACHE_MAX:
-            self.cache.clear()
-            self.files.clear()
+            self._evict()
         res = self.files.get(full)
         if res is None:
             res = self.files[full] = Res(N.file_iri(self.host, full), full, True)
@@ -400,6 +354,15 @@ class Interpreter:
         ref = Ref(res) if full == path else Ref(res, *N.bytes_text(path))
         self.cache[key] = ref
         return ref
+
+    def _evict(self):
+        """Forget the older half of the path caches (insertion order).
+
+        A file met again after this is declared again: the same triples,
+        which RDF counts once."""
+        for cache in (self.cache, self.files):
+            for key in list(itertools.islice(cache, len(cache) // 2)):
+                del cache[key]
 
     def _unresolved(self, proc, path, dirfd):
         base = f"cwd{proc.cwd_gen}" if dirfd == AT_FDCWD else f"fd{dirfd}"
@@ -487,8 +450,6 @@ class Interpreter:
                 proc.cwd_gen += 1
 
     def _first_of_thread(self, proc, tid, idx):
-        if self.first_ts is None:
-            self.first_ts = self.last_ts
         proc.first_of[tid] = idx
         if proc.first_idx is None:
             proc.first_idx = idx
@@ -500,19 +461,20 @@ class Interpreter:
         key = (ref.res.iri, access)
         agg = proc.agg.get(key)
         if agg is None:
-            agg = proc.agg[key] = Agg(ref, ev.ts)
-        agg.count += 1
-        agg.last_ns = ev.ts
+            agg = proc.agg[key] = [0, 0, ev.ts, ev.ts, ref, None]
+        agg[A_COUNT] += 1
+        agg[A_LAST] = ev.ts
         if ev.ret < 0:
-            agg.failures += 1
-            agg.errnos.add(-ev.ret)
+            agg[A_FAILURES] += 1
+            if agg[A_ERRNOS] is None:
+                agg[A_ERRNOS] = set()
+            agg[A_ERRNOS].add(-ev.ret)
 
     def _flush_summary(self, proc):
         if not proc.agg:
             return
-        for (_iri, access), agg in proc.agg.items():
-            self.sink.access(self.acc_idx, proc, agg.ref.res, access, agg)
-            self.acc_idx += 1
+        self.sink.accesses(self.acc_idx, proc, proc.agg)
+        self.acc_idx += len(proc.agg)
         proc.agg = {}
 
     def _fork(self, ev, parent, idx):
@@ -536,7 +498,8 @@ class Interpreter:
             # already and keeps that identity; link it to its parent now.
             proc = existing
         else:
-            proc = Proc(child, self.host, ev.ts, self.run.wall_ns(ev.ts), START_FORK, ev)
+            proc = Proc(child, self.names.process_base, ev.ts, self.run.wall_ns(ev.ts), START_FORK,
+                        ev)
             proc.comm = ev.comm
             proc.ppid = parent.pid
             proc.cwd = parent.cwd
@@ -553,14 +516,10 @@ class Interpreter:
             self._release(child)
 
     def _exit(self, ev, proc, idx):
-        if ev.trunc & EXIT_THREAD:
-            # One thread left; the process ends with its last known thread.
-            proc.last.pop(ev.tid, None)
-            if proc.last:
-                return
         proc.exited = True
         proc.exit_idx = idx
-        self.sink.exited(proc, ev)
+        stats = self.process_stats.get(proc.pid)
+        self.sink.exited(proc, ev, N.usage_props(stats))
         proc.used = set()
         proc.generated = set()
         proc.last = {}

@@ -154,3 +154,31 @@ def signal_name(sig: int) -> str:
         return _signal.Signals(sig).name
     except ValueError:
         return f"SIG{sig}"
+
+
+# psutil / wait4 usage of a process (agent.enrich), as (Run.process_stats key,
+# property, XSD datatype).  Seconds are written as decimals with a fixed
+# number of places so both writers give the same lexical form.
+USAGE = (("cpu_user_s", "cpuUserSeconds", "decimal"),
+         ("cpu_system_s", "cpuSystemSeconds", "decimal"),
+         ("rss_max_bytes", "maxRssBytes", "integer"),
+         ("read_bytes", "readBytes", "integer"),
+         ("write_bytes", "writeBytes", "integer"),
+         ("threads_max", "maxThreads", "integer"),
+         ("tree_totals", "usageIncludesWaitedChildren", "boolean"))
+
+
+def usage_props(stats) -> list:
+    """[(property, lexical form, datatype)] for a process's usage sample."""
+    out = []
+    for key, prop, dtype in USAGE:
+        if stats and key in stats:
+            value = stats[key]
+            if dtype == "decimal":
+                lex = f"{float(value):.6f}"
+            elif dtype == "boolean":
+                lex = "true" if value else "false"
+            else:
+                lex = str(int(value))
+            out.append((prop, lex, dtype))
+    return out

@@ -13,7 +13,8 @@ from rdflib.collection import Collection
 
 from ..events import EXIT_THREAD, Kind
 from . import names as N
-from .model import O_MODE_USED, TRUNC_ANY, Interpreter
+from .model import (A_COUNT, A_ERRNOS, A_REF, A_FAILURES, A_FIRST, A_LAST, O_MODE_USED, TRUNC_ANY,
+                    Interpreter)
 from .turtle import COUNT_PROPERTY, EVENT_CLASS, call_name, loss_names, run_bounds, \
     run_command_line
 
@@ -118,13 +119,14 @@ class GraphSink:
                 text, b64 = N.bytes_text(arg)
                 items.append(Literal(text) if b64 is None
                              else Literal(b64, datatype=XSD.base64Binary))
-            head = BNode()
-            Collection(self.g, head, items)
+            head = BNode() if items else RDF.nil
+            if items:
+                Collection(self.g, head, items)
             add((node, BF.argv, head))
         elif kind == Kind.EXIT:
             self._exit_props(node, ev)
             if ev.trunc & EXIT_THREAD:
-                add((node, BF.threadExit, Literal(True)))
+                add((node, BF.leaderExit, Literal(True)))
         elif kind == Kind.WAIT:
             add((node, BF.waitPid, Literal(ev.arg0)))
             if ev.arg1 != -1:
@@ -137,8 +139,6 @@ class GraphSink:
                 add((node, BF.errno, Literal(N.errno_name(-ev.ret))))
         if ev.trunc & TRUNC_ANY:
             add((node, BF.truncated, Literal(True)))
-
-    fast_event = event
 
     def _exit_props(self, node, ev):
         if ev.arg0 >= 0:
@@ -165,17 +165,24 @@ class GraphSink:
         if ref is not None:
             self.g.add((node, BF.executable, URIRef(ref.res.iri)))
 
-    def exited(self, p, ev):
+    def exited(self, p, ev, usage=()):
         node = self._p(p)
         self.g.add((node, PROV.endedAtTime, self._time(ev.ts)))
         self.g.add((node, BF.endNs, Literal(ev.ts)))
         self._exit_props(node, ev)
+        for prop, lex, dtype in usage:
+            self.g.add((node, BF[prop], Literal(lex, datatype=XSD[dtype])))
 
     def used(self, p, res):
         self.g.add((self._p(p), PROV.used, URIRef(res.iri)))
 
     def generated(self, p, res):
         self.g.add((URIRef(res.iri), PROV.wasGeneratedBy, self._p(p)))
+
+    def accesses(self, idx, p, aggs):
+        for (_iri, access), agg in aggs.items():
+            self.access(idx, p, agg[A_REF].res, access, agg)
+            idx += 1
 
     def access(self, idx, p, res, access, agg):
         add = self.g.add
@@ -184,13 +191,11 @@ class GraphSink:
         add((node, BF.process, self._p(p)))
         add((node, BF.file, URIRef(res.iri)))
         add((node, BF.access, BF[access]))
-        add((node, BF["count"], Literal(agg.count)))
-        add((node, BF.failures, Literal(agg.failures)))
-        add((node, BF.firstTime, self._time(agg.first_ns)))
-        add((node, BF.lastTime, self._time(agg.last_ns)))
-        add((node, BF.firstNs, Literal(agg.first_ns)))
-        add((node, BF.lastNs, Literal(agg.last_ns)))
-        for err in agg.errnos:
+        add((node, BF["count"], Literal(agg[A_COUNT])))
+        add((node, BF.failures, Literal(agg[A_FAILURES])))
+        add((node, BF.firstNs, Literal(agg[A_FIRST])))
+        add((node, BF.lastNs, Literal(agg[A_LAST])))
+        for err in agg[A_ERRNOS] or ():
             add((node, BF.errno, Literal(N.errno_name(err))))
 
     def end(self, run, summary):
@@ -210,8 +215,10 @@ class GraphSink:
         start_ns, end_ns = run_bounds(run, summary)
         if start_ns is not None:
             add((node, PROV.startedAtTime, self._time(start_ns)))
+            add((node, BF.startNs, Literal(start_ns)))
         if end_ns is not None:
             add((node, PROV.endedAtTime, self._time(end_ns)))
+            add((node, BF.endNs, Literal(end_ns)))
         if run.exit_status is not None:
             add((node, BF.exitStatus, Literal(run.exit_status)))
         if run.root_pid is not None:

@@ -59,12 +59,17 @@ class Builder:
             self.comm[pid] = path.rsplit(b"/", 1)[-1].decode("utf-8", "replace")[:15]
         return self._ev(Kind.EXEC, Call.EXECVE, pid, ret=ret, path=path, argv=argv)
 
-    def exit(self, pid, code=0, signal=0, tid=None, thread_only=False):
+    def exit(self, pid, code=0, signal=0, tid=None, leader_only=False):
+        """The process's exit; leader_only: a kernel without group_dead
+        reported the leader's exit (EXIT_THREAD set)."""
         return self._ev(Kind.EXIT, Call.EXIT_GROUP, pid, tid, arg0=code if not signal else -1,
-                        arg1=signal, trunc=0x80 if thread_only else 0)
+                        arg1=signal, trunc=0x80 if leader_only else 0)
 
     def wait(self, pid, child, status=0):
-        return self._ev(Kind.WAIT, Call.WAIT4, pid, ret=child, arg0=-1, arg1=status)
+        ev = self._ev(Kind.WAIT, Call.WAIT4, pid, ret=child, arg0=-1, arg1=status)
+        self.comm.pop(child, None)          # reaped: keep the generator's memory flat
+        self.ppid.pop(child, None)
+        return ev
 
     def chdir(self, pid, path, ret=0):
         return self._ev(Kind.CHDIR, Call.CHDIR, pid, ret=ret, path=path)
@@ -125,3 +130,48 @@ def stream_job(total: int, ncc: int = 8, headers: int = 8, batch: int = 4096):
                 yield ev
                 emitted += 1
             buf.clear()
+
+
+def make_run(**kw):
+    """A Run with fixed times and host, for tests and benchmarks."""
+    from ..run import Run
+    fields = dict(source="record", host="h1", kernel="6.18.0", command=["sh", "-c", "make"],
+                  start_mono_ns=1_000_000_000, start_wall_ns=1_760_000_000_000_000_000,
+                  end_mono_ns=0, root_pid=50, cwd=b"/home/u")
+    fields.update(kw)
+    return Run(**fields)
+
+
+def docs_example():
+    """The small build docs/model.md shows: make runs sh -c 'cc -c hello.c', then links.
+
+    Returns (events, run).  Times advance 1 ms per event, so durations read easily.
+    """
+    b = Builder(start_ts=1_000_000_000, step=1_000_000)
+    b.comm[50] = "bash"
+    b.exec(50, b"/usr/bin/make", [b"make"])
+    b.open(50, b"Makefile")
+    b.stat(50, b"hello.c")
+    b.fork(50, 51)
+    b.exec(51, b"/bin/sh", [b"sh", b"-c", b"cc -c hello.c -o hello.o"])
+    b.fork(51, 52)
+    b.exec(52, b"/usr/bin/cc", [b"cc", b"-c", b"hello.c", b"-o", b"hello.o"])
+    b.open(52, b"hello.c")
+    b.open(52, b"/usr/local/include/stdio.h", ret=-ENOENT)
+    b.open(52, b"/usr/include/stdio.h")
+    b.open(52, b"hello.o", flags=O_WRONLY | O_CREAT | O_TRUNC, ret=4)
+    b.exit(52, 0)
+    b.wait(51, 52)
+    b.exit(51, 0)
+    b.wait(50, 51)
+    b.fork(50, 53)
+    b.exec(53, b"/usr/bin/cc", [b"cc", b"hello.o", b"-o", b"hello"])
+    b.open(53, b"hello.o")
+    b.open(53, b"hello", flags=O_WRONLY | O_CREAT | O_TRUNC, ret=4)
+    b.exit(53, 0)
+    b.wait(50, 53)
+    b.exit(50, 0)
+    run = make_run(host="build1", command=["make"], root_pid=50, cwd=b"/home/u/proj",
+                   process_starts={50: 999_000_000}, end_mono_ns=b.ts + 1_000_000,
+                   exit_status=0, tool_version="0.1.0")
+    return b.events, run

@@ -9,10 +9,11 @@ tests check that.
 """
 from __future__ import annotations
 
-from ..events import CALL_NAMES, EXIT_THREAD, LOSS_NAMES, Call, Kind
+from ..events import AT_FDCWD, CALL_NAMES, EXIT_THREAD, LOSS_NAMES, Call, Kind
 from . import names as N
-from .model import K_CHDIR, K_EXEC, K_EXIT, K_FORK, K_OPEN, K_STAT, K_WAIT, O_MODE_USED, \
-    TRUNC_ANY
+from .model import (C_CREAT, K_CHDIR, K_EXEC, K_EXIT, K_FORK, K_OPEN, K_STAT, K_WAIT,
+                    A_ERRNOS, A_FAILURES, O_MODE_USED, OPEN_ACCESS, READS, STAT, TRUNC_ANY, WRITES, Interpreter,
+                    open_access)
 
 EVENT_CLASS = {Kind.OPEN: "OpenEvent", Kind.STAT: "StatEvent", Kind.FORK: "ForkEvent",
                Kind.EXEC: "ExecEvent", Kind.EXIT: "ExitEvent", Kind.WAIT: "WaitEvent",
@@ -122,25 +123,6 @@ class TurtleSink:
             text += f"{ref.res.tag} prov:wasGeneratedBy {p.tag} .\n"
         self._w(text)
 
-    def fast_event(self, idx, ev, p, prev, ref, access, use, gen):
-        """event() for an open or stat with a known predecessor and resource."""
-        ret = ev.ret
-        if ret < 0 or ref.raw_text is not None or ev.tid != ev.pid or ev.trunc \
-                or (ev.kind == K_OPEN and ev.arg0 & O_MODE_USED):
-            return self.event(idx, ev, p, prev, ref, access, use, gen)
-        text = (f"ev:{idx} {self.heads[ev.kind << 8 | ev.call]} ; bf:process {p.tag} ; bf:ns {ev.ts}"
-                f" ; bf:follows ev:{prev} ; bf:file {ref.res.tag} ; bf:access bf:{access}"
-                f" ; bf:flags {ev.arg0} ; bf:result {ret} .\n")
-        if use:
-            text += f"{p.tag} prov:used {ref.res.tag} .\n"
-        if gen:
-            text += f"{ref.res.tag} prov:wasGeneratedBy {p.tag} .\n"
-        buf = self.buf
-        buf.append(text)
-        if len(buf) >= FLUSH_AT:
-            self.out.write("".join(buf).encode())
-            buf.clear()
-
     def _event_tail(self, text, ev, prev, ref, access):
         """Every property of an event after its head, in the general case."""
         kind = ev.kind
@@ -165,7 +147,7 @@ class TurtleSink:
         elif kind == K_EXIT:
             text += self._exit_props(ev)
             if ev.trunc & EXIT_THREAD:
-                text += " ; bf:threadExit true"
+                text += " ; bf:leaderExit true"
         elif kind == K_WAIT:
             text += f" ; bf:waitPid {ev.arg0}"
             if ev.arg1 != -1:
@@ -215,9 +197,11 @@ class TurtleSink:
             text += f" ; bf:executable <{ref.res.iri}>"
         self._w(text + " .\n")
 
-    def exited(self, p, ev):
+    def exited(self, p, ev, usage=()):
         self._w(f"proc:{p.local} prov:endedAtTime {self._time(ev.ts)} ; bf:endNs {ev.ts}"
-                + self._exit_props(ev) + " .\n")
+                + self._exit_props(ev)
+                + "".join(f' ; bf:{prop} "{lex}"^^xsd:{dtype}' for prop, lex, dtype in usage)
+                + " .\n")
 
     def used(self, p, res):
         self._w(f"proc:{p.local} prov:used <{res.iri}> .\n")
@@ -225,14 +209,19 @@ class TurtleSink:
     def generated(self, p, res):
         self._w(f"<{res.iri}> prov:wasGeneratedBy proc:{p.local} .\n")
 
-    def access(self, idx, p, res, access, agg):
-        text = (f"acc:{idx} a bf:Access ; bf:process proc:{p.local} ; bf:file <{res.iri}>"
-                f" ; bf:access bf:{access} ; bf:count {agg.count} ; bf:failures {agg.failures}"
-                f" ; bf:firstTime {self._time(agg.first_ns)} ; bf:lastTime {self._time(agg.last_ns)}"
-                f" ; bf:firstNs {agg.first_ns} ; bf:lastNs {agg.last_ns}")
-        for err in sorted(agg.errnos):
-            text += f' ; bf:errno "{N.errno_name(err)}"'
-        self._w(text + " .\n")
+    def accesses(self, idx, p, aggs):
+        ptag = p.tag
+        out = []
+        for (_iri, access), (count, failures, first, last, ref, errnos) in aggs.items():
+            text = (f"acc:{idx} a bf:Access ; bf:process {ptag} ; bf:file {ref.res.tag}"
+                    f" ; bf:access bf:{access} ; bf:count {count} ; bf:failures {failures}"
+                    f" ; bf:firstNs {first} ; bf:lastNs {last} .\n")
+            if errnos:
+                text = text[:-3] + "".join(f' ; bf:errno "{N.errno_name(e)}"'
+                                           for e in sorted(errnos)) + " .\n"
+            out.append(text)
+            idx += 1
+        self._w("".join(out))
 
     def end(self, run, summary):
         r = self.run_ref
@@ -248,9 +237,9 @@ class TurtleSink:
             lines.append(f"bf:toolVersion {N.turtle_string(run.tool_version)}")
         start_ns, end_ns = run_bounds(run, summary)
         if start_ns is not None:
-            lines.append(f"prov:startedAtTime {self._time(start_ns)}")
+            lines.append(f"prov:startedAtTime {self._time(start_ns)} ; bf:startNs {start_ns}")
         if end_ns is not None:
-            lines.append(f"prov:endedAtTime {self._time(end_ns)}")
+            lines.append(f"prov:endedAtTime {self._time(end_ns)} ; bf:endNs {end_ns}")
         if run.exit_status is not None:
             lines.append(f"bf:exitStatus {run.exit_status}")
         if run.root_pid is not None:
@@ -286,8 +275,10 @@ class TurtleSink:
 
 
 def run_command_line(run) -> str:
+    import os
     import shlex
-    return shlex.join(str(a) for a in run.command)
+    # argv may hold bytes that are not UTF-8 (surrogate-escaped): shown escaped
+    return shlex.join(os.fsencode(a).decode("utf-8", "backslashreplace") for a in run.command)
 
 
 def run_bounds(run, summary):
@@ -300,3 +291,214 @@ def run_bounds(run, summary):
 def loss_names(run):
     """Every loss counter batchflow knows, plus any other the run reported."""
     return list(LOSS_NAMES) + sorted(set(run.losses) - set(LOSS_NAMES))
+
+
+_MISSING = object()
+FRAG_CACHE_MAX = 4096
+
+
+def _open_fragment(flags):
+    """(access, Turtle text) for an open's flags."""
+    access = open_access(Call.OPENAT, flags)
+    return access, f" ; bf:access bf:{access} ; bf:flags {flags}"
+
+
+def _end_fragment(ret):
+    """The end of an open or stat statement: its result, and errno if it failed."""
+    if ret < 0:
+        return f' ; bf:result {ret} ; bf:errno "{N.errno_name(-ret)}" .\n'
+    return f" ; bf:result {ret} .\n"
+
+
+def _ref_fragment(ref):
+    frag = f" ; bf:file {ref.res.tag}"
+    if ref.raw_text is not None:
+        frag += path_props("bf:path", "bf:pathBytes", ref.raw_text, ref.raw_b64)
+    ref.frag = frag
+    return frag
+
+
+class TurtleWriter(Interpreter):
+    """The interpreter with Turtle writing fused into its loop.
+
+    The common event, a successful open or stat of a path already seen, by
+    a thread already seen, is turned into its Turtle statement right in the
+    loop, from cached fragments; every other event goes through
+    Interpreter._handle and TurtleSink.  The tests hold this loop to the
+    plain path (Interpreter.feed with reference.GraphSink): same graph.
+    """
+
+    def __init__(self, run, out, detail="events"):
+        super().__init__(run, TurtleSink(out, detail), detail)
+
+    def feed(self, events):
+        if not self.events_detail:
+            return self._feed_summary(events)
+        procs_get = self.procs.get
+        cache_get = self.cache.get
+        handle = self._handle
+        sink = self.sink
+        heads = sink.heads
+        buf = sink.buf
+        write = sink.out.write
+        open_frags = {}
+        stat_frags = {}
+        end_frags = {}
+        n_open = n_stat = 0
+        idx = self.idx
+        ts = None
+        for ev in events:
+            ts = ev.ts
+            if self.held and ts > self.next_deadline:
+                self.idx = idx
+                self._expire(ts)
+                idx = self.idx
+            pid = ev.pid
+            proc = procs_get(pid)
+            if proc is None:
+                self.idx = idx
+                proc = self._unknown(ev)
+                idx = self.idx
+                if proc is None:
+                    continue
+            kind = ev.kind
+            if (kind == K_OPEN or kind == K_STAT) and ev.tid == pid and not ev.trunc and ev.path:
+                path = ev.path
+                if path[0] == 47:                               # b"/"
+                    ref = cache_get(path)
+                elif ev.dirfd == AT_FDCWD:
+                    ref = cache_get((proc.cwd, path))
+                else:
+                    ref = None
+                last = proc.last
+                prev = last.get(pid)
+                if ref is not None and prev is not None:
+                    flags = ev.arg0
+                    if kind == K_OPEN:
+                        fa = open_frags.get(flags, _MISSING) if ev.call != C_CREAT else None
+                        if fa is _MISSING:
+                            fa = _open_fragment(flags)
+                            if len(open_frags) < FRAG_CACHE_MAX:
+                                open_frags[flags] = fa
+                    else:
+                        sf = stat_frags.get(flags)
+                        if sf is None:
+                            sf = f" ; bf:access bf:{STAT} ; bf:flags {flags}"
+                            if len(stat_frags) < FRAG_CACHE_MAX:
+                                stat_frags[flags] = sf
+                        fa = (STAT, sf)
+                    if fa is not None:
+                        access, afrag = fa
+                        if kind == K_OPEN and flags & O_MODE_USED:
+                            afrag = f"{afrag} ; bf:mode {ev.arg1}"
+                        rfrag = ref.frag
+                        if rfrag is None:
+                            rfrag = _ref_fragment(ref)
+                        ret = ev.ret
+                        endfrag = end_frags.get(ret)
+                        if endfrag is None:
+                            endfrag = _end_fragment(ret)
+                            if len(end_frags) < FRAG_CACHE_MAX:
+                                end_frags[ret] = endfrag
+                        sidx = str(idx)
+                        idx += 1
+                        last[pid] = sidx
+                        ptag = proc.tag
+                        text = (f"ev:{sidx} {heads[kind << 8 | ev.call]} ; bf:process {ptag}"
+                                f" ; bf:ns {ts} ; bf:follows ev:{prev}{rfrag}{afrag}{endfrag}")
+                        if kind == K_OPEN:
+                            n_open += 1
+                            if ret >= 0:
+                                res = ref.res
+                                iri = res.iri
+                                if access in READS and iri not in proc.used:
+                                    proc.used.add(iri)
+                                    text += f"{ptag} prov:used {res.tag} .\n"
+                                if access in WRITES and iri not in proc.generated:
+                                    proc.generated.add(iri)
+                                    text += f"{res.tag} prov:wasGeneratedBy {ptag} .\n"
+                        else:
+                            n_stat += 1
+                        buf.append(text)
+                        if len(buf) >= FLUSH_AT:
+                            write("".join(buf).encode())
+                            buf.clear()
+                        continue
+            self.idx = idx
+            handle(ev, proc)
+            idx = self.idx
+        self.idx = idx
+        self.kcount[K_OPEN] += n_open
+        self.kcount[K_STAT] += n_stat
+        self._seen_until(ts)
+
+    def _feed_summary(self, events):
+        """Detail "summary": opens and stats of known paths aggregated in the loop."""
+        procs_get = self.procs.get
+        cache_get = self.cache.get
+        handle = self._handle
+        buf = self.sink.buf
+        write = self.sink.out.write
+        n_open = n_stat = 0
+        ts = None
+        for ev in events:
+            ts = ev.ts
+            if self.held and ts > self.next_deadline:
+                self._expire(ts)
+            pid = ev.pid
+            proc = procs_get(pid)
+            if proc is None:
+                proc = self._unknown(ev)
+                if proc is None:
+                    continue
+            kind = ev.kind
+            if (kind == K_OPEN or kind == K_STAT) and ev.path:
+                path = ev.path
+                if path[0] == 47:                               # b"/"
+                    ref = cache_get(path)
+                elif ev.dirfd == AT_FDCWD:
+                    ref = cache_get((proc.cwd, path))
+                else:
+                    ref = None
+                if ref is not None:
+                    if kind == K_STAT:
+                        access = STAT
+                    else:
+                        access = OPEN_ACCESS.get(ev.arg0) if ev.call != C_CREAT else None
+                    if access is not None:
+                        res = ref.res
+                        key = (res.iri, access)
+                        agg = proc.agg.get(key)
+                        if agg is None:
+                            proc.agg[key] = [1, 0, ts, ts, ref, None]     # A_COUNT ...
+                        else:
+                            agg[0] += 1                                 # A_COUNT
+                            agg[3] = ts                                 # A_LAST
+                        ret = ev.ret
+                        if ret < 0:
+                            agg = proc.agg[key]
+                            agg[A_FAILURES] += 1
+                            if agg[A_ERRNOS] is None:
+                                agg[A_ERRNOS] = set()
+                            agg[A_ERRNOS].add(-ret)
+                        elif kind == K_OPEN:
+                            iri = res.iri
+                            if access in READS and iri not in proc.used:
+                                proc.used.add(iri)
+                                buf.append(f"{proc.tag} prov:used {res.tag} .\n")
+                            if access in WRITES and iri not in proc.generated:
+                                proc.generated.add(iri)
+                                buf.append(f"{res.tag} prov:wasGeneratedBy {proc.tag} .\n")
+                            if len(buf) >= FLUSH_AT:
+                                write("".join(buf).encode())
+                                buf.clear()
+                        if kind == K_OPEN:
+                            n_open += 1
+                        else:
+                            n_stat += 1
+                        self.idx += 1
+                        continue
+            handle(ev, proc)
+        self.kcount[K_OPEN] += n_open
+        self.kcount[K_STAT] += n_stat
+        self._seen_until(ts)

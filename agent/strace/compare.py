@@ -1,0 +1,327 @@
+"""Comparing two recordings of the same command: strace's and the kernel side's.
+
+Two runs of one command never share pids or times, so each Event stream is
+first reduced to a normalized form where a process is named by its place in
+the fork tree and its command (`make/sh#1/cc#0`: the second `sh` child of
+the root `make`, then that shell's first `cc` child), and where what a
+process did is a multiset per category.  The two forms are then compared
+category by category.
+
+What may legitimately differ is named in TOLERATED and handled in one place
+each (search for the name); anything else that differs is a disagreement.
+"""
+from __future__ import annotations
+
+import collections
+import errno as errno_mod
+import os
+import re
+from dataclasses import dataclass, field
+
+from ..events import AT_FDCWD, EXIT_THREAD, Call, Kind
+
+TOLERATED = {
+    "LAUNCHER": "Events of the root before its first successful exec belong to the "
+                "launcher, not to the command: the recorder's child is traced from "
+                "before its exec (waiting on its start pipe), while strace's log starts "
+                "at the exec; a launcher that looks the command up in PATH would add "
+                "failed execs there too.",
+    "FD_NUMBERS": "A successful open is compared as 'ok', not by fd number, and a "
+                  "directory fd (openat(fd, ...), fstatat(fd, \"\", AT_EMPTY_PATH)) as 'fd': "
+                  "the launcher decides which fds the command inherits (the recorder's "
+                  "child inherits some of the agent's), which shifts the numbers the "
+                  "command's opens get.",
+    "WAIT_POLLS": "Only waits that reaped a child are compared: how many WNOHANG polls "
+                  "a shell makes before a child ends (ret 0 or ECHILD) depends on timing.",
+    "TEMP_NAMES": "Random temporary names (gcc's ccXXXXXX, Python's tmpXXXXXXXX, "
+                  "mktemp's tmp.XXXXXXXXXX) differ on every run: each is replaced by "
+                  "<tmp:P:k>, the k-th temporary name process P mentioned first.",
+    "PROC_PIDS": "/proc/<pid> paths name a pid; it is replaced by the identity of the "
+                 "process that had that pid in the run.",
+    "THREAD_EXITS": "On kernels without group_dead in sched_process_exit the kernel side "
+                    "reports the leader's exit as the process's (flag EXIT_THREAD, "
+                    "compared as the process's exit); an exit flagged so for another "
+                    "thread would be a thread's, and is not compared.",
+    "RESTARTED": "A call that returned a restart code (ERESTARTSYS, ERESTARTNOINTR, ...: "
+                 "errno 512-516) was interrupted by a signal and transparently restarted by "
+                 "the kernel; whether that happens depends on when signals (SIGCHLD) arrive, "
+                 "so such attempts are not compared.",
+    "STRACE_SELF": "strace's own activity (its fork of the command, its ptrace stops, its "
+                   "log writes) happens in the strace process and in the child before the "
+                   "exec, neither of which its log shows; the kernel side never traces "
+                   "strace.  Nothing of it reaches the comparison.",
+}
+
+_TEMP = re.compile(rb'(?:^|/)(cc[A-Za-z0-9]{6}|tmp[a-z0-9_]{8}|tmp\.[A-Za-z0-9]{10})((?:\.[A-Za-z0-9_]+)*)$')
+_RESTART_MIN, _RESTART_MAX = 512, 516    # ERESTARTSYS .. ERESTART_RESTARTBLOCK
+_PROC_PID = re.compile(rb'^/proc/(\d+)(?=/|$)')
+
+
+@dataclass
+class Proc:
+    pid: int
+    parent: "Proc" = None
+    children: list = field(default_factory=list)
+    labels: list = field(default_factory=list)         # basenames of successful execs
+    execs: list = field(default_factory=list)          # (path, argv, result)
+    exit: tuple = None                                 # (code, fatal signal)
+    threads: int = 0
+    failed_forks: collections.Counter = field(default_factory=collections.Counter)
+    opens: collections.Counter = field(default_factory=collections.Counter)
+    stats: collections.Counter = field(default_factory=collections.Counter)
+    reaped: list = field(default_factory=list)         # (Proc or pid, status)
+    chdirs: list = field(default_factory=list)
+    temps: list = field(default_factory=list)          # temp names, in order of mention
+    exec_ok: bool = False
+
+
+def _result(ret):
+    """FD_NUMBERS: 'ok' for success, the errno's name for a failure."""
+    if ret is None:
+        return "?"
+    if ret >= 0:
+        return "ok"
+    return errno_mod.errorcode.get(-ret, f"errno {-ret}")
+
+
+class Normalizer:
+    """Builds the per-process record of one run from its Event stream."""
+
+    def __init__(self, root_pid=None):
+        self.root_pid = root_pid
+        self.root = None
+        self.current = {}          # pid -> Proc holding that pid now
+        self.all = []
+        self.tolerated = collections.Counter()
+        self.unknown = collections.Counter()   # events of pids outside the tree
+        self.temp_owner = {}       # temp name -> (Proc, index)
+
+    def _proc(self, pid):
+        p = self.current.get(pid)
+        if p is None:
+            if self.root is None and (self.root_pid is None or pid == self.root_pid):
+                p = self.root = Proc(pid)
+                self.current[pid] = p
+                self.all.append(p)
+            else:
+                return None
+        return p
+
+    def _mention(self, p, path):
+        if path and _TEMP.search(path) and path not in self.temp_owner:
+            self.temp_owner[path] = (p, len(p.temps))
+            p.temps.append(path)
+
+    def feed(self, events):
+        for ev in events:
+            p = self._proc(ev.pid)
+            if p is None:
+                self.unknown[Kind(ev.kind).name] += 1
+                continue
+            kind = ev.kind
+            if _RESTART_MIN <= -ev.ret <= _RESTART_MAX and kind != Kind.EXIT:
+                self.tolerated["RESTARTED"] += 1
+                continue
+            if p is self.root and not p.exec_ok and not (kind == Kind.EXEC and ev.ret == 0):
+                self.tolerated["LAUNCHER"] += 1
+                continue
+            if kind == Kind.FORK:
+                if ev.ret < 0:
+                    p.failed_forks[_result(ev.ret)] += 1
+                elif ev.is_thread_fork:
+                    p.threads += 1
+                else:
+                    child = Proc(ev.ret, parent=p)
+                    p.children.append(child)
+                    self.current[ev.ret] = child
+                    self.all.append(child)
+            elif kind == Kind.EXEC:
+                self._mention(p, ev.path)
+                for a in ev.argv:
+                    self._mention(p, a)
+                p.execs.append((ev.path, tuple(ev.argv), _result(ev.ret)))
+                if ev.ret == 0:
+                    p.exec_ok = True
+                    p.labels.append(os.path.basename(ev.path or b"").decode("utf-8", "replace"))
+            elif kind == Kind.EXIT:
+                if ev.trunc & EXIT_THREAD and ev.tid != ev.pid:
+                    self.tolerated["THREAD_EXITS"] += 1
+                    continue
+                p.exit = (ev.arg0, ev.arg1)
+            elif kind == Kind.WAIT:
+                if ev.ret > 0:
+                    p.reaped.append((self.current.get(ev.ret, ev.ret), ev.arg1))
+                else:
+                    self.tolerated["WAIT_POLLS"] += 1
+            elif kind == Kind.OPEN:
+                self._mention(p, ev.path)
+                creating = ev.arg0 & (0o100 | 0o20000000)     # O_CREAT, __O_TMPFILE
+                p.opens[(Call(ev.call).name, _dirfd(ev.dirfd), ev.path, ev.arg0,
+                         ev.arg1 if creating else 0, _result(ev.ret))] += 1
+                if ev.ret >= 0:
+                    self.tolerated["FD_NUMBERS"] += 1
+            elif kind == Kind.STAT:
+                self._mention(p, ev.path)
+                p.stats[(Call(ev.call).name, _dirfd(ev.dirfd), ev.path, ev.arg0, ev.arg1,
+                         _result(ev.ret))] += 1
+            elif kind == Kind.CHDIR:
+                p.chdirs.append((Call(ev.call).name, ev.path, _dirfd(ev.dirfd), _result(ev.ret)))
+
+    # ---- identities ------------------------------------------------------
+
+    def finish(self):
+        """The normalized form: {category: {identity: value}}."""
+        names = {}
+
+        def label(p):
+            return ">".join(p.labels) or "(no exec)"
+
+        def walk(p, ident):
+            names[id(p)] = ident
+            seen = collections.Counter()
+            for c in p.children:
+                lab = label(c)
+                walk(c, f"{ident}/{lab}#{seen[lab]}")
+                seen[lab] += 1
+
+        if self.root is not None:
+            walk(self.root, label(self.root))
+        pid_ident = {p.pid: names[id(p)] for p in self.all if id(p) in names}
+
+        def norm(path):
+            if path is None:
+                return None
+            owner = self.temp_owner.get(path)
+            if owner is not None:
+                m = _TEMP.search(path)
+                self.tolerated["TEMP_NAMES"] += 1
+                return (path[:m.start(1)] + f"<tmp:{names.get(id(owner[0]), '?')}:{owner[1]}>"
+                        .encode() + (m.group(2) or b""))
+            m = _PROC_PID.match(path)
+            if m is not None and m.group(1) != b"self":
+                who = pid_ident.get(int(m.group(1)))
+                if who is not None:
+                    self.tolerated["PROC_PIDS"] += 1
+                    return b"/proc/<" + who.encode() + b">" + path[m.end():]
+            return path
+
+        out = {c: {} for c in CATEGORIES}
+        for p in self.all:
+            ident = names.get(id(p))
+            if ident is None:
+                continue
+            parent = names.get(id(p.parent)) if p.parent is not None else None
+            out["process tree"][ident] = (parent, p.threads, tuple(sorted(p.failed_forks.items())))
+            out["execs and argv"][ident] = tuple(
+                (norm(path), tuple(norm(a) for a in argv), res) for path, argv, res in p.execs)
+            out["exit codes"][ident] = p.exit
+            out["opens"][ident] = _normed_counter(p.opens, 2, norm)
+            out["stats"][ident] = _normed_counter(p.stats, 2, norm)
+            out["waits"][ident] = tuple(sorted(
+                (names.get(id(c), f"pid {c}") if isinstance(c, Proc) else f"pid {c}", st)
+                for c, st in p.reaped))
+            out["chdirs"][ident] = tuple((call, norm(path), fd, res)
+                                         for call, path, fd, res in p.chdirs)
+        return out
+
+
+CATEGORIES = ("process tree", "execs and argv", "exit codes", "opens", "stats", "waits", "chdirs")
+
+
+def _dirfd(fd):
+    """FD_NUMBERS: the current directory, or some fd."""
+    return "cwd" if fd == AT_FDCWD else "fd"
+
+
+def _normed_counter(counter, path_index, norm):
+    out = collections.Counter()
+    for key, n in counter.items():
+        key = key[:path_index] + (norm(key[path_index]),) + key[path_index + 1:]
+        out[key] += n
+    return out
+
+
+@dataclass
+class CategoryResult:
+    name: str
+    left: int                    # items on each side
+    right: int
+    only_left: list              # (identity, item) found only in the left run
+    only_right: list
+
+    @property
+    def agree(self):
+        return not self.only_left and not self.only_right
+
+
+def _items(value):
+    """The comparable items of one process's value in a category."""
+    if isinstance(value, collections.Counter):
+        for k, n in value.items():
+            for i in range(n):
+                yield (k, i)
+    elif value is None or value == ():
+        return
+    elif isinstance(value, tuple) and value and isinstance(value[0], tuple):
+        for i, v in enumerate(value):
+            yield (i, v)
+    else:
+        yield value
+
+
+def compare(left: dict, right: dict):
+    """Category by category: what only one side has."""
+    results = []
+    for cat in CATEGORIES:
+        lv, rv = left[cat], right[cat]
+        only_l, only_r = [], []
+        nl = nr = 0
+        for ident in sorted(set(lv) | set(rv)):
+            li = collections.Counter(_items(lv.get(ident))) if ident in lv else None
+            ri = collections.Counter(_items(rv.get(ident))) if ident in rv else None
+            if cat == "process tree":
+                nl += ident in lv
+                nr += ident in rv
+                if li != ri:
+                    if ident in lv:
+                        only_l.append((ident, lv[ident]))
+                    if ident in rv:
+                        only_r.append((ident, rv[ident]))
+                continue
+            li = li or collections.Counter()
+            ri = ri or collections.Counter()
+            nl += sum(li.values())
+            nr += sum(ri.values())
+            for item in sorted((li - ri).elements(), key=repr):
+                only_l.append((ident, _strip_index(item)))
+            for item in sorted((ri - li).elements(), key=repr):
+                only_r.append((ident, _strip_index(item)))
+        results.append(CategoryResult(cat, nl, nr, only_l, only_r))
+    return results
+
+
+def _strip_index(item):
+    if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], int) \
+            and isinstance(item[0], tuple):
+        return item[0]       # a multiset item: (key, occurrence)
+    return item
+
+
+def format_table(results, left_name="strace", right_name="record", max_diffs=5):
+    """The agreement table, then the first differences of each category."""
+    w = max(len(r.name) for r in results)
+    lines = [f"{'category':<{w}}  {left_name:>8}  {right_name:>8}  agree"]
+    for r in results:
+        lines.append(f"{r.name:<{w}}  {r.left:>8}  {r.right:>8}  {'yes' if r.agree else 'NO'}")
+    for r in results:
+        for side, diffs in ((left_name, r.only_left), (right_name, r.only_right)):
+            for ident, item in diffs[:max_diffs]:
+                lines.append(f"  {r.name}: only in {side}: {ident}: {_show(item)}")
+            if len(diffs) > max_diffs:
+                lines.append(f"  {r.name}: only in {side}: ... {len(diffs) - max_diffs} more")
+    return "\n".join(lines)
+
+
+def _show(item):
+    text = repr(item)
+    return text if len(text) < 300 else text[:297] + "..."
