@@ -230,6 +230,15 @@ static __always_inline u32 bf_read_str(struct bf_record *r, u32 off, u32 bound,
 		return 0;
 	int n = bpf_probe_read_user_str(&r->data[off], bound, src);
 	if (n <= 0) {
+		/* The string copy reads whole words: an empty path (glibc's fstat
+		 * passes "" with AT_EMPTY_PATH, and the kernel then reads just
+		 * its first byte) a few bytes before a page that is not mapped
+		 * in yet fails as a whole.  Its one byte can still be read. */
+		char c = 1;
+		if (bpf_probe_read_user(&c, 1, src) == 0 && c == 0) {
+			r->data[off] = 0;
+			return 1;
+		}
 		bf_lost(BF_LOSS_READ);
 		return 0;
 	}
