@@ -258,3 +258,42 @@ def test_ctl_without_an_agent(tmp_path, batchflow_cmd):
                        capture_output=True, text=True)
     assert p.returncode != 0 and "give a condition" in p.stderr
 
+
+
+def test_record_with_a_control_file_end_to_end(tmp_path, batchflow_cmd):
+    """`record --control`: the rules hold from the first instruction, the
+    summary says what was discarded, and the protocol messages travel in
+    the journal with the run."""
+    from agent.journal import read_journal
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "x").write_text("x")
+    rules = tmp_path / "rules.json"
+    rules.write_text("# drop the stats of data/, in the extension\n"
+                     + '{"type": "DISCARD", "cond": {"and": [{"path_prefix": "%s/"}, '
+                       '{"kind": "stat"}]}}\n' % data
+                     + '{"type": "DISCARD", "cond": {"comm": "cat"}}\n')
+    out = tmp_path / "out.ttl"
+    script = f"for i in 1 2 3; do stat {data}/x >/dev/null; done; cat {data}/x >/dev/null"
+    p = subprocess.run(batchflow_cmd + ["record", "--control", str(rules), "--keep-journal",
+                                        "-o", str(out), "--", "/bin/sh", "-c", script],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert "batchflow: control: 2 rules in force; discarded" in p.stderr
+    run, events, _complete = read_journal(str(out) + ".journal")
+    events = list(events)
+    assert not [e for e in events if e.comm == "cat" and e.kind not in (Kind.FORK, Kind.EXIT)]
+    assert not [e for e in events if e.kind == Kind.STAT and e.path
+                and e.path.startswith(bytes(data))]
+    by_rule = {}
+    for m in run.protocol:
+        if m["type"] == "MISSING_EVENT" and m["reason"] == "discard":
+            by_rule[m["rule"]] = by_rule.get(m["rule"], 0) + m["count"]
+    # three stat processes each stat data/x once (in the extension: paths);
+    # every event of cat (comm is the new one from its exec on): exactly
+    # what a recording without rules captures
+    _run, clean = capture(["/bin/sh", "-c", script])
+    assert by_rule[1] == 3
+    assert by_rule[2] == len([e for e in clean if e.comm == "cat"]) > 3
+    assert [m["type"] for m in run.protocol][-1] == "NO_MORE_EVENT"
