@@ -74,7 +74,9 @@ class JournalWriter:
         self._write({"batchflow": MAGIC, "version": VERSION, "run": run_to_dict(run)})
 
     def _write(self, obj):
-        self._writev([msgpack.packb(obj, use_bin_type=True)])
+        # surrogateescape: the run's command holds argv as the OS gave it,
+        # with undecodable bytes as lone surrogates; they must round-trip.
+        self._writev([msgpack.packb(obj, use_bin_type=True, unicode_errors="surrogateescape")])
 
     def _writev(self, parts):
         # One writev per object: a SIGKILL lands between system calls, so an

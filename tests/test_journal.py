@@ -190,3 +190,18 @@ def test_recover_cli_errors(tmp_path):
     assert res.returncode != 0
     assert res.stderr.strip().count("\n") == 0 and "not a batchflow journal" in res.stderr
     assert not (tmp_path / "o.ttl").exists()
+
+
+def test_run_with_undecodable_argv_round_trips(tmp_path):
+    """argv as Python gives it: undecodable bytes are lone surrogates."""
+    arg = b"/tmp/\xff\xfe".decode("utf-8", "surrogateescape")
+    run = make_run(command=["cat", arg])
+    write_journal(tmp_path / "j", list(stream_job(10)), run)
+    jr = read_journal(tmp_path / "j")
+    assert jr.run.command == ["cat", arg]
+    out = tmp_path / "o.ttl"
+    from agent.graph import write_turtle
+    write_turtle(jr.events, jr.run, out)
+    g = rdflib.Graph().parse(out, format="turtle")
+    assert str(g.value(next(g.subjects(RDF.type, BF.Run)), BF.commandLine)) == \
+        "cat '/tmp/\\xff\\xfe'"

@@ -6,7 +6,7 @@ import os
 import pytest
 
 from agent.events import CLONE_VFORK, Kind
-from capture import capture
+from capture import assert_nothing_lost, capture
 
 pytestmark = pytest.mark.bpf
 
@@ -37,7 +37,8 @@ def exit_code(events, pid):
 
 def test_structure(shell_run):
     run, events = shell_run
-    assert run.exit_status == 3 and run.total_lost == 0
+    assert run.exit_status == 3
+    assert_nothing_lost(run, events)
     sh = run.root_pid
     assert execs_of(events, sh) == [[b"/bin/sh", b"-c", SCRIPT.encode()]]
     true, false, sub, exit2 = children_of(events, sh)

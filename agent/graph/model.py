@@ -144,7 +144,8 @@ class Proc:
         self.start_ns = start_ns
         self.start_wall = start_wall
         self.start_source = source
-        self.uid = ev.uid if ev is not None else None
+        # an imported log may not know the uid (0xFFFFFFFF): say nothing then
+        self.uid = ev.uid if ev is not None and ev.uid != 0xFFFFFFFF else None
         self.comm = ev.comm if ev is not None else ""
         self.ppid = ev.ppid if ev is not None else 0
         self.cwd = None
@@ -265,6 +266,9 @@ class Interpreter:
         if unknown:
             totals["unknown"] = unknown
             notes = list(notes) + [f"{unknown} records of an unknown kind were skipped"]
+        if not getattr(run, "times_known", True):
+            notes = list(notes) + ["the source had no absolute timestamps: event times "
+                                   "give their order only, and dates are not real"]
         if not run.counts:
             run.counts = {k.name: totals[k.name] for k in Kind}
         self.sink.end(run, RunSummary(totals, self.first_ts, self.last_ts, complete, notes, self.root))
