@@ -35,8 +35,8 @@ def proc_ppid(pid: int) -> int:
     return int(data[data.rindex(b")") + 2:].split()[1])
 
 
-def descendants(root: int) -> list:
-    """root and every process below it, from /proc (parents before children)."""
+def children_map() -> dict:
+    """ppid -> [pids], from one scan of /proc."""
     children = {}
     for name in os.listdir("/proc"):
         if name.isdigit():
@@ -44,6 +44,12 @@ def descendants(root: int) -> list:
                 children.setdefault(proc_ppid(int(name)), []).append(int(name))
             except (OSError, ValueError, IndexError):
                 continue  # exited while we looked
+    return children
+
+
+def descendants(root: int, children: dict = None) -> list:
+    """root and every process below it, from /proc (parents before children)."""
+    children = children_map() if children is None else children
     out, todo = [], [root]
     while todo:
         pid = todo.pop()

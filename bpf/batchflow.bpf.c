@@ -29,7 +29,8 @@ struct bf_task {
 	s64 arg1;
 	s32 dirfd;
 	u8 call;             /* BF_SYS_* in flight, 0 when none */
-	u8 _pad[3];
+	u8 dropped;          /* control rules: 1 + the DISCARD slot that took it at entry */
+	u8 _pad[2];
 };
 BPF_HASH(traced, u32, struct bf_task, BF_MAX_TASKS);
 /* tgid -> parent tgid, learned at fork (the kernel's task_struct layout is
@@ -118,47 +119,83 @@ static __always_inline struct bf_task *bf_current(void)
 	return bf_wanted(id >> 32, (u32)id);
 }
 
-/* Control rules on a finished record: 1 when a DISCARD applies (counted
- * per slot); sets *focus when a FOCUS does.  Scope stays bf_wanted's alone:
- * a discarded task stays traced, so its children still join and its exit
- * still cleans up. */
-static __always_inline int bf_discarded(struct bf_event *e, int *focus)
+/* Control rules: 1 when a DISCARD applies to an event with these fields
+ * (its slot in *slot); sets *focus when a FOCUS does.  Scope stays
+ * bf_wanted's alone: a discarded task stays traced, so its children still
+ * join and its exit still cleans up. */
+static __always_inline int bf_rules_match(u64 ts, u32 pid, u32 uid, u8 kind,
+					  const char *comm, int *focus, u32 *slot)
 {
 	u32 k = 2;
 	u32 *active = config.lookup(&k);
 	if (!active || !*active)
 		return 0;
 	u32 mask = *active;
-	u32 *pbits = kpids.lookup(&e->pid);
+	u32 *pbits = kpids.lookup(&pid);
 	u32 bits = pbits ? *pbits : 0;
 	u64 c0 = 0, c1 = 0;
-	__builtin_memcpy(&c0, e->comm, 8);
-	__builtin_memcpy(&c1, e->comm + 8, 8);
+	__builtin_memcpy(&c0, comm, 8);
+	__builtin_memcpy(&c1, comm + 8, 8);
 	for (u32 i = 0; i < BF_KRULES; i++) {
 		if (!(mask & (1u << i)))
 			continue;
-		u32 slot = i;
-		struct bf_krule *r = krules.lookup(&slot);
-		if (!r || e->ts_ns < r->lo || e->ts_ns > r->hi || e->kind >= 32 ||
-		    !(r->kinds & (1u << e->kind)))
+		u32 n = i;
+		struct bf_krule *r = krules.lookup(&n);
+		if (!r || ts < r->lo || ts > r->hi || kind >= 32 || !(r->kinds & (1u << kind)))
 			continue;
 		if ((r->flags & BF_KR_PIDS) && !(bits & (1u << i)))
 			continue;
-		if ((r->flags & BF_KR_UID) &&
-		    (e->uid == r->uid) == !!(r->flags & BF_KR_UID_NOT))
+		if ((r->flags & BF_KR_UID) && (uid == r->uid) == !!(r->flags & BF_KR_UID_NOT))
 			continue;
 		if ((r->flags & BF_KR_COMM) &&
 		    (c0 == r->comm[0] && c1 == r->comm[1]) == !!(r->flags & BF_KR_COMM_NOT))
 			continue;
 		if (r->type == BF_KR_DISCARD) {
-			u64 *n = kdropped.lookup(&slot);
-			if (n)
-				(*n)++;
+			*slot = i;
 			return 1;
 		}
 		*focus = 1;
 	}
 	return 0;
+}
+
+static __always_inline void bf_count_dropped(u32 slot)
+{
+	u64 *n = kdropped.lookup(&slot);
+	if (n)
+		(*n)++;
+}
+
+/* On a finished record: 1 when it is discarded (and counted). */
+static __always_inline int bf_discarded(struct bf_event *e, int *focus)
+{
+	u32 slot = 0;
+	if (!bf_rules_match(e->ts_ns, e->pid, e->uid, e->kind, e->comm, focus, &slot))
+		return 0;
+	bf_count_dropped(slot);
+	return 1;
+}
+
+/* At a path call's entry: its record would carry this time, pid, uid, comm
+ * and kind, so a DISCARD can be decided now and the exit skip the path
+ * read altogether (counted there, once the call has really happened). */
+static __always_inline void bf_discard_at_entry(struct bf_task *t, u8 call, u64 ts)
+{
+	t->dropped = 0;
+	u8 kind = call <= BF_SYS_CREAT ? BF_OPEN :
+		  call <= BF_SYS_FACCESSAT2 ? BF_STAT :
+		  (call == BF_SYS_CHDIR || call == BF_SYS_FCHDIR) ? BF_CHDIR : 0;
+	u32 k = 2;
+	u32 *active = config.lookup(&k);
+	if (!kind || !active || !*active)
+		return;
+	u64 id = bpf_get_current_pid_tgid();
+	char comm[16] = {};
+	bpf_get_current_comm(&comm, sizeof(comm));
+	int focus = 0;
+	u32 slot = 0;
+	if (bf_rules_match(ts, id >> 32, (u32)bpf_get_current_uid_gid(), kind, comm, &focus, &slot))
+		t->dropped = slot + 1;
 }
 
 /* The slot of the current task if it has a syscall in flight. */
@@ -272,6 +309,7 @@ static __always_inline int bf_enter(u8 call, s32 dirfd, const char *path, s64 ar
 	t->arg0 = arg0;
 	t->arg1 = arg1;
 	t->call = call;
+	bf_discard_at_entry(t, call, t->ts);
 	return 0;
 }
 
@@ -281,6 +319,11 @@ static __always_inline int bf_exit_path(u8 kind, s64 ret)
 	struct bf_task *in = bf_inflight();
 	if (!in)
 		return 0;
+	if (in->dropped) {               /* control rules: decided at entry */
+		bf_count_dropped(in->dropped - 1);
+		in->call = 0;
+		return 0;
+	}
 	struct bf_record *r = bf_scratch();
 	if (!r) {
 		in->call = 0;

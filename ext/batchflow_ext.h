@@ -83,6 +83,9 @@ int bf_filter_add(struct bf_filter *f, uint32_t id, int type, uint64_t lo, uint6
 int bf_filter_remove(struct bf_filter *f, uint32_t id);
 /* Returns a BF_V_* verdict, or -1 (errno) when memory ran out. */
 int bf_filter_offer(struct bf_filter *f, const char *rec, size_t size);
+/* Offers each record of `buf` (8-byte aligned records, as batches hold them)
+ * until the batch is full; returns how many were taken, *used the bytes. */
+long bf_filter_offer_batch(struct bf_filter *f, const char *buf, size_t len, size_t *used);
 /* Moves due held records into the batch; returns how many due ones did not fit. */
 long bf_filter_release(struct bf_filter *f, uint64_t now);
 const char *bf_filter_batch(struct bf_filter *f, size_t *len);

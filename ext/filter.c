@@ -876,6 +876,30 @@ int bf_filter_offer(struct bf_filter *f, const char *raw, size_t size)
 	return v;
 }
 
+long bf_filter_offer_batch(struct bf_filter *f, const char *buf, size_t len, size_t *used)
+{
+	size_t off = 0;
+	long n = 0;
+	while (off + BFF_HEADER <= len) {
+		uint16_t size;
+		memcpy(&size, buf + off + 52, sizeof(size));
+		if (size < BFF_HEADER || off + size > len) {
+			errno = EINVAL;       /* not a batch of records */
+			*used = off;
+			return -1;
+		}
+		int v = bf_filter_offer(f, buf + off, size);
+		if (v < 0 || v == BF_V_FULL) {
+			*used = off;
+			return v < 0 ? -1 : n;
+		}
+		off += align8(size);
+		n++;
+	}
+	*used = off;
+	return n;
+}
+
 long bf_filter_release(struct bf_filter *f, uint64_t now)
 {
 	size_t k = 0;

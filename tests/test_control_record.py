@@ -1,12 +1,13 @@
 """Control in real recordings: DISCARD in the kernel and in the extension,
 FOCUS waking the consumer, RULE_ON holding, and the watermark's promise --
 with exact counts against the same workload recorded without control."""
+import os
 import subprocess
 import threading
 
 import pytest
 
-from agent.control.engine import Controller
+from agent.control.engine import Controller, proc_descendants
 from agent.control.messages import parse_message
 from agent.control.startup import Steering
 from agent.events import Kind, decode_batch
@@ -258,3 +259,82 @@ def test_ctl_without_an_agent(tmp_path, batchflow_cmd):
                        capture_output=True, text=True)
     assert p.returncode != 0 and "give a condition" in p.stderr
 
+
+
+def test_record_with_a_control_file_end_to_end(tmp_path, batchflow_cmd):
+    """`record --control`: the rules hold from the first instruction, the
+    summary says what was discarded, and the protocol messages travel in
+    the journal with the run."""
+    from agent.journal import read_journal
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "x").write_text("x")
+    rules = tmp_path / "rules.json"
+    rules.write_text("# drop the stats of data/, in the extension\n"
+                     + '{"type": "DISCARD", "cond": {"and": [{"path_prefix": "%s/"}, '
+                       '{"kind": "stat"}]}}\n' % data
+                     + '{"type": "DISCARD", "cond": {"comm": "cat"}}\n')
+    out = tmp_path / "out.ttl"
+    script = f"for i in 1 2 3; do stat {data}/x >/dev/null; done; cat {data}/x >/dev/null"
+    p = subprocess.run(batchflow_cmd + ["record", "--control", str(rules), "--keep-journal",
+                                        "-o", str(out), "--", "/bin/sh", "-c", script],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert "batchflow: control: 2 rules in force; discarded" in p.stderr
+    run, events, _complete = read_journal(str(out) + ".journal")
+    events = list(events)
+    assert not [e for e in events if e.comm == "cat" and e.kind not in (Kind.FORK, Kind.EXIT)]
+    assert not [e for e in events if e.kind == Kind.STAT and e.path
+                and e.path.startswith(bytes(data))]
+    by_rule = {}
+    for m in run.protocol:
+        if m["type"] == "MISSING_EVENT" and m["reason"] == "discard":
+            by_rule[m["rule"]] = by_rule.get(m["rule"], 0) + m["count"]
+    # three stat processes each stat data/x once (in the extension: paths);
+    # every event of cat (comm is the new one from its exec on): exactly
+    # what a recording without rules captures
+    _run, clean = capture(["/bin/sh", "-c", script])
+    assert by_rule[1] == 3
+    assert by_rule[2] == len([e for e in clean if e.comm == "cat"]) > 3
+    assert [m["type"] for m in run.protocol][-1] == "NO_MORE_EVENT"
+
+
+def test_discard_reaches_descendants_already_running(build_helper, workdir):
+    """The helper runs in a subshell forked before the DISCARD: /proc tells
+    the agent it is a descendant, and its whole tree is dropped."""
+    import time
+
+    exe = build_helper("known")
+    fifo = workdir / "go"
+    os.mkfifo(fifo)
+    inner = f"read go < {fifo}; exec {' '.join(known_args(exe, workdir))}"
+    outer = f"sh -c '{inner}' & wait"
+
+    def record(messages):
+        proc = subprocess.Popen(["/bin/sh", "-c", outer])
+        for _ in range(200):                 # until the subshell waits on the fifo
+            kids = proc_descendants([proc.pid])[proc.pid]
+            if kids:
+                break
+            time.sleep(0.02)
+        (child,) = kids
+
+        def release():
+            with open(fifo, "w") as f:
+                f.write("go\n")
+        try:
+            out = steered(None, [dict(m, cond=dict(m["cond"], pid=[proc.pid]))
+                                 for m in messages], pid=proc.pid, during=release)
+        finally:
+            proc.wait()
+        return child, out
+
+    child, (run, clean, *_rest) = record([])
+    produced = tree_of(clean, child)
+    assert run.total_lost == 0 and len(produced) > 30
+    child, (run, events, _log, ctl, _) = record(
+        [{"type": "DISCARD", "cond": {"pid": [], "descendants": True}}])
+    assert tree_of(events, child) == []
+    assert events == []                  # the outer shell is in the rule too
+    assert missing(run) == len(clean)    # and every event is accounted for

@@ -208,3 +208,28 @@ def test_glob_known_answers(pattern, path, match):
     for flt in (ReferenceFilter(C.MIN_BATCH), CFilter(C.MIN_BATCH)):
         flt.add(1, C.DISCARD, C.TS_MIN, C.TS_MAX, 0, ("glob", pattern))
         assert (flt.offer(raw) == C.DROP) == match
+
+
+@settings(max_examples=50, deadline=None)
+@given(recs=st.lists(events(), min_size=1, max_size=200), cond=conditions)
+def test_offer_batch_is_offer_one_by_one(recs, cond):
+    from agent.events import align8
+    batch = b"".join(r + b"\0" * (align8(len(r)) - len(r)) for r in recs)
+    one, many = CFilter(C.MIN_BATCH), CFilter(C.MIN_BATCH)
+    for f in (one, many):
+        f.add(1, C.DISCARD, 0, C.TS_MAX, 0, parse(cond))
+    out_one, out_many = [], []
+    for r in recs:
+        if one.offer(r) == C.FULL:
+            out_one.append(one.take())
+            one.offer(r)
+    out_one.append(one.take())
+    rest = batch
+    while rest:
+        many.offer_batch(rest)
+        rest = rest[many.last_used:]
+        out_many.append(many.take())
+    assert b"".join(out_one) == b"".join(out_many)
+    assert one.stats() == many.stats()
+    with pytest.raises(BatchflowError):
+        many.offer_batch(b"\0" * 80)          # a size field of 0: not a batch

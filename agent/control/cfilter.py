@@ -71,6 +71,15 @@ class CFilter:
     def offer(self, raw: bytes) -> int:
         return ext._check(self._lib.bf_filter_offer(self._f, raw, len(raw)), "bf_filter_offer")
 
+    def offer_batch(self, buf: bytes) -> int:
+        """Offers every record of a batch in one C call; returns how many
+        were taken (fewer when the batch filled up: take it, offer the rest)."""
+        used = self._ffi.new("size_t *")
+        n = ext._check(self._lib.bf_filter_offer_batch(self._f, buf, len(buf), used),
+                       "bf_filter_offer_batch")
+        self.last_used = used[0]
+        return n
+
     def release(self, now: int) -> int:
         return self._lib.bf_filter_release(self._f, now)
 

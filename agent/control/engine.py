@@ -88,12 +88,11 @@ class Controller:
         """A controller for a Recorder: its filter goes between the ring and
         the batch, its kernel rules into the loaded program."""
         from .. import ext
-        from ..recorder import descendants
 
         flt = CFilter(batch_cap=recorder.batch_bytes, **kwargs.pop("filter_kwargs", {}))
         ext.lib.bf_consumer_set_filter(recorder.consumer._c, flt.handle)
         ctl = cls(recorder.run, flt, KernelRules(recorder.probe.bpf), recorder.probe,
-                  descendants=descendants, **kwargs)
+                  descendants=proc_descendants, **kwargs)
         recorder.control = ctl
         ctl._consumer = recorder.consumer
         return ctl
@@ -136,15 +135,14 @@ class Controller:
     def _widen(self, cond):
         """pid sets with descendants: those already running join now (the
         kernel and the filter then follow forks themselves)."""
-        if self._descendants is None:
+        nodes = [n for n in pid_nodes(cond) if n[2]]
+        if self._descendants is None or not nodes:
             return cond, {}
+        below = self._descendants({p for n in nodes for p in n[1]})
         extra = {}
-        for node in pid_nodes(cond):
-            if node[2] and node[1] not in extra:
-                more = set()
-                for pid in node[1]:
-                    more.update(self._descendants(pid))
-                extra[node[1]] = tuple(sorted(more - set(node[1])))
+        for node in nodes:
+            more = set().union(*(below.get(p, ()) for p in node[1]))
+            extra[node[1]] = tuple(sorted(more - set(node[1])))
         return with_pids(cond, extra), extra
 
     def _add(self, msg: Message):
@@ -158,8 +156,12 @@ class Controller:
         self._next_id += 1
         slots = []
         if self.kernel is not None and rtype in (C.DISCARD, C.FOCUS):
-            slots = self.kernel.install(rid, rtype, msg.lo, msg.hi,
-                                        kernel_disjuncts(msg.cond), extra)
+            try:
+                slots = self.kernel.install(rid, rtype, msg.lo, msg.hi,
+                                            kernel_disjuncts(msg.cond), extra)
+            except Exception as exc:   # a map update refused: the rule is not half in force
+                self.filter.remove(rid)
+                raise ControlError(f"the kernel side refused the rule: {exc}") from None
         rule = Rule(rid, rtype, msg.lo, msg.hi, msg.cond, msg.hold_ms, slots)
         rule.kernel_lo = max(self.clock(), msg.lo)
         self.rules[rid] = rule
@@ -306,3 +308,10 @@ class Controller:
     def stats(self) -> dict:
         return self.filter.stats()
 
+
+def proc_descendants(roots) -> dict:
+    """root -> the processes running below it now, from one scan of /proc."""
+    from ..recorder import children_map, descendants
+
+    children = children_map()
+    return {root: set(descendants(root, children)) - {root} for root in roots}
