@@ -109,7 +109,9 @@ def wakeup_bytes(ring_bytes):
 
 
 def cflags(present, group_dead, ringbuf_pages, max_tasks, wakeup_bytes):
-    flags = [f"-I{BPF_DIR}",
+    # Headers of other kernels than the one bcc was built for make clang warn
+    # about attributes it ignores: noise on the user's stderr.
+    flags = ["-Wno-ignored-attributes", "-Wno-duplicate-decl-specifier", f"-I{BPF_DIR}",
              f"-DBF_RINGBUF_PAGES={ringbuf_pages}",
              f"-DBF_MAX_TASKS={max_tasks}",
              f"-DBF_WAKEUP_BYTES={wakeup_bytes}"]
