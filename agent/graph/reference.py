@@ -12,6 +12,7 @@ from rdflib import RDF, BNode, Literal, Namespace, URIRef
 from rdflib.collection import Collection
 
 from ..events import EXIT_THREAD, Kind
+from . import completeness
 from . import names as N
 from .model import (A_COUNT, A_ERRNOS, A_REF, A_FAILURES, A_FIRST, A_LAST, O_MODE_USED, TRUNC_ANY,
                     Interpreter)
@@ -250,6 +251,7 @@ class GraphSink:
             add((win, BF.toNs, Literal(w_end)))
             add((win, BF.fromTime, self._time(w_start)))
             add((win, BF.toTime, self._time(w_end)))
+        completeness.add_triples(add, run, self.names.run_iri)
 
 
 def build_graph(events, run, detail="events", complete=True, notes=()) -> rdflib.Graph:

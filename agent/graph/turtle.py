@@ -10,6 +10,7 @@ tests check that.
 from __future__ import annotations
 
 from ..events import AT_FDCWD, CALL_NAMES, EXIT_THREAD, LOSS_NAMES, Call, Kind
+from . import completeness
 from . import names as N
 from .model import (C_CREAT, K_CHDIR, K_EXEC, K_EXIT, K_FORK, K_OPEN, K_STAT, K_WAIT,
                     A_ERRNOS, A_FAILURES, O_MODE_USED, OPEN_ACCESS, READS, STAT, TRUNC_ANY, WRITES, Interpreter,
@@ -269,6 +270,8 @@ class TurtleSink:
                      f"{N.turtle_string(name)} ; bf:count {count} ; bf:fromNs {w_start}"
                      f" ; bf:toNs {w_end} ; bf:fromTime {self._time(w_start)}"
                      f" ; bf:toTime {self._time(w_end)} .\n")
+        # what the control protocol said of the run's completeness
+        text += completeness.turtle(run, self.names.run_iri)
         self._w(text)
         self.out.write("".join(self.buf).encode())
         self.buf.clear()
