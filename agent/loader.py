@@ -7,6 +7,7 @@ ones are reported.
 from __future__ import annotations
 
 import ctypes
+import mmap
 import os
 import pathlib
 import platform
@@ -27,9 +28,13 @@ SYSCALLS = ("open", "openat", "openat2", "creat",
             "execve", "execveat", "wait4", "waitid",
             "exit", "exit_group", "chdir", "fchdir")
 ESSENTIAL_SYSCALLS = ("openat", "execve", "clone", "wait4", "exit_group")
-SCHED_EVENTS = ("sched/sched_process_fork", "sched/sched_process_exec",
+SCHED_EVENTS = ("raw_syscalls/sys_exit",
+                "sched/sched_process_fork", "sched/sched_process_exec",
                 "sched/sched_process_exit", "signal/signal_deliver",
                 "signal/signal_generate")
+# The kernel side reads system call arguments from saved registers.
+ARCHES = ("x86_64",)
+TID_BYTES = 4194304     # PID_MAX_LIMIT: one byte per possible tid in `tids`
 
 SCOPE_TREE, SCOPE_SYSTEM = 0, 1
 DEFAULT_RINGBUF_PAGES = 4096     # 16 MiB with 4 KiB pages
@@ -83,6 +88,13 @@ def check_privileges():
         raise NotRootError("batchflow record must run as root (it loads BPF programs)")
 
 
+def check_arch():
+    arch = platform.machine()
+    if arch not in ARCHES:
+        raise BPFUnavailableError(f"this machine is {arch}: batchflow's kernel side reads "
+                                  f"system call registers of {', '.join(ARCHES)} only")
+
+
 def check_headers():
     # bcc reads BCC_KERNEL_SOURCE in place of /lib/modules/$(uname -r)/build.
     build = pathlib.Path(os.environ.get("BCC_KERNEL_SOURCE")
@@ -128,6 +140,7 @@ class Probe:
         if ringbuf_pages <= 0 or ringbuf_pages & (ringbuf_pages - 1):
             raise ValueError("ring buffer pages must be a power of two")
         check_privileges()
+        check_arch()
         bcc = import_bcc()
         check_headers()
         self.present, self.missing, group_dead = probe_tracepoints()
@@ -139,8 +152,13 @@ class Probe:
         except Exception as exc:
             raise BPFUnavailableError(f"the BPF program failed to load: {exc}") from None
         self._config = self.bpf[b"config"]
-        self._traced = self.bpf[b"traced"]
         self._parents = self.bpf[b"parents"]
+        # The traced set is an array the agent writes a byte at a time through
+        # this mapping: a whole-slot map update could undo the kernel's own
+        # store of a child forked at that moment into the same slot.
+        tids = self.bpf[b"tids"]
+        self._tids = mmap.mmap(tids.map_fd, TID_BYTES, mmap.MAP_SHARED,
+                               mmap.PROT_READ | mmap.PROT_WRITE)
         self._set_config(1, os.getpid())
 
     @property
@@ -154,12 +172,16 @@ class Probe:
         self._set_config(0, SCOPE_SYSTEM)
 
     def trace_task(self, tid: int, parent_tgid: int = 0, tgid: int = None):
-        self._traced[ctypes.c_uint32(tid)] = self._traced.Leaf()
         if parent_tgid and (tgid is None or tgid == tid):
             self._parents[ctypes.c_uint32(tid)] = ctypes.c_uint32(parent_tgid)
+        self._tids[tid] = 1
 
-    def traced_count(self) -> int:
-        return len(self._traced)
+    def is_traced(self, tid: int) -> bool:
+        return 0 <= tid < TID_BYTES and self._tids[tid] != 0
+
+    def traced_any(self) -> bool:
+        """Whether any task is in the traced set (system mode aside)."""
+        return self._tids.find(b"\x01") >= 0
 
     def losses(self) -> dict:
         """Per-kind loss counters summed over CPUs."""
@@ -170,6 +192,9 @@ class Probe:
         return out
 
     def close(self):
+        if getattr(self, "_tids", None) is not None:
+            self._tids.close()
+            self._tids = None
         if getattr(self, "bpf", None) is not None:
             self.bpf.cleanup()
             self.bpf = None

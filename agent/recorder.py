@@ -193,11 +193,10 @@ class Recorder:
 
     def _scope_pids(self):
         """Processes (not threads) in scope now: /proc lists only thread-group leaders."""
-        tids = {k.value for k in self.probe.bpf[b"traced"].keys()}
-        return [int(n) for n in os.listdir("/proc") if n.isdigit() and int(n) in tids]
+        return [int(n) for n in os.listdir("/proc") if n.isdigit() and self.probe.is_traced(int(n))]
 
     def _traced_alive(self):
-        return self.probe.traced_count() > 0
+        return self.probe.traced_any()
 
     def loop(self, duration=None):
         """Captures until the scope is empty, `duration` seconds pass, or a

@@ -4,8 +4,21 @@
  * Tracepoints only (no kprobes on the kernels we target).  Every record is
  * a struct bf_event (batchflow.h) written to the `events` ring buffer.
  *
- * Scope is decided here, in the kernel: a task is traced when its tid is in
- * `traced` (or in system mode).  A child joins `traced` in sched_process_fork,
+ * Where each call is seen:
+ *   raw_syscalls:sys_exit   open/stat/chdir/wait families, fork failures and
+ *                           exec results: one program run per system call,
+ *                           reading the arguments from the saved registers.
+ *                           The per-syscall tracepoints cost two runs (entry
+ *                           and exit), a map slot to carry the arguments
+ *                           across, and the heavier per-syscall event path.
+ *   syscalls:sys_enter_*    only where the arguments are gone at exit:
+ *                           execve/execveat (the old image's argv), the clone
+ *                           family (its flags, needed in sched_process_fork)
+ *                           and exit/exit_group (which do not return).
+ *   sched:*, signal:*       fork, exec, exit and fatal signals.
+ *
+ * Scope is decided here, in the kernel: a task is traced when its byte in
+ * `tids` is set (or in system mode).  A child joins in sched_process_fork,
  * which runs in the parent before the child is first scheduled, so no event
  * of a child can be missed.
  *
@@ -15,24 +28,27 @@
  *   BF_HAVE_GROUP_DEAD when sched_process_exit has the group_dead field
  */
 #include "batchflow.h"
+#include "arch_x86_64.h"
 
 BPF_RINGBUF_OUTPUT(events, BF_RINGBUF_PAGES);
 
-/* Per traced task (by tid): the syscall in flight, so its exit can be
- * completed with what its entry saw.  One lookup at entry and one at exit,
- * no map update on the hot path: the slot is written in place. */
-struct bf_task {
-	u64 ts;
-	const char *path;
-	void *uptr;          /* wait4 status / waitid siginfo */
-	s64 arg0;
-	s64 arg1;
-	s32 dirfd;
-	u8 call;             /* BF_SYS_* in flight, 0 when none */
-	u8 dropped;          /* control rules: 1 + the DISCARD slot that took it at entry */
-	u8 _pad[2];
+/* The traced set: one byte per tid, 1 = traced.  An array (its lookup is
+ * inlined) of every possible tid (PID_MAX_LIMIT, 4 MiB), mapped by the agent
+ * so that it can add a task with a one-byte store; a hash lookup here cost
+ * more than everything else a record needs but the path copy. */
+struct bf_tids {
+	u8 on[BF_TIDS_PER_SLOT];
 };
-BPF_HASH(traced, u32, struct bf_task, BF_MAX_TASKS);
+BPF_F_TABLE("array", u32, struct bf_tids, tids, BF_TID_SLOTS, BPF_F_MMAPABLE);
+
+/* Per task (tid) in a fork-family call: its clone flags, for
+ * sched_process_fork (which only names the child). */
+struct bf_forking {
+	s64 flags;
+	u8 call;
+	u8 _pad[7];
+};
+BPF_HASH(forking, u32, struct bf_forking, BF_MAX_TASKS);
 /* tgid -> parent tgid, learned at fork (the kernel's task_struct layout is
  * not ours to read: bcc compiles against headers that may not match) */
 BPF_HASH(parents, u32, u32, BF_MAX_TASKS);
@@ -89,34 +105,54 @@ static __always_inline void bf_lost(u32 what)
 		(*n)++;
 }
 
-/* ---- Filters: the one place that decides what is recorded. ----
- * Returns the task's slot when its events are wanted, else NULL. */
-static __always_inline struct bf_task *bf_wanted(u32 tgid, u32 tid)
+/* ---- Filters: the one place that decides what is recorded. ---- */
+static __always_inline u8 *bf_tid_byte(u32 tid)
 {
-	struct bf_task *t = traced.lookup(&tid);
-	if (t)
-		return t;
+	u32 slot = tid / BF_TIDS_PER_SLOT;
+	struct bf_tids *w = tids.lookup(&slot);
+	return w ? &w->on[tid % BF_TIDS_PER_SLOT] : NULL;
+}
+
+static __always_inline int bf_system_wide(u32 tgid)
+{
 	u32 k = 0;
 	u32 *scope = config.lookup(&k);
 	if (!scope || *scope != BF_SCOPE_SYSTEM)
-		return NULL;
+		return 0;
 	k = 1;
 	u32 *self = config.lookup(&k);
-	if (self && *self == tgid)
-		return NULL;
-	/* System mode: a task gets its slot the first time it is seen. */
-	struct bf_task zero = {};
-	if (traced.update(&tid, &zero) != 0) {
-		bf_lost(BF_LOSS_TRACED);
-		return NULL;
-	}
-	return traced.lookup(&tid);
+	return !(self && *self == tgid);
 }
 
-static __always_inline struct bf_task *bf_current(void)
+/* 1 when the task's events are wanted. */
+static __always_inline int bf_wanted(u32 tgid, u32 tid)
+{
+	u8 *on = bf_tid_byte(tid);
+	if (on && *on)
+		return 1;
+	return bf_system_wide(tgid);
+}
+
+static __always_inline int bf_current(void)
 {
 	u64 id = bpf_get_current_pid_tgid();
 	return bf_wanted(id >> 32, (u32)id);
+}
+
+static __always_inline void bf_join(u32 tid)
+{
+	u8 *on = bf_tid_byte(tid);
+	if (on)
+		*on = 1;
+	else
+		bf_lost(BF_LOSS_TRACED);
+}
+
+static __always_inline void bf_leave(u32 tid)
+{
+	u8 *on = bf_tid_byte(tid);
+	if (on)
+		*on = 0;
 }
 
 /* Control rules: 1 when a DISCARD applies to an event with these fields
@@ -176,36 +212,6 @@ static __always_inline int bf_discarded(struct bf_event *e, int *focus)
 	return 1;
 }
 
-/* At a path call's entry: its record would carry this time, pid, uid, comm
- * and kind, so a DISCARD can be decided now and the exit skip the path
- * read altogether (counted there, once the call has really happened). */
-static __always_inline void bf_discard_at_entry(struct bf_task *t, u8 call, u64 ts)
-{
-	t->dropped = 0;
-	u8 kind = call <= BF_SYS_CREAT ? BF_OPEN :
-		  call <= BF_SYS_FACCESSAT2 ? BF_STAT :
-		  (call == BF_SYS_CHDIR || call == BF_SYS_FCHDIR) ? BF_CHDIR : 0;
-	u32 k = 2;
-	u32 *active = config.lookup(&k);
-	if (!kind || !active || !*active)
-		return;
-	u64 id = bpf_get_current_pid_tgid();
-	char comm[16] = {};
-	bpf_get_current_comm(&comm, sizeof(comm));
-	int focus = 0;
-	u32 slot = 0;
-	if (bf_rules_match(ts, id >> 32, (u32)bpf_get_current_uid_gid(), kind, comm, &focus, &slot))
-		t->dropped = slot + 1;
-}
-
-/* The slot of the current task if it has a syscall in flight. */
-static __always_inline struct bf_task *bf_inflight(void)
-{
-	u32 tid = (u32)bpf_get_current_pid_tgid();
-	struct bf_task *t = traced.lookup(&tid);
-	return (t && t->call) ? t : NULL;
-}
-
 static __always_inline void bf_fill(struct bf_event *e, u64 ts, u8 call, u8 kind)
 {
 	u64 id = bpf_get_current_pid_tgid();
@@ -234,15 +240,12 @@ static __always_inline void bf_fill(struct bf_event *e, u64 ts, u8 call, u8 kind
  * this CPU has written BF_WAKEUP_BYTES since its last wake-up: a wake-up per
  * record doubled the cost of a stat-heavy loop, and none at all would let a
  * burst fill the ring between two timer ticks. */
-static __always_inline void bf_submit(struct bf_record *r)
+static __always_inline void bf_output(struct bf_record *r, int focus)
 {
 	u32 size = BF_HEADER_SIZE + r->hdr.path_len + r->hdr.argv_len;
 	if (size > sizeof(*r))
 		size = sizeof(*r);
 	r->hdr.size = size;
-	int focus = 0;
-	if (bf_discarded(&r->hdr, &focus))
-		return;
 	u64 flags = BPF_RB_NO_WAKEUP;
 	u32 zero = 0;
 	u64 *since = unwoken.lookup(&zero);
@@ -257,6 +260,13 @@ static __always_inline void bf_submit(struct bf_record *r)
 		flags = BPF_RB_FORCE_WAKEUP;
 	if (events.ringbuf_output(r, size, flags) != 0)
 		bf_lost(BF_LOSS_RINGBUF);
+}
+
+static __always_inline void bf_submit(struct bf_record *r)
+{
+	int focus = 0;
+	if (!bf_discarded(&r->hdr, &focus))
+		bf_output(r, focus);
 }
 
 /* Copies a user string to data[off..]; returns bytes stored, NUL included. */
@@ -296,153 +306,26 @@ static __always_inline struct bf_record *bf_scratch(void)
 	return scratch.lookup(&zero);
 }
 
-/* ---- open / stat / chdir: remember the arguments at entry ---- */
-static __always_inline int bf_enter(u8 call, s32 dirfd, const char *path, s64 arg0, s64 arg1)
-{
-	struct bf_task *t = bf_current();
-	if (!t)
-		return 0;
-	t->ts = bpf_ktime_get_ns();
-	t->path = path;
-	t->uptr = NULL;
-	t->dirfd = dirfd;
-	t->arg0 = arg0;
-	t->arg1 = arg1;
-	t->call = call;
-	bf_discard_at_entry(t, call, t->ts);
-	return 0;
-}
-
-/* ... and read the path at exit, when the kernel has faulted it in. */
-static __always_inline int bf_exit_path(u8 kind, s64 ret)
-{
-	struct bf_task *in = bf_inflight();
-	if (!in)
-		return 0;
-	if (in->dropped) {               /* control rules: decided at entry */
-		bf_count_dropped(in->dropped - 1);
-		in->call = 0;
-		return 0;
-	}
-	struct bf_record *r = bf_scratch();
-	if (!r) {
-		in->call = 0;
-		return 0;
-	}
-	bf_fill(&r->hdr, in->ts, in->call, kind);
-	r->hdr.ret = ret;
-	r->hdr.arg0 = in->arg0;
-	r->hdr.arg1 = in->arg1;
-	r->hdr.dirfd = in->dirfd;
-	if (in->path)
-		r->hdr.path_len = bf_read_str(r, 0, BF_PATH_MAX, in->path, BF_TRUNC_PATH);
-	in->call = 0;
-	bf_submit(r);
-	return 0;
-}
-
-#define O_FLAGS_CREAT (0100 | 01 | 01000)  /* O_CREAT|O_WRONLY|O_TRUNC */
-
-#define BF_PATH_CALL(sys, call, kind, dirfd, path, a0, a1)          \
-TRACEPOINT_PROBE(syscalls, sys_enter_##sys)                          \
-{                                                                    \
-	return bf_enter(call, dirfd, path, a0, a1);                  \
-}                                                                    \
-TRACEPOINT_PROBE(syscalls, sys_exit_##sys)                           \
-{                                                                    \
-	return bf_exit_path(kind, args->ret);                        \
-}
-
-#ifdef BF_HAVE_open
-BF_PATH_CALL(open, BF_SYS_OPEN, BF_OPEN, AT_FDCWD, args->filename, args->flags, args->mode)
-#endif
-#ifdef BF_HAVE_openat
-BF_PATH_CALL(openat, BF_SYS_OPENAT, BF_OPEN, args->dfd, args->filename, args->flags, args->mode)
-#endif
-#ifdef BF_HAVE_creat
-BF_PATH_CALL(creat, BF_SYS_CREAT, BF_OPEN, AT_FDCWD, args->pathname, O_FLAGS_CREAT, args->mode)
-#endif
-#ifdef BF_HAVE_newstat
-BF_PATH_CALL(newstat, BF_SYS_STAT, BF_STAT, AT_FDCWD, args->filename, 0, 0)
-#endif
-#ifdef BF_HAVE_newlstat
-BF_PATH_CALL(newlstat, BF_SYS_LSTAT, BF_STAT, AT_FDCWD, args->filename, 0, 0)
-#endif
-#ifdef BF_HAVE_newfstatat
-BF_PATH_CALL(newfstatat, BF_SYS_FSTATAT, BF_STAT, args->dfd, args->filename, args->flag, 0)
-#endif
-#ifdef BF_HAVE_statx
-BF_PATH_CALL(statx, BF_SYS_STATX, BF_STAT, args->dfd, args->filename, args->flags, args->mask)
-#endif
-#ifdef BF_HAVE_access
-BF_PATH_CALL(access, BF_SYS_ACCESS, BF_STAT, AT_FDCWD, args->filename, args->mode, 0)
-#endif
-#ifdef BF_HAVE_faccessat
-BF_PATH_CALL(faccessat, BF_SYS_FACCESSAT, BF_STAT, args->dfd, args->filename, args->mode, 0)
-#endif
-#ifdef BF_HAVE_faccessat2
-BF_PATH_CALL(faccessat2, BF_SYS_FACCESSAT2, BF_STAT, args->dfd, args->filename, args->mode, args->flags)
-#endif
-#ifdef BF_HAVE_chdir
-BF_PATH_CALL(chdir, BF_SYS_CHDIR, BF_CHDIR, AT_FDCWD, args->filename, 0, 0)
-#endif
-#ifdef BF_HAVE_fchdir
-BF_PATH_CALL(fchdir, BF_SYS_FCHDIR, BF_CHDIR, (s32)args->fd, NULL, 0, 0)
-#endif
-
-#ifdef BF_HAVE_openat2
-/* openat2 passes flags and mode in a user struct open_how {u64 flags, mode, resolve}. */
-TRACEPOINT_PROBE(syscalls, sys_enter_openat2)
-{
-	u64 how[2] = {};
-	bpf_probe_read_user(how, sizeof(how), args->how);
-	return bf_enter(BF_SYS_OPENAT2, args->dfd, args->filename, how[0], how[1]);
-}
-TRACEPOINT_PROBE(syscalls, sys_exit_openat2)
-{
-	return bf_exit_path(BF_OPEN, args->ret);
-}
-#endif
-
-/* ---- fork family ---- */
+/* ---- fork family: the flags at entry, the child in sched_process_fork ---- */
 static __always_inline int bf_fork_enter(u8 call, s64 flags)
 {
-	return bf_enter(call, AT_FDCWD, NULL, flags, 0);
-}
-
-/* A failed fork has no sched_process_fork: record it here. */
-static __always_inline int bf_fork_exit(s64 ret)
-{
-	struct bf_task *in = bf_inflight();
-	if (!in)
+	u64 id = bpf_get_current_pid_tgid();
+	if (!bf_wanted(id >> 32, (u32)id))
 		return 0;
-	if (ret < 0) {
-		struct bf_record *r = bf_scratch();
-		if (r) {
-			bf_fill(&r->hdr, in->ts, in->call, BF_FORK);
-			r->hdr.ret = ret;
-			r->hdr.arg0 = in->arg0;
-			bf_submit(r);
-		}
-	}
-	in->call = 0;
+	u32 tid = (u32)id;
+	struct bf_forking f = {.flags = flags, .call = call};
+	forking.update(&tid, &f);
 	return 0;
 }
 
 #ifdef BF_HAVE_fork
-TRACEPOINT_PROBE(syscalls, sys_enter_fork) { return bf_fork_enter(BF_SYS_FORK, 17 /* SIGCHLD */); }
-TRACEPOINT_PROBE(syscalls, sys_exit_fork) { return bf_fork_exit(args->ret); }
+TRACEPOINT_PROBE(syscalls, sys_enter_fork) { return bf_fork_enter(BF_SYS_FORK, BF_FLAGS_FORK); }
 #endif
 #ifdef BF_HAVE_vfork
-TRACEPOINT_PROBE(syscalls, sys_enter_vfork)
-{
-	return bf_fork_enter(BF_SYS_VFORK, BF_CLONE_VM | BF_CLONE_VFORK | 17);
-}
-TRACEPOINT_PROBE(syscalls, sys_exit_vfork) { return bf_fork_exit(args->ret); }
+TRACEPOINT_PROBE(syscalls, sys_enter_vfork) { return bf_fork_enter(BF_SYS_VFORK, BF_FLAGS_VFORK); }
 #endif
 #ifdef BF_HAVE_clone
 TRACEPOINT_PROBE(syscalls, sys_enter_clone) { return bf_fork_enter(BF_SYS_CLONE, args->clone_flags); }
-TRACEPOINT_PROBE(syscalls, sys_exit_clone) { return bf_fork_exit(args->ret); }
 #endif
 #ifdef BF_HAVE_clone3
 TRACEPOINT_PROBE(syscalls, sys_enter_clone3)
@@ -451,7 +334,6 @@ TRACEPOINT_PROBE(syscalls, sys_enter_clone3)
 	bpf_probe_read_user(&flags, sizeof(flags), args->uargs);
 	return bf_fork_enter(BF_SYS_CLONE3, flags);
 }
-TRACEPOINT_PROBE(syscalls, sys_exit_clone3) { return bf_fork_exit(args->ret); }
 #endif
 
 /* Runs in the parent, before the child first runs: the child joins the
@@ -459,16 +341,15 @@ TRACEPOINT_PROBE(syscalls, sys_exit_clone3) { return bf_fork_exit(args->ret); }
 TRACEPOINT_PROBE(sched, sched_process_fork)
 {
 	u64 id = bpf_get_current_pid_tgid();
-	u32 tgid = id >> 32;
-	struct bf_task *in = bf_wanted(tgid, (u32)id);
-	if (!in)
+	u32 tgid = id >> 32, tid = (u32)id;
+	if (!bf_wanted(tgid, tid))
 		return 0;
 	u32 child = args->child_pid;
-	s64 flags = in->call ? in->arg0 : 17;
-	u8 call = in->call;
-	struct bf_task fresh = {};
-	if (traced.update(&child, &fresh) != 0)
-		bf_lost(BF_LOSS_TRACED);
+	struct bf_forking *f = forking.lookup(&tid);
+	s64 flags = f ? f->flags : BF_FLAGS_FORK;
+	u8 call = f ? f->call : 0;
+	if (!bf_system_wide(tgid))
+		bf_join(child);
 	if (!(flags & BF_CLONE_THREAD)) {
 		parents.update(&child, &tgid);
 		/* control rules: a child joins its parent's inheriting pid sets */
@@ -566,23 +447,27 @@ TRACEPOINT_PROBE(syscalls, sys_enter_execve)
 {
 	return bf_exec_enter(BF_SYS_EXECVE, AT_FDCWD, args->filename, args->argv, 0);
 }
-TRACEPOINT_PROBE(syscalls, sys_exit_execve) { return bf_exec_exit(args->ret); }
 #endif
 #ifdef BF_HAVE_execveat
 TRACEPOINT_PROBE(syscalls, sys_enter_execveat)
 {
 	return bf_exec_enter(BF_SYS_EXECVEAT, args->fd, args->filename, args->argv, args->flags);
 }
-TRACEPOINT_PROBE(syscalls, sys_exit_execveat) { return bf_exec_exit(args->ret); }
 #endif
 
 /* A non-leader thread that execs takes over the leader's tid: move its
- * pending record so the exit finds it. */
+ * pending record so the exit finds it, and its place in the traced set
+ * (the leader's own exit has cleared that tid's byte). */
 TRACEPOINT_PROBE(sched, sched_process_exec)
 {
 	u32 pid = args->pid, old = args->old_pid;
 	if (pid == old)
 		return 0;
+	u8 *was = bf_tid_byte(old);
+	if (was && *was) {
+		*was = 0;
+		bf_join(pid);
+	}
 	struct bf_record *r = execs.lookup(&old);
 	if (!r)
 		return 0;
@@ -591,58 +476,24 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
 	return 0;
 }
 
-/* ---- wait ---- */
-#ifdef BF_HAVE_wait4
-TRACEPOINT_PROBE(syscalls, sys_enter_wait4)
+/* ---- wait: timestamped at completion, where a branch joins ---- */
+static __always_inline void bf_wait_exit(u8 call, s64 ret, s64 which_pid, void *uptr)
 {
-	struct bf_task *t = bf_current();
-	if (!t)
-		return 0;
-	t->arg0 = args->upid;
-	t->arg1 = args->options;
-	t->uptr = args->stat_addr;
-	t->call = BF_SYS_WAIT4;
-	return 0;
-}
-#endif
-#ifdef BF_HAVE_waitid
-TRACEPOINT_PROBE(syscalls, sys_enter_waitid)
-{
-	struct bf_task *t = bf_current();
-	if (!t)
-		return 0;
-	t->arg0 = ((s64)args->which << 32) | (u32)args->upid;
-	t->arg1 = args->options;
-	t->uptr = args->infop;
-	t->call = BF_SYS_WAITID;
-	return 0;
-}
-#endif
-
-/* Timestamped at completion: a wait is the point where a branch joins. */
-static __always_inline int bf_wait_exit(s64 ret)
-{
-	struct bf_task *in = bf_inflight();
-	if (!in)
-		return 0;
 	struct bf_record *r = bf_scratch();
-	if (!r) {
-		in->call = 0;
-		return 0;
-	}
-	bf_fill(&r->hdr, bpf_ktime_get_ns(), in->call, BF_WAIT);
-	r->hdr.arg0 = in->arg0;
+	if (!r)
+		return;
+	bf_fill(&r->hdr, bpf_ktime_get_ns(), call, BF_WAIT);
+	r->hdr.arg0 = which_pid;
 	r->hdr.arg1 = -1;
 	r->hdr.ret = ret;
-	if (in->call == BF_SYS_WAIT4) {
+	if (call == BF_SYS_WAIT4) {
 		int status = 0;
-		if (ret > 0 && in->uptr &&
-		    bpf_probe_read_user(&status, sizeof(status), in->uptr) == 0)
+		if (ret > 0 && uptr && bpf_probe_read_user(&status, sizeof(status), uptr) == 0)
 			r->hdr.arg1 = status;
-	} else if (ret == 0 && in->uptr) {
+	} else if (ret == 0 && uptr) {
 		/* siginfo: si_code at 8, si_pid at 16, si_status at 24 */
 		int info[7] = {};
-		if (bpf_probe_read_user(info, sizeof(info), in->uptr) == 0) {
+		if (bpf_probe_read_user(info, sizeof(info), uptr) == 0) {
 			int code = info[2], pid = info[4], st = info[6];
 			r->hdr.ret = pid;
 			if (code == 1)        /* CLD_EXITED */
@@ -653,17 +504,8 @@ static __always_inline int bf_wait_exit(s64 ret)
 				r->hdr.arg1 = (st & 0x7f) | 0x80;
 		}
 	}
-	in->call = 0;
 	bf_submit(r);
-	return 0;
 }
-
-#ifdef BF_HAVE_wait4
-TRACEPOINT_PROBE(syscalls, sys_exit_wait4) { return bf_wait_exit(args->ret); }
-#endif
-#ifdef BF_HAVE_waitid
-TRACEPOINT_PROBE(syscalls, sys_exit_waitid) { return bf_wait_exit(args->ret); }
-#endif
 
 /* ---- exit ---- */
 static __always_inline int bf_exit_code(int code)
@@ -701,12 +543,9 @@ TRACEPOINT_PROBE(signal, signal_generate)
 	int sig = args->sig;
 	if (!bf_sig_fatal_by_default(sig))
 		return 0;
-	if (!traced.lookup(&target)) {
-		u32 k = 0;
-		u32 *scope = config.lookup(&k);
-		if (!scope || *scope != BF_SCOPE_SYSTEM)
-			return 0;
-	}
+	u8 *on = bf_tid_byte(target);
+	if (!(on && *on) && !bf_system_wide(target))
+		return 0;
 	s64 s = sig;
 	sent_sigs.update(&target, &s);
 	return 0;
@@ -745,8 +584,9 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
 	u32 tgid = id >> 32, tid = (u32)id;
 	if (!bf_wanted(tgid, tid))
 		return 0;
-	traced.delete(&tid);
+	bf_leave(tid);
 	execs.delete(&tid);
+	forking.delete(&tid);
 #ifdef BF_HAVE_GROUP_DEAD
 	if (!args->group_dead)
 		return 0;
@@ -776,5 +616,146 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
 	sent_sigs.delete(&tgid);
 #endif
 	sent_sigs.delete(&tid);
+	return 0;
+}
+
+/* ---- system call results: one program for all of them ---- */
+
+/* A path call (open, stat, access, chdir families): its record is stamped
+ * at completion, its path read once the kernel has faulted it in. */
+static __always_inline int bf_path_exit(u8 call, u8 kind, s64 ret, s32 dirfd,
+					const char *path, s64 arg0, s64 arg1)
+{
+	struct bf_record *r = bf_scratch();
+	if (!r)
+		return 0;
+	bf_fill(&r->hdr, bpf_ktime_get_ns(), call, kind);
+	r->hdr.ret = ret;
+	r->hdr.arg0 = arg0;
+	r->hdr.arg1 = arg1;
+	r->hdr.dirfd = dirfd;
+	/* control rules first: a discarded record's path is never read */
+	int focus = 0;
+	if (bf_discarded(&r->hdr, &focus))
+		return 0;
+	if (path)
+		r->hdr.path_len = bf_read_str(r, 0, BF_PATH_MAX, path, BF_TRUNC_PATH);
+	bf_output(r, focus);
+	return 0;
+}
+
+/* A fork-family call in the parent: the child was recorded by
+ * sched_process_fork; a failure has no such event and is recorded here. */
+static __always_inline int bf_fork_exit(u8 call, s64 ret, s64 flags)
+{
+	u32 tid = (u32)bpf_get_current_pid_tgid();
+	forking.delete(&tid);
+	if (ret >= 0)
+		return 0;
+	struct bf_record *r = bf_scratch();
+	if (!r)
+		return 0;
+	bf_fill(&r->hdr, bpf_ktime_get_ns(), call, BF_FORK);
+	r->hdr.ret = ret;
+	r->hdr.arg0 = flags;
+	bf_submit(r);
+	return 0;
+}
+
+#define O_FLAGS_CREAT (0100 | 01 | 01000)  /* O_CREAT|O_WRONLY|O_TRUNC */
+
+/* The arguments are read from the registers the task entered the kernel
+ * with (still saved at exit, the result aside).  Tasks in 32-bit mode use
+ * another syscall table; the per-syscall tracepoints ignore them too. */
+RAW_TRACEPOINT_PROBE(sys_exit)
+{
+	u64 id = bpf_get_current_pid_tgid();
+	if (!bf_wanted(id >> 32, (u32)id))
+		return 0;
+	struct bf_regs rg;
+	if (bpf_probe_read_kernel(&rg, sizeof(rg), (char *)ctx->args[0] + BF_REGS_OFFSET) != 0)
+		return 0;
+	s64 ret = ctx->args[1];
+	if (rg.cs != BF_USER_CS) {
+		/* a 64-bit exec of a 32-bit program completes in 32-bit mode */
+		if (rg.orig_ax == BF_NR_execve || rg.orig_ax == BF_NR_execveat)
+			bf_exec_exit(ret);
+		return 0;
+	}
+	const char *p1 = (const char *)rg.di, *p2 = (const char *)rg.si;
+	s32 at = (s32)rg.di;
+	switch (rg.orig_ax) {
+#ifdef BF_HAVE_open
+	case BF_NR_open: return bf_path_exit(BF_SYS_OPEN, BF_OPEN, ret, AT_FDCWD, p1, rg.si, rg.dx);
+#endif
+#ifdef BF_HAVE_openat
+	case BF_NR_openat: return bf_path_exit(BF_SYS_OPENAT, BF_OPEN, ret, at, p2, rg.dx, rg.r10);
+#endif
+#ifdef BF_HAVE_openat2
+	case BF_NR_openat2: {
+		/* struct open_how {u64 flags, mode, resolve} */
+		u64 how[2] = {};
+		bpf_probe_read_user(how, sizeof(how), (void *)rg.dx);
+		return bf_path_exit(BF_SYS_OPENAT2, BF_OPEN, ret, at, p2, how[0], how[1]);
+	}
+#endif
+#ifdef BF_HAVE_creat
+	case BF_NR_creat: return bf_path_exit(BF_SYS_CREAT, BF_OPEN, ret, AT_FDCWD, p1, O_FLAGS_CREAT, rg.si);
+#endif
+#ifdef BF_HAVE_newstat
+	case BF_NR_stat: return bf_path_exit(BF_SYS_STAT, BF_STAT, ret, AT_FDCWD, p1, 0, 0);
+#endif
+#ifdef BF_HAVE_newlstat
+	case BF_NR_lstat: return bf_path_exit(BF_SYS_LSTAT, BF_STAT, ret, AT_FDCWD, p1, 0, 0);
+#endif
+#ifdef BF_HAVE_newfstatat
+	case BF_NR_newfstatat: return bf_path_exit(BF_SYS_FSTATAT, BF_STAT, ret, at, p2, rg.r10, 0);
+#endif
+#ifdef BF_HAVE_statx
+	case BF_NR_statx: return bf_path_exit(BF_SYS_STATX, BF_STAT, ret, at, p2, rg.dx, rg.r10);
+#endif
+#ifdef BF_HAVE_access
+	case BF_NR_access: return bf_path_exit(BF_SYS_ACCESS, BF_STAT, ret, AT_FDCWD, p1, rg.si, 0);
+#endif
+#ifdef BF_HAVE_faccessat
+	case BF_NR_faccessat: return bf_path_exit(BF_SYS_FACCESSAT, BF_STAT, ret, at, p2, rg.dx, 0);
+#endif
+#ifdef BF_HAVE_faccessat2
+	case BF_NR_faccessat2: return bf_path_exit(BF_SYS_FACCESSAT2, BF_STAT, ret, at, p2, rg.dx, rg.r10);
+#endif
+#ifdef BF_HAVE_chdir
+	case BF_NR_chdir: return bf_path_exit(BF_SYS_CHDIR, BF_CHDIR, ret, AT_FDCWD, p1, 0, 0);
+#endif
+#ifdef BF_HAVE_fchdir
+	case BF_NR_fchdir: return bf_path_exit(BF_SYS_FCHDIR, BF_CHDIR, ret, at, NULL, 0, 0);
+#endif
+#ifdef BF_HAVE_wait4
+	case BF_NR_wait4: bf_wait_exit(BF_SYS_WAIT4, ret, (s32)rg.di, (void *)rg.si); return 0;
+#endif
+#ifdef BF_HAVE_waitid
+	case BF_NR_waitid:
+		bf_wait_exit(BF_SYS_WAITID, ret, ((s64)(s32)rg.di << 32) | (u32)rg.si, (void *)rg.dx);
+		return 0;
+#endif
+#ifdef BF_HAVE_fork
+	case BF_NR_fork: return bf_fork_exit(BF_SYS_FORK, ret, BF_FLAGS_FORK);
+#endif
+#ifdef BF_HAVE_vfork
+	case BF_NR_vfork: return bf_fork_exit(BF_SYS_VFORK, ret, BF_FLAGS_VFORK);
+#endif
+#ifdef BF_HAVE_clone
+	case BF_NR_clone: return bf_fork_exit(BF_SYS_CLONE, ret, rg.di);
+#endif
+#ifdef BF_HAVE_clone3
+	case BF_NR_clone3: {
+		u64 flags = 0;
+		bpf_probe_read_user(&flags, sizeof(flags), (void *)rg.di);
+		return bf_fork_exit(BF_SYS_CLONE3, ret, flags);
+	}
+#endif
+	case BF_NR_execve:
+	case BF_NR_execveat:
+		return bf_exec_exit(ret);
+	}
 	return 0;
 }

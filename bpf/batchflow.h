@@ -8,8 +8,10 @@
  * own host's records only).
  *
  *   off size field      meaning
- *     0    8 ts_ns      CLOCK_MONOTONIC time of the event (bpf_ktime_get_ns);
- *                       the run header carries one wall-clock anchor.
+ *     0    8 ts_ns      CLOCK_MONOTONIC time of the event (bpf_ktime_get_ns):
+ *                       when a system call returned; an exec when it was
+ *                       entered, a fork when the child was created.  The
+ *                       run header carries one wall-clock anchor.
  *     8    4 pid        thread-group id (what userland calls the pid)
  *    12    4 tid        thread id
  *    16    4 ppid       parent's tgid as known to batchflow (0 = unknown;
@@ -91,6 +93,12 @@ enum bf_call {
 #define BF_CLONE_VM     0x00000100
 #define BF_CLONE_VFORK  0x00004000
 #define BF_CLONE_THREAD 0x00010000
+#define BF_FLAGS_FORK   17                                  /* fork(): SIGCHLD */
+#define BF_FLAGS_VFORK  (BF_CLONE_VM | BF_CLONE_VFORK | 17)  /* vfork() */
+
+/* The traced set (kernel side): one byte per possible tid (PID_MAX_LIMIT). */
+#define BF_TIDS_PER_SLOT 64
+#define BF_TID_SLOTS 65536
 
 #ifndef AT_FDCWD
 #define AT_FDCWD -100
@@ -128,13 +136,13 @@ struct bf_record {
 enum bf_loss {
 	BF_LOSS_RINGBUF = 0,   /* ring buffer full: record dropped */
 	BF_LOSS_INFLIGHT = 1,  /* exec map full: an execve's argv could not be kept */
-	BF_LOSS_TRACED = 2,    /* traced-task map full: a child could not join */
+	BF_LOSS_TRACED = 2,    /* a child could not join the traced set (tid out of range) */
 	BF_LOSS_READ = 3,      /* a user string could not be read (record kept, path empty) */
 	BF_LOSS_MAX = 4,
 };
 
 /* Scope modes, slot 0 of the `config` array. */
-#define BF_SCOPE_TREE   0     /* tasks in `traced` and their descendants */
+#define BF_SCOPE_TREE   0     /* tasks in `tids` and their descendants */
 #define BF_SCOPE_SYSTEM 1     /* every task on the host */
 
 #endif

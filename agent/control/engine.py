@@ -25,7 +25,6 @@ from __future__ import annotations
 import time
 
 from ..errors import ControlError
-from ..events import Call
 from . import codes as C
 from .cfilter import CFilter
 from .condition import kernel_disjuncts, pid_nodes, to_wire, with_pids
@@ -35,7 +34,6 @@ from .messages import (ADD_TYPES, LOSS_REASONS, REASON_DISCARD, REASON_MALFORMED
 from .window import window_wire
 
 WATERMARK_SLACK_NS = 10_000_000
-_COMPLETION_STAMPED = (Call.WAIT4, Call.WAITID)
 DEFAULT_WATERMARK_MS = 1000
 
 
@@ -282,7 +280,7 @@ class Controller:
     def _emit_watermark(self, poll_start):
         upto = poll_start - WATERMARK_SLACK_NS
         if self.probe is not None:
-            if self._final and self.run.scope != "system" and self.probe.traced_count() == 0:
+            if self._final and self.run.scope != "system" and not self.probe.traced_any():
                 upto = poll_start      # nothing traced is alive: no event can still come
             upto = min(upto, self._oldest_in_flight() - 1)
         if upto <= 0:
@@ -293,13 +291,10 @@ class Controller:
             self._emit({"type": "NO_MORE_EVENT", "tw": ["-inf", wm], "cond": True})
 
     def _oldest_in_flight(self) -> int:
-        """Entry time of the oldest traced system call not yet returned."""
+        """Entry time of the oldest exec not yet returned: the one kind of
+        record stamped at entry (the others are stamped when they complete)."""
         oldest = C.TS_MAX
         bpf = self.probe.bpf
-        for _k, v in bpf[b"traced"].items():
-            # a wait's record is stamped at completion: its entry does not count
-            if v.call and v.call not in _COMPLETION_STAMPED and v.ts and v.ts < oldest:
-                oldest = v.ts
         for _k, v in bpf[b"execs"].items():
             if v.hdr.ts_ns and v.hdr.ts_ns < oldest:
                 oldest = v.hdr.ts_ns
