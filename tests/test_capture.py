@@ -138,3 +138,21 @@ def test_argv_exactly_at_bounds_is_not_marked():
     (ex,) = [e for e in events if e.kind == Kind.EXEC]
     assert [a.decode() for a in ex.argv] == argv
     assert ex.trunc == 0
+
+
+@pytest.mark.bpf
+def test_exec_from_a_thread_stays_traced(build_helper, tmp_path):
+    # The exec'ing thread takes over the leader's tid: the new image's calls
+    # are still those of a traced task.
+    exe = build_helper("thread_exec")
+    run, events = capture([str(exe), str(tmp_path)])
+    assert run.exit_status == 0
+    assert_nothing_lost(run, events)
+    execs = [e for e in events if e.kind == Kind.EXEC and e.ret == 0]
+    assert len(execs) == 2                  # ours, then the thread's
+    after = execs[1]
+    assert after.tid == after.pid == run.root_pid
+    opens = [e for e in events if e.kind == Kind.OPEN and e.path
+             and e.path.startswith(str(tmp_path).encode())]
+    assert [(e.path, e.ret, e.pid, e.tid) for e in opens] == [
+        (f"{tmp_path}/after-{i}".encode(), -2, run.root_pid, run.root_pid) for i in (1, 2, 3)]
