@@ -21,8 +21,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bcc_launch import shell_status, spawn_held, split_command  # noqa: E402
 
 
+def _names(fds):
+    return sorted(tp.decode() if isinstance(tp, bytes) else tp for tp in fds)
+
+
 def tracepoints():
-    """(category, event) of every tracepoint batchflow attaches on this host.
+    """(category, event) of every tracepoint batchflow attaches on this host;
+    raw tracepoints have the category "raw".
 
     Read from batchflow's own loaded program, so the floor follows whatever
     batchflow attaches (which depends on what the kernel offers).
@@ -30,15 +35,16 @@ def tracepoints():
     from agent.loader import Probe
     probe = Probe()
     try:
-        names = sorted(tp.decode() if isinstance(tp, bytes) else tp
-                       for tp in probe.bpf.tracepoint_fds)
+        tps = [tuple(name.split(":", 1)) for name in _names(probe.bpf.tracepoint_fds)]
+        tps += [("raw", name) for name in _names(probe.bpf.raw_tracepoint_fds)]
     finally:
         probe.close()
-    return [tuple(name.split(":", 1)) for name in names]
+    return tps
 
 
 def bpf_source(tps):
-    return "".join(f"TRACEPOINT_PROBE({cat}, {ev}) {{ return 0; }}\n" for cat, ev in tps)
+    return "".join(f"RAW_TRACEPOINT_PROBE({ev}) {{ return 0; }}\n" if cat == "raw" else
+                   f"TRACEPOINT_PROBE({cat}, {ev}) {{ return 0; }}\n" for cat, ev in tps)
 
 
 def main(argv=None):

@@ -557,7 +557,7 @@ def summarise(wls, modes, samples):
 
 
 def markdown(machine, sizes, quick, wls, modes, table, expected, tp_rows, tp_tracers,
-             samples):
+             samples, side=()):
     L = []
     L.append("# batchflow benchmark results\n")
     L.append(f"Written by `python3 bench/run.py{' --quick' if quick else ''}` on {machine['date']}. "
@@ -759,8 +759,16 @@ def markdown(machine, sizes, quick, wls, modes, table, expected, tp_rows, tp_tra
                          f"{(base['spread'] - 1) * 100:.0f}% (slowest over fastest)")
             else:
                 line += "met" if t["ratio"] <= target else "**not met**"
+            fl = table.get((wl_name, "floor"))
+            if fl and fl["ratio"] is not None:
+                line += (f" (the BPF floor alone: {fmt_ratio(fl['ratio'])}; batchflow's work "
+                         f"on top of it: {fmt_ratio(t['ratio'] / fl['ratio'])})")
             L.append(line)
     L.append("")
+    for title, shown, text in side:
+        L.append(f"## {title}\n")
+        L.append(f"`{shown}`, run after the workloads above:\n")
+        L.append("```\n" + text + "\n```\n")
     L.append("## How it was measured\n")
     L.append("- `bench/workloads/timed.c` forks the workload, times it with CLOCK_MONOTONIC and "
              "writes the nanoseconds to a file; each tracer runs `timed`, so its own start-up "
@@ -774,11 +782,44 @@ def markdown(machine, sizes, quick, wls, modes, table, expected, tp_rows, tp_tra
              "a line to /dev/null.")
     L.append("- BPF floor: `bench/floor.py`, an empty program on each tracepoint batchflow "
              "attaches on this host (the list is read from batchflow's own loaded program: "
-             "enter and exit of the open, stat, fork, exec, wait and chdir calls, enter of "
-             "exit/exit_group, sched_process_fork/exec/exit, signal_generate/deliver).")
+             "raw_syscalls:sys_exit, the entries of the exec and fork calls and of "
+             "exit/exit_group, sched_process_fork/exec/exit, signal_generate/deliver). "
+             "batchflow's own cost is what it adds over the floor.")
     L.append("- Expected counts: `strace -f --seccomp-bpf -e trace=<batchflow's calls>` of the "
              "same command (bench/strace_count.py).")
     return "\n".join(L) + "\n"
+
+
+# ---------------------------------------------------------------- other benchmarks
+
+def sidecars(batchflow, sizes, quick, work):
+    """The control and graph benchmarks, run with batchflow's own python;
+    (title, command, printed table) each, or the reason one could not run."""
+    if not batchflow:
+        return []
+    python = str(Path(batchflow).resolve().parent / "python")
+    if not os.path.exists(python):
+        python = str(Path(batchflow).parent / "python")
+    runs = [
+        ("DISCARD in the kernel and in the extension (bench/bench_control.py)",
+         [python, str(BENCH / "bench_control.py"), "--n", str(sizes.loop_n // 2),
+          "--rounds", str(sizes.reps), "--out", str(work / "control")]),
+        ("Graph writer: events to Turtle (bench/bench_graph.py)",
+         [python, str(BENCH / "bench_graph.py"),
+          "--sizes", "20000" if quick else "100000,1000000", "--repeat", "1" if quick else "2"]),
+    ]
+    out = []
+    for title, cmd in runs:
+        log(f"{title} ...")
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=RUN_TIMEOUT)
+        shown = " ".join(Path(c).name if i < 2 else c for i, c in enumerate(cmd))
+        if p.returncode != 0:
+            last = (p.stderr.strip().splitlines() or ["no output"])[-1]
+            out.append((title, shown, f"failed (exit {p.returncode}): {last}"))
+            continue
+        text = "\n".join(l for l in p.stdout.strip().splitlines() if not l.startswith("wrote "))
+        out.append((title, shown, text.strip()))
+    return out
 
 
 # ---------------------------------------------------------------- main
@@ -792,6 +833,8 @@ def main(argv=None):
     parser.add_argument("--modes", help="comma-separated modes to run (default all: "
                         "untraced,batchflow,strace,pytracer,floor); untraced is always run")
     parser.add_argument("--no-throughput", action="store_true", help="skip the lossless-throughput sweep")
+    parser.add_argument("--no-sidecars", action="store_true",
+                        help="skip the control and graph benchmarks")
     parser.add_argument("--batchflow", help="the batchflow executable (default: .venv/bin/batchflow, then PATH)")
     parser.add_argument("--results", help="markdown output (default bench/RESULTS.md; none with --quick)")
     args = parser.parse_args(argv)
@@ -848,9 +891,11 @@ def main(argv=None):
             for wl in wls:
                 table.setdefault((wl.name, m.name), {"ratio": None, "counts": [], "lost": [],
                                                      "notes": [], "outer_median_s": None})
+        side = [] if args.no_sidecars else sidecars(
+            batchflow.exe if batchflow.available else None, sizes, args.quick, work)
         machine["load_end"] = loadavg()
         text = markdown(machine, sizes, args.quick, wls, modes, table, expected, tp_rows,
-                        tp_tracers, samples)
+                        tp_tracers, samples, side)
         print(text)
         if results:
             Path(results).write_text(text)
