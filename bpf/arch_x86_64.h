@@ -24,7 +24,7 @@ struct bf_regs {
 	u64 di;       /* 1st */
 	u64 orig_ax;  /* the syscall number */
 	u64 ip;
-	u64 cs;       /* BF_USER_CS in 64-bit mode */
+	u64 cs;       /* low 16 bits: BF_USER_CS in 64-bit mode (FRED uses the rest) */
 };
 #define BF_USER_CS 0x33   /* __USER_CS; 32-bit tasks run with 0x23 */
 

@@ -676,7 +676,7 @@ RAW_TRACEPOINT_PROBE(sys_exit)
 	if (bpf_probe_read_kernel(&rg, sizeof(rg), (char *)ctx->args[0] + BF_REGS_OFFSET) != 0)
 		return 0;
 	s64 ret = ctx->args[1];
-	if (rg.cs != BF_USER_CS) {
+	if ((rg.cs & 0xffff) != BF_USER_CS) {   /* FRED keeps other bits above */
 		/* a 64-bit exec of a 32-bit program completes in 32-bit mode */
 		if (rg.orig_ax == BF_NR_execve || rg.orig_ax == BF_NR_execveat)
 			bf_exec_exit(ret);
