@@ -52,6 +52,17 @@ BPF_HASH(forking, u32, struct bf_forking, BF_MAX_TASKS);
 /* tgid -> parent tgid, learned at fork (the kernel's task_struct layout is
  * not ours to read: bcc compiles against headers that may not match) */
 BPF_HASH(parents, u32, u32, BF_MAX_TASKS);
+/* The last tgid this CPU looked up in `parents`, and its answer: records come
+ * in runs from one process, and a hash lookup per record costs more than all
+ * the record's other fields together.  Valid while `exits` has not moved: a
+ * tgid can name another process only after a traced process has ended. */
+struct bf_ppid_seen {
+	u32 tgid;
+	u32 ppid;
+	u64 exits;
+};
+BPF_PERCPU_ARRAY(ppid_seen, struct bf_ppid_seen, 1);
+BPF_ARRAY(exits, u64, 1);
 
 /* execve records are built at entry (the old image's argv is gone at exit)
  * and completed at exit; keyed by tid. */
@@ -212,14 +223,32 @@ static __always_inline int bf_discarded(struct bf_event *e, int *focus)
 	return 1;
 }
 
+static __always_inline u32 bf_ppid(u32 tgid)
+{
+	u32 zero = 0;
+	struct bf_ppid_seen *seen = ppid_seen.lookup(&zero);
+	u64 *ended = exits.lookup(&zero);
+	if (!seen || !ended) {
+		u32 *pp = parents.lookup(&tgid);
+		return pp ? *pp : 0;
+	}
+	u64 now = *ended;   /* read before the lookup: an exit after it invalidates */
+	if (seen->tgid == tgid && seen->exits == now)
+		return seen->ppid;
+	u32 *pp = parents.lookup(&tgid);
+	seen->tgid = tgid;
+	seen->ppid = pp ? *pp : 0;
+	seen->exits = now;
+	return seen->ppid;
+}
+
 static __always_inline void bf_fill(struct bf_event *e, u64 ts, u8 call, u8 kind)
 {
 	u64 id = bpf_get_current_pid_tgid();
 	e->ts_ns = ts;
 	e->pid = id >> 32;
 	e->tid = (u32)id;
-	u32 *pp = parents.lookup(&e->pid);
-	e->ppid = pp ? *pp : 0;
+	e->ppid = bf_ppid(e->pid);
 	e->uid = (u32)bpf_get_current_uid_gid();
 	e->ret = 0;
 	e->arg0 = 0;
@@ -598,6 +627,10 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
 		return 0;
 	u8 trunc = BF_EXIT_THREAD;
 #endif
+	u32 zero = 0;
+	u64 *ended = exits.lookup(&zero);
+	if (ended)
+		__sync_fetch_and_add(ended, 1);   /* its tgid may be reused from now on */
 	struct bf_record *r = bf_scratch();
 	if (!r)
 		return 0;
