@@ -134,13 +134,14 @@ def test_epoch_timestamps_any_precision():
     assert run.times_known and run.start_wall_ns == 1700000000_000001000
 
 
-def test_durations_give_wait_completion_times():
-    # the kernel side stamps calls at entry, waits at completion
+def test_durations_give_completion_times():
+    # stamped as the kernel side stamps: at completion, exec and fork at entry
     evs, _, _ = load("durations_T.log")
     base = 1700000000 * 10**9
     got = [(short(e)[:3], e.ts - base) for e in evs]
     assert got == [
         (("EXEC", "EXECVE", 400), 0),
+        (("OPEN", "OPENAT", 400), 500_000 + 40_000),           # entry + -T duration
         (("FORK", "VFORK", 400), 1_000_000),
         (("WAIT", "WAIT4", 400), 2_100_000 + 250_000_000),   # entry + -T duration
         (("EXEC", "EXECVE", 401), 1_500_000),                 # entry of the unfinished line
@@ -148,7 +149,7 @@ def test_durations_give_wait_completion_times():
         (("WAIT", "WAIT4", 400), 400_000_000 + 100_001_000),
         (("EXIT", "NONE", 400), 600_100_000),
     ]
-    assert evs[1].arg0 == VFORK_FLAGS and evs[2].arg0 == 401
+    assert evs[2].arg0 == VFORK_FLAGS and evs[3].arg0 == 401
 
 
 def test_fd_decorations_y_and_yy():

@@ -563,9 +563,11 @@ class StraceImporter:
             return
         args, end = split_args(text, len(name) + 1)
         ret = parse_result(text[end:])
-        # the kernel side stamps calls at entry, except waits (at completion:
-        # where two branches join)
-        handler(self, task, name, args, ret, ts_end if handler is StraceImporter._wait else ts)
+        # stamped as the kernel side stamps them: when the call returned,
+        # except an exec (at entry: the old image's argv is read there) and
+        # a fork (the child exists before the call returns, and its events
+        # must not come before its fork)
+        handler(self, task, name, args, ret, ts if handler in _AT_ENTRY else ts_end)
 
     def _identity(self, task, name, text):
         args, end = split_args(text, len(name) + 1)
@@ -780,6 +782,7 @@ class StraceImporter:
 
 
 _HANDLERS = {}
+_AT_ENTRY = (StraceImporter._exec, StraceImporter._fork)
 _INTERESTING = set(IDENTITY_CALLS)
 for _names, _fn in ((OPEN_CALLS, StraceImporter._open), (STAT_CALLS, StraceImporter._stat),
                     (FORK_CALLS, StraceImporter._fork), (EXEC_CALLS, StraceImporter._exec),
