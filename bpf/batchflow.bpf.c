@@ -298,9 +298,10 @@ static __always_inline void bf_submit(struct bf_record *r)
 		bf_output(r, focus);
 }
 
-/* Copies a user string to data[off..]; returns bytes stored, NUL included. */
-static __always_inline u32 bf_read_str(struct bf_record *r, u32 off, u32 bound,
-				       const char *src, u8 trunc_bit)
+/* Copies a user string to data[off..]; returns bytes stored, NUL included,
+ * 0 when it cannot be read (then counted, unless the caller will retry). */
+static __always_inline u32 bf_read_str_or(struct bf_record *r, u32 off, u32 bound,
+					  const char *src, u8 trunc_bit, int count)
 {
 	if (off > BF_DATA_MAX - bound)
 		return 0;
@@ -315,7 +316,8 @@ static __always_inline u32 bf_read_str(struct bf_record *r, u32 off, u32 bound,
 			r->data[off] = 0;
 			return 1;
 		}
-		bf_lost(BF_LOSS_READ);
+		if (count)
+			bf_lost(BF_LOSS_READ);
 		return 0;
 	}
 	if (n == bound) {
@@ -327,6 +329,12 @@ static __always_inline u32 bf_read_str(struct bf_record *r, u32 off, u32 bound,
 			r->hdr.trunc |= trunc_bit;
 	}
 	return n;
+}
+
+static __always_inline u32 bf_read_str(struct bf_record *r, u32 off, u32 bound,
+				       const char *src, u8 trunc_bit)
+{
+	return bf_read_str_or(r, off, bound, src, trunc_bit, 1);
 }
 
 static __always_inline struct bf_record *bf_scratch(void)
@@ -401,23 +409,22 @@ TRACEPOINT_PROBE(sched, sched_process_fork)
 	return 0;
 }
 
-/* ---- exec ---- */
-static __always_inline int bf_exec_enter(u8 call, s32 dirfd, const char *path,
-					 const char *const *argv, s64 flags)
+/* ---- exec ----
+ * The record is built at entry (the old image's argv is gone at exit).  A
+ * string that cannot be read there (a forked child has not yet touched the
+ * page of its own string literals, and a BPF read cannot fault it in) is read
+ * again once the exec has succeeded: the filename from sched_process_exec
+ * (the kernel's copy), argv from the new image's stack at syscall exit.
+ * Only what is still unreadable then is counted as lost. */
+#define BF_REREAD_PATH 0x1
+#define BF_REREAD_ARGV 0x2
+
+/* argv[0..BF_ARGC_MAX) into data[off..]; returns the new end, sets argc and
+ * the TRUNC bits; *unreadable when a string could not be read. */
+static __always_inline u32 bf_read_argv(struct bf_record *r, u32 off,
+					const char *const *argv, u8 *unreadable)
 {
-	if (!bf_current())
-		return 0;
-	struct bf_record *r = bf_scratch();
-	if (!r)
-		return 0;
-	bf_fill(&r->hdr, bpf_ktime_get_ns(), call, BF_EXEC);
-	r->hdr.dirfd = dirfd;
-	r->hdr.arg0 = flags;
-	u32 off = bf_read_str(r, 0, BF_PATH_MAX, path, BF_TRUNC_PATH);
-	r->hdr.path_len = off;
-	u32 start = off;
 	u8 argc = 0;
-	u8 unreadable = 0;
 	/* Few branches per iteration: the verifier walks each one 32 times. */
 	for (int i = 0; i < BF_ARGC_MAX; i++) {
 		const char *arg = NULL;
@@ -427,7 +434,7 @@ static __always_inline int bf_exec_enter(u8 call, s32 dirfd, const char *path,
 			goto done;
 		int n = bpf_probe_read_user_str(&r->data[off], BF_ARG_MAX, arg);
 		if (n <= 0) {
-			unreadable = 1;
+			*unreadable = 1;
 			goto done;
 		}
 		/* arg[n-1] is the NUL, unless the string went on past the buffer */
@@ -446,17 +453,36 @@ static __always_inline int bf_exec_enter(u8 call, s32 dirfd, const char *path,
 			r->hdr.trunc |= BF_TRUNC_ARGC;
 	}
 done:
-	if (unreadable)
-		bf_lost(BF_LOSS_READ);
 	r->hdr.argc = argc;
-	r->hdr.argv_len = off - start;
+	return off;
+}
+
+static __always_inline int bf_exec_enter(u8 call, s32 dirfd, const char *path,
+					 const char *const *argv, s64 flags)
+{
+	if (!bf_current())
+		return 0;
+	struct bf_record *r = bf_scratch();
+	if (!r)
+		return 0;
+	bf_fill(&r->hdr, bpf_ktime_get_ns(), call, BF_EXEC);
+	r->hdr.dirfd = dirfd;
+	r->hdr.arg0 = flags;
+	u32 off = bf_read_str_or(r, 0, BF_PATH_MAX, path, BF_TRUNC_PATH, 0);
+	r->hdr.path_len = off;
+	u8 unreadable = 0;
+	u32 end = bf_read_argv(r, off, argv, &unreadable);
+	r->hdr.argv_len = end - off;
+	r->hdr._pad = (off ? 0 : BF_REREAD_PATH) | (unreadable ? BF_REREAD_ARGV : 0);
 	u32 tid = r->hdr.tid;
 	if (execs.update(&tid, r) != 0)
 		bf_lost(BF_LOSS_INFLIGHT);
 	return 0;
 }
 
-static __always_inline int bf_exec_exit(s64 ret)
+/* At syscall exit.  `stack`: the new image's initial stack pointer (argc,
+ * then argv[]) when the exec succeeded into a 64-bit program, else 0. */
+static __always_inline int bf_exec_exit(s64 ret, u64 stack)
 {
 	u32 tid = (u32)bpf_get_current_pid_tgid();
 	struct bf_record *r = execs.lookup(&tid);
@@ -466,6 +492,21 @@ static __always_inline int bf_exec_exit(s64 ret)
 	/* A successful exec may have changed comm and, from a non-leader thread, tid. */
 	r->hdr.tid = tid;
 	bpf_get_current_comm(&r->hdr.comm, sizeof(r->hdr.comm));
+	if (r->hdr._pad & BF_REREAD_PATH)
+		bf_lost(BF_LOSS_READ);      /* sched_process_exec did not see it */
+	if (r->hdr._pad & BF_REREAD_ARGV) {
+		u8 unreadable = 1;
+		if (ret == 0 && stack) {
+			unreadable = 0;
+			u32 off = r->hdr.path_len & 0x1fff;
+			r->hdr.trunc &= ~(BF_TRUNC_ARG | BF_TRUNC_ARGC);
+			u32 end = bf_read_argv(r, off, (const char *const *)(stack + 8), &unreadable);
+			r->hdr.argv_len = end - off;
+		}
+		if (unreadable)
+			bf_lost(BF_LOSS_READ);
+	}
+	r->hdr._pad = 0;
 	bf_submit(r);
 	execs.delete(&tid);
 	return 0;
@@ -490,6 +531,19 @@ TRACEPOINT_PROBE(syscalls, sys_enter_execveat)
 TRACEPOINT_PROBE(sched, sched_process_exec)
 {
 	u32 pid = args->pid, old = args->old_pid;
+	struct bf_record *r = execs.lookup(&old);
+	if (r && (r->hdr._pad & BF_REREAD_PATH)) {
+		/* the kernel's copy of the filename; argv, which followed the
+		 * empty path, is read again from the new stack at exit */
+		u16 loc = args->data_loc_filename & 0xffff;
+		int n = bpf_probe_read_kernel_str(&r->data[0], BF_PATH_MAX, (char *)args + loc);
+		if (n > 0) {
+			r->hdr.path_len = n;
+			r->hdr.argv_len = 0;
+			r->hdr.argc = 0;
+			r->hdr._pad = BF_REREAD_ARGV;
+		}
+	}
 	if (pid == old)
 		return 0;
 	u8 *was = bf_tid_byte(old);
@@ -497,7 +551,6 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
 		*was = 0;
 		bf_join(pid);
 	}
-	struct bf_record *r = execs.lookup(&old);
 	if (!r)
 		return 0;
 	execs.update(&pid, r);
@@ -712,7 +765,7 @@ RAW_TRACEPOINT_PROBE(sys_exit)
 	if ((rg.cs & 0xffff) != BF_USER_CS) {   /* FRED keeps other bits above */
 		/* a 64-bit exec of a 32-bit program completes in 32-bit mode */
 		if (rg.orig_ax == BF_NR_execve || rg.orig_ax == BF_NR_execveat)
-			bf_exec_exit(ret);
+			bf_exec_exit(ret, 0);   /* a 32-bit image: its argv[] is not ours to read */
 		return 0;
 	}
 	const char *p1 = (const char *)rg.di, *p2 = (const char *)rg.si;
@@ -788,7 +841,7 @@ RAW_TRACEPOINT_PROBE(sys_exit)
 #endif
 	case BF_NR_execve:
 	case BF_NR_execveat:
-		return bf_exec_exit(ret);
+		return bf_exec_exit(ret, rg.sp);
 	}
 	return 0;
 }

@@ -156,3 +156,17 @@ def test_exec_from_a_thread_stays_traced(build_helper, tmp_path):
              and e.path.startswith(str(tmp_path).encode())]
     assert [(e.path, e.ret, e.pid, e.tid) for e in opens] == [
         (f"{tmp_path}/after-{i}".encode(), -2, run.root_pid, run.root_pid) for i in (1, 2, 3)]
+
+
+@pytest.mark.bpf
+def test_exec_strings_the_child_has_not_touched_are_read_again(build_helper):
+    # At execve's entry a forked child's string literals are not mapped yet;
+    # the filename comes from sched_process_exec and argv from the new stack.
+    exe = build_helper("fork_exec")
+    run, events = capture([str(exe), "5"])
+    assert run.exit_status == 0
+    assert_nothing_lost(run, events)
+    assert run.losses["read"] == 0
+    execs = [e for e in events if e.kind == Kind.EXEC and e.pid != run.root_pid]
+    assert [(e.path, e.argv, e.ret) for e in execs] == \
+        [(b"/bin/true", [b"true", b"from-an-untouched-page"], 0)] * 5
