@@ -343,6 +343,15 @@ static __always_inline struct bf_record *bf_scratch(void)
 	return scratch.lookup(&zero);
 }
 
+/* This CPU's scratch record with its header filled, or NULL. */
+static __always_inline struct bf_record *bf_start(u64 ts, u8 call, u8 kind)
+{
+	struct bf_record *r = bf_scratch();
+	if (r)
+		bf_fill(&r->hdr, ts, call, kind);
+	return r;
+}
+
 /* ---- fork family: the flags at entry, the child in sched_process_fork ---- */
 static __always_inline int bf_fork_enter(u8 call, s64 flags)
 {
@@ -398,10 +407,9 @@ TRACEPOINT_PROBE(sched, sched_process_fork)
 			kpids.update(&child, &cbits);
 		}
 	}
-	struct bf_record *r = bf_scratch();
+	struct bf_record *r = bf_start(bpf_ktime_get_ns(), call, BF_FORK);
 	if (!r)
 		return 0;
-	bf_fill(&r->hdr, bpf_ktime_get_ns(), call, BF_FORK);
 	r->hdr.ret = child;
 	r->hdr.arg0 = flags;
 	r->hdr.arg1 = child;
@@ -462,10 +470,9 @@ static __always_inline int bf_exec_enter(u8 call, s32 dirfd, const char *path,
 {
 	if (!bf_current())
 		return 0;
-	struct bf_record *r = bf_scratch();
+	struct bf_record *r = bf_start(bpf_ktime_get_ns(), call, BF_EXEC);
 	if (!r)
 		return 0;
-	bf_fill(&r->hdr, bpf_ktime_get_ns(), call, BF_EXEC);
 	r->hdr.dirfd = dirfd;
 	r->hdr.arg0 = flags;
 	u32 off = bf_read_str_or(r, 0, BF_PATH_MAX, path, BF_TRUNC_PATH, 0);
@@ -561,10 +568,9 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
 /* ---- wait: timestamped at completion, where a branch joins ---- */
 static __always_inline void bf_wait_exit(u8 call, s64 ret, s64 which_pid, void *uptr)
 {
-	struct bf_record *r = bf_scratch();
+	struct bf_record *r = bf_start(bpf_ktime_get_ns(), call, BF_WAIT);
 	if (!r)
 		return;
-	bf_fill(&r->hdr, bpf_ktime_get_ns(), call, BF_WAIT);
 	r->hdr.arg0 = which_pid;
 	r->hdr.arg1 = -1;
 	r->hdr.ret = ret;
@@ -684,10 +690,9 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
 	u64 *ended = exits.lookup(&zero);
 	if (ended)
 		__sync_fetch_and_add(ended, 1);   /* its tgid may be reused from now on */
-	struct bf_record *r = bf_scratch();
+	struct bf_record *r = bf_start(bpf_ktime_get_ns(), BF_SYS_NONE, BF_EXIT);
 	if (!r)
 		return 0;
-	bf_fill(&r->hdr, bpf_ktime_get_ns(), BF_SYS_NONE, BF_EXIT);
 	r->hdr.trunc = trunc;
 	s64 *code = exit_codes.lookup(&tgid);
 	s64 *sig = fatal_sigs.lookup(&tgid);
@@ -712,10 +717,9 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
 static __always_inline int bf_path_exit(u8 call, u8 kind, s64 ret, s32 dirfd,
 					const char *path, s64 arg0, s64 arg1)
 {
-	struct bf_record *r = bf_scratch();
+	struct bf_record *r = bf_start(bpf_ktime_get_ns(), call, kind);
 	if (!r)
 		return 0;
-	bf_fill(&r->hdr, bpf_ktime_get_ns(), call, kind);
 	r->hdr.ret = ret;
 	r->hdr.arg0 = arg0;
 	r->hdr.arg1 = arg1;
@@ -738,10 +742,9 @@ static __always_inline int bf_fork_exit(u8 call, s64 ret, s64 flags)
 	forking.delete(&tid);
 	if (ret >= 0)
 		return 0;
-	struct bf_record *r = bf_scratch();
+	struct bf_record *r = bf_start(bpf_ktime_get_ns(), call, BF_FORK);
 	if (!r)
 		return 0;
-	bf_fill(&r->hdr, bpf_ktime_get_ns(), call, BF_FORK);
 	r->hdr.ret = ret;
 	r->hdr.arg0 = flags;
 	bf_submit(r);
