@@ -560,6 +560,21 @@ def summarise(wls, modes, samples):
     return table
 
 
+def mode_table(L, head, wls, modes, table, cell):
+    """A workload x mode table: `cell(t, untraced)` gives a cell's text from
+    that pair's summary, None for a dash (as for a mode that did not run)."""
+    L.append("| " + " | ".join(head) + " |")
+    L.append("|" + "---|" * len(head))
+    for wl in wls:
+        row = [wl.name]
+        for m in modes:
+            t = table[(wl.name, m.name)]
+            text = cell(t, m.name == "untraced") if m.available else None
+            row.append("—" if text is None else text)
+        L.append("| " + " | ".join(row) + " |")
+    L.append("")
+
+
 def markdown(machine, sizes, quick, wls, modes, table, expected, tp_rows, tp_tracers,
              samples, side=()):
     L = []
@@ -617,56 +632,25 @@ def markdown(machine, sizes, quick, wls, modes, table, expected, tp_rows, tp_tra
     L.append(f"### Best of {sizes.reps}\n")
     L.append("Fastest traced run over fastest untraced run: other jobs on the machine can "
              "only add time, so this ratio is the least disturbed by them.\n")
-    L.append("| " + " | ".join(head) + " |")
-    L.append("|" + "---|" * len(head))
-    for wl in wls:
-        row = [wl.name]
-        for m in modes:
-            t = table[(wl.name, m.name)]
-            if not m.available or t.get("best_ratio") is None:
-                row.append("—")
-            elif m.name == "untraced":
-                row.append(f"{t['best_s']:.3f} s")
-            else:
-                row.append(fmt_ratio(t["best_ratio"]))
-        L.append("| " + " | ".join(row) + " |")
-    L.append("")
+    mode_table(L, head, wls, modes, table, lambda t, untraced: (
+        None if t.get("best_ratio") is None else
+        f"{t['best_s']:.3f} s" if untraced else fmt_ratio(t["best_ratio"])))
     L.append("### End to end\n")
     L.append("The same runs timed from outside: tracer start-up (bcc compiles its C at every "
              "start), draining and writing output included. Median seconds (ratio to untraced).\n")
-    L.append("| " + " | ".join(head) + " |")
-    L.append("|" + "---|" * len(head))
-    for wl in wls:
-        row = [wl.name]
-        for m in modes:
-            t = table[(wl.name, m.name)]
-            if not m.available or t["outer_median_s"] is None:
-                row.append("—")
-            elif m.name == "untraced":
-                row.append(f"{t['outer_median_s']:.2f} s")
-            else:
-                row.append(f"{t['outer_median_s']:.2f} s ({fmt_ratio(t['outer_ratio'])})")
-        L.append("| " + " | ".join(row) + " |")
-    L.append("")
+    mode_table(L, head, wls, modes, table, lambda t, untraced: (
+        None if t["outer_median_s"] is None else
+        f"{t['outer_median_s']:.2f} s" if untraced else
+        f"{t['outer_median_s']:.2f} s ({fmt_ratio(t['outer_ratio'])})"))
     L.append("### CPU time of the workload\n")
     L.append("User + system time of the workload's own processes (what `timed` reaps), "
              "median seconds (ratio to untraced). It moves less than wall time when other "
              "jobs share the machine, but leaves out the tracer's own processes: a tracer "
              "that works on the other core costs wall time, not this.\n")
-    L.append("| " + " | ".join(head) + " |")
-    L.append("|" + "---|" * len(head))
-    for wl in wls:
-        row = [wl.name]
-        for m in modes:
-            t = table[(wl.name, m.name)]
-            if not m.available or t.get("cpu_median_s") is None:
-                row.append("—")
-            elif m.name == "untraced":
-                row.append(f"{t['cpu_median_s']:.3f} s")
-            else:
-                row.append(f"{t['cpu_median_s']:.3f} s ({fmt_ratio(t['cpu_ratio'])})")
-        L.append("| " + " | ".join(row) + " |")
-    L.append("")
+    mode_table(L, head, wls, modes, table, lambda t, untraced: (
+        None if t.get("cpu_median_s") is None else
+        f"{t['cpu_median_s']:.3f} s" if untraced else
+        f"{t['cpu_median_s']:.3f} s ({fmt_ratio(t['cpu_ratio'])})"))
     L.append("## Events captured\n")
     L.append("Expected: the events of the same command counted by `strace -f --seccomp-bpf` "
              "(it stops the task at each call, so it misses none), by kind. A tracer's cell is "
