@@ -34,7 +34,6 @@ SCHED_EVENTS = ("raw_syscalls/sys_exit",
                 "signal/signal_generate")
 # The kernel side reads system call arguments from saved registers.
 ARCHES = ("x86_64",)
-TID_BYTES = 4194304     # PID_MAX_LIMIT: one byte per possible tid in `tids`
 
 SCOPE_TREE, SCOPE_SYSTEM = 0, 1
 DEFAULT_RINGBUF_PAGES = 4096     # 16 MiB with 4 KiB pages
@@ -156,8 +155,10 @@ class Probe:
         # The traced set is an array the agent writes a byte at a time through
         # this mapping: a whole-slot map update could undo the kernel's own
         # store of a child forked at that moment into the same slot.
+        # Its size (one byte per possible tid) is batchflow.h's, read from the map.
         tids = self.bpf[b"tids"]
-        self._tids = mmap.mmap(tids.map_fd, TID_BYTES, mmap.MAP_SHARED,
+        self._tid_bytes = tids.max_entries * ctypes.sizeof(tids.Leaf)
+        self._tids = mmap.mmap(tids.map_fd, self._tid_bytes, mmap.MAP_SHARED,
                                mmap.PROT_READ | mmap.PROT_WRITE)
         self._set_config(1, os.getpid())
 
@@ -177,7 +178,7 @@ class Probe:
         self._tids[tid] = 1
 
     def is_traced(self, tid: int) -> bool:
-        return 0 <= tid < TID_BYTES and self._tids[tid] != 0
+        return 0 <= tid < self._tid_bytes and self._tids[tid] != 0
 
     def traced_any(self) -> bool:
         """Whether any task is in the traced set (system mode aside)."""

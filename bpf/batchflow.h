@@ -96,7 +96,8 @@ enum bf_call {
 #define BF_FLAGS_FORK   17                                  /* fork(): SIGCHLD */
 #define BF_FLAGS_VFORK  (BF_CLONE_VM | BF_CLONE_VFORK | 17)  /* vfork() */
 
-/* The traced set (kernel side): one byte per possible tid (PID_MAX_LIMIT). */
+/* The traced set (kernel side): one byte per possible tid (PID_MAX_LIMIT);
+ * the agent maps it and reads its size from the map. */
 #define BF_TIDS_PER_SLOT 64
 #define BF_TID_SLOTS 65536
 
