@@ -32,7 +32,7 @@ class Run:
     # pid -> start time (CLOCK_MONOTONIC ns) of processes not forked under
     # tracing: the recorded command's root, and those found by -p / --system.
     process_starts: dict = dataclasses.field(default_factory=dict)
-    # pid -> last psutil sample (agent.enrich.FIELDS) of processes in scope
+    # pid -> last psutil sample (agent.capture.procstats.FIELDS) of processes in scope
     process_stats: dict = dataclasses.field(default_factory=dict)
     # Losses: name -> count (see agent.events.LOSS_NAMES), plus the windows
     # (start_ns, end_ns, name, count) in which they happened.

@@ -74,7 +74,7 @@ def run_case(case, exe, d, n):
         return (*collect(proc), 0.0), {}
     from agent.control.engine import Controller
     from agent.control.messages import parse_message
-    from agent.recorder import Recorder
+    from agent.capture.recorder import Recorder
     from agent.run import Run
 
     handed = [0]
@@ -124,7 +124,7 @@ def filter_rate(rounds, count=100_000):
     """Events/s of the C filter alone, offered whole batches."""
     from agent.control import codes as C
     from agent.control.cfilter import CFilter
-    from agent.control.condition import parse
+    from agent.conditions.language import parse
     from agent.events import Event, Kind, encode_batch
 
     evs = [Event(ts=1000 + k, kind=Kind.OPEN if k % 2 else Kind.STAT, call=2,

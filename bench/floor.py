@@ -32,7 +32,7 @@ def tracepoints():
     Read from batchflow's own loaded program, so the floor follows whatever
     batchflow attaches (which depends on what the kernel offers).
     """
-    from agent.loader import Probe
+    from agent.capture.loader import Probe
     probe = Probe()
     try:
         tps = [tuple(name.split(":", 1)) for name in _names(probe.bpf.tracepoint_fds)]

@@ -22,7 +22,7 @@
  * which runs in the parent before the child is first scheduled, so no event
  * of a child can be missed.
  *
- * The loader (agent/loader.py) defines, before compiling:
+ * The loader (agent/capture/loader.py) defines, before compiling:
  *   BF_RINGBUF_PAGES, BF_MAX_TASKS, BF_WAKEUP_BYTES
  *   BF_HAVE_<syscall> for each syscall tracepoint present on this kernel
  *   BF_HAVE_GROUP_DEAD when sched_process_exit has the group_dead field

@@ -2,7 +2,7 @@
  * The C API of batchflow's extension, as cffi sees it (cdef).
  *
  * One error convention: a function that can fail returns a negative value
- * and sets errno; agent/ext.py turns that into an exception in one place.
+ * and sets errno; agent/capture/native.py turns that into an exception in one place.
  */
 struct bf_consumer;
 
@@ -77,7 +77,7 @@ struct bf_filter_stats {
 int bf_filter_new(size_t batch_bytes, size_t hold_count, size_t hold_bytes,
                   struct bf_filter **out);
 void bf_filter_free(struct bf_filter *f);
-/* `prog` is the bytecode of agent/control/condition.py compile_program. */
+/* `prog` is the bytecode of agent/conditions/language.py compile_program. */
 int bf_filter_add(struct bf_filter *f, uint32_t id, int type, uint64_t lo, uint64_t hi,
                   uint64_t hold_ns, const char *prog, size_t prog_len);
 int bf_filter_remove(struct bf_filter *f, uint32_t id);

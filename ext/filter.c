@@ -5,7 +5,7 @@
  * specification: read its docstring first.  The property tests feed both
  * the same records and operations and compare every output byte.
  *
- * Conditions arrive as the bytecode of agent/control/condition.py:
+ * Conditions arrive as the bytecode of agent/conditions/language.py:
  *
  *   "BFC1" u32 n_nodes  u32 n_vals  u32 n_str
  *   n_nodes x { u8 op, u8 flags, u16 pad, u32 a, u32 b }   node 0 is the root
@@ -336,7 +336,7 @@ static int vals_has(const struct prog *p, const struct node *n, uint32_t v)
 	return 0;
 }
 
-/* The glob of agent/control/condition.py (see reference.glob_match). */
+/* The glob of agent/conditions/language.py (see reference.glob_match). */
 static int glob_one(const unsigned char *pat, size_t plen, size_t p, unsigned char ch,
 		    size_t *next)
 {

@@ -1,6 +1,6 @@
 /*
  * filter.h - constants private to filter.c; the bytecode numbers must match
- * agent/control/condition.py, the limits agent/control/codes.py.
+ * agent/conditions/language.py, the limits agent/control/codes.py.
  */
 #ifndef BF_FILTER_H
 #define BF_FILTER_H

@@ -1,7 +1,7 @@
 """Records a command into a list of Events, without journal or graph: what
 the kernel side and the extension deliver, seen directly."""
 from agent.events import Call, Kind, decode_batch
-from agent.recorder import Recorder
+from agent.capture.recorder import Recorder
 from agent.run import Run
 
 

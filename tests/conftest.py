@@ -21,11 +21,11 @@ def _bpf_problem():
     if os.geteuid() != 0:
         return "not root"
     try:
-        from agent import loader
+        from agent.capture import loader
         loader.import_bcc()
         loader.check_headers()
         loader.probe_tracepoints()
-        from agent import ext
+        from agent.capture import native as ext
         if not ext.available():
             return "the C extension is not built"
     except Exception as exc:  # any reason BPF cannot run here

@@ -11,7 +11,7 @@ import pytest
 
 from agent.events import (CLONE_THREAD, CLONE_VM, EXIT_THREAD, SIGCHLD, Call, Event, Kind)
 from agent.strace import import_events
-from agent.strace.compare import CATEGORIES, TOLERATED, Normalizer, compare, format_table
+from agent.compare.forktree import CATEGORIES, TOLERATED, Normalizer, compare, format_table
 
 WORKLOADS = pathlib.Path(__file__).resolve().parent / "workloads"
 STRACE = shutil.which("strace")
@@ -126,7 +126,7 @@ def test_two_strace_runs_of_a_workload_agree(tmp_path):
 # ---- strace against the recorder -------------------------------------------
 
 def run_check(command):
-    from agent.check_cmd import check
+    from agent.cli.check import check
     agree, results, text = check(command)
     return agree, {r.name: r for r in results}, text
 

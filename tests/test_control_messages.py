@@ -6,8 +6,7 @@ import json
 import pytest
 
 from agent.control import codes as C
-from agent.control.condition import (ALL_KINDS, MAX_NODES, compile_program, kernel_disjuncts,
-                                     parse, path_bytes, to_wire)
+from agent.conditions.language import (ALL_KINDS, MAX_NODES, compile_program, kernel_disjuncts, parse, path_bytes, to_wire)
 from agent.control.messages import parse_message
 from agent.control.window import parse_window, window_wire
 from agent.errors import BatchflowError, ControlError

@@ -11,7 +11,7 @@ from agent.control.engine import Controller, proc_descendants
 from agent.control.messages import parse_message
 from agent.control.startup import Steering
 from agent.events import Kind, decode_batch
-from agent.recorder import Recorder
+from agent.capture.recorder import Recorder
 from agent.run import Run
 from capture import capture
 
@@ -267,7 +267,7 @@ def test_record_with_a_control_file_end_to_end(tmp_path, batchflow_cmd):
     """`record --control`: the rules hold from the first instruction, the
     summary says what was discarded, and the protocol messages travel in
     the journal with the run."""
-    from agent.journal import read_journal
+    from agent.capture.journal import read_journal
 
     data = tmp_path / "data"
     data.mkdir()

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from agent.control import codes as C
 from agent.control.cfilter import CFilter
-from agent.control.condition import parse
+from agent.conditions.language import parse
 from agent.control.reference import ReferenceFilter
 from agent.errors import BatchflowError
 from agent.events import CLONE_THREAD, EXIT_THREAD, Event, Kind

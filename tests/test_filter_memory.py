@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from agent.control import codes as C
-from agent.control.condition import compile_program, parse
+from agent.conditions.language import compile_program, parse
 from agent.control.reference import ReferenceFilter
 from agent.errors import ControlError
 from agent.events import CLONE_THREAD, EXIT_THREAD, Event, Kind

@@ -12,7 +12,7 @@ from rdflib import RDF, Literal, Namespace
 
 from agent.errors import InputFormatError, OutputNotWritableError
 from agent.events import HEADER_SIZE, align8, encode_batch
-from agent.journal import JournalWriter, read_journal
+from agent.capture.journal import JournalWriter, read_journal
 from agent.graph.synthetic import make_run, stream_job
 
 BF = Namespace("urn:batchflow:ns#")
@@ -138,7 +138,7 @@ WRITER = textwrap.dedent("""
     import sys, time
     sys.path.insert(0, {root!r})
     from agent.events import encode_batch
-    from agent.journal import JournalWriter
+    from agent.capture.journal import JournalWriter
     from agent.graph.synthetic import make_run, stream_job
     events = list(stream_job(40_000))
     w = JournalWriter(sys.argv[1], make_run(root_pid=100, cwd=b"/w"))

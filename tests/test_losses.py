@@ -5,7 +5,7 @@ import time
 import pytest
 
 from agent.events import Kind, decode_batch
-from agent.recorder import Recorder
+from agent.capture.recorder import Recorder
 from agent.run import Run
 
 pytestmark = pytest.mark.bpf

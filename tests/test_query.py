@@ -6,7 +6,7 @@ import re
 import pytest
 import rdflib
 
-from agent import cli
+from agent.cli.main import main as batchflow_main
 from agent.graph import write_turtle
 from agent.graph.names import PREFIXES
 from agent.graph.synthetic import docs_example
@@ -24,7 +24,7 @@ def example(tmp_path_factory):
 
 
 def batchflow(capsys, *argv):
-    code = cli.main([str(a) for a in argv])
+    code = batchflow_main([str(a) for a in argv])
     cap = capsys.readouterr()
     return code, cap.out, cap.err
 

@@ -79,7 +79,7 @@ def test_tracepoints_unavailable(batchflow_cmd, tmp_path):
 def test_missing_syscall_tracepoint(batchflow_cmd, tmp_path):
     # a tracefs that lacks the execve tracepoints: a kernel without them
     fake = tmp_path / "tracefs"
-    real = pytest.importorskip("agent.loader").tracefs()
+    real = pytest.importorskip("agent.capture.loader").tracefs()
     for sub in ("sched", "signal", "syscalls", "raw_syscalls"):
         for entry in (real / "events" / sub).iterdir():
             if sub == "syscalls" and "execve" in entry.name:

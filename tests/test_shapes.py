@@ -8,7 +8,7 @@ from agent.graph import write_turtle
 from agent.graph.shapes import ontology_graph, validate
 from agent.graph.synthetic import (ENOENT, Builder, build_job, docs_example, make_run,
                                    stream_job)
-from agent.journal import JournalWriter, read_journal
+from agent.capture.journal import JournalWriter, read_journal
 
 BF = Namespace("urn:batchflow:ns#")
 
@@ -168,11 +168,11 @@ STRACE_LOGS = ["signals.log", "threads.log", "waitid.log", "escapes.log", "exec_
 @pytest.mark.parametrize("log", STRACE_LOGS)
 def test_import_strace_outputs_conform(tmp_path, log):
     import os
-    from agent import cli
+    from agent.cli.main import main as batchflow_main
     logs = os.path.join(os.path.dirname(os.path.abspath(__file__)), "strace_logs")
     for detail in ("events", "summary"):
         out = tmp_path / f"{detail}.ttl"
-        assert cli.main(["import-strace", os.path.join(logs, log), "-o", str(out), "--host", "h",
+        assert batchflow_main(["import-strace", os.path.join(logs, log), "-o", str(out), "--host", "h",
                          "--detail", detail, "-q"]) == 0
         conforms, report = validate(out)
         assert conforms, f"{log} ({detail}):\n{report[:3000]}"

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from agent.cli import main
+from agent.cli.main import main
 
 LOGS = pathlib.Path(__file__).resolve().parent / "strace_logs"
 

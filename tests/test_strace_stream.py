@@ -98,7 +98,7 @@ class FakeTTY(io.StringIO):
 
 
 def test_progress_bar_only_on_a_terminal(tmp_path):
-    from agent.import_cmd import Progress
+    from agent.cli.import_strace import Progress
     log = tmp_path / "small.log"
     write_big_log(log, 200_000)
     for tty in (True, False):

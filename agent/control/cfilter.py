@@ -1,16 +1,16 @@
 """The C filter (ext/filter.c), with the same interface as the reference.
 
 Errors follow the extension's one convention: negative return and errno,
-turned into an exception by agent.ext._check.
+turned into an exception by agent.capture.native._check.
 """
 from __future__ import annotations
 
 import errno as _errno
 
-from .. import ext
+from ..capture import native as ext
 from ..errors import ControlError, ExtensionError
 from . import codes as C
-from .condition import compile_program
+from ..conditions.language import compile_program
 
 _REPORT_BATCH = 64
 

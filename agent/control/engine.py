@@ -27,7 +27,7 @@ import time
 from ..errors import ControlError
 from . import codes as C
 from .cfilter import CFilter
-from .condition import kernel_disjuncts, pid_nodes, to_wire, with_pids
+from ..conditions.language import kernel_disjuncts, pid_nodes, to_wire, with_pids
 from .kernel import KernelRules
 from .messages import (ADD_TYPES, LOSS_REASONS, REASON_DISCARD, REASON_MALFORMED,
                        REASON_TRUNCATED, REMOVE_TYPES, Message)
@@ -85,7 +85,7 @@ class Controller:
     def attach(cls, recorder, **kwargs):
         """A controller for a Recorder: its filter goes between the ring and
         the batch, its kernel rules into the loaded program."""
-        from .. import ext
+        from ..capture import native as ext
 
         flt = CFilter(batch_cap=recorder.batch_bytes, **kwargs.pop("filter_kwargs", {}))
         ext.lib.bf_consumer_set_filter(recorder.consumer._c, flt.handle)
@@ -306,7 +306,7 @@ class Controller:
 
 def proc_descendants(roots) -> dict:
     """root -> the processes running below it now, from one scan of /proc."""
-    from ..recorder import children_map, descendants
+    from ..capture.recorder import children_map, descendants
 
     children = children_map()
     return {root: set(descendants(root, children)) - {root} for root in roots}

@@ -26,7 +26,7 @@ from typing import Optional
 
 from ..errors import ControlError
 from . import codes as C
-from .condition import TRUE, parse
+from ..conditions.language import TRUE, parse
 from .window import parse_window
 
 MAX_MESSAGE = 1 << 20      # bytes of one encoded message

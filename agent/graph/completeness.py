@@ -121,7 +121,7 @@ ONTOLOGY = """
 # ---- Completeness: the control protocol's statements (agent/control/) ----
 bf:ProtocolMessage a owl:Class ;
     rdfs:label "protocol message" ;
-    rdfs:comment "A statement the agent made during the run about which events it sent: a window of event times (CLOCK_MONOTONIC ns; an open end is omitted) and a condition on events (canonical JSON, agent/control/condition.py)." .
+    rdfs:comment "A statement the agent made during the run about which events it sent: a window of event times (CLOCK_MONOTONIC ns; an open end is omitted) and a condition on events (canonical JSON, agent/conditions/language.py)." .
 bf:NoMoreEvent a owl:Class ; rdfs:subClassOf bf:ProtocolMessage ;
     rdfs:label "no more event" ;
     rdfs:comment "Every event in the window matching the condition was recorded, except those a missing-event statement names: the recording is complete up to its window end." .

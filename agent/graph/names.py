@@ -156,7 +156,7 @@ def signal_name(sig: int) -> str:
         return f"SIG{sig}"
 
 
-# psutil / wait4 usage of a process (agent.enrich), as (Run.process_stats key,
+# psutil / wait4 usage of a process (agent.capture.procstats), as (Run.process_stats key,
 # property, XSD datatype).  Seconds are written as decimals with a fixed
 # number of places so both writers give the same lexical form.
 USAGE = (("cpu_user_s", "cpuUserSeconds", "decimal"),

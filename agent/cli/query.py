@@ -13,8 +13,8 @@ import os
 import re
 import sys
 
-from .errors import InputFormatError
-from .graph.names import PREFIXES
+from ..errors import InputFormatError
+from ..graph.names import PREFIXES
 
 FORMATS = ("table", "csv", "json")
 

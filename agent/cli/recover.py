@@ -1,6 +1,6 @@
 """`batchflow recover JOURNAL -o out.ttl`: the graph of a recording whose agent died.
 
-Reads the journal (whole or cut short, see agent.journal) and writes the
+Reads the journal (whole or cut short, see agent.capture.journal) and writes the
 Turtle of everything that reached it.  The run node says whether the
 journal was complete (bf:complete) and what was cut (bf:note).
 """
@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import sys
 
-from .graph import DETAILS, write_turtle
-from .journal import read_journal
-from .record_cmd import report
+from ..graph import DETAILS, write_turtle
+from ..capture.journal import read_journal
+from .record import report
 
 
 def register(sub):

@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-from agent.enrich import Sampler, TREE_TOTALS, sample
+from agent.capture.procstats import Sampler, TREE_TOTALS, sample
 from capture import capture
 
 

@@ -7,7 +7,7 @@
     batchflow ctl --socket S subscribe [--events] [--count N]
 
 Condition options combine with AND; --cond takes any condition as JSON
-(agent/control/condition.py) and is ANDed with the rest.
+(agent/conditions/language.py) and is ANDed with the rest.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import json
 import os
 import sys
 
-from .errors import ControlError
+from ..errors import ControlError
 
 ACTIONS = {"discard": "DISCARD", "focus": "FOCUS", "rule-on": "RULE_ON",
            "remove-discard": "REMOVE_DISCARD", "remove-focus": "REMOVE_FOCUS",
@@ -117,14 +117,14 @@ def build_message(args) -> dict:
 
 
 def _print_events(records_b64):
-    from .events import Kind, decode_batch
+    from ..events import Kind, decode_batch
     for ev in decode_batch(base64.b64decode(records_b64)):
         path = "" if ev.path is None else " " + os.fsdecode(ev.path)
         print(f"{ev.ts} {ev.pid} {Kind(ev.kind).name.lower()} {ev.ret}{path}")
 
 
 def run_ctl(args) -> int:
-    from .control.client import Client
+    from ..control.client import Client
 
     if not args.socket:
         raise ControlError(f"no socket: give --socket PATH or set ${ENV_SOCKET}")

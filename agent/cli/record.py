@@ -7,9 +7,9 @@ import shutil
 import sys
 import threading
 
-from . import __version__
-from .errors import CommandNotFoundError, NoSuchProcessError, OutputNotWritableError
-from .run import Run
+from .. import __version__
+from ..errors import CommandNotFoundError, NoSuchProcessError, OutputNotWritableError
+from ..run import Run
 
 
 def register(sub):
@@ -72,7 +72,7 @@ def check_command(argv):
 
 
 def run_record(args) -> int:
-    from . import loader
+    from ..capture import loader
 
     if args.ebpf:
         print(loader.program_text(args.ringbuf_pages or loader.DEFAULT_RINGBUF_PAGES))
@@ -96,11 +96,11 @@ def run_record(args) -> int:
     journal_path = args.journal or args.output + ".journal"
     check_output(journal_path)
 
-    from .recorder import Recorder
+    from ..capture.recorder import Recorder
 
     control_msgs = None
     if args.control or args.control_socket:
-        from .control.startup import Steering, load_control_file
+        from ..control.startup import Steering, load_control_file
         control_msgs = load_control_file(args.control) if args.control else []
 
     run = Run(source="record", command=list(command), scope=scope, tool_version=__version__)
@@ -113,7 +113,7 @@ def run_record(args) -> int:
     if interval is None:
         interval = 0 if args.system else 0.5
     if interval > 0:
-        from .enrich import Sampler
+        from ..capture.procstats import Sampler
         sampler = Sampler(interval)
     recorder = Recorder(run, sink=None, ringbuf_pages=args.ringbuf_pages, poll_ms=args.poll_ms,
                         sampler=sampler)
@@ -122,7 +122,7 @@ def run_record(args) -> int:
         if control_msgs is not None:
             steering = Steering(args.control_socket)
             steering.attach(recorder, control_msgs)
-        from .journal import JournalWriter
+        from ..capture.journal import JournalWriter
 
         run.mark_start()
         journal = JournalWriter(journal_path, run)
@@ -162,8 +162,8 @@ def run_record(args) -> int:
 
 def write_output(journal_path, output, detail, run, quiet):
     """Builds the Turtle from the journal and reports the run on stderr."""
-    from .graph import write_turtle
-    from .journal import read_journal
+    from ..graph import write_turtle
+    from ..capture.journal import read_journal
 
     jrun, events, _complete = read_journal(journal_path)
     counts = write_turtle(events, run, output, detail=detail)

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import os
 
-from .errors import ExtensionError
+from ..errors import ExtensionError
 
 try:
-    from ._ext import ffi, lib
+    from .._ext import ffi, lib
 except ImportError as exc:  # pragma: no cover - depends on the install
     ffi = lib = None
     _IMPORT_ERROR = exc

@@ -24,9 +24,9 @@ import struct
 
 import msgpack
 
-from .errors import InputFormatError, OutputNotWritableError
-from .events import HEADER_SIZE, align8, decode_batch
-from .run import Run
+from ..errors import InputFormatError, OutputNotWritableError
+from ..events import HEADER_SIZE, align8, decode_batch
+from ..run import Run
 
 MAGIC = "journal"
 VERSION = 1

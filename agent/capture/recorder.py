@@ -12,11 +12,11 @@ import shutil
 import signal
 import time
 
-from .errors import NoSuchProcessError
-from .events import LOSS_NAMES
-from .ext import RingConsumer
+from ..errors import NoSuchProcessError
+from ..events import LOSS_NAMES
+from .native import RingConsumer
 from .loader import Probe
-from .run import Run
+from ..run import Run
 
 PR_SET_CHILD_SUBREAPER = 36
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -81,7 +81,7 @@ class Recorder:
         self._last_losses = dict.fromkeys(LOSS_NAMES, 0)
         self._last_poll_ns = 0
         self._child = None
-        self.sampler = sampler      # agent.enrich.Sampler, or None
+        self.sampler = sampler      # agent.capture.procstats.Sampler, or None
 
     # ---- scope ----
     def start_command(self, argv):

@@ -1,5 +1,5 @@
 """`batchflow check -- CMD`: run CMD under `strace -f` and under batchflow's
-recorder, and say whether the two agree (see agent/strace/compare.py)."""
+recorder, and say whether the two agree (see agent/compare/forktree.py)."""
 from __future__ import annotations
 
 import argparse
@@ -9,8 +9,8 @@ import subprocess
 import sys
 import tempfile
 
-from .errors import CommandNotFoundError
-from .run import Run
+from ..errors import CommandNotFoundError
+from ..run import Run
 
 # -s 4096: argv strings whole, so the importer cuts them where the kernel
 # side does (255 bytes) rather than where strace's default (32) would.
@@ -32,8 +32,8 @@ def register(sub):
 
 def strace_normalized(command, log):
     """Runs the command under strace; its normalized form and the import's stats."""
-    from .strace import StraceImport
-    from .strace.compare import Normalizer
+    from ..strace import StraceImport
+    from ..compare.forktree import Normalizer
     strace = shutil.which("strace")
     if strace is None:
         raise CommandNotFoundError("strace is not installed (apt-get install strace)")
@@ -46,9 +46,9 @@ def strace_normalized(command, log):
 
 def record_normalized(command):
     """Runs the command under the recorder; its normalized form and the Run."""
-    from .events import decode_batch
-    from .recorder import Recorder
-    from .strace.compare import Normalizer
+    from ..events import decode_batch
+    from ..capture.recorder import Recorder
+    from ..compare.forktree import Normalizer
     run = Run(source="record", command=list(command), scope="command")
     norm = Normalizer()
     rec = Recorder(run, lambda batch: norm.feed(decode_batch(batch)))
@@ -65,7 +65,7 @@ def record_normalized(command):
 
 def check(command, keep=None, max_diffs=5, out=None):
     """Returns (agree, results, text)."""
-    from .strace.compare import compare, format_table
+    from ..compare.forktree import compare, format_table
     out = out or sys.stderr
     with tempfile.TemporaryDirectory(prefix="batchflow-check-") as tmp:
         log = os.path.join(keep or tmp, "strace.log")
@@ -85,7 +85,7 @@ def check(command, keep=None, max_diffs=5, out=None):
                             f"{dict(norm.unknown)}")
     tolerated = s_norm.tolerated + r_norm.tolerated
     if tolerated:
-        lines.append("tolerated (see agent/strace/compare.py TOLERATED): " + ", ".join(
+        lines.append("tolerated (see agent/compare/forktree.py TOLERATED): " + ", ".join(
             f"{k} {n}" for k, n in sorted(tolerated.items())))
     lines += [f"PROBLEM: {p}" for p in problems]
     agree = all(r.agree for r in results) and not problems
@@ -94,8 +94,8 @@ def check(command, keep=None, max_diffs=5, out=None):
 
 
 def run_check(args) -> int:
-    from . import loader
-    from .record_cmd import check_command
+    from ..capture import loader
+    from .record import check_command
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     loader.check_privileges()
     check_command(command)

@@ -12,10 +12,10 @@ import os
 import pathlib
 import platform
 
-from .errors import BPFUnavailableError, HeadersMissingError, NotRootError
-from .events import LOSS_NAMES
+from ..errors import BPFUnavailableError, HeadersMissingError, NotRootError
+from ..events import LOSS_NAMES
 
-BPF_DIR = pathlib.Path(__file__).resolve().parent.parent / "bpf"
+BPF_DIR = pathlib.Path(__file__).resolve().parents[2] / "bpf"
 PROGRAM = BPF_DIR / "batchflow.bpf.c"
 
 TRACEFS_CANDIDATES = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import datetime
 import sys
 
-from .errors import InputFormatError
+from ..errors import InputFormatError
 
 
 def register(sub):
@@ -96,15 +96,15 @@ def report(stats, run, counts, output, stream=None):
 
 
 def run_import(args) -> int:
-    from .record_cmd import check_output
-    from .strace import StraceImport
+    from .record import check_output
+    from ..strace import StraceImport
 
     check_output(args.output)
     imp = StraceImport(args.logs, host=args.host, date=parse_date(args.date))
     imp.sniff()
     progress = Progress(imp.total_bytes)
     imp.progress = progress
-    from .graph import write_turtle
+    from ..graph import write_turtle
     try:
         counts = write_turtle(imp.events(), imp.run, args.output, detail=args.detail)
     finally:

@@ -9,16 +9,16 @@ import argparse
 import importlib
 import sys
 
-from . import __version__
-from .errors import BatchflowError
+from .. import __version__
+from ..errors import BatchflowError
 
 SUBCOMMANDS = [
-    "agent.record_cmd",
-    "agent.import_cmd",
-    "agent.check_cmd",
-    "agent.recover_cmd",
-    "agent.query_cmd",
-    "agent.ctl_cmd",
+    "agent.cli.record",
+    "agent.cli.import_strace",
+    "agent.cli.check",
+    "agent.cli.recover",
+    "agent.cli.query",
+    "agent.cli.ctl",
 ]
 
 
