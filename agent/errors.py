@@ -46,3 +46,7 @@ class ExtensionError(BatchflowError, OSError):
 
 class ControlError(BatchflowError, ValueError):
     """A control message (DISCARD, FOCUS, ...) is malformed or cannot be applied."""
+
+
+class ConfigError(BatchflowError, ValueError):
+    """An option's value or a configuration file is invalid."""
