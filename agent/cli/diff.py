@@ -39,6 +39,9 @@ def register(sub):
                    help="colour the text report (auto: when stdout is a terminal)")
     p.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE, not stdout")
     p.add_argument("--host", help="host name for a strace log (default: this host)")
+    p.add_argument("--cwd", metavar="DIR",
+                   help="the directory a strace log's command started in (a log does not "
+                        "say, unless made with -y): relative paths are resolved against it")
     p.set_defaults(func=run_diff)
 
 
@@ -49,8 +52,8 @@ def run_diff(args) -> int:
 
     options = Options.build(args.disable, args.ignore, args.durations, args.collisions,
                             args.config)
-    left = inputs.load(args.left, host=args.host)
-    right = inputs.load(args.right, host=args.host)
+    left = inputs.load(args.left, host=args.host, cwd=args.cwd)
+    right = inputs.load(args.right, host=args.host, cwd=args.cwd)
     result = diff(left, right, options)
     if args.format == "json":
         out = report.render_json(result)

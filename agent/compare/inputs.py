@@ -67,8 +67,12 @@ def sniff(path) -> str:
     return STRACE
 
 
-def load(path, host=None) -> Side:
-    """Reads one side; raises InputFormatError when it is none of the three."""
+def load(path, host=None, cwd=None) -> Side:
+    """Reads one side; raises InputFormatError when it is none of the three.
+
+    host: a strace log's host.  cwd: the directory a strace log's (or a
+    journal's) command started in, when the input does not say (a log made
+    without -y): relative paths are resolved against it."""
     path = os.fspath(path)
     form = sniff(path)
     if form == TURTLE:
@@ -77,6 +81,8 @@ def load(path, host=None) -> Side:
         from ..capture.journal import read_journal
         jr = read_journal(path)
         side = Side(path, form, Normalizer(jr.run.root_pid, keep_calls=False))
+        if jr.run.cwd is None and cwd is not None:
+            jr.run.cwd = os.fsencode(cwd)
         _interpret(side, jr.run, jr.events)
         side.complete = jr.complete
         side.notes += jr.notes
@@ -89,6 +95,8 @@ def load(path, host=None) -> Side:
         raise InputFormatError(f"{path} is not a Turtle file, a batchflow journal or a "
                                f"strace log ({exc})") from None
     side = Side(path, form, Normalizer(keep_calls=False))
+    if cwd is not None:
+        imp.run.cwd = os.fsencode(cwd)
     _interpret(side, imp.run, imp.events())
     if imp.stats.unparsed:
         side.notes.append(f"{imp.stats.unparsed} strace lines not understood")
