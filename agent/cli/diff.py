@@ -46,15 +46,14 @@ def register(sub):
 
 
 def run_diff(args) -> int:
-    from ..compare import inputs, report
-    from ..compare.diff import diff
+    from ..compare import report
+    from ..compare.diff import diff, prepare_both
     from ..compare.rules import Options
 
     options = Options.build(args.disable, args.ignore, args.durations, args.collisions,
                             args.config)
-    left = inputs.load(args.left, host=args.host, cwd=args.cwd)
-    right = inputs.load(args.right, host=args.host, cwd=args.cwd)
-    result = diff(left, right, options)
+    sides, trees = prepare_both(args.left, args.right, options, host=args.host, cwd=args.cwd)
+    result = diff(*sides, options, trees=trees)
     if args.format == "json":
         out = report.render_json(result)
     elif args.format == "turtle":

@@ -116,7 +116,8 @@ def build_tree(side, options):
         writes = []
         for (path, access), outcomes in p.files.items():
             key = (rewrite(path), access)
-            files[key] = files.get(key, frozenset()) | frozenset(outcomes)
+            before = files.get(key)
+            files[key] = outcomes if before is None else before | outcomes
             raw.setdefault(key, path)
             if access in WRITES and "ok" in outcomes and temp_marked(path) == path:
                 writes.append(path)
@@ -203,9 +204,11 @@ def compare_nodes(a, b, options, out, pairs):
             compare_nodes(ca, cb, options, out, pairs)
 
 
-def diff(left, right, options):
-    """Compares two inputs.Side; returns a Result."""
-    ta, tb = build_tree(left, options), build_tree(right, options)
+def diff(left, right, options, trees=None):
+    """Compares two inputs.Side; returns a Result.  `trees`: their Node trees
+    when already built (see prepare)."""
+    ta, tb = trees if trees is not None else (build_tree(left, options),
+                                              build_tree(right, options))
     changes = []
     notes = []
     pairs = ({}, {})
@@ -218,7 +221,7 @@ def diff(left, right, options):
             notes.append(f"{name} ({side.path}) is incomplete")
         for note in side.notes:
             notes.append(f"{name}: {note}")
-        outside = sum(side.normalizer.unknown.values())
+        outside = sum(side.normalizer.unknown.values()) if side.normalizer else side.outside
         if outside:
             notes.append(f"{name}: {outside} events of processes outside the root's tree "
                          f"were not compared")
@@ -267,3 +270,97 @@ def errno_text(outcome):
         return outcome
     import os
     return f"{outcome} ({os.strerror(code)})"
+
+
+# ---- reading both sides ------------------------------------------------------
+
+PARALLEL_BYTES = 8 << 20      # inputs larger than this (together) are read in two processes
+
+
+def prepare(path, options, host=None, cwd=None):
+    """(Side, Node tree) of one input, the normaliser dropped (what diff needs)."""
+    import gc
+    from . import inputs
+    # What is read is kept (a Proc per process, a set per file and access):
+    # the cyclic collector would scan it again and again as it grows, for
+    # nothing (most of it lives until the end).
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        side = inputs.load(path, host=host, cwd=cwd)
+        tree = build_tree(side, options)
+    finally:
+        if was_enabled:
+            gc.enable()
+    side.outside = sum(side.normalizer.unknown.values())
+    side.normalizer = None
+    return side, tree
+
+
+def _prepare_child(conn, path, options, host, cwd):
+    import pickle
+    try:
+        side, tree = prepare(path, options, host, cwd)
+        _detach(tree)
+        data = pickle.dumps(("ok", side, tree), protocol=pickle.HIGHEST_PROTOCOL)
+    except BaseException as exc:                    # handed to the parent, raised there
+        data = pickle.dumps(("error", exc, None))
+    conn.send_bytes(data)
+    conn.close()
+
+
+def _detach(tree):
+    """Drops the parent links (pickle would recurse through them)."""
+    stack = [tree] if tree is not None else []
+    while stack:
+        n = stack.pop()
+        n.parent = None
+        stack += n.children
+
+
+def _attach(tree):
+    stack = [tree] if tree is not None else []
+    while stack:
+        n = stack.pop()
+        for c in n.children:
+            c.parent = n
+        stack += n.children
+
+
+def prepare_both(left, right, options, host=None, cwd=None):
+    """((left Side, right Side), (left tree, right tree)).  Large inputs are
+    read at the same time, the left one in a forked child (reading is CPU-bound
+    Python: one process per side uses two cores)."""
+    import os
+    try:
+        size = os.path.getsize(left) + os.path.getsize(right)
+    except OSError:
+        size = 0
+    if size < PARALLEL_BYTES or (os.cpu_count() or 1) < 2:
+        a, b = prepare(left, options, host, cwd), prepare(right, options, host, cwd)
+        return (a[0], b[0]), (a[1], b[1])
+    import multiprocessing
+    import pickle
+    ctx = multiprocessing.get_context("fork")
+    receiver, sender = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_prepare_child, args=(sender, left, options, host, cwd))
+    child.start()
+    sender.close()
+    try:
+        b = prepare(right, options, host, cwd)
+        data = receiver.recv_bytes()
+    finally:
+        receiver.close()
+        child.join()
+    import gc
+    was_enabled = gc.isenabled()
+    gc.disable()                        # (as in prepare: a million objects arrive)
+    try:
+        status, side, tree = pickle.loads(data)
+    finally:
+        if was_enabled:
+            gc.enable()
+    if status != "ok":
+        raise side
+    _attach(tree)
+    return (side, b[0]), (tree, b[1])

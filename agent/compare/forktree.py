@@ -58,6 +58,9 @@ TOLERATED = {
 # rest of the path) is kept.
 _TEMP = re.compile(rb'(?:^|/)(cc[A-Za-z0-9]{6}|tmp[a-z0-9_]{8}|tmp\.[A-Za-z0-9]{10})(?=[./]|$)')
 _RESTART_MIN, _RESTART_MAX = 512, 516    # ERESTARTSYS .. ERESTART_RESTARTBLOCK
+_K_STAT, _K_FORK, _K_EXEC, _K_EXIT = (int(Kind.STAT), int(Kind.FORK), int(Kind.EXEC),
+                                      int(Kind.EXIT))
+_ONE_OUTCOME = {}           # outcome -> frozenset((outcome,))
 LAUNCHER_MAX = 10_000       # a root with more events than this before an exec is no launcher
 _PROC_PID = re.compile(rb'^/proc/(\d+)(?=/|$)')
 
@@ -81,7 +84,7 @@ class Proc:
     iri: str = None                                    # its node in the run's graph
     start_ts: int = None                               # fork (or first event), ns
     end_ts: int = None                                 # exit, ns
-    files: dict = field(default_factory=dict)          # (resolved path, access) -> {outcome}
+    files: dict = field(default_factory=dict)          # (resolved path, access) -> frozenset of outcomes
 
 
 def _result(ret):
@@ -110,6 +113,7 @@ class Normalizer:
         self.launcher = []         # LAUNCHER: the root's events before its first exec, held
 
     def _proc(self, pid):
+        """The Proc of `pid`: the root, the first time (None: outside the tree)."""
         p = self.current.get(pid)
         if p is None:
             if self.root is None and (self.root_pid is None or pid == self.root_pid):
@@ -142,33 +146,49 @@ class Normalizer:
         """One event.  `resolved` and `access` (the file it named, made absolute,
         and how it was used: agent/graph/model.py's access kinds) come from the
         graph interpreter or a graph; `iri` is the process's node there."""
-        p = self._proc(ev.pid)
+        p = self.current.get(ev.pid)
         if p is None:
-            self.unknown[Kind(ev.kind).name] += 1
-            return
-        if p.start_ts is None:
+            p = self._proc(ev.pid)
+            if p is None:
+                self.unknown[Kind(ev.kind).name] += 1
+                return
             p.start_ts = ev.ts
-        if iri is not None and p.iri is None:
+        if p.iri is None:
             p.iri = iri
         kind = ev.kind
-        if _RESTART_MIN <= -ev.ret <= _RESTART_MAX and kind != Kind.EXIT:
-            self.tolerated["RESTARTED"] += 1
-            return
-        if p is self.root and self.launcher is not None:
-            if kind == Kind.EXEC and ev.ret == 0:
+        ret = ev.ret
+        if ret < 0:
+            if _RESTART_MIN <= -ret <= _RESTART_MAX and kind != _K_EXIT:
+                self.tolerated["RESTARTED"] += 1
+                return
+            result = _result(ret)
+        else:
+            result = "ok"
+        if self.launcher is not None and p is self.root:
+            if kind == _K_EXEC and ret == 0:
                 self.tolerated["LAUNCHER"] += len(self.launcher)
                 self.launcher = None
-            elif (kind == Kind.FORK and ev.ret > 0 and not ev.is_thread_fork) \
+            elif (kind == _K_FORK and ret > 0 and not ev.is_thread_fork) \
                     or len(self.launcher) >= LAUNCHER_MAX:
                 self._not_a_launcher()
             else:
                 self.launcher.append((ev, resolved, access, iri))
                 return
         if resolved is not None and access is not None:
-            outcomes = p.files.get((resolved, access))
+            key = (resolved, access)
+            outcomes = p.files.get(key)
             if outcomes is None:
-                outcomes = p.files[(resolved, access)] = set()
-            outcomes.add(_result(ev.ret))
+                # one shared frozenset per outcome: a set per file would be
+                # most of the memory of a large recording
+                one = _ONE_OUTCOME.get(result)
+                if one is None:
+                    one = _ONE_OUTCOME[result] = frozenset((result,))
+                p.files[key] = one
+            elif result not in outcomes:
+                p.files[key] = outcomes | {result}
+        if kind <= _K_STAT and not self.keep_calls:        # (diff: the common case)
+            self._mention(p, ev.path)
+            return
         if kind == Kind.FORK:
             if ev.ret < 0:
                 p.failed_forks[_result(ev.ret)] += 1
@@ -197,9 +217,6 @@ class Normalizer:
                 p.reaped.append((self.current.get(ev.ret, ev.ret), ev.arg1))
             else:
                 self.tolerated["WAIT_POLLS"] += 1
-        elif not self.keep_calls:
-            if kind == Kind.OPEN or kind == Kind.STAT:
-                self._mention(p, ev.path)
         elif kind == Kind.OPEN:
             self._mention(p, ev.path)
             creating = ev.arg0 & (0o100 | 0o20000000)     # O_CREAT, __O_TMPFILE

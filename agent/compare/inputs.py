@@ -40,6 +40,7 @@ class Side:
     lost: dict = dataclasses.field(default_factory=dict)     # loss kind -> count
     complete: bool = True
     notes: list = dataclasses.field(default_factory=list)
+    outside: int = 0                    # events outside the root's tree (once the normaliser is gone)
 
     @property
     def total_lost(self):
