@@ -176,36 +176,45 @@ def test_durations_only_when_asked(tmp_path, capsys):
 
 
 def test_turtle_and_journal_give_the_same_tree(tmp_path):
+    """A journal, batchflow's Turtle read line by line, and the same Turtle
+    read by the RDF parser (any other writer's spelling) agree, on hostile
+    bytes too."""
     b = Builder()
-    b.exec(50, b"/bin/sh", [b"sh", b"-c", b"x\xff y"])
-    b.open(50, b"caf\xc3\xa9 \xff.txt")                     # relative, not UTF-8
-    b.open(50, b"rel.txt", dirfd=7)                         # relative to a directory fd
-    b.fork(50, 51, thread=True)
-    b.open(51, b"/etc/thread", tid=51)
-    b.fork(50, 52)
-    b.exec(52, b"/usr/bin/env", [b"env"])
-    b.exit(52, 0, signal=9)
-    b.wait(50, 52, status=9)
-    b.exit(50, 0)
+    b.exec(500, b"/bin/sh", [b"sh", b"-c", b"x\xff y", b'a " ; bf:ns 1 \\ \t\n', b"caf\xc3\xa9"])
+    b.open(500, b"caf\xc3\xa9 \xff.txt")                   # relative, not UTF-8
+    b.open(500, b'q"uote ; bf:x <y> \\n\nl')              # relative, escapes
+    b.open(500, b"rel.txt", dirfd=7)                        # relative to a directory fd
+    b.fork(500, 501, thread=True)
+    b.open(501, b"/etc/thread", tid=501)
+    b.fork(500, 502)
+    b.exec(502, b"/usr/bin/env", [b"env"])
+    b.exit(502, 0, signal=9)
+    b.wait(500, 502, status=9)
+    b.exit(500, 0)
     events = b.events
     for e in events:
-        if e.tid == 51:
-            e.pid = 50
-    run = make_run(root_pid=50, cwd=b"/w")
+        if e.tid == 501:
+            e.pid = 500
+    run = make_run(root_pid=500, cwd=b"/w")
     ttl, jnl = save(tmp_path, "x", (events, run))
-    trees = []
-    for path in (ttl, jnl):
-        side = inputs.load(path)
-        trees.append(build_tree(side, Options.build()))
+    other = tmp_path / "other.ttl"                          # not batchflow's first line
+    other.write_bytes(b"# written elsewhere\n" + ttl.read_bytes().split(b"\n", 1)[1])
+    reader = inputs._TurtleReader(str(ttl))
+    reader.read(lambda *a: None)
+    assert reader.events == len(events) and reader.parsed_slowly == 0
+    trees = [build_tree(inputs.load(path), Options.build()) for path in (ttl, jnl, other)]
+
     def flat(n):
         return [(n.ident, n.execs, n.exit, sorted(n.files.items()))] + [
             x for c in n.children for x in flat(c)]
-    assert flat(trees[0]) == flat(trees[1])
+    assert flat(trees[0]) == flat(trees[1]) == flat(trees[2])
     root = flat(trees[0])[0]
-    assert root[1] == ((b"/bin/sh", (b"sh", b"-c", b"x\xff y")),)
+    assert root[1] == ((b"/bin/sh", (b"sh", b"-c", b"x\xff y", b'a " ; bf:ns 1 \\ \t\n',
+                                     b"caf\xc3\xa9")),)
     assert dict(root[3]) == {
         (b"/bin/sh", "Execute"): frozenset({"ok"}),
         (b"/w/caf\xc3\xa9 \xff.txt", "Read"): frozenset({"ok"}),
+        (b'/w/q"uote ; bf:x <y> \\n\nl', "Read"): frozenset({"ok"}),
         (inputs.UNRESOLVED + b"rel.txt", "Read"): frozenset({"ok"}),
         (b"/etc/thread", "Read"): frozenset({"ok"})}
     assert flat(trees[0])[1][:3] == ("sh/env#0", ((b"/usr/bin/env", (b"env",)),), (-1, 9))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import os
+import re
 
 from ..errors import InputFormatError
 from ..events import AT_FDCWD, CALL_NAMES, EXIT_THREAD, TRUNC_PATH, Event, Kind
@@ -206,43 +207,89 @@ class _TurtleReader:
         self.next_idx = 0
         self.detail = None
         self.events = 0
+        self.parsed_slowly = 0     # event lines of batchflow's Turtle the line reader left to the parser
 
     def read(self, emit):
-        import pyoxigraph as ox
-        try:
-            quads = ox.parse(path=self.path, format=ox.RdfFormat.TURTLE)
-            subject = props = None
-            for q in quads:
-                s = q.subject
-                if isinstance(s, ox.BlankNode):
-                    cell = self.lists.setdefault(s.value, [None, None])
-                    p = q.predicate.value
-                    if p == RDF_FIRST:
-                        cell[0] = _value(q.object)
-                    elif p == RDF_REST:
-                        cell[1] = _value(q.object)
-                    continue
-                s = s.value
-                if s != subject:
-                    if subject is not None:
-                        self._subject(subject, props, emit)
-                    subject, props = s, {}
-                p = q.predicate.value
-                if p in RUN_LISTS:
-                    props.setdefault(p, []).append(_value(q.object))
-                else:
-                    props[p] = _value(q.object)
-            if subject is not None:
-                self._subject(subject, props, emit)
-        except (SyntaxError, ValueError, OSError) as exc:
-            raise InputFormatError(f"{self.path}: not readable as Turtle: "
-                                   f"{str(exc).splitlines()[0]}") from None
+        with open(self.path, "rb") as f:
+            first = f.readline()
+        if first.startswith(BATCHFLOW_TURTLE):
+            self._read_lines(emit)
+        else:
+            self._read_quads(self._parse(path=self.path), emit)
         if self.pending:
             missing = max(self.pending) + 1 - self.next_idx - len(self.pending)
             for idx in sorted(self.pending):
                 emit(*self._event(self.pending.pop(idx)))
             return [f"{missing} event indexes are missing from the graph"] if missing else []
         return []
+
+    def _parse(self, **source):
+        import pyoxigraph as ox
+        try:
+            # (a list: the parser's errors surface here, not in the caller's loop)
+            return list(ox.parse(format=ox.RdfFormat.TURTLE, **source))
+        except (SyntaxError, ValueError, OSError) as exc:
+            raise InputFormatError(f"{self.path}: not readable as Turtle: "
+                                   f"{str(exc).splitlines()[0]}") from None
+
+    def _read_quads(self, quads, emit):
+        """Any Turtle: triples grouped by subject, in document order."""
+        import pyoxigraph as ox
+        subject = props = None
+        for q in quads:
+            s = q.subject
+            if isinstance(s, ox.BlankNode):
+                cell = self.lists.setdefault(s.value, [None, None])
+                p = q.predicate.value
+                if p == RDF_FIRST:
+                    cell[0] = _value(q.object)
+                elif p == RDF_REST:
+                    cell[1] = _value(q.object)
+                continue
+            s = s.value
+            if s != subject:
+                if subject is not None:
+                    self._subject(subject, props, emit)
+                subject, props = s, {}
+            p = q.predicate.value
+            if p in RUN_LISTS:
+                props.setdefault(p, []).append(_value(q.object))
+            else:
+                props[p] = _value(q.object)
+        if subject is not None:
+            self._subject(subject, props, emit)
+
+    def _read_lines(self, emit):
+        """Turtle as batchflow's writer spells it (agent/graph/turtle.py): one
+        line per statement, the run node last.  Event statements are read with
+        a regular expression (pyoxigraph's parser, triple by triple, costs ten
+        times more); any other statement diff needs, and any event line the
+        expression does not take whole, goes to the parser."""
+        prefixes = {}
+        header = []
+        with open(self.path, "rb") as f:
+            for line in f:
+                if line.startswith(b"ev:"):
+                    if b" a bf:" in line[:40]:
+                        parsed = _event_line(line, prefixes)
+                        if parsed is not None:
+                            self._subject(parsed[0], parsed[1], emit)
+                        else:
+                            self.parsed_slowly += 1
+                            self._read_quads(self._parse(input=b"".join(header) + line), emit)
+                elif line.startswith(b"@prefix"):
+                    header.append(line)
+                    m = _PREFIX.match(line)
+                    if m:
+                        prefixes[m.group(1)] = m.group(2).decode()
+                elif line.startswith(b"<"):
+                    if b" a bf:UnresolvedPath " in line:
+                        self._read_quads(self._parse(input=b"".join(header) + line), emit)
+                    elif b" a bf:Run " in line:
+                        # the run node and what follows it (losses, windows, protocol)
+                        tail = line + f.read()
+                        self._read_quads(self._parse(input=b"".join(header) + tail), emit)
+                        break
 
     def _subject(self, s, props, emit):
         kind = EVENT_KIND.get(props.get(RDF_TYPE))
@@ -273,6 +320,9 @@ class _TurtleReader:
             self.losses[s] = (props.get(BF + "lossKind"), props.get(BF + "count", 0))
 
     def _argv(self, node):
+        if isinstance(node, list):                # read by _event_line
+            return [a if isinstance(a, bytes) else a.encode("utf-8", "surrogateescape")
+                    for a in node]
         out = []
         while isinstance(node, tuple):
             cell = self.lists.pop(node[1], None)
@@ -383,3 +433,77 @@ def _wall_ns(text):
     epoch = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
     delta = t - epoch
     return (delta.days * 86400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+
+
+# ---- batchflow's own Turtle, line by line ---------------------------------------
+
+BATCHFLOW_TURTLE = b"# batchflow recording"
+_PREFIX = re.compile(rb"@prefix (\w*): <([^>]*)> \.")
+_STRING = rb'"(?:[^"\\]|\\.)*"(?:\^\^xsd:base64Binary)?'
+_EVENT_HEAD = re.compile(rb'ev:(\d+) a bf:(\w+) ; bf:call "(\w+)" ; bf:process proc:(\S+) '
+                         rb'; bf:ns (\d+)')
+_PROPERTY = re.compile(rb" ; bf:(\w+) (" + _STRING + rb"|\((?: " + _STRING + rb")* \)"
+                       rb"|<[^>\s]*>|[^\s;]+)")
+_LIST_ITEM = re.compile(_STRING)
+_UNESCAPE = re.compile(r"\\(?:u([0-9A-Fa-f]{4})|U([0-9A-Fa-f]{8})|(.))")
+_SIMPLE_ESCAPES = {"t": "\t", "b": "\b", "n": "\n", "r": "\r", "f": "\f", '"': '"',
+                   "'": "'", "\\": "\\"}
+_INT = re.compile(rb"-?\d+")
+
+
+def _unescape_char(m):
+    if m.group(1) or m.group(2):
+        return chr(int(m.group(1) or m.group(2), 16))
+    return _SIMPLE_ESCAPES[m.group(3)]
+
+
+def _literal(token):
+    """A string literal token: bytes (base64Binary) or str."""
+    if token.endswith(b"^^xsd:base64Binary"):
+        return base64.b64decode(token[1:-19])
+    text = token[1:-1].decode("utf-8")
+    if "\\" in text:
+        text = _UNESCAPE.sub(_unescape_char, text)
+    return text
+
+
+def _event_line(line, prefixes):
+    """(subject IRI, props) of an event statement as agent/graph/turtle.py
+    writes it, or None when the line is not exactly that."""
+    line = line.rstrip(b"\n")
+    m = _EVENT_HEAD.match(line)
+    if m is None or not line.endswith(b" ."):
+        return None
+    ev_base, proc_base = prefixes.get(b"ev"), prefixes.get(b"proc")
+    if ev_base is None or proc_base is None:
+        return None
+    props = {RDF_TYPE: BF + m.group(2).decode(), BF + "call": m.group(3).decode(),
+             BF + "process": proc_base + m.group(4).decode(), BF + "ns": int(m.group(5))}
+    pos, end = m.end(), len(line) - 2
+    while pos < end:
+        pm = _PROPERTY.match(line, pos)
+        if pm is None:
+            return None
+        pos = pm.end()
+        value = pm.group(2)
+        first = value[:1]
+        if first == b'"':
+            v = _literal(value)
+        elif first == b"(":
+            v = [_literal(t) for t in _LIST_ITEM.findall(value)]
+        elif first == b"<":
+            v = value[1:-1].decode()
+        elif value.startswith(b"bf:"):
+            v = BF + value[3:].decode()
+        elif value.startswith(b"ev:"):
+            v = ev_base + value[3:].decode()
+        elif value == b"true" or value == b"false":
+            v = value == b"true"
+        elif _INT.fullmatch(value):
+            v = int(value)
+        else:
+            return None
+        props[BF + pm.group(1).decode()] = v
+    if pos != end:
+        return None
+    return ev_base + m.group(1).decode(), props
