@@ -180,7 +180,7 @@ def compare_nodes(a, b, options, out, pairs):
         out.append(Change(EXEC, CHANGED, a, b, left_value=a.execs, right_value=b.execs))
     if a.exit != b.exit:
         out.append(Change(EXIT, CHANGED, a, b, left_value=a.exit, right_value=b.exit))
-    for key in sorted(a.files.keys() | b.files.keys()):
+    for key in () if a.files == b.files else sorted(a.files.keys() | b.files.keys()):
         la, lb = a.files.get(key), b.files.get(key)
         if la == lb:
             continue

@@ -188,7 +188,9 @@ class Normalizer:
             elif result not in outcomes:
                 p.files[key] = outcomes | {result}
         if kind <= _K_STAT and not self.keep_calls:        # (diff: the common case)
-            self._mention(p, ev.path)
+            path = ev.path
+            if path and (b"tmp" in path or b"cc" in path):
+                self._mention(p, path)
             return
         if kind == Kind.FORK:
             if ev.ret < 0:
