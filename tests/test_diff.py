@@ -367,3 +367,15 @@ def test_report_file_is_private_and_no_link_is_followed(tmp_path, capsys):
     assert target.read_text() == "keep" and not out.is_symlink()
     assert stat.S_IMODE(os.stat(out).st_mode) == 0o600
     assert json.loads(out.read_text())["same"] is True
+
+
+def test_the_normaliser_is_a_graph_sink_and_colour_is_asked_for(tmp_path, capsys):
+    from agent.compare.forktree import Normalizer
+    from agent.graph.sink import Sink
+    assert isinstance(inputs._NormalizerSink(Normalizer()), Sink)
+    a, _ = save(tmp_path, "a", job())
+    b, _ = save(tmp_path, "b", job(**OTHER, change="child"))
+    code, out, _ = run_diff(capsys, "--color", "always", a, b)
+    assert code == 1 and "\033[32m  + process true#0: true\033[0m" in out
+    code, out, _ = run_diff(capsys, a, b)            # not a terminal: plain
+    assert "\033[" not in out and "  + process true#0: true" in out
