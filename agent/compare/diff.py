@@ -348,10 +348,17 @@ def prepare_both(left, right, options, host=None, cwd=None):
     sender.close()
     try:
         b = prepare(right, options, host, cwd)
-        data = receiver.recv_bytes()
+        try:
+            data = receiver.recv_bytes()
+        except EOFError:
+            data = None
     finally:
         receiver.close()
         child.join()
+    if data is None:
+        from ..errors import BatchflowError
+        raise BatchflowError(f"the process reading {left} died (exit status {child.exitcode}) "
+                             f"before it was done")
     import gc
     was_enabled = gc.isenabled()
     gc.disable()                        # (as in prepare: a million objects arrive)

@@ -36,8 +36,9 @@ TOLERATED = {
     "WAIT_POLLS": "Only waits that reaped a child are compared: how many WNOHANG polls "
                   "a shell makes before a child ends (ret 0 or ECHILD) depends on timing.",
     "TEMP_NAMES": "Random temporary names (gcc's ccXXXXXX, Python's tmpXXXXXXXX, "
-                  "mktemp's tmp.XXXXXXXXXX) differ on every run: each is replaced by "
-                  "<tmp:P:k>, the k-th temporary name process P mentioned first.",
+                  "mktemp's tmp.XXXXXXXXXX) differ on every run: each, anywhere in a path "
+                  "(so files inside a mktemp -d directory too), is replaced by <tmp:P:k>, "
+                  "the k-th temporary name process P mentioned first.",
     "PROC_PIDS": "/proc/<pid> paths name a pid; it is replaced by the identity of the "
                  "process that had that pid in the run.",
     "THREAD_EXITS": "On kernels without group_dead in sched_process_exit the kernel side "
