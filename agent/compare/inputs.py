@@ -97,9 +97,11 @@ def load(path, host=None, cwd=None) -> Side:
         raise InputFormatError(f"{path} is not a Turtle file, a batchflow journal or a "
                                f"strace log ({exc})") from None
     side = Side(path, form, Normalizer(keep_calls=False))
+    events = imp.events()
     if cwd is not None:
         imp.run.cwd = os.fsencode(cwd)
-    _interpret(side, imp.run, imp.events())
+        events = _root_first(imp.run, events)
+    _interpret(side, imp.run, events)
     if imp.stats.unparsed:
         side.notes.append(f"{imp.stats.unparsed} strace lines not understood")
     return side
@@ -122,6 +124,15 @@ def _interpret(side, run, events):
     interp.feed(events)
     interp.finish()
     _run_facts(side, run)        # after the events: an import's Run is complete only then
+
+
+def _root_first(run, events):
+    """The events, the run's root pid set from the first one when unknown (an
+    import learns it at the end): the interpreter gives the root the run's cwd."""
+    for ev in events:
+        if run.root_pid is None:
+            run.root_pid = ev.pid
+        yield ev
 
 
 class _NormalizerSink:
