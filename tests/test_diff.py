@@ -379,3 +379,29 @@ def test_the_normaliser_is_a_graph_sink_and_colour_is_asked_for(tmp_path, capsys
     assert code == 1 and "\033[32m  + process true#0: true\033[0m" in out
     code, out, _ = run_diff(capsys, a, b)            # not a terminal: plain
     assert "\033[" not in out and "  + process true#0: true" in out
+
+
+def test_trouble_with_one_side_while_the_other_is_read_in_a_child(tmp_path):
+    """Inputs over PARALLEL_BYTES are read in two processes: an error on
+    either side is still one line and status 2, and nothing is left running."""
+    import itertools
+    import subprocess
+    import sys
+    from agent.compare.diff import PARALLEL_BYTES
+    from agent.graph.synthetic import stream_job
+    events = list(itertools.islice(stream_job(120_000, headers=40), 120_000))
+    run = make_run(root_pid=100)
+    big = tmp_path / "big.journal"
+    w = JournalWriter(big, run)
+    for k in range(0, len(events), 4096):
+        w.append(encode_batch(events[k:k + 4096]))
+    w.close(run)
+    assert os.path.getsize(big) > PARALLEL_BYTES
+    junk = tmp_path / "junk"
+    junk.write_bytes(b"\x00 not a log\n" * 1000)
+    for a, b in ((big, junk), (junk, big)):
+        proc = subprocess.run([sys.executable, "-m", "agent", "diff", str(a), str(b)],
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 2 and proc.stdout == "", proc.stderr
+        assert proc.stderr.startswith(f"batchflow: error: {junk} is not a Turtle file")
+        assert len(proc.stderr.splitlines()) == 1, proc.stderr

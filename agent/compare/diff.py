@@ -297,8 +297,11 @@ def prepare(path, options, host=None, cwd=None):
     return side, tree
 
 
-def _prepare_child(conn, path, options, host, cwd):
+def _prepare_child(conn, parent_end, path, options, host, cwd):
     import pickle
+    # the parent's end, inherited: closed, so that a parent gone away makes
+    # send_bytes fail rather than wait for a reader forever
+    parent_end.close()
     try:
         side, tree = prepare(path, options, host, cwd)
         _detach(tree)
@@ -343,11 +346,16 @@ def prepare_both(left, right, options, host=None, cwd=None):
     import pickle
     ctx = multiprocessing.get_context("fork")
     receiver, sender = ctx.Pipe(duplex=False)
-    child = ctx.Process(target=_prepare_child, args=(sender, left, options, host, cwd))
+    child = ctx.Process(target=_prepare_child,
+                        args=(sender, receiver, left, options, host, cwd))
     child.start()
     sender.close()
     try:
-        b = prepare(right, options, host, cwd)
+        try:
+            b = prepare(right, options, host, cwd)
+        except BaseException:
+            child.terminate()                   # its side is of no use now
+            raise
         try:
             data = receiver.recv_bytes()
         except EOFError:
