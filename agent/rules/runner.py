@@ -1,0 +1,128 @@
+"""Driving the engine: offline over a file, live beside a recording.
+
+Offline inputs: a journal (record --keep-journal), an strace log, or a
+recording in Turtle (--detail events).  Journals and logs go through the
+graph's interpreter, so event indices (evidence) are the ones of the
+Turtle the same input gives; a Turtle recording already holds them.
+"""
+from __future__ import annotations
+
+import sys
+
+from ..errors import InputFormatError
+from ..events import decode_batch
+from .primitives import EventSource, read_turtle
+
+FORMATS = ("auto", "journal", "turtle", "strace")
+
+
+class RuleRunner:
+    """Events (agent.events.Event) in, through the interpreter, into an Engine."""
+
+    def __init__(self, engine, run):
+        self.engine = engine
+        self.source = EventSource(run)
+        self.run_iri = self.source.names.run_iri
+        self.event_base = self.source.names.event_base
+
+    def feed(self, events):
+        self.engine.feed(self.source.feed(events))
+
+    def feed_batch(self, batch):
+        self.feed(decode_batch(batch))
+
+    def finish(self):
+        self.engine.feed(self.source.finish())
+        return self.engine.finish()
+
+
+def sniff(path) -> str:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(512)
+    except OSError as exc:
+        raise InputFormatError(f"cannot read {path}: {exc.strerror}") from None
+    if not head:
+        raise InputFormatError(f"{path} is empty")
+    if head[0] in (0xde, 0xdf) or 0x80 <= head[0] <= 0x8f:
+        if b"journal" in head[:64]:
+            return "journal"
+    text = head.lstrip()
+    if text.startswith((b"@prefix", b"@base", b"PREFIX", b"BASE")) or path.endswith(".ttl"):
+        return "turtle"
+    return "strace"
+
+
+def run_offline(path, engine, fmt="auto", host=None):
+    """Runs `engine` over the file; returns (symptoms, run IRI, event base, notes)."""
+    if fmt == "auto":
+        fmt = sniff(path)
+    notes = []
+    if fmt == "turtle":
+        run_iri, base, prims = read_turtle(path)
+        engine.feed(prims)
+        return engine.finish(), run_iri, base, notes
+    if fmt == "journal":
+        from ..capture.journal import read_journal
+
+        jr = read_journal(path)
+        runner = RuleRunner(engine, jr.run)
+        runner.feed(jr.events)
+        symptoms = runner.finish()
+        notes.extend(jr.notes)
+        return symptoms, runner.run_iri, runner.event_base, notes
+    if fmt == "strace":
+        from ..strace import StraceImport
+
+        imp = StraceImport([path], host=host)
+        imp.sniff()
+        runner = RuleRunner(engine, imp.run)
+        runner.feed(imp.events())
+        symptoms = runner.finish()
+        if imp.stats.unparsed:
+            notes.append(f"{imp.stats.unparsed} lines of the log were not understood")
+        return symptoms, runner.run_iri, runner.event_base, notes
+    raise InputFormatError(f"unknown input format {fmt!r} (one of {', '.join(FORMATS)})")
+
+
+class LiveRules:
+    """The engine beside a recording (record --rules): every batch handed to
+    the journal is fed to it too.  A rule that raises stops the rules, never
+    the recording: what was captured is all kept, and the error is said."""
+
+    def __init__(self, engine, run):
+        self.runner = RuleRunner(engine, run)
+        self.engine = engine
+        self.error = None
+
+    def feed_batch(self, batch):
+        if self.error is None:
+            try:
+                self.runner.feed_batch(batch)
+            except Exception as exc:       # a rule's bug must not cost the recording
+                self.error = f"{type(exc).__name__}: {exc}"
+
+    def finish(self):
+        if self.error is not None:
+            return self.engine.symptoms()
+        try:
+            return self.runner.finish()
+        except Exception as exc:
+            self.error = f"{type(exc).__name__}: {exc}"
+            return self.engine.symptoms()
+
+    def write(self, output, quiet):
+        """Adds the findings to the recording's Turtle and reports on stderr."""
+        from .output import append_turtle, findings_graph, report_text
+
+        symptoms = self.finish()
+        if symptoms:
+            append_turtle(output, findings_graph(symptoms, self.runner.run_iri,
+                                                 self.runner.event_base))
+        if self.error is not None:
+            print(f"batchflow: WARNING: the rules stopped after an error ({self.error}); "
+                  f"the recording is complete, the findings cover the events before it",
+                  file=sys.stderr)
+        if not quiet:
+            print(report_text(self.engine, symptoms), file=sys.stderr)
+        return symptoms
