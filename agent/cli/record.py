@@ -41,6 +41,10 @@ def register(sub):
     p.add_argument("--control-socket", metavar="PATH",
                    help="accept control messages on this Unix socket (root only; "
                         "see `batchflow ctl`)")
+    p.add_argument("--rules", metavar="TOML",
+                   help="run these rules (agent/rules/, docs/rules.md) on the events as they "
+                        "come; their findings go into the Turtle and a report on stderr. "
+                        "Rules may steer the recording through the control protocol")
     p.add_argument("--ebpf", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
     p.set_defaults(func=run_record)
@@ -98,8 +102,14 @@ def run_record(args) -> int:
 
     from ..capture.recorder import Recorder
 
+    engine = None
+    if args.rules:
+        # checked before anything is traced: a bad file costs no recording
+        from ..rules.config import engine_from
+        engine = engine_from(args.rules)
+
     control_msgs = None
-    if args.control or args.control_socket:
+    if args.control or args.control_socket or engine is not None:
         from ..control.startup import Steering, load_control_file
         control_msgs = load_control_file(args.control) if args.control else []
 
@@ -117,7 +127,7 @@ def run_record(args) -> int:
         sampler = Sampler(interval)
     recorder = Recorder(run, sink=None, ringbuf_pages=args.ringbuf_pages, poll_ms=args.poll_ms,
                         sampler=sampler)
-    steering = None
+    steering = live = None
     try:
         if control_msgs is not None:
             steering = Steering(args.control_socket)
@@ -127,6 +137,10 @@ def run_record(args) -> int:
         run.mark_start()
         journal = JournalWriter(journal_path, run)
         recorder.sink = journal.append
+        if engine is not None:
+            from ..rules.runner import LiveRules
+            live = LiveRules(engine, run, steering.controller)
+            recorder.sink = live.tee(journal.append)
         if scope == "command":
             recorder.start_command(command)
         elif scope == "pid":
@@ -153,6 +167,8 @@ def run_record(args) -> int:
     closer.start()
     try:
         write_output(journal_path, args.output, args.detail, run, args.quiet)
+        if live is not None:
+            live.write(args.output, args.quiet)
     finally:
         closer.join()
     if not args.keep_journal:

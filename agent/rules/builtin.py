@@ -394,9 +394,8 @@ class HotSpot(Rule):
                                      "least this share of the path's probes"}}}
 
     def start(self):
-        self.counts = {}          # path -> probes
-        self.first = {}           # path -> [first ts, [idx...]]
-        self.by = {}              # (path, pid, kind) -> probes
+        # path -> [probes, first ts, last ts, [first idx...], {pid << 3 | kind: probes}]
+        self.paths = {}
         self.probes = 0
         self.hot = {}             # path -> simple finding
 
@@ -404,43 +403,35 @@ class HotSpot(Rule):
         path = p.path
         if path is None:
             return
-        c = self.counts.get(path)
-        if c is None:
-            self.counts[path] = 1
-            self.first[path] = [p.ts, [p.idx], p.ts]
-        else:
-            self.counts[path] = c + 1
-            first = self.first[path]
-            first[2] = p.ts
-            if len(first[1]) < MAX_EVIDENCE:
-                first[1].append(p.idx)
-        key = (path, p.pid, p.kind)
-        self.by[key] = self.by.get(key, 0) + 1
+        e = self.paths.get(path)
+        if e is None:
+            e = self.paths[path] = [0, p.ts, p.ts, [], {}]
+        e[0] += 1
+        e[2] = p.ts
+        if len(e[3]) < MAX_EVIDENCE:
+            e[3].append(p.idx)
+        makers = e[4]
+        key = p.pid << 3 | p.kind
+        makers[key] = makers.get(key, 0) + 1
         self.probes += 1
         if self.probes % self.params["check_every"] == 0:
             self._check(p.ts)
 
-    def _top(self):
-        import heapq
-        return heapq.nlargest(2, self.counts.items(), key=lambda kv: kv[1])
-
     def _check(self, now):
+        import heapq
+
         pr = self.params
-        top = self._top()
+        top = heapq.nlargest(2, self.paths.items(), key=lambda kv: kv[1][0])
         if not top:
             return
-        path, n = top[0]
-        runner_up = top[1][1] if len(top) > 1 else 0
+        path, e = top[0]
+        n = e[0]
+        runner_up = top[1][1][0] if len(top) > 1 else 0
         if path in self.hot or n < pr["min_count"] or n < pr["factor"] * runner_up:
             return
-        makers = {}
-        for (pth, pid, kind), k in self.by.items():
-            if pth == path:
-                makers.setdefault((pid, kind), 0)
-                makers[(pid, kind)] += k
-        first = self.first[path]
-        f = self.emit("simple", "hot-spot", first[0], now, text(path),
-                      f"{text(path)} probed {n} times (next path: {runner_up})", first[1],
+        makers = {(key >> 3, key & 7): c for key, c in e[4].items()}
+        f = self.emit("simple", "hot-spot", e[1], now, text(path),
+                      f"{text(path)} probed {n} times (next path: {runner_up})", e[3],
                       evidence_count=n, data={"count": n, "runner_up": runner_up})
         self.hot[path] = f
         if pr["discard"]:
@@ -458,12 +449,14 @@ class HotSpot(Rule):
                 "cond": {"and": [what, {"kind": kinds}]}}
 
     def finish(self):
-        self._check(self.first[max(self.counts, key=self.counts.get)][2] if self.counts else 0)
+        if self.paths:
+            self._check(max(e[2] for e in self.paths.values()))
         pr = self.params
         for path, f in self.hot.items():
-            n, runner_up = self.counts[path], f.data["runner_up"]
+            e = self.paths[path]
+            n, runner_up = e[0], f.data["runner_up"]
             ratio = n / max(runner_up, 1)
-            self.emit("symptom", "hot-spot", f.first_ns, self.first[path][2], text(path),
+            self.emit("symptom", "hot-spot", f.first_ns, e[2], text(path),
                       f"{text(path)} was probed {n} times, {ratio:.0f}x the next path: "
                       "a cache or a DISCARD would remove these calls", [f],
                       score=min(90.0, pr["score"] + 10 * math.log10(ratio)),

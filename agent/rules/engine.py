@@ -148,7 +148,7 @@ class Engine:
         self.findings = []
         self.counts = collections.Counter()    # layer -> findings emitted
         self.primitives = 0
-        self._steer = steer
+        self.steer_to = steer       # may be set later (record attaches its controller after)
         self.steer_errors = []
         self.finished = False
         for rule in rules:
@@ -190,9 +190,9 @@ class Engine:
         except ControlError as exc:
             raise ValueError(f"rule {rule.name}: bad control message: {exc}") from None
         entry = {"message": message}
-        if self._steer is not None:
+        if self.steer_to is not None:
             try:
-                entry["reply"] = self._steer(message)
+                entry["reply"] = self.steer_to(message)
             except ControlError as exc:        # refused by the agent: said, not fatal
                 entry["error"] = str(exc)
                 self.steer_errors.append(f"rule {rule.name}: {exc}")
@@ -204,13 +204,15 @@ class Engine:
 
     def feed(self, primitives):
         """Runs every primitive reader on each primitive, in order."""
-        by_kind = self._by_kind
-        n = 0
+        dispatch = self.dispatch
         for p in primitives:
-            n += 1
-            for fn in by_kind[p.kind]:
-                fn(p)
-        self.primitives += n
+            dispatch(p)
+
+    def dispatch(self, p):
+        """Runs the readers of p's kind on one primitive."""
+        self.primitives += 1
+        for fn in self._by_kind[p.kind]:
+            fn(p)
 
     def finish(self):
         """End of stream: rules close their open windows; returns the symptoms."""

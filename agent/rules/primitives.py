@@ -52,15 +52,19 @@ class Primitive:
 
 class PrimitiveSink:
     """The interpreter's sink for rules (detail "events"): every event
-    becomes a Primitive appended to `out`; the caller takes them with drain()."""
+    becomes a Primitive handed to `deliver` at once, except a process's
+    FORK, which waits for started_by() (the interpreter's next call) to
+    learn the child's identity."""
 
-    def __init__(self):
-        self.out = []
-        self._fork = None          # the last FORK primitive, awaiting its child
+    def __init__(self, deliver):
+        self.deliver = deliver
+        self._fork = None          # a FORK primitive awaiting its child
 
-    def drain(self):
-        out, self.out = self.out, []
-        return out
+    def flush(self):
+        p = self._fork
+        if p is not None:
+            self._fork = None
+            self.deliver(p)
 
     # --- the interpreter's sink calls (agent/graph/model.py) ---------------
 
@@ -68,20 +72,24 @@ class PrimitiveSink:
         self.names = names
 
     def event(self, idx, ev, proc, prev_idx, ref, access, use, gen):
+        if self._fork is not None:
+            self.flush()
         kind = ev.kind
         p = Primitive(ev.ts, idx, proc.iri, ev.pid, ev.tid, ev.comm, kind, ev.call,
-                      ref.res.path if ref is not None else None, access, ev.ret)
+                      None if ref is None else ref.res.path, access, ev.ret)
         if kind == K_EXIT:
-            p.code, p.signal = ev.arg0, ev.arg1
+            p.code = ev.arg0
+            p.signal = ev.arg1
         elif kind == K_FORK and ev.ret > 0 and not ev.arg0 & CLONE_THREAD:
-            self._fork = p          # started_by() follows at once with the child
-        self.out.append(p)
+            self._fork = p
+            return
+        self.deliver(p)
 
     def started_by(self, proc, parent, fork_idx):
         p = self._fork
         if p is not None and fork_idx == p.idx:
             p.child = proc.iri
-        self._fork = None
+            self.flush()
 
     def _ignore(self, *args):
         pass
@@ -91,29 +99,26 @@ class PrimitiveSink:
 
 
 class EventSource:
-    """Feeds agent.events.Event batches through the interpreter and hands
-    back Primitives; `names` (run IRI, event base) is set once created."""
+    """Feeds agent.events.Event batches through the interpreter; each
+    Primitive goes to `deliver`.  `names` (run IRI, event base) is set once
+    created."""
 
-    def __init__(self, run):
+    def __init__(self, run, deliver):
         from ..graph.model import Interpreter
 
-        self.sink = PrimitiveSink()
+        self.sink = PrimitiveSink(deliver)
         self.interp = Interpreter(run, self.sink, "events")
         self.names = self.interp.names
 
     def feed(self, events):
         self.interp.feed(events)
-        return self.sink.drain()
+        self.sink.flush()
 
     def finish(self):
         """Releases what the interpreter still holds (children whose fork never came)."""
         self.interp.finish()
-        return self.sink.drain()
+        self.sink.flush()
 
-
-_CLASS_KIND = {"OpenEvent": K_OPEN, "StatEvent": K_STAT, "ForkEvent": K_FORK,
-               "ExecEvent": K_EXEC, "ExitEvent": K_EXIT, "WaitEvent": K_WAIT,
-               "ChdirEvent": K_CHDIR}
 
 _CALL_NUMBERS = {name: int(call) for call, name in CALL_NAMES.items()}
 

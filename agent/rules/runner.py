@@ -21,18 +21,18 @@ class RuleRunner:
 
     def __init__(self, engine, run):
         self.engine = engine
-        self.source = EventSource(run)
+        self.source = EventSource(run, engine.dispatch)
         self.run_iri = self.source.names.run_iri
         self.event_base = self.source.names.event_base
 
     def feed(self, events):
-        self.engine.feed(self.source.feed(events))
+        self.source.feed(events)
 
     def feed_batch(self, batch):
         self.feed(decode_batch(batch))
 
     def finish(self):
-        self.engine.feed(self.source.finish())
+        self.source.finish()
         return self.engine.finish()
 
 
@@ -90,10 +90,21 @@ class LiveRules:
     the journal is fed to it too.  A rule that raises stops the rules, never
     the recording: what was captured is all kept, and the error is said."""
 
-    def __init__(self, engine, run):
+    def __init__(self, engine, run, controller=None):
         self.runner = RuleRunner(engine, run)
         self.engine = engine
         self.error = None
+        if controller is not None:
+            from ..control.messages import parse_message
+
+            engine.steer_to = lambda msg: controller.apply(parse_message(msg, controller.clock()))
+
+    def tee(self, sink):
+        """A recorder sink: `sink` (the journal) first, then the rules."""
+        def both(batch):
+            sink(batch)
+            self.feed_batch(batch)
+        return both
 
     def feed_batch(self, batch):
         if self.error is None:
