@@ -45,7 +45,7 @@ class MissingDependency(Rule):
         "score": dict(SCORE, default=80)}}
 
     def start(self):
-        # proc IRI -> {name: [dirs, [idx], last miss ts, simple finding, first miss ts]}
+        # proc IRI -> {name: [dirs, [idx], last miss ts, simple finding, first miss ts, misses]}
         self.state = {}
 
     def on_primitive(self, p):
@@ -63,8 +63,9 @@ class MissingDependency(Rule):
             st = self.state.setdefault(p.proc, {})
             miss = st.get(name)
             if miss is None:
-                miss = st[name] = [set(), [], p.ts, None, p.ts]
+                miss = st[name] = [set(), [], p.ts, None, p.ts, 0]
             miss[0].add(path[:cut])
+            miss[5] += 1
             if len(miss[1]) < MAX_EVIDENCE:
                 miss[1].append(p.idx)
             miss[2] = p.ts
@@ -89,6 +90,10 @@ class MissingDependency(Rule):
         if not misses:
             return
         _ts, name, m = max(misses)
+        # the search went on after the simple event was raised: it covers it all
+        simple = m[3]
+        simple.evidence, simple.evidence_count, simple.last_ns = list(m[1]), m[5], m[2]
+        simple.summary = f"{text(name)} not found in {len(m[0])} directories"
         why = f"exit code {p.code}" if p.code > 0 else f"signal {p.signal}"
         self.emit("symptom", "missing-dependency", m[3].first_ns, p.ts, text(name),
                   f"{text(name)} was not found in {len(m[0])} directories "

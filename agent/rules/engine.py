@@ -46,7 +46,7 @@ class Finding:
         evidence = list(evidence)
         self.evidence_count = len(evidence) if evidence_count is None else evidence_count
         self.evidence = evidence[:MAX_EVIDENCE]
-        self.score = float(score)
+        self.score = round(float(score), 1)     # a severity, not a measurement
         self.data = dict(data or {})
         self.steering = []
         self.seq = None            # order of emission, set by the engine

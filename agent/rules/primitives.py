@@ -120,6 +120,9 @@ class EventSource:
         self.sink.flush()
 
 
+_CLASS_KIND = {"OpenEvent": K_OPEN, "StatEvent": K_STAT, "ForkEvent": K_FORK,
+               "ExecEvent": K_EXEC, "ExitEvent": K_EXIT, "WaitEvent": K_WAIT,
+               "ChdirEvent": K_CHDIR}
 _CALL_NUMBERS = {name: int(call) for call, name in CALL_NAMES.items()}
 
 _TURTLE_QUERY = """
