@@ -10,3 +10,7 @@ steering the capture through the control protocol (seed 004).
 
 Documented in docs/rules.md.
 """
+
+from .engine import Finding, Rule  # noqa: E402  (what a plugin subclasses and emits)
+
+__all__ = ["Rule", "Finding"]
