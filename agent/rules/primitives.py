@@ -51,7 +51,7 @@ class Primitive:
 
 
 class PrimitiveSink:
-    """The interpreter's sink for rules (detail "events"): every event
+    """The interpreter's sink (agent.graph.sink.Sink) for rules (detail "events"): every event
     becomes a Primitive handed to `deliver` at once, except a process's
     FORK, which waits for started_by() (the interpreter's next call) to
     learn the child's identity."""
@@ -91,11 +91,40 @@ class PrimitiveSink:
             p.child = proc.iri
             self.flush()
 
-    def _ignore(self, *args):
+    # The rest of the interface (agent/graph/sink.py) says nothing rules
+    # need: what they read is on the events.
+    def resource(self, res):
         pass
 
-    resource = process = branch = join = reaped = executed = exited = used = generated = \
-        accesses = end = _ignore
+    def process(self, proc):
+        pass
+
+    def branch(self, fork_idx, first_idx):
+        pass
+
+    def join(self, exit_idx, wait_idx):
+        pass
+
+    def reaped(self, child, parent, wait_idx):
+        pass
+
+    def executed(self, proc, ref, command):
+        pass
+
+    def exited(self, proc, ev, usage=()):
+        pass
+
+    def used(self, proc, res):
+        pass
+
+    def generated(self, proc, res):
+        pass
+
+    def accesses(self, first_idx, proc, aggs):
+        pass
+
+    def end(self, run, summary):
+        pass
 
 
 class EventSource:
