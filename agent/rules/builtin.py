@@ -248,76 +248,88 @@ def _rate_score(base, peak, bound):
     return min(95.0, base + 10 * math.log2(max(peak, 1) / max(bound, 1)))
 
 
-class ForkStorm(Rule):
+def _rate_schema(bound, default, score):
+    return {"type": "object", "additionalProperties": False, "properties": {
+        "window_ms": {"type": "integer", "minimum": 1, "default": 1000,
+                      "description": "the window, in event time"},
+        bound: {"type": "integer", "minimum": 1, "default": default,
+                "description": "events in the window above which it is a burst"},
+        "score": dict(SCORE, default=score)}}
+
+
+class _RateRule(Rule):
+    """Events of one key more frequent within an event-time window than a
+    bound: a simple event per burst (its events as evidence), and a symptom
+    scored by how far the peak went past the bound.  Subclasses say which
+    events count, under which key (key()), and how to word it."""
+    bound = ""                 # the parameter holding the bound
+    counted = ""               # data key and noun of what is counted
+    burst_name = symptom_name = ""
+
+    def start(self):
+        self.bursts = {}          # key -> _Burst
+
+    def key(self, p):
+        raise NotImplementedError
+
+    def subject(self, key):
+        raise NotImplementedError
+
+    def on_primitive(self, p):
+        key = self.key(p)
+        if key is None:
+            return
+        b = self.bursts.get(key)
+        if b is None:
+            b = self.bursts[key] = _Burst(self.params["window_ms"] * MS)
+        if b.add(p.ts, p.idx, self.params[self.bound]):
+            self._report(key, b)
+
+    def _report(self, key, b):
+        pr, subject = self.params, self.subject(key)
+        window = f"{pr['window_ms']} ms"
+        data = {self.counted: b.count, "peak": b.peak}
+        f = self.emit("simple", self.burst_name, b.first, b.last, subject,
+                      f"{subject}: {b.count} {self.counted}, at most {b.peak} within {window}",
+                      b.evidence, data=data)
+        self.emit("symptom", self.symptom_name, b.first, b.last, subject,
+                  f"{self.symptom_name}: {subject}: {b.count} {self.counted}, up to {b.peak} "
+                  f"in {window} (bound {pr[self.bound]})", [f],
+                  score=_rate_score(pr["score"], b.peak, pr[self.bound]), data=data)
+
+    def finish(self):
+        for key, b in self.bursts.items():
+            if b.open:
+                b.open = False
+                self._report(key, b)
+
+
+class ForkStorm(_RateRule):
     """More process creations within a window than a bound."""
     description = "more forks (new processes, not threads) within a window than a bound"
     kinds = (Kind.FORK,)
-    params_schema = {"type": "object", "additionalProperties": False, "properties": {
-        "window_ms": {"type": "integer", "minimum": 1, "default": 1000},
-        "max_forks": {"type": "integer", "minimum": 1, "default": 200},
-        "score": dict(SCORE, default=50)}}
+    params_schema = _rate_schema("max_forks", 200, 50)
+    bound, counted, burst_name, symptom_name = "max_forks", "forks", "fork-burst", "fork-storm"
 
-    def start(self):
-        self.burst = _Burst(self.params["window_ms"] * MS)
+    def key(self, p):
+        return b"" if p.child is not None else None      # one count for the whole run
 
-    def on_primitive(self, p):
-        if p.child is not None and self.burst.add(p.ts, p.idx, self.params["max_forks"]):
-            self._report()
-
-    def _report(self):
-        b, pr = self.burst, self.params
-        f = self.emit("simple", "fork-burst", b.first, b.last, "forks",
-                      f"{b.count} forks, at most {b.peak} within {pr['window_ms']} ms",
-                      b.evidence, data={"forks": b.count, "peak": b.peak})
-        self.emit("symptom", "fork-storm", b.first, b.last, "forks",
-                  f"fork storm: {b.count} processes created, up to {b.peak} in "
-                  f"{pr['window_ms']} ms (bound {pr['max_forks']})", [f],
-                  score=_rate_score(pr["score"], b.peak, pr["max_forks"]),
-                  data={"forks": b.count, "peak": b.peak})
-
-    def finish(self):
-        if self.burst.open:
-            self.burst.open = False
-            self._report()
+    def subject(self, key):
+        return "processes created"
 
 
-class ExecLoop(Rule):
+class ExecLoop(_RateRule):
     """The same program executed more often within a window than a bound."""
     description = "the same program executed more times within a window than a bound"
     kinds = (Kind.EXEC,)
-    params_schema = {"type": "object", "additionalProperties": False, "properties": {
-        "window_ms": {"type": "integer", "minimum": 1, "default": 1000},
-        "max_execs": {"type": "integer", "minimum": 1, "default": 100},
-        "score": dict(SCORE, default=40)}}
+    params_schema = _rate_schema("max_execs", 100, 40)
+    bound, counted, burst_name, symptom_name = "max_execs", "execs", "exec-burst", "exec-loop"
 
-    def start(self):
-        self.bursts = {}          # program path -> _Burst
+    def key(self, p):
+        return p.path if p.ret == 0 and p.path else None
 
-    def on_primitive(self, p):
-        if p.ret != 0 or not p.path:
-            return
-        b = self.bursts.get(p.path)
-        if b is None:
-            b = self.bursts[p.path] = _Burst(self.params["window_ms"] * MS)
-        if b.add(p.ts, p.idx, self.params["max_execs"]):
-            self._report(p.path, b)
-
-    def _report(self, path, b):
-        pr = self.params
-        f = self.emit("simple", "exec-burst", b.first, b.last, text(path),
-                      f"{text(path)} executed {b.count} times, at most {b.peak} within "
-                      f"{pr['window_ms']} ms", b.evidence, data={"execs": b.count, "peak": b.peak})
-        self.emit("symptom", "exec-loop", b.first, b.last, text(path),
-                  f"exec loop: {text(path)} executed {b.count} times, up to {b.peak} in "
-                  f"{pr['window_ms']} ms (bound {pr['max_execs']})", [f],
-                  score=_rate_score(pr["score"], b.peak, pr["max_execs"]),
-                  data={"execs": b.count, "peak": b.peak})
-
-    def finish(self):
-        for path, b in self.bursts.items():
-            if b.open:
-                b.open = False
-                self._report(path, b)
+    def subject(self, key):
+        return text(key)
 
 
 class Collision(Rule):
