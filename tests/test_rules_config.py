@@ -193,3 +193,38 @@ def test_a_plugin_installed_from_a_directory_is_found_and_runs(plugin, tmp_path,
 
 def test_the_plugin_is_gone_after(tmp_path, batchflow_cmd):
     assert "long-path" not in registered()
+
+
+STRACE_LOG = """\
+4100  execve("/usr/local/bin/tool", ["tool"], 0x7ffd5d3e8e48 /* 3 vars */) = -1 ENOENT (No such file or directory)
+4100  execve("/usr/bin/tool", ["tool"], 0x7ffd5d3e8e48 /* 3 vars */) = -1 ENOENT (No such file or directory)
+4100  execve("/bin/tool", ["tool"], 0x7ffd5d3e8e48 /* 3 vars */) = -1 ENOENT (No such file or directory)
+4100  exit_group(127)                   = ?
+4100  +++ exited with 127 +++
+"""
+
+
+def test_strace_log_evidence_names_the_imported_events(tmp_path, batchflow_cmd):
+    """rules on an strace log and import-strace of the same log agree on
+    event IRIs: the evidence is the three failed execs and the exit."""
+    log = tmp_path / "trace.log"
+    log.write_text(STRACE_LOG)
+    ttl = tmp_path / "trace.ttl"
+    subprocess.run(batchflow_cmd + ["import-strace", str(log), "-o", str(ttl), "--host", "h9",
+                                    "-q"], check=True)
+    r = subprocess.run(batchflow_cmd + ["rules", str(log), "--host", "h9", "--format", "json"],
+                       capture_output=True, text=True, check=True)
+    (s,) = json.loads(r.stdout)["symptoms"]
+    assert s["name"] == "missing-dependency" and s["subject"] == "tool"
+    (simple,) = [d for d in json.loads(r.stdout)["derived"] if d["id"] == s["evidence"][0]["finding"]]
+    import rdflib
+    g = rdflib.Graph().parse(str(ttl), format="turtle")
+    BF = rdflib.Namespace("urn:batchflow:ns#")
+    misses = [rdflib.URIRef(e["event"]) for e in simple["evidence"]]
+    assert [str(g.value(m, BF.errno)) for m in misses] == ["ENOENT"] * 3
+    exit_event = rdflib.URIRef(s["evidence"][1]["event"])
+    assert (exit_event, rdflib.RDF.type, BF.ExitEvent) in g
+    # and from the Turtle, the same findings
+    r2 = subprocess.run(batchflow_cmd + ["rules", str(ttl), "--format", "json"],
+                        capture_output=True, text=True, check=True)
+    assert json.loads(r2.stdout)["symptoms"] == json.loads(r.stdout)["symptoms"]

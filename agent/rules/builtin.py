@@ -53,13 +53,19 @@ class MissingDependency(Rule):
             self._exit(p)
             return
         path = p.path
+        ret = p.ret
         if not path or path[0] != 47:
             return
-        cut = path.rfind(b"/")
-        name = path[cut + 1:]
-        if not name:
+        if ret >= 0:
+            st = self.state.get(p.proc)
+            if st:                          # found: that name's search is over
+                st.pop(path[path.rfind(b"/") + 1:], None)
             return
-        if p.ret == ENOENT:
+        if ret == ENOENT:
+            cut = path.rfind(b"/")
+            name = path[cut + 1:]
+            if not name:
+                return
             st = self.state.setdefault(p.proc, {})
             miss = st.get(name)
             if miss is None:
@@ -74,10 +80,6 @@ class MissingDependency(Rule):
                     "simple", "search-miss", miss[4], p.ts, text(name),
                     f"{text(name)} not found in {len(miss[0])} directories",
                     miss[1], data={"process": p.proc})
-        elif p.ret >= 0:
-            st = self.state.get(p.proc)
-            if st is not None:
-                st.pop(name, None)
 
     def _exit(self, p):
         st = self.state.pop(p.proc, None)
@@ -408,13 +410,17 @@ class HotSpot(Rule):
                                       "(decided in the extension)"},
         "min_share": {"type": "number", "exclusiveMinimum": 0, "maximum": 1, "default": 0.1,
                       "description": "a process is named in the DISCARD when it made at "
-                                     "least this share of the path's probes"}}}
+                                     "least this share of the path's probes (counted from "
+                                     "its min_count/10-th probe on)"}}}
 
     def start(self):
-        # path -> [probes, first ts, last ts, [first idx...], {pid << 3 | kind: probes}]
+        # path -> [probes, first ts, last ts, [first idx...], {pid << 3 | kind: probes} or None]
         self.paths = {}
         self.probes = 0
         self.hot = {}             # path -> simple finding
+        # Who probes a path is counted once it has had this many probes: a
+        # path that never gets near min_count costs a counter, not a table.
+        self.track_from = max(1, self.params["min_count"] // 10)
 
     def on_primitive(self, p):
         path = p.path
@@ -422,14 +428,18 @@ class HotSpot(Rule):
             return
         e = self.paths.get(path)
         if e is None:
-            e = self.paths[path] = [0, p.ts, p.ts, [], {}]
-        e[0] += 1
-        e[2] = p.ts
-        if len(e[3]) < MAX_EVIDENCE:
-            e[3].append(p.idx)
-        makers = e[4]
-        key = p.pid << 3 | p.kind
-        makers[key] = makers.get(key, 0) + 1
+            e = self.paths[path] = [1, p.ts, p.ts, [p.idx], None]
+        else:
+            n = e[0] = e[0] + 1
+            e[2] = p.ts
+            if n <= MAX_EVIDENCE:
+                e[3].append(p.idx)
+            makers = e[4]
+            if makers is not None:
+                key = p.pid << 3 | p.kind
+                makers[key] = makers.get(key, 0) + 1
+            elif n >= self.track_from:
+                e[4] = {p.pid << 3 | p.kind: 1}
         self.probes += 1
         if self.probes % self.params["check_every"] == 0:
             self._check(p.ts)
@@ -446,7 +456,7 @@ class HotSpot(Rule):
         runner_up = top[1][1][0] if len(top) > 1 else 0
         if path in self.hot or n < pr["min_count"] or n < pr["factor"] * runner_up:
             return
-        makers = {(key >> 3, key & 7): c for key, c in e[4].items()}
+        makers = {(key >> 3, key & 7): c for key, c in (e[4] or {}).items()}
         f = self.emit("simple", "hot-spot", e[1], now, text(path),
                       f"{text(path)} probed {n} times (next path: {runner_up})", e[3],
                       evidence_count=n, data={"count": n, "runner_up": runner_up})

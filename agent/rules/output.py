@@ -124,8 +124,10 @@ def report_text(engine, symptoms, width=100) -> str:
         lines.append(f"       rule {f.rule}; evidence: {f.evidence_count} "
                      f"({ev_events} events, {ev_found} findings listed)")
         for entry in f.steering:
-            state = ("sent" if "reply" in entry else
-                     f"refused: {entry['error']}" if "error" in entry else "not sent (offline)")
+            reply = entry.get("reply") or {}
+            state = ("applied" if reply.get("ok") else
+                     f"refused: {reply.get('error') or entry.get('error')}"
+                     if reply or "error" in entry else "not sent (offline)")
             lines.append(f"       steering: {json.dumps(entry['message'], sort_keys=True)} {state}")
     for err in engine.steer_errors:
         lines.append(f"steering error: {err}")

@@ -7,7 +7,9 @@ Turtle the same input gives; a Turtle recording already holds them.
 """
 from __future__ import annotations
 
+import collections
 import sys
+import threading
 
 from ..errors import InputFormatError
 from ..events import decode_batch
@@ -87,17 +89,31 @@ def run_offline(path, engine, fmt="auto", host=None):
 
 class LiveRules:
     """The engine beside a recording (record --rules): every batch handed to
-    the journal is fed to it too.  A rule that raises stops the rules, never
-    the recording: what was captured is all kept, and the error is said."""
+    the journal is queued for the rules, which run in their own thread, so
+    the recorder goes back to draining the ring buffer at once.
 
-    def __init__(self, engine, run, controller=None):
+    The queue is bounded (`max_pending` bytes): when the rules fall that far
+    behind, the recorder waits for them (and the ring buffer, if it fills,
+    counts its losses as always).  Control messages a rule sends are applied
+    by the recorder's thread, at its next batch, since the controller is
+    not shared between threads; the reply is filled in on the finding then.
+    A rule that raises stops the rules, never the recording."""
+
+    def __init__(self, engine, run, controller=None, max_pending=64 << 20):
         self.runner = RuleRunner(engine, run)
         self.engine = engine
         self.error = None
+        self.controller = controller
+        self.max_pending = max_pending
+        self._cv = threading.Condition()
+        self._batches = collections.deque()
+        self._pending = 0
+        self._outbox = collections.deque()     # (message, reply dict) for the recorder thread
+        self._done = False
         if controller is not None:
-            from ..control.messages import parse_message
-
-            engine.steer_to = lambda msg: controller.apply(parse_message(msg, controller.clock()))
+            engine.steer_to = self._post
+        self._thread = threading.Thread(target=self._work, name="bf-rules", daemon=True)
+        self._thread.start()
 
     def tee(self, sink):
         """A recorder sink: `sink` (the journal) first, then the rules."""
@@ -107,13 +123,68 @@ class LiveRules:
         return both
 
     def feed_batch(self, batch):
-        if self.error is None:
+        """Called by the recorder's thread for each batch."""
+        self._apply_steering()
+        with self._cv:
+            if self.error is not None or self._done:
+                return
+            while self._pending > self.max_pending and self.error is None:
+                self._cv.wait()
+            self._batches.append(batch)
+            self._pending += len(batch)
+            self._cv.notify_all()
+
+    def _work(self):
+        while True:
+            with self._cv:
+                while not self._batches and not self._done:
+                    self._cv.wait()
+                if not self._batches:
+                    return
+                batch = self._batches.popleft()
             try:
                 self.runner.feed_batch(batch)
             except Exception as exc:       # a rule's bug must not cost the recording
-                self.error = f"{type(exc).__name__}: {exc}"
+                with self._cv:
+                    self.error = f"{type(exc).__name__}: {exc}"
+                    self._batches.clear()
+                    self._pending = 0
+                    self._cv.notify_all()
+                return
+            with self._cv:
+                self._pending -= len(batch)
+                self._cv.notify_all()
+
+    def _post(self, message):
+        """engine.steer_to, in the rules' thread: queued for the recorder."""
+        reply = {"queued": True}
+        self._outbox.append((message, reply))
+        return reply
+
+    def _apply_steering(self):
+        from ..control.messages import parse_message
+        from ..errors import ControlError
+
+        ctl = self.controller
+        while self._outbox:
+            message, reply = self._outbox.popleft()
+            reply.pop("queued", None)
+            try:
+                reply.update(ctl.apply(parse_message(message, ctl.clock())))
+            except ControlError as exc:
+                reply.update({"ok": False, "error": str(exc)})
+                self.engine.steer_errors.append(f"{message['type']} refused: {exc}")
 
     def finish(self):
+        """Waits for the rules to read every batch, then ends their stream."""
+        with self._cv:
+            self._done = True
+            self._cv.notify_all()
+        self._thread.join()
+        for _message, reply in self._outbox:    # sent after the last batch: nothing to steer
+            reply.pop("queued", None)
+            reply.update({"ok": False, "error": "the recording had ended"})
+        self._outbox.clear()
         if self.error is not None:
             return self.engine.symptoms()
         try:
