@@ -424,3 +424,69 @@ def test_a_rule_cannot_emit_below_what_it_reads():
     with pytest.raises(ValueError, match="must be above"):
         RuleRunner(engine, make_run(root_pid=50)).feed(b.events)
     assert isinstance(engine.findings[0], Finding)
+
+
+def test_a_rule_that_raises_live_stops_the_rules_not_the_recording():
+    from agent.events import encode_batch
+    from agent.rules.engine import Engine, Rule
+    from agent.rules.runner import LiveRules
+
+    class Breaks(Rule):
+        def start(self):
+            self.n = 0
+
+        def on_primitive(self, p):
+            self.n += 1
+            if self.n == 3:
+                raise RuntimeError("rule bug")
+
+    engine = Engine()
+    engine.add(Breaks(engine, "breaks", {}))
+    events, _m, _e = missing_tool()
+    journal = []
+    live = LiveRules(engine, make_run(root_pid=50))
+    sink = live.tee(journal.append)
+    batches = [encode_batch(events[i:i + 2]) for i in range(0, len(events), 2)]
+    for b in batches:
+        sink(b)
+    assert live.finish() == []
+    assert journal == batches                      # every batch reached the journal
+    assert live.error == "RuntimeError: rule bug"
+    assert engine.primitives == 3                  # the rules stopped at the bug
+
+
+def test_a_rule_steers_through_the_controller_from_the_recorders_thread():
+    """FOCUS sent by a rule (in the rules' thread) is applied by the thread
+    that feeds the batches, through the controller's own checks; a message
+    the protocol refuses is an error of the rule."""
+    from agent.control.cfilter import CFilter
+    from agent.control.engine import Controller
+    from agent.events import encode_batch
+    from agent.rules.engine import Engine, Rule
+    from agent.rules.runner import LiveRules
+
+    class Focus(Rule):
+        def on_primitive(self, p):
+            if p.ret == ENOENT and not self.ctx.findings:
+                f = self.emit("simple", "miss", p.ts, p.ts, "x", "a miss", [p.idx])
+                self.steer(f, {"type": "FOCUS", "cond": {"pid": [p.pid], "descendants": True}})
+
+    run = make_run(root_pid=50)
+    ctl = Controller(run, CFilter())
+    engine = Engine()
+    engine.add(Focus(engine, "focus", {}))
+    live = LiveRules(engine, run, ctl)
+    events, _m, _e = missing_tool()
+    for i in range(0, len(events), 2):
+        live.feed_batch(encode_batch(events[i:i + 2]))
+    live.wait_idle()
+    (f,) = engine.findings
+    (entry,) = f.steering
+    assert entry["message"]["type"] == "FOCUS" and entry["reply"] == {"queued": True}
+    assert not ctl.rules                    # not applied from the rules' thread
+    live.apply_steering()                   # what the recorder's next batch does
+    assert entry["reply"]["ok"] is True
+    assert [r.wire()["type"] for r in ctl.rules.values()] == ["FOCUS"]
+    live.finish()
+    with pytest.raises(ValueError, match="bad control message"):
+        engine.steer(engine.rules[0], f, {"type": "FOCUS"})

@@ -49,7 +49,7 @@ def run_rules(args) -> int:
     if args.output:
         graph = output.findings_graph(symptoms, run_iri, base)
         try:
-            graph.serialize(destination=args.output, format="turtle")
+            output.write_turtle_file(args.output, graph)
         except OSError as exc:
             raise OutputNotWritableError(f"cannot write {args.output}: {exc.strerror}") from None
     if args.format == "json":

@@ -87,6 +87,25 @@ def findings_graph(symptoms, run_iri, event_base) -> Graph:
     return g
 
 
+def write_turtle_file(path, graph):
+    """Writes the graph alone to `path`: a private temp file beside it (O_EXCL,
+    0600), renamed into place, so no planted link is followed."""
+    import tempfile
+
+    path = os.fspath(path)
+    fd, tmp = tempfile.mkstemp(prefix=".findings.", dir=os.path.dirname(os.path.abspath(path)))
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(graph.serialize(format="turtle").encode("utf-8"))
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
 def append_turtle(path, graph):
     """Appends the graph's Turtle to `path` (a recording written already):
     Turtle allows prefixes to be declared again further down."""

@@ -237,5 +237,8 @@ def read_turtle(path):
         why = f" (written with --detail {detail.value})" if detail is not None else ""
         raise InputFormatError(f"{path} holds no event nodes{why}: rules need a recording "
                                "written with --detail events")
-    out.sort(key=lambda p: (p.ts, p.idx if isinstance(p.idx, int) else 0))
+    # Event indices are the order the interpreter handled the events in (the
+    # journal's): the same order gives the same findings as from the journal.
+    # Events of a foreign graph without them go by time, after.
+    out.sort(key=lambda p: (0, p.idx, 0) if isinstance(p.idx, int) else (1, p.ts, p.idx))
     return run_iri, base, out

@@ -124,7 +124,7 @@ class LiveRules:
 
     def feed_batch(self, batch):
         """Called by the recorder's thread for each batch."""
-        self._apply_steering()
+        self.apply_steering()
         with self._cv:
             if self.error is not None or self._done:
                 return
@@ -155,13 +155,20 @@ class LiveRules:
                 self._pending -= len(batch)
                 self._cv.notify_all()
 
+    def wait_idle(self):
+        """Returns once the rules have read every batch queued so far."""
+        with self._cv:
+            while self._pending and self.error is None:
+                self._cv.wait()
+
     def _post(self, message):
         """engine.steer_to, in the rules' thread: queued for the recorder."""
         reply = {"queued": True}
         self._outbox.append((message, reply))
         return reply
 
-    def _apply_steering(self):
+    def apply_steering(self):
+        """Applies the control messages rules sent (the recorder's thread)."""
         from ..control.messages import parse_message
         from ..errors import ControlError
 
