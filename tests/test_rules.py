@@ -490,3 +490,20 @@ def test_a_rule_steers_through_the_controller_from_the_recorders_thread():
     live.finish()
     with pytest.raises(ValueError, match="bad control message"):
         engine.steer(engine.rules[0], f, {"type": "FOCUS"})
+
+
+def test_where_limits_a_rule_to_the_events_matching_a_condition(tmp_path):
+    from agent.errors import RulesValidationError
+    from agent.rules.config import load_config
+
+    events = probes(5000, 10)                        # pid 51 hammers /etc/localtime
+    conf = tmp_path / "r.toml"
+    conf.write_text('[rules.hot-spot]\ncheck_every = 1000\nwhere = {pid = [52]}\n'
+                    '[rules.hot-too]\nuse = "hot-spot"\nwhere = {path_prefix = "/etc/"}\n')
+    engine = activate(load_config(str(conf)))
+    runner = RuleRunner(engine, make_run(root_pid=50))
+    runner.feed(events)
+    assert [(s.rule, s.subject) for s in runner.finish()] == [("hot-too", "/etc/localtime")]
+    conf.write_text('[rules.hot-spot]\nwhere = {pid = "x"}\n')
+    with pytest.raises(RulesValidationError, match=r"rules\.hot-spot\.where: condition: pid"):
+        activate(load_config(str(conf)), source=str(conf))

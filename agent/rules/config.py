@@ -12,7 +12,8 @@ it activates, found by name through entry points.
     [rules.dataflow]
     enabled = false
 
-Every key of a rule's table but `use` and `enabled` is a parameter,
+Every key of a rule's table but `use`, `enabled` and `where` (a condition
+of agent/conditions/language.py the events it reads must match) is a parameter,
 checked against the rule's own schema (Rule.params_schema).  Without a
 file, every registered rule runs with its defaults (built_in_config).
 
@@ -55,6 +56,8 @@ CONFIG_SCHEMA = {
                 "properties": {
                     "use": {"type": "string", "pattern": NAME},
                     "enabled": {"type": "boolean"},
+                    "where": {"description": "a condition (agent/conditions/language.py) "
+                                             "the events a rule reads must match"},
                 },
             },
         },
@@ -125,6 +128,14 @@ def activate(config, source="built-in rules", steer=None, only=None) -> Engine:
         if not table.pop("enabled", True):
             continue
         where = f"{source}: rules.{name}"
+        condition = None
+        if "where" in table:
+            from ..conditions.language import parse
+            from ..errors import ControlError
+            try:
+                condition = parse(table.pop("where"))
+            except ControlError as exc:
+                raise RulesValidationError(f"{where}.where: {exc}") from None
         ep = eps.get(use)
         if ep is None:
             known = ", ".join(sorted(eps)) or "none"
@@ -146,7 +157,7 @@ def activate(config, source="built-in rules", steer=None, only=None) -> Engine:
         params = with_defaults(cls.params_schema, table)
         try:
             rule = cls(engine, name, params)
-            engine.add(rule)
+            engine.add(rule, condition)
         except RulesActivationError as exc:
             raise RulesActivationError(f"{where}: {exc}") from None
         except Exception as exc:

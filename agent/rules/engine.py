@@ -154,7 +154,9 @@ class Engine:
         for rule in rules:
             self.add(rule)
 
-    def add(self, rule):
+    def add(self, rule, condition=None):
+        """Activates `rule`; `condition` (a tree from conditions.language.parse)
+        limits the primitives it reads to those that match."""
         bad = [c for c in rule.consumes if c not in LAYER_RANK or c == "symptom"]
         if bad or not rule.consumes:
             raise RulesActivationError(f"rule {rule.name}: cannot read layer(s) {bad}")
@@ -163,8 +165,9 @@ class Engine:
             self.by_layer[layer].append(rule)
         if "primitive" in rule.consumes:
             kinds = range(256) if rule.kinds is None else [int(k) for k in rule.kinds]
+            reader = rule.on_primitive if condition is None else _only(condition, rule.on_primitive)
             for k in kinds:
-                self._by_kind[k].append(rule.on_primitive)
+                self._by_kind[k].append(reader)
 
     # --- called by rules (through ctx) --------------------------------------
 
@@ -226,6 +229,28 @@ class Engine:
         """Symptoms by decreasing score (then time, then emission order)."""
         return sorted((f for f in self.findings if f.layer == "symptom"),
                       key=lambda f: (-f.score, f.first_ns, f.seq))
+
+
+class _CondView:
+    """A primitive as the condition evaluator reads a record (comm in bytes).
+    Its path is the resolved one, not the literal the process passed."""
+    __slots__ = ("pid", "tid", "uid", "comm", "kind", "path", "ret")
+
+    def __init__(self, p):
+        self.pid, self.tid, self.uid, self.kind = p.pid, p.tid, p.uid, p.kind
+        self.comm = p.comm.encode("utf-8", "surrogateescape")[:15]
+        self.path, self.ret = p.path, p.ret
+
+
+def _only(condition, reader):
+    from ..conditions.evaluate import Evaluator
+
+    evaluator = Evaluator(condition)
+
+    def only(p):
+        if evaluator.eval(_CondView(p)):
+            reader(p)
+    return only
 
 
 class EventWindow:

@@ -18,6 +18,7 @@ class Primitive:
     """One event, as rules see it.
 
     ts      CLOCK_MONOTONIC ns (event time: every window is measured in it)
+    uid     the caller's uid (None when the source did not say)
     idx     the event's index in the run's graph (its IRI: the run IRI + ":e" + idx)
     proc    the process's IRI; pid, tid, comm as recorded
     kind    an agent.events.Kind value (int); call the system call's number
@@ -29,13 +30,14 @@ class Primitive:
     child   FORK of a process (not a thread): the child's IRI, else None
     """
     __slots__ = ("ts", "idx", "proc", "pid", "tid", "comm", "kind", "call", "path",
-                 "access", "ret", "code", "signal", "child")
+                 "access", "ret", "code", "signal", "child", "uid")
 
     def __init__(self, ts, idx, proc, pid, tid, comm, kind, call, path=None, access=None,
-                 ret=0, code=-1, signal=0, child=None):
+                 ret=0, code=-1, signal=0, child=None, uid=None):
         self.ts, self.idx, self.proc, self.pid, self.tid = ts, idx, proc, pid, tid
         self.comm, self.kind, self.call, self.path, self.access = comm, kind, call, path, access
         self.ret, self.code, self.signal, self.child = ret, code, signal, child
+        self.uid = uid
 
     def __repr__(self):
         return "Primitive(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__) + ")"
@@ -76,7 +78,7 @@ class PrimitiveSink:
             self.flush()
         kind = ev.kind
         p = Primitive(ev.ts, idx, proc.iri, ev.pid, ev.tid, ev.comm, kind, ev.call,
-                      None if ref is None else ref.res.path, access, ev.ret)
+                      None if ref is None else ref.res.path, access, ev.ret, uid=proc.uid)
         if kind == K_EXIT:
             p.code = ev.arg0
             p.signal = ev.arg1
@@ -157,10 +159,11 @@ _CALL_NUMBERS = {name: int(call) for call, name in CALL_NAMES.items()}
 _TURTLE_QUERY = """
 PREFIX bf: <urn:batchflow:ns#>
 PREFIX prov: <http://www.w3.org/ns/prov#>
-SELECT ?e ?cls ?call ?ns ?proc ?pid ?tid ?comm ?file ?fpath ?fbytes ?access ?result ?code ?sig ?child WHERE {
+SELECT ?e ?cls ?call ?ns ?proc ?pid ?uid ?tid ?comm ?file ?fpath ?fbytes ?access ?result ?code ?sig ?child WHERE {
   ?e a ?cls ; bf:call ?call ; bf:ns ?ns ; bf:process ?proc .
   ?proc bf:pid ?pid .
   OPTIONAL { ?proc bf:comm ?comm }
+  OPTIONAL { ?proc bf:uid ?uid }
   OPTIONAL { ?e bf:tid ?tid }
   OPTIONAL { ?e bf:file ?file . ?e bf:access ?access .
              OPTIONAL { ?file bf:path ?fpath } OPTIONAL { ?file bf:pathBytes ?fbytes } }
@@ -225,7 +228,8 @@ def read_turtle(path):
         p = Primitive(int(row["ns"].value), idx, row["proc"].value, pid, tid,
                       row["comm"].value if row["comm"] is not None else "", kind,
                       _CALL_NUMBERS.get(row["call"].value, 0), fpath, access,
-                      int(row["result"].value) if row["result"] is not None else 0)
+                      int(row["result"].value) if row["result"] is not None else 0,
+                      uid=int(row["uid"].value) if row["uid"] is not None else None)
         if kind == K_EXIT:
             p.code = int(row["code"].value) if row["code"] is not None else -1
             p.signal = int(row["sig"].value) if row["sig"] is not None else 0
