@@ -228,3 +228,17 @@ def test_strace_log_evidence_names_the_imported_events(tmp_path, batchflow_cmd):
     r2 = subprocess.run(batchflow_cmd + ["rules", str(ttl), "--format", "json"],
                         capture_output=True, text=True, check=True)
     assert json.loads(r2.stdout)["symptoms"] == json.loads(r.stdout)["symptoms"]
+
+
+def test_record_checks_the_rules_before_tracing(tmp_path, batchflow_cmd):
+    conf = write(tmp_path, "[rules.hot-spot]\nfactor = 0.5\n")
+    out = tmp_path / "never.ttl"
+    r = subprocess.run(batchflow_cmd + ["record", "--rules", conf, "-o", str(out), "--", "true"],
+                       capture_output=True, text=True)
+    if os.geteuid() != 0:
+        assert r.returncode == 2 and "root" in r.stderr      # refused even earlier
+        return
+    assert r.returncode == 12, r.stderr
+    assert r.stderr.strip() == (f"batchflow: error: rules file {conf}: rules.hot-spot.factor: "
+                                "0.5 is less than the minimum of 1")
+    assert not out.exists() and not os.path.exists(str(out) + ".journal")
