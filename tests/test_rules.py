@@ -388,6 +388,14 @@ def test_findings_in_the_graph_round_trip_and_conform(tmp_path):
     assert derived and all((d, BF.ns, None) in rec for d in derived)
     conforms, report = validate(rec + back)
     assert conforms, report
+    # the shapes can fail: a symptom without its score, a finding without evidence
+    symptom = next(back.subjects(rdflib.RDF.type, BF.Symptom))
+    broken = rec + back
+    broken.remove((symptom, BF.score, None))
+    assert not validate(broken)[0]
+    broken = rec + back
+    broken.remove((symptom, rdflib.namespace.PROV.wasDerivedFrom, None))
+    assert not validate(broken)[0]
 
 
 def test_reports():
