@@ -82,6 +82,7 @@ class Recorder:
         self._last_poll_ns = 0
         self._child = None
         self.sampler = sampler      # agent.capture.procstats.Sampler, or None
+        self.slot = 1               # the traced set's byte for this recording
 
     # ---- scope ----
     def start_command(self, argv):
@@ -162,7 +163,7 @@ class Recorder:
 
     def _note_losses(self):
         now = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
-        current = self.probe.losses()
+        current = self.probe.losses((0, self.slot))
         for name, count in current.items():
             delta = count - self._last_losses.get(name, 0)
             if delta:
@@ -193,10 +194,11 @@ class Recorder:
 
     def _scope_pids(self):
         """Processes (not threads) in scope now: /proc lists only thread-group leaders."""
-        return [int(n) for n in os.listdir("/proc") if n.isdigit() and self.probe.is_traced(int(n))]
+        return [int(n) for n in os.listdir("/proc")
+                if n.isdigit() and self.probe.is_traced(int(n), self.slot)]
 
     def _traced_alive(self):
-        return self.probe.traced_any()
+        return self.probe.traced_any(self.slot)
 
     def loop(self, duration=None):
         """Captures until the scope is empty, `duration` seconds pass, or a
@@ -230,7 +232,7 @@ class Recorder:
         finally:
             for s, h in old.items():
                 signal.signal(s, h)
-        self.run.losses = self.probe.losses()
+        self.run.losses = self.probe.losses((0, self.slot))
         if self.sampler is not None:
             self.run.process_stats = dict(self.sampler.stats)
 
