@@ -46,3 +46,19 @@ class ExtensionError(BatchflowError, OSError):
 
 class ControlError(BatchflowError, ValueError):
     """A control message (DISCARD, FOCUS, ...) is malformed or cannot be applied."""
+
+
+class ConfigError(BatchflowError, ValueError):
+    """The agent's configuration file is unreadable or invalid (names the key)."""
+
+
+class AgentUnavailableError(BatchflowError, ConnectionError):
+    """No resident agent answers on the socket asked for."""
+
+
+class AgentRefusedError(BatchflowError, PermissionError):
+    """The resident agent refused a request (scope, ownership, limits)."""
+
+
+class AgentLostError(BatchflowError, ConnectionError):
+    """The resident agent went away in the middle of a recording."""

@@ -52,7 +52,12 @@ struct bf_route {
     char *batch;
     size_t cap;
     size_t len;
+    uint32_t only_uid;              /* BF_ANY_UID, or the one uid kept */
+    uint64_t withheld;              /* records of another uid, dropped */
+    uint64_t records;               /* records appended */
 };
+
+#define UID_OFFSET offsetof(struct bf_event, uid)
 
 static inline size_t align8(size_t n) { return (n + 7) & ~(size_t)7; }
 
@@ -112,6 +117,7 @@ static int route_fits(const struct bf_route *r, size_t need)
 
 static void route_append(struct bf_route *r, const char *rec, uint32_t size, size_t need)
 {
+    r->records++;
     memcpy(r->batch + r->len, rec, size);
     memset(r->batch + r->len + size, 0, need - size);
     r->len += need;
@@ -132,6 +138,16 @@ static int route_record(struct bf_consumer *c, const char *rec, uint32_t size)
         c->st.unrouted++;
         return 1;
     }
+    if (own && own->only_uid != BF_ANY_UID && size >= BF_HEADER_SIZE) {
+        uint32_t uid;
+        memcpy(&uid, rec + UID_OFFSET, sizeof(uid));
+        if (uid != own->only_uid) {
+            own->withheld++;
+            own = NULL;
+            if (!mirror)
+                return 1;
+        }
+    }
     if (own)
         route_append(own, rec, size, need);
     if (mirror)
@@ -150,7 +166,8 @@ static size_t routed_bytes(const struct bf_consumer *c)
     return n;
 }
 
-int bf_consumer_route(struct bf_consumer *c, unsigned slot, size_t batch_bytes)
+int bf_consumer_route(struct bf_consumer *c, unsigned slot, size_t batch_bytes,
+                      uint32_t only_uid)
 {
     if (slot >= BF_SLOTS || c->routes[slot] || batch_bytes < 65536) {
         errno = slot >= BF_SLOTS || batch_bytes < 65536 ? EINVAL : EEXIST;
@@ -166,6 +183,7 @@ int bf_consumer_route(struct bf_consumer *c, unsigned slot, size_t batch_bytes)
         return -1;
     }
     r->cap = batch_bytes;
+    r->only_uid = only_uid;
     c->routes[slot] = r;
     c->nroutes++;
     return 0;
@@ -213,6 +231,28 @@ void bf_consumer_route_reset(struct bf_consumer *c, unsigned slot)
             c->st.batches++;
         c->routes[slot]->len = 0;
     }
+}
+
+int bf_consumer_route_counts(struct bf_consumer *c, unsigned slot, uint64_t *records,
+                             uint64_t *withheld)
+{
+    if (slot >= BF_SLOTS || !c->routes[slot]) {
+        errno = slot >= BF_SLOTS ? EINVAL : ENOENT;
+        return -1;
+    }
+    *records = c->routes[slot]->records;
+    *withheld = c->routes[slot]->withheld;
+    return 0;
+}
+
+uint64_t bf_consumer_produced(struct bf_consumer *c)
+{
+    return __atomic_load_n(c->producer_pos, __ATOMIC_ACQUIRE);
+}
+
+uint64_t bf_consumer_consumed(struct bf_consumer *c)
+{
+    return __atomic_load_n(c->consumer_pos, __ATOMIC_ACQUIRE);
 }
 
 uint64_t bf_consumer_pending(struct bf_consumer *c)

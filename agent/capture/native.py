@@ -53,11 +53,24 @@ class RingConsumer:
         return data
 
     # ---- routing: one batch per recording slot (the resident agent) ----
-    def route(self, slot: int, batch_bytes: int = None):
+    def route(self, slot: int, batch_bytes: int = None, only_uid: int = None):
         """Opens recording `slot`'s batch: from now on every record goes to
-        the batch of the slot it carries."""
-        _check(lib.bf_consumer_route(self._c, slot, batch_bytes or self._batch_bytes),
+        the batch of the slot it carries.  `only_uid`: keep only that uid's
+        records (the others are counted, see withheld)."""
+        uid = lib.BF_ANY_UID if only_uid is None else only_uid
+        _check(lib.bf_consumer_route(self._c, slot, batch_bytes or self._batch_bytes, uid),
                f"bf_consumer_route({slot})")
+
+    def route_counts(self, slot: int):
+        """(records routed to `slot`, records withheld from it for their uid)."""
+        rec, withheld = ffi.new("uint64_t *"), ffi.new("uint64_t *")
+        _check(lib.bf_consumer_route_counts(self._c, slot, rec, withheld),
+               f"bf_consumer_route_counts({slot})")
+        return rec[0], withheld[0]
+
+    def positions(self):
+        """(produced, consumed): the ring's producer and consumer positions."""
+        return lib.bf_consumer_produced(self._c), lib.bf_consumer_consumed(self._c)
 
     def unroute(self, slot: int):
         _check(lib.bf_consumer_unroute(self._c, slot), f"bf_consumer_unroute({slot})")

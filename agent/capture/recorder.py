@@ -65,6 +65,50 @@ def status_to_exit(status: int) -> int:
     return os.waitstatus_to_exitcode(status)
 
 
+class HeldChild:
+    """The command, forked and held before its exec until `release()`: what
+    is done in between (putting it in the traced set) is in place from its
+    first instruction.  The caller becomes a child subreaper, so orphans of
+    the job are re-parented to it: it knows when the whole tree has ended,
+    and no zombie is left behind."""
+
+    def __init__(self, argv):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        # Resolved here so the job's graph starts with its one real exec, not
+        # with our PATH search.
+        exe = shutil.which(argv[0]) or argv[0]
+        r, w = os.pipe()
+        self.start_ns = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+        pid = os.fork()
+        if pid == 0:  # the child: wait until traced, then exec
+            try:
+                os.close(w)
+                if os.read(r, 1) != b"x":
+                    os._exit(127)    # abandoned: never run untraced
+                os.close(r)
+                os.execv(exe, argv)
+            except OSError as exc:
+                os.write(2, f"batchflow: {argv[0]}: {exc.strerror}\n".encode())
+            finally:
+                os._exit(127)
+        os.close(r)
+        self.pid = pid
+        self._w = w
+
+    def release(self):
+        os.write(self._w, b"x")
+        os.close(self._w)
+        self._w = None
+
+    def abandon(self):
+        """The child exits (127) without running the command; reaped here."""
+        if self._w is not None:
+            os.close(self._w)
+            self._w = None
+            os.waitpid(self.pid, 0)
+
+
 class Recorder:
     def __init__(self, run: Run, sink, ringbuf_pages=None, poll_ms=20,
                  batch_bytes=4 << 20, sampler=None):
@@ -88,34 +132,13 @@ class Recorder:
     def start_command(self, argv):
         """Forks the command, puts it in scope, then lets it exec: traced from
         its first instruction."""
-        # Orphans of the job are re-parented to us, so we know when the whole
-        # tree has finished and no zombie is left behind.
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-        # Resolved here so the job's graph starts with its one real exec, not
-        # with our PATH search.
-        exe = shutil.which(argv[0]) or argv[0]
-        r, w = os.pipe()
-        start = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
-        pid = os.fork()
-        if pid == 0:  # the child: wait until traced, then exec
-            try:
-                os.close(w)
-                os.read(r, 1)
-                os.close(r)
-                os.execv(exe, argv)
-            except OSError as exc:
-                os.write(2, f"batchflow: {argv[0]}: {exc.strerror}\n".encode())
-            finally:
-                os._exit(127)
-        os.close(r)
-        self.probe.trace_task(pid, parent_tgid=os.getpid(), tgid=pid)
-        self.run.root_pid = pid
-        self.run.process_starts[pid] = start
-        self._child = pid
-        os.write(w, b"x")
-        os.close(w)
-        return pid
+        held = HeldChild(argv)
+        self.probe.trace_task(held.pid, parent_tgid=os.getpid(), tgid=held.pid)
+        self.run.root_pid = held.pid
+        self.run.process_starts[held.pid] = held.start_ns
+        self._child = held.pid
+        held.release()
+        return held.pid
 
     def attach_pid(self, pid: int):
         """Traces a running process and its descendants from now on."""

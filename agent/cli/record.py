@@ -33,7 +33,14 @@ def register(sub):
     p.add_argument("--sample-interval", type=float, default=None, metavar="SECONDS",
                    help="psutil sampling of the traced processes' CPU, memory and I/O "
                         "(default 0.5; 0: off; off by default with --system)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no summary nor progress line on stderr")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="say whether the recording runs through the resident agent")
+    p.add_argument("--agent", metavar="SOCKET",
+                   help="record through the resident agent on this socket (default: "
+                        "$BATCHFLOW_AGENT, else /run/batchflow/agent.sock when root's "
+                        "agent serves it; BATCHFLOW_AGENT=off: never)")
     # ---- control protocol (agent/control/) ----
     p.add_argument("--control", metavar="FILE",
                    help="control messages applied at start-up (DISCARD, FOCUS, RULE_ON; "
@@ -78,7 +85,6 @@ def run_record(args) -> int:
         print(loader.program_text(args.ringbuf_pages or loader.DEFAULT_RINGBUF_PAGES))
         return 0
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    loader.check_privileges()
     if args.pid is not None:
         if command:
             raise CommandNotFoundError("give either -p PID or a command, not both")
@@ -95,6 +101,11 @@ def run_record(args) -> int:
     check_output(args.output)
     journal_path = args.journal or args.output + ".journal"
     check_output(journal_path)
+
+    conn = _agent_connection(args)
+    if conn is not None:
+        return record_with_agent(conn, args, command, scope)
+    loader.check_privileges()
 
     from ..capture.recorder import Recorder
 
@@ -157,6 +168,39 @@ def run_record(args) -> int:
         closer.join()
     if not args.keep_journal:
         os.unlink(journal_path)
+    return run.exit_status if run.exit_status is not None else 0
+
+
+def _agent_connection(args):
+    """A connection to the resident agent the recording should go through, or None."""
+    from ..daemon.client import find_agent, try_connect
+    if args.control or args.control_socket:
+        if args.agent:
+            raise CommandNotFoundError("--control and --control-socket steer a standalone "
+                                       "recording: not with --agent")
+        return None
+    path, required = find_agent(args.agent)
+    conn = try_connect(path, required) if path else None
+    if args.verbose:
+        print(f"batchflow: recording through the agent on {path}" if conn else
+              "batchflow: no agent: loading the kernel side here", file=sys.stderr, flush=True)
+    return conn
+
+
+def record_with_agent(conn, args, command, scope) -> int:
+    from ..daemon.client import AgentRecording
+    interval = args.sample_interval
+    if interval is None:
+        interval = 0 if scope == "system" else 0.5
+    sampler = None
+    if interval > 0 and scope == "command":
+        from ..capture.procstats import Sampler
+        sampler = Sampler(interval)
+    try:
+        run, counts = AgentRecording(conn, args, command, scope, sampler).run()
+    finally:
+        conn.close()
+    report(run, counts, args.output, args.quiet)
     return run.exit_status if run.exit_status is not None else 0
 
 
