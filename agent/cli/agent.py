@@ -12,6 +12,8 @@ def register(sub):
     p.add_argument("--socket", metavar="PATH", help="serve this socket (overrides the config)")
     p.add_argument("--check-config", action="store_true",
                    help="validate the configuration and exit")
+    p.add_argument("--unit", action="store_true",
+                   help="print the systemd unit, its ExecStart naming this batchflow, and exit")
     p.set_defaults(func=run_agent_cmd)
 
 
@@ -21,6 +23,10 @@ def run_agent_cmd(args) -> int:
     from ..daemon import config
     from ..daemon.server import run_agent
 
+    if args.unit:
+        from ..daemon.unit import unit_text
+        print(unit_text(), end="")
+        return 0
     path = args.config
     if path is None and os.path.exists(config.DEFAULT_CONFIG):
         path = config.DEFAULT_CONFIG
