@@ -400,8 +400,7 @@ class Agent:
                 # queue a batch: the client reads STARTED first.
                 rec.queue(protocol.message(protocol.STARTED, id=rid, slot=slot, journal=path,
                                            run=run_to_dict(run)))
-            for c in self.consumers:
-                c.started(rec)
+            self._notify("started", rec)
         except BaseException as exc:
             self._abort(slot, rec)
             if isinstance(exc, (OSError, BatchflowError)):
@@ -519,11 +518,20 @@ class Agent:
         rec.queue(msg)
         rec.close_queue()
         self.ended_count += 1
-        for c in self.consumers:
-            c.ended(rec)
+        self._notify("ended", rec)
         log(f"recording {rec.id} ended: {rec.records} records"
             + (f" ({rec.end_reason})" if rec.end_reason else ""))
         rec.ended.set()
+
+    def _notify(self, what, rec, *args):
+        """Calls each plug-in consumer; a failing one is logged and detached,
+        never the end of a recording."""
+        for c in list(self.consumers):
+            try:
+                getattr(c, what)(rec, *args)
+            except Exception as exc:
+                log(f"consumer {c!r} failed in {what} ({type(exc).__name__}: {exc}); detached")
+                self.consumers.remove(c)
 
     # ---- the drain thread ----
     def _drain_loop(self):
@@ -553,8 +561,7 @@ class Agent:
                 batch = self.consumer.take_slot(slot)
                 if batch:
                     rec.deliver(batch)
-                    for c in self.consumers:
-                        c.batch(rec, batch)
+                    self._notify("batch", rec, batch)
             if not size:
                 break
         _produced, consumed = self.consumer.positions()
