@@ -12,6 +12,7 @@ the tail is left to write.
 """
 from __future__ import annotations
 
+import errno
 import os
 import queue
 import select
@@ -63,6 +64,9 @@ class AgentConnection:
             self.sock.connect(path)
         except OSError as exc:
             self.sock.close()
+            if exc.errno == errno.EACCES:
+                raise AgentRefusedError(f"the agent on {path} serves root and its allowed group "
+                                        "only (permission denied)") from None
             raise AgentUnavailableError(f"no agent answers on {path}: {exc.strerror}") from None
         try:
             self.send(protocol.message(protocol.HELLO, version=protocol.VERSION))
