@@ -25,13 +25,14 @@ class AgentProcess:
 
     def start(self, timeout=120):
         logf = open(self.log, "ab")
+        before = self.log.read_text().count("serving")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "agent", "agent", "--config", str(self.config),
              "--socket", self.socket], stdout=logf, stderr=logf, cwd=str(ROOT))
         logf.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if "serving" in self.log.read_text():
+            if self.log.read_text().count("serving") > before:
                 return self
             if self.proc.poll() is not None:
                 raise RuntimeError(f"the agent exited: {self.log.read_text()}")
