@@ -53,9 +53,8 @@ def register(sub):
 
 
 def run_record(args) -> int:
-    from ..capture import loader
-
     if args.ebpf:
+        from ..capture import loader
         print(loader.program_text(args.ringbuf_pages or loader.DEFAULT_RINGBUF_PAGES))
         return 0
     command = command_after_dashes(args.command)
@@ -79,6 +78,7 @@ def run_record(args) -> int:
     conn = _agent_connection(args)
     if conn is not None:
         return record_with_agent(conn, args, command, scope)
+    from ..capture import loader
     loader.check_privileges()
 
     control_msgs = None
@@ -152,12 +152,9 @@ def record_with_agent(conn, args, command, scope) -> int:
     interval = args.sample_interval
     if interval is None:
         interval = 0 if scope == "system" else 0.5
-    sampler = None
-    if interval > 0 and scope == "command":
-        from ..capture.procstats import Sampler
-        sampler = Sampler(interval)
     try:
-        run, counts = AgentRecording(conn, args, command, scope, sampler).run()
+        run, counts = AgentRecording(conn, args, command, scope,
+                                     interval if scope == "command" else 0).run()
     finally:
         conn.close()
     report(run, counts, args.output, args.quiet)

@@ -199,12 +199,14 @@ class Progress:
 class AgentRecording:
     """A recording through the agent, from the client's side."""
 
-    def __init__(self, conn: AgentConnection, args, command, scope, sampler=None):
+    def __init__(self, conn: AgentConnection, args, command, scope, sample_interval=0):
         self.conn = conn
         self.args = args
         self.command = command
         self.scope = scope
-        self.sampler = sampler
+        self.sample_interval = sample_interval
+        self.sampler = None       # made when its first sample is due: psutil is slow to import
+        self.reaped = {}          # pid -> wait4's resource usage
         self.stop_requested = 0
         self.child = None
         self.exit_status = None
@@ -215,7 +217,7 @@ class AgentRecording:
 
     def _start(self):
         from ..capture.journal import run_from_dict
-        from ..capture.recorder import HeldChild
+        from ..capture.procfs import HeldChild
         req = protocol.message(protocol.RECORD, scope=self.scope, command=list(self.command))
         held = None
         if self.scope == "command":
@@ -240,15 +242,17 @@ class AgentRecording:
     def run(self) -> tuple:
         """Records; returns (run, counts)."""
         from ..capture.journal import JournalWriter, run_from_dict
-        from ..capture.recorder import descendants, status_to_exit
+        from ..capture.procfs import descendants, status_to_exit
         args = self.args
         run, held = self._start()
-        stream = TurtleStream(run, args.output, args.detail)
-        own_journal = JournalWriter(args.journal or args.output + ".journal", run) \
-            if args.keep_journal else None
         if held is not None:
             self.child = held.pid
             held.release()
+        # The job runs from here; the writer (and its imports) start meanwhile.
+        stream = TurtleStream(run, args.output, args.detail)
+        own_journal = JournalWriter(args.journal or args.output + ".journal", run) \
+            if args.keep_journal else None
+        first_sample = time.monotonic() + self.sample_interval
         deadline = None if args.duration is None else time.monotonic() + args.duration
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         ended = None
@@ -261,7 +265,11 @@ class AgentRecording:
                     ended = self._take(msg, stream, own_journal)
                     if ended is not None:
                         break
-                if self.sampler is not None and self.child is not None:
+                if self.sample_interval > 0 and self.child is not None and \
+                        time.monotonic() >= first_sample:
+                    if self.sampler is None:
+                        from ..capture.procstats import Sampler
+                        self.sampler = Sampler(self.sample_interval)
                     self.sampler.maybe_sample(descendants(os.getpid())[1:])
                 self.progress.show(len(stream.pids), stream.events,
                                    sum(self.losses.values()))
@@ -278,6 +286,8 @@ class AgentRecording:
                     done = True
                 if done:
                     stats = dict(self.sampler.stats) if self.sampler is not None else {}
+                    for pid, usage in self.reaped.items():
+                        stats[pid] = {**stats.get(pid, {}), **usage}
                     self.conn.send(protocol.message(
                         protocol.END, exit_status=self.exit_status,
                         root_status=self.root_status, process_stats=stats))
@@ -329,7 +339,7 @@ class AgentRecording:
 
     def _reap(self):
         """Reaps finished children; False once none is left."""
-        from ..capture.recorder import status_to_exit
+        from ..capture.procfs import status_to_exit
         while True:
             try:
                 pid, status, usage = os.wait4(-1, os.WNOHANG)
@@ -337,9 +347,9 @@ class AgentRecording:
                 return False
             if pid == 0:
                 return True
-            if self.sampler is not None:
-                self.sampler.stats[pid] = {
-                    **self.sampler.stats.get(pid, {}),
+            if self.sample_interval > 0:
+                # exact totals for the processes we reap (as a standalone record has)
+                self.reaped[pid] = {
                     "cpu_user_s": usage.ru_utime, "cpu_system_s": usage.ru_stime,
                     "rss_max_bytes": usage.ru_maxrss * 1024, "tree_totals": True}
             if pid == self.child:

@@ -25,7 +25,7 @@ import time
 
 from .. import __version__
 from ..capture.journal import JournalWriter, run_to_dict
-from ..capture.recorder import descendants, proc_ppid, proc_start_ns
+from ..capture.procfs import descendants, proc_ppid, proc_start_ns
 from ..errors import AgentUnavailableError, BatchflowError, ConfigError
 from ..events import LOSS_NAMES
 from ..run import Run
@@ -508,8 +508,8 @@ class Agent:
         rec.run.mark_end()
         if rec.withheld:
             rec.run.protocol.append({"note": f"{rec.withheld} records of other users withheld"})
-        rec.journal.close(rec.run)
         kept = self.cfg.get("agent", "keep_journals") or rec.end_reason is not None
+        rec.journal.close(rec.run, sync=kept)
         if not kept:
             os.unlink(rec.journal.path)
         msg = protocol.message(protocol.ENDED, run=run_to_dict(rec.run), reason=rec.end_reason,
