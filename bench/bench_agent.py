@@ -148,6 +148,11 @@ def main(argv=None):
         args.rounds, args.loop_n = 1, 20_000
     if os.geteuid() != 0:
         sys.exit("bench_agent: run as root")
+    # As installed: with bytecode (an environment with PYTHONDONTWRITEBYTECODE
+    # would otherwise compile every module at every start of `record`).
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "agent")],
+                   env={k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
+                   stdout=subprocess.DEVNULL, check=True)
     work = Path(tempfile.mkdtemp(prefix="bf-bench-agent-"))
     try:
         bindir = build(work)

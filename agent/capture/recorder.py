@@ -35,6 +35,7 @@ class Recorder:
         self._last_poll_ns = 0
         self._child = None
         self.sampler = sampler      # agent.capture.procstats.Sampler, or None
+        self.on_poll = None         # called with the recorder after each drain (progress line)
         self.slot = 1               # the traced set's byte for this recording
 
     # ---- scope ----
@@ -143,6 +144,8 @@ class Recorder:
                 self._drain(self.poll_ms)
                 if self.sampler is not None:
                     self.sampler.maybe_sample(self._scope_pids())
+                if self.on_poll is not None:
+                    self.on_poll(self)
                 if self.stop_requested:
                     if self._child is None or self.stop_requested > 1:
                         break

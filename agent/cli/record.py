@@ -7,6 +7,7 @@ import sys
 
 from .. import __version__
 from ..errors import CommandNotFoundError, NoSuchProcessError
+from ..progress import Progress
 from ..run import Run
 from .common import check_command, check_output, command_after_dashes, report
 
@@ -118,7 +119,15 @@ def run_record(args) -> int:
                       file=sys.stderr, flush=True)
             elif not args.quiet and scope == "system":
                 print("batchflow: tracing the whole host", file=sys.stderr, flush=True)
-            session.wait(args.duration)
+            progress = Progress(not args.quiet)
+            if progress.enabled:
+                session.recorder.on_poll = lambda rec: progress.due() and progress.show(
+                    len(rec._scope_pids()), rec.consumer.stats()["records"],
+                    sum(rec.probe.losses((0, rec.slot)).values()), label="processes running")
+            try:
+                session.wait(args.duration)
+            finally:
+                progress.clear()
             journal.close(run)
         finally:
             if steering is not None:

@@ -25,6 +25,7 @@ import time
 
 from ..errors import AgentLostError, AgentRefusedError, AgentUnavailableError
 from ..events import Kind, decode_batch
+from ..progress import Progress
 from . import protocol
 from .config import DEFAULT_SOCKET
 
@@ -163,37 +164,6 @@ class TurtleStream:
         self._q.put(exc)
         self._q.put(None)
         self._thread.join()
-
-
-class Progress:
-    """One line on a TTY, redrawn at most twice a second."""
-
-    def __init__(self, enabled, stream=None):
-        self.stream = stream or sys.stderr
-        self.enabled = enabled and self.stream.isatty()
-        self.started = time.monotonic()
-        self._last = 0.0
-        self._shown = False
-
-    def show(self, processes, events, lost):
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if now - self._last < 0.5:
-            return
-        self._last = now
-        elapsed = now - self.started
-        rate = events / elapsed if elapsed > 0 else 0
-        self.stream.write(f"\r\x1b[Kbatchflow: {elapsed:.1f} s, {processes} processes, "
-                          f"{events} events ({rate:.0f}/s), lost {lost}")
-        self.stream.flush()
-        self._shown = True
-
-    def clear(self):
-        if self._shown:
-            self.stream.write("\r\x1b[K")
-            self.stream.flush()
-            self._shown = False
 
 
 class AgentRecording:
