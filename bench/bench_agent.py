@@ -37,7 +37,7 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
-from run import build  # noqa: E402  (bench/run.py: compiles workloads, copies the project)
+from modes import build  # noqa: E402  (compiles the workloads, copies the project)
 
 SUMMARY = re.compile(r"batchflow: (\d+) processes; (\d+) events \((.*)\); lost (\d+);")
 
@@ -142,6 +142,7 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--loop-n", type=int, default=200_000)
     ap.add_argument("--concurrency", default="1,4,16")
+    ap.add_argument("--only", choices=("end-to-end", "concurrent"), help="one part only")
     ap.add_argument("--json", help="write the numbers here")
     args = ap.parse_args(argv)
     if args.quick:
@@ -158,9 +159,11 @@ def main(argv=None):
         bindir = build(work)
         agent = Agent(work)
         try:
-            table = end_to_end(agent, work, bindir, args.rounds, args.loop_n)
+            table = end_to_end(agent, work, bindir, args.rounds, args.loop_n) \
+                if args.only != "concurrent" else {}
             conc = []
-            for k in [int(x) for x in args.concurrency.split(",")]:
+            ks = [int(x) for x in args.concurrency.split(",")] if args.only != "end-to-end" else []
+            for k in ks:
                 base, _ = concurrent(agent, work, bindir, args.loop_n, k, None)
                 traced, sums = concurrent(agent, work, bindir, args.loop_n, k,
                                           {**os.environ, "BATCHFLOW_AGENT": agent.socket})
@@ -172,6 +175,16 @@ def main(argv=None):
         shutil.rmtree(work, ignore_errors=True)
     print(f"# bench_agent: {args.rounds} rounds, loop n={args.loop_n:,}, "
           f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f} at the end\n")
+    if table:
+        print_end_to_end(table)
+    if conc:
+        print_concurrent(conc, args.loop_n)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"end_to_end": table, "concurrent": conc},
+                                              indent=1, default=str))
+
+
+def print_end_to_end(table):
     names = [m for m in next(iter(table.values())) if not m.startswith("_")]
     print("| job | " + " | ".join(names) + " |")
     print("|---|" + "---|" * len(names))
@@ -185,18 +198,17 @@ def main(argv=None):
           f"{(t['record (agent)'] - t['untraced']) * 1000:.0f} ms, standalone "
           f"{(t['record (standalone)'] - t['untraced']) * 1000:.0f} ms, strace "
           f"{(t['strace -f'] - t['untraced']) * 1000:.0f} ms\n")
+
+
+def print_concurrent(conc, loop_n):
     print("| concurrent loops | untraced | through the agent | ratio | events each | lost |")
     print("|---|---|---|---|---|---|")
     for c in conc:
         ev = sorted({s["events"] for s in c["summaries"]})
-        exact = all(s["open"] >= args.loop_n and s["stat"] >= args.loop_n
-                    for s in c["summaries"])
+        exact = all(s["open"] >= loop_n and s["stat"] >= loop_n for s in c["summaries"])
         print(f"| {c['k']} | {c['untraced_s']:.2f} s | {c['agent_s']:.2f} s | "
               f"{c['ratio']:.2f}x | {ev[0]}..{ev[-1]}{'' if exact else ' (SHORT)'} | "
               f"{sum(s['lost'] for s in c['summaries'])} |")
-    if args.json:
-        Path(args.json).write_text(json.dumps({"end_to_end": table, "concurrent": conc},
-                                              indent=1, default=str))
 
 
 if __name__ == "__main__":

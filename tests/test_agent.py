@@ -265,7 +265,7 @@ def test_tasks_and_recording_consumers(batchflow_cmd, tmp_path):
     base = tmp_path / "inproc"
     base.mkdir()
     path = base / "agent.toml"
-    path.write_text(f'[agent]\nstate_dir = "{base / "state"}"\nallowed_group = ""\n')
+    path.write_text(f'[agent]\nstate_dir = "{base / "state"}"\nallowed_group = ""\nnice = 0\n')
     sock = str(base / "agent.sock")
 
     class Tick:

@@ -97,6 +97,7 @@ class Agent:
         from ..capture.native import RingConsumer
 
         load_plugins(self)
+        self._apply_priority()
         self._prepare_state_dir()
         self.listener = self._bind()
         try:
@@ -117,6 +118,10 @@ class Agent:
         log(f"serving {self.socket_path} (pid {os.getpid()}, ring "
             f"{self.probe.ring_bytes >> 20} MiB, tracepoints missing: "
             f"{', '.join(self.probe.missing) or 'none'})")
+
+    def _apply_priority(self):
+        # Every thread of the agent: the drain thread is made later and inherits it.
+        os.setpriority(os.PRIO_PROCESS, 0, self.cfg.get("agent", "nice"))
 
     def _group(self):
         name = self.cfg.get("agent", "allowed_group")
@@ -202,6 +207,8 @@ class Agent:
         later = [k for k in self.cfg.restart_changes(new) if k != "[agent] socket"]
         self.cfg = new
         self._apply_socket_mode(self._group())
+        for tid in os.listdir("/proc/self/task"):
+            os.setpriority(os.PRIO_PROCESS, int(tid), new.get("agent", "nice"))
         log(f"configuration reloaded from {path}"
             + (f" ({', '.join(later)}: at the next restart)" if later else ""))
         self.scheduler.reconfigure()
