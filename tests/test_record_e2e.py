@@ -141,3 +141,19 @@ def test_sigterm_writes_what_was_captured(record_env, batchflow_cmd, tmp_path):
     g = rdflib.Graph().parse(out, format="turtle")
     paths = [p for p, _ in opened(g)]
     assert os.fsencode(marker) in paths and b"/etc/hostname" in paths
+
+
+def test_process_usage_written(record, batchflow_cmd, tmp_path):
+    """Both ways, the command's process carries its psutil sample and its exact
+    wait4 totals (through the agent, the Turtle is written as the job runs:
+    the totals must still reach the command's exit)."""
+    out = tmp_path / "out.ttl"
+    proc = record(batchflow_cmd, out, "sh", "-c", "sleep 0.8")
+    assert proc.returncode == 0, proc.stderr
+    g = rdflib.Graph().parse(out, format="turtle")
+    (run,) = g.subjects(rdflib.RDF.type, BF.Run)
+    roots = [p for p in g.subjects(rdflib.RDF.type, BF.Process)
+             if g.value(p, BF.usageIncludesWaitedChildren) is not None]
+    assert len(roots) == 1
+    assert g.value(roots[0], BF.cpuUserSeconds) is not None
+    assert g.value(roots[0], BF.maxRssBytes) is not None

@@ -117,8 +117,11 @@ class TurtleStream:
     """Writes the Turtle in a thread while batches arrive (write_turtle
     consumes its events lazily).  `finish()` once the run is final."""
 
-    def __init__(self, run, out, detail, complete=True):
+    def __init__(self, run, out, detail, before_exit=None):
+        """`before_exit(pid)`, if given, is called before a process's EXIT
+        event is written (to wait until its resource usage is known)."""
         from ..graph import write_turtle
+        self.before_exit = before_exit
         self.events = 0
         self.pids = set()
         self._q = queue.Queue(maxsize=256)
@@ -147,6 +150,8 @@ class TurtleStream:
                 self.events += 1
                 if ev.kind in (Kind.FORK, Kind.EXEC, Kind.EXIT):
                     self.pids.add(ev.pid)
+                if ev.kind == Kind.EXIT and self.before_exit is not None:
+                    self.before_exit(ev.pid)
                 yield ev
 
     def feed(self, batch: bytes):
@@ -176,7 +181,10 @@ class AgentRecording:
         self.scope = scope
         self.sample_interval = sample_interval
         self.sampler = None       # made when its first sample is due: psutil is slow to import
-        self.reaped = {}          # pid -> wait4's resource usage
+        # pid -> psutil sample and wait4 totals: the writer reads this very
+        # dict when it reaches a process's exit (agent.graph.model)
+        self.stats = {}
+        self.root_reaped = threading.Event()
         self.stop_requested = 0
         self.child = None
         self.exit_status = None
@@ -219,7 +227,8 @@ class AgentRecording:
             self.child = held.pid
             held.release()
         # The job runs from here; the writer (and its imports) start meanwhile.
-        stream = TurtleStream(run, args.output, args.detail)
+        run.process_stats = self.stats
+        stream = TurtleStream(run, args.output, args.detail, self._before_exit)
         own_journal = JournalWriter(args.journal or args.output + ".journal", run) \
             if args.keep_journal else None
         first_sample = time.monotonic() + self.sample_interval
@@ -240,6 +249,7 @@ class AgentRecording:
                     if self.sampler is None:
                         from ..capture.procstats import Sampler
                         self.sampler = Sampler(self.sample_interval)
+                        self.sampler.stats = self.stats
                     self.sampler.maybe_sample(descendants(os.getpid())[1:])
                 self.progress.show(len(stream.pids), stream.events,
                                    sum(self.losses.values()))
@@ -255,9 +265,7 @@ class AgentRecording:
                 if deadline is not None and time.monotonic() >= deadline:
                     done = True
                 if done:
-                    stats = dict(self.sampler.stats) if self.sampler is not None else {}
-                    for pid, usage in self.reaped.items():
-                        stats[pid] = {**stats.get(pid, {}), **usage}
+                    stats = dict(self.stats)
                     self.conn.send(protocol.message(
                         protocol.END, exit_status=self.exit_status,
                         root_status=self.root_status, process_stats=stats))
@@ -279,7 +287,7 @@ class AgentRecording:
         self.progress.clear()
         final = run_from_dict(ended["run"])
         for field in ("end_mono_ns", "end_wall_ns", "losses", "loss_windows", "protocol",
-                      "process_stats", "exit_status", "root_status"):
+                      "exit_status", "root_status"):
             setattr(run, field, getattr(final, field))
         if run.exit_status is None and self.root_status is not None:
             run.exit_status = status_to_exit(self.root_status)
@@ -319,12 +327,21 @@ class AgentRecording:
                 return True
             if self.sample_interval > 0:
                 # exact totals for the processes we reap (as a standalone record has)
-                self.reaped[pid] = {
+                self.stats[pid] = {
+                    **self.stats.get(pid, {}),
                     "cpu_user_s": usage.ru_utime, "cpu_system_s": usage.ru_stime,
                     "rss_max_bytes": usage.ru_maxrss * 1024, "tree_totals": True}
             if pid == self.child:
                 self.exit_status = status_to_exit(status)
                 self.root_status = status
+                self.root_reaped.set()
+
+    def _before_exit(self, pid):
+        # The command's own exit: its wait4 totals are in once we have reaped
+        # it, which the main loop does within one turn (orphans of the job
+        # that we reap too are not waited for: theirs may be missing).
+        if pid == self.child and self.sample_interval > 0:
+            self.root_reaped.wait(5)
 
     def _on_signal(self, signum, frame):
         self.stop_requested += 1
