@@ -80,6 +80,10 @@ def run_record(args) -> int:
     if conn is not None:
         return record_with_agent(conn, args, command, scope)
     from ..capture import loader
+    if os.geteuid() != 0:
+        from ..errors import NotRootError
+        raise NotRootError("batchflow record must run as root (it loads BPF programs), "
+                           "or through a resident agent (batchflow agent; record --agent)")
     loader.check_privileges()
 
     control_msgs = None
