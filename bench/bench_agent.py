@@ -36,6 +36,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path.insert(0, str(BENCH))
+sys.path.insert(0, str(REPO))
 
 from modes import build  # noqa: E402  (compiles the workloads, copies the project)
 
@@ -136,6 +137,35 @@ def concurrent(agent, work, bindir, loop_n, k, env):
     return dt, summaries
 
 
+def protocol_latency(agent, rounds=20):
+    """The agent's own share of a recording's start and end, in this process
+    (no Python start-up, no Turtle): connect + hello; fork the held command +
+    record -> started; release, reap, end -> ended.  Medians, ms."""
+    from agent.capture.procfs import HeldChild
+    from agent.daemon import protocol
+    from agent.daemon.client import AgentConnection
+    parts = {"connect+hello": [], "record->started": [], "end->ended": []}
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        conn = AgentConnection(agent.socket)
+        t1 = time.perf_counter()
+        held = HeldChild(["/bin/true"])
+        conn.request(protocol.message(protocol.RECORD, scope="command", pid=held.pid,
+                                      command=["true"], cwd=b"/", start_ns=held.start_ns))
+        t2 = time.perf_counter()
+        held.release()
+        os.waitpid(held.pid, 0)
+        t3 = time.perf_counter()
+        conn.send(protocol.message(protocol.END, exit_status=0))
+        while not (isinstance(msg := conn.recv(), dict) and msg.get("op") == protocol.ENDED):
+            pass
+        t4 = time.perf_counter()
+        conn.close()
+        for k, v in zip(parts, (t1 - t0, t2 - t1, t4 - t3)):
+            parts[k].append(v * 1000)
+    return {k: statistics.median(v) for k, v in parts.items()}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="small sizes, one round")
@@ -159,6 +189,7 @@ def main(argv=None):
         bindir = build(work)
         agent = Agent(work)
         try:
+            latency = protocol_latency(agent)
             table = end_to_end(agent, work, bindir, args.rounds, args.loop_n) \
                 if args.only != "concurrent" else {}
             conc = []
@@ -175,12 +206,15 @@ def main(argv=None):
         shutil.rmtree(work, ignore_errors=True)
     print(f"# bench_agent: {args.rounds} rounds, loop n={args.loop_n:,}, "
           f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f} at the end\n")
+    print("the agent's share (medians of 20, ms): "
+          + ", ".join(f"{k} {v:.1f}" for k, v in latency.items()) + "\n")
     if table:
         print_end_to_end(table)
     if conc:
         print_concurrent(conc, args.loop_n)
     if args.json:
-        Path(args.json).write_text(json.dumps({"end_to_end": table, "concurrent": conc},
+        Path(args.json).write_text(json.dumps({"latency_ms": latency, "end_to_end": table,
+                                               "concurrent": conc},
                                               indent=1, default=str))
 
 
