@@ -48,6 +48,10 @@ def register(sub):
     p.add_argument("--control-socket", metavar="PATH",
                    help="accept control messages on this Unix socket (root only; "
                         "see `batchflow ctl`)")
+    p.add_argument("--rules", metavar="TOML",
+                   help="run these rules (agent/rules/, docs/rules.md) on the events as they "
+                        "come; their findings go into the Turtle and a report on stderr. "
+                        "Rules may steer the recording through the control protocol")
     p.add_argument("--ebpf", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
     p.set_defaults(func=run_record)
@@ -76,6 +80,12 @@ def run_record(args) -> int:
     journal_path = args.journal or args.output + ".journal"
     check_output(journal_path)
 
+    engine = None
+    if args.rules:
+        # checked before anything is traced: a bad file costs no recording
+        from ..rules.config import engine_from
+        engine = engine_from(args.rules)
+
     conn = _agent_connection(args)
     if conn is not None:
         return record_with_agent(conn, args, command, scope)
@@ -87,7 +97,7 @@ def run_record(args) -> int:
     loader.check_privileges()
 
     control_msgs = None
-    if args.control or args.control_socket:
+    if args.control or args.control_socket or engine is not None:
         from ..control.startup import Steering, load_control_file
         control_msgs = load_control_file(args.control) if args.control else []
 
@@ -109,7 +119,7 @@ def run_record(args) -> int:
 
     with Session(run, ringbuf_pages=args.ringbuf_pages, poll_ms=args.poll_ms,
                  sampler=sampler) as session:
-        steering = None
+        steering = live = None
         try:
             if control_msgs is not None:
                 steering = Steering(args.control_socket)
@@ -117,6 +127,10 @@ def run_record(args) -> int:
             session.begin()
             journal = JournalWriter(journal_path, run)
             session.sink = journal.append
+            if engine is not None:
+                from ..rules.runner import LiveRules
+                live = LiveRules(engine, run, steering.controller)
+                session.sink = live.tee(journal.append)
             started = session.trace(scope, target)
             if not args.quiet and scope == "pid":
                 print(f"batchflow: tracing pid {args.pid} and {started - 1} descendants",
@@ -139,6 +153,8 @@ def run_record(args) -> int:
         # Detaching overlaps with writing the Turtle.
         session.close(background=True)
         write_output(journal_path, args.output, args.detail, run, args.quiet)
+        if live is not None:
+            live.write(args.output, args.quiet)
     if not args.keep_journal:
         os.unlink(journal_path)
     return run.exit_status if run.exit_status is not None else 0
@@ -147,10 +163,10 @@ def run_record(args) -> int:
 def _agent_connection(args):
     """A connection to the resident agent the recording should go through, or None."""
     from ..daemon.client import find_agent, try_connect
-    if args.control or args.control_socket:
+    if args.control or args.control_socket or args.rules:
         if args.agent:
-            raise CommandNotFoundError("--control and --control-socket steer a standalone "
-                                       "recording: not with --agent")
+            raise CommandNotFoundError("--control, --control-socket and --rules steer a "
+                                       "standalone recording: not with --agent")
         return None
     path, required = find_agent(args.agent)
     conn = try_connect(path, required) if path else None

@@ -29,7 +29,10 @@ from ..errors import ConfigError
 try:
     import tomllib
 except ImportError:  # pragma: no cover - Python < 3.11
-    tomllib = None
+    try:
+        import tomli as tomllib
+    except ImportError:
+        tomllib = None
 
 DEFAULT_CONFIG = "/etc/batchflow/agent.toml"
 DEFAULT_SOCKET = "/run/batchflow/agent.sock"
