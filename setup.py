@@ -8,7 +8,8 @@ setup(
     packages=find_packages(include=["agent", "agent.*"]),
     # agent/bpf is a link to the top-level bpf/: the kernel side's sources
     # travel inside the package, where agent/abi.py and the loader read them.
-    package_data={"agent": ["ontology/*.ttl", "bpf/*.h", "bpf/*.c"]},
+    package_data={"agent": ["ontology/*.ttl", "bpf/*.h", "bpf/*.c"],
+                  "agent.daemon": ["batchflow-agent.service"]},
     python_requires=">=3.9",
     setup_requires=["cffi>=1.15"],
     cffi_modules=["ext/_build.py:ffibuilder"],

@@ -66,6 +66,22 @@ class StraceSyntaxError(InputFormatError):
     (the importer counts the line as not understood and goes on)."""
 
 
+class ConfigError(BatchflowError, ValueError):
+    """The agent's configuration file is unreadable or invalid (names the key)."""
+
+
+class AgentUnavailableError(BatchflowError, ConnectionError):
+    """No resident agent answers on the socket asked for."""
+
+
+class AgentRefusedError(BatchflowError, PermissionError):
+    """The resident agent refused a request (scope, ownership, limits)."""
+
+
+class AgentLostError(BatchflowError, ConnectionError):
+    """The resident agent went away in the middle of a recording."""
+
+
 class RulesError(BatchflowError, ValueError):
     """A rules configuration cannot be used.  Its four families below each
     have their own exit code, so a script can tell them apart."""

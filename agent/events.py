@@ -16,7 +16,7 @@ HEADER_SIZE = abi.HEADER_SIZE
 # order: the header's, checked here so that a field moved in batchflow.h
 # fails at import instead of shifting every value.
 _ORDER = ("ts_ns", "pid", "tid", "ppid", "uid", "ret", "arg0", "arg1", "dirfd", "size",
-          "kind", "call", "path_len", "argv_len", "argc", "trunc", "_pad", "comm")
+          "kind", "call", "path_len", "argv_len", "argc", "trunc", "slot", "_pad", "comm")
 if abi.FIELD_NAMES != _ORDER:
     raise ImportError(f"bpf/batchflow.h's struct bf_event is now {abi.FIELD_NAMES}: "
                       "update agent/events.py's decode() and Event.pack()")
@@ -116,7 +116,7 @@ class Event:
         size = HEADER_SIZE + len(path) + len(argv)
         return HEADER.pack(self.ts, self.pid, self.tid, self.ppid, self.uid, self.ret,
                            self.arg0, self.arg1, self.dirfd, size, self.kind, self.call,
-                           len(path), len(argv), len(self.argv), self.trunc, 0,
+                           len(path), len(argv), len(self.argv), self.trunc, 0, 0,
                            comm) + path + argv
 
 
@@ -131,7 +131,7 @@ def decode(buf, offset=0):
     headers in place.
     """
     (ts, pid, tid, ppid, uid, ret, arg0, arg1, dirfd, size, kind, call,
-     path_len, argv_len, argc, trunc, _pad, comm) = HEADER.unpack_from(buf, offset)
+     path_len, argv_len, argc, trunc, _slot, _pad, comm) = HEADER.unpack_from(buf, offset)
     if size < HEADER_SIZE or size != HEADER_SIZE + path_len + argv_len:
         raise ValueError(f"corrupt record at offset {offset}: size {size}")
     data = offset + HEADER_SIZE

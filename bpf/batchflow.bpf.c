@@ -32,7 +32,7 @@
 
 BPF_RINGBUF_OUTPUT(events, BF_RINGBUF_PAGES);
 
-/* The traced set: one byte per tid, 1 = traced.  An array (its lookup is
+/* The traced set: one byte per tid, its recording slot (0 = not traced).  An array (its lookup is
  * inlined) of every possible tid (PID_MAX_LIMIT, 4 MiB), mapped by the agent
  * so that it can add a task with a one-byte store; a hash lookup here cost
  * more than everything else a record needs but the path copy. */
@@ -73,7 +73,7 @@ BPF_HASH(exit_codes, u32, s64, BF_MAX_TASKS);
 BPF_HASH(fatal_sigs, u32, s64, BF_MAX_TASKS);
 
 BPF_PERCPU_ARRAY(scratch, struct bf_record, 1);
-BPF_PERCPU_ARRAY(losses, u64, BF_LOSS_MAX);
+BPF_PERCPU_ARRAY(losses, u64, BF_SLOTS * BF_LOSS_MAX);
 /* bytes this CPU submitted since it last woke the consumer */
 BPF_PERCPU_ARRAY(unwoken, u64, 1);
 
@@ -90,9 +90,10 @@ BPF_ARRAY(krules, struct bf_krule, BF_KRULES);
 BPF_HASH(kpids, u32, u32, BF_MAX_TASKS);
 BPF_PERCPU_ARRAY(kdropped, u64, BF_KRULES);
 
-static __always_inline void bf_lost(u32 what)
+static __always_inline void bf_lost(u32 what, u8 slot)
 {
-	u64 *n = losses.lookup(&what);
+	u32 i = (u32)slot * BF_LOSS_MAX + what;
+	u64 *n = losses.lookup(&i);
 	if (n)
 		(*n)++;
 }
@@ -116,6 +117,13 @@ static __always_inline int bf_system_wide(u32 tgid)
 	return !(self && *self == tgid);
 }
 
+/* The task's recording slot (0: not in the traced set). */
+static __always_inline u8 bf_slot(u32 tid)
+{
+	u8 *on = bf_tid_byte(tid);
+	return on ? *on : 0;
+}
+
 /* 1 when the task's events are wanted. */
 static __always_inline int bf_wanted(u32 tgid, u32 tid)
 {
@@ -131,13 +139,14 @@ static __always_inline int bf_current(void)
 	return bf_wanted(id >> 32, (u32)id);
 }
 
-static __always_inline void bf_join(u32 tid)
+/* The task joins recording `slot` (a forked child: its parent's). */
+static __always_inline void bf_join(u32 tid, u8 slot)
 {
 	u8 *on = bf_tid_byte(tid);
 	if (on)
-		*on = 1;
+		*on = slot;
 	else
-		bf_lost(BF_LOSS_TRACED);
+		bf_lost(BF_LOSS_TRACED, slot);
 }
 
 static __always_inline void bf_leave(u32 tid)
@@ -242,6 +251,7 @@ static __always_inline void bf_fill(struct bf_event *e, u64 ts, u8 call, u8 kind
 	e->argv_len = 0;
 	e->argc = 0;
 	e->trunc = 0;
+	e->slot = bf_slot(e->tid);
 	e->_pad = 0;
 	bpf_get_current_comm(&e->comm, sizeof(e->comm));
 }
@@ -269,7 +279,7 @@ static __always_inline void bf_output(struct bf_record *r, int focus)
 	if (focus)
 		flags = BPF_RB_FORCE_WAKEUP;
 	if (events.ringbuf_output(r, size, flags) != 0)
-		bf_lost(BF_LOSS_RINGBUF);
+		bf_lost(BF_LOSS_RINGBUF, r->hdr.slot);
 }
 
 static __always_inline void bf_submit(struct bf_record *r)
@@ -298,7 +308,7 @@ static __always_inline u32 bf_read_str_or(struct bf_record *r, u32 off, u32 boun
 			return 1;
 		}
 		if (count)
-			bf_lost(BF_LOSS_READ);
+			bf_lost(BF_LOSS_READ, r->hdr.slot);
 		return 0;
 	}
 	if (n == bound) {
@@ -375,8 +385,9 @@ TRACEPOINT_PROBE(sched, sched_process_fork)
 	struct bf_forking *f = forking.lookup(&tid);
 	s64 flags = f ? f->flags : BF_FLAGS_FORK;
 	u8 call = f ? f->call : 0;
-	if (!bf_system_wide(tgid))
-		bf_join(child);
+	u8 slot = bf_slot(tid);
+	if (slot)   /* whole-host scope alone: children need no byte */
+		bf_join(child, slot);
 	if (!(flags & BF_CLONE_THREAD)) {
 		parents.update(&child, &tgid);
 		/* control rules: a child joins its parent's inheriting pid sets */
@@ -464,7 +475,7 @@ static __always_inline int bf_exec_enter(u8 call, s32 dirfd, const char *path,
 	r->hdr._pad = (off ? 0 : BF_REREAD_PATH) | (unreadable ? BF_REREAD_ARGV : 0);
 	u32 tid = r->hdr.tid;
 	if (execs.update(&tid, r) != 0)
-		bf_lost(BF_LOSS_INFLIGHT);
+		bf_lost(BF_LOSS_INFLIGHT, r->hdr.slot);
 	return 0;
 }
 
@@ -481,7 +492,7 @@ static __always_inline int bf_exec_exit(s64 ret, u64 stack)
 	r->hdr.tid = tid;
 	bpf_get_current_comm(&r->hdr.comm, sizeof(r->hdr.comm));
 	if (r->hdr._pad & BF_REREAD_PATH)
-		bf_lost(BF_LOSS_READ);      /* sched_process_exec did not see it */
+		bf_lost(BF_LOSS_READ, r->hdr.slot);  /* sched_process_exec did not see it */
 	if (r->hdr._pad & BF_REREAD_ARGV) {
 		u8 unreadable = 1;
 		if (ret == 0 && stack) {
@@ -492,7 +503,7 @@ static __always_inline int bf_exec_exit(s64 ret, u64 stack)
 			r->hdr.argv_len = end - off;
 		}
 		if (unreadable)
-			bf_lost(BF_LOSS_READ);
+			bf_lost(BF_LOSS_READ, r->hdr.slot);
 	}
 	r->hdr._pad = 0;
 	bf_submit(r);
@@ -536,8 +547,9 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
 		return 0;
 	u8 *was = bf_tid_byte(old);
 	if (was && *was) {
+		u8 slot = *was;
 		*was = 0;
-		bf_join(pid);
+		bf_join(pid, slot);
 	}
 	if (!r)
 		return 0;
@@ -653,6 +665,7 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
 	u32 tgid = id >> 32, tid = (u32)id;
 	if (!bf_wanted(tgid, tid))
 		return 0;
+	u8 slot = bf_slot(tid);   /* the exit record is its recording's */
 	bf_leave(tid);
 	execs.delete(&tid);
 	forking.delete(&tid);
@@ -674,6 +687,7 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
 	struct bf_record *r = bf_start(bpf_ktime_get_ns(), BF_SYS_NONE, BF_EXIT);
 	if (!r)
 		return 0;
+	r->hdr.slot = slot;
 	r->hdr.trunc = trunc;
 	s64 *code = exit_codes.lookup(&tgid);
 	s64 *sig = fatal_sigs.lookup(&tgid);

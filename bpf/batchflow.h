@@ -29,7 +29,11 @@
  *                       each NUL-terminated
  *    60    1 argc       number of argv strings recorded
  *    61    1 trunc      BF_TRUNC_* bits: a string did not fit its bound
- *    62    2 _pad
+ *    62    1 slot       the recording the task belongs to: its byte in the
+ *                       traced set (1..255; 0 = traced only because the
+ *                       scope is the whole host).  The resident agent's C
+ *                       consumer routes each record to its recording by it.
+ *    63    1 _pad
  *    64   16 comm       task comm at the time of the event (NUL padded)
  *    80    - data       path bytes, then argv bytes
  *
@@ -96,10 +100,13 @@ enum bf_call {
 #define BF_FLAGS_FORK   17                                  /* fork(): SIGCHLD */
 #define BF_FLAGS_VFORK  (BF_CLONE_VM | BF_CLONE_VFORK | 17)  /* vfork() */
 
-/* The traced set (kernel side): one byte per possible tid (PID_MAX_LIMIT);
- * the agent maps it and reads its size from the map. */
+/* The traced set (kernel side): one byte per possible tid (PID_MAX_LIMIT),
+ * holding the task's recording slot (0 = not traced); a child inherits its
+ * parent's.  The agent maps it and reads its size from the map. */
 #define BF_TIDS_PER_SLOT 64
 #define BF_TID_SLOTS 65536
+/* Recording slots: the values a traced-set byte can hold. */
+#define BF_SLOTS 256
 
 #define BF_AT_FDCWD (-100)    /* dirfd of a path relative to the cwd */
 #ifndef AT_FDCWD
@@ -123,7 +130,8 @@ struct bf_event {
 	__u16 argv_len;
 	__u8  argc;
 	__u8  trunc;
-	__u16 _pad;
+	__u8  slot;
+	__u8  _pad;
 	char  comm[BF_COMM_LEN];
 	/* char data[]: path_len bytes of path, then argv_len bytes of argv */
 };
@@ -134,7 +142,9 @@ struct bf_record {
 	char data[BF_DATA_MAX];
 };
 
-/* Loss counters, one slot each in the per-CPU array `losses`. */
+/* Loss counters in the per-CPU array `losses`, one row of BF_LOSS_MAX per
+ * recording slot (index slot * BF_LOSS_MAX + cause): a loss is charged to
+ * the recording whose task or record it was. */
 enum bf_loss {
 	BF_LOSS_RINGBUF = 0,   /* ring buffer full: record dropped */
 	BF_LOSS_INFLIGHT = 1,  /* exec map full: an execve's argv could not be kept */

@@ -14,6 +14,7 @@ struct bf_consumer_stats {
     uint64_t wakeups;      /* polls that returned because the kernel woke us */
     uint64_t full_stops;   /* polls that stopped because the batch was full */
     uint64_t max_fill;     /* the most bytes seen waiting in the ring at once */
+    uint64_t unrouted;     /* routing: records of no open recording, dropped */
 };
 
 /* Maps the ring buffer behind `map_fd` (a BPF_MAP_TYPE_RINGBUF of
@@ -32,9 +33,33 @@ void bf_consumer_reset(struct bf_consumer *c);
 
 /* Bytes currently waiting in the ring buffer. */
 uint64_t bf_consumer_pending(struct bf_consumer *c);
+/* The ring's positions: everything reserved before produced() was read
+ * once consumed() has reached it. */
+uint64_t bf_consumer_produced(struct bf_consumer *c);
+uint64_t bf_consumer_consumed(struct bf_consumer *c);
 
 void bf_consumer_stats(struct bf_consumer *c, struct bf_consumer_stats *out);
 void bf_consumer_close(struct bf_consumer *c);
+
+/* Routing (the resident agent, several recordings on one ring): once a
+ * route is open, each record goes to the batch of the recording slot it
+ * carries (struct bf_event's `slot`), and the filter is not used.  A batch
+ * that is full stops the poll (the record stays in the ring); a record of a
+ * slot with no route is dropped and counted in `unrouted`.  The mirror
+ * slot (a whole-host recording) also gets a copy of every record.
+ * bf_consumer_poll then returns the bytes in all routes' batches. */
+#define BF_ANY_UID 0xffffffff
+/* `only_uid`: the route keeps only records of that (real) uid, counting the
+ * others as withheld (a non-root user's recording); BF_ANY_UID keeps all. */
+int bf_consumer_route(struct bf_consumer *c, unsigned slot, size_t batch_bytes,
+                      uint32_t only_uid);
+/* Records a route has received so far, and records it withheld (another uid). */
+int bf_consumer_route_counts(struct bf_consumer *c, unsigned slot, uint64_t *records,
+                             uint64_t *withheld);
+int bf_consumer_unroute(struct bf_consumer *c, unsigned slot);
+int bf_consumer_mirror(struct bf_consumer *c, unsigned slot);
+const char *bf_consumer_route_batch(struct bf_consumer *c, unsigned slot, size_t *len);
+void bf_consumer_route_reset(struct bf_consumer *c, unsigned slot);
 
 /* ==== filter.c: DISCARD / FOCUS / RULE_ON between the ring and the batch ====
  * agent/control/reference.py is the specification; agent/control/codes.py

@@ -15,6 +15,9 @@ HELPERS = pathlib.Path(__file__).resolve().parent / "helpers"
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "bpf: needs root and a BPF-capable kernel")
+    # `record` never goes through an agent someone else left on the default
+    # socket: the tests that want the agent path start their own and name it.
+    os.environ["BATCHFLOW_AGENT"] = "off"
 
 
 def _bpf_problem():

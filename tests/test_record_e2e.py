@@ -15,9 +15,28 @@ pytestmark = pytest.mark.bpf
 BF = rdflib.Namespace("urn:batchflow:ns#")
 
 
-def record(batchflow_cmd, out, *command, **kw):
-    return subprocess.run(batchflow_cmd + ["record", "-o", str(out), "--", *command],
-                          capture_output=True, timeout=300, **kw)
+@pytest.fixture(scope="module")
+def shared_agent(tmp_path_factory):
+    from agentd import AgentProcess
+    agent = AgentProcess(tmp_path_factory.mktemp("agent")).start()
+    yield agent
+    agent.stop()
+
+
+# Every test runs both ways: standalone, and through a resident agent.
+@pytest.fixture(params=["standalone", "agent"])
+def record_env(request):
+    if request.param == "standalone":
+        return dict(os.environ, BATCHFLOW_AGENT="off")
+    return request.getfixturevalue("shared_agent").env()
+
+
+@pytest.fixture
+def record(record_env):
+    def run(batchflow_cmd, out, *command, **kw):
+        return subprocess.run(batchflow_cmd + ["record", "-o", str(out), "--", *command],
+                              capture_output=True, timeout=300, env=record_env, **kw)
+    return run
 
 
 def path_of(g, file_node):
@@ -36,7 +55,7 @@ def opened(g):
     return [(p, r) for _ns, p, r in sorted(rows)]
 
 
-def test_hostile_paths_round_trip(batchflow_cmd, build_helper, tmp_path):
+def test_hostile_paths_round_trip(record, batchflow_cmd, build_helper, tmp_path):
     exe = build_helper("opener")
     base = os.fsencode(tmp_path)
     names = [b"with space", b"quote\"s and 'single'", b"back\\slash", b"new\nline",
@@ -64,7 +83,7 @@ def test_hostile_paths_round_trip(batchflow_cmd, build_helper, tmp_path):
             assert unquote_to_bytes(str(node).split("/", 3)[3]) == p[1:]
 
 
-def test_relative_paths_resolved_against_cwd(batchflow_cmd, build_helper, tmp_path):
+def test_relative_paths_resolved_against_cwd(record, batchflow_cmd, build_helper, tmp_path):
     exe = build_helper("opener")
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "rel.txt").write_text("")
@@ -79,7 +98,7 @@ def test_relative_paths_resolved_against_cwd(batchflow_cmd, build_helper, tmp_pa
     assert all(os.path.normpath(p) == want for p in mine), mine
 
 
-def test_overlong_path_marked_truncated(batchflow_cmd, build_helper, tmp_path):
+def test_overlong_path_marked_truncated(record, batchflow_cmd, build_helper, tmp_path):
     exe = build_helper("opener")
     long = b"/" + b"x" * 5000
     out = tmp_path / "out.ttl"
@@ -94,7 +113,7 @@ def test_overlong_path_marked_truncated(batchflow_cmd, build_helper, tmp_path):
         True for _ in g.triples((ev, BF.truncated, None)))
 
 
-def test_exit_status_and_summary(batchflow_cmd, tmp_path):
+def test_exit_status_and_summary(record, batchflow_cmd, tmp_path):
     out = tmp_path / "out.ttl"
     proc = record(batchflow_cmd, out, "sh", "-c", "exit 5")
     assert proc.returncode == 5
@@ -106,12 +125,12 @@ def test_exit_status_and_summary(batchflow_cmd, tmp_path):
     assert int(g.value(run, BF.exitStatus)) == 5
 
 
-def test_sigterm_writes_what_was_captured(batchflow_cmd, tmp_path):
+def test_sigterm_writes_what_was_captured(record_env, batchflow_cmd, tmp_path):
     out = tmp_path / "out.ttl"
     marker = tmp_path / "marker"
     script = f"cat /etc/hostname > {marker}; exec sleep 60"
     proc = subprocess.Popen(batchflow_cmd + ["record", "-o", str(out), "--", "sh", "-c", script],
-                            stderr=subprocess.PIPE)
+                            stderr=subprocess.PIPE, env=record_env)
     deadline = time.monotonic() + 60
     while not marker.exists() and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -122,3 +141,19 @@ def test_sigterm_writes_what_was_captured(batchflow_cmd, tmp_path):
     g = rdflib.Graph().parse(out, format="turtle")
     paths = [p for p, _ in opened(g)]
     assert os.fsencode(marker) in paths and b"/etc/hostname" in paths
+
+
+def test_process_usage_written(record, batchflow_cmd, tmp_path):
+    """Both ways, the command's process carries its psutil sample and its exact
+    wait4 totals (through the agent, the Turtle is written as the job runs:
+    the totals must still reach the command's exit)."""
+    out = tmp_path / "out.ttl"
+    proc = record(batchflow_cmd, out, "sh", "-c", "sleep 0.8")
+    assert proc.returncode == 0, proc.stderr
+    g = rdflib.Graph().parse(out, format="turtle")
+    (run,) = g.subjects(rdflib.RDF.type, BF.Run)
+    roots = [p for p in g.subjects(rdflib.RDF.type, BF.Process)
+             if g.value(p, BF.usageIncludesWaitedChildren) is not None]
+    assert len(roots) == 1
+    assert g.value(roots[0], BF.cpuUserSeconds) is not None
+    assert g.value(roots[0], BF.maxRssBytes) is not None

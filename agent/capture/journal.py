@@ -103,12 +103,15 @@ class JournalWriter:
     def update(self, run: Run):
         self._write({"run": run_to_dict(run)})
 
-    def close(self, run: Run = None):
+    def close(self, run: Run = None, sync: bool = True):
+        """Writes the trailer; `sync=False` skips the fsync (a journal about
+        to be deleted: its Turtle was written from the same batches)."""
         if self._fd is None:
             return
         if run is not None:
             self._write({"run": run_to_dict(run), "end": True})
-        os.fsync(self._fd)
+        if sync:
+            os.fsync(self._fd)
         os.close(self._fd)
         self._fd = None
 

@@ -37,6 +37,7 @@ SCHED_EVENTS = ("raw_syscalls/sys_exit",
 ARCHES = ("x86_64",)
 
 SCOPE_TREE, SCOPE_SYSTEM = abi.BF_SCOPE_TREE, abi.BF_SCOPE_SYSTEM
+SLOTS = abi.BF_SLOTS                # the values a traced-set byte holds
 DEFAULT_RINGBUF_PAGES = 4096     # 16 MiB with 4 KiB pages
 DEFAULT_MAX_TASKS = 65536
 
@@ -174,24 +175,57 @@ class Probe:
     def trace_system(self):
         self._set_config(abi.BF_CFG_SCOPE, SCOPE_SYSTEM)
 
-    def trace_task(self, tid: int, parent_tgid: int = 0, tgid: int = None):
+    def trace_task(self, tid: int, parent_tgid: int = 0, tgid: int = None, slot: int = 1):
+        """Puts a task in the traced set, in recording `slot` (1..255): its
+        records carry the slot, and its children inherit it."""
+        if not 0 < slot < SLOTS:
+            raise ValueError(f"recording slot {slot} out of range 1..{SLOTS - 1}")
         if parent_tgid and (tgid is None or tgid == tid):
             self._parents[ctypes.c_uint32(tid)] = ctypes.c_uint32(parent_tgid)
-        self._tids[tid] = 1
+        self._tids[tid] = slot
 
-    def is_traced(self, tid: int) -> bool:
-        return 0 <= tid < self._tid_bytes and self._tids[tid] != 0
+    def is_traced(self, tid: int, slot: int = None) -> bool:
+        """Whether the task is traced (in `slot`, when given)."""
+        if not 0 <= tid < self._tid_bytes:
+            return False
+        return self._tids[tid] != 0 if slot is None else self._tids[tid] == slot
 
-    def traced_any(self) -> bool:
-        """Whether any task is in the traced set (system mode aside)."""
-        return self._tids.find(b"\x01") >= 0
+    def traced_any(self, slot: int = None) -> bool:
+        """Whether any task is in the traced set (in `slot`, when given; system mode aside)."""
+        if slot is not None:
+            return self._tids.find(bytes((slot,))) >= 0
+        return self._tids[:].lstrip(b"\0") != b""
 
-    def losses(self) -> dict:
-        """Per-kind loss counters summed over CPUs."""
+    def slot_tasks(self, slot: int) -> list:
+        """Every tid in recording `slot`."""
+        out, key, pos = [], bytes((slot,)), self._tids.find(bytes((slot,)))
+        while pos >= 0:
+            out.append(pos)
+            pos = self._tids.find(key, pos + 1)
+        return out
+
+    def clear_slot(self, slot: int) -> int:
+        """Takes every task of recording `slot` out of the traced set (its
+        children forked from now on stay out); returns how many there were.
+        Twice: a child forked by a task while the first pass cleared it
+        joined after that pass."""
+        cleared = 0
+        for _ in range(2):
+            for tid in self.slot_tasks(slot):
+                self._tids[tid] = 0
+                cleared += 1
+        return cleared
+
+    def losses(self, slots=(0, 1)) -> dict:
+        """Per-cause loss counters summed over CPUs and over recording
+        `slots` (a standalone recording is slot 1; records of tasks traced
+        only because the scope is the whole host are slot 0).  One map
+        lookup per slot and cause: pass only the slots wanted."""
         table = self.bpf[b"losses"]
-        out = {}
-        for i, name in enumerate(LOSS_NAMES):
-            out[name] = int(sum(table[ctypes.c_int(i)]))
+        out = dict.fromkeys(LOSS_NAMES, 0)
+        for s in slots:
+            for i, name in enumerate(LOSS_NAMES):
+                out[name] += int(sum(table[ctypes.c_int(s * len(LOSS_NAMES) + i)]))
         return out
 
     def close(self):

@@ -39,6 +39,7 @@ class RingConsumer:
         _check(lib.bf_consumer_open(map_fd, ring_bytes, batch_bytes, out), "bf_consumer_open")
         self._c = out[0]
         self._len = ffi.new("size_t *")
+        self._batch_bytes = batch_bytes
 
     def poll(self, timeout_ms: int) -> int:
         """Moves what the ring holds into the batch; returns the batch's size in bytes."""
@@ -49,6 +50,42 @@ class RingConsumer:
         ptr = lib.bf_consumer_batch(self._c, self._len)
         data = ffi.buffer(ptr, self._len[0])[:]
         lib.bf_consumer_reset(self._c)
+        return data
+
+    # ---- routing: one batch per recording slot (the resident agent) ----
+    def route(self, slot: int, batch_bytes: int = None, only_uid: int = None):
+        """Opens recording `slot`'s batch: from now on every record goes to
+        the batch of the slot it carries.  `only_uid`: keep only that uid's
+        records (the others are counted, see withheld)."""
+        uid = lib.BF_ANY_UID if only_uid is None else only_uid
+        _check(lib.bf_consumer_route(self._c, slot, batch_bytes or self._batch_bytes, uid),
+               f"bf_consumer_route({slot})")
+
+    def route_counts(self, slot: int):
+        """(records routed to `slot`, records withheld from it for their uid)."""
+        rec, withheld = ffi.new("uint64_t *"), ffi.new("uint64_t *")
+        _check(lib.bf_consumer_route_counts(self._c, slot, rec, withheld),
+               f"bf_consumer_route_counts({slot})")
+        return rec[0], withheld[0]
+
+    def positions(self):
+        """(produced, consumed): the ring's producer and consumer positions."""
+        return lib.bf_consumer_produced(self._c), lib.bf_consumer_consumed(self._c)
+
+    def unroute(self, slot: int):
+        _check(lib.bf_consumer_unroute(self._c, slot), f"bf_consumer_unroute({slot})")
+
+    def mirror(self, slot: int):
+        """`slot` (a whole-host recording) also gets every other slot's records; 0: none."""
+        _check(lib.bf_consumer_mirror(self._c, slot), f"bf_consumer_mirror({slot})")
+
+    def take_slot(self, slot: int) -> bytes:
+        """Returns recording `slot`'s batch so far and starts a new one."""
+        ptr = lib.bf_consumer_route_batch(self._c, slot, self._len)
+        if ptr == ffi.NULL or not self._len[0]:
+            return b""
+        data = ffi.buffer(ptr, self._len[0])[:]
+        lib.bf_consumer_route_reset(self._c, slot)
         return data
 
     def pending(self) -> int:

@@ -6,9 +6,7 @@ times, the recorded command's exit status, and every loss with its window.
 """
 from __future__ import annotations
 
-import ctypes
 import os
-import shutil
 import signal
 import time
 
@@ -16,54 +14,9 @@ from ..errors import NoSuchProcessError
 from ..events import LOSS_NAMES
 from .native import RingConsumer
 from .loader import Probe
+from .procfs import (HeldChild, children_map, descendants, proc_ppid,  # noqa: F401
+                     proc_start_ns, status_to_exit)
 from ..run import Run
-
-PR_SET_CHILD_SUBREAPER = 36
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def proc_start_ns(pid: int) -> int:
-    """Process start time (ns since boot) from /proc/PID/stat."""
-    with open(f"/proc/{pid}/stat", "rb") as f:
-        data = f.read()
-    return int(data[data.rindex(b")") + 2:].split()[19]) * 1_000_000_000 // CLK_TCK
-
-
-def proc_ppid(pid: int) -> int:
-    with open(f"/proc/{pid}/stat", "rb") as f:
-        data = f.read()
-    return int(data[data.rindex(b")") + 2:].split()[1])
-
-
-def children_map() -> dict:
-    """ppid -> [pids], from one scan of /proc."""
-    children = {}
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                children.setdefault(proc_ppid(int(name)), []).append(int(name))
-            except (OSError, ValueError, IndexError):
-                continue  # exited while we looked
-    return children
-
-
-def descendants(root: int, children: dict = None) -> list:
-    """root and every process below it, from /proc (parents before children)."""
-    children = children_map() if children is None else children
-    out, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        out.append(pid)
-        todo.extend(children.get(pid, ()))
-    return out
-
-
-def status_to_exit(status: int) -> int:
-    """A wait status as a shell reports it: the code, or 128 + signal."""
-    if os.WIFSIGNALED(status):
-        return 128 + os.WTERMSIG(status)
-    return os.waitstatus_to_exitcode(status)
-
 
 class Recorder:
     def __init__(self, run: Run, sink, ringbuf_pages=None, poll_ms=20,
@@ -82,39 +35,20 @@ class Recorder:
         self._last_poll_ns = 0
         self._child = None
         self.sampler = sampler      # agent.capture.procstats.Sampler, or None
+        self.on_poll = None         # called with the recorder after each drain (progress line)
+        self.slot = 1               # the traced set's byte for this recording
 
     # ---- scope ----
     def start_command(self, argv):
         """Forks the command, puts it in scope, then lets it exec: traced from
         its first instruction."""
-        # Orphans of the job are re-parented to us, so we know when the whole
-        # tree has finished and no zombie is left behind.
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-        # Resolved here so the job's graph starts with its one real exec, not
-        # with our PATH search.
-        exe = shutil.which(argv[0]) or argv[0]
-        r, w = os.pipe()
-        start = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
-        pid = os.fork()
-        if pid == 0:  # the child: wait until traced, then exec
-            try:
-                os.close(w)
-                os.read(r, 1)
-                os.close(r)
-                os.execv(exe, argv)
-            except OSError as exc:
-                os.write(2, f"batchflow: {argv[0]}: {exc.strerror}\n".encode())
-            finally:
-                os._exit(127)
-        os.close(r)
-        self.probe.trace_task(pid, parent_tgid=os.getpid(), tgid=pid)
-        self.run.root_pid = pid
-        self.run.process_starts[pid] = start
-        self._child = pid
-        os.write(w, b"x")
-        os.close(w)
-        return pid
+        held = HeldChild(argv)
+        self.probe.trace_task(held.pid, parent_tgid=os.getpid(), tgid=held.pid)
+        self.run.root_pid = held.pid
+        self.run.process_starts[held.pid] = held.start_ns
+        self._child = held.pid
+        held.release()
+        return held.pid
 
     def attach_pid(self, pid: int):
         """Traces a running process and its descendants from now on."""
@@ -162,7 +96,7 @@ class Recorder:
 
     def _note_losses(self):
         now = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
-        current = self.probe.losses()
+        current = self.probe.losses((0, self.slot))
         for name, count in current.items():
             delta = count - self._last_losses.get(name, 0)
             if delta:
@@ -193,10 +127,11 @@ class Recorder:
 
     def _scope_pids(self):
         """Processes (not threads) in scope now: /proc lists only thread-group leaders."""
-        return [int(n) for n in os.listdir("/proc") if n.isdigit() and self.probe.is_traced(int(n))]
+        return [int(n) for n in os.listdir("/proc")
+                if n.isdigit() and self.probe.is_traced(int(n), self.slot)]
 
     def _traced_alive(self):
-        return self.probe.traced_any()
+        return self.probe.traced_any(self.slot)
 
     def loop(self, duration=None):
         """Captures until the scope is empty, `duration` seconds pass, or a
@@ -209,6 +144,8 @@ class Recorder:
                 self._drain(self.poll_ms)
                 if self.sampler is not None:
                     self.sampler.maybe_sample(self._scope_pids())
+                if self.on_poll is not None:
+                    self.on_poll(self)
                 if self.stop_requested:
                     if self._child is None or self.stop_requested > 1:
                         break
@@ -230,7 +167,7 @@ class Recorder:
         finally:
             for s, h in old.items():
                 signal.signal(s, h)
-        self.run.losses = self.probe.losses()
+        self.run.losses = self.probe.losses((0, self.slot))
         if self.sampler is not None:
             self.run.process_stats = dict(self.sampler.stats)
 

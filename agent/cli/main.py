@@ -22,6 +22,8 @@ SUBCOMMANDS = [
     "agent.cli.ctl",
     "agent.cli.diff",
     "agent.cli.rules",
+    "agent.cli.agent",
+    "agent.cli.status",
 ]
 
 

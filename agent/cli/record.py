@@ -7,6 +7,7 @@ import sys
 
 from .. import __version__
 from ..errors import CommandNotFoundError, NoSuchProcessError
+from ..progress import Progress
 from ..run import Run
 from .common import check_command, check_output, command_after_dashes, report
 
@@ -32,7 +33,14 @@ def register(sub):
     p.add_argument("--sample-interval", type=float, default=None, metavar="SECONDS",
                    help="psutil sampling of the traced processes' CPU, memory and I/O "
                         "(default 0.5; 0: off; off by default with --system)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no summary nor progress line on stderr")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="say whether the recording runs through the resident agent")
+    p.add_argument("--agent", metavar="SOCKET",
+                   help="record through the resident agent on this socket (default: "
+                        "$BATCHFLOW_AGENT, else /run/batchflow/agent.sock when root's "
+                        "agent serves it; BATCHFLOW_AGENT=off: never)")
     # ---- control protocol (agent/control/) ----
     p.add_argument("--control", metavar="FILE",
                    help="control messages applied at start-up (DISCARD, FOCUS, RULE_ON; "
@@ -50,13 +58,11 @@ def register(sub):
 
 
 def run_record(args) -> int:
-    from ..capture import loader
-
     if args.ebpf:
+        from ..capture import loader
         print(loader.program_text(args.ringbuf_pages or loader.DEFAULT_RINGBUF_PAGES))
         return 0
     command = command_after_dashes(args.command)
-    loader.check_privileges()
     if args.pid is not None:
         if command:
             raise CommandNotFoundError("give either -p PID or a command, not both")
@@ -79,6 +85,16 @@ def run_record(args) -> int:
         # checked before anything is traced: a bad file costs no recording
         from ..rules.config import engine_from
         engine = engine_from(args.rules)
+
+    conn = _agent_connection(args)
+    if conn is not None:
+        return record_with_agent(conn, args, command, scope)
+    from ..capture import loader
+    if os.geteuid() != 0:
+        from ..errors import NotRootError
+        raise NotRootError("batchflow record must run as root (it loads BPF programs), "
+                           "or through a resident agent (batchflow agent; record --agent)")
+    loader.check_privileges()
 
     control_msgs = None
     if args.control or args.control_socket or engine is not None:
@@ -121,7 +137,15 @@ def run_record(args) -> int:
                       file=sys.stderr, flush=True)
             elif not args.quiet and scope == "system":
                 print("batchflow: tracing the whole host", file=sys.stderr, flush=True)
-            session.wait(args.duration)
+            progress = Progress(not args.quiet)
+            if progress.enabled:
+                session.recorder.on_poll = lambda rec: progress.due() and progress.show(
+                    len(rec._scope_pids()), rec.consumer.stats()["records"],
+                    sum(rec.probe.losses((0, rec.slot)).values()), label="processes running")
+            try:
+                session.wait(args.duration)
+            finally:
+                progress.clear()
             journal.close(run)
         finally:
             if steering is not None:
@@ -133,6 +157,36 @@ def run_record(args) -> int:
             live.write(args.output, args.quiet)
     if not args.keep_journal:
         os.unlink(journal_path)
+    return run.exit_status if run.exit_status is not None else 0
+
+
+def _agent_connection(args):
+    """A connection to the resident agent the recording should go through, or None."""
+    from ..daemon.client import find_agent, try_connect
+    if args.control or args.control_socket or args.rules:
+        if args.agent:
+            raise CommandNotFoundError("--control, --control-socket and --rules steer a "
+                                       "standalone recording: not with --agent")
+        return None
+    path, required = find_agent(args.agent)
+    conn = try_connect(path, required) if path else None
+    if args.verbose:
+        print(f"batchflow: recording through the agent on {path}" if conn else
+              "batchflow: no agent: loading the kernel side here", file=sys.stderr, flush=True)
+    return conn
+
+
+def record_with_agent(conn, args, command, scope) -> int:
+    from ..daemon.client import AgentRecording
+    interval = args.sample_interval
+    if interval is None:
+        interval = 0 if scope == "system" else 0.5
+    try:
+        run, counts = AgentRecording(conn, args, command, scope,
+                                     interval if scope == "command" else 0).run()
+    finally:
+        conn.close()
+    report(run, counts, args.output, args.quiet)
     return run.exit_status if run.exit_status is not None else 0
 
 

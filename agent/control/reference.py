@@ -56,7 +56,7 @@ class Record:
             return
         (self.ts, self.pid, self.tid, _ppid, self.uid, self.ret, self.arg0, _arg1,
          _dirfd, size, self.kind, _call, path_len, argv_len, _argc,
-         self.trunc, _pad, comm) = HEADER.unpack_from(raw)
+         self.trunc, _slot, _pad, comm) = HEADER.unpack_from(raw)
         if size != len(raw) or HEADER_SIZE + path_len + argv_len != size:
             return
         if path_len and raw[HEADER_SIZE + path_len - 1] != 0:

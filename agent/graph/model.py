@@ -197,8 +197,14 @@ class Interpreter:
         self.last_ts = None
         starts = getattr(run, "process_starts", None) or {}
         self.process_starts = {int(k): v for k, v in starts.items()}
-        stats = getattr(run, "process_stats", None) or {}
-        self.process_stats = {int(k): v for k, v in stats.items()}
+        stats = getattr(run, "process_stats", None)
+        if stats is None:
+            stats = {}
+        # Kept by reference when already keyed by int: a recording written
+        # while it runs (through the resident agent) adds its processes'
+        # samples to the same dict as they come.
+        self.process_stats = stats if all(isinstance(k, int) for k in stats) \
+            else {int(k): v for k, v in stats.items()}
         cwd = getattr(run, "cwd", None)
         self.root_cwd = normalize(os.fsencode(cwd)) if cwd else None
         sink.begin(self.names)

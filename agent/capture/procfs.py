@@ -1,0 +1,101 @@
+"""What batchflow reads of processes from /proc, and the held fork.
+
+Light on purpose (no BPF, no C extension): the agent's client imports it
+on the way to starting a command.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import time
+
+PR_SET_CHILD_SUBREAPER = 36
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def proc_start_ns(pid: int) -> int:
+    """Process start time (ns since boot) from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        data = f.read()
+    return int(data[data.rindex(b")") + 2:].split()[19]) * 1_000_000_000 // CLK_TCK
+
+
+def proc_ppid(pid: int) -> int:
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        data = f.read()
+    return int(data[data.rindex(b")") + 2:].split()[1])
+
+
+def children_map() -> dict:
+    """ppid -> [pids], from one scan of /proc."""
+    children = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                children.setdefault(proc_ppid(int(name)), []).append(int(name))
+            except (OSError, ValueError, IndexError):
+                continue  # exited while we looked
+    return children
+
+
+def descendants(root: int, children: dict = None) -> list:
+    """root and every process below it, from /proc (parents before children)."""
+    children = children_map() if children is None else children
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(children.get(pid, ()))
+    return out
+
+
+def status_to_exit(status: int) -> int:
+    """A wait status as a shell reports it: the code, or 128 + signal."""
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.waitstatus_to_exitcode(status)
+
+
+class HeldChild:
+    """The command, forked and held before its exec until `release()`: what
+    is done in between (putting it in the traced set) is in place from its
+    first instruction.  The caller becomes a child subreaper, so orphans of
+    the job are re-parented to it: it knows when the whole tree has ended,
+    and no zombie is left behind."""
+
+    def __init__(self, argv):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        # Resolved here so the job's graph starts with its one real exec, not
+        # with our PATH search.
+        exe = shutil.which(argv[0]) or argv[0]
+        r, w = os.pipe()
+        self.start_ns = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+        pid = os.fork()
+        if pid == 0:  # the child: wait until traced, then exec
+            try:
+                os.close(w)
+                if os.read(r, 1) != b"x":
+                    os._exit(127)    # abandoned: never run untraced
+                os.close(r)
+                os.execv(exe, argv)
+            except OSError as exc:
+                os.write(2, f"batchflow: {argv[0]}: {exc.strerror}\n".encode())
+            finally:
+                os._exit(127)
+        os.close(r)
+        self.pid = pid
+        self._w = w
+
+    def release(self):
+        os.write(self._w, b"x")
+        os.close(self._w)
+        self._w = None
+
+    def abandon(self):
+        """The child exits (127) without running the command; reaped here."""
+        if self._w is not None:
+            os.close(self._w)
+            self._w = None
+            os.waitpid(self.pid, 0)

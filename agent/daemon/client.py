@@ -1,0 +1,368 @@
+"""The client side of the agent's socket: finding the agent, asking for
+its status, and recording through it (what `batchflow record` does when an
+agent answers).
+
+Recording through the agent: the client forks the command and holds it
+before its exec, the agent puts it in the traced set (in a slot of its
+own), and only then does the command run, so it is traced from its first
+instruction as with a standalone `record`.  The agent streams the
+recording's batches back; the client writes the Turtle as they arrive (the
+agent's journal is the crash-safe copy), so that when the job ends only
+the tail is left to write.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import queue
+import select
+import signal
+import socket
+import stat
+import sys
+import threading
+import time
+
+from ..errors import AgentLostError, AgentRefusedError, AgentUnavailableError
+from ..events import Kind, decode_batch
+from ..progress import Progress
+from . import protocol
+from .config import DEFAULT_SOCKET
+
+ENV = "BATCHFLOW_AGENT"
+OFF = ("", "off", "none", "no")
+
+
+def find_agent(explicit=None, environ=None):
+    """(socket path, required) of the agent to use, or (None, False).
+
+    `--agent PATH` or BATCHFLOW_AGENT=PATH must answer; BATCHFLOW_AGENT=off
+    means none.  Otherwise the default socket is used when it exists and is
+    a socket owned by root: a socket someone else planted there is ignored
+    (it would see the user's commands)."""
+    environ = os.environ if environ is None else environ
+    if explicit:
+        return explicit, True
+    value = environ.get(ENV)
+    if value is not None:
+        return (None, False) if value.strip().lower() in OFF else (value, True)
+    try:
+        st = os.lstat(DEFAULT_SOCKET)
+    except OSError:
+        return None, False
+    if not stat.S_ISSOCK(st.st_mode) or st.st_uid != 0:
+        return None, False
+    return DEFAULT_SOCKET, False
+
+
+class AgentConnection:
+    """One connection to the agent, past its hello."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        try:
+            self.sock.connect(path)
+        except OSError as exc:
+            self.sock.close()
+            if exc.errno == errno.EACCES:
+                raise AgentRefusedError(f"the agent on {path} serves root and its allowed group "
+                                        "only (permission denied)") from None
+            raise AgentUnavailableError(f"no agent answers on {path}: {exc.strerror}") from None
+        try:
+            self.send(protocol.message(protocol.HELLO, version=protocol.VERSION))
+            reply = self.recv()
+        except AgentLostError:
+            self.close()
+            raise AgentUnavailableError(f"the agent on {path} closed the connection") from None
+        if reply.get("op") == protocol.ERROR:
+            self.close()
+            raise AgentRefusedError(f"the agent refused: {reply.get('error')}")
+        self.hello = reply
+
+    def send(self, msg):
+        try:
+            self.sock.sendall(protocol.pack(msg))
+        except OSError as exc:
+            raise AgentLostError(f"the agent went away ({exc.strerror})") from None
+
+    def recv(self):
+        try:
+            return protocol.recv(self.sock)
+        except (EOFError, protocol.ProtocolError, OSError) as exc:
+            raise AgentLostError(f"the agent went away ({exc})") from None
+
+    def request(self, msg) -> dict:
+        self.send(msg)
+        reply = self.recv()
+        if isinstance(reply, dict) and reply.get("op") == protocol.ERROR:
+            raise AgentRefusedError(f"the agent refused: {reply.get('error')}")
+        return reply
+
+    def close(self):
+        self.sock.close()
+
+
+def try_connect(path, required):
+    """An AgentConnection, or None when an optional agent does not answer."""
+    try:
+        return AgentConnection(path)
+    except AgentUnavailableError:
+        if required:
+            raise
+        return None
+
+
+class TurtleStream:
+    """Writes the Turtle in a thread while batches arrive (write_turtle
+    consumes its events lazily).  `finish()` once the run is final."""
+
+    def __init__(self, run, out, detail, before_exit=None):
+        """`before_exit(pid)`, if given, is called before a process's EXIT
+        event is written (to wait until its resource usage is known)."""
+        from ..graph import write_turtle
+        self.before_exit = before_exit
+        self.events = 0
+        self.pids = set()
+        self._q = queue.Queue(maxsize=256)
+        self._result = None
+        self._error = None
+
+        def work():
+            try:
+                self._result = write_turtle(self._iter(), run, out, detail=detail)
+            except BaseException as exc:   # handed to the caller in finish()
+                self._error = exc
+                while self._q.get() is not None:   # unblock the feeder
+                    pass
+
+        self._thread = threading.Thread(target=work, name="turtle", daemon=True)
+        self._thread.start()
+
+    def _iter(self):
+        while True:
+            item = self._q.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            for ev in decode_batch(item):
+                self.events += 1
+                if ev.kind in (Kind.FORK, Kind.EXEC, Kind.EXIT):
+                    self.pids.add(ev.pid)
+                if ev.kind == Kind.EXIT and self.before_exit is not None:
+                    self.before_exit(ev.pid)
+                yield ev
+
+    def feed(self, batch: bytes):
+        if self._error is None:
+            self._q.put(batch)
+
+    def finish(self) -> dict:
+        self._q.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._result
+
+    def abort(self, exc):
+        self._q.put(exc)
+        self._q.put(None)
+        self._thread.join()
+
+
+class AgentRecording:
+    """A recording through the agent, from the client's side."""
+
+    def __init__(self, conn: AgentConnection, args, command, scope, sample_interval=0):
+        self.conn = conn
+        self.args = args
+        self.command = command
+        self.scope = scope
+        self.sample_interval = sample_interval
+        self.sampler = None       # made when its first sample is due: psutil is slow to import
+        # pid -> psutil sample and wait4 totals: the writer reads this very
+        # dict when it reaches a process's exit (agent.graph.model)
+        self.stats = {}
+        self.root_reaped = threading.Event()
+        self.stop_requested = 0
+        self.child = None
+        self.exit_status = None
+        self.root_status = None
+        self.losses = {}
+        self.journal = None        # the agent's journal of this recording
+        self.progress = Progress(not args.quiet)
+
+    def _start(self):
+        from ..capture.journal import run_from_dict
+        from ..capture.procfs import HeldChild
+        req = protocol.message(protocol.RECORD, scope=self.scope, command=list(self.command))
+        held = None
+        if self.scope == "command":
+            held = HeldChild(self.command)
+            req.update(pid=held.pid, cwd=os.getcwdb(), start_ns=held.start_ns)
+        elif self.scope == "pid":
+            req.update(pid=self.args.pid)
+        try:
+            reply = self.conn.request(req)
+        except BaseException:
+            if held is not None:
+                held.abandon()
+            raise
+        if reply.get("op") != protocol.STARTED:
+            if held is not None:
+                held.abandon()
+            raise AgentRefusedError(f"the agent answered {reply.get('op')!r} to record")
+        self.journal = reply.get("journal")
+        run = run_from_dict(reply["run"])
+        return run, held
+
+    def run(self) -> tuple:
+        """Records; returns (run, counts)."""
+        from ..capture.journal import JournalWriter, run_from_dict
+        from ..capture.procfs import descendants, status_to_exit
+        args = self.args
+        run, held = self._start()
+        if held is not None:
+            self.child = held.pid
+            held.release()
+        # The job runs from here; the writer (and its imports) start meanwhile.
+        run.process_stats = self.stats
+        stream = TurtleStream(run, args.output, args.detail, self._before_exit)
+        own_journal = JournalWriter(args.journal or args.output + ".journal", run) \
+            if args.keep_journal else None
+        first_sample = time.monotonic() + self.sample_interval
+        deadline = None if args.duration is None else time.monotonic() + args.duration
+        old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        ended = None
+        try:
+            end_sent = False
+            while ended is None:
+                ready, _, _ = select.select([self.conn.sock], [], [], 0.05)
+                if ready:
+                    msg = self.conn.recv()
+                    ended = self._take(msg, stream, own_journal)
+                    if ended is not None:
+                        break
+                if self.sample_interval > 0 and self.child is not None and \
+                        time.monotonic() >= first_sample:
+                    if self.sampler is None:
+                        from ..capture.procstats import Sampler
+                        self.sampler = Sampler(self.sample_interval)
+                        self.sampler.stats = self.stats
+                    self.sampler.maybe_sample(descendants(os.getpid())[1:])
+                self.progress.show(len(stream.pids), stream.events,
+                                   sum(self.losses.values()))
+                if end_sent:
+                    continue
+                done = False
+                if self.child is not None:
+                    done = not self._reap()
+                    if self.stop_requested > 1:
+                        done = True
+                elif self.stop_requested:
+                    done = True
+                if deadline is not None and time.monotonic() >= deadline:
+                    done = True
+                if done:
+                    stats = dict(self.stats)
+                    self.conn.send(protocol.message(
+                        protocol.END, exit_status=self.exit_status,
+                        root_status=self.root_status, process_stats=stats))
+                    end_sent = True
+        except BaseException as exc:
+            self.progress.clear()
+            stream.abort(exc if isinstance(exc, Exception) else RuntimeError("interrupted"))
+            if own_journal is not None:
+                own_journal.close(run)
+            if isinstance(exc, AgentLostError):
+                where = f"; its journal: {self.journal} (batchflow recover {self.journal} " \
+                        f"-o {args.output})" if self.journal else ""
+                raise AgentLostError(f"the agent went away in the middle of the recording"
+                                     f"{where}") from None
+            raise
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+        self.progress.clear()
+        final = run_from_dict(ended["run"])
+        for field in ("end_mono_ns", "end_wall_ns", "losses", "loss_windows", "protocol",
+                      "exit_status", "root_status"):
+            setattr(run, field, getattr(final, field))
+        if run.exit_status is None and self.root_status is not None:
+            run.exit_status = status_to_exit(self.root_status)
+        if own_journal is not None:
+            own_journal.close(run)
+        counts = stream.finish()
+        if ended.get("reason"):
+            print(f"batchflow: the agent ended the recording: {ended['reason']}",
+                  file=sys.stderr)
+        return run, counts
+
+    def _take(self, msg, stream, own_journal):
+        if isinstance(msg, bytes):
+            stream.feed(msg)
+            if own_journal is not None:
+                own_journal.append(msg)
+            return None
+        op = msg.get("op") if isinstance(msg, dict) else None
+        if op == protocol.PROGRESS:
+            self.losses = msg.get("losses") or {}
+            return None
+        if op == protocol.ENDED:
+            return msg
+        if op == protocol.ERROR:
+            raise AgentRefusedError(f"the agent: {msg.get('error')}")
+        return None
+
+    def _reap(self):
+        """Reaps finished children; False once none is left."""
+        from ..capture.procfs import status_to_exit
+        while True:
+            try:
+                pid, status, usage = os.wait4(-1, os.WNOHANG)
+            except ChildProcessError:
+                return False
+            if pid == 0:
+                return True
+            if self.sample_interval > 0:
+                # exact totals for the processes we reap (as a standalone record has)
+                self.stats[pid] = {
+                    **self.stats.get(pid, {}),
+                    "cpu_user_s": usage.ru_utime, "cpu_system_s": usage.ru_stime,
+                    "rss_max_bytes": usage.ru_maxrss * 1024, "tree_totals": True}
+            if pid == self.child:
+                self.exit_status = status_to_exit(status)
+                self.root_status = status
+                self.root_reaped.set()
+
+    def _before_exit(self, pid):
+        # The command's own exit: its wait4 totals are in once we have reaped
+        # it, which the main loop does within one turn (orphans of the job
+        # that we reap too are not waited for: theirs may be missing).
+        if pid == self.child and self.sample_interval > 0:
+            self.root_reaped.wait(5)
+
+    def _on_signal(self, signum, frame):
+        self.stop_requested += 1
+        if self.child is not None and self.stop_requested == 1:
+            try:
+                os.kill(self.child, signum)
+            except ProcessLookupError:
+                pass
+
+
+def agent_status(path, required=True) -> dict:
+    conn = AgentConnection(path)
+    try:
+        return conn.request(protocol.message(protocol.STATUS))
+    finally:
+        conn.close()
+
+
+def stop_recording(path, rid) -> dict:
+    conn = AgentConnection(path)
+    try:
+        return conn.request(protocol.message(protocol.STOP, id=rid))
+    finally:
+        conn.close()

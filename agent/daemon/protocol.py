@@ -1,0 +1,67 @@
+"""The resident agent's socket protocol (documented in docs/agent.md).
+
+A stream of frames over a Unix stream socket: a 4-byte big-endian length,
+then that many bytes of one msgpack object.  A map is a message (its "op"
+says which); a bin is a batch of records of the recording the connection
+started (back-to-back 8-byte aligned records, bpf/batchflow.h).  msgpack
+rather than JSON: commands and paths are bytes, not always UTF-8.
+"""
+from __future__ import annotations
+
+import socket
+import struct
+
+import msgpack
+
+VERSION = 1
+_LEN = struct.Struct(">I")
+
+# Client -> agent
+HELLO, RECORD, END, STATUS, STOP = "hello", "record", "end", "status", "stop"
+# Agent -> client
+STARTED, PROGRESS, ENDED, ERROR, OK = "started", "progress", "ended", "error", "ok"
+
+SCOPES = ("command", "pid", "system")
+
+
+class ProtocolError(Exception):
+    """The peer broke the framing or sent something that is not a message."""
+
+
+def pack(obj) -> bytes:
+    body = msgpack.packb(obj, use_bin_type=True, unicode_errors="surrogateescape")
+    return _LEN.pack(len(body)) + body
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    parts, got = [], 0
+    while got < n:
+        chunk = sock.recv(min(n - got, 1 << 20))
+        if not chunk:
+            if got == 0 and not parts:
+                raise EOFError("peer closed the connection")
+            raise ProtocolError("connection closed inside a frame")
+        parts.append(chunk)
+        got += len(chunk)
+    return b"".join(parts)
+
+
+def recv(sock: socket.socket, max_bytes: int = 1 << 30):
+    """The next object from `sock`; EOFError when the peer closed cleanly."""
+    (n,) = _LEN.unpack(_recv_exact(sock, _LEN.size))
+    if n > max_bytes:
+        raise ProtocolError(f"a frame of {n} bytes exceeds the limit of {max_bytes}")
+    body = _recv_exact(sock, n) if n else b""
+    try:
+        return msgpack.unpackb(body, raw=False, unicode_errors="surrogateescape",
+                               strict_map_key=False)
+    except Exception as exc:
+        raise ProtocolError(f"a frame is not msgpack: {exc}") from None
+
+
+def message(op: str, **fields) -> dict:
+    return {"op": op, **fields}
+
+
+def error(text: str) -> dict:
+    return message(ERROR, error=text)

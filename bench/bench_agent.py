@@ -1,0 +1,249 @@
+#!/usr/bin/env python3
+"""The resident agent end to end, as a user sees it (whole command: start-up
+and writing the Turtle included), in one run:
+
+    sudo .venv/bin/python bench/bench_agent.py            # about 10 minutes here
+    sudo .venv/bin/python bench/bench_agent.py --quick    # a minute or two
+
+1. `true`, a clean `make -s -j2` of bench/project and the C loop of
+   N x (stat + open + close): untraced, `strace -f -o /dev/null`, today's
+   standalone `batchflow record` (BATCHFLOW_AGENT=off) and `record` through
+   an agent started for the benchmark; the modes alternate within each
+   round so a noisy machine's drifts spread over all of them; medians.
+   "start-up added" is the median of `record -- true` minus untraced `true`.
+2. K concurrent recordings (1, 4, 16) of the loop through the agent, against
+   K concurrent untraced loops: wall time of the whole batch, the ratio,
+   and every recording's losses and events (exact: the loop's N stats and
+   N opens of its target, checked in each recording's summary line).
+
+Nothing here passes or fails; the numbers are printed (and --json writes them).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+sys.path.insert(0, str(BENCH))
+sys.path.insert(0, str(REPO))
+
+from modes import build  # noqa: E402  (compiles the workloads, copies the project)
+
+SUMMARY = re.compile(r"batchflow: (\d+) processes; (\d+) events \((.*)\); lost (\d+);")
+
+
+def batchflow_cmd():
+    return [sys.executable, "-m", "agent"]
+
+
+def timed(argv, env=None, cwd=None):
+    t = time.perf_counter()
+    proc = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=1800)
+    dt = time.perf_counter() - t
+    if proc.returncode != 0:
+        raise RuntimeError(f"{argv[:6]} failed ({proc.returncode}): {proc.stderr[-500:]}")
+    return dt, proc.stderr
+
+
+class Agent:
+    def __init__(self, base: Path):
+        self.base = base
+        self.socket = str(base / "agent.sock")
+        cfg = base / "agent.toml"
+        cfg.write_text(f'[agent]\nstate_dir = "{base / "state"}"\nallowed_group = ""\n')
+        self.log = open(base / "agent.log", "wb")
+        self.proc = subprocess.Popen(batchflow_cmd() + ["agent", "--config", str(cfg),
+                                                        "--socket", self.socket],
+                                     stdout=self.log, stderr=self.log, cwd=str(REPO))
+        deadline = time.monotonic() + 300
+        while b"serving" not in (base / "agent.log").read_bytes():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError((base / "agent.log").read_text())
+            time.sleep(0.1)
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(120)
+        self.log.close()
+
+
+def modes(agent, out):
+    bf = batchflow_cmd()
+    return {
+        "untraced": (lambda argv: argv, None),
+        "strace -f": (lambda argv: ["strace", "-f", "-o", "/dev/null", "--", *argv], None),
+        "record (standalone)": (lambda argv: bf + ["record", "-q", "-o", out, "--", *argv],
+                                {**os.environ, "BATCHFLOW_AGENT": "off"}),
+        "record (agent)": (lambda argv: bf + ["record", "-q", "-o", out, "--", *argv],
+                           {**os.environ, "BATCHFLOW_AGENT": agent.socket}),
+    }
+
+
+def end_to_end(agent, work, bindir, rounds, loop_n):
+    out = str(work / "out.ttl")
+    project = str(work / "project")
+    jobs = {
+        "true": (["true"], None),
+        "make": (["sh", "-c", "make -s clean && make -s -j2"], project),
+        f"loop {loop_n:,}": ([str(bindir / "loop"), str(loop_n), str(work / "target")], None),
+    }
+    table = {}
+    for job, (argv, cwd) in jobs.items():
+        samples = {m: [] for m in modes(agent, out)}
+        for _ in range(rounds):
+            for name, (wrap, env) in modes(agent, out).items():
+                if job == "make":
+                    subprocess.run(["make", "-s", "clean"], cwd=cwd, check=True)
+                dt, _err = timed(wrap(argv), env=env, cwd=cwd)
+                samples[name].append(dt)
+        table[job] = {m: statistics.median(v) for m, v in samples.items()}
+        table[job]["_samples"] = samples
+    return table
+
+
+def concurrent(agent, work, bindir, loop_n, k, env):
+    """Wall time of k loops at once; with env=agent, the recordings' summaries."""
+    procs = []
+    t = time.perf_counter()
+    for i in range(k):
+        target = work / f"target-{i}"
+        target.write_bytes(b"x")
+        argv = [str(bindir / "loop"), str(loop_n), str(target)]
+        if env is not None:
+            argv = batchflow_cmd() + ["record", "-o", str(work / f"c{i}.ttl"), "--", *argv]
+        procs.append(subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.PIPE, text=True))
+    errs = [p.communicate(timeout=1800)[1] for p in procs]
+    dt = time.perf_counter() - t
+    if any(p.returncode for p in procs):
+        raise RuntimeError(f"a concurrent run failed: {errs}")
+    summaries = []
+    for e in errs if env is not None else ():
+        m = SUMMARY.search(e)
+        kinds = dict((w.split()[0], int(w.split()[1])) for w in m.group(3).split(", "))
+        summaries.append({"events": int(m.group(2)), "lost": int(m.group(4)),
+                          "open": kinds.get("open"), "stat": kinds.get("stat")})
+    return dt, summaries
+
+
+def protocol_latency(agent, rounds=20):
+    """The agent's own share of a recording's start and end, in this process
+    (no Python start-up, no Turtle): connect + hello; fork the held command +
+    record -> started; release, reap, end -> ended.  Medians, ms."""
+    from agent.capture.procfs import HeldChild
+    from agent.daemon import protocol
+    from agent.daemon.client import AgentConnection
+    parts = {"connect+hello": [], "record->started": [], "end->ended": []}
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        conn = AgentConnection(agent.socket)
+        t1 = time.perf_counter()
+        held = HeldChild(["/bin/true"])
+        conn.request(protocol.message(protocol.RECORD, scope="command", pid=held.pid,
+                                      command=["true"], cwd=b"/", start_ns=held.start_ns))
+        t2 = time.perf_counter()
+        held.release()
+        os.waitpid(held.pid, 0)
+        t3 = time.perf_counter()
+        conn.send(protocol.message(protocol.END, exit_status=0))
+        while not (isinstance(msg := conn.recv(), dict) and msg.get("op") == protocol.ENDED):
+            pass
+        t4 = time.perf_counter()
+        conn.close()
+        for k, v in zip(parts, (t1 - t0, t2 - t1, t4 - t3)):
+            parts[k].append(v * 1000)
+    return {k: statistics.median(v) for k, v in parts.items()}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="small sizes, one round")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--loop-n", type=int, default=200_000)
+    ap.add_argument("--concurrency", default="1,4,16")
+    ap.add_argument("--only", choices=("end-to-end", "concurrent"), help="one part only")
+    ap.add_argument("--json", help="write the numbers here")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.rounds, args.loop_n = 1, 20_000
+    if os.geteuid() != 0:
+        sys.exit("bench_agent: run as root")
+    # As installed: with bytecode (an environment with PYTHONDONTWRITEBYTECODE
+    # would otherwise compile every module at every start of `record`).
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "agent")],
+                   env={k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
+                   stdout=subprocess.DEVNULL, check=True)
+    work = Path(tempfile.mkdtemp(prefix="bf-bench-agent-"))
+    try:
+        bindir = build(work)
+        agent = Agent(work)
+        try:
+            latency = protocol_latency(agent)
+            table = end_to_end(agent, work, bindir, args.rounds, args.loop_n) \
+                if args.only != "concurrent" else {}
+            conc = []
+            ks = [int(x) for x in args.concurrency.split(",")] if args.only != "end-to-end" else []
+            for k in ks:
+                base, _ = concurrent(agent, work, bindir, args.loop_n, k, None)
+                traced, sums = concurrent(agent, work, bindir, args.loop_n, k,
+                                          {**os.environ, "BATCHFLOW_AGENT": agent.socket})
+                conc.append({"k": k, "untraced_s": base, "agent_s": traced,
+                             "ratio": traced / base, "summaries": sums})
+        finally:
+            agent.stop()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"# bench_agent: {args.rounds} rounds, loop n={args.loop_n:,}, "
+          f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f} at the end\n")
+    print("the agent's share (medians of 20, ms): "
+          + ", ".join(f"{k} {v:.1f}" for k, v in latency.items()) + "\n")
+    if table:
+        print_end_to_end(table)
+    if conc:
+        print_concurrent(conc, args.loop_n)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"latency_ms": latency, "end_to_end": table,
+                                               "concurrent": conc},
+                                              indent=1, default=str))
+
+
+def print_end_to_end(table):
+    names = [m for m in next(iter(table.values())) if not m.startswith("_")]
+    print("| job | " + " | ".join(names) + " |")
+    print("|---|" + "---|" * len(names))
+    for job, row in table.items():
+        base = row["untraced"]
+        cells = [f"{row[m]:.3f} s" + ("" if m == "untraced" else f" ({row[m] / base:.2f}x)")
+                 for m in names]
+        print(f"| {job} | " + " | ".join(cells) + " |")
+    t = table["true"]
+    print(f"\nstart-up added by record (median, `true`): agent "
+          f"{(t['record (agent)'] - t['untraced']) * 1000:.0f} ms, standalone "
+          f"{(t['record (standalone)'] - t['untraced']) * 1000:.0f} ms, strace "
+          f"{(t['strace -f'] - t['untraced']) * 1000:.0f} ms\n")
+
+
+def print_concurrent(conc, loop_n):
+    print("| concurrent loops | untraced | through the agent | ratio | events each | lost |")
+    print("|---|---|---|---|---|---|")
+    for c in conc:
+        ev = sorted({s["events"] for s in c["summaries"]})
+        exact = all(s["open"] >= loop_n and s["stat"] >= loop_n for s in c["summaries"])
+        print(f"| {c['k']} | {c['untraced_s']:.2f} s | {c['agent_s']:.2f} s | "
+              f"{c['ratio']:.2f}x | {ev[0]}..{ev[-1]}{'' if exact else ' (SHORT)'} | "
+              f"{sum(s['lost'] for s in c['summaries'])} |")
+
+
+if __name__ == "__main__":
+    main()
