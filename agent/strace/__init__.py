@@ -6,8 +6,10 @@
     imp.run                      # complete once the events are consumed
 
 The layers: lines.py (files, prefixes, timestamps), syntax.py (strace's
-argument syntax), constants.py (names back to numbers), builder.py (tasks
-and Events).
+argument syntax), constants.py (names back to numbers), arguments.py (argument
+tokens to recorded values), importer.py (joining unfinished/resumed halves),
+tasks.py (which task printed a line), events_from_calls.py (calls to Events),
+stats.py (what the import saw).
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import socket
 from ..errors import InputFormatError
 from ..events import Kind
 from ..run import Run
-from .builder import SNIFF_LINES, ImportStats, StraceImporter
+from .importer import SNIFF_LINES, ImportStats, StraceImporter
 from .lines import Clock, FFWalk, ff_lines_by_time, find_ff_files, log_lines
 
 __all__ = ["StraceImport", "ImportStats", "import_events"]

@@ -248,7 +248,7 @@ class FFWalk:
     """-ff files without timestamps: there is no global order, so the walk
     is causal: start with the lowest pid's file and, whenever a fork names a
     child that has a file, read the child's whole file right there (the
-    builder calls `child_forked`).  Files no fork names come last, in pid order.
+    importer calls `child_forked`).  Files no fork names come last, in pid order.
     """
 
     def __init__(self, files: dict, clock: Clock, progress=None):
