@@ -5,6 +5,7 @@ import datetime
 import sys
 
 from ..errors import InputFormatError
+from .common import add_output_mode, output_mode
 
 
 def register(sub):
@@ -23,6 +24,7 @@ def register(sub):
     p.add_argument("--detail", choices=("events", "summary"), default="events",
                    help="every event a node (default), or one edge per process x file x access")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
+    add_output_mode(p)
     p.set_defaults(func=run_import)
 
 
@@ -96,17 +98,19 @@ def report(stats, run, counts, output, stream=None):
 
 
 def run_import(args) -> int:
-    from .record import check_output
+    from ..output_files import check_writable
     from ..strace import StraceImport
 
-    check_output(args.output)
+    mode = output_mode(args)
+    check_writable(args.output)
     imp = StraceImport(args.logs, host=args.host, date=parse_date(args.date))
     imp.sniff()
     progress = Progress(imp.total_bytes)
     imp.progress = progress
     from ..graph import write_turtle
     try:
-        counts = write_turtle(imp.events(), imp.run, args.output, detail=args.detail)
+        counts = write_turtle(imp.events(), imp.run, args.output, detail=args.detail,
+                              mode=mode)
     finally:
         progress.close()
     if not args.quiet:

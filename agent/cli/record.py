@@ -9,6 +9,8 @@ import threading
 
 from .. import __version__
 from ..errors import CommandNotFoundError, NoSuchProcessError, OutputNotWritableError
+from ..output_files import check_writable
+from .common import add_output_mode, output_mode
 from ..run import Run
 
 
@@ -34,6 +36,7 @@ def register(sub):
                    help="psutil sampling of the traced processes' CPU, memory and I/O "
                         "(default 0.5; 0: off; off by default with --system)")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
+    add_output_mode(p)
     # ---- control protocol (agent/control/) ----
     p.add_argument("--control", metavar="FILE",
                    help="control messages applied at start-up (DISCARD, FOCUS, RULE_ON; "
@@ -44,20 +47,6 @@ def register(sub):
     p.add_argument("--ebpf", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
     p.set_defaults(func=run_record)
-
-
-def check_output(path):
-    """Fails before tracing starts if `path` cannot be written: by trying."""
-    if os.path.isdir(path):
-        raise OutputNotWritableError(f"output {path} is a directory")
-    existed = os.path.exists(path)
-    try:
-        with open(path, "ab"):
-            pass
-    except OSError as exc:
-        raise OutputNotWritableError(f"cannot write output {path}: {exc.strerror}") from None
-    if not existed:
-        os.unlink(path)
 
 
 def check_command(argv):
@@ -92,9 +81,10 @@ def run_record(args) -> int:
     else:
         check_command(command)
         scope = "command"
-    check_output(args.output)
+    mode = output_mode(args)
+    check_writable(args.output)
     journal_path = args.journal or args.output + ".journal"
-    check_output(journal_path)
+    check_writable(journal_path)
 
     from ..capture.recorder import Recorder
 
@@ -140,6 +130,9 @@ def run_record(args) -> int:
                 print("batchflow: tracing the whole host", file=sys.stderr, flush=True)
         recorder.loop(duration=args.duration)
         run.mark_end()
+        if journal.error is not None:
+            # counted as a loss of its own kind: bf:Loss "journal" in the graph
+            run.losses["journal"] = journal.lost_records
         journal.close(run)
     except BaseException:
         recorder.close()
@@ -147,26 +140,41 @@ def run_record(args) -> int:
     finally:
         if steering is not None:
             steering.close(args.quiet)
+    status = run.exit_status if run.exit_status is not None else 0
+    notes = [journal.loss_note()] if journal.error is not None else []
+    for note in notes:
+        print(f"batchflow: WARNING: {note}", file=sys.stderr)
     # Detaching some fifty tracepoints takes seconds (the kernel waits for
     # RCU at each); it overlaps with writing the Turtle.
     closer = threading.Thread(target=recorder.close, name="bpf-detach")
     closer.start()
     try:
-        write_output(journal_path, args.output, args.detail, run, args.quiet)
+        write_output(journal_path, args.output, args.detail, run, args.quiet, mode=mode,
+                     notes=notes)
+    except OutputNotWritableError as exc:
+        # The command has run: its status still is the answer; what was
+        # captured stays in the journal.
+        print(f"batchflow: error: {exc}", file=sys.stderr)
+        print(f"batchflow: what was captured is in {journal_path}: "
+              f"`batchflow recover {journal_path} -o OUT.ttl` builds the graph from it",
+              file=sys.stderr)
+        return status
     finally:
         closer.join()
     if not args.keep_journal:
         os.unlink(journal_path)
-    return run.exit_status if run.exit_status is not None else 0
+    return status
 
 
-def write_output(journal_path, output, detail, run, quiet):
+def write_output(journal_path, output, detail, run, quiet, mode=0o600, notes=()):
     """Builds the Turtle from the journal and reports the run on stderr."""
     from ..graph import write_turtle
     from ..capture.journal import read_journal
 
-    jrun, events, _complete = read_journal(journal_path)
-    counts = write_turtle(events, run, output, detail=detail)
+    jr = read_journal(journal_path)
+    counts = write_turtle(jr.events, run, output, detail=detail, mode=mode,
+                          complete=lambda: jr.complete and not notes,
+                          notes=list(notes) + jr.notes)
     report(run, counts, output, quiet)
 
 
