@@ -1,7 +1,24 @@
-"""Options and helpers several commands share."""
+"""What several commands share: checks made before anything runs, the
+command after `--`, and the run's summary on stderr."""
 from __future__ import annotations
 
-from ..output_files import PRIVATE_MODE, parse_mode
+import os
+import shutil
+import sys
+
+from ..errors import CommandNotFoundError
+from ..output_files import PRIVATE_MODE, check_writable, parse_mode
+
+
+def command_after_dashes(words):
+    """argparse.REMAINDER keeps the `--` that separates the command."""
+    return words[1:] if words[:1] == ["--"] else words
+
+
+def check_output(path):
+    """Fails before tracing starts if `path` could not be written (see
+    agent.output_files: links planted by other users are refused)."""
+    check_writable(path)
 
 
 def add_output_mode(parser):
@@ -13,3 +30,33 @@ def add_output_mode(parser):
 
 def output_mode(args):
     return PRIVATE_MODE if args.output_mode is None else parse_mode(args.output_mode)
+
+
+def check_command(argv):
+    if not argv:
+        raise CommandNotFoundError("no command given (batchflow record [options] -- COMMAND)")
+    exe = argv[0]
+    if "/" in exe:
+        if not (os.path.isfile(exe) and os.access(exe, os.X_OK)):
+            raise CommandNotFoundError(f"command not found or not executable: {exe}")
+    elif shutil.which(exe) is None:
+        raise CommandNotFoundError(f"command not found: {exe}")
+
+
+def report(run, counts, output, quiet):
+    lost = run.total_lost
+    if lost:
+        windows = "; ".join(
+            f"{name} {count} between +{(a - run.start_mono_ns) / 1e9:.3f}s and "
+            f"+{(b - run.start_mono_ns) / 1e9:.3f}s"
+            for a, b, name, count in run.loss_windows)
+        print(f"batchflow: WARNING: {lost} events lost ({windows})", file=sys.stderr)
+    if quiet:
+        return
+    kinds = ", ".join(f"{k.lower()} {v}" for k, v in sorted(counts.items())
+                      if k not in ("processes", "events"))
+    procs = counts.get("processes", "?")
+    missing = f"; tracepoints missing: {', '.join(run.missing_tracepoints)}" \
+        if run.missing_tracepoints else ""
+    print(f"batchflow: {procs} processes; {counts.get('events', 0)} events ({kinds}); lost {lost}; "
+          f"wrote {output}{missing}", file=sys.stderr)

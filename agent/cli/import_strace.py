@@ -98,11 +98,11 @@ def report(stats, run, counts, output, stream=None):
 
 
 def run_import(args) -> int:
-    from ..output_files import check_writable
+    from .common import check_output
     from ..strace import StraceImport
 
     mode = output_mode(args)
-    check_writable(args.output)
+    check_output(args.output)
     imp = StraceImport(args.logs, host=args.host, date=parse_date(args.date))
     imp.sniff()
     progress = Progress(imp.total_bytes)

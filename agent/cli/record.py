@@ -3,15 +3,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
-import threading
 
 from .. import __version__
 from ..errors import CommandNotFoundError, NoSuchProcessError, OutputNotWritableError
-from ..output_files import check_writable
-from .common import add_output_mode, output_mode
 from ..run import Run
+from .common import (add_output_mode, check_command, check_output, command_after_dashes,
+                     output_mode, report)
 
 
 def register(sub):
@@ -49,44 +47,31 @@ def register(sub):
     p.set_defaults(func=run_record)
 
 
-def check_command(argv):
-    if not argv:
-        raise CommandNotFoundError("no command given (batchflow record [options] -- COMMAND)")
-    exe = argv[0]
-    if "/" in exe:
-        if not (os.path.isfile(exe) and os.access(exe, os.X_OK)):
-            raise CommandNotFoundError(f"command not found or not executable: {exe}")
-    elif shutil.which(exe) is None:
-        raise CommandNotFoundError(f"command not found: {exe}")
-
-
 def run_record(args) -> int:
     from ..capture import loader
 
     if args.ebpf:
         print(loader.program_text(args.ringbuf_pages or loader.DEFAULT_RINGBUF_PAGES))
         return 0
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    command = command_after_dashes(args.command)
     loader.check_privileges()
     if args.pid is not None:
         if command:
             raise CommandNotFoundError("give either -p PID or a command, not both")
         if args.pid <= 0 or not os.path.isdir(f"/proc/{args.pid}"):
             raise NoSuchProcessError(f"no process with pid {args.pid}")
-        scope = "pid"
+        scope, target = "pid", args.pid
     elif args.system:
         if command:
             raise CommandNotFoundError("give either --system or a command, not both")
-        scope = "system"
+        scope, target = "system", None
     else:
         check_command(command)
-        scope = "command"
+        scope, target = "command", command
     mode = output_mode(args)
-    check_writable(args.output)
+    check_output(args.output)
     journal_path = args.journal or args.output + ".journal"
-    check_writable(journal_path)
-
-    from ..capture.recorder import Recorder
+    check_output(journal_path)
 
     control_msgs = None
     if args.control or args.control_socket:
@@ -105,62 +90,51 @@ def run_record(args) -> int:
     if interval > 0:
         from ..capture.procstats import Sampler
         sampler = Sampler(interval)
-    recorder = Recorder(run, sink=None, ringbuf_pages=args.ringbuf_pages, poll_ms=args.poll_ms,
-                        sampler=sampler)
-    steering = None
-    try:
-        if control_msgs is not None:
-            steering = Steering(args.control_socket)
-            steering.attach(recorder, control_msgs)
-        from ..capture.journal import JournalWriter
 
-        run.mark_start()
-        journal = JournalWriter(journal_path, run)
-        recorder.sink = journal.append
-        if scope == "command":
-            recorder.start_command(command)
-        elif scope == "pid":
-            n = recorder.attach_pid(args.pid)
-            if not args.quiet:
-                print(f"batchflow: tracing pid {args.pid} and {n - 1} descendants", file=sys.stderr,
-                      flush=True)
-        else:
-            recorder.attach_system()
-            if not args.quiet:
+    from ..capture.journal import JournalWriter
+    from ..capture.session import Session
+
+    with Session(run, ringbuf_pages=args.ringbuf_pages, poll_ms=args.poll_ms,
+                 sampler=sampler) as session:
+        steering = None
+        try:
+            if control_msgs is not None:
+                steering = Steering(args.control_socket)
+                steering.attach(session.recorder, control_msgs)
+            session.begin()
+            journal = JournalWriter(journal_path, run)
+            session.sink = journal.append
+            started = session.trace(scope, target)
+            if not args.quiet and scope == "pid":
+                print(f"batchflow: tracing pid {args.pid} and {started - 1} descendants",
+                      file=sys.stderr, flush=True)
+            elif not args.quiet and scope == "system":
                 print("batchflow: tracing the whole host", file=sys.stderr, flush=True)
-        recorder.loop(duration=args.duration)
-        run.mark_end()
-        if journal.error is not None:
-            # counted as a loss of its own kind: bf:Loss "journal" in the graph
-            run.losses["journal"] = journal.lost_records
-        journal.close(run)
-    except BaseException:
-        recorder.close()
-        raise
-    finally:
-        if steering is not None:
-            steering.close(args.quiet)
-    status = run.exit_status if run.exit_status is not None else 0
-    notes = [journal.loss_note()] if journal.error is not None else []
-    for note in notes:
-        print(f"batchflow: WARNING: {note}", file=sys.stderr)
-    # Detaching some fifty tracepoints takes seconds (the kernel waits for
-    # RCU at each); it overlaps with writing the Turtle.
-    closer = threading.Thread(target=recorder.close, name="bpf-detach")
-    closer.start()
-    try:
-        write_output(journal_path, args.output, args.detail, run, args.quiet, mode=mode,
-                     notes=notes)
-    except OutputNotWritableError as exc:
-        # The command has run: its status still is the answer; what was
-        # captured stays in the journal.
-        print(f"batchflow: error: {exc}", file=sys.stderr)
-        print(f"batchflow: what was captured is in {journal_path}: "
-              f"`batchflow recover {journal_path} -o OUT.ttl` builds the graph from it",
-              file=sys.stderr)
-        return status
-    finally:
-        closer.join()
+            session.wait(args.duration)
+            if journal.error is not None:
+                # counted as a loss of its own kind: bf:Loss "journal" in the graph
+                run.losses["journal"] = journal.lost_records
+            journal.close(run)
+        finally:
+            if steering is not None:
+                steering.close(args.quiet)
+        status = run.exit_status if run.exit_status is not None else 0
+        notes = [journal.loss_note()] if journal.error is not None else []
+        for note in notes:
+            print(f"batchflow: WARNING: {note}", file=sys.stderr)
+        # Detaching overlaps with writing the Turtle.
+        session.close(background=True)
+        try:
+            write_output(journal_path, args.output, args.detail, run, args.quiet, mode=mode,
+                         notes=notes)
+        except OutputNotWritableError as exc:
+            # The command has run: its status still is the answer; what was
+            # captured stays in the journal.
+            print(f"batchflow: error: {exc}", file=sys.stderr)
+            print(f"batchflow: what was captured is in {journal_path}: "
+                  f"`batchflow recover {journal_path} -o OUT.ttl` builds the graph from it",
+                  file=sys.stderr)
+            return status
     if not args.keep_journal:
         os.unlink(journal_path)
     return status
@@ -176,22 +150,3 @@ def write_output(journal_path, output, detail, run, quiet, mode=0o600, notes=())
                           complete=lambda: jr.complete and not notes,
                           notes=list(notes) + jr.notes)
     report(run, counts, output, quiet)
-
-
-def report(run, counts, output, quiet):
-    lost = run.total_lost
-    if lost:
-        windows = "; ".join(
-            f"{name} {count} between +{(a - run.start_mono_ns) / 1e9:.3f}s and "
-            f"+{(b - run.start_mono_ns) / 1e9:.3f}s"
-            for a, b, name, count in run.loss_windows)
-        print(f"batchflow: WARNING: {lost} events lost ({windows})", file=sys.stderr)
-    if quiet:
-        return
-    kinds = ", ".join(f"{k.lower()} {v}" for k, v in sorted(counts.items())
-                      if k not in ("processes", "events"))
-    procs = counts.get("processes", "?")
-    missing = f"; tracepoints missing: {', '.join(run.missing_tracepoints)}" \
-        if run.missing_tracepoints else ""
-    print(f"batchflow: {procs} processes; {counts.get('events', 0)} events ({kinds}); lost {lost}; "
-          f"wrote {output}{missing}", file=sys.stderr)

@@ -10,8 +10,7 @@ import sys
 
 from ..graph import DETAILS, write_turtle
 from ..capture.journal import read_journal
-from .common import add_output_mode, output_mode
-from .record import report
+from .common import add_output_mode, output_mode, report
 
 
 def register(sub):
