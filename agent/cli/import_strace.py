@@ -5,6 +5,7 @@ import datetime
 import sys
 
 from ..errors import InputFormatError
+from ..strace.lines import LINE_KEEP
 from .common import add_output_mode, output_mode
 
 
@@ -26,6 +27,20 @@ def register(sub):
     p.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
     add_output_mode(p)
     p.set_defaults(func=run_import)
+
+
+def check_host(host):
+    """The host names every IRI: it must be text (argv bytes that are not
+    UTF-8 arrive as lone surrogates)."""
+    if host is None:
+        return
+    try:
+        host.encode("utf-8")
+    except UnicodeError:
+        raise InputFormatError("--host is not valid UTF-8") from None
+    if not host or any(c.isspace() or not c.isprintable() for c in host):
+        raise InputFormatError(f"--host {host!r}: a host name has no spaces or control "
+                               f"characters")
 
 
 def parse_date(text):
@@ -84,6 +99,10 @@ def report(stats, run, counts, output, stream=None):
     if not run.times_known:
         print("batchflow: the log has no absolute timestamps (-t/-tt/-ttt): event times are "
               "an order only", file=out)
+    if stats.too_long:
+        print(f"batchflow: WARNING: {stats.too_long} lines longer than {LINE_KEEP} bytes were "
+              f"skipped (memory stays bounded; quoted strings are cut long before that)",
+              file=out)
     if stats.forced_roots:
         print(f"batchflow: {stats.forced_roots} tasks could not be placed in the process tree",
               file=out)
@@ -102,6 +121,7 @@ def run_import(args) -> int:
     from ..strace import StraceImport
 
     mode = output_mode(args)
+    check_host(args.host)
     check_output(args.output)
     imp = StraceImport(args.logs, host=args.host, date=parse_date(args.date))
     imp.sniff()

@@ -26,7 +26,13 @@ COUNT_PROPERTY = {Kind.OPEN: "openCount", Kind.STAT: "statCount", Kind.FORK: "fo
 FLUSH_AT = 512          # statements per write()
 
 
-def call_name(call) -> str:
+def call_name(call, kind=None, trunc=0) -> str:
+    """The system call an event is named after.  The kernel side records an
+    exit from sched_process_exit, not from a call (Call.NONE): a process
+    ends in exit_group (fatal signals go through the kernel's group exit
+    too), a thread that leaves alone in exit."""
+    if kind == Kind.EXIT and call == Call.NONE:
+        return "exit" if trunc & EXIT_THREAD else "exit_group"
     name = CALL_NAMES.get(call)
     return name if name is not None else f"call{int(call)}"
 
@@ -36,7 +42,7 @@ def _heads():
     heads = [None] * (256 * 256)
     for kind, cls in EVENT_CLASS.items():
         for call in range(256):
-            heads[int(kind) << 8 | call] = f'a bf:{cls} ; bf:call "{call_name(call)}"'
+            heads[int(kind) << 8 | call] = f'a bf:{cls} ; bf:call "{call_name(call, kind)}"'
     return heads
 
 
@@ -115,8 +121,11 @@ class TurtleSink:
         self._w(text + " .\n")
 
     def event(self, idx, ev, p, prev, ref, access, use, gen):
+        head = self.heads[ev.kind << 8 | ev.call]
+        if ev.kind == Kind.EXIT and ev.trunc & EXIT_THREAD and ev.call == Call.NONE:
+            head = f'a bf:{EVENT_CLASS[Kind.EXIT]} ; bf:call "exit"'
         text = self._event_tail(
-            f"ev:{idx} {self.heads[ev.kind << 8 | ev.call]} ; bf:process {p.tag} ; bf:ns {ev.ts}",
+            f"ev:{idx} {head} ; bf:process {p.tag} ; bf:ns {ev.ts}",
             ev, prev, ref, access)
         if use:
             text += f"{p.tag} prov:used {ref.res.tag} .\n"

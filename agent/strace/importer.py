@@ -14,7 +14,7 @@ from typing import Optional
 
 from .constants import FORK_CALLS, signal_number
 from .events_from_calls import INTERESTING_CALLS, EventBuilder
-from .lines import is_strace_note
+from .lines import LINE_KEEP, is_strace_note
 from .stats import ImportStats
 from .syntax import SyntaxProblem, parse_result, split_args
 from .tasks import PLACEHOLDER, TaskAttribution
@@ -87,6 +87,11 @@ class StraceImporter(TaskAttribution, EventBuilder):
 
     def feed(self, ln):
         st = self.stats
+        if ln.too_long:
+            st.lines += 1
+            st.too_long += 1
+            st.bad_line(ln.source, ln.lineno, ln.text, f"longer than {LINE_KEEP} bytes, skipped")
+            return
         body = ln.body
         if self.broken is not None:
             prev = self.broken

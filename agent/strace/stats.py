@@ -23,6 +23,7 @@ class ImportStats:
         self.forced_roots = 0          # held tasks given up on (see MAX_HELD_LINES)
         self.unknown_pid_events = 0    # events whose task's pid was never learned
         self.events = collections.Counter()      # Kind name -> count
+        self.too_long = 0              # lines past agent.strace.lines.LINE_KEEP, skipped
 
     def bad_line(self, source, lineno, text, why=""):
         self.unparsed += 1
