@@ -5,7 +5,7 @@ import datetime
 import sys
 
 from ..errors import InputFormatError
-from ..strace.lines import LINE_KEEP
+from ..strace import incompleteness
 from .common import add_output_mode, output_mode
 
 
@@ -99,10 +99,8 @@ def report(stats, run, counts, output, stream=None):
     if not run.times_known:
         print("batchflow: the log has no absolute timestamps (-t/-tt/-ttt): event times are "
               "an order only", file=out)
-    if stats.too_long:
-        print(f"batchflow: WARNING: {stats.too_long} lines longer than {LINE_KEEP} bytes were "
-              f"skipped (memory stays bounded; quoted strings are cut long before that)",
-              file=out)
+    for note in incompleteness(stats):
+        print(f"batchflow: WARNING: {note}", file=out)
     if stats.forced_roots:
         print(f"batchflow: {stats.forced_roots} tasks could not be placed in the process tree",
               file=out)
@@ -130,7 +128,7 @@ def run_import(args) -> int:
     from ..graph import write_turtle
     try:
         counts = write_turtle(imp.events(), imp.run, args.output, detail=args.detail,
-                              mode=mode)
+                              mode=mode, complete=lambda: imp.complete, notes=imp.notes)
     finally:
         progress.close()
     if not args.quiet:

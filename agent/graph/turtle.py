@@ -26,13 +26,13 @@ COUNT_PROPERTY = {Kind.OPEN: "openCount", Kind.STAT: "statCount", Kind.FORK: "fo
 FLUSH_AT = 512          # statements per write()
 
 
-def call_name(call, kind=None, trunc=0) -> str:
-    """The system call an event is named after.  The kernel side records an
-    exit from sched_process_exit, not from a call (Call.NONE): a process
-    ends in exit_group (fatal signals go through the kernel's group exit
-    too), a thread that leaves alone in exit."""
+def call_name(call, kind=None) -> str:
+    """The system call an event is named after.  The kernel side records a
+    process's end from sched_process_exit, not from a call (Call.NONE): it
+    is named exit_group, the call that ends a process (a fatal signal ends
+    it through the same group exit in the kernel)."""
     if kind == Kind.EXIT and call == Call.NONE:
-        return "exit" if trunc & EXIT_THREAD else "exit_group"
+        return "exit_group"
     name = CALL_NAMES.get(call)
     return name if name is not None else f"call{int(call)}"
 
@@ -121,11 +121,8 @@ class TurtleSink:
         self._w(text + " .\n")
 
     def event(self, idx, ev, p, prev, ref, access, use, gen):
-        head = self.heads[ev.kind << 8 | ev.call]
-        if ev.kind == Kind.EXIT and ev.trunc & EXIT_THREAD and ev.call == Call.NONE:
-            head = f'a bf:{EVENT_CLASS[Kind.EXIT]} ; bf:call "exit"'
         text = self._event_tail(
-            f"ev:{idx} {head} ; bf:process {p.tag} ; bf:ns {ev.ts}",
+            f"ev:{idx} {self.heads[ev.kind << 8 | ev.call]} ; bf:process {p.tag} ; bf:ns {ev.ts}",
             ev, prev, ref, access)
         if use:
             text += f"{p.tag} prov:used {ref.res.tag} .\n"
@@ -367,7 +364,7 @@ class TurtleWriter(Interpreter):
                 idx = self.idx
             pid = ev.pid
             proc = procs_get(pid)
-            if proc is None:
+            if proc is None or proc.exited:
                 self.idx = idx
                 proc = self._unknown(ev)
                 idx = self.idx

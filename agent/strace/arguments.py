@@ -11,6 +11,8 @@ from ..events import TRUNC_ARG, TRUNC_ARGC, TRUNC_PATH
 from .constants import CLONE_FLAGS, signal_number
 from .syntax import SyntaxProblem, decode_string, is_string, parse_int, split_args
 
+_ADDRESS = re.compile(r"NULL|0x[0-9a-fA-F]+|0")
+
 # The kernel side's bounds (bpf/batchflow.h).
 PATH_MAX = 4096
 ARG_MAX = 256
@@ -34,7 +36,11 @@ def comm_of(name: bytes) -> str:
 def path_arg(token):
     """A path argument: (bytes or None, TRUNC_PATH bits)."""
     if not is_string(token):
-        return None, 0      # NULL or an address strace could not read
+        if _ADDRESS.fullmatch(token.strip()):
+            return None, 0      # NULL or an address strace could not read
+        # strace quotes every path it read: anything else is not its output
+        raise SyntaxProblem(f"path argument {token[:40]!r} is neither a quoted string nor "
+                            f"an address")
     raw, cut = decode_string(token)
     raw = raw.split(b"\0", 1)[0]     # a C string, as the kernel reads it
     trunc = TRUNC_PATH if cut else 0

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Optional
 
-from .constants import FORK_CALLS, signal_number
+from .constants import EXIT_CALLS, FORK_CALLS, IDENTITY_CALLS, signal_number
 from .events_from_calls import INTERESTING_CALLS, EventBuilder
 from .lines import LINE_KEEP, is_strace_note
 from .stats import ImportStats
@@ -29,13 +29,16 @@ _COMPLETE = re.compile(r'\)\s*= ')
 
 # A file with this many lines and none strace's is not a strace log.
 SNIFF_LINES = 1000
+# Calls that do not return to be resumed: their start is their whole story.
+NEVER_RETURN = set(EXIT_CALLS) | IDENTITY_CALLS
 
 
 class StraceImporter(TaskAttribution, EventBuilder):
     """Feed LogLines, collect Events.  Use `events(lines)` for a stream."""
 
-    def __init__(self, stats: Optional[ImportStats] = None, walker=None):
+    def __init__(self, stats: Optional[ImportStats] = None, walker=None, run=None):
         self.stats = stats or ImportStats()
+        self.run = run                # a Run to keep current while streaming (root_pid)
         self.walker = walker          # FFWalk for -ff logs without timestamps
         self.tasks = {}               # key -> Task (live tasks only)
         self.procs = {}               # tgid -> Proc
@@ -254,7 +257,11 @@ class StraceImporter(TaskAttribution, EventBuilder):
                 self._forget(gone)
             return
         task = self.tasks[key]
-        self.pending.pop(key, None)
+        cut = self.pending.pop(key, None)
+        if cut is not None and cut[0] in INTERESTING_CALLS and cut[0] not in NEVER_RETURN:
+            # `call(... <unfinished ...>` and then the task died: the call
+            # happened, its result is unknown
+            st.cut_by_exit[cut[0]] += 1
         task.gone = True
         if not task.placed:
             self._hold(task, rec)
@@ -279,6 +286,10 @@ class StraceImporter(TaskAttribution, EventBuilder):
         for key, (name, _, _, _) in self.pending.items():
             self.stats.unfinished_at_end[name] += 1
         self.pending.clear()
+        # children a fork named but that never printed a line: the log does
+        # not follow children (strace without -f)
+        self.stats.unfollowed = sum(1 for t in self.tasks.values()
+                                    if not t.printed and t.key != PLACEHOLDER)
 
 
 _DURATION = re.compile(r'<(\d+)\.(\d+)>\s*$')

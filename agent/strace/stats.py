@@ -24,6 +24,8 @@ class ImportStats:
         self.unknown_pid_events = 0    # events whose task's pid was never learned
         self.events = collections.Counter()      # Kind name -> count
         self.too_long = 0              # lines past agent.strace.lines.LINE_KEEP, skipped
+        self.cut_by_exit = collections.Counter()  # modelled calls never resumed: the task died
+        self.unfollowed = 0            # forked children that never printed a line (no -f)
 
     def bad_line(self, source, lineno, text, why=""):
         self.unparsed += 1

@@ -124,6 +124,11 @@ class TaskAttribution:
         self.root_starts.setdefault(task.tgid, task.first_ts)
         if self.root_pid is None:
             self.root_pid = task.tgid
+            if self.run is not None:
+                # the graph writer reads the Run while the events stream:
+                # knowing the root now, it need not hold the root's events
+                # waiting for a fork that is not in the log
+                self.run.root_pid = task.tgid
         self._replay(task)
 
     def _place_child(self, task, parent, flags):
