@@ -1,7 +1,6 @@
 """A disk that fills during `record`: the journal keeps what it could, the
 loss is counted with its cause, the command's exit status is returned, and
 `recover` works on what was written."""
-import os
 import subprocess
 
 import pytest
