@@ -35,6 +35,7 @@ import zlib
 
 import msgpack
 
+from .. import abi
 from ..errors import InputFormatError, OutputNotWritableError
 from ..events import HEADER_SIZE, align8, decode
 from ..output_files import create_private_in_place
@@ -47,8 +48,8 @@ MARK = b"BFJb"                       # starts every batch payload (version 2)
 _CRC = struct.Struct("<I")
 _BATCH_PREFIX = len(MARK) + _CRC.size
 _BIN32 = 0xC6
-_SIZE = struct.Struct("=H")          # the record's size field, at offset 52 (bpf/batchflow.h)
-_SIZE_OFFSET = 52
+_SIZE = struct.Struct("=H")          # the record's size field (bpf/batchflow.h)
+_SIZE_OFFSET = abi.EVENT.offset["size"]
 
 
 def run_to_dict(run: Run) -> dict:

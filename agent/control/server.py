@@ -43,7 +43,7 @@ import time
 
 import msgpack
 
-from ..errors import ControlError
+from ..errors import ControlError, SocketInUseError
 from .messages import MAX_MESSAGE, parse_message
 
 MAX_CLIENTS = 64
@@ -55,10 +55,6 @@ READ_CHUNK = 65536
 READS_PER_SERVICE = 4          # per client per call
 MESSAGES_PER_SERVICE = 256     # all clients together per call
 _UCRED = struct.Struct("3i")
-
-
-class SocketInUseError(ControlError):
-    pass
 
 
 def _is_msgpack_map(b):

@@ -9,7 +9,7 @@ import re
 
 from ..events import TRUNC_ARG, TRUNC_ARGC, TRUNC_PATH
 from .constants import CLONE_FLAGS, signal_number
-from .syntax import SyntaxProblem, decode_string, is_string, parse_int, split_args
+from .syntax import StraceSyntaxError, decode_string, is_string, parse_int, split_args
 
 _ADDRESS = re.compile(r"NULL|0x[0-9a-fA-F]+|0")
 
@@ -39,7 +39,7 @@ def path_arg(token):
         if _ADDRESS.fullmatch(token.strip()):
             return None, 0      # NULL or an address strace could not read
         # strace quotes every path it read: anything else is not its output
-        raise SyntaxProblem(f"path argument {token[:40]!r} is neither a quoted string nor "
+        raise StraceSyntaxError(f"path argument {token[:40]!r} is neither a quoted string nor "
                             f"an address")
     raw, cut = decode_string(token)
     raw = raw.split(b"\0", 1)[0]     # a C string, as the kernel reads it
@@ -78,7 +78,7 @@ def struct_fields(token):
     """`{a=1, b=X|Y}` -> {"a": "1", "b": "X|Y"}."""
     token = token.strip()
     if not token.startswith("{"):
-        raise SyntaxProblem(f"not a struct: {token[:40]!r}")
+        raise StraceSyntaxError(f"not a struct: {token[:40]!r}")
     items, _ = split_args(token, 1, "}")
     out = {}
     for item in items:
@@ -97,7 +97,7 @@ def clone_flags(token):
         elif part.startswith("SIG"):
             sig = signal_number(part)
             if sig is None:
-                raise SyntaxProblem(f"unknown signal {part}")
+                raise StraceSyntaxError(f"unknown signal {part}")
             value |= sig
         else:
             value |= parse_int(part)
@@ -107,7 +107,7 @@ def clone_flags(token):
 def signal_arg(name):
     sig = signal_number(name)
     if sig is None:
-        raise SyntaxProblem(f"unknown signal {name}")
+        raise StraceSyntaxError(f"unknown signal {name}")
     return sig
 
 
@@ -120,7 +120,7 @@ def wait_status(token):
             inner = token[1:-1]
             try:
                 return parse_int(inner)
-            except SyntaxProblem:
+            except StraceSyntaxError:
                 pass
         return -1
     if m.group("code") is not None:

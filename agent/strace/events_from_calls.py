@@ -12,7 +12,7 @@ from .arguments import (argv_arg, clone_flags, comm_of, path_arg, siginfo_result
 from .constants import (ACCESS_MODES, AT_FLAGS, CHDIR_CALLS, CREAT_FLAGS, EXEC_CALLS, EXIT_CALLS,
                         FORK_CALLS, IDENTITY_CALLS, OPEN_CALLS, OPEN_FLAGS, STAT_CALLS,
                         STATX_MASK, WAIT_CALLS, WAITID_TYPES)
-from .syntax import (SyntaxProblem, decode_string, decoration_bytes, is_string, parse_fd,
+from .syntax import (StraceSyntaxError, decode_string, decoration_bytes, is_string, parse_fd,
                      parse_flags, parse_int, parse_result, split_args)
 from .tasks import Task
 
@@ -26,7 +26,7 @@ class EventBuilder:
             _, name, text, ts, ts_end, source, lineno = rec
             try:
                 self._call(task, name, text, ts, ts_end)
-            except (SyntaxProblem, ValueError, KeyError, IndexError) as exc:
+            except (StraceSyntaxError, ValueError, KeyError, IndexError) as exc:
                 self.stats.bad_line(source, lineno, text, str(exc))
         elif kind == "exited":
             self._task_left(task, rec[2], code=rec[1], sig=0)
@@ -195,7 +195,7 @@ class EventBuilder:
                     flags = clone_flags(a[6:])
                     break
             else:
-                raise SyntaxProblem("clone without flags=")
+                raise StraceSyntaxError("clone without flags=")
         else:   # clone3({flags=..., exit_signal=..., ...} => {...}, size)
             # the kernel side reads clone_args.flags alone: the exit signal
             # has its own field there

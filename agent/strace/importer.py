@@ -16,7 +16,7 @@ from .constants import EXIT_CALLS, FORK_CALLS, IDENTITY_CALLS, signal_number
 from .events_from_calls import INTERESTING_CALLS, EventBuilder
 from .lines import LINE_KEEP, is_strace_note
 from .stats import ImportStats
-from .syntax import SyntaxProblem, parse_result, split_args
+from .syntax import StraceSyntaxError, parse_result, split_args
 from .tasks import PLACEHOLDER, TaskAttribution
 
 _CALL = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)\(')
@@ -192,7 +192,7 @@ class StraceImporter(TaskAttribution, EventBuilder):
             try:
                 _, end = split_args(text, len(name) + 1)
                 child = parse_result(text[end:])
-            except (SyntaxProblem, ValueError):
+            except (StraceSyntaxError, ValueError):
                 child = None
             if child is not None and child > 0:
                 t = self.tasks.get(child)
@@ -219,7 +219,7 @@ class StraceImporter(TaskAttribution, EventBuilder):
         try:
             _, end = split_args(text, len(name) + 1)
             v = parse_result(text[end:])
-        except (SyntaxProblem, ValueError):
+        except (StraceSyntaxError, ValueError):
             return None
         return v if v and v > 0 else None
 
