@@ -159,3 +159,13 @@ def test_disk_full_output_is_one_line(tmp_path):
 def test_output_that_is_a_directory_or_socket_is_refused(tmp_path):
     proc = batchflow("import-strace", str(LOG), "-o", str(tmp_path))
     assert_one_line_error(proc, "is a directory")
+
+
+def test_record_refuses_a_planted_journal_link_before_tracing(shared_dir, victim):
+    """record checks its output and journal before anything is traced."""
+    out = shared_dir / "out.ttl"
+    plant_link(victim, shared_dir / "out.ttl.journal")
+    proc = batchflow("record", "-o", str(out), "--", "true")
+    assert_one_line_error(proc, "out.ttl.journal", "symbolic link owned by uid 65534")
+    assert victim.read_bytes() == b"root's precious data\n"
+    assert not out.exists()

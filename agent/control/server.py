@@ -104,7 +104,8 @@ class ControlServer:
             raise ControlError(f"control socket {self.path}: {exc.strerror}") from None
         finally:
             os.umask(old)
-        os.chmod(self.path, 0o600)
+        # (no chmod by name afterwards: the umask made it 0600 at bind, and a
+        # chmod could follow a link swapped in at the path meanwhile)
         sock.listen(16)
         sock.setblocking(False)
         self._sock = sock
