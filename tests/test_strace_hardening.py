@@ -214,33 +214,53 @@ def corruptions(data, rng, n):
         yield bytes(d)
 
 
-def test_fuzzed_logs_import_or_fail_in_one_line(tmp_path, capsys):
-    """Random corruptions of real logs: a graph is written or one error line
-    is printed, never a traceback; memory stays bounded."""
+FUZZ_MEMORY_MB = 150
+
+
+def fuzz_logs(workdir):
+    """Random corruptions of real logs through the command: a graph is
+    written or one error line is printed, nothing else.  Returns counts and
+    this process's peak RSS (run in a child of its own)."""
+    import contextlib
+    import io
     import resource
+    tmp = pathlib.Path(workdir)
     rng = random.Random(1919)
     sources = [LOGS / n for n in ("pid_reuse_ttt.log", "threads.log", "signals.log",
                                   "ts_tt.log", "execve_env.log", "waitid.log")]
-    case = tmp_path / "case.log"
-    out = tmp_path / "o.ttl"
+    case = tmp / "case.log"
+    out = tmp / "o.ttl"
     written = refused = 0
     for src in sources:
         for blob in corruptions(src.read_bytes(), rng, 60):
             case.write_bytes(blob)
-            code = main(["import-strace", str(case), "-o", str(out), "-q", "--date",
-                         "2024-03-09"])
-            err = capsys.readouterr().err
+            err = io.StringIO()
+            with contextlib.redirect_stderr(err):
+                code = main(["import-strace", str(case), "-o", str(out), "-q", "--date",
+                             "2024-03-09"])
             if code == 0:
                 written += 1
                 graph(out)
             else:
                 assert code == 2
-                lines = err.strip().splitlines()
-                assert len(lines) == 1 and lines[0].startswith("batchflow: error: "), err
+                lines = err.getvalue().strip().splitlines()
+                assert len(lines) == 1 and lines[0].startswith("batchflow: error: "), lines
                 refused += 1
-    assert written + refused == 6 * 60 and written > refused
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    assert rss_mb < 400, rss_mb
+    return {"cases": 6 * 60, "written": written, "refused": refused,
+            "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def test_fuzzed_logs_import_or_fail_in_one_line(tmp_path):
+    import json
+    code = ("import json, sys; sys.path[:0] = [sys.argv[1], sys.argv[2]]; "
+            "import test_strace_hardening as t; print(json.dumps(t.fuzz_logs(sys.argv[3])))")
+    proc = subprocess.run([sys.executable, "-c", code, str(ROOT), str(ROOT / "tests"),
+                           str(tmp_path)], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr      # any other exception is a traceback here
+    got = json.loads(proc.stdout.splitlines()[-1])
+    assert got["written"] + got["refused"] == got["cases"]
+    assert got["written"] > got["refused"]
+    assert got["rss_mb"] < FUZZ_MEMORY_MB, got
 
 
 # ---- bad options and unreadable input ----
