@@ -12,7 +12,7 @@ journal   appends the same batches (agent.graph.synthetic.stream_job) to a
           and their ratio, zlib.crc32's own GB/s, and read_journal's rate
           (every batch's checksum verified).
 lines     import-strace of a log whose open has an N MiB path, in a child;
-          its peak RSS (ru_maxrss) per N: bounded memory means flat.
+          its peak RSS (VmHWM; ru_maxrss would include the parent's) per N: bounded memory means flat.
 
 Ratios measured in one run on the same machine, not absolute claims.
 """
@@ -86,8 +86,9 @@ def _timed(fn):
     return time.perf_counter() - t
 
 
-CHILD = ("import resource, sys; sys.path.insert(0, {root!r}); from agent.cli.main import main; "
-         "main(sys.argv[1:]); print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+CHILD = ("import sys; sys.path.insert(0, {root!r}); from agent.cli.main import main; "
+         "main(sys.argv[1:]); "
+         "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM:')][0])")
 
 
 def lines(args):

@@ -3,7 +3,6 @@ resynchronises at the next batch, checksums name damaged batches, and no
 corruption ends in a traceback."""
 import os
 import random
-import resource
 import subprocess
 import sys
 import zlib
@@ -11,6 +10,7 @@ import zlib
 import msgpack
 import pytest
 import rdflib
+from peak_memory import peak_rss_kb
 from rdflib import RDF, Literal, Namespace
 
 from agent.capture import journal as J
@@ -205,7 +205,7 @@ def fuzz_journals(workdir):
         except InputFormatError as exc:
             assert "\n" not in str(exc)
             refused += 1
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_mb = peak_rss_kb() / 1024
     return {"cases": len(cases), "salvaged": salvaged, "refused": refused, "rss_mb": rss_mb}
 
 

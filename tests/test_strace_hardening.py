@@ -11,6 +11,7 @@ import sys
 
 import pytest
 import rdflib
+from peak_memory import PEAK_AFTER_MAIN, peak_rss_kb
 
 from agent.cli.main import main
 
@@ -137,6 +138,8 @@ def test_exit_events_are_named_exit_group(tmp_path):
 MEMORY_BOUND_MB = 200
 
 
+
+
 def test_a_50_mb_path_is_cut_and_marked_in_bounded_memory(tmp_path):
     log = tmp_path / "long.log"
     with open(log, "wb") as f:
@@ -154,8 +157,7 @@ def test_a_50_mb_path_is_cut_and_marked_in_bounded_memory(tmp_path):
                 + b'], 0x7ffc /* 1 vars */) = 0\n')
         f.write(b'1 1.300000 exit_group(0) = ?\n1 1.400000 +++ exited with 0 +++\n')
     out = tmp_path / "o.ttl"
-    script = ("import resource, sys; from agent.cli.main import main; rc = main(sys.argv[1:]); "
-              "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(rc)")
+    script = PEAK_AFTER_MAIN
     proc = subprocess.run([sys.executable, "-c", script, "import-strace", str(log), "-o",
                            str(out)], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
@@ -176,8 +178,7 @@ def test_a_50_mb_path_is_cut_and_marked_in_bounded_memory(tmp_path):
 
 def test_an_endless_line_on_stdin_stays_bounded_and_leaves_nothing(tmp_path):
     out = tmp_path / "o.ttl"
-    script = ("import resource, sys; from agent.cli.main import main; rc = main(sys.argv[1:]); "
-              "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(rc)")
+    script = PEAK_AFTER_MAIN
     proc = subprocess.Popen([sys.executable, "-c", script, "import-strace", "-", "-o", str(out)],
                             cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
@@ -223,7 +224,6 @@ def fuzz_logs(workdir):
     this process's peak RSS (run in a child of its own)."""
     import contextlib
     import io
-    import resource
     tmp = pathlib.Path(workdir)
     rng = random.Random(1919)
     sources = [LOGS / n for n in ("pid_reuse_ttt.log", "threads.log", "signals.log",
@@ -247,7 +247,7 @@ def fuzz_logs(workdir):
                 assert len(lines) == 1 and lines[0].startswith("batchflow: error: "), lines
                 refused += 1
     return {"cases": 6 * 60, "written": written, "refused": refused,
-            "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "rss_mb": peak_rss_kb() / 1024}
 
 
 def test_fuzzed_logs_import_or_fail_in_one_line(tmp_path):
