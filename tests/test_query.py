@@ -235,3 +235,29 @@ def test_non_utf8_query_is_one_line(example, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "agent", "query", str(example), f"@{bad}"],
                           capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "UTF-8" in proc.stderr
+
+
+def test_a_reader_that_stops_early_is_no_error(example, capsys, monkeypatch):
+    """`batchflow query ... | head -1`: once the pipe is closed under the
+    writer, it stops quietly (exit 141, as a shell tool killed by SIGPIPE;
+    no traceback)."""
+    r, w = os.pipe()
+    os.close(r)
+
+    class ClosedPipe:
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            pass
+
+        def fileno(self):
+            return w
+
+    monkeypatch.setattr("sys.stdout", ClosedPipe())
+    try:
+        code = batchflow_main(["query", str(example), "SELECT ?s WHERE { ?s ?p ?o }"])
+    finally:
+        os.close(w)
+    assert code == 141
+    assert capsys.readouterr().err == ""

@@ -205,7 +205,8 @@ def read_query_arg(arg):
 def table_width(args):
     if args.width is not None:
         return max(args.width, 0)
-    if sys.stdout.isatty():
+    isatty = getattr(sys.stdout, "isatty", None)
+    if isatty is not None and isatty():
         return shutil.get_terminal_size().columns
     return 0
 
