@@ -89,3 +89,7 @@ class RulesValidationError(RulesError):
 class RulesActivationError(RulesError):
     """A rule named by the configuration is not installed or fails at start."""
     exit_code = 13
+
+
+class ConfigError(UsageError):
+    """A configuration file, or an option's value it could also hold, is invalid."""

@@ -20,6 +20,7 @@ SUBCOMMANDS = [
     "agent.cli.recover",
     "agent.cli.query",
     "agent.cli.ctl",
+    "agent.cli.diff",
     "agent.cli.rules",
 ]
 
