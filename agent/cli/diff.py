@@ -70,13 +70,28 @@ def run_diff(args) -> int:
 
 
 def write_private(path, data: bytes):
-    """Writes `data` to `path`, readable by its owner only (a report holds
-    argv), the way every batchflow output is written (agent.output_files)."""
-    from ..output_files import OutputFile
-    out = OutputFile(path)
+    """Writes `data` to `path`, readable by its owner only (a report holds argv):
+    a new file beside it (O_EXCL | O_NOFOLLOW: never a planted link) renamed
+    into place."""
+    import os
+    import secrets
+    from ..errors import OutputNotWritableError
+    if os.path.isdir(path):
+        raise OutputNotWritableError(f"output {path} is a directory")
+    tmp = os.path.join(os.path.dirname(os.path.abspath(path)),
+                       f".{os.path.basename(path)}.{secrets.token_hex(6)}.part")
     try:
-        out.write(data)
-        out.commit()
-    except BaseException:
-        out.discard()
-        raise
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o600)
+    except OSError as exc:
+        raise OutputNotWritableError(f"cannot write {path}: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise OutputNotWritableError(f"cannot write {path}: {exc.strerror}") from None
