@@ -249,3 +249,92 @@ def test_socket_path_checks(tmp_path):
     stale.close()
     ControlServer(tmp_path / "stale.sock").close()
     assert not (tmp_path / "stale.sock").exists()
+
+
+def _flood(s, payload, max_bytes=64 << 20):
+    """Sends `payload` repeatedly without blocking until the socket refuses
+    more (the agent stopped reading) or max_bytes went; returns bytes sent."""
+    s.setblocking(False)
+    sent = 0
+    while sent < max_bytes:
+        try:
+            sent += s.send(payload)
+        except BlockingIOError:
+            break
+    return sent
+
+
+@pytest.mark.parametrize("mode", ["json", "msgpack"])
+def test_a_client_that_never_reads_its_replies_is_held_in_bounded_memory(agent, mode):
+    from agent.control import server as S
+    ctl, srv, pump = agent
+    s = connect(srv)
+    srv.service(ctl)
+    msg = {"type": "STATUS", "seq": 1}
+    one = json.dumps(msg).encode() + b"\n" if mode == "json" else msgpack.packb(msg)
+    payload = one * 2000
+    total = 0
+    for _ in range(200):             # the client keeps sending while the agent runs
+        total += _flood(s, payload, max_bytes=1 << 20)
+        pump(3)
+        client = next(iter(srv._clients.values()))
+        assert len(client.inbuf) <= S.MAX_INPUT + S.READ_CHUNK * S.READS_PER_SERVICE
+        assert len(client.out) <= S.MAX_REPLIES + 4096     # one reply past the bound
+    # the agent stopped reading it: its sends now block in the kernel, the
+    # agent did not take them in
+    assert _flood(s, payload, max_bytes=1 << 20) == 0
+    assert total < 64 << 20
+    # once it reads its replies, it is served again
+    s.setblocking(True)
+    s.settimeout(0.2)
+    got = 0
+    for _ in range(2000):
+        pump(1)
+        try:
+            got += len(s.recv(1 << 20))
+        except socket.timeout:
+            break
+    assert got > S.MAX_REPLIES
+
+
+def test_idle_connections_are_closed_so_root_gets_in(tmp_path):
+    from agent.control import server as S
+    run = Run(source="record")
+    ctl = Controller(run, CFilter(1 << 20))
+    srv = ControlServer(tmp_path / "ctl.sock", idle_timeout=0.3)
+    ctl.server = srv
+    try:
+        idle = []
+        for _ in range(S.MAX_CLIENTS - 1):
+            idle.append(connect(srv))
+            srv.service(ctl)             # accepted (the listen backlog is short)
+        sub = connect(srv)
+        srv.service(ctl)
+        sub.sendall(b'{"type": "SUBSCRIBE"}\n')
+        srv.service(ctl)
+        assert json.loads(readline(sub))["ok"] is True
+        # every place is taken: a newcomer is refused
+        extra = connect(srv)
+        srv.service(ctl)
+        assert "too many" in json.loads(readline(extra))["error"]
+        # the idle ones are told and closed once their time is up
+        for s in idle:
+            while True:
+                srv.service(ctl)
+                line = readline(s) if _readable(s) else b""
+                if line:
+                    assert "idle for more than 0.3 s" in json.loads(line)["error"]
+                    break
+        ctl_conn = connect(srv)
+        reply = json_call(ctl_conn, lambda: [srv.service(ctl) for _ in range(3)],
+                          {"type": "STATUS", "seq": 9})
+        assert reply["ok"] is True and reply["seq"] == 9
+        # the subscriber, waiting by design, was kept
+        assert any(c.subscribed for c in srv._clients.values())
+    finally:
+        srv.close()
+
+
+def _readable(s):
+    import select
+    return bool(select.select([s], [], [], 0.05)[0])

@@ -12,7 +12,7 @@ from agent.errors import InputFormatError
 from agent.events import (AT_FDCWD, CLONE_THREAD, CLONE_VFORK, CLONE_VM, SIGCHLD, TRUNC_ARG,
                           TRUNC_ARGC, TRUNC_PATH, Call, Kind)
 from agent.strace import import_events
-from agent.strace.builder import UNKNOWN_UID
+from agent.strace.tasks import UNKNOWN_UID
 from agent.strace.constants import CLONE_FLAGS, OPEN_FLAGS
 
 LOGS = pathlib.Path(__file__).resolve().parent / "strace_logs"

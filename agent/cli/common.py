@@ -6,7 +6,8 @@ import os
 import shutil
 import sys
 
-from ..errors import CommandNotFoundError, OutputNotWritableError
+from ..errors import CommandNotFoundError
+from ..output_files import PRIVATE_MODE, check_writable, parse_mode
 
 
 def command_after_dashes(words):
@@ -15,17 +16,20 @@ def command_after_dashes(words):
 
 
 def check_output(path):
-    """Fails before tracing starts if `path` cannot be written: by trying."""
-    if os.path.isdir(path):
-        raise OutputNotWritableError(f"output {path} is a directory")
-    existed = os.path.exists(path)
-    try:
-        with open(path, "ab"):
-            pass
-    except OSError as exc:
-        raise OutputNotWritableError(f"cannot write output {path}: {exc.strerror}") from None
-    if not existed:
-        os.unlink(path)
+    """Fails before tracing starts if `path` could not be written (see
+    agent.output_files: links planted by other users are refused)."""
+    check_writable(path)
+
+
+def add_output_mode(parser):
+    """--output-mode: the Turtle holds every argv, so it is private unless widened."""
+    parser.add_argument("--output-mode", type=str, default=None, metavar="MODE",
+                        help="permission bits of the Turtle file, in octal "
+                             "(default 600: it holds every command line)")
+
+
+def output_mode(args):
+    return PRIVATE_MODE if args.output_mode is None else parse_mode(args.output_mode)
 
 
 def check_command(argv):

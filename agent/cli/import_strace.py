@@ -5,6 +5,8 @@ import datetime
 import sys
 
 from ..errors import InputFormatError
+from ..strace import incompleteness
+from .common import add_output_mode, output_mode
 
 
 def register(sub):
@@ -23,7 +25,22 @@ def register(sub):
     p.add_argument("--detail", choices=("events", "summary"), default="events",
                    help="every event a node (default), or one edge per process x file x access")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
+    add_output_mode(p)
     p.set_defaults(func=run_import)
+
+
+def check_host(host):
+    """The host names every IRI: it must be text (argv bytes that are not
+    UTF-8 arrive as lone surrogates)."""
+    if host is None:
+        return
+    try:
+        host.encode("utf-8")
+    except UnicodeError:
+        raise InputFormatError("--host is not valid UTF-8") from None
+    if not host or any(c.isspace() or not c.isprintable() for c in host):
+        raise InputFormatError(f"--host {host!r}: a host name has no spaces or control "
+                               f"characters")
 
 
 def parse_date(text):
@@ -82,6 +99,8 @@ def report(stats, run, counts, output, stream=None):
     if not run.times_known:
         print("batchflow: the log has no absolute timestamps (-t/-tt/-ttt): event times are "
               "an order only", file=out)
+    for note in incompleteness(stats):
+        print(f"batchflow: WARNING: {note}", file=out)
     if stats.forced_roots:
         print(f"batchflow: {stats.forced_roots} tasks could not be placed in the process tree",
               file=out)
@@ -99,6 +118,8 @@ def run_import(args) -> int:
     from .common import check_output
     from ..strace import StraceImport
 
+    mode = output_mode(args)
+    check_host(args.host)
     check_output(args.output)
     imp = StraceImport(args.logs, host=args.host, date=parse_date(args.date))
     imp.sniff()
@@ -106,7 +127,8 @@ def run_import(args) -> int:
     imp.progress = progress
     from ..graph import write_turtle
     try:
-        counts = write_turtle(imp.events(), imp.run, args.output, detail=args.detail)
+        counts = write_turtle(imp.events(), imp.run, args.output, detail=args.detail,
+                              mode=mode, complete=lambda: imp.complete, notes=imp.notes)
     finally:
         progress.close()
     if not args.quiet:

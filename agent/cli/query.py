@@ -6,11 +6,19 @@ rdfs: and owl: are declared for the query unless it declares them itself.
 SELECT results print as a table (IRIs shortened with those prefixes), or
 as SPARQL CSV / JSON results with --format; ASK prints true or false;
 CONSTRUCT and DESCRIBE print Turtle.
+
+A recording holds file names and argv chosen by whoever ran the job, so
+the table escapes control characters (no escape sequence reaches the
+terminal) and fits the terminal's width, cutting long cells with an
+ellipsis (--format csv|json give full values).  A SPARQL SERVICE clause
+would make batchflow send requests to the server it names: it is refused
+unless --allow-service is given.
 """
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import sys
 
 from ..errors import InputFormatError
@@ -27,6 +35,11 @@ def register(sub):
     p.add_argument("file", help="Turtle file (a recording)")
     p.add_argument("query", help="SPARQL query text, or @FILE to read it from FILE, or - for stdin")
     p.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
+    p.add_argument("--width", type=int, default=None, metavar="COLUMNS",
+                   help="table width (default: the terminal's when output is a terminal, "
+                        "else unlimited; 0: unlimited)")
+    p.add_argument("--allow-service", action="store_true",
+                   help="let SERVICE clauses query the remote endpoints they name")
     p.set_defaults(func=run_query)
 
 
@@ -45,11 +58,40 @@ def load(path):
     return store
 
 
-def query(store, text):
+# What the SPARQL grammar lets surround a keyword without it being one:
+# strings, IRIs, comments (a SERVICE there is text, not a clause).
+_NOT_CODE = re.compile("|".join((
+    r"'''.*?'''", r'""".*?"""',                      # long strings
+    r"'(?:[^'\\\n]|\\.)*'", r'"(?:[^"\\\n]|\\.)*"',  # short strings
+    r'<[^<>"{}|^`\\\s]*>',                               # IRIs
+    r'#[^\n]*')), re.S)                                  # comments
+_SERVICE = re.compile(r"(?<![\w?$:.-])SERVICE(?![\w:.-])", re.I)
+_CODEPOINT = re.compile(r"\\u([0-9A-Fa-f]{4})|\\U([0-9A-Fa-f]{8})")
+
+
+def names_service(text) -> bool:
+    """True when the query has a SERVICE clause.  SPARQL decodes \\u escapes
+    before parsing, so they are decoded here too; a false alarm (a prefixed
+    name spelt like the keyword) only costs --allow-service."""
+    text = _CODEPOINT.sub(lambda m: chr(int(m.group(1) or m.group(2), 16))
+                          if int(m.group(1) or m.group(2), 16) <= 0x10FFFF else "", text)
+    return bool(_SERVICE.search(_NOT_CODE.sub(" ", text)))
+
+
+def query(store, text, allow_service=False):
+    try:
+        text.encode("utf-8")
+    except UnicodeError:
+        raise InputFormatError("the query is not valid UTF-8") from None
+    if not allow_service and names_service(text):
+        raise InputFormatError("the query has a SERVICE clause, which would send requests to "
+                               "another server; give --allow-service to allow it")
     try:
         return store.query(text, prefixes=dict(PREFIXES))
     except SyntaxError as exc:
         raise InputFormatError(f"SPARQL syntax error: {exc}") from None
+    except OSError as exc:
+        raise InputFormatError(f"the query failed: {exc}") from None
 
 
 def short(term) -> str:
@@ -69,19 +111,64 @@ def short(term) -> str:
     return term.value
 
 
-def table(variables, rows) -> str:
+_BIDI = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f" + _BIDI + "]")
+_NAMED = {"\n": "\\n", "\t": "\\t", "\r": "\\r", "\x1b": "\\e"}
+
+
+def printable(cell) -> str:
+    """A cell safe for a terminal: control characters (C0, DEL, C1) and
+    bidirectional overrides written as escapes, a backslash doubled so the
+    escapes stay unambiguous."""
+    cell = cell.replace("\\", "\\\\")
+    return _UNSAFE.sub(lambda m: _NAMED.get(m.group(), f"\\u{ord(m.group()):04x}"
+                                            if ord(m.group()) > 0xff else f"\\x{ord(m.group()):02x}"),
+                       cell)
+
+
+ELLIPSIS = "\u2026"
+MIN_CELL = 8       # a column is never cut narrower than this
+
+
+def fit_widths(widths, total):
+    """Column widths whose sum with two-space gaps fits `total`: the widest
+    columns are cut first, down to a common cap (never below MIN_CELL)."""
+    if not total or not widths:
+        return list(widths)
+    room = total - 2 * (len(widths) - 1)
+    if sum(widths) <= room:
+        return list(widths)
+    lo, hi = MIN_CELL, max(widths)
+    while lo < hi:                      # the largest cap that fits
+        cap = (lo + hi + 1) // 2
+        if sum(min(w, cap) for w in widths) <= room:
+            lo = cap
+        else:
+            hi = cap - 1
+    return [min(w, lo) for w in widths]
+
+
+def cut(cell, width):
+    return cell if len(cell) <= width else cell[:width - 1] + ELLIPSIS
+
+
+def table(variables, rows, width=None) -> str:
+    variables = [printable(v) for v in variables]
+    rows = [[printable(c) for c in row] for row in rows]
     widths = [len(v) for v in variables]
     for row in rows:
         widths = [max(w, len(c)) for w, c in zip(widths, row)]
+    widths = fit_widths(widths, width)
+
     def line(cells):
-        return "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
+        return "  ".join(cut(c, w).ljust(w) for c, w in zip(cells, widths)).rstrip()
     out = [line(variables), line(["-" * w for w in widths])]
     out.extend(line(r) for r in rows)
     out.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
     return "\n".join(out) + "\n"
 
 
-def render(result, fmt) -> str:
+def render(result, fmt, width=None) -> str:
     import pyoxigraph as ox
 
     if isinstance(result, ox.QueryBoolean):
@@ -95,24 +182,38 @@ def render(result, fmt) -> str:
     if fmt == "json":
         return result.serialize(format=ox.QueryResultsFormat.JSON).decode() + "\n"
     variables = [v.value for v in result.variables]
-    rows = [[short(sol[v]).replace("\n", "\\n") for v in variables] for sol in result]
-    return table(variables, rows)
+    rows = [[short(sol[v]) for v in variables] for sol in result]
+    return table(variables, rows, width)
 
 
 def read_query_arg(arg):
-    if arg == "-":
-        return sys.stdin.read()
-    if arg.startswith("@"):
-        try:
-            with open(arg[1:], encoding="utf-8") as f:
-                return f.read()
-        except OSError as exc:
-            raise InputFormatError(f"cannot read query file {arg[1:]}: {exc.strerror}") from None
+    try:
+        if arg == "-":
+            return sys.stdin.buffer.read().decode("utf-8")
+        if arg.startswith("@"):
+            try:
+                with open(arg[1:], encoding="utf-8") as f:
+                    return f.read()
+            except OSError as exc:
+                raise InputFormatError(f"cannot read query file {arg[1:]}: "
+                                       f"{exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise InputFormatError("the query is not valid UTF-8") from None
     return arg
+
+
+def table_width(args):
+    if args.width is not None:
+        return max(args.width, 0)
+    isatty = getattr(sys.stdout, "isatty", None)
+    if isatty is not None and isatty():
+        return shutil.get_terminal_size().columns
+    return 0
 
 
 def run_query(args):
     text = read_query_arg(args.query)
     store = load(args.file)
-    sys.stdout.write(render(query(store, text), args.format))
+    sys.stdout.write(render(query(store, text, args.allow_service), args.format,
+                            table_width(args)))
     return 0

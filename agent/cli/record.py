@@ -6,10 +6,11 @@ import os
 import sys
 
 from .. import __version__
-from ..errors import CommandNotFoundError, NoSuchProcessError
+from ..errors import CommandNotFoundError, NoSuchProcessError, OutputNotWritableError
 from ..progress import Progress
 from ..run import Run
-from .common import check_command, check_output, command_after_dashes, report
+from .common import (add_output_mode, check_command, check_output, command_after_dashes,
+                     output_mode, report)
 
 
 def register(sub):
@@ -41,6 +42,7 @@ def register(sub):
                    help="record through the resident agent on this socket (default: "
                         "$BATCHFLOW_AGENT, else /run/batchflow/agent.sock when root's "
                         "agent serves it; BATCHFLOW_AGENT=off: never)")
+    add_output_mode(p)
     # ---- control protocol (agent/control/) ----
     p.add_argument("--control", metavar="FILE",
                    help="control messages applied at start-up (DISCARD, FOCUS, RULE_ON; "
@@ -76,6 +78,7 @@ def run_record(args) -> int:
     else:
         check_command(command)
         scope, target = "command", command
+    mode = output_mode(args)
     check_output(args.output)
     journal_path = args.journal or args.output + ".journal"
     check_output(journal_path)
@@ -146,18 +149,35 @@ def run_record(args) -> int:
                 session.wait(args.duration)
             finally:
                 progress.clear()
+            if journal.error is not None:
+                # counted as a loss of its own kind: bf:Loss "journal" in the graph
+                run.losses["journal"] = journal.lost_records
             journal.close(run)
         finally:
             if steering is not None:
                 steering.close(args.quiet)
+        status = run.exit_status if run.exit_status is not None else 0
+        notes = [journal.loss_note()] if journal.error is not None else []
+        for note in notes:
+            print(f"batchflow: WARNING: {note}", file=sys.stderr)
         # Detaching overlaps with writing the Turtle.
         session.close(background=True)
-        write_output(journal_path, args.output, args.detail, run, args.quiet)
+        try:
+            write_output(journal_path, args.output, args.detail, run, args.quiet, mode=mode,
+                         notes=notes)
+        except OutputNotWritableError as exc:
+            # The command has run: its status still is the answer; what was
+            # captured stays in the journal.
+            print(f"batchflow: error: {exc}", file=sys.stderr)
+            print(f"batchflow: what was captured is in {journal_path}: "
+                  f"`batchflow recover {journal_path} -o OUT.ttl` builds the graph from it",
+                  file=sys.stderr)
+            return status
         if live is not None:
             live.write(args.output, args.quiet)
     if not args.keep_journal:
         os.unlink(journal_path)
-    return run.exit_status if run.exit_status is not None else 0
+    return status
 
 
 def _agent_connection(args):
@@ -183,18 +203,21 @@ def record_with_agent(conn, args, command, scope) -> int:
         interval = 0 if scope == "system" else 0.5
     try:
         run, counts = AgentRecording(conn, args, command, scope,
-                                     interval if scope == "command" else 0).run()
+                                     interval if scope == "command" else 0,
+                                     mode=output_mode(args)).run()
     finally:
         conn.close()
     report(run, counts, args.output, args.quiet)
     return run.exit_status if run.exit_status is not None else 0
 
 
-def write_output(journal_path, output, detail, run, quiet):
+def write_output(journal_path, output, detail, run, quiet, mode=0o600, notes=()):
     """Builds the Turtle from the journal and reports the run on stderr."""
     from ..graph import write_turtle
     from ..capture.journal import read_journal
 
-    jrun, events, _complete = read_journal(journal_path)
-    counts = write_turtle(events, run, output, detail=detail)
+    jr = read_journal(journal_path)
+    counts = write_turtle(jr.events, run, output, detail=detail, mode=mode,
+                          complete=lambda: jr.complete and not notes,
+                          notes=list(notes) + jr.notes)
     report(run, counts, output, quiet)

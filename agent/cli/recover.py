@@ -10,7 +10,7 @@ import sys
 
 from ..graph import DETAILS, write_turtle
 from ..capture.journal import read_journal
-from .common import report
+from .common import add_output_mode, output_mode, report
 
 
 def register(sub):
@@ -22,16 +22,19 @@ def register(sub):
     p.add_argument("--detail", choices=DETAILS, default="events",
                    help="every event a node (default), or one edge per process x file x access")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
+    add_output_mode(p)
     p.set_defaults(func=run_recover)
 
 
 def run_recover(args):
+    mode = output_mode(args)
     jr = read_journal(args.journal)
-    counts = write_turtle(jr.events, jr.run, args.output, detail=args.detail,
+    counts = write_turtle(jr.events, jr.run, args.output, detail=args.detail, mode=mode,
                           complete=lambda: jr.complete, notes=jr.notes)
     report(jr.run, counts, args.output, args.quiet)
     if not args.quiet:
         state = "complete" if jr.complete else "incomplete: " + "; ".join(jr.notes)
-        print(f"batchflow: journal {args.journal} ({jr.batches} batches) was {state}",
+        damaged = f", {jr.damaged} damaged" if jr.damaged else ""
+        print(f"batchflow: journal {args.journal} ({jr.batches} batches{damaged}) was {state}",
               file=sys.stderr)
     return 0

@@ -19,6 +19,14 @@ with "events": true, every batch handed over ({"type": "EVENTS",
 "records": raw batch}, bytes in msgpack, base64 in JSON; decode with
 agent.events.decode_batch).  A subscriber that falls more than MAX_OUTPUT
 bytes behind is disconnected rather than let the agent's memory grow.
+
+Every client's memory is bounded: a client that sends faster than its
+messages are applied, or does not read its replies, is simply not read
+from (its own writes block, in its kernel socket buffer) until its input
+is below MAX_INPUT and its replies below MAX_REPLIES; a subscriber may queue
+up to MAX_OUTPUT.  A client that sends nothing for IDLE_TIMEOUT seconds
+(subscribers excepted: they wait by design) is told so and closed, so idle
+connections cannot hold the MAX_CLIENTS places.
 """
 from __future__ import annotations
 
@@ -31,6 +39,7 @@ import socket
 import stat
 import struct
 import sys
+import time
 
 import msgpack
 
@@ -38,7 +47,10 @@ from ..errors import ControlError, SocketInUseError
 from .messages import MAX_MESSAGE, parse_message
 
 MAX_CLIENTS = 64
-MAX_OUTPUT = 16 << 20          # bytes queued for one client
+MAX_OUTPUT = 16 << 20          # bytes queued for one subscriber
+MAX_REPLIES = 1 << 20          # replies queued for a client that is not reading them
+MAX_INPUT = 2 * MAX_MESSAGE    # unparsed bytes held for one client
+IDLE_TIMEOUT = 60.0            # seconds without a message before a non-subscriber is closed
 READ_CHUNK = 65536
 READS_PER_SERVICE = 4          # per client per call
 MESSAGES_PER_SERVICE = 256     # all clients together per call
@@ -61,6 +73,16 @@ class _Client:
         self.events = False
         self.listener = None
         self.controller = None
+        self.backlog = False       # the last parse stopped on the budget, messages remain
+        self.last_active = time.monotonic()
+
+    def replies_full(self) -> bool:
+        """Apply nothing more of its messages until it reads its replies."""
+        return not self.subscribed and len(self.out) >= MAX_REPLIES
+
+    def saturated(self) -> bool:
+        """Read nothing more from it until it has caught up."""
+        return self.backlog or len(self.inbuf) >= MAX_INPUT or self.replies_full()
 
     def encode(self, obj) -> bytes:
         if self.mode == "msgpack":
@@ -69,8 +91,9 @@ class _Client:
 
 
 class ControlServer:
-    def __init__(self, path):
+    def __init__(self, path, idle_timeout=IDLE_TIMEOUT):
         self.path = os.fspath(path)
+        self.idle_timeout = idle_timeout
         self._prepare_path()
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old = os.umask(0o177)          # the socket is born 0600
@@ -81,7 +104,8 @@ class ControlServer:
             raise ControlError(f"control socket {self.path}: {exc.strerror}") from None
         finally:
             os.umask(old)
-        os.chmod(self.path, 0o600)
+        # (no chmod by name afterwards: the umask made it 0600 at bind, and a
+        # chmod could follow a link swapped in at the path meanwhile)
         sock.listen(16)
         sock.setblocking(False)
         self._sock = sock
@@ -121,7 +145,7 @@ class ControlServer:
                 self._accept()
                 continue
             client = key.data
-            if mask & selectors.EVENT_READ and not client.closing:
+            if mask & selectors.EVENT_READ and not client.closing and not client.saturated():
                 applied += self._read(client, controller, budget)
             if mask & selectors.EVENT_WRITE:
                 self._flush(client)
@@ -131,8 +155,19 @@ class ControlServer:
                 break
             if client.mode and not client.closing and client.sock is not None:
                 applied += self._parse(client, controller, budget)
+        self._close_idle()
         self.applied += applied
         return applied
+
+    def _close_idle(self):
+        if not self.idle_timeout:
+            return
+        now = time.monotonic()
+        for client in list(self._clients.values()):
+            if client.subscribed or client.closing or client.sock is None:
+                continue
+            if now - client.last_active > self.idle_timeout:
+                self._refuse(client, f"idle for more than {self.idle_timeout:g} s: closed")
 
     def _accept(self):
         for _ in range(8):
@@ -174,6 +209,7 @@ class ControlServer:
             if not data:               # gone, perhaps mid-message: forget it
                 self._close(client)
                 return 0
+            client.last_active = time.monotonic()
             if client.mode is None:
                 first = data.lstrip()[:1]
                 if not first:
@@ -201,14 +237,14 @@ class ControlServer:
                     self._refuse(client, f"message longer than {MAX_MESSAGE} bytes")
                     self.rejected += 1
                     return 0
-            if len(data) < READ_CHUNK:
+            if len(data) < READ_CHUNK or len(client.inbuf) >= MAX_INPUT:
                 break
         return self._parse(client, controller, budget)
 
     def _parse(self, client, controller, budget) -> int:
         applied = 0
         if client.mode == "json":
-            while budget[0] > 0 and not client.closing:
+            while budget[0] > 0 and not client.closing and not client.replies_full():
                 nl = client.inbuf.find(b"\n")
                 if nl < 0:
                     break
@@ -229,11 +265,14 @@ class ControlServer:
                     self.rejected += 1
                     continue
                 applied += self._handle(client, obj, controller)
+            client.backlog = b"\n" in client.inbuf
         else:
-            while budget[0] > 0 and not client.closing:
+            client.backlog = True
+            while budget[0] > 0 and not client.closing and not client.replies_full():
                 try:
                     obj = next(client.unpacker)
                 except StopIteration:
+                    client.backlog = False
                     break
                 except Exception as exc:   # any malformed msgpack: the stream is lost
                     self._refuse(client, f"bad msgpack: {type(exc).__name__}")

@@ -117,9 +117,10 @@ class TurtleStream:
     """Writes the Turtle in a thread while batches arrive (write_turtle
     consumes its events lazily).  `finish()` once the run is final."""
 
-    def __init__(self, run, out, detail, before_exit=None):
+    def __init__(self, run, out, detail, before_exit=None, mode=None):
         """`before_exit(pid)`, if given, is called before a process's EXIT
-        event is written (to wait until its resource usage is known)."""
+        event is written (to wait until its resource usage is known); `mode`:
+        the file's permission bits (None: write_turtle's private default)."""
         from ..graph import write_turtle
         self.before_exit = before_exit
         self.events = 0
@@ -130,7 +131,8 @@ class TurtleStream:
 
         def work():
             try:
-                self._result = write_turtle(self._iter(), run, out, detail=detail)
+                self._result = write_turtle(self._iter(), run, out, detail=detail,
+                                            **({} if mode is None else {"mode": mode}))
             except BaseException as exc:   # handed to the caller in finish()
                 self._error = exc
                 while self._q.get() is not None:   # unblock the feeder
@@ -174,8 +176,10 @@ class TurtleStream:
 class AgentRecording:
     """A recording through the agent, from the client's side."""
 
-    def __init__(self, conn: AgentConnection, args, command, scope, sample_interval=0):
+    def __init__(self, conn: AgentConnection, args, command, scope, sample_interval=0,
+                 mode=None):
         self.conn = conn
+        self.mode = mode          # the Turtle's permission bits (None: write_turtle's private default)
         self.args = args
         self.command = command
         self.scope = scope
@@ -228,7 +232,7 @@ class AgentRecording:
             held.release()
         # The job runs from here; the writer (and its imports) start meanwhile.
         run.process_stats = self.stats
-        stream = TurtleStream(run, args.output, args.detail, self._before_exit)
+        stream = TurtleStream(run, args.output, args.detail, self._before_exit, self.mode)
         own_journal = JournalWriter(args.journal or args.output + ".journal", run) \
             if args.keep_journal else None
         first_sample = time.monotonic() + self.sample_interval

@@ -6,16 +6,14 @@ ontology shipped as agent/ontology/batchflow.ttl.
 """
 from __future__ import annotations
 
-import os
-import stat
-
-from ..errors import OutputNotWritableError
+from ..output_files import PRIVATE_MODE, OutputFile
 from .turtle import TurtleWriter
 
 DETAILS = ("events", "summary")
 
 
-def write_turtle(events, run, out, detail="events", *, complete=True, notes=()) -> dict:
+def write_turtle(events, run, out, detail="events", *, complete=True, notes=(),
+                 mode=PRIVATE_MODE) -> dict:
     """Write the batchflow of `events` as Turtle to the path `out`.
 
     events   iterable of agent.events.Event in ring-buffer order: each
@@ -30,9 +28,11 @@ def write_turtle(events, run, out, detail="events", *, complete=True, notes=()) 
              `process_starts` (pid -> CLOCK_MONOTONIC ns start of processes
              already running when recording began).  `run.counts` is filled
              with the events written per kind if it was empty.
-    out      path of the Turtle file.  A regular file is written beside it
-             and renamed into place at the end, so `out` is never left
-             half-written; a FIFO or character device is written directly.
+    out      path of the Turtle file.  Written as agent.output_files says:
+             a private temporary file beside it, renamed into place at the
+             end (so `out` is never half-written and a link planted there
+             is replaced, not followed); a FIFO or character device is
+             written directly.
     detail   "events": every event is a node (the default);
              "summary": one bf:Access node per process x file x access kind
              with counts and first/last times, and no event nodes.
@@ -41,47 +41,29 @@ def write_turtle(events, run, out, detail="events", *, complete=True, notes=()) 
              zero-argument callable, called once the events are consumed.
     notes    sentences written on the run node as bf:note (read once the
              events are consumed, so a list may grow meanwhile).
+    mode     permission bits of the file (default 0600: the graph holds
+             every argv).
 
     Memory follows the live processes and the distinct files (bounded
     caches), not the length of the recording.
 
     Returns counts: {"OPEN": n, "STAT": n, ... (every Kind name),
     "events": total events, "processes": process nodes}.
-    Raises OutputNotWritableError when `out` cannot be written, ValueError
-    for an unknown detail.
+    Raises OutputNotWritableError when `out` cannot be written (the disk
+    full included; nothing is left behind), ValueError for an unknown detail.
     """
     if detail not in DETAILS:
         raise ValueError(f"detail must be one of {DETAILS}, not {detail!r}")
-    out = os.fspath(out)
-    direct = _is_stream(out)
-    tmp = out if direct else f"{out}.{os.getpid()}.part"
+    fh = OutputFile(out, mode)
     try:
-        fh = open(tmp, "wb", buffering=0)
-    except OSError as exc:
-        raise OutputNotWritableError(f"cannot write {out}: {exc.strerror}") from None
-    try:
-        with fh:
-            interp = TurtleWriter(run, fh, detail)
-            interp.feed(events)
-            totals = interp.finish(complete, notes)
-        if not direct:
-            os.replace(tmp, out)
+        interp = TurtleWriter(run, fh, detail)
+        interp.feed(events)
+        totals = interp.finish(complete, notes)
+        fh.commit()
     except BaseException:
-        if not direct:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+        fh.discard()
         raise
     return totals
-
-
-def _is_stream(path):
-    try:
-        mode = os.stat(path).st_mode
-    except OSError:
-        return False
-    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
 
 
 __all__ = ["write_turtle", "DETAILS"]

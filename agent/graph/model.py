@@ -220,8 +220,9 @@ class Interpreter:
             if self.held and ts > self.next_deadline:
                 self._expire(ts)
             proc = procs.get(ev.pid)
-            if proc is None:
-                # (a pid is never both held and in procs: see _fork and _release)
+            if proc is None or proc.exited:
+                # (a pid is never both held and live in procs: see _fork and
+                # _release; after its exit, a pid is a new process's)
                 proc = self._unknown(ev)
                 if proc is None:
                     continue
@@ -265,7 +266,8 @@ class Interpreter:
         pid = ev.pid
         if self.first_ts is None:
             self.first_ts = ev.ts         # the stream's first event always lands here
-        if pid == self.run.root_pid or pid in self.process_starts:
+        gone = self.procs.get(pid)
+        if gone is None and (pid == self.run.root_pid or pid in self.process_starts):
             return self._adopt(pid, ev)
         lst = self.held.get(pid)
         if lst is None:
@@ -279,9 +281,11 @@ class Interpreter:
             self._release(next(iter(self.held)))
         return None
 
-    def _adopt(self, pid, ev):
-        """A process already running when recording began (or whose FORK was lost)."""
-        start = self.process_starts.get(pid)
+    def _adopt(self, pid, ev, reused=False):
+        """A process already running when recording began (or whose FORK was
+        lost).  `reused`: the pid belonged to a process that has exited, so
+        what /proc said of its start is not this one's."""
+        start = None if reused else self.process_starts.get(pid)
         source = START_PROCFS
         if start is None:
             start, source = ev.ts, START_FIRST_EVENT
@@ -304,8 +308,8 @@ class Interpreter:
         evs = self.held.pop(pid)
         self.held_count -= len(evs)
         proc = self.procs.get(pid)
-        if proc is None:
-            proc = self._adopt(pid, evs[0])
+        if proc is None or proc.exited:
+            proc = self._adopt(pid, evs[0], reused=proc is not None)
         for ev in evs:
             self._handle(ev, proc)
 

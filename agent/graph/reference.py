@@ -98,7 +98,7 @@ class GraphSink:
         node = self._ev(idx)
         kind = Kind(ev.kind)
         add((node, RDF.type, BF[EVENT_CLASS[kind]]))
-        add((node, BF.call, Literal(call_name(ev.call))))
+        add((node, BF.call, Literal(call_name(ev.call, kind))))
         add((node, BF.process, self._p(p)))
         add((node, BF.ns, Literal(ev.ts)))
         if prev is not None:

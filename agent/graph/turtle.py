@@ -26,7 +26,13 @@ COUNT_PROPERTY = {Kind.OPEN: "openCount", Kind.STAT: "statCount", Kind.FORK: "fo
 FLUSH_AT = 512          # statements per write()
 
 
-def call_name(call) -> str:
+def call_name(call, kind=None) -> str:
+    """The system call an event is named after.  The kernel side records a
+    process's end from sched_process_exit, not from a call (Call.NONE): it
+    is named exit_group, the call that ends a process (a fatal signal ends
+    it through the same group exit in the kernel)."""
+    if kind == Kind.EXIT and call == Call.NONE:
+        return "exit_group"
     name = CALL_NAMES.get(call)
     return name if name is not None else f"call{int(call)}"
 
@@ -36,7 +42,7 @@ def _heads():
     heads = [None] * (256 * 256)
     for kind, cls in EVENT_CLASS.items():
         for call in range(256):
-            heads[int(kind) << 8 | call] = f'a bf:{cls} ; bf:call "{call_name(call)}"'
+            heads[int(kind) << 8 | call] = f'a bf:{cls} ; bf:call "{call_name(call, kind)}"'
     return heads
 
 
@@ -358,7 +364,7 @@ class TurtleWriter(Interpreter):
                 idx = self.idx
             pid = ev.pid
             proc = procs_get(pid)
-            if proc is None:
+            if proc is None or proc.exited:
                 self.idx = idx
                 proc = self._unknown(ev)
                 idx = self.idx

@@ -88,21 +88,17 @@ def findings_graph(symptoms, run_iri, event_base) -> Graph:
 
 
 def write_turtle_file(path, graph):
-    """Writes the graph alone to `path`: a private temp file beside it (O_EXCL,
-    0600), renamed into place, so no planted link is followed."""
-    import tempfile
+    """Writes the graph alone to `path` the way every batchflow output is
+    written (agent.output_files: a private temporary file renamed into
+    place, no planted link followed, write errors as one line)."""
+    from ..output_files import OutputFile
 
-    path = os.fspath(path)
-    fd, tmp = tempfile.mkstemp(prefix=".findings.", dir=os.path.dirname(os.path.abspath(path)))
+    out = OutputFile(path)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(graph.serialize(format="turtle").encode("utf-8"))
-        os.replace(tmp, path)
+        out.write(graph.serialize(format="turtle").encode("utf-8"))
+        out.commit()
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        out.discard()
         raise
 
 

@@ -6,8 +6,10 @@
     imp.run                      # complete once the events are consumed
 
 The layers: lines.py (files, prefixes, timestamps), syntax.py (strace's
-argument syntax), constants.py (names back to numbers), builder.py (tasks
-and Events).
+argument syntax), constants.py (names back to numbers), arguments.py (argument
+tokens to recorded values), importer.py (joining unfinished/resumed halves),
+tasks.py (which task printed a line), events_from_calls.py (calls to Events),
+stats.py (what the import saw).
 """
 from __future__ import annotations
 
@@ -18,8 +20,8 @@ import socket
 from ..errors import InputFormatError
 from ..events import Kind
 from ..run import Run
-from .builder import SNIFF_LINES, ImportStats, StraceImporter
-from .lines import Clock, FFWalk, ff_lines_by_time, find_ff_files, log_lines
+from .importer import SNIFF_LINES, ImportStats, StraceImporter
+from .lines import LINE_KEEP, Clock, FFWalk, ff_lines_by_time, find_ff_files, log_lines
 
 __all__ = ["StraceImport", "ImportStats", "import_events"]
 
@@ -43,6 +45,7 @@ class StraceImport:
         self.clock = Clock(date=date, anchor_mtime=anchor)
         self.total_bytes = sum(os.stat(p).st_size for p in files if p != "-")
         self._importer = None
+        self.notes = []               # filled when the events are exhausted
         from .. import __version__
         # Filled in place while the events stream, complete when they are
         # exhausted: a consumer that reads the Run at the end sees it final.
@@ -79,7 +82,7 @@ class StraceImport:
             yield from walker
 
     def events(self):
-        self._importer = StraceImporter(self.stats)
+        self._importer = StraceImporter(self.stats, run=self.run)
         return self._stream()
 
     def _stream(self):
@@ -102,6 +105,28 @@ class StraceImport:
         run.process_starts = dict(imp.root_starts)
         run.counts = {k.name: self.stats.events.get(k.name, 0) for k in Kind}
         run.cwd = imp.root_cwd
+        self.notes.extend(incompleteness(self.stats))
+
+    @property
+    def complete(self) -> bool:
+        """False when the log is known not to hold the whole job (read once
+        the events are consumed)."""
+        return not incompleteness(self.stats)
+
+
+def incompleteness(stats) -> list:
+    """Sentences for the graph's bf:note saying what the log does not hold."""
+    notes = []
+    if stats.unfollowed:
+        notes.append(f"the log does not follow children (strace without -f?): "
+                     f"{stats.unfollowed} forked tasks have no events")
+    if stats.cut_by_exit:
+        notes.append(f"{sum(stats.cut_by_exit.values())} calls were cut by their task's death "
+                     f"before returning and are not in the graph: "
+                     + ", ".join(f"{n} {c}" for n, c in stats.cut_by_exit.most_common()))
+    if stats.too_long:
+        notes.append(f"{stats.too_long} lines longer than {LINE_KEEP} bytes were skipped")
+    return notes
 
 
 def import_events(paths, **kw):

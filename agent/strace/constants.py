@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import signal
 
+from ..events import Call
 from ..openflags import CREAT_FLAGS, OPEN_FLAGS  # noqa: F401 (the parser's tables)
 
 AT_FLAGS = {
@@ -83,3 +84,22 @@ def signal_number(name: str):
         aliases = {"SIGIOT": signal.SIGABRT, "SIGPOLL": signal.SIGIO, "SIGCLD": signal.SIGCHLD}
         sig = aliases.get(name)
         return int(sig) if sig is not None else None
+
+
+# The calls batchflow models, by the names strace prints them under.
+OPEN_CALLS = {"open": Call.OPEN, "openat": Call.OPENAT, "openat2": Call.OPENAT2,
+              "creat": Call.CREAT}
+STAT_CALLS = {"stat": Call.STAT, "stat64": Call.STAT, "lstat": Call.LSTAT,
+              "lstat64": Call.LSTAT, "newfstatat": Call.FSTATAT, "fstatat64": Call.FSTATAT,
+              "statx": Call.STATX, "access": Call.ACCESS, "faccessat": Call.FACCESSAT,
+              "faccessat2": Call.FACCESSAT2}
+FORK_CALLS = {"fork": Call.FORK, "vfork": Call.VFORK, "clone": Call.CLONE,
+              "clone3": Call.CLONE3}
+EXEC_CALLS = {"execve": Call.EXECVE, "execveat": Call.EXECVEAT}
+EXIT_CALLS = {"exit": Call.EXIT, "exit_group": Call.EXIT_GROUP}
+WAIT_CALLS = {"wait4": Call.WAIT4, "waitid": Call.WAITID}
+CHDIR_CALLS = {"chdir": Call.CHDIR, "fchdir": Call.FCHDIR}
+# Calls that are not events but tell who a task is.
+IDENTITY_CALLS = {"set_tid_address", "gettid", "getpid", "getuid", "getuid32", "prctl"}
+
+CLONE_PARENT = 0x8000

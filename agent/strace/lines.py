@@ -45,6 +45,7 @@ class LogLine:
     body: str
     source: str             # file name, for messages
     text: str = ""          # the whole line, for messages
+    too_long: bool = False  # longer than LINE_KEEP: cut, not to be parsed
 
 
 class Clock:
@@ -105,6 +106,118 @@ class Clock:
         return int(midnight.timestamp()) * 1_000_000_000
 
 
+# Bounded memory on any input: a line is read in pieces; a quoted string
+# keeps at most STRING_KEEP characters of strace's escaped text (a PATH_MAX
+# path written all in \xNN escapes fits) and is then closed as strace closes
+# a string cut by -s (`"..."...`), so the path is marked truncated as record
+# marks it; a line keeps at most LINE_KEEP bytes, beyond which it is
+# reported as too long and skipped.
+STRING_KEEP = 4 * 4096
+LINE_KEEP = 256 * 1024
+_PIECE = 64 * 1024
+_STRING_STOP = re.compile(rb'["\\]')
+
+
+class _LineShortener:
+    """Copies a long line piece by piece, cutting long strings and the line."""
+
+    def __init__(self):
+        self.out = bytearray()
+        self.in_string = False
+        self.escape = False
+        self.string_len = 0
+        self.too_long = False
+
+    def _keep(self, data):
+        room = LINE_KEEP - len(self.out)
+        if len(data) > room:
+            self.too_long = True
+            data = data[:max(room, 0)]
+        self.out += data
+
+    def feed(self, piece):
+        i, n = 0, len(piece)
+        while i < n and not self.too_long:
+            if not self.in_string:
+                q = piece.find(b'"', i)
+                end = n if q < 0 else q
+                self._keep(piece[i:end])
+                if q >= 0:
+                    self._keep(b'"')
+                    self.in_string, self.string_len = True, 0
+                    i = q + 1
+                else:
+                    i = n
+                continue
+            if self.escape:
+                self.escape = False
+                self._string_bytes(piece[i:i + 1])
+                i += 1
+                continue
+            m = _STRING_STOP.search(piece, i)
+            end = n if m is None else m.start()
+            self._string_bytes(piece[i:end])
+            i = end
+            if m is not None:
+                if piece[end:end + 1] == b"\\":
+                    self.escape = True
+                    self._string_bytes(b"\\")
+                else:
+                    self._close_string()
+                i += 1
+
+    def _string_bytes(self, data):
+        room = STRING_KEEP - self.string_len
+        if room > 0:
+            self._keep(data[:room])
+        self.string_len += len(data)
+
+    def _close_string(self):
+        self.in_string = False
+        if self.string_len <= STRING_KEEP:
+            self._keep(b'"')
+            return
+        # cut: never inside an escape, then closed the way strace closes a cut string
+        tail = bytes(self.out[-4:])
+        p = tail.rfind(b"\\")
+        if p >= 0:
+            run = len(tail[:p + 1]) - len(tail[:p + 1].rstrip(b"\\"))
+            esc = tail[p:]
+            whole = (run % 2 == 0) or re.fullmatch(rb'\\(?:x[0-9A-Fa-f]{2}|[0-7]{3}|[^x0-7])', esc)
+            if not whole:
+                del self.out[len(self.out) - len(esc):]
+        self._keep(b'"...')
+
+
+def bounded_lines(f, progress=None):
+    """(bytes of the line, bytes consumed, too long) for each line of the
+    binary file `f`, in memory bounded by LINE_KEEP whatever the input."""
+    while True:
+        raw = f.readline(_PIECE)
+        if not raw:
+            return
+        consumed = len(raw)
+        if raw.endswith(b"\n") or len(raw) < _PIECE:
+            if progress is not None:
+                progress(consumed)
+            yield raw, consumed, False
+            continue
+        cutter = _LineShortener()
+        cutter.feed(raw)
+        while not raw.endswith(b"\n"):
+            raw = f.readline(_PIECE)
+            if not raw:
+                break
+            consumed += len(raw)
+            if progress is not None:
+                progress(len(raw))
+            if not cutter.too_long:
+                cutter.feed(raw.rstrip(b"\n") if raw.endswith(b"\n") else raw)
+        if progress is not None:
+            progress(_PIECE)
+        yield bytes(cutter.out), consumed, cutter.too_long
+
+
 def split_line(text: str, clock: Clock):
     """(pid or None, ts ns or None, body) of one log line."""
     m = _LINE.match(text)
@@ -129,15 +242,19 @@ def raw_lines(path: str, progress=None):
     partial line whose rest is on the next line; the two halves are joined.
     """
     import sys
-    f = sys.stdin.buffer if path == "-" else open(path, "rb")
+    try:
+        f = sys.stdin.buffer if path == "-" else open(path, "rb")
+    except OSError as exc:
+        raise InputFormatError(f"cannot read {path}: {exc.strerror}") from None
     try:
         lineno = 0
         held = None
-        for raw in f:
+        for raw, _, too_long in bounded_lines(f, progress):
             lineno += 1
-            if progress is not None:
-                progress(len(raw))
             text = raw.decode("latin-1").rstrip("\r\n")
+            if too_long:
+                yield lineno, LongLine(text[:200])
+                continue
             if held is not None:
                 text = held + text
                 held = None
@@ -158,10 +275,17 @@ def raw_lines(path: str, progress=None):
 def log_lines(path: str, clock: Clock, progress=None):
     """LogLines of one file (or '-' for standard input)."""
     for lineno, text in raw_lines(path, progress):
+        if isinstance(text, LongLine):
+            yield LogLine(lineno, None, None, "", path, str(text), too_long=True)
+            continue
         if not text.strip():
             continue
         pid, ts, body = split_line(text, clock)
         yield LogLine(lineno, pid, ts, body, path, text)
+
+
+class LongLine(str):
+    """The start of a line longer than LINE_KEEP (not parsed)."""
 
 
 _FF_SUFFIX = re.compile(r'^(?P<prefix>.*)\.(?P<pid>\d+)$')
@@ -203,18 +327,25 @@ class _Reopening:
         out = []
         if self.done:
             return out
-        with open(self.path, "rb") as f:
+        try:
+            f = open(self.path, "rb")
+        except OSError as exc:
+            raise InputFormatError(f"cannot read {self.path}: {exc.strerror}") from None
+        with f:
             f.seek(self.offset)
+            lines = bounded_lines(f, self.progress)
             while len(out) < self.batch:
-                raw = f.readline()
-                if not raw:
+                raw, consumed, too_long = next(lines, (None, 0, False))
+                if raw is None:
                     self.done = True
                     break
-                self.offset += len(raw)
+                self.offset += consumed
                 self.lineno += 1
-                if self.progress is not None:
-                    self.progress(len(raw))
                 text = raw.decode("latin-1").rstrip("\r\n")
+                if too_long:
+                    out.append(LogLine(self.lineno, self.pid, None, "", self.path, text[:200],
+                                       too_long=True))
+                    continue
                 if not text.strip():
                     continue
                 lpid, ts, body = split_line(text, self.clock)
@@ -248,7 +379,7 @@ class FFWalk:
     """-ff files without timestamps: there is no global order, so the walk
     is causal: start with the lowest pid's file and, whenever a fork names a
     child that has a file, read the child's whole file right there (the
-    builder calls `child_forked`).  Files no fork names come last, in pid order.
+    importer calls `child_forked`).  Files no fork names come last, in pid order.
     """
 
     def __init__(self, files: dict, clock: Clock, progress=None):
