@@ -16,6 +16,7 @@ setup(
         "msgpack>=1.0",
         "pyoxigraph>=0.4",      # batchflow query: embedded SPARQL store
         "pyparsing>=3.1",       # rdflib's SPARQL needs it; Debian's older one shadows it
+        "matplotlib>=3.6",      # batchflow history plot (Agg backend, no display needed)
     ],
     entry_points={"console_scripts": ["batchflow=agent.cli:main"]},
 )

@@ -46,3 +46,15 @@ class ExtensionError(BatchflowError, OSError):
 
 class ControlError(BatchflowError, ValueError):
     """A control message (DISCARD, FOCUS, ...) is malformed or cannot be applied."""
+
+
+class ConfigError(BatchflowError, ValueError):
+    """A configuration value or option (interval, time range, day, zone...) is invalid."""
+
+
+class NoSuchSeriesError(BatchflowError, LookupError):
+    """The historian has no series of that name."""
+
+
+class StateDirError(BatchflowError, PermissionError):
+    """The state directory cannot be used safely (not ours, a link, or not writable)."""

@@ -19,6 +19,8 @@ SUBCOMMANDS = [
     "agent.cli.recover",
     "agent.cli.query",
     "agent.cli.ctl",
+    "agent.cli.collect",
+    "agent.cli.history",
 ]
 
 
