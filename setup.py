@@ -17,6 +17,7 @@ setup(
         "pyoxigraph>=0.4",      # batchflow query: embedded SPARQL store
         "pyparsing>=3.1",       # rdflib's SPARQL needs it; Debian's older one shadows it
         "matplotlib>=3.6",      # batchflow history plot (Agg backend, no display needed)
+        "numpy>=1.21",          # the historian's compressed rows (XOR + byte shuffle in C)
     ],
     entry_points={"console_scripts": ["batchflow=agent.cli:main"]},
 )

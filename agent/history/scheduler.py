@@ -130,22 +130,23 @@ class Scheduler:
         with self._lock:
             return len(self._running)
 
-    def submit(self, task: Task, input: bytes = b"", reply=None, now: float = None) -> bool:
-        """Starts one run of `task` now; False (and counted) when N runs are going."""
+    def submit(self, task: Task, input: bytes = b"", reply=None, now: float = None):
+        """Starts one run of `task` now and returns its Context; None (and counted) when
+        N runs are going."""
         now = self.clock() if now is None else now
         with self._lock:
             if len(self._running) >= self.max_concurrent:
                 task.skipped_busy += 1
                 log.warning("history: task %s not started: %d tasks already running",
                             task.name, len(self._running))
-                return False
+                return None
             ctx = Context(task, input, now)
             self._running.append(ctx)
             task.running.append(ctx)
             task.runs += 1
         threading.Thread(target=self._execute, args=(ctx, reply), daemon=True,
                          name=f"bf-task-{task.name}").start()
-        return True
+        return ctx
 
     def _execute(self, ctx, reply):
         try:
@@ -158,10 +159,10 @@ class Scheduler:
                 ctx.task.failures += 1
                 log.warning("history: task %s failed: %s", ctx.task.name, exc)
         finally:
-            ctx.done.set()
             with self._lock:
                 self._running.remove(ctx)
                 ctx.task.running.remove(ctx)
+            ctx.done.set()
 
     def tick(self, now: float = None) -> list:
         """One step at `now`; returns the contexts it started."""
@@ -177,8 +178,9 @@ class Scheduler:
                 log.warning("history: task %s not started: its previous run is still going",
                             task.name)
                 continue
-            if self.submit(task, now=now):
-                started.append(task.running[-1])
+            ctx = self.submit(task, now=now)
+            if ctx is not None:
+                started.append(ctx)
         return started
 
     def stop_overruns(self, now: float):

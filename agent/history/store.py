@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import struct
 import threading
 import time
 from bisect import bisect_left
@@ -32,6 +33,9 @@ from .files import create_private, private_dir
 from ..errors import NoSuchSeriesError, StateDirError
 
 DB_NAME = "history.sqlite"
+# Raw values are stored as 8 bytes, not REAL: sqlite turns -0.0 into 0 and NaN into NULL.
+_pack = struct.Struct("<d").pack
+_unpack = struct.Struct("<d").unpack
 
 PROCESS_COLUMNS = ("t", "pid", "start", "name", "cmdline", "cwd", "user", "cpu_percent",
                    "cpu_user_s", "cpu_system_s", "rss_bytes", "read_bytes", "write_bytes",
@@ -41,7 +45,7 @@ SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS series(id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL,
                                   unit TEXT NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS points(series INTEGER NOT NULL, day TEXT NOT NULL,
-                                  t REAL NOT NULL, value REAL NOT NULL);
+                                  t REAL NOT NULL, value BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS points_by_day ON points(day, series, t);
 CREATE TABLE IF NOT EXISTS batches(series INTEGER NOT NULL, day TEXT NOT NULL,
                                    first REAL NOT NULL, last REAL NOT NULL, n INTEGER NOT NULL,
@@ -132,7 +136,7 @@ class Historian:
                     for t, v in pts:
                         d = day_of(t)
                         days.add(d)
-                        rows.append((sid, d, t, v))
+                        rows.append((sid, d, t, _pack(v)))
                 self.db.executemany("INSERT INTO points VALUES (?, ?, ?, ?)", rows)
                 if procs:
                     marks = ", ".join("?" * (len(PROCESS_COLUMNS) + 1))
@@ -175,8 +179,8 @@ class Historian:
             for sid, day in todo:
                 self.db.execute("BEGIN IMMEDIATE")
                 try:
-                    pts = self.db.execute("SELECT t, value FROM points WHERE series = ? AND day = ?",
-                                          (sid, day)).fetchall()
+                    pts = [(t, _unpack(v)[0]) for t, v in self.db.execute(
+                        "SELECT t, value FROM points WHERE series = ? AND day = ?", (sid, day))]
                     old = self.db.execute("SELECT data FROM batches WHERE series = ? AND day = ?",
                                           (sid, day)).fetchone()
                     if old:
@@ -240,7 +244,7 @@ class Historian:
                     ts, vs = codec.decode(blob)
                     a, b = bisect_left(ts, lo), bisect_left(ts, hi)
                     out.extend(zip(ts[a:b].tolist(), vs[a:b].tolist()))
-                out.extend(self.db.execute(
+                out.extend((t, _unpack(v)[0]) for t, v in self.db.execute(
                     "SELECT t, value FROM points WHERE series = ? AND t >= ? AND t < ?",
                     (sid, max(lo, -1e300), min(hi, 1e300))))
             out.extend(p for p in self._buffer.get(series, ()) if lo <= p[0] < hi)
