@@ -184,3 +184,33 @@ def test_a_frame_announcing_a_job_gets_a_snapshot(tmp_path):
     h = Historian(str(tmp_path / "s"), create=False)
     assert len(h.query("system.memory.used")) == 1
     h.close()
+
+
+def test_sigterm_flushes_everything(tmp_path):
+    """Nothing is flushed on the interval (10 minutes): SIGTERM must write it all."""
+    import signal
+    import time
+    state = str(tmp_path / "s")
+    p = subprocess.Popen([sys.executable, "-m", "agent", "collect", "--state-dir", state,
+                          "--interval", "0.2", "--flush-interval", "600"], cwd=ROOT,
+                         stderr=subprocess.PIPE, text=True)
+    time.sleep(1.5)                       # lets a few snapshots happen; nothing is timed
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=WAIT)
+    assert p.returncode == 0, err
+    n = int(err.split("batchflow: ")[1].split()[0])
+    assert n >= 1
+    assert int(listing(state)["system.cpu.percent"][2]) == n
+
+
+def test_export_does_not_loosen_or_tighten_a_named_directory(collected, tmp_path):
+    out = tmp_path / "shared"
+    out.mkdir(mode=0o755)
+    os.chmod(out, 0o755)
+    bf("history", "export", "--state-dir", collected, "--day", "today", "-o", str(out))
+    assert os.stat(out).st_mode & 0o777 == 0o755
+    assert os.stat(out / "processes.csv").st_mode & 0o777 == 0o600
+    os.symlink(out, tmp_path / "link")
+    p = bf("history", "export", "--state-dir", collected, "--day", "today", "-o",
+           str(tmp_path / "link"), check=False)
+    assert p.returncode == 2 and "not a directory (a link" in p.stderr

@@ -41,6 +41,8 @@ class Collector:
         self.system = SystemSnapshot()
         self.processes = ProcessSnapshot(config.top)
         self.snapshots = 0
+        self._snapshot_lock = threading.Lock()   # periodic and frame-fed snapshots share
+                                                 # the previous counters the rates need
         self.scheduler = Scheduler(config.max_concurrent, clock)
         self.feeds = []
         cal = self.calendar
@@ -76,14 +78,15 @@ class Collector:
 
     # -- built-in actions ------------------------------------------------
     def snapshot(self, ctx=None):
-        t = self.clock()
-        points = self.system.take()
-        self.historian.write_many(points, t, {name: unit_of(name) for name in points})
-        if ctx is not None and ctx.cancelled.is_set():
-            return None
-        rows = self.processes.take(self.traced())
-        self.historian.write_processes(rows, t)
-        self.snapshots += 1
+        with self._snapshot_lock:
+            t = self.clock()
+            points = self.system.take()
+            self.historian.write_many(points, t, {name: unit_of(name) for name in points})
+            if ctx is not None and ctx.cancelled.is_set():
+                return None
+            rows = self.processes.take(self.traced())
+            self.historian.write_processes(rows, t)
+            self.snapshots += 1
         if ctx is not None and ctx.input:       # announced by a frame: say what was taken
             return f"snapshot {t!r} {len(points)} series {len(rows)} processes\n".encode()
         return None
@@ -101,8 +104,11 @@ class Collector:
 
     # -- running -----------------------------------------------------------
     def start(self):
+        """Connects the feeds and runs the daily job once: days that closed while
+        nothing ran (the host was down at `rotate_at`) are reported now."""
         for feed in self.feeds:
             feed.start()
+        self.scheduler.submit(self.scheduler.tasks["rotate"])
         return self
 
     def run(self, stop: threading.Event = None, duration: float = None):

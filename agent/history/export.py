@@ -52,8 +52,9 @@ def dygraph_time(calendar, t: float) -> str:
 
 def export_day(historian: Historian, day: str, outdir: str, *, anonymise: bool = False,
                names: bool = False) -> list[str]:
-    """Writes the day's CSV files into `outdir` (created 0700); returns their names."""
-    outdir = private_dir(outdir)
+    """Writes the day's CSV files into `outdir` (created 0700 if missing); returns
+    their names."""
+    outdir = private_dir(outdir, tighten=False)
     start, end = historian.calendar.bounds(day)
     cal = historian.calendar
     written, index = [], []

@@ -15,8 +15,10 @@ import tempfile
 from ..errors import StateDirError
 
 
-def private_dir(path: str) -> str:
-    """Creates `path` (0700) or checks it is a directory of ours; returns it."""
+def private_dir(path: str, tighten: bool = True) -> str:
+    """Creates `path` (0700) or checks it is a directory of ours (not a link: a
+    directory someone else planted is refused); returns it.  `tighten` makes an
+    existing one 0700 (the state directory; not a directory the user named)."""
     path = os.path.abspath(path)
     try:
         os.makedirs(path, mode=0o700, exist_ok=True)
@@ -27,7 +29,7 @@ def private_dir(path: str) -> str:
         raise StateDirError(f"{path}: not a directory (a link or a file)")
     if st.st_uid != os.geteuid():
         raise StateDirError(f"{path}: owned by uid {st.st_uid}, not by us")
-    if st.st_mode & 0o077:
+    if tighten and st.st_mode & 0o077:
         os.chmod(path, 0o700)
     return path
 
