@@ -169,3 +169,20 @@ def test_sigkill_loses_only_the_unflushed_interval(tmp_path):
     got = h.query("w")
     assert got == [(float(i), float(i)) for i in range(5000)]
     h.close()
+
+
+def test_undecodable_command_lines_are_stored(tmp_path):
+    """A command line that is not UTF-8 (psutil gives lone surrogates) must not make every
+    later flush fail."""
+    h = Historian(str(tmp_path / "s"), clock=FakeClock(1000.0))
+    arg = os.fsdecode(b"caf\xe9")
+    row = dict.fromkeys(("pid", "start", "name", "cmdline", "cwd", "user", "cpu_percent",
+                         "cpu_user_s", "cpu_system_s", "rss_bytes", "read_bytes", "write_bytes",
+                         "threads", "fds", "traced"), 1)
+    row.update(cmdline="ls\0" + arg, cwd="/tmp/" + arg, name="ls")
+    h.write_processes([row])
+    h.write("a", 1.0)
+    assert h.flush() == 2
+    (got,) = h.processes(h.calendar.day(1000.0))
+    assert got["cmdline"] == "ls\0caf\\xe9" and got["cwd"] == "/tmp/caf\\xe9"
+    h.close()

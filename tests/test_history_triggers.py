@@ -238,3 +238,43 @@ def test_tcp_feed_waits_for_a_server_that_is_not_there_yet():
     finally:
         feed.stop()
         probe.close()
+
+
+def test_collector_through_a_simulated_day(tmp_path):
+    """The collector on a fake clock and calendar, from Monday 00:00 to Tuesday 00:10:
+    a snapshot every 10 minutes but 02:00-03:00 on weekdays, the daily job at 00:05."""
+    import csv
+    import os
+    from agent.history import config as hconfig
+    from agent.history.collector import Collector
+    from agent.history.store import Historian
+
+    cfg = hconfig.from_mapping({"state_dir": str(tmp_path / "s"), "interval": 600, "top": 1,
+                                "flush_interval": 3600, "export_interval": 43200,
+                                "rotate_at": "00:05", "exclude": ["mon-fri 02:00-03:00"]})
+    clock = FakeClock(at("2026-03-02") - 1)
+    c = Collector(cfg, clock=clock, calendar=fake_calendar())
+    end = at("2026-03-03", "00:10")
+    while True:
+        t = min(task.next_due for task in c.scheduler.tasks.values())
+        if t > end:
+            break
+        clock.t = t
+        for ctx in c.scheduler.tick(t):
+            assert ctx.done.wait(WAIT)
+            assert ctx.error is None, ctx.error
+    counts = c.close()
+    assert counts["tasks"]["snapshot"]["runs"] == 138 + 2      # Monday, then 00:00 and 00:10
+    assert counts["tasks"]["rotate"]["runs"] == 2                # Monday and Tuesday 00:05
+    h = Historian(str(tmp_path / "s"), calendar=fake_calendar(), create=False)
+    lo, hi = h.calendar.bounds("2026-03-02")
+    times = [t for t, _ in h.query("system.cpu.percent", lo, hi)]
+    grid = [at("2026-03-02") + 600 * k for k in range(144)]
+    assert times == [g for g in grid if not at("2026-03-02", "02:00") <= g < at("2026-03-02", "03:00")]
+    assert len(h.query("system.net.recv_rate[lo]", lo, hi)) == 137   # no rate at the first
+    assert ("2026-03-02", True) in h.days()
+    assert h.db.execute("SELECT count(*) FROM points WHERE day = '2026-03-02'").fetchone() == (0,)
+    h.close()
+    with open(tmp_path / "s" / "csv" / "2026-03-02" / "system_cpu_percent.csv") as f:
+        rows = list(csv.reader(f))
+    assert len(rows) == 1 + 138 and rows[1][0] == "2026/03/02 00:00:00"

@@ -56,6 +56,18 @@ CREATE TABLE IF NOT EXISTS days(day TEXT PRIMARY KEY, reported INTEGER NOT NULL 
 """
 
 
+def _storable(value):
+    """Command lines and paths are bytes to the kernel: psutil hands undecodable ones
+    over with lone surrogates, which sqlite cannot store (and a flush that fails keeps
+    failing).  They are kept as backslash escapes."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return value
+
+
 class Historian:
     def __init__(self, state_dir: str, *, clock=time.time, calendar: Calendar = None,
                  flush_interval: float = 10.0, create: bool = True):
@@ -107,7 +119,8 @@ class Historian:
         day = self.calendar.day(t)
         with self._lock:
             for row in rows:
-                self._processes.append((day, t) + tuple(row[c] for c in PROCESS_COLUMNS[1:]))
+                self._processes.append((day, t) + tuple(_storable(row[c])
+                                                        for c in PROCESS_COLUMNS[1:]))
 
     def pending(self) -> int:
         """Points (and process rows) written but not yet flushed."""
