@@ -58,3 +58,7 @@ class NoSuchSeriesError(BatchflowError, LookupError):
 
 class StateDirError(BatchflowError, PermissionError):
     """The state directory cannot be used safely (not ours, a link, or not writable)."""
+
+
+class HistoryStoreError(BatchflowError, OSError):
+    """The historian's database refused a write (a full disk, a broken file)."""

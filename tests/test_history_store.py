@@ -186,3 +186,39 @@ def test_undecodable_command_lines_are_stored(tmp_path):
     (got,) = h.processes(h.calendar.day(1000.0))
     assert got["cmdline"] == "ls\0caf\\xe9" and got["cwd"] == "/tmp/caf\\xe9"
     h.close()
+
+
+class FailingWrites:
+    """The historian's connection, with every executemany failing as on a full disk."""
+
+    def __init__(self, db):
+        self._db = db
+
+    def executemany(self, *a):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    def __getattr__(self, name):
+        return getattr(self._db, name)
+
+
+def test_a_failed_flush_keeps_every_point_and_the_buffer_is_bounded(tmp_path):
+    from agent.errors import HistoryStoreError
+    h = Historian(str(tmp_path / "s"), clock=FakeClock(1000.0), max_pending=5)
+    for i in range(4):
+        h.write("a", float(i), t=float(i))
+    real, h.db = h.db, FailingWrites(h.db)
+    with pytest.raises(HistoryStoreError, match="4 points wait for a flush that failed: "
+                                                "database or disk is full"):
+        h.flush()
+    assert h.pending() == 4
+    h.write("a", 4.0, t=4.0)
+    h.write_many({"a": 5.0, "b": 5.0}, t=5.0)          # would make 7: dropped, counted
+    assert (h.pending(), h.dropped) == (5, 2)
+    h.db = real
+    assert h.flush() == 5 and h.pending() == 0
+    assert h.query("a") == [(float(i), float(i)) for i in range(5)]
+    h.write("a", 6.0, t=6.0)                            # room again
+    h.close()
+    h = Historian(str(tmp_path / "s"))
+    assert [v for _, v in h.query("a")] == [0.0, 1.0, 2.0, 3.0, 4.0, 6.0]
+    h.close()

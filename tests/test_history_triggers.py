@@ -244,7 +244,6 @@ def test_collector_through_a_simulated_day(tmp_path):
     """The collector on a fake clock and calendar, from Monday 00:00 to Tuesday 00:10:
     a snapshot every 10 minutes but 02:00-03:00 on weekdays, the daily job at 00:05."""
     import csv
-    import os
     from agent.history import config as hconfig
     from agent.history.collector import Collector
     from agent.history.store import Historian

@@ -61,6 +61,10 @@ def run_collect(args):
     if not args.quiet:
         print(f"batchflow: {counts['snapshots']} snapshots, {counts['flushes']} flushes into "
               f"{collector.historian.path}", file=sys.stderr)
+    if counts["points_dropped"]:       # said even with -q: it is a loss
+        print(f"batchflow: WARNING: {counts['points_dropped']} points dropped (the buffer was "
+              f"full while flushes failed)", file=sys.stderr)
+    if not args.quiet:
         trouble = {n: c for n, c in counts["tasks"].items()
                    if c["failures"] or c["overruns"] or c["skipped_busy"] or c["skipped_running"]}
         if trouble or counts["feeds"]:

@@ -131,6 +131,7 @@ class Collector:
         self.scheduler.shutdown()
         self.historian.close()
         return {"snapshots": self.snapshots, "flushes": self.historian.flushes,
+                "points_dropped": self.historian.dropped,
                 "tasks": {name: t.counts() for name, t in self.scheduler.tasks.items()},
                 "feeds": {f.name: {"connects": f.connects, "disconnects": f.disconnects,
                                    "frames": f.frames, "partial_bytes_dropped": f.partial_dropped}

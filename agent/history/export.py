@@ -18,7 +18,6 @@ the oldest day directories) go until the state directory's size is under
 from __future__ import annotations
 
 import csv
-import io
 import os
 import re
 import shutil

@@ -20,6 +20,7 @@ raw: they are not one number but a dozen fields and a command line.
 """
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import struct
@@ -30,7 +31,9 @@ from bisect import bisect_left
 from . import codec
 from .calendar import Calendar
 from .files import create_private, private_dir
-from ..errors import NoSuchSeriesError, StateDirError
+from ..errors import HistoryStoreError, NoSuchSeriesError, StateDirError
+
+log = logging.getLogger("batchflow.history")
 
 DB_NAME = "history.sqlite"
 # Raw values are stored as 8 bytes, not REAL: sqlite turns -0.0 into 0 and NaN into NULL.
@@ -70,7 +73,8 @@ def _storable(value):
 
 class Historian:
     def __init__(self, state_dir: str, *, clock=time.time, calendar: Calendar = None,
-                 flush_interval: float = 10.0, create: bool = True):
+                 flush_interval: float = 10.0, create: bool = True,
+                 max_pending: int = 1_000_000):
         if not create and not os.path.isfile(os.path.join(state_dir, DB_NAME)):
             raise StateDirError(f"no historian in {state_dir} (batchflow collect makes one)")
         self.state_dir = private_dir(state_dir)
@@ -92,6 +96,11 @@ class Historian:
         self._processes = []                # [(day, *PROCESS_COLUMNS)]
         self._last_flush = clock()
         self.flushes = 0
+        # While flushes fail (a full disk), the buffer would grow without end: past
+        # max_pending, new points are dropped, counted here and logged once per flush.
+        self.max_pending = max_pending
+        self._pending = 0
+        self.dropped = 0
 
     # -- writing ---------------------------------------------------------
     def write(self, series: str, value: float, t: float = None, unit: str = None):
@@ -101,6 +110,8 @@ class Historian:
         """Several series at one instant (a snapshot)."""
         t = self.clock() if t is None else float(t)
         with self._lock:
+            if self._full(len(points)):
+                return
             for name, value in points.items():
                 self._buffer.setdefault(name, []).append((t, float(value)))
                 if units and units.get(name) and self._units.get(name) != units[name]:
@@ -110,6 +121,8 @@ class Historian:
         """Many points of one series (an import, or a high-rate source)."""
         pts = [(float(t), float(v)) for t, v in zip(times, values)]
         with self._lock:
+            if self._full(len(pts)):
+                return
             self._buffer.setdefault(series, []).extend(pts)
             if unit:
                 self._units[series] = unit
@@ -118,14 +131,23 @@ class Historian:
         t = self.clock() if t is None else float(t)
         day = self.calendar.day(t)
         with self._lock:
+            if self._full(len(rows)):
+                return
             for row in rows:
                 self._processes.append((day, t) + tuple(_storable(row[c])
                                                         for c in PROCESS_COLUMNS[1:]))
 
+    def _full(self, n: int) -> bool:
+        if self._pending + n > self.max_pending:
+            self.dropped += n
+            return True
+        self._pending += n
+        return False
+
     def pending(self) -> int:
         """Points (and process rows) written but not yet flushed."""
         with self._lock:
-            return sum(map(len, self._buffer.values())) + len(self._processes)
+            return self._pending
 
     def maybe_flush(self) -> int:
         if self.clock() - self._last_flush >= self.flush_interval:
@@ -138,6 +160,9 @@ class Historian:
             buffer, self._buffer = self._buffer, {}
             procs, self._processes = self._processes, []
             self._last_flush = self.clock()
+            if self.dropped:
+                log.error("history: %d points dropped so far: more than %d were waiting for a "
+                          "flush", self.dropped, self.max_pending)
             if not buffer and not procs:
                 return 0
             day_of = self.calendar.day
@@ -158,13 +183,20 @@ class Historian:
                 self.db.executemany("INSERT OR IGNORE INTO days(day) VALUES (?)",
                                     [(d,) for d in days])
                 self.db.execute("COMMIT")
-            except BaseException:
-                self.db.execute("ROLLBACK")
+            except BaseException as exc:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+                # series created in the rolled-back transaction do not exist
+                self._ids = dict(self.db.execute("SELECT name, id FROM series"))
                 # nothing is lost: the points go back in front of what came since
                 for name, pts in buffer.items():
                     self._buffer[name] = pts + self._buffer.get(name, [])
                 self._processes = procs + self._processes
+                if isinstance(exc, sqlite3.Error):
+                    raise HistoryStoreError(f"{self.path}: {self._pending} points wait for a "
+                                            f"flush that failed: {exc}") from None
                 raise
+            self._pending -= len(rows) + len(procs)
             self.flushes += 1
             return len(rows) + len(procs)
 
@@ -306,12 +338,15 @@ class Historian:
         return total
 
     def close(self):
+        """Flushes and closes; a failed last flush is a HistoryStoreError (after closing)."""
         with self._lock:
             if self.db is None:
                 return
-            self.flush()
-            self.db.close()
-            self.db = None
+            try:
+                self.flush()
+            finally:
+                self.db.close()
+                self.db = None
 
     def __enter__(self):
         return self
