@@ -52,8 +52,8 @@ class ConfigError(BatchflowError, ValueError):
     """A configuration value or option (interval, time range, day, zone...) is invalid."""
 
 
-class NoSuchSeriesError(BatchflowError, LookupError):
-    """The historian has no series of that name."""
+class NoHistoryDataError(BatchflowError, LookupError):
+    """The historian has no series of that name, or nothing on that day."""
 
 
 class StateDirError(BatchflowError, PermissionError):

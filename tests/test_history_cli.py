@@ -89,6 +89,7 @@ def test_plot_is_a_real_png(collected, tmp_path):
     (["history", "list", "--state-dir", "/nonexistent-bf-dir"], "no historian in"),
     (["history", "plot", "no.such.series", "-o", "x.png"], "no series named"),
     (["history", "export", "--day", "2026-13-45", "-o", "x"], "expected YYYY-MM-DD"),
+    (["history", "export", "--day", "2001-01-01", "-o", "x"], "holds nothing on 2001-01-01"),
     (["history", "plot", "system.load1", "--since", "yesterday", "-o", "x.png"], "time 'yesterday'"),
     (["collect", "--interval", "-1", "--duration", "1"], "interval: must be positive"),
     (["collect", "--duration", "0"], "--duration must be positive"),

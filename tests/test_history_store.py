@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from agent.errors import NoSuchSeriesError, StateDirError
+from agent.errors import NoHistoryDataError, StateDirError
 from agent.history import codec
 from agent.history.store import Historian
 from history_fakes import FakeClock, at, fake_calendar
@@ -135,7 +135,7 @@ def test_state_dir_is_private_and_refuses_links(tmp_path):
 
 def test_unknown_series_and_missing_historian(tmp_path):
     h = Historian(str(tmp_path / "s"))
-    with pytest.raises(NoSuchSeriesError):
+    with pytest.raises(NoHistoryDataError):
         h.query("nope")
     h.close()
     with pytest.raises(StateDirError):

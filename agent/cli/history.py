@@ -5,7 +5,7 @@ import datetime as dt
 import re
 import sys
 
-from ..errors import ConfigError
+from ..errors import ConfigError, NoHistoryDataError
 from ..history.config import DEFAULT_STATE_DIR
 
 
@@ -91,9 +91,11 @@ def run_export(args):
     from ..history.export import export_day
     with _open(args) as h:
         day = h.calendar.day(h.clock()) if args.day == "today" else parse_day(args.day).isoformat()
+        if not h.holds(day):
+            raise NoHistoryDataError(f"the historian in {args.state_dir} holds nothing on {day}")
         files = export_day(h, day, args.output, anonymise=args.anonymise, names=args.names)
     print(f"batchflow: {len(files)} files for {day} in {args.output}", file=sys.stderr)
-    return 0 if files else 1
+    return 0
 
 
 def run_plot(args):

@@ -31,7 +31,7 @@ from bisect import bisect_left
 from . import codec
 from .calendar import Calendar
 from .files import create_private, private_dir
-from ..errors import HistoryStoreError, NoSuchSeriesError, StateDirError
+from ..errors import HistoryStoreError, NoHistoryDataError, StateDirError
 
 log = logging.getLogger("batchflow.history")
 
@@ -280,7 +280,7 @@ class Historian:
         with self._lock:
             sid = self._ids.get(series)
             if sid is None and series not in self._buffer:
-                raise NoSuchSeriesError(f"no series named {series!r} (batchflow history list)")
+                raise NoHistoryDataError(f"no series named {series!r} (batchflow history list)")
             out = []
             if sid is not None:
                 for (blob,) in self.db.execute(
@@ -309,6 +309,15 @@ class Historian:
         with self._lock:
             return [(d, bool(r)) for d, r in self.db.execute("SELECT day, reported FROM days "
                                                              "ORDER BY day")]
+
+    def holds(self, day: str) -> bool:
+        """Whether anything (flushed or not) falls on `day`."""
+        start, end = self.calendar.bounds(day)
+        with self._lock:
+            if self.db.execute("SELECT 1 FROM days WHERE day = ?", (day,)).fetchone():
+                return True
+            return any(start <= t < end for pts in self._buffer.values() for t, _ in pts) \
+                or any(p[0] == day for p in self._processes)
 
     def mark_reported(self, day: str):
         with self._lock:
