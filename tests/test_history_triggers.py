@@ -277,3 +277,47 @@ def test_collector_through_a_simulated_day(tmp_path):
     with open(tmp_path / "s" / "csv" / "2026-03-02" / "system_cpu_percent.csv") as f:
         rows = list(csv.reader(f))
     assert len(rows) == 1 + 138 and rows[1][0] == "2026/03/02 00:00:00"
+
+
+def test_a_long_period_task_is_retried_when_every_slot_is_busy():
+    clock = FakeClock(0.5)
+    s = Scheduler(max_concurrent=1, clock=clock)
+    gate, seen = threading.Event(), []
+    hog = s.add(blocking_task("hog", 100000, gate, seen))
+    hourly = s.add(Task("hourly", lambda ctx: None, Periodic(3600, 0.0, (), Calendar())))
+    short = s.add(Task("short", lambda ctx: None, Periodic(60, 0.0, (), Calendar())))
+    hog.next_due = 0.0
+    assert len(s.tick(1.0)) == 1                      # the hog takes the only slot
+    s.tick(3600.0)                                    # hourly and short are both due: busy
+    assert (hourly.skipped_busy, short.skipped_busy) == (1, 1)
+    assert s.next_wakeup(3600.0) == 3630.0            # only the long one is retried
+    for k in (1, 2, 3):
+        assert s.tick(3600.0 + 30 * k) == []
+    assert hourly.retries == 3 and hourly.skipped_busy == 4 and hourly.retry_due is None
+    assert short.retries == 0                         # its next turn is near: no retry
+    gate.set()
+    assert seen[0].done.wait(WAIT)
+    hog.next_due = None                               # the hog is done for good
+    started = s.tick(3720.0)                          # short's turn; no fourth retry of hourly
+    assert [c.task for c in started] == [short]
+    assert started[0].done.wait(WAIT)
+    assert hourly.retries == 3 and hourly.runs == 0
+
+
+def test_a_retry_runs_when_a_slot_frees():
+    clock = FakeClock(0.5)
+    s = Scheduler(max_concurrent=1, clock=clock)
+    gate, seen = threading.Event(), []
+    hog = s.add(blocking_task("hog", 100000, gate, seen))
+    hourly = s.add(Task("hourly", lambda ctx: None, Periodic(3600, 0.0, (), Calendar())))
+    hog.next_due = 0.0
+    s.tick(1.0)
+    s.tick(3600.0)
+    assert hourly.skipped_busy == 1
+    gate.set()
+    assert seen[0].done.wait(WAIT)
+    hog.next_due = None
+    (ctx,) = s.tick(3630.0)
+    assert ctx.task is hourly and hourly.retries == 1 and hourly.runs == 1
+    assert ctx.done.wait(WAIT)
+    assert s.tick(3660.0) == [] and hourly.retries == 1

@@ -11,8 +11,9 @@ the runs older than twice their period, collects finished runs.  With a
 fake clock, tests drive it step by step; `run_until(stop)` is the real
 loop.  A periodic task whose previous run has not ended is not started
 again (counted `skipped_running`); a run that finds N runs going is not
-started either (counted `skipped_busy`).  Every stop is logged and
-counted; nothing is dropped silently.
+started either (counted `skipped_busy`) and, when its period is 120 s or
+more, is tried again up to 3 times, 30 s apart (counted `retries`).  Every
+stop and skip is logged and counted; nothing is dropped silently.
 """
 from __future__ import annotations
 
@@ -28,6 +29,12 @@ from .triggers import Periodic
 from ..errors import ConfigError
 
 log = logging.getLogger("batchflow.history")
+
+# A periodic run that found every slot busy is not started; when its period is long
+# (the next turn is far), it is tried again RETRIES times, RETRY_DELAY seconds apart.
+RETRY_MIN_PERIOD = 120.0
+RETRIES = 3
+RETRY_DELAY = 30.0
 
 
 class Command:
@@ -94,7 +101,10 @@ class Task:
     overruns: int = 0
     skipped_busy: int = 0
     skipped_running: int = 0
+    retries: int = 0
     next_due: float = None
+    retry_due: float = None         # a busy-skipped run of a long-period task, tried again
+    retries_left: int = 0
     running: list = field(default_factory=list)
 
     @property
@@ -105,7 +115,7 @@ class Task:
 
     def counts(self) -> dict:
         return {k: getattr(self, k) for k in ("runs", "failures", "overruns", "skipped_busy",
-                                              "skipped_running")}
+                                              "skipped_running", "retries")}
 
 
 class Scheduler:
@@ -170,9 +180,16 @@ class Scheduler:
         self.stop_overruns(now)
         started = []
         for task in self.tasks.values():
-            if task.next_due is None or now < task.next_due:
+            retry = task.retry_due is not None and now >= task.retry_due
+            due = task.next_due is not None and now >= task.next_due
+            if not (due or retry):
                 continue
-            task.next_due = task.trigger.next_fire(now)
+            if due:
+                task.next_due = task.trigger.next_fire(now)
+                task.retry_due, task.retries_left = None, 0    # a fresh turn replaces retries
+            else:
+                task.retries += 1
+                task.retry_due = None
             if task.running:
                 task.skipped_running += 1
                 log.warning("history: task %s not started: its previous run is still going",
@@ -181,6 +198,13 @@ class Scheduler:
             ctx = self.submit(task, now=now)
             if ctx is not None:
                 started.append(ctx)
+                task.retries_left = 0
+            elif task.period >= RETRY_MIN_PERIOD:
+                if due:
+                    task.retries_left = RETRIES
+                if task.retries_left:
+                    task.retries_left -= 1
+                    task.retry_due = now + RETRY_DELAY
         return started
 
     def stop_overruns(self, now: float):
@@ -196,6 +220,7 @@ class Scheduler:
 
     def next_wakeup(self, now: float) -> float:
         due = [t.next_due for t in self.tasks.values() if t.next_due is not None]
+        due += [t.retry_due for t in self.tasks.values() if t.retry_due is not None]
         with self._lock:
             due += [c.started + 2 * c.task.period for c in self._running if c.task.period]
         return min(due, default=now + 1.0)
