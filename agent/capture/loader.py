@@ -13,7 +13,7 @@ import pathlib
 import platform
 
 from .. import abi
-from ..errors import BPFUnavailableError, HeadersMissingError, NotRootError
+from ..errors import BPFUnavailableError, HeadersMissingError, NotRootError, UsageError
 from ..events import LOSS_NAMES
 
 BPF_DIR = abi.HEADER_FILE.parent
@@ -138,7 +138,8 @@ class Probe:
 
     def __init__(self, ringbuf_pages=DEFAULT_RINGBUF_PAGES, max_tasks=DEFAULT_MAX_TASKS):
         if ringbuf_pages <= 0 or ringbuf_pages & (ringbuf_pages - 1):
-            raise ValueError("ring buffer pages must be a power of two")
+            raise UsageError(f"--ringbuf-pages {ringbuf_pages}: the ring buffer's size in pages "
+                             "must be a power of two (default 4096)")
         check_privileges()
         check_arch()
         bcc = import_bcc()
