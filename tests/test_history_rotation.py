@@ -80,7 +80,7 @@ def test_rotation_on_day_boundaries(tmp_path):
     csv_dir = tmp_path / "s" / "csv"
     clock.t = at("2026-03-06", "23:59:59.999")       # still the 6th, locally
     r = rotate(h, str(csv_dir), keep_days=3)
-    assert r["compacted"] == 5 * 2                     # 5 closed days x 2 series
+    assert r["compacted"] == 5 * 3             # 5 closed days x (2 series + the process rows)
     assert r["reported"] == DAYS[:5]
     assert r["deleted"] == ["2026-03-01", "2026-03-02"]   # older than the 6th - 3 days
     assert r["archived"] == ["2026-03-01", "2026-03-02"]
@@ -103,7 +103,7 @@ def test_rotation_on_day_boundaries(tmp_path):
     clock.t = at("2026-03-07", "00:00:00")
     r = rotate(h, str(csv_dir), keep_days=3)
     assert (r["compacted"], r["reported"], r["deleted"], r["archived"]) == \
-        (2, ["2026-03-06"], ["2026-03-03"], ["2026-03-03"])
+        (3, ["2026-03-06"], ["2026-03-03"], ["2026-03-03"])
     # a second run the same day has nothing to do
     r = rotate(h, str(csv_dir), keep_days=3)
     assert (r["compacted"], r["reported"], r["deleted"], r["archived"]) == (0, [], [], [])

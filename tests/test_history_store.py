@@ -222,3 +222,28 @@ def test_a_failed_flush_keeps_every_point_and_the_buffer_is_bounded(tmp_path):
     h = Historian(str(tmp_path / "s"))
     assert [v for _, v in h.query("a")] == [0.0, 1.0, 2.0, 3.0, 4.0, 6.0]
     h.close()
+
+
+def test_process_rows_round_trip_through_compaction(tmp_path):
+    clock = FakeClock(at("2026-03-01", "10:00"))
+    h = Historian(str(tmp_path / "s"), clock=clock, calendar=fake_calendar())
+    cols = ("pid", "start", "name", "cmdline", "cwd", "user", "cpu_percent", "cpu_user_s",
+            "cpu_system_s", "rss_bytes", "read_bytes", "write_bytes", "threads", "fds", "traced")
+    written = []
+    for k in range(300):
+        row = dict(zip(cols, (1000 + k % 7, 1.7e9 + k % 7, "cc1", "cc1\0-O2\0x.c", "/src", "u",
+                              k / 3, k * 0.01, 0.5, 4096 * k, None if k % 2 else k, 7, 1, 9,
+                              k % 2)))
+        clock.t = at("2026-03-01", "10:00") + k
+        h.write_processes([row])
+        written.append(dict(row, t=clock.t))
+    h.flush()
+    before = h.processes("2026-03-01")
+    clock.t = at("2026-03-02", "01:00")
+    assert h.compact() == 1
+    assert h.db.execute("SELECT count(*) FROM processes").fetchone() == (0,)
+    after = h.processes("2026-03-01")
+    assert after == before == sorted(written, key=lambda r: (r["t"], r["pid"]))
+    (blob_bytes,) = h.db.execute("SELECT length(data) FROM process_batches").fetchone()
+    assert blob_bytes < 300 * 20          # repeated command lines cost little
+    h.close()

@@ -1,4 +1,5 @@
-"""One series' points over a closed batch (a day) as one compressed blob.
+"""A closed batch (a day) as one compressed blob: one series' points, or the
+day's process rows.
 
 Timestamps and values are float64 and come back bit for bit.  Each array is
 XORed with its predecessor (regular timestamps and slowly moving values
@@ -51,3 +52,19 @@ def decode(blob: bytes) -> tuple[np.ndarray, np.ndarray]:
         empty = np.zeros(0, dtype="<f8")
         return empty, empty
     return _unshuffle_xor(t, n), _unshuffle_xor(v, n)
+
+
+def encode_rows(rows) -> bytes:
+    """Process rows (tuples of numbers, strings and None): msgpack, deflated.
+    Command lines repeat from one snapshot to the next, so they shrink a lot."""
+    return zlib.compress(msgpack.packb([VERSION, [list(r) for r in rows]]), 6)
+
+
+def decode_rows(blob: bytes) -> list[tuple]:
+    try:
+        version, rows = msgpack.unpackb(zlib.decompress(blob))
+    except Exception as exc:
+        raise InputFormatError(f"historian process row unreadable: {exc}") from None
+    if version != VERSION:
+        raise InputFormatError(f"historian process row: unknown version {version}")
+    return [tuple(r) for r in rows]

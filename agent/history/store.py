@@ -15,8 +15,9 @@ Three places hold a series' points, and `query` reads all three:
 `compact()` moves closed days from `points` to `batches`.  Points that
 arrive late for a compacted day are merged into its row at the next compact.
 
-Process snapshots (snapshot.ProcessRow) are rows of their own table, kept
-raw: they are not one number but a dozen fields and a command line.
+Process snapshots (snapshot.ProcessSnapshot's rows) have their own table:
+not one number but a dozen fields and a command line; a closed day's rows
+are compressed into one row of `process_batches` the same way.
 """
 from __future__ import annotations
 
@@ -55,6 +56,8 @@ CREATE TABLE IF NOT EXISTS batches(series INTEGER NOT NULL, day TEXT NOT NULL,
                                    data BLOB NOT NULL, PRIMARY KEY(series, day));
 CREATE TABLE IF NOT EXISTS processes(day TEXT NOT NULL, {", ".join(PROCESS_COLUMNS)});
 CREATE INDEX IF NOT EXISTS processes_by_day ON processes(day, t);
+CREATE TABLE IF NOT EXISTS process_batches(day TEXT PRIMARY KEY, n INTEGER NOT NULL,
+                                           data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS days(day TEXT PRIMARY KEY, reported INTEGER NOT NULL DEFAULT 0);
 """
 
@@ -214,8 +217,9 @@ class Historian:
 
     # -- compaction --------------------------------------------------------
     def compact(self, before_day: str = None) -> int:
-        """Compresses every (series, day) of `points` with day < before_day (default:
-        today) into its batch row; returns the number of batch rows written."""
+        """Compresses every (series, day) of `points`, and every day of `processes`,
+        with day < before_day (default: today) into one row each; returns the number
+        of compressed rows written."""
         before_day = before_day or self.calendar.day(self.clock())
         written = 0
         with self._lock:
@@ -237,6 +241,26 @@ class Historian:
                     self.db.execute("INSERT OR REPLACE INTO batches VALUES (?, ?, ?, ?, ?, ?)",
                                     (sid, day, ts[0], ts[-1], len(ts), codec.encode(ts, vs)))
                     self.db.execute("DELETE FROM points WHERE series = ? AND day = ?", (sid, day))
+                    self.db.execute("COMMIT")
+                except BaseException:
+                    self.db.execute("ROLLBACK")
+                    raise
+                written += 1
+            cols = ", ".join(PROCESS_COLUMNS)
+            for (day,) in self.db.execute("SELECT DISTINCT day FROM processes WHERE day < ?",
+                                          (before_day,)).fetchall():
+                self.db.execute("BEGIN IMMEDIATE")
+                try:
+                    rows = self.db.execute(f"SELECT {cols} FROM processes WHERE day = ?",
+                                           (day,)).fetchall()
+                    old = self.db.execute("SELECT data FROM process_batches WHERE day = ?",
+                                          (day,)).fetchone()
+                    if old:
+                        rows.extend(codec.decode_rows(old[0]))
+                    rows.sort(key=lambda r: (r[0], r[1]))          # t, pid
+                    self.db.execute("INSERT OR REPLACE INTO process_batches VALUES (?, ?, ?)",
+                                    (day, len(rows), codec.encode_rows(rows)))
+                    self.db.execute("DELETE FROM processes WHERE day = ?", (day,))
                     self.db.execute("COMMIT")
                 except BaseException:
                     self.db.execute("ROLLBACK")
@@ -297,12 +321,16 @@ class Historian:
         return out
 
     def processes(self, day: str) -> list[dict]:
+        """The process rows of `day` (compressed, raw and unflushed), by time and pid."""
         with self._lock:
-            cur = self.db.execute(f"SELECT {', '.join(PROCESS_COLUMNS)} FROM processes "
-                                  "WHERE day = ? ORDER BY t, pid", (day,))
-            rows = [dict(zip(PROCESS_COLUMNS, r)) for r in cur]
-            rows.extend(dict(zip(PROCESS_COLUMNS, p[1:])) for p in self._processes if p[0] == day)
-        return rows
+            rows = self.db.execute(f"SELECT {', '.join(PROCESS_COLUMNS)} FROM processes "
+                                   "WHERE day = ?", (day,)).fetchall()
+            for (blob,) in self.db.execute("SELECT data FROM process_batches WHERE day = ?",
+                                           (day,)):
+                rows.extend(codec.decode_rows(blob))
+            rows.extend(p[1:] for p in self._processes if p[0] == day)
+        rows.sort(key=lambda r: (r[0], r[1]))
+        return [dict(zip(PROCESS_COLUMNS, r)) for r in rows]
 
     def days(self) -> list[tuple[str, bool]]:
         """[(day, reported)] of every day holding data, oldest first."""
@@ -325,11 +353,11 @@ class Historian:
                             "ON CONFLICT(day) DO UPDATE SET reported = 1", (day,))
 
     def delete_day(self, day: str) -> int:
-        """Removes every row of `day` (points, batches, processes); returns rows removed."""
+        """Removes every row of `day` (raw and compressed); returns rows removed."""
         with self._lock:
             self.db.execute("BEGIN IMMEDIATE")
             n = 0
-            for table in ("points", "batches", "processes"):
+            for table in ("points", "batches", "processes", "process_batches"):
                 n += self.db.execute(f"DELETE FROM {table} WHERE day = ?", (day,)).rowcount
             self.db.execute("DELETE FROM days WHERE day = ?", (day,))
             self.db.execute("COMMIT")
