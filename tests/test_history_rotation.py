@@ -78,6 +78,8 @@ def test_anonymised_export(tmp_path):
 def test_rotation_on_day_boundaries(tmp_path):
     h, clock = filled(tmp_path)
     csv_dir = tmp_path / "s" / "csv"
+    export_day(h, "2026-03-01", str(csv_dir / "2026-03-01"))
+    (csv_dir / "2026-03-01" / ".bf-left-by-a-crash.tmp").write_text("partial")
     clock.t = at("2026-03-06", "23:59:59.999")       # still the 6th, locally
     r = rotate(h, str(csv_dir), keep_days=3)
     assert r["compacted"] == 5 * 3             # 5 closed days x (2 series + the process rows)

@@ -23,7 +23,7 @@ import re
 import shutil
 import tarfile
 
-from .files import AtomicFile, private_dir
+from .files import TEMP_PREFIX, AtomicFile, private_dir
 from .store import PROCESS_COLUMNS, Historian
 
 ANONYMOUS_COLUMNS = ("t", "process", "cpu_percent", "cpu_user_s", "cpu_system_s",
@@ -131,6 +131,8 @@ def _archive(csv_dir: str, day: str) -> str:
         with tarfile.open(fileobj=f, mode="w:gz") as tar:
             for name in sorted(os.listdir(src)):
                 path = os.path.join(src, name)
+                if name.startswith(TEMP_PREFIX):      # a temporary file left by a crash
+                    continue
                 if os.path.isfile(path) and not os.path.islink(path):
                     tar.add(path, arcname=f"{day}/{name}", recursive=False)
     shutil.rmtree(src)

@@ -44,6 +44,9 @@ def create_private(path: str) -> None:
     os.close(fd)
 
 
+TEMP_PREFIX = ".bf-"      # AtomicFile's temporary names (archives leave them out)
+
+
 class AtomicFile:
     """A 0600 temporary file in the target's directory, renamed over it on success."""
 
@@ -53,7 +56,7 @@ class AtomicFile:
 
     def __enter__(self):
         fd, self.tmp = tempfile.mkstemp(dir=os.path.dirname(self.path) or ".",
-                                        prefix=".bf-", suffix=".tmp")
+                                        prefix=TEMP_PREFIX, suffix=".tmp")
         self.f = os.fdopen(fd, self.mode, **({"newline": ""} if "b" not in self.mode else {}))
         return self.f
 
