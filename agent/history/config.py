@@ -105,14 +105,9 @@ def _number(where, key, value, kind=float, minimum=None, positive=False):
 def _excluded(where, value):
     if isinstance(value, str):
         value = [value]
-    if not isinstance(value, list):
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ConfigError(f"{where}.exclude: expected a list of 'DAYS HH:MM-HH:MM'")
-    return tuple(ExcludedRange.parse(v) if isinstance(v, str) else
-                 _raise(f"{where}.exclude: {v!r} is not a string") for v in value)
-
-
-def _raise(msg):
-    raise ConfigError(msg)
+    return tuple(ExcludedRange.parse(v) for v in value)
 
 
 def _tcp(where, raw) -> TcpSettings:
