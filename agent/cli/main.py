@@ -21,6 +21,7 @@ SUBCOMMANDS = [
     "agent.cli.ctl",
     "agent.cli.collect",
     "agent.cli.history",
+    "agent.cli.rules",
 ]
 
 

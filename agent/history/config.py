@@ -34,12 +34,16 @@ reads it from FILE, and its options override it.
 """
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 
 from ..errors import ConfigError, InputFormatError
 from .calendar import parse_zone
 from .triggers import ExcludedRange, parse_clock
+
+try:
+    import tomllib
+except ImportError:  # Python < 3.11: the same parser, from PyPI (setup.py)
+    import tomli as tomllib
 
 BUILTIN_ACTIONS = ("snapshot", "export", "rotate", "flush")
 DEFAULT_STATE_DIR = "/var/lib/batchflow/history"
