@@ -279,15 +279,20 @@ def test_collector_through_a_simulated_day(tmp_path):
     assert len(rows) == 1 + 138 and rows[1][0] == "2026/03/02 00:00:00"
 
 
-def test_a_long_period_task_is_retried_when_every_slot_is_busy():
-    clock = FakeClock(0.5)
-    s = Scheduler(max_concurrent=1, clock=clock)
+def hogged():
+    """One slot, taken at t=1 by a task that runs until `gate` is set; an hourly task."""
+    s = Scheduler(max_concurrent=1, clock=FakeClock(0.5))
     gate, seen = threading.Event(), []
     hog = s.add(blocking_task("hog", 100000, gate, seen))
     hourly = s.add(Task("hourly", lambda ctx: None, Periodic(3600, 0.0, (), Calendar())))
-    short = s.add(Task("short", lambda ctx: None, Periodic(60, 0.0, (), Calendar())))
     hog.next_due = 0.0
-    assert len(s.tick(1.0)) == 1                      # the hog takes the only slot
+    assert len(s.tick(1.0)) == 1
+    return s, gate, seen, hog, hourly
+
+
+def test_a_long_period_task_is_retried_when_every_slot_is_busy():
+    s, gate, seen, hog, hourly = hogged()
+    short = s.add(Task("short", lambda ctx: None, Periodic(60, 0.0, (), Calendar())))
     s.tick(3600.0)                                    # hourly and short are both due: busy
     assert (hourly.skipped_busy, short.skipped_busy) == (1, 1)
     assert s.next_wakeup(3600.0) == 3630.0            # only the long one is retried
@@ -305,13 +310,7 @@ def test_a_long_period_task_is_retried_when_every_slot_is_busy():
 
 
 def test_a_retry_runs_when_a_slot_frees():
-    clock = FakeClock(0.5)
-    s = Scheduler(max_concurrent=1, clock=clock)
-    gate, seen = threading.Event(), []
-    hog = s.add(blocking_task("hog", 100000, gate, seen))
-    hourly = s.add(Task("hourly", lambda ctx: None, Periodic(3600, 0.0, (), Calendar())))
-    hog.next_due = 0.0
-    s.tick(1.0)
+    s, gate, seen, hog, hourly = hogged()
     s.tick(3600.0)
     assert hourly.skipped_busy == 1
     gate.set()
