@@ -57,10 +57,6 @@ class ControlError(BatchflowError, ValueError):
     """A control message (DISCARD, FOCUS, ...) is malformed or cannot be applied."""
 
 
-class ConfigError(BatchflowError, ValueError):
-    """A configuration value or option (interval, time range, day, zone...) is invalid."""
-
-
 class NoHistoryDataError(BatchflowError, LookupError):
     """The historian has no series of that name, or nothing on that day."""
 
@@ -105,3 +101,8 @@ class RulesValidationError(RulesError):
 class RulesActivationError(RulesError):
     """A rule named by the configuration is not installed or fails at start."""
     exit_code = 13
+
+
+class ConfigError(UsageError):
+    """A configuration file, or an option's value it could also hold (an interval, a time
+    range, a day, a time zone...), is invalid."""

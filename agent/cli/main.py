@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from .. import __version__
@@ -21,6 +22,7 @@ SUBCOMMANDS = [
     "agent.cli.ctl",
     "agent.cli.collect",
     "agent.cli.history",
+    "agent.cli.diff",
     "agent.cli.rules",
 ]
 
@@ -48,6 +50,12 @@ def main(argv=None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`batchflow query ... | head`): as a shell tool
+        # does, stop quietly.  Python would print another error flushing
+        # stdout at exit, so stdout is pointed at /dev/null first.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":
