@@ -20,6 +20,8 @@ setup(
         "msgpack>=1.0",
         "pyoxigraph>=0.4",      # batchflow query: embedded SPARQL store
         "pyparsing>=3.1",       # rdflib's SPARQL needs it; Debian's older one shadows it
+        "matplotlib>=3.6",      # batchflow history plot (Agg backend, no display needed)
+        "numpy>=1.21",          # the historian's compressed rows (XOR + byte shuffle in C)
         "jsonschema>=4.17",     # batchflow rules: the configuration's schema
         'tomli>=1.1; python_version < "3.11"',   # TOML before tomllib
     ],

@@ -57,6 +57,18 @@ class ControlError(BatchflowError, ValueError):
     """A control message (DISCARD, FOCUS, ...) is malformed or cannot be applied."""
 
 
+class NoHistoryDataError(BatchflowError, LookupError):
+    """The historian has no series of that name, or nothing on that day."""
+
+
+class StateDirError(BatchflowError, PermissionError):
+    """The state directory cannot be used safely (not ours, a link, or not writable)."""
+
+
+class HistoryStoreError(BatchflowError, OSError):
+    """The historian's database refused a write (a full disk, a broken file)."""
+
+
 class SocketInUseError(ControlError):
     """The control socket's path is in use by a live server."""
 
@@ -108,4 +120,5 @@ class RulesActivationError(RulesError):
 
 
 class ConfigError(UsageError):
-    """A configuration file, or an option's value it could also hold, is invalid."""
+    """A configuration file, or an option's value it could also hold (an interval, a time
+    range, a day, a time zone...), is invalid."""

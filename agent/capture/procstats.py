@@ -20,23 +20,43 @@ FIELDS = ("cpu_user_s", "cpu_system_s", "rss_max_bytes", "read_bytes", "write_by
 TREE_TOTALS = "tree_totals"
 
 
-def sample(proc: psutil.Process, previous: dict = None) -> dict:
-    """One sample of `proc`, merged with `previous` (maxima kept)."""
+def read_process(proc: psutil.Process, identity: bool = False) -> dict:
+    """What psutil says of `proc` now, read in one oneshot: cpu_user_s, cpu_system_s,
+    rss_bytes, threads, read_bytes/write_bytes (when readable); with `identity`, also
+    name, cmdline, cwd, user, start (create time) and fds.  The recorder's samples
+    and the historian's process snapshots both read through here."""
+    out = {}
     with proc.oneshot():
         cpu = proc.cpu_times()
-        mem = proc.memory_info()
-        threads = proc.num_threads()
+        out["cpu_user_s"], out["cpu_system_s"] = cpu.user, cpu.system
+        out["rss_bytes"] = proc.memory_info().rss
+        out["threads"] = proc.num_threads()
         try:
             io = proc.io_counters()
-            read, write = io.read_bytes, io.write_bytes
+            out["read_bytes"], out["write_bytes"] = io.read_bytes, io.write_bytes
         except (psutil.AccessDenied, AttributeError):
-            read = write = None
+            pass
+        if identity:
+            out["start"] = proc.create_time()
+            out["name"] = proc.name()
+            for key, read in (("cmdline", proc.cmdline), ("cwd", proc.cwd),
+                              ("user", proc.username), ("fds", proc.num_fds)):
+                try:
+                    out[key] = read()
+                except (psutil.AccessDenied, psutil.ZombieProcess, KeyError):
+                    out[key] = None     # a zombie has no cwd; a uid may have no name
+    return out
+
+
+def sample(proc: psutil.Process, previous: dict = None) -> dict:
+    """One sample of `proc`, merged with `previous` (maxima kept)."""
+    now = read_process(proc)
     prev = previous or {}
-    out = {"cpu_user_s": cpu.user, "cpu_system_s": cpu.system,
-           "rss_max_bytes": max(mem.rss, prev.get("rss_max_bytes", 0)),
-           "threads_max": max(threads, prev.get("threads_max", 0))}
-    if read is not None:
-        out["read_bytes"], out["write_bytes"] = read, write
+    out = {"cpu_user_s": now["cpu_user_s"], "cpu_system_s": now["cpu_system_s"],
+           "rss_max_bytes": max(now["rss_bytes"], prev.get("rss_max_bytes", 0)),
+           "threads_max": max(now["threads"], prev.get("threads_max", 0))}
+    if "read_bytes" in now:
+        out["read_bytes"], out["write_bytes"] = now["read_bytes"], now["write_bytes"]
     return out
 
 

@@ -20,6 +20,8 @@ SUBCOMMANDS = [
     "agent.cli.recover",
     "agent.cli.query",
     "agent.cli.ctl",
+    "agent.cli.collect",
+    "agent.cli.history",
     "agent.cli.diff",
     "agent.cli.rules",
     "agent.cli.agent",
