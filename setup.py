@@ -4,7 +4,7 @@ setup(
     name="batchflow",
     version="0.1.0",
     description="Record what a batch job does, with eBPF, as an RDF (PROV-O) graph in Turtle",
-    packages=["agent", "agent.graph"],
+    packages=["agent", "agent.graph", "agent.fleet"],
     package_data={"agent": ["ontology/*.ttl", "bpf/*"]},
     python_requires=">=3.9",
     setup_requires=["cffi>=1.15"],
@@ -16,6 +16,8 @@ setup(
         "msgpack>=1.0",
         "pyoxigraph>=0.4",      # batchflow query: embedded SPARQL store
         "pyparsing>=3.1",       # rdflib's SPARQL needs it; Debian's older one shadows it
+        "requests>=2.28",       # batchflow push / query --store: HTTP to SPARQL stores
+        "tomli>=2.0; python_version<'3.11'",   # store configuration (stdlib tomllib from 3.11)
     ],
     entry_points={"console_scripts": ["batchflow=agent.cli:main"]},
 )

@@ -46,3 +46,12 @@ class ExtensionError(BatchflowError, OSError):
 
 class ControlError(BatchflowError, ValueError):
     """A control message (DISCARD, FOCUS, ...) is malformed or cannot be applied."""
+
+
+class ConfigError(BatchflowError, ValueError):
+    """A configuration file or option is invalid (the message names the key)."""
+
+
+class StoreError(BatchflowError, ConnectionError):
+    """A SPARQL store could not be reached, or refused a request."""
+    exit_code = 1

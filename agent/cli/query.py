@@ -6,6 +6,9 @@ rdfs: and owl: are declared for the query unless it declares them itself.
 SELECT results print as a table (IRIs shortened with those prefixes), or
 as SPARQL CSV / JSON results with --format; ASK prints true or false;
 CONSTRUCT and DESCRIBE print Turtle.
+
+With --store URL the query goes to a SPARQL store instead (the fleet's,
+docs/fleet.md), with the same prefixes and the same output.
 """
 from __future__ import annotations
 
@@ -13,8 +16,9 @@ import os
 import re
 import sys
 
-from ..errors import InputFormatError
+from ..errors import ConfigError, InputFormatError
 from ..graph.names import PREFIXES
+from .common import add_store_options, store_config
 
 FORMATS = ("table", "csv", "json")
 
@@ -24,9 +28,11 @@ def register(sub):
                        description="Run a SPARQL 1.1 query against a batchflow Turtle file. "
                                    "Prefixes " + ", ".join(f"{k}:" for k in PREFIXES)
                                    + " are predeclared.")
-    p.add_argument("file", help="Turtle file (a recording)")
+    p.add_argument("file", nargs="?", help="Turtle file (a recording); none with --store")
     p.add_argument("query", help="SPARQL query text, or @FILE to read it from FILE, or - for stdin")
     p.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
+    add_store_options(p, "ask the SPARQL store whose Graph Store Protocol endpoint is URL "
+                         "(every host's pushed recordings) instead of a file")
     p.set_defaults(func=run_query)
 
 
@@ -111,8 +117,42 @@ def read_query_arg(arg):
     return arg
 
 
+def with_prefixes(text):
+    """`text` with PREFIX lines for the predeclared prefixes it does not declare itself."""
+    missing = [f"PREFIX {k}: <{v}>\n" for k, v in PREFIXES.items()
+               if not re.search(rf"(?i)\bPREFIX\s+{k}:", text)]
+    return "".join(missing) + text
+
+
+def remote(cfg, text):
+    """The result of `text` on the store: SELECT and ASK as pyoxigraph's results (as
+    `query` gives), CONSTRUCT and DESCRIBE as the Turtle text the store sent."""
+    import pyoxigraph as ox
+    from .. import fleet
+
+    with fleet.Store(cfg) as store:
+        ctype, body = store.query(with_prefixes(text))
+    if ctype == "application/sparql-results+json":
+        return ox.parse_query_results(body, format=ox.QueryResultsFormat.JSON)
+    if ctype in ("text/turtle", "application/n-triples"):
+        return body.decode("utf-8")
+    raise InputFormatError(f"the store answered with {ctype or 'no content type'}, "
+                           f"not SPARQL JSON results or Turtle")
+
+
 def run_query(args):
     text = read_query_arg(args.query)
-    store = load(args.file)
-    sys.stdout.write(render(query(store, text), args.format))
+    cfg = store_config(args, required=False)
+    if cfg is None:
+        if args.file is None:
+            raise ConfigError("give a Turtle FILE, or --store URL")
+        result = query(load(args.file), text)
+    else:
+        if args.file is not None:
+            raise ConfigError(f"give a Turtle FILE or --store URL, not both ({args.file})")
+        result = remote(cfg, text)
+        if isinstance(result, str):
+            sys.stdout.write(result)
+            return 0
+    sys.stdout.write(render(result, args.format))
     return 0
