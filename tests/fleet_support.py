@@ -242,3 +242,18 @@ class StoreProxy:
 
 def basic(user, password):
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+# The fleet docs/fleet.md queries: four hosts, two builds each.
+# (host, index, failed, reads_shared)
+EXAMPLE_FLEET = [
+    ("node1", 0, False, True), ("node1", 1, False, False),
+    ("node2", 2, False, True), ("node2", 3, True, False),
+    ("node3", 4, False, True), ("node3", 5, True, True),
+    ("node4", 6, False, False), ("node4", 7, False, False),
+]
+
+
+def example_fleet(directory):
+    return [make_recording(directory, host, index, failed=failed, reads_shared=shared)
+            for host, index, failed, shared in EXAMPLE_FLEET]
