@@ -7,7 +7,6 @@ import sys
 
 import pytest
 
-from agent.cli.main import main as batchflow_main
 from agent.fleet import config as fleet_config
 from agent.errors import ConfigError
 from fleet_support import Oxigraph, StoreProxy, basic, make_recording

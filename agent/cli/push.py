@@ -18,7 +18,7 @@ import time
 
 from .. import fleet
 from ..errors import ConfigError, InputFormatError, StoreError
-from ..fleet.recording import inspect_turtle, is_journal
+from ..fleet.recording import as_turtle, inspect_turtle
 from .common import add_store_options, store_config
 
 EX_TEMPFAIL = 75     # sysexits.h: try again later (recordings wait in the spool)
@@ -44,19 +44,6 @@ def register(sub):
     p.add_argument("--json", action="store_true", help="with --status: print it as JSON")
     p.add_argument("-q", "--quiet", action="store_true", help="no line per pushed recording")
     p.set_defaults(func=run_push)
-
-
-def _turtle_of(path, workdir):
-    """`path` if it is Turtle; the Turtle built from it, in `workdir`, if it is a journal."""
-    if not is_journal(path):
-        return path
-    from ..capture.journal import read_journal
-    from ..graph import write_turtle
-
-    jr = read_journal(path)
-    out = os.path.join(workdir, os.path.basename(path) + ".ttl")
-    write_turtle(jr.events, jr.run, out, complete=lambda: jr.complete, notes=jr.notes)
-    return out
 
 
 def run_push(args):
@@ -97,7 +84,7 @@ def _push_now(args, cfg, workdir):
     # every file is checked before anything is sent
     todo = []
     for f in args.files:
-        ttl = _turtle_of(f, workdir)
+        ttl = as_turtle(f, workdir)
         todo.append((f, ttl, inspect_turtle(ttl, args.graph)))
     failed = []
     with fleet.Store(cfg) as store:
@@ -118,7 +105,7 @@ def _push_now(args, cfg, workdir):
 def _push_spooled(args, cfg, spool_dir, workdir):
     spool = fleet.Spool(spool_dir)
     for f in args.files:
-        ttl = _turtle_of(f, workdir)
+        ttl = as_turtle(f, workdir)
         meta = spool.enqueue(ttl, graph=args.graph, journal=f if ttl != f else None)
         _say(args, f"queued {f}: <{meta['graph']}>, {meta['triples']} triples")
     if args.requeue_rejected:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import msgpack
 
@@ -62,3 +63,17 @@ def inspect_turtle(path, graph=None) -> Recording:
         raise InputFormatError(f"{path} holds {len(runs)} batchflow runs (bf:Run), not one; "
                                f"name its graph with --graph IRI")
     return Recording(runs.pop(), count)
+
+
+def as_turtle(path, workdir) -> str:
+    """`path` if it is Turtle; if it is a journal, the Turtle `recover` would build
+    from it, written into `workdir` (a private directory the caller removes)."""
+    if not is_journal(path):
+        return path
+    from ..capture.journal import read_journal
+    from ..graph import write_turtle
+
+    jr = read_journal(path)
+    out = os.path.join(workdir, os.path.basename(path) + ".ttl")
+    write_turtle(jr.events, jr.run, out, complete=lambda: jr.complete, notes=jr.notes)
+    return out
