@@ -18,7 +18,7 @@ fi
 
 export DEBIAN_FRONTEND=noninteractive
 PKGS=(python3-bpfcc libbpf-dev strace python3-venv python3-dev gcc make libc6-dev
-      kmod valgrind)
+      kmod valgrind openssl)
 missing=()
 for p in "${PKGS[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

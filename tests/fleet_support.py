@@ -217,8 +217,9 @@ class StoreProxy:
     refuse        PUTs of a graph whose IRI contains this get 400
     """
 
-    def __init__(self, target, auth=None):
+    def __init__(self, target, auth=None, tls=None):
         self.target = target
+        self.scheme = "https" if tls else "http"
         self.auth = auth
         self.refuse = None
         self.lose_answers = 0
@@ -228,12 +229,17 @@ class StoreProxy:
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ProxyHandler)
         self.httpd.daemon_threads = True
         self.httpd.proxy = self
+        if tls:
+            import ssl
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*tls)
+            self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 
     @property
     def gsp(self):
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/store"
+        return f"{self.scheme}://127.0.0.1:{self.httpd.server_address[1]}/store"
 
     def close(self):
         self.httpd.shutdown()
@@ -257,3 +263,13 @@ EXAMPLE_FLEET = [
 def example_fleet(directory):
     return [make_recording(directory, host, index, failed=failed, reads_shared=shared)
             for host, index, failed, shared in EXAMPLE_FLEET]
+
+
+def self_signed(directory):
+    """(cert, key) of a certificate for 127.0.0.1 that no trust store knows."""
+    cert, key = pathlib.Path(directory) / "cert.pem", pathlib.Path(directory) / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    return str(cert), str(key)

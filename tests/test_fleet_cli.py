@@ -9,7 +9,7 @@ import pytest
 
 from agent.fleet import config as fleet_config
 from agent.errors import ConfigError
-from fleet_support import Oxigraph, StoreProxy, basic, make_recording
+from fleet_support import Oxigraph, StoreProxy, basic, make_recording, self_signed
 
 
 @pytest.fixture
@@ -190,3 +190,22 @@ def test_store_down_without_spool_fails_with_spool_waits(tmp_path):
     assert code == 75 and "1 recording(s) wait in" in err
     code, out, err = batchflow("push", "--spool", tmp_path / "sp", "--status")
     assert code == 0 and "waiting: 1 recording(s)" in out and "store failing" in out
+
+
+def test_tls_is_verified_unless_the_ca_is_given(tmp_path, oxigraph):
+    cert, key = self_signed(tmp_path)
+    rec = make_recording(tmp_path, "a", 0)
+    proxy = StoreProxy(oxigraph.base, tls=(cert, key))
+    try:
+        assert proxy.gsp.startswith("https://")
+        code, out, err = batchflow("push", rec.path, "--store", proxy.gsp)
+        assert code == 1 and "TLS certificate verification failed (self-signed certificate)" in err
+        assert "ca_file" in err and "Traceback" not in err
+        assert oxigraph.graph_sizes() == {}
+        assert proxy.seen == []                 # refused before any request was made
+        conf = write_config(tmp_path / "tls.toml", f'url = "{proxy.gsp}"\nca_file = "{cert}"\n')
+        code, out, err = batchflow("push", rec.path, "--config", conf)
+        assert code == 0, err
+    finally:
+        proxy.close()
+    assert oxigraph.graph_sizes() == {rec.run_iri: rec.triples}

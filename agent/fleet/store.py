@@ -13,6 +13,7 @@ or the configured CA file.
 from __future__ import annotations
 
 import email.utils
+import ssl
 import time
 
 import requests
@@ -52,20 +53,31 @@ class BearerAuth(requests.auth.AuthBase):
         return request
 
 
-def _reason(exc: Exception) -> str:
-    """The innermost OS-level reason of a requests exception, in a few words."""
-    seen = exc
-    while seen is not None:
-        if isinstance(seen, OSError) and seen.strerror:
-            return seen.strerror.lower()
+def _chain(exc):
+    """`exc` and the exceptions it wraps (urllib3 keeps them in args and .reason)."""
+    seen, depth = exc, 0
+    while isinstance(seen, Exception) and depth < 16:
+        yield seen
+        depth += 1
         nxt = seen.__cause__ or seen.__context__
         if nxt is None and seen.args and isinstance(seen.args[0], Exception):
             nxt = seen.args[0]
         if nxt is None and seen.args and hasattr(seen.args[0], "reason"):
             nxt = seen.args[0].reason
-        seen = nxt if isinstance(nxt, Exception) else None
-    if isinstance(exc, requests.exceptions.SSLError):
-        return "TLS certificate verification failed"
+        seen = nxt
+
+
+def _reason(exc: Exception) -> str:
+    """Why a request got no answer, in a few words."""
+    for e in _chain(exc):
+        if isinstance(e, ssl.SSLCertVerificationError):
+            return (f"TLS certificate verification failed ({e.verify_message}); "
+                    f"give the store's CA as ca_file in the store configuration")
+        if isinstance(e, ssl.SSLError):
+            return f"TLS failed ({e.reason or e})"
+    for e in _chain(exc):
+        if isinstance(e, OSError) and e.strerror and not isinstance(e, ssl.SSLError):
+            return e.strerror.lower()
     if isinstance(exc, requests.exceptions.Timeout):
         return "timed out"
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -109,7 +121,7 @@ class Store:
         try:
             resp = self.session.request(method, url, timeout=self.config.timeout, **kw)
         except requests.exceptions.RequestException as exc:
-            raise PushFailure(f"{what}: store {url} unreachable: {_reason(exc)}") from None
+            raise PushFailure(f"{what}: no answer from {url}: {_reason(exc)}") from None
         if 200 <= resp.status_code < 300:
             return resp
         body = " ".join(resp.text.split())[:200]
