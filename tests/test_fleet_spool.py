@@ -195,3 +195,34 @@ def test_a_recording_is_named_by_its_run(tmp_path):
     bad.write_text("<a> <b> .\n")
     with pytest.raises(InputFormatError, match="not valid Turtle"):
         inspect_turtle(bad)
+
+
+def test_two_pushers_share_a_spool_and_send_each_recording_once(tmp_path, oxigraph):
+    import threading
+    import time
+    recs = recordings(tmp_path, 12)
+    spool = fleet.Spool(tmp_path / "spool")
+    for r in recs:
+        spool.enqueue(r.path)
+    proxy = StoreProxy(oxigraph.base)
+    try:
+        pushers = [pusher(fleet.Spool(tmp_path / "spool"), proxy.gsp) for _ in range(2)]
+        results = [None, None]
+
+        def run(i):
+            results[i] = pushers[i].drain(deadline=time.time() + 120)
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        puts = [g for m, _, g in proxy.seen if m == "PUT"]
+    finally:
+        proxy.close()
+    assert sorted(results[0].pushed + results[1].pushed) == sorted(r.run_iri for r in recs)
+    assert len(puts) == 12                      # the entry locks: nothing sent twice
+    assert spool.status()["pushed"] == 12
+    from agent.fleet.recording import inspect_turtle
+    assert spool.status()["pushed_triples"] == sum(inspect_turtle(r.path).triples for r in recs)
+    assert oxigraph.graph_sizes() == {r.run_iri: r.triples for r in recs}

@@ -9,7 +9,7 @@ top level):
     username = "batchflow" ; password = "..."          # HTTP basic, or
     token    = "..."                                   # a bearer token
     ca_file  = "/etc/batchflow/store-ca.pem"           # optional: a private CA
-    timeout  = 60                                      # seconds per request
+    timeout  = 600                                     # seconds to wait for an answer
     spool    = "/var/spool/batchflow/push"             # optional: the push queue
     backoff_initial = 1 ; backoff_max = 300            # seconds
 
@@ -45,7 +45,7 @@ class StoreConfig:
     password: Optional[str] = None
     token: Optional[str] = None
     ca_file: Optional[str] = None
-    timeout: float = 60.0
+    timeout: float = 600.0             # for an answer (the store answers a PUT once it stored it all)
     spool: Optional[str] = None
     backoff_initial: float = 1.0
     backoff_max: float = 300.0

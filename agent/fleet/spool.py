@@ -327,13 +327,22 @@ class Pusher:
             self._wake.wait(wait)
             self._wake.clear()
 
-    def _save_state(self, **changes):
-        st = self.spool.state()
-        st.update(changes)
-        st["store"] = self.store.config.push_url
-        st["failures"] = self.failures
-        st["next_try"] = self.next_try
-        _write_json(self.spool.state_path, st)
+    def _save_state(self, pushed=0, pushed_triples=0, **changes):
+        """Update state.json; totals are added under a lock, as pushers may share the spool."""
+        fd = os.open(self.spool.state_path + ".lock",
+                     os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            st = self.spool.state()
+            st.update(changes)
+            st["pushed"] = st.get("pushed", 0) + pushed
+            st["pushed_triples"] = st.get("pushed_triples", 0) + pushed_triples
+            st["store"] = self.store.config.push_url
+            st["failures"] = self.failures
+            st["next_try"] = self.next_try
+            _write_json(self.spool.state_path, st)
+        finally:
+            os.close(fd)
 
     def delay(self, retry_after=None) -> float:
         """The wait after `self.failures` failures in a row: doubling, half random, capped."""
@@ -378,9 +387,7 @@ class Pusher:
                 shutil.rmtree(gone, ignore_errors=True)
                 self.failures = 0
                 self.next_try = 0.0
-                st = self.spool.state()
-                self._save_state(pushed=st.get("pushed", 0) + 1,
-                                 pushed_triples=st.get("pushed_triples", 0) + meta["triples"],
+                self._save_state(pushed=1, pushed_triples=meta["triples"],
                                  last_push=time.time(), last_error=None)
                 result.pushed.append(meta["graph"])
                 if self.on_pushed is not None:

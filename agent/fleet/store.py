@@ -27,6 +27,7 @@ RESULTS_JSON = "application/sparql-results+json"
 # Statuses that say the store refused this graph itself (a retry would get the
 # same answer); every other failure is the store's or the network's and is retried.
 REFUSED = {400, 411, 413, 415, 422}
+CONNECT_TIMEOUT = 10.0      # seconds; a store that does not accept a connection by then is down
 
 
 class PushFailure(StoreError):
@@ -119,7 +120,7 @@ class Store:
 
     def _send(self, method, url, what, **kw):
         try:
-            resp = self.session.request(method, url, timeout=self.config.timeout, **kw)
+            resp = self.session.request(method, url, timeout=(CONNECT_TIMEOUT, self.config.timeout), **kw)
         except requests.exceptions.RequestException as exc:
             raise PushFailure(f"{what}: no answer from {url}: {_reason(exc)}") from None
         if 200 <= resp.status_code < 300:
