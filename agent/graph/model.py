@@ -23,6 +23,8 @@ import shlex
 
 from ..events import (AT_FDCWD, CLONE_THREAD, TRUNC_ARG, TRUNC_ARGC,
                       TRUNC_PATH, Call, Kind)
+from ..openflags import (CREAT_FLAGS, O_ACCMODE, O_CREAT, O_PATH, O_RDWR, O_TMPFILE, O_TRUNC,
+                         O_WRONLY)
 from . import names as N
 from .sink import Sink
 
@@ -30,15 +32,7 @@ HOLD_NS = 50_000_000          # how long (event time) an unknown pid's events wa
 HOLD_MAX = 200_000            # events held at most, whatever their age
 CACHE_MAX = 20_000            # paths cached (each about 1 KB) before the older half is dropped
 
-O_ACCMODE = 0o3
-O_WRONLY = 0o1
-O_RDWR = 0o2
-O_CREAT = 0o100
-O_TRUNC = 0o1000
-O_PATH = 0o10000000
-O_TMPFILE = 0o20200000
 O_MODE_USED = O_CREAT | O_TMPFILE      # the mode argument matters only then
-CREAT_FLAGS = O_CREAT | O_WRONLY | O_TRUNC
 
 TRUNC_ANY = TRUNC_PATH | TRUNC_ARG | TRUNC_ARGC
 
