@@ -226,3 +226,34 @@ def test_two_pushers_share_a_spool_and_send_each_recording_once(tmp_path, oxigra
     from agent.fleet.recording import inspect_turtle
     assert spool.status()["pushed_triples"] == sum(inspect_turtle(r.path).triples for r in recs)
     assert oxigraph.graph_sizes() == {r.run_iri: r.triples for r in recs}
+
+
+def test_a_journal_is_queued_with_the_turtle_built_from_it(tmp_path, oxigraph):
+    from agent.capture.journal import JournalWriter
+    from agent.events import encode_batch
+    from agent.graph import synthetic
+    from agent.graph.names import run_iri
+    from fleet_support import distinct_triples
+    events, run = synthetic.docs_example()
+    jpath = tmp_path / "job.journal"
+    w = JournalWriter(str(jpath), run)
+    half = len(events) // 2
+    w.append(encode_batch(events[:half]))
+    w.append(encode_batch(events[half:]))
+    w.close(run)
+    spool = fleet.Spool(tmp_path / "spool")
+    meta = spool.enqueue(jpath, move=True)
+    assert not jpath.exists()
+    entry = os.path.join(spool.queue_dir, meta["name"])
+    assert sorted(os.listdir(entry)) == ["data.ttl", "journal.bin", "meta.json"]
+    assert meta["graph"] == run_iri(run)
+    expected = distinct_triples(os.path.join(entry, "data.ttl"))
+    assert pusher(spool, oxigraph.gsp).push_due(force=True).pushed == [meta["graph"]]
+    assert oxigraph.graph_sizes() == {meta["graph"]: expected}
+    # a journal that is not one: refused, nothing left behind
+    bad = tmp_path / "bad.journal"
+    bad.write_bytes(b"\x81\xa9batchflow\xa7journal")      # the header map, cut short of its run
+    from agent.errors import InputFormatError
+    with pytest.raises(InputFormatError, match=f"^{bad}: journal version None is not supported"):
+        spool.enqueue(bad)
+    assert spool.names() == [] and os.listdir(spool.tmp_dir) == []

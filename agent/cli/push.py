@@ -66,11 +66,11 @@ def run_push(args):
         sys.stdout.write(json.dumps(status, indent=1) + "\n" if args.json else fleet.format_status(status))
         return 0
 
+    if spool_dir is not None:
+        return _push_spooled(args, cfg, spool_dir)
     workdir = tempfile.mkdtemp(prefix="batchflow-push-")     # 0700: journals' Turtle
     try:
-        if spool_dir is None:
-            return _push_now(args, cfg, workdir)
-        return _push_spooled(args, cfg, spool_dir, workdir)
+        return _push_now(args, cfg, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -102,11 +102,10 @@ def _push_now(args, cfg, workdir):
     return 0
 
 
-def _push_spooled(args, cfg, spool_dir, workdir):
+def _push_spooled(args, cfg, spool_dir):
     spool = fleet.Spool(spool_dir)
     for f in args.files:
-        ttl = as_turtle(f, workdir)
-        meta = spool.enqueue(ttl, graph=args.graph, journal=f if ttl != f else None)
+        meta = spool.enqueue(f, graph=args.graph)
         _say(args, f"queued {f}: <{meta['graph']}>, {meta['triples']} triples")
     if args.requeue_rejected:
         _say(args, f"{spool.requeue_rejected()} rejected recording(s) queued again")

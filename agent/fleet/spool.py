@@ -37,7 +37,7 @@ import time
 from typing import Callable, Optional
 
 from ..errors import ConfigError, InputFormatError, OutputNotWritableError
-from .recording import inspect_turtle
+from .recording import inspect_turtle, is_journal
 from .store import PushFailure, Store
 
 DATA = "data.ttl"
@@ -159,27 +159,46 @@ class Spool:
                 lock.release()
 
     # -- adding ---------------------------------------------------------------------
-    def enqueue(self, turtle, *, graph=None, journal=None, move=False) -> dict:
-        """Add the recording `turtle` (a batchflow Turtle file) to the queue; its meta.
+    def enqueue(self, recording, *, graph=None, journal=None, move=False) -> dict:
+        """Add `recording` to the queue; its meta (graph, triples, bytes, name...).
 
-        The file is parsed once (its run IRI names the graph unless `graph` is
-        given; its triples are counted).  It is copied into the spool, or moved
-        when `move` (the agent hands over its own files).  `journal`, when
-        given, is kept beside it until the store acknowledged the graph.
+        `recording` is a batchflow Turtle file, or a journal: then the journal
+        is taken into the entry and its Turtle built there (as `recover`
+        would).  The Turtle is parsed once: its run IRI names the graph unless
+        `graph` is given, its statements are counted.  Files are copied into
+        the spool, or moved when `move` (the agent hands over its own files).
+        `journal`, beside a Turtle, is kept with it until the store
+        acknowledged the graph.
         """
-        turtle = os.fspath(turtle)
-        rec = inspect_turtle(turtle, graph)
+        recording = os.fspath(recording)
+        if is_journal(recording):
+            turtle, journal = None, recording
+        else:
+            turtle = recording
+            rec = inspect_turtle(turtle, graph)     # bad input fails before anything is made
         name = f"{time.time_ns():020d}-{os.getpid()}-{random.getrandbits(32):08x}"
         work = os.path.join(self.tmp_dir, name)
         os.mkdir(work, 0o700)
         lock = _Locked(work)
         try:
-            self._take(turtle, os.path.join(work, DATA), move)
             if journal is not None:
                 self._take(os.fspath(journal), os.path.join(work, JOURNAL), move)
+            if turtle is not None:
+                self._take(turtle, os.path.join(work, DATA), move)
+            else:
+                from ..capture.journal import read_journal
+                from ..graph import write_turtle
+                taken = os.path.join(work, JOURNAL)
+                try:
+                    jr = read_journal(taken)
+                except InputFormatError as exc:     # say it of the user's file, not of our copy
+                    raise InputFormatError(str(exc).replace(taken, recording)) from None
+                write_turtle(jr.events, jr.run, os.path.join(work, DATA),
+                             complete=lambda: jr.complete, notes=jr.notes)
+                rec = inspect_turtle(os.path.join(work, DATA), graph)
             meta = {"graph": rec.graph, "triples": rec.triples,
                     "bytes": os.path.getsize(os.path.join(work, DATA)),
-                    "source": os.path.abspath(turtle), "enqueued": time.time(),
+                    "source": os.path.abspath(recording), "enqueued": time.time(),
                     "attempts": 0, "last_error": None}
             _write_json(os.path.join(work, META), meta)
             _fsync_dir(work)
