@@ -257,3 +257,27 @@ def test_a_journal_is_queued_with_the_turtle_built_from_it(tmp_path, oxigraph):
     with pytest.raises(InputFormatError, match=f"^{bad}: journal version None is not supported"):
         spool.enqueue(bad)
     assert spool.names() == [] and os.listdir(spool.tmp_dir) == []
+
+
+def test_serve_pushes_what_is_enqueued_until_stopped(tmp_path, oxigraph):
+    """What the agent runs in a thread: enqueue + wake, and the graph arrives."""
+    import threading
+    import time
+    recs = recordings(tmp_path, 3)
+    spool = fleet.Spool(tmp_path / "spool")
+    p = pusher(spool, oxigraph.gsp)
+    thread = threading.Thread(target=p.serve)
+    thread.start()
+    try:
+        for r in recs:
+            spool.enqueue(r.path)
+            p.wake()
+        give_up = time.monotonic() + 120
+        while spool.names() and time.monotonic() < give_up:
+            time.sleep(0.05)
+    finally:
+        p.stop()
+        thread.join(30)
+    assert not thread.is_alive()
+    assert oxigraph.graph_sizes() == {r.run_iri: r.triples for r in recs}
+    assert spool.status()["pushed"] == 3

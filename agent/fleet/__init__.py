@@ -7,8 +7,8 @@
 
 The resident agent builds a `Spool` and a `Pusher` from its configuration's
 [store] table (`open_pusher`), runs `Pusher.serve()` in a thread, calls
-`Spool.enqueue(turtle, journal=..., move=True)` then `Pusher.wake()` when a
-recording ends, and shows `Spool.status()` in `batchflow status`.
+`Spool.enqueue(journal, move=True)` then `Pusher.wake()` when a recording
+ends, and shows `Spool.status()` in `batchflow status`.
 """
 from __future__ import annotations
 
