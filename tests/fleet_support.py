@@ -122,6 +122,16 @@ class Recording:
         self.failed, self.reads_shared, self.triples = failed, reads_shared, triples
 
 
+def make_big_recording(directory, host, events):
+    """A recording of `events` events (synthetic builds), for a PUT that lasts."""
+    from agent.graph.names import run_iri
+    run = synthetic.make_run(host=host, start_wall_ns=1_770_000_000_000_000_000, root_pid=100,
+                             exit_status=0)
+    path = pathlib.Path(directory) / f"{host}-big.ttl"
+    write_turtle(synthetic.stream_job(events), run, path)
+    return Recording(path, host, run_iri(run), False, False, distinct_triples(path))
+
+
 def make_recording(directory, host, index, *, failed=False, reads_shared=False, ncc=2):
     """A recorded build on `host`: make forks a shell that runs `ncc` compilers.
 
@@ -184,8 +194,14 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
             return
         headers = {k: v for k, v in self.headers.items()
                    if k.lower() in ("content-type", "accept")}
-        resp = requests.request(self.command, proxy.target + self.path, data=body,
-                                headers=headers, timeout=60)
+        if self.command == "PUT":
+            proxy.forwarding.set()
+        try:
+            resp = requests.request(self.command, proxy.target + self.path, data=body,
+                                    headers=headers, timeout=300)
+        except requests.ConnectionError:
+            self._answer(502, b"the store went away")      # what a reverse proxy says
+            return
         with proxy.lock:
             lose = self.command == "PUT" and proxy.lose_answers > 0
             if lose:
@@ -226,6 +242,7 @@ class StoreProxy:
         self.lost = []
         self.seen = []
         self.lock = threading.Lock()
+        self.forwarding = threading.Event()     # set when a PUT is being passed to the store
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ProxyHandler)
         self.httpd.daemon_threads = True
         self.httpd.proxy = self

@@ -10,7 +10,7 @@ import requests
 from agent import fleet
 from agent.errors import ConfigError
 from agent.fleet.config import StoreConfig
-from fleet_support import Oxigraph, StoreProxy, make_recording
+from fleet_support import Oxigraph, StoreProxy, make_big_recording, make_recording
 
 
 @pytest.fixture
@@ -25,8 +25,8 @@ def recordings(directory, n, first=0):
             for i in range(first, first + n)]
 
 
-def pusher(spool, url, **kw):
-    cfg = StoreConfig(url=url, backoff_initial=0.05, backoff_max=0.2, timeout=20)
+def pusher(spool, url, timeout=20, **kw):
+    cfg = StoreConfig(url=url, backoff_initial=0.05, backoff_max=0.2, timeout=timeout)
     return fleet.Pusher(spool, fleet.Store(cfg), backoff_initial=cfg.backoff_initial,
                         backoff_max=cfg.backoff_max, **kw)
 
@@ -281,3 +281,34 @@ def test_serve_pushes_what_is_enqueued_until_stopped(tmp_path, oxigraph):
     assert not thread.is_alive()
     assert oxigraph.graph_sizes() == {r.run_iri: r.triples for r in recs}
     assert spool.status()["pushed"] == 3
+
+
+def test_store_killed_while_it_stores_a_graph(tmp_path, oxigraph):
+    """SIGKILL of the store while it is taking a large PUT: whatever it kept of it,
+    the retry's PUT replaces, and the graph ends up whole, once."""
+    import threading
+    import time
+    big = make_big_recording(tmp_path, "big", 5000)
+    small = recordings(tmp_path, 2)
+    proxy = StoreProxy(oxigraph.base)
+    try:
+        spool = fleet.Spool(tmp_path / "spool")
+        spool.enqueue(big.path)
+        for r in small:
+            spool.enqueue(r.path)
+        p = pusher(spool, proxy.gsp, timeout=600)
+        first = []
+        thread = threading.Thread(target=lambda: first.append(p.push_due(force=True)))
+        thread.start()
+        assert proxy.forwarding.wait(120)
+        time.sleep(0.2)                 # into the store's work on the graph
+        oxigraph.stop()
+        thread.join(300)
+        assert first[0].pushed == [] and "HTTP 502" in first[0].error
+        assert spool.status()["waiting"] == 3
+        oxigraph.start()
+        done = p.drain(deadline=time.time() + 300)
+        assert done.error is None
+    finally:
+        proxy.close()
+    assert oxigraph.graph_sizes() == {r.run_iri: r.triples for r in [big] + small}
