@@ -91,8 +91,8 @@ class RulesActivationError(RulesError):
     exit_code = 13
 
 
-class ConfigError(BatchflowError, ValueError):
-    """A configuration file or option is invalid (the message names the key)."""
+class ConfigError(UsageError):
+    """A configuration file, or an option's value it could also hold, is invalid."""
 
 
 class StoreError(BatchflowError, ConnectionError):

@@ -259,6 +259,23 @@ def test_no_collision_when_one_after_the_other():
     assert symptoms == []
 
 
+def test_no_collision_between_a_parent_and_its_child():
+    """A parent that writes a log and forks a child writing it too takes turns
+    with it by construction: not a collision (compare.collisions' rule)."""
+    b = root()
+    W = O_WRONLY | O_CREAT | O_TRUNC
+    b.fork(50, 51)
+    b.open(50, b"/tmp/out.log", flags=W, ret=3)
+    b.fork(51, 52)
+    b.open(52, b"/tmp/out.log", flags=W, ret=3)
+    b.exit(52, 0)
+    b.wait(51, 52)
+    b.exit(51, 0)
+    b.wait(50, 51)
+    _engine, symptoms, _ = rules(b.events)
+    assert symptoms == []
+
+
 # ---- hot spot ----------------------------------------------------------
 
 def probes(hot, other):

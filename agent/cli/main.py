@@ -21,6 +21,7 @@ SUBCOMMANDS = [
     "agent.cli.query",
     "agent.cli.ctl",
     "agent.cli.push",
+    "agent.cli.diff",
     "agent.cli.rules",
 ]
 

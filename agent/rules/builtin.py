@@ -335,59 +335,64 @@ class ExecLoop(_RateRule):
 
 
 class Collision(Rule):
-    """Two processes alive at the same time both writing one fixed-name file.
-
-    This is batchflow's one detector of fixed-name collisions (issue 14's
-    comparison had not landed one in agent/compare/ when it was written)."""
+    """Two processes both writing one fixed-name file, the second while the
+    first still ran (from its first write of the file to its exit), neither
+    the other's ancestor.  The pairs come from the one collision detector,
+    agent.compare.collisions (which `batchflow diff --collisions` uses too)."""
     description = "two processes overlapping in time that write the same fixed-name file"
-    kinds = (Kind.OPEN, Kind.EXIT)
+    kinds = (Kind.OPEN, Kind.FORK, Kind.EXIT)
     params_schema = {"type": "object", "additionalProperties": False, "properties": {
         "ignore_prefixes": PREFIXES, "score": dict(SCORE, default=60)}}
 
     def start(self):
         self.ignore = tuple(os_bytes(x) for x in self.params["ignore_prefixes"])
-        self.writers = {}         # path -> {proc IRI: (idx, ts, comm)} of live writers
-        self.written = {}         # proc IRI -> [paths it wrote]
-        self.reported = set()     # (path, proc a, proc b)
-        self.found = {}           # path -> [complex findings]
+        self.parent = {}          # proc IRI -> its parent's
+        self.ended = {}           # proc IRI -> exit time
+        self.writes = {}          # (path, proc IRI) -> (idx, ts, comm) of its first write
+        self.last_ts = 0
 
     def on_primitive(self, p):
-        if p.kind == K_EXIT:
-            for path in self.written.pop(p.proc, ()):
-                live = self.writers.get(path)
-                if live is not None:
-                    live.pop(p.proc, None)
-                    if not live:
-                        del self.writers[path]
-            return
-        if p.ret < 0 or p.access not in WRITES or not p.path or p.path[0] != 47 \
-                or _ignored(p.path, self.ignore):
-            return
-        live = self.writers.get(p.path)
-        if live is None:
-            live = self.writers[p.path] = {}
-        if p.proc in live:
-            return
-        for other, (idx, ts, comm) in live.items():
-            key = (p.path, other, p.proc)
-            if key in self.reported:
-                continue
-            self.reported.add(key)
-            f = self.emit("complex", "collision", ts, p.ts, text(p.path),
-                          f"{text(p.path)} written by {comm or other} and, while it still "
-                          f"ran, by {p.comm or p.proc}", [idx, p.idx],
-                          data={"first": other, "second": p.proc})
-            self.found.setdefault(p.path, []).append(f)
-        live[p.proc] = (p.idx, p.ts, p.comm)
-        self.written.setdefault(p.proc, []).append(p.path)
+        self.last_ts = max(self.last_ts, p.ts)
+        if p.kind == K_FORK:
+            if p.child is not None:
+                self.parent[p.child] = p.proc
+        elif p.kind == K_EXIT:
+            self.ended[p.proc] = p.ts
+        elif (p.ret >= 0 and p.access in WRITES and p.path and p.path[0] == 47
+              and not _ignored(p.path, self.ignore)):
+            self.writes.setdefault((p.path, p.proc), (p.idx, p.ts, p.comm))
+
+    def _ancestors(self, proc):
+        out = []
+        while proc in self.parent and len(out) < 10_000:
+            proc = self.parent[proc]
+            out.append(proc)
+        return tuple(out)
 
     def finish(self):
-        for path, found in self.found.items():
-            procs = sorted({f.data["first"] for f in found} | {f.data["second"] for f in found})
-            self.emit("symptom", "collision", found[0].first_ns, found[-1].last_ns, text(path),
+        from ..compare.collisions import Writer, possible_collisions
+
+        first = {}
+        writers = []
+        for (path, proc), (idx, ts, comm) in self.writes.items():
+            first[(path, proc)] = (idx, comm)
+            writers.append(Writer(path, "run", proc, ts, self.ended.get(proc, self.last_ts),
+                                  self._ancestors(proc), node=proc))
+        found = {}
+        for c in possible_collisions(writers):
+            a, b = sorted((c.a, c.b), key=lambda w: w.start_ns)
+            (ia, ca), (ib, cb) = first[(c.path, a.process)], first[(c.path, b.process)]
+            f = self.emit("complex", "collision", a.start_ns, b.start_ns, text(c.path),
+                          f"{text(c.path)} written by {ca or a.process} and, while it still "
+                          f"ran, by {cb or b.process}", [ia, ib],
+                          data={"first": a.process, "second": b.process})
+            found.setdefault(c.path, []).append(f)
+        for path, fs in found.items():
+            procs = sorted({f.data["first"] for f in fs} | {f.data["second"] for f in fs})
+            self.emit("symptom", "collision", fs[0].first_ns, fs[-1].last_ns, text(path),
                       f"{text(path)} was written by {len(procs)} processes running at the "
                       "same time: one's output can overwrite the other's (use a unique name)",
-                      found, score=self.params["score"], data={"processes": procs})
+                      fs, score=self.params["score"], data={"processes": procs})
 
 
 class HotSpot(Rule):
