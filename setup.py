@@ -22,6 +22,7 @@ setup(
         "pyparsing>=3.1",       # rdflib's SPARQL needs it; Debian's older one shadows it
         "matplotlib>=3.6",      # batchflow history plot (Agg backend, no display needed)
         "numpy>=1.21",          # the historian's compressed rows (XOR + byte shuffle in C)
+        "requests>=2.28",       # batchflow push / query --store: HTTP to SPARQL stores
         "jsonschema>=4.17",     # batchflow rules: the configuration's schema
         'tomli>=1.1; python_version < "3.11"',   # TOML before tomllib
     ],

@@ -78,10 +78,6 @@ class StraceSyntaxError(InputFormatError):
     (the importer counts the line as not understood and goes on)."""
 
 
-class ConfigError(BatchflowError, ValueError):
-    """The agent's configuration file is unreadable or invalid (names the key)."""
-
-
 class AgentUnavailableError(BatchflowError, ConnectionError):
     """No resident agent answers on the socket asked for."""
 
@@ -120,5 +116,11 @@ class RulesActivationError(RulesError):
 
 
 class ConfigError(UsageError):
-    """A configuration file, or an option's value it could also hold (an interval, a time
-    range, a day, a time zone...), is invalid."""
+    """A configuration file (the agent's, diff's, the historian's, a store's),
+    or an option's value it could also hold (an interval, a time range, a
+    day, a time zone...), is unreadable or invalid; the message names the key."""
+
+
+class StoreError(BatchflowError, ConnectionError):
+    """A SPARQL store could not be reached, or refused a request."""
+    exit_code = 1

@@ -19,7 +19,7 @@ fi
 
 export DEBIAN_FRONTEND=noninteractive
 PKGS=(python3-bpfcc libbpf-dev strace python3-venv python3-dev gcc make libc6-dev
-      kmod valgrind systemd util-linux passwd)
+      kmod valgrind systemd util-linux passwd openssl)
 missing=()
 for p in "${PKGS[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -22,6 +22,7 @@ SUBCOMMANDS = [
     "agent.cli.ctl",
     "agent.cli.collect",
     "agent.cli.history",
+    "agent.cli.push",
     "agent.cli.diff",
     "agent.cli.rules",
     "agent.cli.agent",

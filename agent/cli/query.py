@@ -13,6 +13,9 @@ terminal) and fits the terminal's width, cutting long cells with an
 ellipsis (--format csv|json give full values).  A SPARQL SERVICE clause
 would make batchflow send requests to the server it names: it is refused
 unless --allow-service is given.
+
+With --store URL the query goes to a SPARQL store instead (the fleet's,
+docs/fleet.md), with the same prefixes and the same output.
 """
 from __future__ import annotations
 
@@ -21,8 +24,9 @@ import re
 import shutil
 import sys
 
-from ..errors import InputFormatError
+from ..errors import ConfigError, InputFormatError
 from ..graph.names import PREFIXES
+from .common import add_store_options, store_config
 
 FORMATS = ("table", "csv", "json")
 
@@ -32,7 +36,7 @@ def register(sub):
                        description="Run a SPARQL 1.1 query against a batchflow Turtle file. "
                                    "Prefixes " + ", ".join(f"{k}:" for k in PREFIXES)
                                    + " are predeclared.")
-    p.add_argument("file", help="Turtle file (a recording)")
+    p.add_argument("file", nargs="?", help="Turtle file (a recording); none with --store")
     p.add_argument("query", help="SPARQL query text, or @FILE to read it from FILE, or - for stdin")
     p.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
     p.add_argument("--width", type=int, default=None, metavar="COLUMNS",
@@ -40,6 +44,8 @@ def register(sub):
                         "else unlimited; 0: unlimited)")
     p.add_argument("--allow-service", action="store_true",
                    help="let SERVICE clauses query the remote endpoints they name")
+    add_store_options(p, "ask the SPARQL store whose Graph Store Protocol endpoint is URL "
+                         "(every host's pushed recordings) instead of a file")
     p.set_defaults(func=run_query)
 
 
@@ -211,9 +217,42 @@ def table_width(args):
     return 0
 
 
+def with_prefixes(text):
+    """`text` with PREFIX lines for the predeclared prefixes it does not declare itself."""
+    missing = [f"PREFIX {k}: <{v}>\n" for k, v in PREFIXES.items()
+               if not re.search(rf"(?i)\bPREFIX\s+{k}:", text)]
+    return "".join(missing) + text
+
+
+def remote(cfg, text):
+    """The result of `text` on the store: SELECT and ASK as pyoxigraph's results (as
+    `query` gives), CONSTRUCT and DESCRIBE as the Turtle text the store sent."""
+    import pyoxigraph as ox
+    from .. import fleet
+
+    with fleet.Store(cfg) as store:
+        ctype, body = store.query(with_prefixes(text))
+    if ctype == "application/sparql-results+json":
+        return ox.parse_query_results(body, format=ox.QueryResultsFormat.JSON)
+    if ctype in ("text/turtle", "application/n-triples"):
+        return body.decode("utf-8")
+    raise InputFormatError(f"the store answered with {ctype or 'no content type'}, "
+                           f"not SPARQL JSON results or Turtle")
+
+
 def run_query(args):
     text = read_query_arg(args.query)
-    store = load(args.file)
-    sys.stdout.write(render(query(store, text, args.allow_service), args.format,
-                            table_width(args)))
+    cfg = store_config(args, required=False)
+    if cfg is None:
+        if args.file is None:
+            raise ConfigError("give a Turtle FILE, or --store URL")
+        result = query(load(args.file), text, args.allow_service)
+    else:
+        if args.file is not None:
+            raise ConfigError(f"give a Turtle FILE or --store URL, not both ({args.file})")
+        result = remote(cfg, text)
+        if isinstance(result, str):
+            sys.stdout.write(result)
+            return 0
+    sys.stdout.write(render(result, args.format, table_width(args)))
     return 0
