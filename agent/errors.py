@@ -46,3 +46,7 @@ class ExtensionError(BatchflowError, OSError):
 
 class ControlError(BatchflowError, ValueError):
     """A control message (DISCARD, FOCUS, ...) is malformed or cannot be applied."""
+
+
+class ServeError(BatchflowError, ValueError):
+    """A bad option of `batchflow serve`: address, token file, user, TLS files."""

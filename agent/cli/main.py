@@ -19,6 +19,7 @@ SUBCOMMANDS = [
     "agent.cli.recover",
     "agent.cli.query",
     "agent.cli.ctl",
+    "agent.cli.serve",
 ]
 
 
