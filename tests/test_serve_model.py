@@ -99,7 +99,9 @@ def test_since_returns_only_what_changed_after_a_revision():
     # an object changed twice is sent once, in its latest state
     everything = g.since(0)
     ids = [n["id"] for n in everything["nodes"]]
-    assert len(ids) == len(set(ids)) == len([o for o in g.objects.values() if "source" not in o])
+    assert len(ids) == len(set(ids)) == len([o for o in g.objects.values()
+                                             if o["type"] not in ("Fork", "Access")])
+    assert [n for n in everything["nodes"] if n["type"] == "Run"] == [g.get(g.run_id)]
 
 
 def test_change_log_is_compacted():

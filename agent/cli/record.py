@@ -41,6 +41,17 @@ def register(sub):
     p.add_argument("--control-socket", metavar="PATH",
                    help="accept control messages on this Unix socket (root only; "
                         "see `batchflow ctl`)")
+    # ---- live view (agent/serve/) ----
+    p.add_argument("--serve", nargs="?", const="127.0.0.1:8765", metavar="HOST:PORT",
+                   help="serve the recording live to a browser (default 127.0.0.1:8765; "
+                        "port 0: any free port); the server runs as another process and user")
+    p.add_argument("--token-file", metavar="PATH",
+                   help="with --serve: the API token's file (created 0600 when absent)")
+    p.add_argument("--serve-user", metavar="USER",
+                   help="with --serve: the server's user (default $SUDO_USER, else nobody)")
+    p.add_argument("--serve-linger", type=float, default=None, metavar="SECONDS",
+                   help="with --serve: keep serving this long after the recording "
+                        "(default: until Ctrl-C)")
     p.add_argument("--ebpf", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
     p.set_defaults(func=run_record)
@@ -103,6 +114,14 @@ def run_record(args) -> int:
         from ..control.startup import Steering, load_control_file
         control_msgs = load_control_file(args.control) if args.control else []
 
+    if args.serve:
+        from ..serve import runner
+        host, _port = runner.parse_listen(args.serve)
+        token, token_path = runner.read_or_create_token(args.token_file)
+        if control_msgs is None:
+            from ..control.startup import Steering
+            control_msgs = []
+
     run = Run(source="record", command=list(command), scope=scope, tool_version=__version__)
     if scope == "pid":
         run.cwd = os.fsencode(os.readlink(f"/proc/{args.pid}/cwd"))
@@ -117,15 +136,21 @@ def run_record(args) -> int:
         sampler = Sampler(interval)
     recorder = Recorder(run, sink=None, ringbuf_pages=args.ringbuf_pages, poll_ms=args.poll_ms,
                         sampler=sampler)
-    steering = None
+    steering = server = None
     try:
-        if control_msgs is not None:
-            steering = Steering(args.control_socket)
-            steering.attach(recorder, control_msgs)
         from ..capture.journal import JournalWriter
 
         run.mark_start()
         journal = JournalWriter(journal_path, run)
+        if args.serve:
+            from ..serve.launch import ServerProcess
+            server = ServerProcess(journal_path, args.serve, token, args.serve_user)
+            if token_path and not args.quiet:
+                print(f"batchflow: the token is in {token_path}", file=sys.stderr, flush=True)
+        if control_msgs is not None:
+            steering = Steering(args.control_socket,
+                                trusted=[server.control_sock] if server else ())
+            steering.attach(recorder, control_msgs)
         recorder.sink = journal.append
         if scope == "command":
             recorder.start_command(command)
@@ -138,11 +163,16 @@ def run_record(args) -> int:
             recorder.attach_system()
             if not args.quiet:
                 print("batchflow: tracing the whole host", file=sys.stderr, flush=True)
+        # The scope's root and start are known now: a reader following the
+        # journal (serve) names the root process as the final Turtle will.
+        journal.update(run)
         recorder.loop(duration=args.duration)
         run.mark_end()
         journal.close(run)
     except BaseException:
         recorder.close()
+        if server is not None:
+            server.stop()
         raise
     finally:
         if steering is not None:
@@ -156,7 +186,12 @@ def run_record(args) -> int:
     finally:
         closer.join()
     if not args.keep_journal:
-        os.unlink(journal_path)
+        os.unlink(journal_path)       # the server keeps reading it through its descriptor
+    if server is not None:
+        try:
+            server.linger(args.serve_linger, args.quiet)
+        finally:
+            server.stop()
     return run.exit_status if run.exit_status is not None else 0
 
 

@@ -93,7 +93,7 @@ def run_serve(args) -> int:
         print(f"batchflow: serving {len(sources)} run(s) at {base}/?token={token}{where}",
               file=sys.stderr, flush=True)
         if args.ready_fd is not None:
-            os.write(args.ready_fd, f"{port}\n".encode())
+            os.write(args.ready_fd, f"{port} {os.getpid()}\n".encode())
             os.close(args.ready_fd)
 
     runner.serve_forever(app, sock, args.tls_cert, args.tls_key, on_ready=ready)

@@ -24,6 +24,7 @@ from . import names as N
 from .model import Interpreter
 
 KIND_KEYS = {int(k): k.name.lower() for k in Kind}
+LINK_TYPES = frozenset(("Fork", "Access"))
 ACCESS_GROUP = {"Read": "read", "ReadWrite": "write", "Write": "write", "Execute": "exec",
                 "Stat": "stat", "Chdir": "chdir"}
 
@@ -115,7 +116,7 @@ class DeltaGraph:
             if obj is None or obj.get("rev") != self._log_revs[i]:
                 continue      # changed again later: sent at its last revision
             seen.add(oid)
-            (links if "source" in obj else nodes).append(obj)
+            (links if obj.get("type") in LINK_TYPES else nodes).append(obj)
         dstart = bisect.bisect_right(self._deleted, (rev, "\U0010ffff"))
         deleted = [oid for _, oid in self._deleted[dstart:]]
         return {"run": self.run_id, "since": rev, "until": self.rev,
@@ -125,7 +126,7 @@ class DeltaGraph:
         return [o for o in self.objects.values() if o.get("type") == type_]
 
     def links_of(self, type_):
-        return [o for o in self.objects.values() if o.get("type") == type_ and "source" in o]
+        return [o for o in self.objects.values() if o.get("type") == type_]
 
 
 class DeltaSink:

@@ -123,7 +123,7 @@ def serve_forever(serve_app, sock, tls_cert=None, tls_key=None, on_ready=None):
 
     config = uvicorn.Config(serve_app.app, log_level="warning", access_log=False,
                             ssl_certfile=tls_cert, ssl_keyfile=tls_key, timeout_keep_alive=5,
-                            limit_concurrency=4096, lifespan="on", h11_max_incomplete_event_size=
+                            limit_concurrency=4096, lifespan="on", timeout_graceful_shutdown=2, h11_max_incomplete_event_size=
                             64 << 10)
     server = uvicorn.Server(config)
 
