@@ -144,7 +144,8 @@ def run_record(args) -> int:
         journal = JournalWriter(journal_path, run)
         if args.serve:
             from ..serve.launch import ServerProcess
-            server = ServerProcess(journal_path, args.serve, token, args.serve_user)
+            server = ServerProcess(journal_path, args.serve, token, args.serve_user,
+                                   name=os.path.basename(args.output))
             if token_path and not args.quiet:
                 print(f"batchflow: the token is in {token_path}", file=sys.stderr, flush=True)
         if control_msgs is not None:

@@ -31,6 +31,7 @@ def register(sub):
     p.add_argument("--token-fd", type=int, help=argparse_suppress())
     p.add_argument("--control-fd", type=int, help=argparse_suppress())
     p.add_argument("--ready-fd", type=int, help=argparse_suppress())
+    p.add_argument("--journal-name", default="recording.journal", help=argparse_suppress())
     p.set_defaults(func=run_serve)
 
 
@@ -58,7 +59,7 @@ def run_serve(args) -> int:
         mounts[name] = directory
     sources = []
     if args.journal_fd is not None:
-        sources.append(JournalTail("recording.journal", args.journal_fd))
+        sources.append(JournalTail(args.journal_name, args.journal_fd))
     sources.extend(open_source(f) for f in args.files)
     if not sources:
         raise ServeError("nothing to serve: give Turtle files or journals")

@@ -292,9 +292,29 @@ class DeltaSink:
         if end:
             node["endNs"], node["endTime"] = end, self._time(end)
         node["exitStatus"] = run.exit_status
+        self._late_usage(run)
         if summary.root is not None:
             node["rootProcess"] = summary.root.iri
         self.graph.delete(node)
+
+
+    def _late_usage(self, run):
+        """A live reader learns the processes' usage samples from the journal's
+        trailer, after their exits: they are added then, as the Turtle has them."""
+        stats = getattr(run, "process_stats", None) or {}
+        if not stats:
+            return
+        last = {}
+        for node in self.procs.values():       # the latest process of each pid
+            if node["endNs"] is not None:
+                last[node["pid"]] = node
+        for pid, sample in stats.items():
+            node = last.get(int(pid))
+            if node is None or any(prop in node for _k, prop, _t in N.USAGE):
+                continue
+            for prop, lex, dtype in N.usage_props(sample):
+                node[prop] = _usage_value(lex, dtype)
+            self.graph.touch(node)
 
 
 class LiveInterpreter(Interpreter):

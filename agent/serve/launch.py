@@ -29,7 +29,7 @@ def default_user():
 
 
 class ServerProcess:
-    def __init__(self, journal_path, listen, token, user=None):
+    def __init__(self, journal_path, listen, token, user=None, name=None):
         self.pidfd = None
         self.control_sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         jfd = os.open(journal_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
@@ -38,7 +38,8 @@ class ServerProcess:
         keep = (jfd, token_r, theirs.fileno(), ready_w)
         argv = [sys.executable, "-m", "agent", "serve", "--journal-fd", str(jfd),
                 "--token-fd", str(token_r), "--control-fd", str(theirs.fileno()),
-                "--ready-fd", str(ready_w), "--listen", listen, "--user", user or default_user()]
+                "--ready-fd", str(ready_w), "--listen", listen, "--user", user or default_user(),
+                "--journal-name", name or os.path.basename(journal_path)]
         try:
             _spawn(argv, keep)
         finally:

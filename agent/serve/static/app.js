@@ -30,11 +30,14 @@ function freshState(runId) {
 // ---- data -------------------------------------------------------------------
 
 function apply(delta) {
-  for (const n of delta.nodes || []) {
-    const old = S.objects.get(n.id);
+  for (const fresh of delta.nodes || []) {
+    // updated in place: the tree keeps references to its process objects
+    const old = S.objects.get(fresh.id);
+    if (old && old.type === "Process" && old.parent !== fresh.parent) S.treeDirty = true;
+    const n = old ? Object.assign(old, fresh) : fresh;
     S.objects.set(n.id, n);
     if (n.type === "Process") {
-      if (!old || old.parent !== n.parent) S.treeDirty = true;
+      if (!old) S.treeDirty = true;
       S.procs.set(n.id, n);
       seeNs(n.startNs); seeNs(n.endNs);
     } else if (n.type === "Run") {
@@ -42,7 +45,9 @@ function apply(delta) {
       seeNs(n.startNs); seeNs(n.endNs);
     }
   }
-  for (const l of delta.links || []) {
+  for (const fresh of delta.links || []) {
+    const old = S.objects.get(fresh.id);
+    const l = old ? Object.assign(old, fresh) : fresh;
     S.objects.set(l.id, l);
     if (l.type === "Access") {
       let set = S.links.get(l.source);
@@ -257,7 +262,9 @@ function drawDetail(id) {
       const f = S.objects.get(l.target);
       const extra = (l.count > 1 ? ` ×${l.count}` : "") +
         (l.failures ? ` <span class="fail">${l.failures} failed ${esc(l.errnos.join(" "))}</span>` : "");
-      return `<li>${esc(f ? f.path : l.target)}<span class="count">${extra}</span></li>`;
+      const name = !f ? l.target : f.path ? f.path :
+        `(empty path${f.relativeTo ? ", relative to " + f.relativeTo : ""})`;
+      return `<li>${esc(name)}<span class="count">${extra}</span></li>`;
     }).join("") + `</ul>`;
   }
   html += `</div>`;
@@ -324,7 +331,11 @@ async function follow(state) {
           const msg = JSON.parse(data);
           if (name === "delta") apply(msg);
           else if (name === "resync") apply(await getJSON(`/api/runs/${state.runId}/graph?since=${msg.since}`));
-          else if (name === "end") { state.ended = true; state.live = false; schedule(); }
+          else if (name === "end") {
+            state.ended = true; state.live = false; schedule();
+            const opt = [...$("runs").options].find((o) => o.value === state.runId);
+            if (opt) opt.textContent = opt.textContent.replace(" (live)", "");
+          }
         }
       }
     } catch (err) {
