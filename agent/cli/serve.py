@@ -87,6 +87,10 @@ def run_serve(args) -> int:
     port = sock.getsockname()[1]
     runner.raise_fd_limit()
     runner.drop_privileges(args.user or "nobody")
+    for name, directory in mounts.items():
+        if not os.access(directory, os.R_OK | os.X_OK):
+            raise ServeError(f"--mount {name}: {directory} is not readable by the server's "
+                             f"user (uid {os.geteuid()}; see --user)")
     base = f"{scheme}://{_url_host(host)}:{port}"
 
     def ready():
