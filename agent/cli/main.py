@@ -20,6 +20,8 @@ SUBCOMMANDS = [
     "agent.cli.query",
     "agent.cli.ctl",
     "agent.cli.serve",
+    "agent.cli.show",
+    "agent.cli.render",
 ]
 
 
