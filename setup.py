@@ -1,11 +1,15 @@
-from setuptools import setup
+from setuptools import find_packages, setup
 
 setup(
     name="batchflow",
     version="0.1.0",
     description="Record what a batch job does, with eBPF, as an RDF (PROV-O) graph in Turtle",
-    packages=["agent", "agent.graph"],
-    package_data={"agent": ["ontology/*.ttl", "bpf/*"]},
+    # Every package under agent/, found rather than listed.
+    packages=find_packages(include=["agent", "agent.*"]),
+    # agent/bpf is a link to the top-level bpf/: the kernel side's sources
+    # travel inside the package, where agent/abi.py and the loader read them.
+    # serve/static: the web page (plain JavaScript, no library: nothing to vendor).
+    package_data={"agent": ["ontology/*.ttl", "bpf/*.h", "bpf/*.c", "serve/static/*"]},
     python_requires=">=3.9",
     setup_requires=["cffi>=1.15"],
     cffi_modules=["ext/_build.py:ffibuilder"],
@@ -16,6 +20,8 @@ setup(
         "msgpack>=1.0",
         "pyoxigraph>=0.4",      # batchflow query: embedded SPARQL store
         "pyparsing>=3.1",       # rdflib's SPARQL needs it; Debian's older one shadows it
+        "starlette>=0.37",      # batchflow serve: the ASGI application (routes, SSE, static files)
+        "uvicorn>=0.29",        # ... and its HTTP server
     ],
     entry_points={"console_scripts": ["batchflow=agent.cli:main"]},
 )

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up everything batchflow needs on Debian 12, as root. Idempotent: a
 # second run changes nothing and takes seconds.
-#   - Debian packages: bcc (python3-bpfcc), libbpf-dev, strace, a compiler
+#   - Debian packages: bcc (python3-bpfcc), libbpf-dev, strace, a compiler;
+#     chromium (the page tests) and graphviz (batchflow render)
 #   - kernel headers for bcc: linux-headers-$(uname -r), or the nearest
 #     Debian has, linked where bcc looks for them
 #   - tracefs mounted
@@ -18,7 +19,8 @@ fi
 
 export DEBIAN_FRONTEND=noninteractive
 PKGS=(python3-bpfcc libbpf-dev strace python3-venv python3-dev gcc make libc6-dev
-      kmod valgrind)
+      kmod valgrind
+      chromium graphviz curl)
 missing=()
 for p in "${PKGS[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
