@@ -1,7 +1,9 @@
 """record --serve, live: a job recorded by the kernel side appears in Chromium
 process by process; a click shows a process's files; the page's processes are
 exactly the Turtle's."""
+import json
 import os
+import re
 import select
 import signal
 import subprocess
@@ -42,8 +44,10 @@ def job_script(tmp_path):
     return script
 
 
-def wait_url(proc, timeout=120):
-    seen = b""
+def wait_stderr(proc, regex, timeout=120):
+    """The match of `regex` in what the process wrote on stderr (since the last
+    match), once it is there."""
+    seen = getattr(proc, "unmatched", b"")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         r, _, _ = select.select([proc.stderr], [], [], 0.5)
@@ -52,10 +56,17 @@ def wait_url(proc, timeout=120):
             if not chunk:
                 break
             seen += chunk
-            m = URL_RE.search(seen.decode(errors="replace"))
-            if m:
-                return m.group(1), m.group(2)
-    raise AssertionError(f"no URL printed: {seen.decode(errors='replace')}")
+        text = seen.decode(errors="replace")
+        m = regex.search(text)
+        if m:
+            proc.unmatched = text[m.end():].encode()
+            return m
+    raise AssertionError(f"{regex.pattern} never printed: {seen.decode(errors='replace')}")
+
+
+def wait_url(proc):
+    m = wait_stderr(proc, URL_RE)
+    return m.group(1), m.group(2)
 
 
 def turtle_processes(path):
@@ -99,6 +110,7 @@ def test_a_live_job_appears_process_by_process(tmp_path, chromium):  # noqa: F81
         if os.environ.get("BF_SHOT"):
             page.screenshot(path=os.environ["BF_SHOT"])
         served = Server(rec, base, token).request("/api/runs/1/graph?since=0")[1]
+        wait_stderr(rec, re.compile("the recording has ended; still serving"))
         rec.send_signal(signal.SIGINT)          # ends the linger after the recording
         assert rec.wait(60) == 3                # the job's exit status
         assert errors == []
@@ -116,3 +128,54 @@ def test_a_live_job_appears_process_by_process(tmp_path, chromium):  # noqa: F81
         if rec.poll() is None:
             rec.kill()
             rec.wait()
+
+
+def test_the_page_api_steers_a_live_recording(tmp_path):
+    """DISCARD through POST /api/runs/1/control reaches the recorder: the files
+    opened after it are not in the graph, and the run says what was discarded."""
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    script = tmp_path / "job.sh"
+    script.write_text(textwrap.dedent(f"""\
+        #!/bin/sh
+        while [ ! -e {tmp_path}/go ]; do cat {probe}/before > /dev/null 2>&1; sleep 0.05; done
+        for i in 1 2 3 4 5; do cat {probe}/after-$i > /dev/null 2>&1; done
+        exit 0
+        """))
+    script.chmod(0o755)
+    out = tmp_path / "steered.ttl"
+    rec = subprocess.Popen([sys.executable, "-m", "agent", "record", "-o", str(out),
+                            "--serve", "127.0.0.1:0", "--serve-linger", "0",
+                            "--token-file", str(tmp_path / "token"), "--", str(script)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        base, token = wait_url(rec)
+        srv = Server(rec, base, token)
+        status, reply = srv.request("/api/runs/1/control", method="POST",
+                                    body=b'{"type": "STATUS"}')
+        assert status == 200 and reply["ok"] is True
+        status, reply = srv.request("/api/runs/1/control", method="POST", body=b"{not json")
+        assert status == 400 and reply["error"].startswith("bad JSON")
+        status, reply = srv.request("/api/runs/1/control", method="POST",
+                                    body=b'{"type": "DISCARD", "tw": ["now"], "cond": {}}')
+        assert status == 400 and reply["ok"] is False and reply["error"]
+        msg = {"type": "DISCARD", "tw": ["now", "+inf"], "cond": {"path_prefix": str(probe) + "/after-"}}
+        status, reply = srv.request("/api/runs/1/control", method="POST",
+                                    body=json.dumps(msg).encode())
+        assert status == 200 and reply["ok"] is True, reply
+        (tmp_path / "go").write_text("")
+        assert rec.wait(120) == 0
+    finally:
+        if rec.poll() is None:
+            rec.kill()
+            rec.wait()
+    with open(out, "rb") as fh:
+        g = graph_of_turtle(fh)
+    paths = {n["path"] for n in g.nodes_of("File")}
+    assert f"{probe}/before" in paths
+    assert [p for p in paths if p.startswith(f"{probe}/after-")] == []
+    commands = [n["command"] for n in g.nodes_of("Process")]
+    assert sum(1 for c in commands if c and c.startswith(f"cat {probe}/after-")) == 5
+    discards = [m for m in g.get(g.run_id)["protocol"]
+                if m["type"] == "MissingEvent" and m.get("missingReason") == "discard"]
+    assert discards and all(str(probe) in m["condition"] for m in discards)
