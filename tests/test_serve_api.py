@@ -285,3 +285,60 @@ def test_beyond_loopback_without_tls_warns(docs_files, tmp_path):
         else:
             proc.kill()
             proc.wait()
+
+
+def test_a_client_that_stops_reading_gets_a_resync_and_the_server_goes_on(tmp_path):
+    """Big deltas (hundreds of processes each) to a client with a tiny receive
+    window that reads nothing: its queue fills, it is told to resync, and the
+    server's other clients and the final graph are unaffected."""
+    events = list(stream_job(200_000, batch=2000))
+    run = make_run(root_pid=100)
+    path = tmp_path / "big.journal"
+    writer = JournalWriter(path, run)
+    writer.append(encode_batch(events[:2000]))
+    srv = start_server(tmp_path, [path], ["--client-queue", "8"])
+    host, port = srv.base.rsplit("/", 1)[1].split(":")
+    slow = socket.socket()
+    slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    slow.connect((host, int(port)))
+    slow.sendall(f"GET /api/runs/1/stream?client=slow&since=0 HTTP/1.1\r\nHost: x\r\n"
+                 f"Authorization: Bearer {srv.token}\r\n\r\n".encode())
+    try:
+        for k in range(2000, len(events), 2000):
+            writer.append(encode_batch(events[k:k + 2000]))
+            time.sleep(0.05)           # one revision per batch or so, not one big one
+        writer.close(run)
+        deadline = time.monotonic() + 60
+        while srv.request("/api/runs")[1]["runs"][0]["live"] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        _, final = srv.request("/api/runs/1/graph")
+        assert final["live"] is False and final["until"] > 8
+        # now the slow client reads what it was sent
+        slow.settimeout(30)
+        data = bytearray()
+        deltas = 0
+        while True:
+            start = max(0, len(data) - 20)
+            try:
+                chunk = slow.recv(1 << 20)
+            except TimeoutError:
+                raise AssertionError((len(data), deltas, bytes(data[-400:])))
+            if not chunk:
+                break
+            data += chunk
+            deltas += chunk.count(b"event: delta")
+            if b"event: resync" in data[start:] or b"event: end" in data[start:]:
+                break
+        assert b"event: resync" in data, (deltas, final["until"])
+        data = bytes(data)
+        resync = data[data.index(b"event: resync"):].split(b"\n")[1]
+        since = json.loads(resync[len(b"data: "):])["since"]
+        assert 0 < since < final["until"]
+        # what it asks for then is exactly what changed after its last delta
+        _, rest = srv.request(f"/api/runs/1/graph?since={since}")
+        assert rest["until"] == final["until"]
+        assert {o["id"] for o in rest["nodes"] + rest["links"]} == {
+            o["id"] for o in final["nodes"] + final["links"] if o["rev"] > since}
+    finally:
+        slow.close()
+        srv.stop()

@@ -11,6 +11,7 @@ import sys
 import textwrap
 import time
 
+import psutil
 import pyoxigraph as ox
 import pytest
 
@@ -34,6 +35,7 @@ def job_script(tmp_path):
     script = tmp_path / "job.sh"
     script.write_text(textwrap.dedent(f"""\
         #!/bin/sh
+        while [ ! -e {tmp_path}/go ]; do sleep 0.1; done
         for i in $(seq 0 {STEPS - 1}); do
             cat {tmp_path}/input-$i.txt > /dev/null
             sleep 0.5
@@ -88,6 +90,8 @@ def test_a_live_job_appears_process_by_process(tmp_path, chromium):  # noqa: F81
         assert (tmp_path / "token").stat().st_mode & 0o777 == 0o600
         errors = []
         page = open_page(chromium, f"{base}/?token={token}", errors)
+        page.wait_for_selector(".row")              # the job's root, waiting for the go
+        (tmp_path / "go").write_text("")
         seen_counts = []
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -102,8 +106,11 @@ def test_a_live_job_appears_process_by_process(tmp_path, chromium):  # noqa: F81
         assert len(seen_counts) >= 4 and seen_counts == sorted(seen_counts), seen_counts
         # the token left the address bar once read, as the page promises
         assert "token" not in page.url
-        rows = page.eval_on_selector_all(".row", "rs => rs.map(r => r.dataset.id)")
-        page.click(".row:has-text('cat ') .name")
+        # (only the rows in view exist in the DOM: the page's own list of processes)
+        rows = page.evaluate("[...S.procs.keys()]")
+        assert page.evaluate("S.rows.length") == len(rows)
+        page.fill("#search", "input-0")
+        page.click(".row.match .name")
         page.wait_for_selector("#files h4[data-group='read']")
         files = page.inner_text("#files")
         page.screenshot(path=str(tmp_path / "live.png"))
@@ -116,14 +123,17 @@ def test_a_live_job_appears_process_by_process(tmp_path, chromium):  # noqa: F81
         assert errors == []
         final = turtle_processes(out)
         # the page named every process exactly as the Turtle does
-        assert set(rows) == final and len(final) >= 2 * STEPS + 1, (rows, final)
+        # the job, seq, and per step a cat and a sleep; plus the go-file wait's sleeps
+        assert set(rows) == final and len(final) >= 2 * STEPS + 2, (rows, final)
         assert f"{tmp_path}/input-" in files
         # what the server built live from the journal is the Turtle's graph, object for object
         with open(out, "rb") as fh:
             expected = without_rev(graph_of_turtle(fh).objects)
         got = without_rev({o["id"]: o for o in served["nodes"] + served["links"]})
         assert got.keys() == expected.keys()
-        assert [k for k in got if got[k] != expected[k]] == []
+        diffs = [{f: (got[k].get(f), expected[k].get(f)) for f in set(got[k]) | set(expected[k])
+                  if got[k].get(f) != expected[k].get(f)} for k in got if got[k] != expected[k]]
+        assert diffs == []
     finally:
         if rec.poll() is None:
             rec.kill()
@@ -179,3 +189,37 @@ def test_the_page_api_steers_a_live_recording(tmp_path):
     discards = [m for m in g.get(g.run_id)["protocol"]
                 if m["type"] == "MissingEvent" and m.get("missingReason") == "discard"]
     assert discards and all(str(probe) in m["condition"] for m in discards)
+
+
+def test_the_server_stops_when_its_recording_is_killed(tmp_path):
+    job = []
+    rec = subprocess.Popen([sys.executable, "-m", "agent", "record", "-o", str(tmp_path / "k.ttl"),
+                            "--serve", "127.0.0.1:0", "--token-file", str(tmp_path / "token"),
+                            "--", "sleep", "60"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        base, token = wait_url(rec)
+        srv = Server(rec, base, token)
+        assert srv.request("/", token=None) == (200, b"OK")
+        deadline = time.monotonic() + 30
+        while not job and time.monotonic() < deadline:
+            job = psutil.Process(rec.pid).children()   # the sleep (the server is no child)
+            time.sleep(0.1)
+        assert [p.name() for p in job] == ["sleep"]
+        rec.kill()                        # SIGKILL: no clean-up runs in record
+        rec.wait()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                srv.request("/", token=None, timeout=2)
+            except OSError:               # connection refused: the server is gone
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError("the server outlived its recording")
+    finally:
+        if rec.poll() is None:
+            rec.kill()
+            rec.wait()
+        for p in job:
+            p.kill()

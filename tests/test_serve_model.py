@@ -9,7 +9,7 @@ from agent.graph import write_turtle
 from agent.graph.fromturtle import graph_of_turtle
 from agent.graph.jsondelta import DeltaGraph, DeltaSink, LiveInterpreter, graph_of_events
 from agent.graph.model import Interpreter
-from agent.graph.synthetic import docs_example, make_run, stream_job
+from agent.graph.synthetic import Builder, docs_example, make_run, stream_job
 from agent.errors import InputFormatError
 
 
@@ -29,10 +29,18 @@ def delta_graph(events, run, detail):
 
 
 @pytest.mark.parametrize("detail", ["events", "summary"])
-@pytest.mark.parametrize("workload", ["docs", "stream"])
+@pytest.mark.parametrize("workload", ["docs", "stream", "mixed"])
 def test_journal_road_and_turtle_road_give_the_same_json(tmp_path, detail, workload):
     if workload == "docs":
         events, run = docs_example()
+    elif workload == "mixed":
+        # one access link with successes and failures of two kinds
+        b = Builder()
+        b.exec(50, b"/bin/x", [b"x"])
+        for ret in (-2, 0, -13, 0, -2):
+            b.stat(50, b"/tmp/probe", ret=ret)
+        b.exit(50, 0)
+        events, run = b.events, make_run()
     else:
         events, run = list(stream_job(20000)), make_run(root_pid=100)
     out = tmp_path / "x.ttl"
@@ -43,6 +51,9 @@ def test_journal_road_and_turtle_road_give_the_same_json(tmp_path, detail, workl
     assert from_turtle.keys() == from_events.keys()
     different = [k for k in from_turtle if from_turtle[k] != from_events[k]]
     assert not different, (from_turtle[different[0]], from_events[different[0]])
+    if workload == "mixed":
+        (link,) = [o for o in from_events.values() if o["type"] == "Access" and o["access"] == "Stat"]
+        assert (link["count"], link["failures"], link["errnos"]) == (5, 3, ["EACCES", "ENOENT"])
 
 
 def test_docs_example_in_json():

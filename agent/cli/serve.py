@@ -24,6 +24,8 @@ def register(sub):
                    help="when started as root, serve as this user (default nobody)")
     p.add_argument("--mount", action="append", default=[], metavar="NAME=DIR",
                    help="also serve the files of DIR under the secret download path, as NAME/")
+    p.add_argument("--client-queue", type=int, default=64, metavar="N",
+                   help="deltas queued per client before a slow one is told to resync (default 64)")
     p.add_argument("--print-urls", action="store_true",
                    help="print the page and download URLs for these options and exit")
     # record --serve hands over what the server may no longer open itself:
@@ -31,6 +33,7 @@ def register(sub):
     p.add_argument("--token-fd", type=int, help=argparse_suppress())
     p.add_argument("--control-fd", type=int, help=argparse_suppress())
     p.add_argument("--ready-fd", type=int, help=argparse_suppress())
+    p.add_argument("--lifeline-fd", type=int, help=argparse_suppress())
     p.add_argument("--journal-name", default="recording.journal", help=argparse_suppress())
     p.set_defaults(func=run_serve)
 
@@ -68,7 +71,9 @@ def run_serve(args) -> int:
             token, token_path = fh.read().strip(), None
     else:
         token, token_path = runner.read_or_create_token(args.token_file)
-    app = ServeApp(sources, token, mounts)
+    if args.client_queue < 1:
+        raise ServeError("--client-queue must be at least 1")
+    app = ServeApp(sources, token, mounts, queue_max=args.client_queue)
     if args.control_fd is not None:
         from ..serve.control import ControlLink
         sources[0].control = ControlLink(args.control_fd)
@@ -101,7 +106,8 @@ def run_serve(args) -> int:
             os.write(args.ready_fd, f"{port} {os.getpid()}\n".encode())
             os.close(args.ready_fd)
 
-    runner.serve_forever(app, sock, args.tls_cert, args.tls_key, on_ready=ready)
+    runner.serve_forever(app, sock, args.tls_cert, args.tls_key, on_ready=ready,
+                         lifeline_fd=args.lifeline_fd)
     return 0
 
 

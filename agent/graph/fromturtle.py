@@ -143,12 +143,14 @@ def graph_of_turtle(fh, name="Turtle input") -> DeltaGraph:
 
     access_rows = list(_rows(store, """
         SELECT ?p ?a ?f (COUNT(?e) AS ?n) (SUM(IF(?r < 0, 1, 0)) AS ?fail) (MIN(?ns) AS ?first)
-               (MAX(?ns) AS ?last) (GROUP_CONCAT(DISTINCT ?errno; separator=" ") AS ?errnos)
+               (MAX(?ns) AS ?last) (GROUP_CONCAT(DISTINCT COALESCE(?errno, ""); separator=" ") AS ?errnos)
         WHERE { ?e bf:process ?p ; bf:file ?f ; bf:access ?a ; bf:ns ?ns ; bf:result ?r .
                 OPTIONAL { ?e bf:errno ?errno } }
+        # (COALESCE: in a group mixing successes and failures, an unbound errno
+        # would make the whole GROUP_CONCAT unbound)
         GROUP BY ?p ?a ?f"""))
     for row in _rows(store, """
-        SELECT ?p ?a ?f ?n ?fail ?first ?last (GROUP_CONCAT(?errno; separator=" ") AS ?errnos)
+        SELECT ?p ?a ?f ?n ?fail ?first ?last (GROUP_CONCAT(COALESCE(?errno, ""); separator=" ") AS ?errnos)
         WHERE { ?x a bf:Access ; bf:process ?p ; bf:file ?f ; bf:access ?a ; bf:count ?n ;
                    bf:failures ?fail ; bf:firstNs ?first ; bf:lastNs ?last .
                 OPTIONAL { ?x bf:errno ?errno } }

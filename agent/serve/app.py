@@ -32,7 +32,7 @@ from starlette.responses import (FileResponse, JSONResponse, PlainTextResponse, 
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from .hub import Hub, dumps
+from .hub import QUEUE_MAX, Hub, dumps
 
 STATIC = pathlib.Path(__file__).resolve().parent / "static"
 KEEPALIVE_S = 15
@@ -83,8 +83,8 @@ def parse_since(request, graph):
 class ServeApp:
     """The application and what it serves; `app` is the ASGI callable."""
 
-    def __init__(self, sources, token, mounts=None):
-        self.hub = Hub(sources)
+    def __init__(self, sources, token, mounts=None, queue_max=QUEUE_MAX):
+        self.hub = Hub(sources, queue_max)
         self.token = token
         self.secret = download_secret(token)
         self.mounts = dict(mounts or {})

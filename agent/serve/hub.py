@@ -30,8 +30,9 @@ def dumps(obj) -> str:
 class Session:
     """One client's view of one run: a bounded queue of SSE messages."""
 
-    def __init__(self, sid, run_id):
+    def __init__(self, sid, run_id, queue_max=QUEUE_MAX):
         self.id = sid
+        self.queue_max = queue_max
         self.run_id = run_id
         self.queue = collections.deque()
         self.delivered = 0          # the revision the client has everything up to
@@ -46,7 +47,7 @@ class Session:
         if self.waiting_resync:
             self.dropped += 1
             return
-        if len(self.queue) >= QUEUE_MAX:
+        if len(self.queue) >= self.queue_max:
             self.dropped += len(self.queue) + 1
             self.queue.clear()
             self.queue.append(("resync", self.delivered, dumps(
@@ -72,7 +73,8 @@ class Session:
 
 
 class Hub:
-    def __init__(self, sources):
+    def __init__(self, sources, queue_max=QUEUE_MAX):
+        self.queue_max = queue_max
         self.runs = {}              # run id (str) -> Source
         for i, src in enumerate(sources, 1):
             self.runs[str(i)] = src
@@ -102,7 +104,7 @@ class Hub:
             self._expire()
             if len(self.sessions) >= SESSIONS_MAX:
                 return None
-        s = self.sessions[sid] = Session(sid, rid)
+        s = self.sessions[sid] = Session(sid, rid, self.queue_max)
         return s
 
     def _expire(self):

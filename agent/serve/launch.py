@@ -30,20 +30,23 @@ def default_user():
 
 class ServerProcess:
     def __init__(self, journal_path, listen, token, user=None, name=None):
-        self.pidfd = None
+        self.pidfd = self.lifeline = None
         self.control_sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         jfd = os.open(journal_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         token_r, token_w = os.pipe()
         ready_r, ready_w = os.pipe()
-        keep = (jfd, token_r, theirs.fileno(), ready_w)
+        # The server stops when this pipe's write end closes: when we exit, even by SIGKILL.
+        life_r, self.lifeline = os.pipe()
+        keep = (jfd, token_r, theirs.fileno(), ready_w, life_r)
         argv = [sys.executable, "-m", "agent", "serve", "--journal-fd", str(jfd),
                 "--token-fd", str(token_r), "--control-fd", str(theirs.fileno()),
-                "--ready-fd", str(ready_w), "--listen", listen, "--user", user or default_user(),
+                "--ready-fd", str(ready_w), "--lifeline-fd", str(life_r),
+                "--listen", listen, "--user", user or default_user(),
                 "--journal-name", name or os.path.basename(journal_path)]
         try:
             _spawn(argv, keep)
         finally:
-            for fd in (jfd, token_r, ready_w):
+            for fd in (jfd, token_r, ready_w, life_r):
                 os.close(fd)
             theirs.close()
         os.write(token_w, token.encode() + b"\n")
@@ -69,6 +72,8 @@ class ServerProcess:
         finally:
             os.close(fd)
         self.control_sock.close()
+        os.close(self.lifeline)
+        self.lifeline = None
         raise ServeError("the server did not start (see its error above)")
 
     def alive(self):
@@ -107,6 +112,9 @@ class ServerProcess:
                     signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
             os.close(self.pidfd)
             self.pidfd = None
+        if self.lifeline is not None:
+            os.close(self.lifeline)
+            self.lifeline = None
         self.control_sock.close()
 
 

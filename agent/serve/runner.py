@@ -116,7 +116,9 @@ def raise_fd_limit():
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def serve_forever(serve_app, sock, tls_cert=None, tls_key=None, on_ready=None):
+def serve_forever(serve_app, sock, tls_cert=None, tls_key=None, on_ready=None, lifeline_fd=None):
+    """Serves until SIGINT/SIGTERM, or until `lifeline_fd` (a pipe whose write end
+    the process that started us holds) reads end-of-file: it died, so do we."""
     import asyncio
 
     import uvicorn
@@ -133,6 +135,14 @@ def serve_forever(serve_app, sock, tls_cert=None, tls_key=None, on_ready=None):
             await asyncio.sleep(0.02)
         if server.started and on_ready is not None:
             on_ready()
+        if lifeline_fd is not None:
+            def check():
+                if not os.read(lifeline_fd, 64):
+                    asyncio.get_running_loop().remove_reader(lifeline_fd)
+                    print("batchflow: the recording's process is gone; stopping",
+                          file=sys.stderr, flush=True)
+                    server.should_exit = True
+            asyncio.get_running_loop().add_reader(lifeline_fd, check)
         await task
 
     try:

@@ -20,7 +20,7 @@ from ..events import decode_batch
 from ..graph.fromturtle import graph_of_turtle
 from ..graph.jsondelta import DeltaGraph, LiveInterpreter
 
-STEP_BYTES = 1 << 20            # journal bytes read per step: keeps the server responsive
+STEP_BYTES = 256 << 10          # journal bytes read per step (one revision): keeps requests answered
 JOURNAL_FIRST_BYTE = 0x80       # a msgpack map starts every journal (its header)
 
 
