@@ -342,3 +342,33 @@ def test_a_client_that_stops_reading_gets_a_resync_and_the_server_goes_on(tmp_pa
     finally:
         slow.close()
         srv.stop()
+
+
+def test_tls_beyond_loopback_serves_https_without_the_warning(docs_files, tmp_path):
+    import ssl
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    proc = subprocess.Popen([sys.executable, "-m", "agent", "serve", str(docs_files[0]),
+                             "--listen", "0.0.0.0:0", "--token-file", str(tmp_path / "tok"),
+                             "--tls-cert", str(cert), "--tls-key", str(key), "--user", "root"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        from servekit import read_ready
+        seen = b""
+        deadline = time.monotonic() + 60
+        while b"serving 1 run(s) at https://" not in seen and time.monotonic() < deadline:
+            seen += os.read(proc.stderr.fileno(), 4096)
+        assert b"WARNING" not in seen
+        port = int(seen.split(b"https://0.0.0.0:")[1].split(b"/")[0])
+        token = (tmp_path / "tok").read_text().strip()
+        ctx = ssl.create_default_context(cafile=str(cert))
+        ctx.check_hostname = False
+        req = urllib.request.Request(f"https://127.0.0.1:{port}/api/runs",
+                                     headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(req, context=ctx, timeout=10) as resp:
+            assert json.loads(resp.read())["runs"][0]["processCount"] == 4
+    finally:
+        proc.send_signal(2)
+        proc.wait(20)
