@@ -51,13 +51,17 @@ def build_loop(tmp):
 
 
 def run_counts(ttl):
-    import pyoxigraph as ox
-    store = ox.Store()
-    store.bulk_load(path=ttl, format=ox.RdfFormat.TURTLE)
-    q = ("PREFIX bf: <urn:batchflow:ns#> SELECT ?s ?o ?l WHERE { ?r a bf:Run ; bf:statCount ?s ; "
-         "bf:openCount ?o ; bf:lostEvents ?l }")
-    row = next(iter(store.query(q)))
-    return int(row["s"].value), int(row["o"].value), int(row["l"].value)
+    """(stat count, open count, lost events) from the run node, which the Turtle
+    writer puts at the end of the file (read there: a store of millions of
+    events would cost gigabytes)."""
+    with open(ttl, "rb") as f:
+        f.seek(max(0, os.path.getsize(ttl) - (256 << 10)))
+        tail = f.read().decode(errors="replace")
+    found = [re.findall(rf"bf:{prop} (\d+)", tail) for prop in ("statCount", "openCount",
+                                                                  "lostEvents")]
+    if any(len(v) != 1 for v in found):
+        raise RuntimeError(f"{ttl}: the run node's counts were not found at its end")
+    return tuple(int(v[0]) for v in found)
 
 
 def record(args, loop, target, ttl, serve=False, tmp=None):
