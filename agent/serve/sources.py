@@ -11,17 +11,17 @@ descriptor by `record --serve`) still reads it.
 from __future__ import annotations
 
 import os
+import struct
 
 import msgpack
 
-from ..capture.journal import MAGIC, VERSION, run_from_dict
+from ..capture.journal import MAGIC, VERSION, looks_like_journal, run_from_dict
 from ..errors import InputFormatError
 from ..events import decode_batch
 from ..graph.fromturtle import graph_of_turtle
 from ..graph.jsondelta import DeltaGraph, LiveInterpreter
 
 STEP_BYTES = 256 << 10          # journal bytes read per step (one revision): keeps requests answered
-JOURNAL_FIRST_BYTE = 0x80       # a msgpack map starts every journal (its header)
 
 
 def open_input(path):
@@ -34,7 +34,7 @@ def open_input(path):
     if not head:
         os.close(fd)
         raise InputFormatError(f"{path} is empty: neither a journal nor Turtle")
-    if 0x80 <= head[0] <= 0x8F and b"batchflow" in head:
+    if looks_like_journal(head):
         return "journal", fd
     return "turtle", fd
 
@@ -130,7 +130,7 @@ class JournalTail(Source):
         if isinstance(obj, bytes):
             try:
                 events = decode_batch(obj)
-            except (ValueError, Exception) as exc:      # struct.error included
+            except (ValueError, struct.error) as exc:
                 self._stop(f"corrupt batch after byte {self.offset}: {exc}")
                 return
             self.interp.feed(events)

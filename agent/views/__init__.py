@@ -11,7 +11,7 @@ from ..errors import InputFormatError
 
 def load_graph(path):
     """The DeltaGraph of the recording in `path` (a Turtle file or a journal)."""
-    from ..capture.journal import read_journal
+    from ..capture.journal import looks_like_journal, read_journal
     from ..graph.fromturtle import graph_of_turtle
     from ..graph.jsondelta import LiveInterpreter
 
@@ -22,7 +22,7 @@ def load_graph(path):
         raise InputFormatError(f"cannot read {path}: {exc.strerror}") from None
     if not head:
         raise InputFormatError(f"{path} is empty: neither a journal nor Turtle")
-    if 0x80 <= head[0] <= 0x8F and b"batchflow" in head:
+    if looks_like_journal(head):
         jr = read_journal(path)
         interp = LiveInterpreter(jr.run)
         interp.feed(jr.events)
