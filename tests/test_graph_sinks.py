@@ -8,6 +8,7 @@ from agent.graph.jsondelta import DeltaSink
 from agent.graph.reference import GraphSink
 from agent.graph.sink import Sink
 from agent.graph.turtle import TurtleSink
+from agent.rules.primitives import PrimitiveSink
 
 METHODS = [name for name, _ in inspect.getmembers(Sink, inspect.isfunction)
            if not name.startswith("_")]
@@ -21,7 +22,7 @@ def test_the_interface_names_every_call_the_interpreter_makes():
     assert called == set(METHODS)
 
 
-@pytest.mark.parametrize("cls", [TurtleSink, GraphSink, DeltaSink])
+@pytest.mark.parametrize("cls", [TurtleSink, GraphSink, PrimitiveSink, DeltaSink])
 def test_a_writer_implements_every_call(cls):
     for name in METHODS:
         impl = getattr(cls, name, None)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from .. import __version__
@@ -22,6 +23,8 @@ SUBCOMMANDS = [
     "agent.cli.serve",
     "agent.cli.show",
     "agent.cli.render",
+    "agent.cli.diff",
+    "agent.cli.rules",
 ]
 
 
@@ -48,6 +51,12 @@ def main(argv=None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`batchflow query ... | head`): as a shell tool
+        # does, stop quietly.  Python would print another error flushing
+        # stdout at exit, so stdout is pointed at /dev/null first.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

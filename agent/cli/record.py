@@ -51,6 +51,10 @@ def register(sub):
     p.add_argument("--serve-linger", type=float, default=None, metavar="SECONDS",
                    help="with --serve: keep serving this long after the recording "
                         "(default: until Ctrl-C)")
+    p.add_argument("--rules", metavar="TOML",
+                   help="run these rules (agent/rules/, docs/rules.md) on the events as they "
+                        "come; their findings go into the Turtle and a report on stderr. "
+                        "Rules may steer the recording through the control protocol")
     p.add_argument("--ebpf", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
     p.set_defaults(func=run_record)
@@ -81,8 +85,14 @@ def run_record(args) -> int:
     journal_path = args.journal or args.output + ".journal"
     check_output(journal_path)
 
+    engine = None
+    if args.rules:
+        # checked before anything is traced: a bad file costs no recording
+        from ..rules.config import engine_from
+        engine = engine_from(args.rules)
+
     control_msgs = None
-    if args.control or args.control_socket:
+    if args.control or args.control_socket or engine is not None:
         from ..control.startup import Steering, load_control_file
         control_msgs = load_control_file(args.control) if args.control else []
 
@@ -112,7 +122,7 @@ def run_record(args) -> int:
 
     with Session(run, ringbuf_pages=args.ringbuf_pages, poll_ms=args.poll_ms,
                  sampler=sampler) as session:
-        steering = server = None
+        steering = server = live = None
         try:
             session.begin()
             journal = JournalWriter(journal_path, run)
@@ -127,6 +137,10 @@ def run_record(args) -> int:
                                     trusted=[server.control_sock] if server else ())
                 steering.attach(session.recorder, control_msgs)
             session.sink = journal.append
+            if engine is not None:
+                from ..rules.runner import LiveRules
+                live = LiveRules(engine, run, steering.controller)
+                session.sink = live.tee(journal.append)
             started = session.trace(scope, target)
             # The scope's root and start are known now: a reader following the
             # journal (serve) names the root process as the final Turtle will.
@@ -148,6 +162,8 @@ def run_record(args) -> int:
         # Detaching overlaps with writing the Turtle.
         session.close(background=True)
         write_output(journal_path, args.output, args.detail, run, args.quiet)
+        if live is not None:
+            live.write(args.output, args.quiet)
     if not args.keep_journal:
         os.unlink(journal_path)       # the server keeps reading it through its descriptor
     if server is not None:
