@@ -8,7 +8,8 @@ setup(
     packages=find_packages(include=["agent", "agent.*"]),
     # agent/bpf is a link to the top-level bpf/: the kernel side's sources
     # travel inside the package, where agent/abi.py and the loader read them.
-    package_data={"agent": ["ontology/*.ttl", "bpf/*.h", "bpf/*.c"],
+    # serve/static: the web page (plain JavaScript, no library: nothing to vendor).
+    package_data={"agent": ["ontology/*.ttl", "bpf/*.h", "bpf/*.c", "serve/static/*"],
                   "agent.daemon": ["batchflow-agent.service"]},
     python_requires=">=3.9",
     setup_requires=["cffi>=1.15"],
@@ -23,6 +24,8 @@ setup(
         "matplotlib>=3.6",      # batchflow history plot (Agg backend, no display needed)
         "numpy>=1.21",          # the historian's compressed rows (XOR + byte shuffle in C)
         "requests>=2.28",       # batchflow push / query --store: HTTP to SPARQL stores
+        "starlette>=0.37",      # batchflow serve: the ASGI application (routes, SSE, static files)
+        "uvicorn>=0.29",        # ... and its HTTP server
         "jsonschema>=4.17",     # batchflow rules: the configuration's schema
         'tomli>=1.1; python_version < "3.11"',   # TOML before tomllib
     ],

@@ -90,6 +90,10 @@ class AgentLostError(BatchflowError, ConnectionError):
     """The resident agent went away in the middle of a recording."""
 
 
+class ServeError(BatchflowError, ValueError):
+    """A bad option of `batchflow serve`: address, token file, user, TLS files."""
+
+
 class RulesError(BatchflowError, ValueError):
     """A rules configuration cannot be used.  Its four families below each
     have their own exit code, so a script can tell them apart."""

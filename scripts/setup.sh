@@ -2,7 +2,8 @@
 # Sets up everything batchflow needs on Debian 12, as root. Idempotent: a
 # second run changes nothing and takes seconds.
 #   - Debian packages: bcc (python3-bpfcc), libbpf-dev, strace, a compiler,
-#     systemd (systemd-analyze checks the agent's unit), util-linux (setpriv), passwd (useradd)
+#     systemd (systemd-analyze checks the agent's unit), util-linux (setpriv), passwd (useradd),
+#     openssl (the fleet's TLS test), chromium (the page tests), graphviz (batchflow render)
 #   - kernel headers for bcc: linux-headers-$(uname -r), or the nearest
 #     Debian has, linked where bcc looks for them
 #   - tracefs mounted
@@ -19,7 +20,8 @@ fi
 
 export DEBIAN_FRONTEND=noninteractive
 PKGS=(python3-bpfcc libbpf-dev strace python3-venv python3-dev gcc make libc6-dev
-      kmod valgrind systemd util-linux passwd openssl)
+      kmod valgrind systemd util-linux passwd openssl
+      chromium graphviz curl)
 missing=()
 for p in "${PKGS[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

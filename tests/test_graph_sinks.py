@@ -4,6 +4,7 @@ import inspect
 
 import pytest
 
+from agent.graph.jsondelta import DeltaSink
 from agent.graph.reference import GraphSink
 from agent.graph.sink import Sink
 from agent.graph.turtle import TurtleSink
@@ -21,7 +22,7 @@ def test_the_interface_names_every_call_the_interpreter_makes():
     assert called == set(METHODS)
 
 
-@pytest.mark.parametrize("cls", [TurtleSink, GraphSink, PrimitiveSink])
+@pytest.mark.parametrize("cls", [TurtleSink, GraphSink, PrimitiveSink, DeltaSink])
 def test_a_writer_implements_every_call(cls):
     for name in METHODS:
         impl = getattr(cls, name, None)

@@ -52,6 +52,12 @@ _SIZE = struct.Struct("=H")          # the record's size field (bpf/batchflow.h)
 _SIZE_OFFSET = abi.EVENT.offset["size"]
 
 
+def looks_like_journal(head: bytes) -> bool:
+    """Whether a file starting with `head` (its first 64 bytes) is a journal:
+    a msgpack map (the header) naming batchflow."""
+    return bool(head) and 0x80 <= head[0] <= 0x8F and b"batchflow" in head[:64]
+
+
 def run_to_dict(run: Run) -> dict:
     return dataclasses.asdict(run)
 

@@ -50,6 +50,17 @@ def register(sub):
     p.add_argument("--control-socket", metavar="PATH",
                    help="accept control messages on this Unix socket (root only; "
                         "see `batchflow ctl`)")
+    # ---- live view (agent/serve/) ----
+    p.add_argument("--serve", nargs="?", const="127.0.0.1:8765", metavar="HOST:PORT",
+                   help="serve the recording live to a browser (default 127.0.0.1:8765; "
+                        "port 0: any free port); the server runs as another process and user")
+    p.add_argument("--token-file", metavar="PATH",
+                   help="with --serve: the API token's file (created 0600 when absent)")
+    p.add_argument("--serve-user", metavar="USER",
+                   help="with --serve: the server's user (default $SUDO_USER, else nobody)")
+    p.add_argument("--serve-linger", type=float, default=None, metavar="SECONDS",
+                   help="with --serve: keep serving this long after the recording "
+                        "(default: until Ctrl-C)")
     p.add_argument("--rules", metavar="TOML",
                    help="run these rules (agent/rules/, docs/rules.md) on the events as they "
                         "come; their findings go into the Turtle and a report on stderr. "
@@ -101,8 +112,15 @@ def run_record(args) -> int:
 
     control_msgs = None
     if args.control or args.control_socket or engine is not None:
-        from ..control.startup import Steering, load_control_file
+        from ..control.startup import load_control_file
         control_msgs = load_control_file(args.control) if args.control else []
+
+    if args.serve:
+        from ..serve import runner
+        runner.parse_listen(args.serve)            # a bad address fails before tracing
+        token, token_path = runner.read_or_create_token(args.token_file)
+        if control_msgs is None:                  # the page steers through a trusted pair
+            control_msgs = []
 
     run = Run(source="record", command=list(command), scope=scope, tool_version=__version__)
     if scope == "pid":
@@ -122,19 +140,30 @@ def run_record(args) -> int:
 
     with Session(run, ringbuf_pages=args.ringbuf_pages, poll_ms=args.poll_ms,
                  sampler=sampler) as session:
-        steering = live = None
+        steering = server = live = None
         try:
-            if control_msgs is not None:
-                steering = Steering(args.control_socket)
-                steering.attach(session.recorder, control_msgs)
             session.begin()
             journal = JournalWriter(journal_path, run)
+            if args.serve:
+                from ..serve.launch import ServerProcess
+                server = ServerProcess(journal_path, args.serve, token, args.serve_user,
+                                       name=os.path.basename(args.output))
+                if token_path and not args.quiet:
+                    print(f"batchflow: the token is in {token_path}", file=sys.stderr, flush=True)
+            if control_msgs is not None:
+                from ..control.startup import Steering
+                steering = Steering(args.control_socket,
+                                    trusted=[server.control_sock] if server else ())
+                steering.attach(session.recorder, control_msgs)
             session.sink = journal.append
             if engine is not None:
                 from ..rules.runner import LiveRules
                 live = LiveRules(engine, run, steering.controller)
                 session.sink = live.tee(journal.append)
             started = session.trace(scope, target)
+            # The scope's root and start are known now: a reader following the
+            # journal (serve) names the root process as the final Turtle will.
+            journal.update(run)
             if not args.quiet and scope == "pid":
                 print(f"batchflow: tracing pid {args.pid} and {started - 1} descendants",
                       file=sys.stderr, flush=True)
@@ -153,6 +182,10 @@ def run_record(args) -> int:
                 # counted as a loss of its own kind: bf:Loss "journal" in the graph
                 run.losses["journal"] = journal.lost_records
             journal.close(run)
+        except BaseException:
+            if server is not None:
+                server.stop()
+            raise
         finally:
             if steering is not None:
                 steering.close(args.quiet)
@@ -172,21 +205,28 @@ def run_record(args) -> int:
             print(f"batchflow: what was captured is in {journal_path}: "
                   f"`batchflow recover {journal_path} -o OUT.ttl` builds the graph from it",
                   file=sys.stderr)
+            if server is not None:
+                server.stop()
             return status
         if live is not None:
             live.write(args.output, args.quiet)
     if not args.keep_journal:
-        os.unlink(journal_path)
+        os.unlink(journal_path)       # the server keeps reading it through its descriptor
+    if server is not None:
+        try:
+            server.linger(args.serve_linger, args.quiet)
+        finally:
+            server.stop()
     return status
 
 
 def _agent_connection(args):
     """A connection to the resident agent the recording should go through, or None."""
     from ..daemon.client import find_agent, try_connect
-    if args.control or args.control_socket or args.rules:
+    if args.control or args.control_socket or args.rules or args.serve:
         if args.agent:
-            raise CommandNotFoundError("--control, --control-socket and --rules steer a "
-                                       "standalone recording: not with --agent")
+            raise CommandNotFoundError("--control, --control-socket, --rules and --serve "
+                                       "go with a standalone recording: not with --agent")
         return None
     path, required = find_agent(args.agent)
     conn = try_connect(path, required) if path else None

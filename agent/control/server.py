@@ -92,8 +92,16 @@ class _Client:
 
 class ControlServer:
     def __init__(self, path, idle_timeout=IDLE_TIMEOUT):
-        self.path = os.fspath(path)
+        """`path` None: no socket to listen on, only the clients given to adopt()."""
         self.idle_timeout = idle_timeout
+        self._sel = selectors.DefaultSelector()
+        self._clients = {}
+        self.applied = 0
+        self.rejected = 0
+        self._sock = None
+        self.path = None if path is None else os.fspath(path)
+        if self.path is None:
+            return
         self._prepare_path()
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old = os.umask(0o177)          # the socket is born 0600
@@ -109,11 +117,15 @@ class ControlServer:
         sock.listen(16)
         sock.setblocking(False)
         self._sock = sock
-        self._sel = selectors.DefaultSelector()
         self._sel.register(sock, selectors.EVENT_READ, None)
-        self._clients = {}
-        self.applied = 0
-        self.rejected = 0
+
+    def adopt(self, sock):
+        """Serves an already connected socket as a client, without the root check:
+        whoever made it (record --serve, a socket pair) vouches for its other end."""
+        sock.setblocking(False)
+        client = _Client(sock)
+        self._clients[sock.fileno()] = client
+        self._sel.register(sock, selectors.EVENT_READ, client)
 
     def _prepare_path(self):
         parent = os.path.dirname(os.path.abspath(self.path))
@@ -382,6 +394,8 @@ class ControlServer:
             self._flush(client)
             self._close(client)
         self._sel.close()
+        if self._sock is None:
+            return
         self._sock.close()
         try:
             os.unlink(self.path)

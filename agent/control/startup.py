@@ -62,9 +62,12 @@ def load_control_file(path):
 class Steering:
     """The controller and its socket for one recording."""
 
-    def __init__(self, socket_path=None):
+    def __init__(self, socket_path=None, trusted=()):
         # The socket first: a path in use fails before anything is traced.
-        self.server = ControlServer(socket_path) if socket_path else None
+        # `trusted`: connected sockets served as clients (record --serve's server).
+        self.server = ControlServer(socket_path) if socket_path or trusted else None
+        for sock in trusted:
+            self.server.adopt(sock)
         self.controller = None
 
     def attach(self, recorder, messages=(), **kwargs):
