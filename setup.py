@@ -32,6 +32,8 @@ setup(
     entry_points={
         "console_scripts": ["batchflow=agent.cli:main"],
         # Rules, found by name (agent/rules/config.py); plugins add theirs here.
+        # Resident-agent plug-ins (agent/daemon/tasks.py): setup(agent) each.
+        "batchflow.agent": ["store-push = agent.fleet.agent_push:setup"],
         "batchflow.rules": [
             "missing-dependency = agent.rules.builtin:MissingDependency",
             "dataflow = agent.rules.builtin:Dataflow",

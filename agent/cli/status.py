@@ -56,7 +56,24 @@ def render(st) -> str:
     for t in st.get("tasks", ()):
         lines.append(f"  task {t['name']}: every {t['interval_s']} s, {t['runs']} runs, "
                      f"{t['failures']} failures, {t['overruns']} overruns")
+    store = st.get("store")
+    if store is not None:
+        lines.append(_store_lines(store))
     return "\n".join(lines)
+
+
+def _store_lines(s) -> str:
+    """The agent's push queue (agent/fleet/agent_push.py), as `batchflow push --status` shows a spool."""
+    if "error" in s:
+        return f"store push: cannot tell ({s['error']})"
+    from ..fleet import format_status
+    text = "store push: " + format_status(s).rstrip("\n")
+    if s.get("being_enqueued"):
+        text += f"\n  being enqueued: {s['being_enqueued']} recording(s)"
+    if s.get("enqueue_errors"):
+        text += (f"\n  could not enqueue: {s['enqueue_errors']} journal(s) (kept in the inbox); "
+                 f"last: {s['last_enqueue_error']}")
+    return text
 
 
 def _duration(s):

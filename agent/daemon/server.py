@@ -32,7 +32,7 @@ from ..run import Run
 from . import config as configmod
 from . import protocol
 from .recordings import Recording, SlotTable
-from .tasks import Scheduler, load_plugins
+from .tasks import Scheduler, import_plugins, load_plugins
 
 _CRED = struct.Struct("3i")
 
@@ -87,6 +87,7 @@ class Agent:
         self.system_slot = 0
         self.consumers = []                  # per-recording consumers (tasks.py)
         self.scheduler = Scheduler(self)
+        self.status_parts = {}               # name -> callable(): a plug-in's part of `status`
         self._rate = (time.monotonic(), 0, 0.0)   # (when, records, events/s)
         self.probe = self.consumer = None
         self.listener = None
@@ -517,6 +518,9 @@ class Agent:
             rec.run.protocol.append({"note": f"{rec.withheld} records of other users withheld"})
         kept = self.cfg.get("agent", "keep_journals") or rec.end_reason is not None
         rec.journal.close(rec.run, sync=kept)
+        # Consumers see the closed journal still in place (a push links it
+        # into its spool); only then is the agent's own name for it removed.
+        self._notify("ended", rec)
         if not kept:
             os.unlink(rec.journal.path)
         msg = protocol.message(protocol.ENDED, run=run_to_dict(rec.run), reason=rec.end_reason,
@@ -525,7 +529,6 @@ class Agent:
         rec.queue(msg)
         rec.close_queue()
         self.ended_count += 1
-        self._notify("ended", rec)
         log(f"recording {rec.id} ended: {rec.records} records"
             + (f" ({rec.end_reason})" if rec.end_reason else ""))
         rec.ended.set()
@@ -614,13 +617,24 @@ class Agent:
             records=st["records"], events_per_s=round(rate, 1),
             ring_bytes=self.probe.ring_bytes, ring_pending=pending,
             ring_max_fill=st["max_fill"], losses=losses,
-            tasks=self.scheduler.summary())
+            tasks=self.scheduler.summary(), **self._status_parts(uid))
+
+    def _status_parts(self, uid) -> dict:
+        """Plug-ins' parts of `status` (root and the allowed group see them)."""
+        out = {}
+        for name, part in list(self.status_parts.items()):
+            try:
+                out[name] = part()
+            except Exception as exc:     # a plug-in's failure is shown, not fatal
+                out[name] = {"error": f"{type(exc).__name__}: {exc}"}
+        return out
 
 
 def run_agent(config_path=None, socket_path=None) -> int:
     """`batchflow agent`: serves until SIGTERM/SIGINT."""
     from ..capture.loader import check_privileges
     check_privileges()
+    import_plugins()                     # their [sections] are declared before the file is read
     cfg = configmod.load(config_path)
     agent = Agent(cfg, socket_path)
     agent.start()

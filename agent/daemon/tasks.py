@@ -46,15 +46,21 @@ class RecordingConsumer(Protocol):
     def ended(self, rec) -> None: ...
 
 
-def load_plugins(agent):
-    """Calls every `batchflow.agent` entry point's setup(agent)."""
+def import_plugins() -> list:
+    """Imports every `batchflow.agent` entry point (their modules declare their
+    configuration sections on import); their setup callables."""
     from importlib.metadata import entry_points
     try:
         eps = entry_points(group=ENTRY_POINT_GROUP)
     except TypeError:  # pragma: no cover - Python < 3.10
         eps = entry_points().get(ENTRY_POINT_GROUP, ())
-    for ep in eps:
-        ep.load()(agent)
+    return [ep.load() for ep in eps]
+
+
+def load_plugins(agent):
+    """Calls every `batchflow.agent` entry point's setup(agent)."""
+    for setup in import_plugins():
+        setup(agent)
 
 
 class _Entry:

@@ -1,0 +1,138 @@
+"""The resident agent pushes each recording it ends to the store (docs/fleet.md).
+
+A `batchflow.agent` plug-in (setup.py): `setup(agent)` declares the agent
+configuration's [store] section and, when it names a store, attaches
+
+- a recording consumer whose `ended(rec)` hard-links the finished journal
+  into the spool's inbox/ (quick: it runs in the agent's drain thread, and
+  the agent removes its own name for the journal right after);
+- a hand-off thread that turns each inbox journal into a queue entry
+  (`Spool.enqueue(move=True)` builds the Turtle: too slow for the drain
+  thread) and wakes the pusher;
+- a `Pusher.serve()` thread;
+- a status part: what waits, the oldest, the last error, in `batchflow status`.
+
+The inbox survives a crash: journals found there at start-up are enqueued
+then, so each recording is enqueued once (the link leaves inbox/ by the
+rename that puts it in its entry).  Without a [store] url the agent runs as
+before: nothing is attached.
+"""
+from __future__ import annotations
+
+import os
+import queue
+import sys
+import threading
+
+from ..daemon import config as agentconfig
+from ..errors import BatchflowError, ConfigError
+from . import config as storeconfig
+
+SECTION = "store"
+INBOX = "inbox"
+
+# The agent's [store] keys are fleet/config.py's; their checks stay there
+# (from_table), run once the whole table is known.  "" / 0 mean "not given".
+_FLOATS = {"timeout", "backoff_initial", "backoff_max"}
+KEYS = {key: agentconfig.Key(float if key in _FLOATS else str,
+                             0.0 if key in _FLOATS else "",
+                             f"the store's {key} (docs/fleet.md)", restart=True)
+        for key in sorted(storeconfig.KEYS)}
+# Declared on import: the agent imports its plug-ins before it reads its file.
+agentconfig.register_section(SECTION, KEYS)
+
+
+def store_config(cfg) -> "storeconfig.StoreConfig | None":
+    """The agent configuration's [store] as a StoreConfig; None when it names no store."""
+    given = {k: v for k, v in cfg[SECTION].items() if v not in ("", 0.0)}
+    if not given:
+        return None
+    where = f"config {cfg.path or '(defaults)'}: [store]"
+    if "url" not in given:
+        raise ConfigError(f"{where}: key 'url' (the Graph Store Protocol endpoint) is missing")
+    if (given.get("password") or given.get("token")) and cfg.path:
+        try:
+            st = os.stat(cfg.path, follow_symlinks=False)
+        except OSError as exc:
+            raise ConfigError(f"config {cfg.path}: {exc.strerror}") from None
+        storeconfig.check_private(cfg.path, st)
+    return storeconfig.from_table(given, where)
+
+
+class JournalHandOff:
+    """The recording consumer: keeps each ended journal in the spool's inbox."""
+
+    def __init__(self, inbox, todo):
+        self.inbox = inbox
+        self.todo = todo
+
+    def started(self, rec):
+        pass
+
+    def batch(self, rec, data):
+        pass
+
+    def ended(self, rec):
+        dst = os.path.join(self.inbox, f"{rec.id}.journal")
+        os.link(rec.journal.path, dst)     # same file system: state_dir holds both
+        self.todo.put(dst)
+
+
+class AgentPush:
+    def __init__(self, agent, conf):
+        from . import open_pusher
+        spool_dir = conf.spool or os.path.join(agent.cfg.get("agent", "state_dir"), "push")
+        self.agent = agent
+        self.pusher = open_pusher(conf, spool_dir)
+        self.spool = self.pusher.spool
+        self.inbox = os.path.join(self.spool.root, INBOX)
+        from .spool import _private_dir
+        _private_dir(self.inbox)
+        self.todo = queue.Queue()
+        for name in sorted(os.listdir(self.inbox)):      # left by a crash: enqueue them now
+            self.todo.put(os.path.join(self.inbox, name))
+        self.enqueue_errors = 0
+        self.last_enqueue_error = None
+
+    def start(self):
+        threading.Thread(target=self.pusher.serve, name="store-push", daemon=True).start()
+        threading.Thread(target=self._hand_off, name="store-enqueue", daemon=True).start()
+
+    def _hand_off(self):
+        while True:
+            try:
+                path = self.todo.get(timeout=0.5)
+            except queue.Empty:
+                if self.agent.stopping.is_set():
+                    self.pusher.stop()
+                    return
+                continue
+            try:
+                self.spool.enqueue(path, move=True)
+            except (BatchflowError, OSError) as exc:
+                # the journal stays in inbox/ and is tried again at the next start
+                self.enqueue_errors += 1
+                self.last_enqueue_error = f"{os.path.basename(path)}: {exc}"
+                print(f"batchflow agent: cannot enqueue {path} for the store: {exc}",
+                      file=sys.stderr, flush=True)
+                continue
+            self.pusher.wake()
+
+    def status(self) -> dict:
+        st = self.spool.status()
+        st["being_enqueued"] = self.todo.qsize()
+        st["enqueue_errors"] = self.enqueue_errors
+        st["last_enqueue_error"] = self.last_enqueue_error
+        return st
+
+
+def setup(agent):
+    """The `batchflow.agent` entry point."""
+    conf = store_config(agent.cfg)
+    if conf is None:
+        return None
+    push = AgentPush(agent, conf)
+    agent.consumers.append(JournalHandOff(push.inbox, push.todo))
+    agent.status_parts["store"] = push.status
+    push.start()
+    return push
