@@ -97,9 +97,9 @@ class Agent:
         from ..capture.loader import Probe
         from ..capture.native import RingConsumer
 
-        load_plugins(self)
         self._apply_priority()
-        self._prepare_state_dir()
+        self._prepare_state_dir()            # plug-ins keep their files under it
+        load_plugins(self)
         self.listener = self._bind()
         try:
             self.probe = Probe(ringbuf_pages=self.cfg.get("agent", "ringbuf_pages"))

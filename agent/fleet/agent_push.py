@@ -30,6 +30,7 @@ from . import config as storeconfig
 
 SECTION = "store"
 INBOX = "inbox"
+BACKGROUND_NICE = 10
 
 # The agent's [store] keys are fleet/config.py's; their checks stay there
 # (from_table), run once the whole table is known.  "" / 0 mean "not given".
@@ -95,8 +96,17 @@ class AgentPush:
         self.last_enqueue_error = None
 
     def start(self):
-        threading.Thread(target=self.pusher.serve, name="store-push", daemon=True).start()
-        threading.Thread(target=self._hand_off, name="store-enqueue", daemon=True).start()
+        threading.Thread(target=self._background, args=(self.pusher.serve,),
+                         name="store-push", daemon=True).start()
+        threading.Thread(target=self._background, args=(self._hand_off,),
+                         name="store-enqueue", daemon=True).start()
+
+    @staticmethod
+    def _background(work):
+        # The agent runs ahead of the jobs it records (nice -10, inherited);
+        # building and sending Turtle can wait behind them.
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
+        work()
 
     def _hand_off(self):
         while True:
