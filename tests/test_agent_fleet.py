@@ -87,7 +87,7 @@ def test_recordings_arrive_once_and_wait_while_the_store_is_down(batchflow_cmd, 
         assert st["pushed_triples"] == sum(statements.values())
         assert st["pushed"] == 3 and st["failures"] == 0 and st["last_error"] is None
         spool = agent.state / "push"
-        assert os.listdir(spool / "queue") == [] and os.listdir(spool / "inbox") == []
+        assert os.listdir(spool / "queue") == [] and os.listdir(agent.state / "push-inbox") == []
         # the agent's own journals were removed as before (clean ends, keep_journals off)
         assert os.listdir(agent.state / "recordings") == []
     finally:
@@ -127,3 +127,31 @@ def test_a_bad_store_section_stops_the_agent_with_one_line(batchflow_cmd, tmp_pa
     assert len(lines) == 1 and lines[0].startswith("batchflow: error: "), proc.stderr
     assert complaint in lines[0]
     assert not os.path.exists(agent.socket)
+
+
+def test_a_journal_left_in_the_inbox_by_a_crash_is_pushed_at_the_next_start(batchflow_cmd,
+                                                                             tmp_path):
+    first = AgentProcess(tmp_path / "first").start()
+    try:
+        proc = subprocess.run(batchflow_cmd + ["record", "--agent", first.socket, "-o",
+                                               str(tmp_path / "kept.ttl"), "--keep-journal",
+                                               "--", "sh", "-c", "ls / >/dev/null"],
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+    finally:
+        first.stop()
+    kept_graph, kept_triples = inspect_turtle(tmp_path / "kept.ttl").graph, \
+        distinct_triples(tmp_path / "kept.ttl")
+    server = Oxigraph(tmp_path / "db").start()
+    agent = AgentProcess(tmp_path / "agent", extra_config=store_table(server))
+    inbox = agent.state / "push-inbox"
+    inbox.mkdir(parents=True, mode=0o700)
+    os.link(tmp_path / "kept.ttl.journal", inbox / "crashed.journal")
+    agent.start()
+    try:
+        wait_for("the left-over graph", lambda: server.graph_sizes())
+        assert server.graph_sizes() == {kept_graph: kept_triples}
+        assert os.listdir(inbox) == []
+    finally:
+        agent.stop()
+        server.stop()

@@ -1,10 +1,11 @@
 """The resident agent pushes each recording it ends to the store (docs/fleet.md).
 
-A `batchflow.agent` plug-in (setup.py): `setup(agent)` declares the agent
-configuration's [store] section and, when it names a store, attaches
+A `batchflow.agent` plug-in (setup.py).  Importing it declares the agent
+configuration's [store] section; `setup(agent)`, when that names a store,
+attaches
 
 - a recording consumer whose `ended(rec)` hard-links the finished journal
-  into the spool's inbox/ (quick: it runs in the agent's drain thread, and
+  into STATE_DIR/push-inbox/ (quick: it runs in the agent's drain thread, and
   the agent removes its own name for the journal right after);
 - a hand-off thread that turns each inbox journal into a queue entry
   (`Spool.enqueue(move=True)` builds the Turtle: too slow for the drain
@@ -13,8 +14,8 @@ configuration's [store] section and, when it names a store, attaches
 - a status part: what waits, the oldest, the last error, in `batchflow status`.
 
 The inbox survives a crash: journals found there at start-up are enqueued
-then, so each recording is enqueued once (the link leaves inbox/ by the
-rename that puts it in its entry).  Without a [store] url the agent runs as
+then, so each recording is enqueued once (the link leaves the inbox by the
+rename, or copy then unlink, that puts it in its entry).  Without a [store] url the agent runs as
 before: nothing is attached.
 """
 from __future__ import annotations
@@ -29,7 +30,7 @@ from ..errors import BatchflowError, ConfigError
 from . import config as storeconfig
 
 SECTION = "store"
-INBOX = "inbox"
+INBOX = "push-inbox"
 BACKGROUND_NICE = 10
 
 # The agent's [store] keys are fleet/config.py's; their checks stay there
@@ -61,7 +62,7 @@ def store_config(cfg) -> "storeconfig.StoreConfig | None":
 
 
 class JournalHandOff:
-    """The recording consumer: keeps each ended journal in the spool's inbox."""
+    """The recording consumer: keeps each ended journal in the push inbox."""
 
     def __init__(self, inbox, todo):
         self.inbox = inbox
@@ -75,7 +76,7 @@ class JournalHandOff:
 
     def ended(self, rec):
         dst = os.path.join(self.inbox, f"{rec.id}.journal")
-        os.link(rec.journal.path, dst)     # same file system: state_dir holds both
+        os.link(rec.journal.path, dst)     # both under state_dir: one file system
         self.todo.put(dst)
 
 
@@ -86,7 +87,9 @@ class AgentPush:
         self.agent = agent
         self.pusher = open_pusher(conf, spool_dir)
         self.spool = self.pusher.spool
-        self.inbox = os.path.join(self.spool.root, INBOX)
+        # Beside the journals (a link cannot cross file systems; the spool may
+        # be elsewhere: the hand-off thread then copies into it).
+        self.inbox = os.path.join(agent.cfg.get("agent", "state_dir"), INBOX)
         from .spool import _private_dir
         _private_dir(self.inbox)
         self.todo = queue.Queue()
@@ -120,7 +123,7 @@ class AgentPush:
             try:
                 self.spool.enqueue(path, move=True)
             except (BatchflowError, OSError) as exc:
-                # the journal stays in inbox/ and is tried again at the next start
+                # the journal stays in the inbox and is tried again at the next start
                 self.enqueue_errors += 1
                 self.last_enqueue_error = f"{os.path.basename(path)}: {exc}"
                 print(f"batchflow agent: cannot enqueue {path} for the store: {exc}",
