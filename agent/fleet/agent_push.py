@@ -46,7 +46,10 @@ agentconfig.register_section(SECTION, KEYS)
 
 def store_config(cfg) -> "storeconfig.StoreConfig | None":
     """The agent configuration's [store] as a StoreConfig; None when it names no store."""
-    given = {k: v for k, v in cfg[SECTION].items() if v not in ("", 0.0)}
+    # A configuration read before this module was imported (an agent built
+    # in-process) was validated without [store]: so its file has none.
+    section = cfg.sections.get(SECTION, {})
+    given = {k: v for k, v in section.items() if v not in ("", 0.0)}
     if not given:
         return None
     where = f"config {cfg.path or '(defaults)'}: [store]"
