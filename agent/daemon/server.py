@@ -617,10 +617,10 @@ class Agent:
             records=st["records"], events_per_s=round(rate, 1),
             ring_bytes=self.probe.ring_bytes, ring_pending=pending,
             ring_max_fill=st["max_fill"], losses=losses,
-            tasks=self.scheduler.summary(), **self._status_parts(uid))
+            tasks=self.scheduler.summary(), **self._status_parts())
 
-    def _status_parts(self, uid) -> dict:
-        """Plug-ins' parts of `status` (root and the allowed group see them)."""
+    def _status_parts(self) -> dict:
+        """Plug-ins' parts of `status`, for every client allowed to ask (root, the group)."""
         out = {}
         for name, part in list(self.status_parts.items()):
             try:
