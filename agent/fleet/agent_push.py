@@ -8,8 +8,9 @@ attaches
   into STATE_DIR/push-inbox/ (quick: it runs in the agent's drain thread, and
   the agent removes its own name for the journal right after);
 - a hand-off thread that turns each inbox journal into a queue entry
-  (`Spool.enqueue(move=True)` builds the Turtle: too slow for the drain
-  thread) and wakes the pusher;
+  (`Spool.enqueue(move=True)`, in a child process at nice 10: building the
+  Turtle is Python work that would hold the interpreter lock the drain
+  thread needs) and wakes the pusher;
 - a `Pusher.serve()` thread;
 - a status part: what waits, the oldest, the last error, in `batchflow status`.
 
@@ -22,11 +23,12 @@ from __future__ import annotations
 
 import os
 import queue
+import subprocess
 import sys
 import threading
 
 from ..daemon import config as agentconfig
-from ..errors import BatchflowError, ConfigError
+from ..errors import ConfigError
 from . import config as storeconfig
 
 SECTION = "store"
@@ -102,19 +104,13 @@ class AgentPush:
         self.last_enqueue_error = None
 
     def start(self):
-        threading.Thread(target=self._background, args=(self.pusher.serve,),
-                         name="store-push", daemon=True).start()
-        threading.Thread(target=self._background, args=(self._hand_off,),
-                         name="store-enqueue", daemon=True).start()
-
-    @staticmethod
-    def _background(work):
-        # The agent runs ahead of the jobs it records (nice -10, inherited);
-        # building and sending Turtle can wait behind them.
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
-        work()
+        threading.Thread(target=self.pusher.serve, name="store-push", daemon=True).start()
+        threading.Thread(target=self._hand_off, name="store-enqueue", daemon=True).start()
 
     def _hand_off(self):
+        # The child that builds the Turtle inherits this thread's priority:
+        # behind the jobs being recorded (the agent itself runs ahead of them).
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
         while True:
             try:
                 path = self.todo.get(timeout=0.5)
@@ -123,13 +119,15 @@ class AgentPush:
                     self.pusher.stop()
                     return
                 continue
-            try:
-                self.spool.enqueue(path, move=True)
-            except (BatchflowError, OSError) as exc:
+            proc = subprocess.run([sys.executable, "-m", "agent.fleet.enqueue",
+                                   self.spool.root, path], stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            if proc.returncode != 0:
                 # the journal stays in the inbox and is tried again at the next start
                 self.enqueue_errors += 1
-                self.last_enqueue_error = f"{os.path.basename(path)}: {exc}"
-                print(f"batchflow agent: cannot enqueue {path} for the store: {exc}",
+                why = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
+                self.last_enqueue_error = f"{os.path.basename(path)}: {why}"
+                print(f"batchflow agent: cannot enqueue {path} for the store: {why}",
                       file=sys.stderr, flush=True)
                 continue
             self.pusher.wake()
