@@ -52,7 +52,7 @@ def test_exact_counts_by_kind(tmp_path):
     g, counts = render(tmp_path, two_compilers())
     # per compiler: fork, exec, 1 + 1 + 3 + 1 opens, 1 stat, exit, wait
     assert counts == {"OPEN": 12, "STAT": 2, "FORK": 2, "EXEC": 2, "EXIT": 3, "WAIT": 2,
-                      "CHDIR": 1, "events": 24, "processes": 3}
+                      "CHDIR": 1, "NET": 0, "FD": 0, "events": 24, "processes": 3}
     run = next(g.subjects(RDF.type, BF.Run))
     assert int(value(g, run, BF.openCount)) == 12
     assert int(value(g, run, BF.eventCount)) == 24

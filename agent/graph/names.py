@@ -16,6 +16,11 @@ Identifiers (documented in docs/model.md):
 * a file           ``file://HOST/abs/path`` (RFC 8089) with every byte other
   than ``A-Z a-z 0-9 - . _ ~ /`` percent-encoded, so the IRI holds the exact
   path bytes and graphs from several hosts merge without clashing.
+* an endpoint      ``urn:batchflow:host:HOST:inet:ADDR:PORT`` (IPv6 in
+  brackets), ``...:unix-abstract:NAME``; a UNIX socket path is a file
+* a connection     ``urn:batchflow:host:HOST:tcp:LOCAL-REMOTE``, each end
+  ``ADDR:PORT``: the same TCP connection has one IRI on each of its hosts,
+  linked by ``agent.merge`` (bf:possiblySameAs)
 
 Raw bytes (paths, argv strings) become literals this way: a plain string
 literal holding the text when the bytes are valid UTF-8; otherwise a string
@@ -86,6 +91,27 @@ def unresolved_iri(proc_iri: str, base: str, path: bytes) -> str:
     process's cwd was unknown), or ``fd`` + the directory fd.
     """
     return f"{proc_iri}:path:{base}:{quote(path, safe='/')}"
+
+
+def _inet(addr) -> str:
+    host = f"[{addr.host}]" if ":" in addr.host else addr.host
+    return f"{host}:{addr.port}"
+
+
+def endpoint_iri(host: str, addr) -> str:
+    """A socket address as one host sees it (an agent.netaddr.Addr; UNIX
+    socket paths are files, named by file_iri)."""
+    base = f"urn:batchflow:host:{host_part(host)}"
+    if addr.family == "inet":
+        return f"{base}:inet:{_inet(addr)}"
+    if addr.family == "unix-abstract":
+        return f"{base}:unix-abstract:{quote(addr.host, safe='')}"
+    return f"{base}:{addr.family}:{addr.host.hex()}"
+
+
+def connection_iri(host: str, local, remote) -> str:
+    """A TCP connection seen from one host: its local end, then its remote end."""
+    return f"urn:batchflow:host:{host_part(host)}:tcp:{_inet(local)}-{_inet(remote)}"
 
 
 # --- literals -------------------------------------------------------------

@@ -14,8 +14,8 @@ from rdflib.collection import Collection
 from ..events import EXIT_THREAD, Kind
 from . import completeness
 from . import names as N
-from .model import (A_COUNT, A_ERRNOS, A_REF, A_FAILURES, A_FIRST, A_LAST, O_MODE_USED, TRUNC_ANY,
-                    Interpreter)
+from .model import (A_COUNT, A_ERRNOS, A_REF, A_FAILURES, A_FIRST, A_LAST, FILE, O_MODE_USED,
+                    TRUNC_ANY, UNRESOLVED, Interpreter, Term, net_event_facts, resource_facts)
 from .turtle import COUNT_PROPERTY, EVENT_CLASS, call_name, loss_names, run_bounds, \
     run_command_line
 
@@ -54,8 +54,14 @@ class GraphSink:
     def resource(self, res):
         add = self.g.add
         node = URIRef(res.iri)
-        if res.resolved:
+        if res.kind == FILE:
             add((node, RDF.type, BF.File))
+        elif res.kind != UNRESOLVED:
+            cls, facts = resource_facts(res, self.names.host)
+            add((node, RDF.type, BF[cls]))
+            for prop, value in facts:
+                add((node, BF[prop], BF[value] if isinstance(value, Term) else Literal(value)))
+            return
         else:
             add((node, RDF.type, BF.UnresolvedPath))
             add((node, BF.relativeTo, Literal(res.base)))
@@ -106,7 +112,7 @@ class GraphSink:
         if ev.tid != ev.pid:
             add((node, BF.tid, Literal(ev.tid)))
         if ref is not None:
-            add((node, BF.file, URIRef(ref.res.iri)))
+            add((node, BF[ref.res.prop], URIRef(ref.res.iri)))
             add((node, BF.access, BF[access]))
             if ref.raw_text is not None:
                 self._add_path(node, BF.path, BF.pathBytes, ref.raw_text, ref.raw_b64)
@@ -134,6 +140,9 @@ class GraphSink:
                 add((node, BF.rawStatus, Literal(ev.arg1)))
         elif kind == Kind.CHDIR and ev.path is None:
             add((node, BF.dirfd, Literal(ev.dirfd)))
+        elif kind == Kind.NET:
+            for prop, value in net_event_facts(ev):
+                add((node, BF[prop], Literal(value)))
         if kind != Kind.EXIT:
             add((node, BF.result, Literal(ev.ret)))
             if ev.ret < 0:
@@ -190,7 +199,7 @@ class GraphSink:
         node = URIRef(self.names.access_base + str(idx))
         add((node, RDF.type, BF.Access))
         add((node, BF.process, self._p(p)))
-        add((node, BF.file, URIRef(res.iri)))
+        add((node, BF[res.prop], URIRef(res.iri)))
         add((node, BF.access, BF[access]))
         add((node, BF["count"], Literal(agg[A_COUNT])))
         add((node, BF.failures, Literal(agg[A_FAILURES])))
