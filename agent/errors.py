@@ -46,3 +46,7 @@ class ExtensionError(BatchflowError, OSError):
 
 class ControlError(BatchflowError, ValueError):
     """A control message (DISCARD, FOCUS, ...) is malformed or cannot be applied."""
+
+
+class UsageError(BatchflowError, ValueError):
+    """An option's value cannot be used (e.g. an empty --host)."""

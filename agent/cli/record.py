@@ -8,7 +8,7 @@ import sys
 import threading
 
 from .. import __version__
-from ..errors import CommandNotFoundError, NoSuchProcessError, OutputNotWritableError
+from ..errors import CommandNotFoundError, NoSuchProcessError, OutputNotWritableError, UsageError
 from ..run import Run
 
 
@@ -21,6 +21,8 @@ def register(sub):
     scope.add_argument("-p", "--pid", type=int, help="trace a running process and its descendants")
     scope.add_argument("--system", action="store_true", help="trace the whole host")
     p.add_argument("--duration", type=float, help="stop after this many seconds")
+    p.add_argument("--host", help="the name identifiers carry for this host (default: its "
+                   "hostname); give each host of a merge its own")
     p.add_argument("--detail", choices=("events", "summary"), default="events",
                    help="every event a node (default), or one edge per process x file x access")
     p.add_argument("--journal", help="journal path (default: OUTPUT.journal)")
@@ -58,6 +60,14 @@ def check_output(path):
         raise OutputNotWritableError(f"cannot write output {path}: {exc.strerror}") from None
     if not existed:
         os.unlink(path)
+
+
+def check_host(name):
+    """A host name identifiers can carry: printable, without spaces, not empty."""
+    if not name or len(name) > 253 or not name.isprintable() or any(c.isspace() for c in name):
+        raise UsageError(f"--host {name!r}: give a non-empty name without spaces "
+                         "or control characters (at most 253 characters)")
+    return name
 
 
 def check_command(argv):
@@ -104,6 +114,8 @@ def run_record(args) -> int:
         control_msgs = load_control_file(args.control) if args.control else []
 
     run = Run(source="record", command=list(command), scope=scope, tool_version=__version__)
+    if args.host is not None:
+        run.host = check_host(args.host)
     if scope == "pid":
         run.cwd = os.fsencode(os.readlink(f"/proc/{args.pid}/cwd"))
     elif scope == "command":
