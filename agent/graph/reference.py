@@ -112,7 +112,8 @@ class GraphSink:
         if ev.tid != ev.pid:
             add((node, BF.tid, Literal(ev.tid)))
         if ref is not None:
-            add((node, BF[ref.res.prop], URIRef(ref.res.iri)))
+            prop = ref.res.prop if kind == Kind.NET else "file"
+            add((node, BF[prop], URIRef(ref.res.iri)))
             add((node, BF.access, BF[access]))
             if ref.raw_text is not None:
                 self._add_path(node, BF.path, BF.pathBytes, ref.raw_text, ref.raw_b64)

@@ -148,7 +148,10 @@ class TurtleSink:
         if ev.tid != ev.pid:
             text += f" ; bf:tid {ev.tid}"
         if ref is not None:
-            text += f" ; bf:{ref.res.prop} {ref.res.tag} ; bf:access bf:{access}"
+            # a network event names an endpoint or connection by its own
+            # property; any other event names what it touched with bf:file
+            prop = ref.res.prop if kind == K_NET else "file"
+            text += f" ; bf:{prop} {ref.res.tag} ; bf:access bf:{access}"
             if ref.raw_text is not None:
                 text += path_props("bf:path", "bf:pathBytes", ref.raw_text, ref.raw_b64)
         if kind == K_OPEN:

@@ -81,7 +81,7 @@ class ExternalSort:
                     prev = line
         self.lines_in += len(self.buf)
         self.runs.append(path)
-        self.buf = []
+        self.buf.clear()          # in place: add_all holds this list
 
     def sorted_unique(self):
         """Every line added, sorted, duplicates dropped."""
