@@ -1,11 +1,14 @@
-from setuptools import setup
+from setuptools import find_packages, setup
 
 setup(
     name="batchflow",
     version="0.1.0",
     description="Record what a batch job does, with eBPF, as an RDF (PROV-O) graph in Turtle",
-    packages=["agent", "agent.graph"],
-    package_data={"agent": ["ontology/*.ttl", "bpf/*"]},
+    # Every package under agent/, found rather than listed.
+    packages=find_packages(include=["agent", "agent.*"]),
+    # agent/bpf is a link to the top-level bpf/: the kernel side's sources
+    # travel inside the package, where agent/abi.py and the loader read them.
+    package_data={"agent": ["ontology/*.ttl", "bpf/*.h", "bpf/*.c"]},
     python_requires=">=3.9",
     setup_requires=["cffi>=1.15"],
     cffi_modules=["ext/_build.py:ffibuilder"],

@@ -40,13 +40,27 @@ class InputFormatError(BatchflowError, ValueError):
     """An input file is not what the command expects."""
 
 
+class UsageError(BatchflowError, ValueError):
+    """An option's value is out of its range (checked before anything runs)."""
+
+
 class ExtensionError(BatchflowError, OSError):
-    """The C extension reported a failure (negative return plus errno)."""
+    """The C extension reported a failure (negative return plus errno).
+    `errno` is the C side's errno (None when the failure had none)."""
+
+    def __init__(self, message, errno=None):
+        super().__init__(message)
+        self.errno = errno
 
 
 class ControlError(BatchflowError, ValueError):
     """A control message (DISCARD, FOCUS, ...) is malformed or cannot be applied."""
 
 
-class UsageError(BatchflowError, ValueError):
-    """An option's value cannot be used (e.g. an empty --host)."""
+class SocketInUseError(ControlError):
+    """The control socket's path is in use by a live server."""
+
+
+class StraceSyntaxError(InputFormatError):
+    """A piece of a strace line does not have the shape strace gives it
+    (the importer counts the line as not understood and goes on)."""

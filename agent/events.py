@@ -7,68 +7,26 @@ consumes nothing else, so a recording and an imported log share one model.
 from __future__ import annotations
 
 import enum
-import struct
 
-HEADER = struct.Struct("=QIIIIqqqiHBBHHBBH16s")
-HEADER_SIZE = HEADER.size
-assert HEADER_SIZE == 80, HEADER_SIZE
+from . import abi
 
-AT_FDCWD = -100
+HEADER = abi.HEADER
+HEADER_SIZE = abi.HEADER_SIZE
+# decode() and Event.pack() read and write the header positionally, in this
+# order: the header's, checked here so that a field moved in batchflow.h
+# fails at import instead of shifting every value.
+_ORDER = ("ts_ns", "pid", "tid", "ppid", "uid", "ret", "arg0", "arg1", "dirfd", "size",
+          "kind", "call", "path_len", "argv_len", "argc", "trunc", "_pad", "comm")
+if abi.FIELD_NAMES != _ORDER:
+    raise ImportError(f"bpf/batchflow.h's struct bf_event is now {abi.FIELD_NAMES}: "
+                      "update agent/events.py's decode() and Event.pack()")
 
+AT_FDCWD = abi.BF_AT_FDCWD
 
-class Kind(enum.IntEnum):
-    OPEN = 1
-    STAT = 2
-    FORK = 3
-    EXEC = 4
-    EXIT = 5
-    WAIT = 6
-    CHDIR = 7
-    NET = 8
-    FD = 9
-
-
-class Call(enum.IntEnum):
-    NONE = 0
-    OPEN = 1
-    OPENAT = 2
-    OPENAT2 = 3
-    CREAT = 4
-    STAT = 5
-    LSTAT = 6
-    FSTATAT = 7
-    STATX = 8
-    ACCESS = 9
-    FACCESSAT = 10
-    FACCESSAT2 = 11
-    FORK = 12
-    VFORK = 13
-    CLONE = 14
-    CLONE3 = 15
-    EXECVE = 16
-    EXECVEAT = 17
-    EXIT = 18
-    EXIT_GROUP = 19
-    WAIT4 = 20
-    WAITID = 21
-    CHDIR = 22
-    FCHDIR = 23
-    SOCKET = 24
-    SOCKETPAIR = 25
-    CONNECT = 26
-    ACCEPT = 27
-    ACCEPT4 = 28
-    BIND = 29
-    LISTEN = 30
-    SENDTO = 31
-    TCP_CONNECTED = 32
-    CLOSE = 33
-    DUP = 34
-    DUP2 = 35
-    DUP3 = 36
-    FCNTL = 37
-    PIPE = 38
-    PIPE2 = 39
+Kind = enum.IntEnum("Kind", abi.enum_members("bf_kind", "BF_"), module=__name__)
+Kind.__doc__ = "enum bf_kind: what a record is about."
+Call = enum.IntEnum("Call", abi.enum_members("bf_call", "BF_SYS_"), module=__name__)
+Call.__doc__ = "enum bf_call: which system call produced a record."
 
 
 # The syscall names strace and the kernel use for each call.
@@ -103,24 +61,23 @@ KIND_OF_CALL = {
                      Call.PIPE, Call.PIPE2), Kind.FD),
 }
 
-TRUNC_PATH = 0x01
-TRUNC_ARG = 0x02
-TRUNC_ARGC = 0x04
-EXIT_THREAD = 0x80
+TRUNC_PATH = abi.BF_TRUNC_PATH
+TRUNC_ARG = abi.BF_TRUNC_ARG
+TRUNC_ARGC = abi.BF_TRUNC_ARGC
+EXIT_THREAD = abi.BF_EXIT_THREAD
 
-CLONE_VM = 0x100
-CLONE_VFORK = 0x4000
-CLONE_THREAD = 0x10000
-SIGCHLD = 17
+CLONE_VM = abi.BF_CLONE_VM
+CLONE_VFORK = abi.BF_CLONE_VFORK
+CLONE_THREAD = abi.BF_CLONE_THREAD
+SIGCHLD = abi.BF_FLAGS_FORK          # fork() is clone(SIGCHLD)
 
-LOSS_NAMES = ("ringbuf", "inflight", "traced", "read")
+LOSS_NAMES = tuple(name.lower() for name in abi.enum_members("bf_loss", "BF_LOSS_"))
 
 # fcntl commands the kernel side records (what changes the fd table)
 F_DUPFD = 0
 F_SETFD = 2
 F_DUPFD_CLOEXEC = 1030
 FD_CLOEXEC = 1
-O_CLOEXEC = 0o2000000      # open flags, pipe2 and dup3 flags, SOCK_CLOEXEC alike
 
 
 class Event:

@@ -74,7 +74,7 @@ def run_case(case, exe, d, n):
         return (*collect(proc), 0.0), {}
     from agent.control.engine import Controller
     from agent.control.messages import parse_message
-    from agent.capture.recorder import Recorder
+    from agent.capture.session import Session
     from agent.run import Run
 
     handed = [0]
@@ -85,12 +85,11 @@ def run_case(case, exe, d, n):
         handed[0] += len(batch)
 
     run = Run(source="record", scope="pid")
-    rec = Recorder(run, sink)
     ctl = None
-    try:
+    with Session(run, sink) as session:
         if case != "captured":
-            ctl = Controller.attach(rec)
-        rec.attach_pid(proc.pid)
+            ctl = Controller.attach(session.recorder)
+        session.trace("pid", proc.pid)
         if case == "discard-kernel":
             r = ctl.apply(parse_message({"type": "DISCARD", "cond": {
                 "pid": [proc.pid], "descendants": True}}, ctl.clock()))
@@ -99,15 +98,13 @@ def run_case(case, exe, d, n):
             r = ctl.apply(parse_message({"type": "DISCARD", "cond": {
                 "path_prefix": d + "/"}}, ctl.clock()))
             assert not r["kernel"], r
-        run.mark_start()
+        session.begin()
         c0 = time.process_time()
         finish(proc)
-        rec.loop()
+        session.recorder.loop()
         agent_cpu = time.process_time() - c0
         seconds = (*collect(proc), agent_cpu)
-        records = rec.consumer.stats()["records"]
-    finally:
-        rec.close()
+        records = session.recorder.consumer.stats()["records"]
     details = {"records": records if ctl is None else ctl.stats()["kept"],
                "bytes": handed[0], "lost": run.total_lost}
     if ctl is not None:

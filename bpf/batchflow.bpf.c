@@ -77,34 +77,15 @@ BPF_PERCPU_ARRAY(losses, u64, BF_LOSS_MAX);
 /* bytes this CPU submitted since it last woke the consumer */
 BPF_PERCPU_ARRAY(unwoken, u64, 1);
 
-/* [0] scope (BF_SCOPE_*), [1] the agent's own tgid (never traced),
- * [2] active control rules (bit per krules slot), [3] slots whose pid sets
- * take in the children of their members */
-BPF_ARRAY(config, u32, 4);
+/* indexed by enum bf_config (batchflow.h) */
+BPF_ARRAY(config, u32, BF_CFG_MAX);
 
-/* ---- control rules (agent/control/kernel.py fills them) ----
+/* ---- control rules (agent/control/kernel.py fills them; struct bf_krule
+ * and its flags are in batchflow.h) ----
  * DISCARD and FOCUS conditions the kernel can decide: a time window, a set
  * of event kinds, optionally a pid set (tgid -> bit per slot in `kpids`), a
  * uid and a comm, each possibly negated.  Discarded records never reach the
  * ring buffer; a FOCUS record wakes the consumer at once. */
-#define BF_KRULES 16
-#define BF_KR_DISCARD 1
-#define BF_KR_FOCUS 2
-#define BF_KR_PIDS 0x01
-#define BF_KR_UID 0x02
-#define BF_KR_UID_NOT 0x04
-#define BF_KR_COMM 0x08
-#define BF_KR_COMM_NOT 0x10
-struct bf_krule {
-	u64 lo;
-	u64 hi;
-	u32 kinds;          /* bit (1 << kind) */
-	u32 uid;
-	u8 type;            /* BF_KR_DISCARD or BF_KR_FOCUS */
-	u8 flags;           /* BF_KR_* */
-	u8 _pad[6];
-	u64 comm[2];        /* NUL padded, as bpf_get_current_comm leaves it */
-};
 BPF_ARRAY(krules, struct bf_krule, BF_KRULES);
 BPF_HASH(kpids, u32, u32, BF_MAX_TASKS);
 BPF_PERCPU_ARRAY(kdropped, u64, BF_KRULES);
@@ -126,11 +107,11 @@ static __always_inline u8 *bf_tid_byte(u32 tid)
 
 static __always_inline int bf_system_wide(u32 tgid)
 {
-	u32 k = 0;
+	u32 k = BF_CFG_SCOPE;
 	u32 *scope = config.lookup(&k);
 	if (!scope || *scope != BF_SCOPE_SYSTEM)
 		return 0;
-	k = 1;
+	k = BF_CFG_SELF;
 	u32 *self = config.lookup(&k);
 	return !(self && *self == tgid);
 }
@@ -173,7 +154,7 @@ static __always_inline void bf_leave(u32 tid)
 static __always_inline int bf_rules_match(u64 ts, u32 pid, u32 uid, u8 kind,
 					  const char *comm, int *focus, u32 *slot)
 {
-	u32 k = 2;
+	u32 k = BF_CFG_ACTIVE;
 	u32 *active = config.lookup(&k);
 	if (!active || !*active)
 		return 0;
@@ -399,7 +380,7 @@ TRACEPOINT_PROBE(sched, sched_process_fork)
 	if (!(flags & BF_CLONE_THREAD)) {
 		parents.update(&child, &tgid);
 		/* control rules: a child joins its parent's inheriting pid sets */
-		u32 k3 = 3;
+		u32 k3 = BF_CFG_INHERIT;
 		u32 *inherit = config.lookup(&k3);
 		u32 *pbits = kpids.lookup(&tgid);
 		if (inherit && pbits && (*pbits & *inherit)) {

@@ -142,8 +142,9 @@ enum bf_call {
 #define BF_TIDS_PER_SLOT 64
 #define BF_TID_SLOTS 65536
 
+#define BF_AT_FDCWD (-100)    /* dirfd of a path relative to the cwd */
 #ifndef AT_FDCWD
-#define AT_FDCWD -100
+#define AT_FDCWD BF_AT_FDCWD
 #endif
 
 struct bf_event {
@@ -195,8 +196,47 @@ enum bf_loss {
 	BF_LOSS_MAX = 4,
 };
 
-/* Scope modes, slot 0 of the `config` array. */
+/*
+ * The agent's side of the kernel maps (written by agent/capture/loader.py
+ * and agent/control/kernel.py, read by the kernel side).
+ */
+
+/* The `config` array, one u32 per slot. */
+enum bf_config {
+	BF_CFG_SCOPE = 0,      /* BF_SCOPE_* */
+	BF_CFG_SELF = 1,       /* the agent's own tgid: never traced */
+	BF_CFG_ACTIVE = 2,     /* control rules in force: bit per `krules` slot */
+	BF_CFG_INHERIT = 3,    /* `krules` slots whose pid sets take in their members' children */
+	BF_CFG_MAX = 4,
+};
+
+/* Scope modes (config[BF_CFG_SCOPE]). */
 #define BF_SCOPE_TREE   0     /* tasks in `tids` and their descendants */
 #define BF_SCOPE_SYSTEM 1     /* every task on the host */
+
+/* Control rules the kernel decides: a DISCARD keeps matching records out
+ * of the ring buffer, a FOCUS wakes the consumer at once.  A record
+ * matches a slot when its time is in [lo, hi], its kind's bit is in
+ * `kinds`, and each condition `flags` names holds: the pid set (bit `slot`
+ * of kpids[tgid]), the uid, the comm (each possibly negated). */
+#define BF_KRULES 16
+#define BF_KR_DISCARD 1       /* bf_krule.type */
+#define BF_KR_FOCUS 2
+#define BF_KR_PIDS 0x01       /* bf_krule.flags */
+#define BF_KR_UID 0x02
+#define BF_KR_UID_NOT 0x04
+#define BF_KR_COMM 0x08
+#define BF_KR_COMM_NOT 0x10
+
+struct bf_krule {
+	__u64 lo;
+	__u64 hi;
+	__u32 kinds;          /* bit (1 << kind) */
+	__u32 uid;
+	__u8  type;           /* BF_KR_DISCARD or BF_KR_FOCUS */
+	__u8  flags;          /* BF_KR_* */
+	__u8  _pad[6];
+	__u64 comm[2];        /* NUL padded, as bpf_get_current_comm leaves it */
+};
 
 #endif

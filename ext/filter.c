@@ -42,36 +42,40 @@ struct rec {
 	int valid;
 };
 
-#define LOAD(dst, off) memcpy(&(dst), raw + (off), sizeof(dst))
+/* One field of the raw record into `dst`, which must be the field's size. */
+#define LOAD(dst, field) do { \
+	_Static_assert(sizeof(dst) == sizeof(((struct bf_event *)0)->field), #field); \
+	memcpy(&(dst), raw + offsetof(struct bf_event, field), sizeof(dst)); \
+} while (0)
 
 static void rec_parse(struct rec *r, const char *raw, size_t size)
 {
 	memset(r, 0, sizeof(*r));
 	r->raw = raw;
 	r->size = size;
-	if (size < BFF_HEADER)
+	if (size < BF_HEADER_SIZE)
 		return;
 	uint16_t rsize, path_len, argv_len;
-	LOAD(r->ts, 0);
-	LOAD(r->pid, 8);
-	LOAD(r->tid, 12);
-	LOAD(r->uid, 20);
-	LOAD(r->ret, 24);
-	LOAD(r->arg0, 32);
-	LOAD(rsize, 52);
-	LOAD(r->kind, 54);
-	LOAD(path_len, 56);
-	LOAD(argv_len, 58);
-	LOAD(r->trunc, 61);
-	if (rsize != size || (size_t)BFF_HEADER + path_len + argv_len != size)
+	LOAD(r->ts, ts_ns);
+	LOAD(r->pid, pid);
+	LOAD(r->tid, tid);
+	LOAD(r->uid, uid);
+	LOAD(r->ret, ret);
+	LOAD(r->arg0, arg0);
+	LOAD(rsize, size);
+	LOAD(r->kind, kind);
+	LOAD(path_len, path_len);
+	LOAD(argv_len, argv_len);
+	LOAD(r->trunc, trunc);
+	if (rsize != size || (size_t)BF_HEADER_SIZE + path_len + argv_len != size)
 		return;
-	if (path_len && raw[BFF_HEADER + path_len - 1] != 0)
+	if (path_len && raw[BF_HEADER_SIZE + path_len - 1] != 0)
 		return;
-	r->comm = raw + 64;
-	const char *nul = memchr(r->comm, 0, 16);
-	r->comm_len = nul ? (size_t)(nul - r->comm) : 16;
+	r->comm = raw + offsetof(struct bf_event, comm);
+	const char *nul = memchr(r->comm, 0, BF_COMM_LEN);
+	r->comm_len = nul ? (size_t)(nul - r->comm) : BF_COMM_LEN;
 	if (path_len) {
-		r->path = raw + BFF_HEADER;
+		r->path = raw + BF_HEADER_SIZE;
 		r->path_len = path_len - 1u;
 	}
 	r->valid = 1;
@@ -576,8 +580,8 @@ static void track(struct bf_filter *f, struct rule **rules, size_t n, const stru
 {
 	if (!r->valid)
 		return;
-	if (r->kind == BFF_KIND_FORK) {
-		if (r->ret <= 0 || r->ret > 0x7fffffff || (r->arg0 & BFF_CLONE_THREAD))
+	if (r->kind == BF_FORK) {
+		if (r->ret <= 0 || r->ret > 0x7fffffff || (r->arg0 & BF_CLONE_THREAD))
 			return;
 		uint32_t child = (uint32_t)r->ret;
 		for (size_t k = 0; k < n; k++) {
@@ -588,7 +592,7 @@ static void track(struct bf_filter *f, struct rule **rules, size_t n, const stru
 					f->st.set_full++;
 			}
 		}
-	} else if (r->kind == BFF_KIND_EXIT) {   /* one per process (see reference.py) */
+	} else if (r->kind == BF_EXIT) {   /* one per process (see reference.py) */
 		for (size_t k = 0; k < n; k++) {
 			struct prog *p = rules[k]->prog;
 			for (uint32_t s = 0; s < p->n_sets; s++)
@@ -619,7 +623,7 @@ static void catch_up(struct bf_filter *f, struct rule *ru)
 	size_t rd = 0, wr = 0;
 	while (rd < f->len) {
 		uint16_t size;
-		memcpy(&size, f->batch + rd + 52, sizeof(size));
+		memcpy(&size, f->batch + rd + offsetof(struct bf_event, size), sizeof(size));
 		size_t step = align8(size);
 		struct rec r;
 		rec_parse(&r, f->batch + rd, size);
@@ -880,10 +884,10 @@ long bf_filter_offer_batch(struct bf_filter *f, const char *buf, size_t len, siz
 {
 	size_t off = 0;
 	long n = 0;
-	while (off + BFF_HEADER <= len) {
+	while (off + BF_HEADER_SIZE <= len) {
 		uint16_t size;
-		memcpy(&size, buf + off + 52, sizeof(size));
-		if (size < BFF_HEADER || off + size > len) {
+		memcpy(&size, buf + off + offsetof(struct bf_event, size), sizeof(size));
+		if (size < BF_HEADER_SIZE || off + size > len) {
 			errno = EINVAL;       /* not a batch of records */
 			*used = off;
 			return -1;

@@ -1,17 +1,22 @@
 /*
  * filter.h - constants private to filter.c; the bytecode numbers must match
- * agent/conditions/language.py, the limits agent/control/codes.py.
+ * agent/conditions/language.py, the limits agent/control/codes.py (both
+ * checked by tests/test_abi.py).
  */
 #ifndef BF_FILTER_H
 #define BF_FILTER_H
 
-#define BFF_HEADER 80            /* BF_HEADER_SIZE of bpf/batchflow.h */
-#define BFF_KIND_FORK 3
-#define BFF_KIND_EXIT 5
-#define BFF_CLONE_THREAD 0x10000
-#define BFF_TRUNC_MASK 0x07
+/* The record is bpf/batchflow.h's, read through offsetof(struct bf_event, ...);
+ * that header speaks the kernel's fixed-width types, which linux/types.h
+ * gives user space. */
+#include <stddef.h>
+#include <linux/types.h>
+#include "batchflow.h"
 
-#define BFF_MIN_BATCH (BFF_HEADER + 4096 + 8192)  /* the largest record the kernel writes */
+_Static_assert(sizeof(struct bf_event) == BF_HEADER_SIZE, "struct bf_event is the record header");
+
+#define BFF_TRUNC_MASK (BF_TRUNC_PATH | BF_TRUNC_ARG | BF_TRUNC_ARGC)
+#define BFF_MIN_BATCH sizeof(struct bf_record)   /* the largest record the kernel writes */
 
 #define BFF_MAX_NODES 512        /* binary nodes: twice the tree nodes condition.py allows */
 #define BFF_MAX_VALUES 65536

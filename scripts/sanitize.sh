@@ -11,7 +11,7 @@ TOP=$PWD
 [ -x .venv/bin/python ] || bash scripts/setup.sh
 WORK=$(mktemp -d /tmp/batchflow-san.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
-git ls-files -co --exclude-standard -z | grep -zv '^agent/_ext' | xargs -0 cp --parents -t "$WORK"
+git ls-files -co --exclude-standard -z | grep -zv '^agent/_ext' | xargs -0 cp -P --parents -t "$WORK"
 cd "$WORK"
 BATCHFLOW_SANITIZE=1 "$TOP/.venv/bin/python" ext/_build.py >build.log 2>&1 || { cat build.log; exit 1; }
 so=$(ls agent/_ext*.so)

@@ -62,7 +62,8 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import bcc" 2>/dev/null; 
 	say "created .venv"
 fi
 stamp=.venv/.batchflow-installed
-sum=$(cat setup.py requirements-test.txt ext/*.c ext/*.h ext/_build.py | sha256sum | cut -d' ' -f1)
+# The extension includes bpf/batchflow.h: a change there rebuilds it too.
+sum=$(cat setup.py requirements-test.txt ext/*.c ext/*.h ext/_build.py bpf/batchflow.h | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$sum" ] || ! .venv/bin/python -c "import agent._ext" 2>/dev/null; then
 	.venv/bin/python -m pip install -q --upgrade pip setuptools wheel cffi 2>&1 | grep -v "^WARNING: Location" || true
 	.venv/bin/python -m pip install -q -e . -r requirements-test.txt 2>&1 | grep -v "^WARNING: Location" || true

@@ -153,11 +153,11 @@ def test_pytracer_and_floor_pass_the_exit_status(tmp_path):
 
 @pytest.mark.bpf
 def test_bench_reads_batchflow_counts_from_its_turtle(bins, target, tmp_path):
-    import run
-    exe = run.find_batchflow(None)
+    import modes
+    exe = modes.find_batchflow(None)
     if exe is None:
         pytest.skip("batchflow is not installed (scripts/setup.sh)")
-    mode = run.Batchflow(exe)
+    mode = modes.Batchflow(exe)
     assert mode.available, mode.why
     cmd = [str(bins / "loop"), "300", target]
     expected, _ = strace_count.count_command(cmd)

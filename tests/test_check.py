@@ -126,7 +126,7 @@ def test_two_strace_runs_of_a_workload_agree(tmp_path):
 # ---- strace against the recorder -------------------------------------------
 
 def run_check(command):
-    from agent.cli.check import check
+    from agent.compare.check import check
     agree, results, text = check(command)
     return agree, {r.name: r for r in results}, text
 

@@ -11,7 +11,7 @@ from agent.control.engine import Controller, proc_descendants
 from agent.control.messages import parse_message
 from agent.control.startup import Steering
 from agent.events import Kind, decode_batch
-from agent.capture.recorder import Recorder
+from agent.capture.session import Session
 from agent.run import Run
 from capture import capture
 
@@ -24,26 +24,21 @@ def steered(argv, messages=(), pid=None, socket_path=None, during=None, **kwargs
     controller, and the consumer's stats."""
     log = []
     run = Run(source="record", command=list(argv or []), scope="pid" if pid else "command")
-    rec = Recorder(run, lambda b: log.append(("batch", decode_batch(b))), **kwargs)
     steering = Steering(socket_path)
-    try:
-        ctl = steering.attach(rec, watermark_ms=50)
-        ctl.listen(lambda m: log.append(("msg", m)))
-        for m in messages:
-            ctl.apply(parse_message(m, ctl.clock()))
-        run.mark_start()
-        if pid:
-            rec.attach_pid(pid)
-        else:
-            rec.start_command(argv)
-        if during:
-            during()
-        rec.loop()
-        run.mark_end()
-        stats = rec.consumer.stats()
-    finally:
-        rec.close()
-        steering.close(quiet=True)
+    with Session(run, lambda b: log.append(("batch", decode_batch(b))), **kwargs) as session:
+        try:
+            ctl = steering.attach(session.recorder, watermark_ms=50)
+            ctl.listen(lambda m: log.append(("msg", m)))
+            for m in messages:
+                ctl.apply(parse_message(m, ctl.clock()))
+            session.begin()
+            session.trace("pid", pid) if pid else session.trace("command", argv)
+            if during:
+                during()
+            session.wait()
+            stats = session.recorder.consumer.stats()
+        finally:
+            steering.close(quiet=True)
     events = [e for kind, x in log if kind == "batch" for e in x]
     return run, events, log, ctl, stats
 
@@ -189,15 +184,10 @@ def test_ring_overflow_is_reported_as_missing(build_helper, tmp_path):
     argv = [str(exe), str(tmp_path), "20000", "0", "20000", "0", "0", "0"]
     log = []
     run = Run(source="record", command=argv)
-    rec = Recorder(run, lambda b: (log.append(b), time.sleep(0.2)), ringbuf_pages=1,
-                   batch_bytes=64 << 10)
-    try:
-        Controller.attach(rec)
-        run.mark_start()
-        rec.start_command(argv)
-        rec.loop()
-    finally:
-        rec.close()
+    with Session(run, lambda b: (log.append(b), time.sleep(0.2)), ringbuf_pages=1,
+                 batch_bytes=64 << 10) as session:
+        Controller.attach(session.recorder)
+        session.run_to_end("command", argv)
     assert run.losses["ringbuf"] > 0
     assert missing(run, reason="ringbuf-overflow") == run.losses["ringbuf"]
     for m in run.protocol:

@@ -72,16 +72,8 @@ def test_nothing_when_no_control_ran():
 
 
 def test_statements_conform_to_their_shapes():
-    shapes = rdflib.Graph().parse(data="""
-        @prefix bf: <urn:batchflow:ns#> . @prefix bfsh: <urn:batchflow:shapes#> .
-        @prefix sh: <http://www.w3.org/ns/shacl#> .
-        @prefix xsd: <http://www.w3.org/2001/XMLSchema#> .""" + completeness.SHAPES,
-                                  format="turtle")
-    ont = rdflib.Graph().parse(data="""
-        @prefix bf: <urn:batchflow:ns#> . @prefix owl: <http://www.w3.org/2002/07/owl#> .
-        @prefix rdfs: <http://www.w3.org/2000/01/rdf-schema#> .
-        @prefix xsd: <http://www.w3.org/2001/XMLSchema#> .""" + completeness.ONTOLOGY,
-                               format="turtle")
+    from agent.graph.shapes import ontology_graph, shapes_graph
+    shapes, ont = shapes_graph(), ontology_graph()
     assert (None, rdflib.RDFS.subClassOf, BF.ProtocolMessage) in ont
     ok, _g, text = pyshacl.validate(turtle_graph(sample_run()), shacl_graph=shapes,
                                     ont_graph=ont)

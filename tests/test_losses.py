@@ -5,7 +5,7 @@ import time
 import pytest
 
 from agent.events import Kind, decode_batch
-from agent.capture.recorder import Recorder
+from agent.capture.session import Session
 from agent.run import Run
 
 pytestmark = pytest.mark.bpf
@@ -19,14 +19,8 @@ def record(argv, sink_delay, ringbuf_pages):
         time.sleep(sink_delay)   # a consumer that cannot keep up
 
     run = Run(source="record", command=argv, scope="command")
-    rec = Recorder(run, slow_sink, ringbuf_pages=ringbuf_pages, batch_bytes=64 << 10)
-    try:
-        run.mark_start()
-        rec.start_command(argv)
-        rec.loop()
-        run.mark_end()
-    finally:
-        rec.close()
+    with Session(run, slow_sink, ringbuf_pages=ringbuf_pages, batch_bytes=64 << 10) as session:
+        session.run_to_end("command", argv)
     return run, [e for b in batches for e in decode_batch(b)]
 
 

@@ -98,3 +98,29 @@ def test_no_kernel_headers(batchflow_cmd, tmp_path):
     proc = run_record(batchflow_cmd, "-o", str(tmp_path / "o.ttl"), "--", "true",
                       env={"BCC_KERNEL_SOURCE": str(tmp_path / "nothing")})
     assert_one_line_error(proc, "no kernel headers")
+
+
+@pytest.mark.parametrize("pages", ["3", "0", "-8"])
+def test_ring_buffer_size_not_a_power_of_two(batchflow_cmd, tmp_path, pages):
+    proc = run_record(batchflow_cmd, "-o", str(tmp_path / "o.ttl"), "--ringbuf-pages", pages,
+                      "--", "true")
+    assert_one_line_error(proc, f"--ringbuf-pages {pages}", "power of two")
+    assert proc.returncode == 2
+    assert not (tmp_path / "o.ttl").exists()
+
+
+def test_an_extension_failure_carries_its_errno():
+    import errno
+
+    from agent.capture.native import RingConsumer
+    from agent.errors import ExtensionError
+    r, w = os.pipe()     # an fd that is no BPF map: the C side's mmap fails
+    try:
+        with pytest.raises(ExtensionError) as info:
+            RingConsumer(r, 4096 * 16)
+    finally:
+        os.close(r)
+        os.close(w)
+    assert info.value.errno in (errno.ENODEV, errno.EACCES, errno.EINVAL, errno.EBADF)
+    assert isinstance(info.value, OSError)
+    assert f"errno {info.value.errno}" in str(info.value)

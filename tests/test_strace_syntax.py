@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.strace.syntax import (SyntaxProblem, decode_string, parse_fd, parse_flags,
+from agent.strace.syntax import (StraceSyntaxError, decode_string, parse_fd, parse_flags,
                                  parse_int, parse_result, split_args)
 
 
@@ -57,7 +57,7 @@ def test_split_args_nesting_strings_comments_decorations():
 
 @pytest.mark.parametrize("bad", ['f("unterminated, 1) = 0', "f([1, 2) = 0", "f(1, 2 = 0"])
 def test_split_args_rejects_broken_text(bad):
-    with pytest.raises(SyntaxProblem):
+    with pytest.raises(StraceSyntaxError):
         split_args(bad, 2)
 
 
@@ -66,7 +66,7 @@ def test_numbers_flags_fds():
     assert parse_flags("A|B|0x100", {"A": 1, "B": 4}) == 0x105
     assert parse_fd("AT_FDCWD") == -100 and parse_fd("AT_FDCWD</x>") == -100
     assert parse_fd("12</dev/null<char 1:3>>") == 12
-    with pytest.raises(SyntaxProblem):
+    with pytest.raises(StraceSyntaxError):
         parse_flags("A|NOPE", {"A": 1})
 
 

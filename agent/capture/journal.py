@@ -24,14 +24,15 @@ import struct
 
 import msgpack
 
+from .. import abi
 from ..errors import InputFormatError, OutputNotWritableError
 from ..events import HEADER_SIZE, align8, decode_batch
 from ..run import Run
 
 MAGIC = "journal"
 VERSION = 1
-_SIZE = struct.Struct("=H")          # the record's size field, at offset 52 (bpf/batchflow.h)
-_SIZE_OFFSET = 52
+_SIZE = struct.Struct("=H")          # the record's size field (bpf/batchflow.h)
+_SIZE_OFFSET = abi.EVENT.offset["size"]
 
 
 def run_to_dict(run: Run) -> dict:

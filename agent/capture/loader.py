@@ -12,10 +12,11 @@ import os
 import pathlib
 import platform
 
-from ..errors import BPFUnavailableError, HeadersMissingError, NotRootError
+from .. import abi
+from ..errors import BPFUnavailableError, HeadersMissingError, NotRootError, UsageError
 from ..events import LOSS_NAMES
 
-BPF_DIR = pathlib.Path(__file__).resolve().parents[2] / "bpf"
+BPF_DIR = abi.HEADER_FILE.parent
 PROGRAM = BPF_DIR / "batchflow.bpf.c"
 
 TRACEFS_CANDIDATES = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
@@ -41,7 +42,7 @@ SCHED_EVENTS = ("raw_syscalls/sys_exit",
 # The kernel side reads system call arguments from saved registers.
 ARCHES = ("x86_64",)
 
-SCOPE_TREE, SCOPE_SYSTEM = 0, 1
+SCOPE_TREE, SCOPE_SYSTEM = abi.BF_SCOPE_TREE, abi.BF_SCOPE_SYSTEM
 DEFAULT_RINGBUF_PAGES = 4096     # 16 MiB with 4 KiB pages
 DEFAULT_MAX_TASKS = 65536
 
@@ -145,7 +146,8 @@ class Probe:
 
     def __init__(self, ringbuf_pages=DEFAULT_RINGBUF_PAGES, max_tasks=DEFAULT_MAX_TASKS):
         if ringbuf_pages <= 0 or ringbuf_pages & (ringbuf_pages - 1):
-            raise ValueError("ring buffer pages must be a power of two")
+            raise UsageError(f"--ringbuf-pages {ringbuf_pages}: the ring buffer's size in pages "
+                             "must be a power of two (default 4096)")
         check_privileges()
         check_arch()
         bcc = import_bcc()
@@ -168,7 +170,7 @@ class Probe:
         self._tid_bytes = tids.max_entries * ctypes.sizeof(tids.Leaf)
         self._tids = mmap.mmap(tids.map_fd, self._tid_bytes, mmap.MAP_SHARED,
                                mmap.PROT_READ | mmap.PROT_WRITE)
-        self._set_config(1, os.getpid())
+        self._set_config(abi.BF_CFG_SELF, os.getpid())
 
     @property
     def ringbuf_fd(self) -> int:
@@ -178,7 +180,7 @@ class Probe:
         self._config[ctypes.c_int(slot)] = ctypes.c_uint32(value)
 
     def trace_system(self):
-        self._set_config(0, SCOPE_SYSTEM)
+        self._set_config(abi.BF_CFG_SCOPE, SCOPE_SYSTEM)
 
     def trace_task(self, tid: int, parent_tgid: int = 0, tgid: int = None):
         if parent_tgid and (tgid is None or tgid == tid):

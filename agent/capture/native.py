@@ -25,7 +25,7 @@ def available() -> bool:
 def _check(rc, what):
     if rc < 0:
         err = ffi.errno
-        raise ExtensionError(f"{what}: {os.strerror(err)} (errno {err})")
+        raise ExtensionError(f"{what}: {os.strerror(err)} (errno {err})", errno=err)
     return rc
 
 

@@ -4,17 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import subprocess
-import sys
-import tempfile
 
-from ..errors import CommandNotFoundError
-from ..run import Run
-
-# -s 4096: argv strings whole, so the importer cuts them where the kernel
-# side does (255 bytes) rather than where strace's default (32) would.
-STRACE_FLAGS = ["-f", "-ttt", "-s", "4096"]
+from .common import check_command, command_after_dashes
 
 
 def register(sub):
@@ -30,73 +21,10 @@ def register(sub):
     p.set_defaults(func=run_check)
 
 
-def strace_normalized(command, log):
-    """Runs the command under strace; its normalized form and the import's stats."""
-    from ..strace import StraceImport
-    from ..compare.forktree import Normalizer
-    strace = shutil.which("strace")
-    if strace is None:
-        raise CommandNotFoundError("strace is not installed (apt-get install strace)")
-    subprocess.run([strace, *STRACE_FLAGS, "-o", log, "--", *command])
-    imp = StraceImport([log])
-    norm = Normalizer()
-    norm.feed(imp.events())
-    return norm, imp
-
-
-def record_normalized(command):
-    """Runs the command under the recorder; its normalized form and the Run."""
-    from ..events import decode_batch
-    from ..capture.recorder import Recorder
-    from ..compare.forktree import Normalizer
-    run = Run(source="record", command=list(command), scope="command")
-    norm = Normalizer()
-    rec = Recorder(run, lambda batch: norm.feed(decode_batch(batch)))
-    try:
-        run.mark_start()
-        pid = rec.start_command(command)
-        norm.root_pid = pid
-        rec.loop()
-        run.mark_end()
-    finally:
-        rec.close()
-    return norm, run
-
-
-def check(command, keep=None, max_diffs=5, out=None):
-    """Returns (agree, results, text)."""
-    from ..compare.forktree import compare, format_table
-    out = out or sys.stderr
-    with tempfile.TemporaryDirectory(prefix="batchflow-check-") as tmp:
-        log = os.path.join(keep or tmp, "strace.log")
-        s_norm, imp = strace_normalized(command, log)
-        r_norm, run = record_normalized(command)
-    results = compare(s_norm.finish(), r_norm.finish())
-    lines = [format_table(results, "strace", "record", max_diffs)]
-    problems = []
-    if run.total_lost:
-        problems.append(f"the recording lost {run.total_lost} events: {run.losses}")
-    if imp.stats.unparsed:
-        problems.append(f"{imp.stats.unparsed} strace lines not understood, e.g. "
-                        f"{imp.stats.unparsed_samples[:1]}")
-    for side, norm in (("strace", s_norm), ("record", r_norm)):
-        if norm.unknown:
-            problems.append(f"{side}: events of processes outside the command's tree: "
-                            f"{dict(norm.unknown)}")
-    tolerated = s_norm.tolerated + r_norm.tolerated
-    if tolerated:
-        lines.append("tolerated (see agent/compare/forktree.py TOLERATED): " + ", ".join(
-            f"{k} {n}" for k, n in sorted(tolerated.items())))
-    lines += [f"PROBLEM: {p}" for p in problems]
-    agree = all(r.agree for r in results) and not problems
-    lines.append("agree" if agree else "DISAGREE")
-    return agree, results, "\n".join(lines)
-
-
 def run_check(args) -> int:
     from ..capture import loader
-    from .record import check_command
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    from ..compare.check import check
+    command = command_after_dashes(args.command)
     loader.check_privileges()
     check_command(command)
     if args.keep:

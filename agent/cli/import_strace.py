@@ -96,7 +96,7 @@ def report(stats, run, counts, output, stream=None):
 
 
 def run_import(args) -> int:
-    from .record import check_output
+    from .common import check_output
     from ..strace import StraceImport
 
     check_output(args.output)

@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
-import threading
 
 from .. import __version__
-from ..errors import CommandNotFoundError, NoSuchProcessError, OutputNotWritableError, UsageError
+from ..errors import CommandNotFoundError, NoSuchProcessError
 from ..run import Run
+from .common import check_command, check_host, check_output, command_after_dashes, report
 
 
 def register(sub):
@@ -48,65 +47,30 @@ def register(sub):
     p.set_defaults(func=run_record)
 
 
-def check_output(path):
-    """Fails before tracing starts if `path` cannot be written: by trying."""
-    if os.path.isdir(path):
-        raise OutputNotWritableError(f"output {path} is a directory")
-    existed = os.path.exists(path)
-    try:
-        with open(path, "ab"):
-            pass
-    except OSError as exc:
-        raise OutputNotWritableError(f"cannot write output {path}: {exc.strerror}") from None
-    if not existed:
-        os.unlink(path)
-
-
-def check_host(name):
-    """A host name identifiers can carry: printable, without spaces, not empty."""
-    if not name or len(name) > 253 or not name.isprintable() or any(c.isspace() for c in name):
-        raise UsageError(f"--host {name!r}: give a non-empty name without spaces "
-                         "or control characters (at most 253 characters)")
-    return name
-
-
-def check_command(argv):
-    if not argv:
-        raise CommandNotFoundError("no command given (batchflow record [options] -- COMMAND)")
-    exe = argv[0]
-    if "/" in exe:
-        if not (os.path.isfile(exe) and os.access(exe, os.X_OK)):
-            raise CommandNotFoundError(f"command not found or not executable: {exe}")
-    elif shutil.which(exe) is None:
-        raise CommandNotFoundError(f"command not found: {exe}")
-
-
 def run_record(args) -> int:
     from ..capture import loader
 
     if args.ebpf:
         print(loader.program_text(args.ringbuf_pages or loader.DEFAULT_RINGBUF_PAGES))
         return 0
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    command = command_after_dashes(args.command)
     loader.check_privileges()
     if args.pid is not None:
         if command:
             raise CommandNotFoundError("give either -p PID or a command, not both")
         if args.pid <= 0 or not os.path.isdir(f"/proc/{args.pid}"):
             raise NoSuchProcessError(f"no process with pid {args.pid}")
-        scope = "pid"
+        scope, target = "pid", args.pid
     elif args.system:
         if command:
             raise CommandNotFoundError("give either --system or a command, not both")
-        scope = "system"
+        scope, target = "system", None
     else:
         check_command(command)
-        scope = "command"
+        scope, target = "command", command
     check_output(args.output)
     journal_path = args.journal or args.output + ".journal"
     check_output(journal_path)
-
-    from ..capture.recorder import Recorder
 
     control_msgs = None
     if args.control or args.control_socket:
@@ -127,46 +91,34 @@ def run_record(args) -> int:
     if interval > 0:
         from ..capture.procstats import Sampler
         sampler = Sampler(interval)
-    recorder = Recorder(run, sink=None, ringbuf_pages=args.ringbuf_pages, poll_ms=args.poll_ms,
-                        sampler=sampler)
-    steering = None
-    try:
-        if control_msgs is not None:
-            steering = Steering(args.control_socket)
-            steering.attach(recorder, control_msgs)
-        from ..capture.journal import JournalWriter
 
-        run.mark_start()
-        journal = JournalWriter(journal_path, run)
-        recorder.sink = journal.append
-        if scope == "command":
-            recorder.start_command(command)
-        elif scope == "pid":
-            n = recorder.attach_pid(args.pid)
-            if not args.quiet:
-                print(f"batchflow: tracing pid {args.pid} and {n - 1} descendants", file=sys.stderr,
-                      flush=True)
-        else:
-            recorder.attach_system()
-            if not args.quiet:
+    from ..capture.journal import JournalWriter
+    from ..capture.session import Session
+
+    with Session(run, ringbuf_pages=args.ringbuf_pages, poll_ms=args.poll_ms,
+                 sampler=sampler) as session:
+        steering = None
+        try:
+            if control_msgs is not None:
+                steering = Steering(args.control_socket)
+                steering.attach(session.recorder, control_msgs)
+            session.begin()
+            journal = JournalWriter(journal_path, run)
+            session.sink = journal.append
+            started = session.trace(scope, target)
+            if not args.quiet and scope == "pid":
+                print(f"batchflow: tracing pid {args.pid} and {started - 1} descendants",
+                      file=sys.stderr, flush=True)
+            elif not args.quiet and scope == "system":
                 print("batchflow: tracing the whole host", file=sys.stderr, flush=True)
-        recorder.loop(duration=args.duration)
-        run.mark_end()
-        journal.close(run)
-    except BaseException:
-        recorder.close()
-        raise
-    finally:
-        if steering is not None:
-            steering.close(args.quiet)
-    # Detaching some fifty tracepoints takes seconds (the kernel waits for
-    # RCU at each); it overlaps with writing the Turtle.
-    closer = threading.Thread(target=recorder.close, name="bpf-detach")
-    closer.start()
-    try:
+            session.wait(args.duration)
+            journal.close(run)
+        finally:
+            if steering is not None:
+                steering.close(args.quiet)
+        # Detaching overlaps with writing the Turtle.
+        session.close(background=True)
         write_output(journal_path, args.output, args.detail, run, args.quiet)
-    finally:
-        closer.join()
     if not args.keep_journal:
         os.unlink(journal_path)
     return run.exit_status if run.exit_status is not None else 0
@@ -180,22 +132,3 @@ def write_output(journal_path, output, detail, run, quiet):
     jrun, events, _complete = read_journal(journal_path)
     counts = write_turtle(events, run, output, detail=detail)
     report(run, counts, output, quiet)
-
-
-def report(run, counts, output, quiet):
-    lost = run.total_lost
-    if lost:
-        windows = "; ".join(
-            f"{name} {count} between +{(a - run.start_mono_ns) / 1e9:.3f}s and "
-            f"+{(b - run.start_mono_ns) / 1e9:.3f}s"
-            for a, b, name, count in run.loss_windows)
-        print(f"batchflow: WARNING: {lost} events lost ({windows})", file=sys.stderr)
-    if quiet:
-        return
-    kinds = ", ".join(f"{k.lower()} {v}" for k, v in sorted(counts.items())
-                      if k not in ("processes", "events"))
-    procs = counts.get("processes", "?")
-    missing = f"; tracepoints missing: {', '.join(run.missing_tracepoints)}" \
-        if run.missing_tracepoints else ""
-    print(f"batchflow: {procs} processes; {counts.get('events', 0)} events ({kinds}); lost {lost}; "
-          f"wrote {output}{missing}", file=sys.stderr)

@@ -10,7 +10,7 @@ import sys
 
 from ..graph import DETAILS, write_turtle
 from ..capture.journal import read_journal
-from .record import report
+from .common import report
 
 
 def register(sub):

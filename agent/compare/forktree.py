@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, field
 
 from ..events import AT_FDCWD, EXIT_THREAD, Call, Kind
+from ..openflags import O_CREAT, O_TMPFILE_BIT
 
 TOLERATED = {
     "LAUNCHER": "Events of the root before its first successful exec belong to the "
@@ -155,7 +156,7 @@ class Normalizer:
                     self.tolerated["WAIT_POLLS"] += 1
             elif kind == Kind.OPEN:
                 self._mention(p, ev.path)
-                creating = ev.arg0 & (0o100 | 0o20000000)     # O_CREAT, __O_TMPFILE
+                creating = ev.arg0 & (O_CREAT | O_TMPFILE_BIT)
                 p.opens[(Call(ev.call).name, _dirfd(ev.dirfd), ev.path, ev.arg0,
                          ev.arg1 if creating else 0, _result(ev.ret))] += 1
                 if ev.ret >= 0:

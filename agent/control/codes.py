@@ -1,5 +1,6 @@
 """Numbers shared by the C filter (ext/batchflow_ext.h) and the Python
 reference; agent/control/cfilter.py checks at import that both agree."""
+from .. import abi
 
 # Rule types.
 DISCARD, FOCUS, RULE_ON = 1, 2, 3
@@ -18,7 +19,7 @@ TS_MIN, TS_MAX = 0, (1 << 64) - 1
 # Limits, the same on both sides.
 MAX_RULES = 256
 PIDSET_MAX = 65536        # members of one pid set (a descendants set stops growing)
-TRUNC_MASK = 0x07         # BF_TRUNC_PATH | BF_TRUNC_ARG | BF_TRUNC_ARGC
+TRUNC_MASK = abi.BF_TRUNC_PATH | abi.BF_TRUNC_ARG | abi.BF_TRUNC_ARGC
 
 DEFAULT_HOLD_COUNT = 10000
 DEFAULT_HOLD_BYTES = 4 << 20
@@ -28,4 +29,4 @@ STAT_FIELDS = ("seen", "kept", "dropped", "held", "focused", "overflow", "expire
                "released", "late", "truncated", "malformed", "set_full",
                "held_now", "held_bytes", "watermark", "rules")
 
-MIN_BATCH = 80 + 4096 + 8192   # the largest record: a batch must hold it
+MIN_BATCH = abi.RECORD_MAX     # the largest record: a batch must hold it

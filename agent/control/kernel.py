@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import ctypes
 
+from .. import abi
 from ..events import Kind
 from . import codes as C
 
-SLOTS = 16                      # BF_KRULES
-CFG_ACTIVE, CFG_INHERIT = 2, 3  # config[] slots
-KR_DISCARD, KR_FOCUS = 1, 2
-KR_PIDS, KR_UID, KR_UID_NOT, KR_COMM, KR_COMM_NOT = 0x01, 0x02, 0x04, 0x08, 0x10
+SLOTS = abi.BF_KRULES
+CFG_ACTIVE, CFG_INHERIT = abi.BF_CFG_ACTIVE, abi.BF_CFG_INHERIT
+KR_DISCARD, KR_FOCUS = abi.BF_KR_DISCARD, abi.BF_KR_FOCUS
+KR_PIDS, KR_UID, KR_UID_NOT, KR_COMM, KR_COMM_NOT = (
+    abi.BF_KR_PIDS, abi.BF_KR_UID, abi.BF_KR_UID_NOT, abi.BF_KR_COMM, abi.BF_KR_COMM_NOT)
 TRACKED_KINDS = (1 << Kind.FORK) | (1 << Kind.EXIT)
 
 

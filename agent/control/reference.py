@@ -35,13 +35,11 @@ by size, so it is dropped, counted and reported (REPORT_MALFORMED).
 """
 from __future__ import annotations
 
-import struct
 
 from ..errors import ControlError
-from ..events import CLONE_THREAD, HEADER_SIZE, Kind, align8
+from ..events import CLONE_THREAD, HEADER, HEADER_SIZE, Kind, align8
 from . import codes as C
 
-_FIELDS = struct.Struct("=QIIII qqq iHBBHHBB")
 
 
 class Record:
@@ -57,12 +55,11 @@ class Record:
             return
         (self.ts, self.pid, self.tid, _ppid, self.uid, self.ret, self.arg0, _arg1,
          _dirfd, size, self.kind, _call, path_len, argv_len, _argc,
-         self.trunc) = _FIELDS.unpack_from(raw)
+         self.trunc, _pad, comm) = HEADER.unpack_from(raw)
         if size != len(raw) or HEADER_SIZE + path_len + argv_len != size:
             return
         if path_len and raw[HEADER_SIZE + path_len - 1] != 0:
             return
-        comm = raw[64:80]
         nul = comm.find(b"\0")
         self.comm = comm if nul < 0 else comm[:nul]
         self.path = raw[HEADER_SIZE:HEADER_SIZE + path_len - 1] if path_len else None

@@ -34,7 +34,7 @@ import sys
 
 import msgpack
 
-from ..errors import ControlError
+from ..errors import ControlError, SocketInUseError
 from .messages import MAX_MESSAGE, parse_message
 
 MAX_CLIENTS = 64
@@ -43,10 +43,6 @@ READ_CHUNK = 65536
 READS_PER_SERVICE = 4          # per client per call
 MESSAGES_PER_SERVICE = 256     # all clients together per call
 _UCRED = struct.Struct("3i")
-
-
-class SocketInUseError(ControlError):
-    pass
 
 
 def _is_msgpack_map(b):

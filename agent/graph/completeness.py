@@ -13,8 +13,8 @@ rdflib path stay isomorphic:
     TurtleSink.end():   self._w(completeness.turtle(run, self.names.run_iri))
     GraphSink (rdflib): completeness.add_triples(graph.add, run, names.run_iri)
 
-ONTOLOGY and SHAPES below are the terms to append to agent/ontology/
-batchflow.ttl and shapes.ttl.
+The terms are declared in agent/ontology/batchflow.ttl (bf:ProtocolMessage
+and its subclasses) and constrained in shapes.ttl.
 """
 from __future__ import annotations
 
@@ -116,80 +116,3 @@ def add_triples(add, run, run_iri):
             obj = Literal(wall(run.wall_ns(v)), datatype=XSD.dateTime)
         add((subj, URIRef(bf + p), obj))
 
-
-ONTOLOGY = """
-# ---- Completeness: the control protocol's statements (agent/control/) ----
-bf:ProtocolMessage a owl:Class ;
-    rdfs:label "protocol message" ;
-    rdfs:comment "A statement the agent made during the run about which events it sent: a window of event times (CLOCK_MONOTONIC ns; an open end is omitted) and a condition on events (canonical JSON, agent/conditions/language.py)." .
-bf:NoMoreEvent a owl:Class ; rdfs:subClassOf bf:ProtocolMessage ;
-    rdfs:label "no more event" ;
-    rdfs:comment "Every event in the window matching the condition was recorded, except those a missing-event statement names: the recording is complete up to its window end." .
-bf:MissingEvent a owl:Class ; rdfs:subClassOf bf:ProtocolMessage ;
-    rdfs:label "missing event" ;
-    rdfs:comment "Events in the window matching the condition may be missing, for the stated reason: discard (a DISCARD applied: deliberate), ringbuf-overflow, inflight-overflow, traced-overflow, unreadable-string, truncated-string (the event is kept, a string is cut), malformed-record." .
-bf:RuleOn a owl:Class ; rdfs:subClassOf bf:ProtocolMessage ;
-    rdfs:label "rule on" ;
-    rdfs:comment "The agent held events matching a configured condition and asked consumers to rule (DISCARD or FOCUS)." .
-bf:HoldOverflow a owl:Class ; rdfs:subClassOf bf:ProtocolMessage ;
-    rdfs:label "hold overflow" ;
-    rdfs:comment "Held events were sent without a ruling: the hold queue reached its bound." .
-bf:protocolMessage a owl:ObjectProperty ; rdfs:label "protocol message" ;
-    rdfs:comment "A statement the agent made about the run's completeness." ;
-    rdfs:domain bf:Run ; rdfs:range bf:ProtocolMessage .
-bf:sequence a owl:DatatypeProperty ; rdfs:label "sequence" ;
-    rdfs:comment "Position of the statement in the order the agent emitted them." ;
-    rdfs:domain bf:ProtocolMessage ; rdfs:range xsd:integer .
-bf:windowStartNs a owl:DatatypeProperty ; rdfs:label "window start ns" ;
-    rdfs:comment "CLOCK_MONOTONIC start of the window, included; absent: open (-inf)." ;
-    rdfs:domain bf:ProtocolMessage ; rdfs:range xsd:integer .
-bf:windowEndNs a owl:DatatypeProperty ; rdfs:label "window end ns" ;
-    rdfs:comment "CLOCK_MONOTONIC end of the window, included; absent: open (+inf)." ;
-    rdfs:domain bf:ProtocolMessage ; rdfs:range xsd:integer .
-bf:windowStart a owl:DatatypeProperty ; rdfs:label "window start" ;
-    rdfs:comment "Wall-clock start of the window." ; rdfs:domain bf:ProtocolMessage ; rdfs:range xsd:dateTime .
-bf:windowEnd a owl:DatatypeProperty ; rdfs:label "window end" ;
-    rdfs:comment "Wall-clock end of the window." ; rdfs:domain bf:ProtocolMessage ; rdfs:range xsd:dateTime .
-bf:condition a owl:DatatypeProperty ; rdfs:label "condition" ;
-    rdfs:comment "The condition on events, as canonical JSON (true: every event)." ;
-    rdfs:domain bf:ProtocolMessage ; rdfs:range xsd:string .
-bf:missingReason a owl:DatatypeProperty ; rdfs:label "missing reason" ;
-    rdfs:comment "Why events may be missing (see bf:MissingEvent)." ;
-    rdfs:domain bf:MissingEvent ; rdfs:range xsd:string .
-bf:affectedEvents a owl:DatatypeProperty ; rdfs:label "affected events" ;
-    rdfs:comment "How many events the statement is about (missing, held, or sent unruled)." ;
-    rdfs:domain bf:ProtocolMessage ; rdfs:range xsd:integer .
-bf:decidedIn a owl:DatatypeProperty ; rdfs:label "decided in" ;
-    rdfs:comment "kernel (the event never reached the ring buffer) or extension (dropped by the C filter)." ;
-    rdfs:domain bf:MissingEvent ; rdfs:range xsd:string .
-bf:controlRule a owl:DatatypeProperty ; rdfs:label "control rule" ;
-    rdfs:comment "Number of the DISCARD or RULE_ON rule the statement is about." ;
-    rdfs:domain bf:ProtocolMessage ; rdfs:range xsd:integer .
-bf:holdMs a owl:DatatypeProperty ; rdfs:label "hold ms" ;
-    rdfs:comment "How long matching events are held for a ruling." ;
-    rdfs:domain bf:ProtocolMessage ; rdfs:range xsd:integer .
-"""
-
-SHAPES = """
-bfsh:ProtocolMessage a sh:NodeShape ;
-    sh:targetClass bf:NoMoreEvent , bf:MissingEvent , bf:RuleOn , bf:HoldOverflow ;
-    sh:property
-        [ sh:path bf:sequence ; sh:datatype xsd:integer ; sh:minInclusive 0 ; sh:minCount 1 ; sh:maxCount 1 ] ,
-        [ sh:path bf:condition ; sh:datatype xsd:string ; sh:minCount 1 ; sh:maxCount 1 ] ,
-        [ sh:path bf:windowStartNs ; sh:datatype xsd:integer ; sh:maxCount 1 ; sh:lessThanOrEquals bf:windowEndNs ] ,
-        [ sh:path bf:windowEndNs ; sh:datatype xsd:integer ; sh:maxCount 1 ] ,
-        [ sh:path bf:windowStart ; sh:datatype xsd:dateTime ; sh:maxCount 1 ] ,
-        [ sh:path bf:windowEnd ; sh:datatype xsd:dateTime ; sh:maxCount 1 ] ,
-        [ sh:path bf:affectedEvents ; sh:datatype xsd:integer ; sh:minInclusive 0 ; sh:maxCount 1 ] ,
-        [ sh:path bf:controlRule ; sh:datatype xsd:integer ; sh:maxCount 1 ] ,
-        [ sh:path bf:holdMs ; sh:datatype xsd:integer ; sh:maxCount 1 ] .
-bfsh:MissingEvent a sh:NodeShape ;
-    sh:targetClass bf:MissingEvent ;
-    sh:property
-        [ sh:path bf:missingReason ; sh:datatype xsd:string ; sh:minCount 1 ; sh:maxCount 1 ;
-          sh:in ( "discard" "ringbuf-overflow" "inflight-overflow" "traced-overflow"
-                  "unreadable-string" "truncated-string" "malformed-record" ) ] ,
-        [ sh:path bf:affectedEvents ; sh:minCount 1 ] ,
-        [ sh:path bf:decidedIn ; sh:datatype xsd:string ; sh:minCount 1 ; sh:maxCount 1 ;
-          sh:in ( "kernel" "extension" ) ] .
-"""

@@ -4,25 +4,8 @@
 live processes need (their cwd, the last event of each thread, the files
 they already used), so memory follows the number of live processes and
 distinct files, never the length of the recording.  It tells a *sink* what
-it learns; the sinks (`turtle.TurtleSink`, `reference.GraphSink`) only decide
-how to spell it.  Sink calls, in the order they can happen:
-
-    begin(names)                         once
-    resource(res)                        a file/path node, before first use
-    process(proc)                        a new process node
-    started_by(proc, parent, fork_idx)   proc was forked by parent (fork_idx None in summary)
-    event(idx, ev, proc, prev_idx, ref, access, use, gen)   detail "events" only;
-                                         use/gen: also say proc used/generated ref.res
-    branch(fork_idx, first_idx)          a fork opened a branch (events only)
-    join(exit_idx, wait_idx)             a wait joined it (events only)
-    reaped(child, parent, wait_idx)      wait_idx None in summary
-    executed(proc, ref, command)         a successful exec
-    exited(proc, ev, usage)              the process ended; usage: names.usage_props()
-    used(proc, res) / generated(proc, res)   PROV, once per process and file
-                                         (inside event() in detail "events")
-    accesses(first_idx, proc, aggs)      detail "summary": the edges of a process, numbered
-                                         from first_idx; aggs: {(iri, access): A_* list}
-    end(run, summary)                    once (a RunSummary)
+it learns (the calls and their order: sink.Sink); the sinks
+(`turtle.TurtleSink`, `reference.GraphSink`) only decide how to spell it.
 
 Ordering: events of a thread arrive in order, but a child's first events can
 reach the ring buffer before the parent's FORK record.  Events of a pid the
@@ -40,24 +23,19 @@ import os
 import shlex
 import struct
 
-from ..events import (AT_FDCWD, CLONE_THREAD, F_DUPFD, F_DUPFD_CLOEXEC, F_SETFD, FD_CLOEXEC,
-                      O_CLOEXEC, TRUNC_ARG, TRUNC_ARGC, TRUNC_PATH, Call, Kind)
 from .. import netaddr
+from ..events import (AT_FDCWD, CLONE_THREAD, F_DUPFD, F_DUPFD_CLOEXEC, F_SETFD, FD_CLOEXEC,
+                      TRUNC_ARG, TRUNC_ARGC, TRUNC_PATH, Call, Kind)
+from ..openflags import (CREAT_FLAGS, O_ACCMODE, O_CLOEXEC, O_CREAT, O_PATH, O_RDWR, O_TMPFILE,
+                         O_TRUNC, O_WRONLY)
 from . import names as N
+from .sink import Sink
 
 HOLD_NS = 50_000_000          # how long (event time) an unknown pid's events wait for its FORK
 HOLD_MAX = 200_000            # events held at most, whatever their age
 CACHE_MAX = 20_000            # paths cached (each about 1 KB) before the older half is dropped
 
-O_ACCMODE = 0o3
-O_WRONLY = 0o1
-O_RDWR = 0o2
-O_CREAT = 0o100
-O_TRUNC = 0o1000
-O_PATH = 0o10000000
-O_TMPFILE = 0o20200000
 O_MODE_USED = O_CREAT | O_TMPFILE      # the mode argument matters only then
-CREAT_FLAGS = O_CREAT | O_WRONLY | O_TRUNC
 
 TRUNC_ANY = TRUNC_PATH | TRUNC_ARG | TRUNC_ARGC
 
@@ -239,7 +217,7 @@ class Names:
 class Interpreter:
     """Turns events into facts for `sink`; see the module docstring."""
 
-    def __init__(self, run, sink, detail="events"):
+    def __init__(self, run, sink: Sink, detail="events"):
         if detail not in ("events", "summary"):
             raise ValueError(f"detail must be 'events' or 'summary', not {detail!r}")
         self.run = run

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ..events import CLONE_THREAD, CLONE_VFORK, CLONE_VM, SIGCHLD, AT_FDCWD, Call, Event, Kind
 
-O_RDONLY, O_WRONLY, O_CREAT, O_TRUNC, O_CLOEXEC = 0, 1, 0o100, 0o1000, 0o2000000
+from ..openflags import O_CLOEXEC, O_CREAT, O_RDONLY, O_TRUNC, O_WRONLY
 ENOENT = 2
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from ..events import AT_FDCWD, CALL_NAMES, EXIT_THREAD, LOSS_NAMES, Call, Kind
 from . import completeness
 from . import names as N
-from ..events import O_CLOEXEC
+from ..openflags import O_CLOEXEC
 from .model import (C_CREAT, K_CHDIR, K_EXEC, K_EXIT, K_FORK, K_NET, K_OPEN, K_STAT, K_WAIT,
                     A_ERRNOS, A_FAILURES, FILE, O_MODE_USED, OPEN_ACCESS, READS, STAT, TRUNC_ANY,
                     UNRESOLVED, WRITES, Interpreter, Term, net_event_facts, open_access,

@@ -30,7 +30,7 @@ from ..events import (AT_FDCWD, CLONE_THREAD, CLONE_VFORK, CLONE_VM, SIGCHLD, TR
 from .constants import (ACCESS_MODES, AT_FLAGS, CLONE_FLAGS, CREAT_FLAGS, OPEN_FLAGS,
                         STATX_MASK, WAITID_TYPES, signal_number)
 from .lines import is_strace_note
-from .syntax import (SyntaxProblem, decode_string, decoration_bytes, is_string, parse_fd,
+from .syntax import (StraceSyntaxError, decode_string, decoration_bytes, is_string, parse_fd,
                      parse_flags, parse_int, parse_result, split_args)
 
 # The kernel side's bounds (bpf/batchflow.h): an import keeps no more than a
@@ -420,7 +420,7 @@ class StraceImporter:
             try:
                 _, end = split_args(text, len(name) + 1)
                 child = parse_result(text[end:])
-            except (SyntaxProblem, ValueError):
+            except (StraceSyntaxError, ValueError):
                 child = None
             if child is not None and child > 0:
                 t = self.tasks.get(child)
@@ -447,7 +447,7 @@ class StraceImporter:
         try:
             _, end = split_args(text, len(name) + 1)
             v = parse_result(text[end:])
-        except (SyntaxProblem, ValueError):
+        except (StraceSyntaxError, ValueError):
             return None
         return v if v and v > 0 else None
 
@@ -500,7 +500,7 @@ class StraceImporter:
             _, name, text, ts, ts_end, source, lineno = rec
             try:
                 self._call(task, name, text, ts, ts_end)
-            except (SyntaxProblem, ValueError, KeyError, IndexError) as exc:
+            except (StraceSyntaxError, ValueError, KeyError, IndexError) as exc:
                 self.stats.bad_line(source, lineno, text, str(exc))
         elif kind == "exited":
             self._task_left(task, rec[2], code=rec[1], sig=0)
@@ -669,7 +669,7 @@ class StraceImporter:
                     flags = _clone_flags(a[6:])
                     break
             else:
-                raise SyntaxProblem("clone without flags=")
+                raise StraceSyntaxError("clone without flags=")
         else:   # clone3({flags=..., exit_signal=..., ...} => {...}, size)
             # the kernel side reads clone_args.flags alone: the exit signal
             # has its own field there
@@ -856,7 +856,7 @@ def _struct_fields(token):
     """`{a=1, b=X|Y}` -> {"a": "1", "b": "X|Y"}."""
     token = token.strip()
     if not token.startswith("{"):
-        raise SyntaxProblem(f"not a struct: {token[:40]!r}")
+        raise StraceSyntaxError(f"not a struct: {token[:40]!r}")
     items, _ = split_args(token, 1, "}")
     out = {}
     for item in items:
@@ -875,7 +875,7 @@ def _clone_flags(token):
         elif part.startswith("SIG"):
             sig = signal_number(part)
             if sig is None:
-                raise SyntaxProblem(f"unknown signal {part}")
+                raise StraceSyntaxError(f"unknown signal {part}")
             value |= sig
         else:
             value |= parse_int(part)
@@ -885,7 +885,7 @@ def _clone_flags(token):
 def _sig(name):
     sig = signal_number(name)
     if sig is None:
-        raise SyntaxProblem(f"unknown signal {name}")
+        raise StraceSyntaxError(f"unknown signal {name}")
     return sig
 
 
@@ -898,7 +898,7 @@ def _wait_status(token):
             inner = token[1:-1]
             try:
                 return parse_int(inner)
-            except SyntaxProblem:
+            except StraceSyntaxError:
                 pass
         return -1
     if m.group("code") is not None:

@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import re
 
+from ..errors import StraceSyntaxError
 from .constants import errno_number
-
-
-class SyntaxProblem(ValueError):
-    """A piece of a line does not have the shape strace gives it."""
 
 
 _SPECIAL = re.compile(r'["()\[\]{},<]|/\*')
@@ -41,7 +38,7 @@ def _skip_decoration(text: str, pos: int) -> int:
             if depth == 0:
                 return i + 1
         i += 1
-    raise SyntaxProblem("unterminated <...> decoration")
+    raise StraceSyntaxError("unterminated <...> decoration")
 
 
 def split_args(text: str, start: int, closer: str = ")"):
@@ -57,18 +54,18 @@ def split_args(text: str, start: int, closer: str = ")"):
     while True:
         m = search(text, i)
         if m is None:
-            raise SyntaxProblem(f"missing '{closer}'")
+            raise StraceSyntaxError(f"missing '{closer}'")
         i = m.start()
         c = text[i]
         if c == '"':
             sm = _STRING.match(text, i)
             if sm is None:
-                raise SyntaxProblem("unterminated string")
+                raise StraceSyntaxError("unterminated string")
             i = sm.end()
         elif c == "/":
             end = text.find("*/", i + 2)
             if end < 0:
-                raise SyntaxProblem("unterminated comment")
+                raise StraceSyntaxError("unterminated comment")
             i = end + 2
         elif c == "<":
             i = _skip_decoration(text, i)
@@ -83,7 +80,7 @@ def split_args(text: str, start: int, closer: str = ")"):
         else:   # a closing bracket
             if stack:
                 if stack.pop() != c:
-                    raise SyntaxProblem(f"unbalanced '{c}'")
+                    raise StraceSyntaxError(f"unbalanced '{c}'")
                 i += 1
             elif c == closer:
                 last = text[arg_start:i].strip()
@@ -91,9 +88,9 @@ def split_args(text: str, start: int, closer: str = ")"):
                     args.append(last)
                 return args, i + 1
             else:
-                raise SyntaxProblem(f"unexpected '{c}'")
+                raise StraceSyntaxError(f"unexpected '{c}'")
         if i >= n:
-            raise SyntaxProblem(f"missing '{closer}'")
+            raise StraceSyntaxError(f"missing '{closer}'")
 
 
 _ESCAPE = re.compile(r'\\(x[0-9a-fA-F]{1,2}|[0-7]{1,3}|.)', re.S)
@@ -115,11 +112,11 @@ def decode_string(token: str):
     """`"a\\tb\\303\\251"...` -> (b'a\\tb\\xc3\\xa9', True).
 
     Returns (raw bytes, truncated) where truncated is True when strace cut
-    the string (the trailing `...`).  Raises SyntaxProblem if `token` is not
+    the string (the trailing `...`).  Raises StraceSyntaxError if `token` is not
     a quoted string."""
     m = _STRING.match(token)
     if m is None:
-        raise SyntaxProblem(f"not a string: {token[:40]!r}")
+        raise StraceSyntaxError(f"not a string: {token[:40]!r}")
     inner = token[1:m.end() - 1]
     rest = token[m.end():]
     truncated = rest.startswith("...")
@@ -145,7 +142,7 @@ def parse_int(token: str) -> int:
     elif t.isdigit():
         v = int(t)
     else:
-        raise SyntaxProblem(f"not a number: {token!r}")
+        raise StraceSyntaxError(f"not a number: {token!r}")
     return -v if neg else v
 
 
@@ -198,7 +195,7 @@ def parse_result(rest: str):
     (negative errno for failures) or None when the call did not return."""
     m = _RET.match(rest)
     if m is None:
-        raise SyntaxProblem("no result")
+        raise StraceSyntaxError("no result")
     val = m.group(1)
     pos = m.end()
     if pos < len(rest) and rest[pos] == "<":
