@@ -44,6 +44,9 @@ class Run:
     # agent/control/messages.py): NO_MORE_EVENT, MISSING_EVENT, RULE_ON, ...
     protocol: list = dataclasses.field(default_factory=list)
     tool_version: str = ""
+    # The host's mount table at the start: [mount point (bytes), fstype, source]
+    # (agent.capture.mounts); files on network filesystems are named after their server.
+    mounts: list = dataclasses.field(default_factory=list)
     # False when the source had no timestamps (an strace log without -t/-tt/-ttt):
     # event times are then only an order, not nanoseconds.
     times_known: bool = True

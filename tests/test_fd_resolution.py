@@ -101,3 +101,21 @@ def test_sockets_name_their_connections(tmp_path):
     # fstat of a socket fd names its connection (as strace -y would show it)
     assert [str(r).split(":tcp:")[-1] for _p, r in fstat_targets(g)] == \
         ["10.0.0.1:40000-10.0.0.2:80", "10.0.0.2:80-10.0.0.1:40000"]
+
+
+def test_mounts_through_both_writers(tmp_path):
+    b = Builder()
+    b.exec(100, b"/bin/job", [b"job"])
+    b.open(100, b"/srv/data/x", ret=3)
+    b.fstat(100, 3)
+    b.open(100, b"/srv/data/local/y", ret=4)
+    b.exit(100)
+    mounts = [[b"/", "ext4", "/dev/vda1"], [b"/srv/data", "fuse.sshfs", "me@fs1:/home/me"],
+              [b"/srv/data/local", "tmpfs", "tmpfs"], [b"/a\\ b", "cifs", "//fs2/share"]]
+    _c, g = check_isomorphic(tmp_path, b.events, {"root_pid": 100, "mounts": mounts})
+    assert [str(r) for _p, r in fstat_targets(g)] == ["ssh://fs1/home/me/x"]
+    files = {str(f) for f in g.subjects(RDF.type, BF.File)}
+    assert {"ssh://fs1/home/me/x", "file://h1/srv/data/local/y"} <= files
+    exports = {str(m).rsplit(":mount:", 1)[1]: str(e) for m, e in g.subject_objects(BF.export)}
+    assert exports == {"/srv/data": "ssh://fs1/home/me", "/a%5C%20b": "smb://fs2/share"}
+    assert len(list(g.subjects(RDF.type, BF.Mount))) == 4

@@ -216,3 +216,30 @@ def test_output_is_private(tmp_path):
     recording(good, "A", 0, [], ["f"], [])
     merge([str(good)], str(tmp_path / "m.ttl"))
     assert os.stat(tmp_path / "m.ttl").st_mode & 0o077 == 0
+
+
+def test_network_mounts_name_files_after_their_export(tmp_path):
+    """Host A mounts srv:/export at /mnt, host B at /data: the same file has
+    one IRI, and the two mounts are linked (bf:SameExport)."""
+    ins = []
+    for host, point in (("A", b"/mnt"), ("B", b"/data")):
+        b = Builder()
+        b.exec(50, b"/bin/cat", [b"cat"])
+        b.open(50, point + b"/proj/in.txt", ret=3)
+        b.open(50, b"/etc/hosts", ret=4)
+        b.exit(50)
+        out = tmp_path / f"{host}.ttl"
+        write_turtle(b.events, make_run(host=host, mounts=[[b"/", "ext4", "/dev/vda1"],
+                                                           [point, "nfs4", "srv:/export"]]), out)
+        ins.append(str(out))
+    merge(ins, str(tmp_path / "m.ttl"))
+    g = graph(tmp_path / "m.ttl")
+    shared = rdflib.URIRef("nfs://srv/export/proj/in.txt")
+    readers = {str(g.value(p, BF.host)) for p in g.subjects(PROV.used, shared)}
+    assert readers == {"A", "B"}
+    assert {str(p) for p in g.objects(shared, BF.path)} == {"/mnt/proj/in.txt", "/data/proj/in.txt"}
+    assert (rdflib.URIRef("file://A/etc/hosts"), RDF.type, BF.File) in g   # local stays local
+    (ident,) = g.subjects(BF.reason, BF.SameExport)
+    assert {str(m) for m in g.objects(ident, BF.between)} == {
+        "urn:batchflow:host:A:mount:/mnt", "urn:batchflow:host:B:mount:/data"}
+    assert "at /mnt on A and at /data on B" in str(g.value(ident, BF.evidence))

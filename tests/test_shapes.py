@@ -41,7 +41,9 @@ def varied():
     b.fd_call(50, Call.DUP2, 7, 11, ret=11)
     b.fstat(50, 11)
     b.exit(50, 2, leader_only=True)
+    b.open(50, b"/mnt/nfs/shared.txt")
     run = make_run(exit_status=2, end_mono_ns=b.ts + 10, losses={"ringbuf": 2},
+                   mounts=[[b"/", "ext4", "/dev/vda1"], [b"/mnt/nfs", "nfs4", "srv:/export"]],
                    loss_windows=[(b.ts - 100, b.ts - 50, "ringbuf", 2)],
                    missing_tracepoints=["syscalls:sys_enter_openat2"])
     return b.events, run

@@ -229,6 +229,7 @@ class Interpreter:
         self.cache = {}               # absolute path, or (cwd, relative path) -> Ref
         self.files = {}               # absolute path -> Res
         self.netres = {}              # IRI -> Res of endpoints and connections
+        self.file_iri = N.FileNamer(run.host, getattr(run, "mounts", None) or ())
         self.held = {}                # pid -> [Event]
         self.held_count = 0
         self.next_deadline = 0
@@ -391,7 +392,7 @@ class Interpreter:
         """The Res of an absolute, clean path (declared to the sink once)."""
         res = self.files.get(full)
         if res is None:
-            res = self.files[full] = Res(N.file_iri(self.host, full), full, True)
+            res = self.files[full] = Res(self.file_iri(full), full, True)
             self.sink.resource(res)
         return res
 
@@ -767,6 +768,28 @@ class Interpreter:
 class Term(str):
     """A bf: individual as a property value (e.g. bf:Client), not a string."""
     __slots__ = ()
+
+
+class Iri(str):
+    """An IRI as a property value."""
+    __slots__ = ()
+
+
+def mount_facts(run):
+    """[(mount IRI, [(property, value)])] of the host's mount table at the
+    start of the run, one per mount point (the one visible then)."""
+    visible = {}
+    for point, fstype, source in getattr(run, "mounts", None) or ():
+        visible[bytes(point)] = (fstype, source)
+    out = []
+    for point, (fstype, source) in visible.items():
+        facts = [("host", run.host), ("mountPoint", N.bytes_text(point)[0]),
+                 ("fsType", fstype), ("mountSource", source)]
+        export = N.export_iri(fstype, source)
+        if export is not None:
+            facts.append(("export", Iri(export)))
+        out.append((N.mount_iri(run.host, point), facts))
+    return out
 
 
 def resource_facts(res, host):

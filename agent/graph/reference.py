@@ -15,7 +15,8 @@ from ..events import EXIT_THREAD, Kind
 from . import completeness
 from . import names as N
 from .model import (A_COUNT, A_ERRNOS, A_REF, A_FAILURES, A_FIRST, A_LAST, FILE, O_MODE_USED,
-                    TRUNC_ANY, UNRESOLVED, Interpreter, Term, net_event_facts, resource_facts)
+                    TRUNC_ANY, UNRESOLVED, Interpreter, Iri, Term, mount_facts, net_event_facts,
+                    resource_facts)
 from .turtle import COUNT_PROPERTY, EVENT_CLASS, call_name, loss_names, run_bounds, \
     run_command_line
 
@@ -60,13 +61,21 @@ class GraphSink:
             cls, facts = resource_facts(res, self.names.host)
             add((node, RDF.type, BF[cls]))
             for prop, value in facts:
-                add((node, BF[prop], BF[value] if isinstance(value, Term) else Literal(value)))
+                add((node, BF[prop], self._value(value)))
             return
         else:
             add((node, RDF.type, BF.UnresolvedPath))
             add((node, BF.relativeTo, Literal(res.base)))
             add((node, BF.seenIn, self._p(res.proc)))
         self._add_path(node, BF.path, BF.pathBytes, res.text, res.b64)
+
+    @staticmethod
+    def _value(value):
+        if isinstance(value, Term):
+            return BF[value]
+        if isinstance(value, Iri):
+            return URIRef(value)
+        return Literal(value)
 
     def process(self, p):
         add = self.g.add
@@ -261,6 +270,11 @@ class GraphSink:
             add((win, BF.toNs, Literal(w_end)))
             add((win, BF.fromTime, self._time(w_start)))
             add((win, BF.toTime, self._time(w_end)))
+        for iri, facts in mount_facts(run):
+            add((node, BF.mount, URIRef(iri)))
+            add((URIRef(iri), RDF.type, BF.Mount))
+            for prop, value in facts:
+                add((URIRef(iri), BF[prop], self._value(value)))
         completeness.add_triples(add, run, self.names.run_iri)
 
 

@@ -15,8 +15,8 @@ from . import names as N
 from ..openflags import O_CLOEXEC
 from .model import (C_CREAT, K_CHDIR, K_EXEC, K_EXIT, K_FORK, K_NET, K_OPEN, K_STAT, K_WAIT,
                     A_ERRNOS, A_FAILURES, FILE, O_MODE_USED, OPEN_ACCESS, READS, STAT, TRUNC_ANY,
-                    UNRESOLVED, WRITES, Interpreter, Term, net_event_facts, open_access,
-                    resource_facts)
+                    UNRESOLVED, WRITES, Interpreter, Iri, Term, mount_facts, net_event_facts,
+                    open_access, resource_facts)
 
 EVENT_CLASS = {Kind.OPEN: "OpenEvent", Kind.STAT: "StatEvent", Kind.FORK: "ForkEvent",
                Kind.EXEC: "ExecEvent", Kind.EXIT: "ExitEvent", Kind.WAIT: "WaitEvent",
@@ -103,6 +103,8 @@ class TurtleSink:
     def _value(v):
         if isinstance(v, Term):
             return f"bf:{v}"
+        if isinstance(v, Iri):
+            return f"<{v}>"
         if isinstance(v, int):
             return str(v)
         return N.turtle_string(v)
@@ -281,7 +283,13 @@ class TurtleSink:
             lines.append(f"bf:loss <{self.names.run_iri}:loss-{name}>")
         for i, _w in enumerate(run.loss_windows):
             lines.append(f"bf:lossWindow <{self.names.run_iri}:window-{i}>")
+        mounts = mount_facts(run)
+        for iri, _facts in mounts:
+            lines.append(f"bf:mount <{iri}>")
         text = " ;\n    ".join(lines) + " .\n"
+        for iri, facts in mounts:
+            text += f"<{iri}> a bf:Mount" + "".join(
+                f" ; bf:{prop} {self._value(v)}" for prop, v in facts) + " .\n"
         for name in loss_names(run):
             text += (f"<{self.names.run_iri}:loss-{name}> a bf:Loss ; bf:lossKind "
                      f"{N.turtle_string(name)} ; bf:count {run.losses.get(name, 0)} .\n")

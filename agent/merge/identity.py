@@ -3,7 +3,8 @@
 Global identifiers make most of a merge a plain union (a file on one host,
 a process, an NFS file named by its server all have one IRI everywhere).
 What stays apart is what each host can only name from its own side: the two
-ends of a TCP connection, or a service two hosts reached at one address.
+ends of a TCP connection, a service two hosts reached at one address, the
+mounts (on two hosts, or at two mount points) of one network export.
 These rules link such resources with `bf:possiblySameAs`, each link with a
 `bf:Identity` node saying which rule and which facts; nothing is fused.
 
@@ -25,7 +26,8 @@ def bf(name):
     return f"<{BF}{name}>"
 
 
-T_CONNECTION, T_ENDPOINT = bf("Connection"), bf("Endpoint")
+T_CONNECTION, T_ENDPOINT, T_MOUNT = bf("Connection"), bf("Endpoint"), bf("Mount")
+P_EXPORT, P_MOUNT_POINT = bf("export"), bf("mountPoint")
 P_HOST, P_ROLE = bf("host"), bf("role")
 P_LADDR, P_LPORT, P_RADDR, P_RPORT = (bf("localAddress"), bf("localPort"), bf("remoteAddress"),
                                       bf("remotePort"))
@@ -81,6 +83,7 @@ class IdentityRules:
         self.servers = {}             # (raddr, rport) -> [(iri, host, laddr, lport)]
         self.endpoints = {}           # (address, port) -> {iri: host}
         self.users = {}               # connection iri -> [(subject, process, call or access)]
+        self.exports = {}             # export IRI term -> {mount iri: (host, mount point)}
         self.present = set()          # link triples already in the inputs
 
     def observe(self, subject, pairs):
@@ -96,6 +99,10 @@ class IdentityRules:
                 props.setdefault(p, o)
         if T_CONNECTION in types:
             self._connection(subject, props)
+        elif T_MOUNT in types and P_EXPORT in props:
+            self.exports.setdefault(props[P_EXPORT], {})[subject] = (
+                literal_value(props.get(P_HOST, '""')),
+                literal_value(props.get(P_MOUNT_POINT, '""')))
         elif T_ENDPOINT in types:
             addr, port = literal_value(props.get(P_ADDRESS, "")), literal_value(props.get(P_PORT, ""))
             if isinstance(port, int) and addr:
@@ -146,6 +153,13 @@ class IdentityRules:
                     evidence = (f"{addr} port {port} ({name} in /etc/services) reached from "
                                 f"{by_iri[a]} and from {by_iri[b]}")
                     out += self._link(a, b, "SameServicePort", evidence)
+        for export, mounts in sorted(self.exports.items()):
+            iris = sorted(mounts)
+            for i, a in enumerate(iris):
+                for b in iris[i + 1:]:
+                    (ha, pa), (hb, pb) = mounts[a], mounts[b]
+                    evidence = f"{export[1:-1]} mounted at {pa} on {ha} and at {pb} on {hb}"
+                    out += self._link(a, b, "SameExport", evidence)
         return [line for line in dict.fromkeys(out) if line not in self.present]
 
     @staticmethod
