@@ -88,13 +88,14 @@ class Event:
     negative value is -errno.  For EXIT, `arg0` is the exit code passed to
     exit_group (-1 when not seen) and `arg1` the fatal signal (0 when none).
     For WAIT, `arg1` is the raw wait status (-1 when unknown).
+    `fd_path` is set by sources that print what an fd names (strace -y).
     For NET, `path` is the raw struct sockaddr the call named (None: none)
     and `argv`, when the kernel side saw the TCP connection established,
     holds one item: its struct bf_tcp_tuple (`agent.netaddr` reads both).
     """
 
     __slots__ = ("ts", "kind", "call", "pid", "tid", "ppid", "uid", "ret",
-                 "arg0", "arg1", "dirfd", "trunc", "comm", "path", "argv")
+                 "arg0", "arg1", "dirfd", "trunc", "comm", "path", "argv", "fd_path")
 
     def __init__(self, ts, kind, call, pid, tid, ppid=0, uid=0, ret=0, arg0=0, arg1=0,
                  dirfd=AT_FDCWD, trunc=0, comm="", path=None, argv=()):
@@ -113,6 +114,9 @@ class Event:
         self.comm = comm
         self.path = path
         self.argv = list(argv)
+        # What `dirfd` named, when the source says (strace -y's `3</path>`);
+        # the kernel side does not: the graph's fd table works it out.
+        self.fd_path = None
 
     def __repr__(self):
         fields = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__)

@@ -47,6 +47,9 @@ class Run:
     # The host's mount table at the start: [mount point (bytes), fstype, source]
     # (agent.capture.mounts); files on network filesystems are named after their server.
     mounts: list = dataclasses.field(default_factory=list)
+    # fd -> what it named (bytes, /proc/PID/fd's link) of the fds the recorded
+    # command inherited: the start of its fd table in the graph.
+    root_fds: dict = dataclasses.field(default_factory=dict)
     # False when the source had no timestamps (an strace log without -t/-tt/-ttt):
     # event times are then only an order, not nanoseconds.
     times_known: bool = True

@@ -45,6 +45,8 @@ def run_from_dict(data: dict) -> Run:
     kwargs = {k: v for k, v in data.items() if k in names}
     if "loss_windows" in kwargs:
         kwargs["loss_windows"] = [tuple(w) for w in kwargs["loss_windows"]]
+    if "root_fds" in kwargs:
+        kwargs["root_fds"] = {int(k): v for k, v in kwargs["root_fds"].items()}
     if "process_starts" in kwargs:
         kwargs["process_starts"] = {int(k): v for k, v in kwargs["process_starts"].items()}
     if "source" not in kwargs:

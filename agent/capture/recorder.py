@@ -109,6 +109,9 @@ class Recorder:
                 os._exit(127)
         os.close(r)
         self.probe.trace_task(pid, parent_tgid=os.getpid(), tgid=pid)
+        # What the command inherits (the child waits on the start pipe, which
+        # it closes before exec): the graph's fd table starts from this.
+        self.run.root_fds = open_fds(pid, skip=(r,))
         self.run.root_pid = pid
         self.run.process_starts[pid] = start
         self._child = pid
@@ -246,3 +249,21 @@ class Recorder:
     def close(self):
         self.consumer.close()
         self.probe.close()
+
+
+def open_fds(pid, skip=()):
+    """{fd: what /proc/PID/fd/FD links to (bytes)} of a process, `skip` left out."""
+    out = {}
+    try:
+        names = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return out
+    for name in names:
+        fd = int(name)
+        if fd in skip:
+            continue
+        try:
+            out[fd] = os.readlink(f"/proc/{pid}/fd/{name}".encode())
+        except OSError:
+            pass
+    return out

@@ -31,7 +31,16 @@ TOLERATED = {
                   "directory fd (openat(fd, ...), fstatat(fd, \"\", AT_EMPTY_PATH)) as 'fd': "
                   "the launcher decides which fds the command inherits (the recorder's "
                   "child inherits some of the agent's), which shifts the numbers the "
-                  "command's opens get.",
+                  "command's opens get.  The 'fd' category compares what the fd named "
+                  "instead: strace -y's decoration against the graph's fd table.",
+    "FD_SYMLINKS": "In the 'fd' category strace -y shows the kernel's name of the open "
+                   "file (symbolic links resolved: /lib/x.so is /usr/lib/x.so), the graph "
+                   "the path the process opened; check resolves the graph's with realpath "
+                   "(the files are still there, on the same host, right after the run).",
+    "FD_UNNAMED": "In the 'fd' category, an fd neither side names as a file (a pipe, an "
+                  "eventfd, an fd inherited from before the recording) is '?' on both "
+                  "sides, a socket is 'socket'; a file strace shows as deleted is compared "
+                  "by its path.",
     "WAIT_POLLS": "Only waits that reaped a child are compared: how many WNOHANG polls "
                   "a shell makes before a child ends (ret 0 or ECHILD) depends on timing.",
     "TEMP_NAMES": "Random temporary names (gcc's ccXXXXXX, Python's tmpXXXXXXXX, "
@@ -73,6 +82,7 @@ class Proc:
     reaped: list = field(default_factory=list)         # (Proc or pid, status)
     chdirs: list = field(default_factory=list)
     temps: list = field(default_factory=list)          # temp names, in order of mention
+    fdcalls: list = field(default_factory=list)        # (call name, Event) of fd-relative calls
     exec_ok: bool = False
 
 
@@ -88,8 +98,12 @@ def _result(ret):
 class Normalizer:
     """Builds the per-process record of one run from its Event stream."""
 
-    def __init__(self, root_pid=None):
+    def __init__(self, root_pid=None, fd_name=None):
+        """fd_name(ev): what an fd-relative call's fd named (bytes, "socket"
+        or "?"), asked at finish(); by default, what the source said
+        (ev.fd_path, strace -y)."""
         self.root_pid = root_pid
+        self.fd_name = fd_name or strace_fd_name
         self.root = None
         self.current = {}          # pid -> Proc holding that pid now
         self.all = []
@@ -154,7 +168,9 @@ class Normalizer:
                     p.reaped.append((self.current.get(ev.ret, ev.ret), ev.arg1))
                 else:
                     self.tolerated["WAIT_POLLS"] += 1
-            elif kind == Kind.OPEN:
+            if ev.dirfd >= 0 and kind in (Kind.OPEN, Kind.STAT, Kind.CHDIR):
+                p.fdcalls.append((Call(ev.call).name, ev))
+            if kind == Kind.OPEN:
                 self._mention(p, ev.path)
                 creating = ev.arg0 & (O_CREAT | O_TMPFILE_BIT)
                 p.opens[(Call(ev.call).name, _dirfd(ev.dirfd), ev.path, ev.arg0,
@@ -223,10 +239,35 @@ class Normalizer:
                 for c, st in p.reaped))
             out["chdirs"][ident] = tuple((call, norm(path), fd, res)
                                          for call, path, fd, res in p.chdirs)
+            fds = collections.Counter()
+            for call, ev in p.fdcalls:
+                name = self.fd_name(ev)
+                fds[(call, norm(name) if isinstance(name, bytes) else name)] += 1
+            out["fd"][ident] = fds
         return out
 
 
-CATEGORIES = ("process tree", "execs and argv", "exit codes", "opens", "stats", "waits", "chdirs")
+CATEGORIES = ("process tree", "execs and argv", "exit codes", "opens", "stats", "waits", "chdirs",
+              "fd")
+
+
+def fd_target(base, path):
+    """FD_UNNAMED: what an fd-relative call named, from what its fd names
+    (`base`: a path, b"socket", or None) and the path it passed."""
+    if base is None:
+        return "?"
+    if base.startswith(b"/"):
+        if base.endswith(b" (deleted)"):
+            base = base[:-len(b" (deleted)")]
+        return base + b"/" + path if path else base
+    if base.startswith((b"socket:", b"TCP", b"UDP", b"UNIX", b"NETLINK")) or base == b"socket":
+        return "socket"
+    return "?"
+
+
+def strace_fd_name(ev):
+    """What strace -y said the fd named (`3</etc/passwd>`), joined with the path."""
+    return fd_target(ev.fd_path, ev.path)
 
 
 def _dirfd(fd):

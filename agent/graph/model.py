@@ -330,6 +330,9 @@ class Interpreter:
         if pid == self.run.root_pid and self.root is None:
             proc.cwd = self.root_cwd
             self.root = proc
+            for fd, target in (getattr(self.run, "root_fds", None) or {}).items():
+                if target[:1] == b"/" and not target.endswith(b" (deleted)"):
+                    proc.fds[int(fd)] = (self._file(normalize(target)), False)
         self._new_proc(proc)
         return proc
 
