@@ -44,6 +44,12 @@ def record_normalized(command):
     def fd_name(ev):
         """FD_SYMLINKS: the graph's path, as the kernel would name the file."""
         name = fd_names(ev)
+        if isinstance(name, bytes) and name.startswith(b"/proc/"):
+            # the kernel names /proc/self by the pid (resolving it here
+            # would give check's own)
+            if name == b"/proc/self" or name.startswith(b"/proc/self/"):
+                name = b"/proc/%d" % ev.pid + name[len(b"/proc/self"):]
+            return name
         if isinstance(name, bytes):
             real = os.path.realpath(name)
             if real != name:

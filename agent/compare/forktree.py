@@ -257,8 +257,10 @@ def fd_target(base, path):
     if base is None:
         return "?"
     if base.startswith(b"/"):
-        if base.endswith(b" (deleted)"):
-            base = base[:-len(b" (deleted)")]
+        if b"(deleted)" in base:
+            base = base[:base.rindex(b"(deleted)")].rstrip(b" >")
+            if os.path.basename(base).startswith(b"#"):
+                return "?"          # an O_TMPFILE file, never named
         return base + b"/" + path if path else base
     if base.startswith((b"socket:", b"TCP", b"UDP", b"UNIX", b"NETLINK")) or base == b"socket":
         return "socket"

@@ -592,7 +592,7 @@ class Interpreter:
                 if access is None:
                     access = open_access(ev.call, ev.arg0)
                 if ev.ret >= 0 and ref is not None:
-                    proc.fds[ev.ret] = (ref.res, bool(ev.arg0 & O_CLOEXEC))
+                    fd_opened(proc.fds, ev.ret, ref.res, ev.arg0)
             else:
                 access = STAT if kind == K_STAT else EXECUTE if kind == K_EXEC else CHDIR
         elif kind == K_NET:
@@ -766,6 +766,14 @@ class Interpreter:
         self._flush_summary(child)
         if self.procs.get(child.pid) is child:
             del self.procs[child.pid]
+
+
+def fd_opened(fds, fd, res, flags):
+    """An open returned fd on res: the fd table entry (all three loops)."""
+    if flags & O_TMPFILE == O_TMPFILE:
+        fds.pop(fd, None)                 # an unnamed file in that directory
+    else:
+        fds[fd] = (res, flags & O_CLOEXEC != 0)
 
 
 class Term(str):

@@ -12,10 +12,9 @@ from __future__ import annotations
 from ..events import AT_FDCWD, CALL_NAMES, EXIT_THREAD, LOSS_NAMES, Call, Kind
 from . import completeness
 from . import names as N
-from ..openflags import O_CLOEXEC
 from .model import (C_CREAT, K_CHDIR, K_EXEC, K_EXIT, K_FORK, K_NET, K_OPEN, K_STAT, K_WAIT,
                     A_ERRNOS, A_FAILURES, FILE, O_MODE_USED, OPEN_ACCESS, READS, STAT, TRUNC_ANY,
-                    UNRESOLVED, WRITES, Interpreter, Iri, Term, mount_facts, net_event_facts,
+                    UNRESOLVED, WRITES, Interpreter, Iri, Term, fd_opened, mount_facts, net_event_facts,
                     open_access, resource_facts)
 
 EVENT_CLASS = {Kind.OPEN: "OpenEvent", Kind.STAT: "StatEvent", Kind.FORK: "ForkEvent",
@@ -441,7 +440,7 @@ class TurtleWriter(Interpreter):
                             n_open += 1
                             if ret >= 0:
                                 res = ref.res
-                                proc.fds[ret] = (res, flags & O_CLOEXEC != 0)
+                                fd_opened(proc.fds, ret, res, flags)
                                 iri = res.iri
                                 if access in READS and iri not in proc.used:
                                     proc.used.add(iri)
@@ -514,7 +513,7 @@ class TurtleWriter(Interpreter):
                                 agg[A_ERRNOS] = set()
                             agg[A_ERRNOS].add(-ret)
                         elif kind == K_OPEN:
-                            proc.fds[ret] = (res, ev.arg0 & O_CLOEXEC != 0)
+                            fd_opened(proc.fds, ret, res, ev.arg0)
                             iri = res.iri
                             if access in READS and iri not in proc.used:
                                 proc.used.add(iri)
