@@ -340,7 +340,7 @@ static int vals_has(const struct prog *p, const struct node *n, uint32_t v)
 	return 0;
 }
 
-/* The glob of agent/conditions/language.py (see reference.glob_match). */
+/* The glob of agent/conditions/language.py (see agent/conditions/evaluate.py). */
 static int glob_one(const unsigned char *pat, size_t plen, size_t p, unsigned char ch,
 		    size_t *next)
 {
