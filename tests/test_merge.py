@@ -243,3 +243,28 @@ def test_network_mounts_name_files_after_their_export(tmp_path):
     assert {str(m) for m in g.objects(ident, BF.between)} == {
         "urn:batchflow:host:A:mount:/mnt", "urn:batchflow:host:B:mount:/data"}
     assert "at /mnt on A and at /data on B" in str(g.value(ident, BF.evidence))
+
+
+def test_service_port_endpoints_of_two_hosts(tmp_path):
+    """Two hosts send to one DNS server (port 53, in /etc/services), a third
+    to loopback: the first two endpoints are linked, loopback never is."""
+    from agent.events import Call, Kind
+    from agent.netaddr import pack_sockaddr
+    ins = []
+    for i, (host, ip) in enumerate((("A", "10.9.0.53"), ("B", "10.9.0.53"),
+                                    ("C", "127.0.0.1"), ("D", "127.0.0.1"))):
+        b = Builder()
+        b.exec(50, b"/bin/dig", [b"dig"])
+        b.socket(50, 3, type_=2)
+        b._ev(Kind.NET, Call.SENDTO, 50, ret=40, arg0=3, path=pack_sockaddr(Addr("inet", ip, 53)))
+        b.exit(50)
+        out = tmp_path / f"{host}.ttl"
+        write_turtle(b.events, make_run(host=host, start_wall_ns=1_760_000_000_000_000_000 + i), out)
+        ins.append(str(out))
+    merge(ins, str(tmp_path / "m.ttl"))
+    g = graph(tmp_path / "m.ttl")
+    (ident,) = g.subjects(BF.reason, BF.SameServicePort)
+    assert {str(e) for e in g.objects(ident, BF.between)} == {
+        "urn:batchflow:host:A:inet:10.9.0.53:53", "urn:batchflow:host:B:inet:10.9.0.53:53"}
+    assert "domain" in str(g.value(ident, BF.evidence))
+    assert len(list(g.subject_objects(BF.possiblySameAs))) == 2
