@@ -837,6 +837,8 @@ static __always_inline int bf_accept_exit(u8 call, s64 ret, s64 fd, const void *
 		if (t) {
 			bf_put_tuple(r, t);
 			accepted.delete(&key);
+		} else {
+			bf_lost(BF_LOSS_TUPLE);
 		}
 	}
 	bf_output(r, focus);
@@ -904,9 +906,9 @@ TRACEPOINT_PROBE(sock, inet_sock_set_state)
 		c.uid = (u32)bpf_get_current_uid_gid();
 		c.id = (*seq << 16) | (bpf_get_smp_processor_id() & 0xffff);
 		bpf_get_current_comm(&c.comm, sizeof(c.comm));
-		connecting.update(&sk, &c);
 		u32 tid = (u32)id;
-		connect_ids.update(&tid, &c.id);
+		if (connecting.update(&sk, &c) != 0 || connect_ids.update(&tid, &c.id) != 0)
+			bf_lost(BF_LOSS_TUPLE);
 		return 0;
 	}
 	if (new != BF_TCP_ESTABLISHED) {

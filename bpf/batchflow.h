@@ -193,7 +193,11 @@ enum bf_loss {
 	BF_LOSS_INFLIGHT = 1,  /* exec map full: an execve's argv could not be kept */
 	BF_LOSS_TRACED = 2,    /* a child could not join the traced set (tid out of range) */
 	BF_LOSS_READ = 3,      /* a user string could not be read (record kept, path empty) */
-	BF_LOSS_MAX = 4,
+	BF_LOSS_TUPLE = 4,     /* a TCP 4-tuple was not kept until its record: an accept
+	                        * found none for its peer (evicted from the LRU, or
+	                        * established before tracing began), or a connect's id
+	                        * could not be kept (record kept, without the tuple) */
+	BF_LOSS_MAX = 5,
 };
 
 /*
