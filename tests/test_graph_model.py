@@ -335,7 +335,7 @@ def test_run_node(tmp_path):
     assert int(value(g, node, BF.lostEvents)) == 5
     losses = {str(value(g, l, BF.lossKind)): int(value(g, l, BF["count"]))
               for l in g.objects(node, BF.loss)}
-    assert losses == {"ringbuf": 4, "inflight": 0, "traced": 0, "read": 1}
+    assert losses == {"ringbuf": 4, "inflight": 0, "traced": 0, "read": 1, "tuple": 0}
     windows = sorted((int(value(g, w, BF.fromNs)), int(value(g, w, BF.toNs)),
                       str(value(g, w, BF.lossKind)), int(value(g, w, BF["count"])))
                      for w in g.objects(node, BF.lossWindow))

@@ -19,6 +19,7 @@ from .loader import Probe
 from ..run import Run
 
 PR_SET_CHILD_SUBREAPER = 36
+PR_SET_PDEATHSIG = 1
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -96,11 +97,21 @@ class Recorder:
         exe = shutil.which(argv[0]) or argv[0]
         r, w = os.pipe()
         start = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # the child: wait until traced, then exec
             try:
-                os.close(w)
+                # No call the kernel side records before the read, which
+                # returns once the child is traced: its closes of the start
+                # pipe are then recorded in every run, not as a race with
+                # the parent's trace_task decides.  The parent's death ends
+                # the wait (the child holds w, so no EOF would).
+                libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+                if os.getppid() != parent:
+                    os._exit(127)
                 os.read(r, 1)
+                libc.prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0)    # not the command's
+                os.close(w)
                 os.close(r)
                 os.execv(exe, argv)
             except OSError as exc:
@@ -111,7 +122,7 @@ class Recorder:
         self.probe.trace_task(pid, parent_tgid=os.getpid(), tgid=pid)
         # What the command inherits (the child waits on the start pipe, which
         # it closes before exec): the graph's fd table starts from this.
-        self.run.root_fds = open_fds(pid, skip=(r,))
+        self.run.root_fds = open_fds(pid, skip=(r, w))
         self.run.root_pid = pid
         self.run.process_starts[pid] = start
         self._child = pid
