@@ -19,6 +19,20 @@ setup(
         "msgpack>=1.0",
         "pyoxigraph>=0.4",      # batchflow query: embedded SPARQL store
         "pyparsing>=3.1",       # rdflib's SPARQL needs it; Debian's older one shadows it
+        "jsonschema>=4.17",     # batchflow rules: the configuration's schema
+        'tomli>=1.1; python_version < "3.11"',   # TOML before tomllib
     ],
-    entry_points={"console_scripts": ["batchflow=agent.cli:main"]},
+    entry_points={
+        "console_scripts": ["batchflow=agent.cli:main"],
+        # Rules, found by name (agent/rules/config.py); plugins add theirs here.
+        "batchflow.rules": [
+            "missing-dependency = agent.rules.builtin:MissingDependency",
+            "dataflow = agent.rules.builtin:Dataflow",
+            "failure-chain = agent.rules.builtin:FailureChain",
+            "fork-storm = agent.rules.builtin:ForkStorm",
+            "exec-loop = agent.rules.builtin:ExecLoop",
+            "collision = agent.rules.builtin:Collision",
+            "hot-spot = agent.rules.builtin:HotSpot",
+        ],
+    },
 )

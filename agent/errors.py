@@ -64,3 +64,32 @@ class SocketInUseError(ControlError):
 class StraceSyntaxError(InputFormatError):
     """A piece of a strace line does not have the shape strace gives it
     (the importer counts the line as not understood and goes on)."""
+
+
+class RulesError(BatchflowError, ValueError):
+    """A rules configuration cannot be used.  Its four families below each
+    have their own exit code, so a script can tell them apart."""
+
+
+class RulesFileError(RulesError, OSError):
+    """The rules configuration file cannot be read."""
+    exit_code = 10
+
+
+class RulesParseError(RulesError):
+    """The rules configuration is not valid TOML."""
+    exit_code = 11
+
+
+class RulesValidationError(RulesError):
+    """The rules configuration parses but breaks its JSON Schema (or a rule's)."""
+    exit_code = 12
+
+
+class RulesActivationError(RulesError):
+    """A rule named by the configuration is not installed or fails at start."""
+    exit_code = 13
+
+
+class ConfigError(UsageError):
+    """A configuration file, or an option's value it could also hold, is invalid."""

@@ -7,6 +7,7 @@ import pytest
 from agent.graph.reference import GraphSink
 from agent.graph.sink import Sink
 from agent.graph.turtle import TurtleSink
+from agent.rules.primitives import PrimitiveSink
 
 METHODS = [name for name, _ in inspect.getmembers(Sink, inspect.isfunction)
            if not name.startswith("_")]
@@ -20,7 +21,7 @@ def test_the_interface_names_every_call_the_interpreter_makes():
     assert called == set(METHODS)
 
 
-@pytest.mark.parametrize("cls", [TurtleSink, GraphSink])
+@pytest.mark.parametrize("cls", [TurtleSink, GraphSink, PrimitiveSink])
 def test_a_writer_implements_every_call(cls):
     for name in METHODS:
         impl = getattr(cls, name, None)

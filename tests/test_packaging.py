@@ -15,9 +15,17 @@ pytestmark = pytest.mark.bpf
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory):
+    # Built from a copy of the tracked files: setuptools writes its egg-info
+    # and build/ beside setup.py, and a stale egg-info in the checkout would
+    # shadow the installed metadata (entry points) for every later test.
+    src = tmp_path_factory.mktemp("src")
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, check=True,
+                           capture_output=True).stdout.split(b"\0")
+    subprocess.run(["cp", "-P", "--parents", "-t", str(src), *[f.decode() for f in files if f]],
+                   cwd=ROOT, check=True)
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out),
-                    ROOT], check=True, capture_output=True)
+                    str(src)], check=True, capture_output=True)
     (path,) = out.glob("batchflow-*.whl")
     return path
 

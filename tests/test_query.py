@@ -110,3 +110,29 @@ def test_errors_are_one_line(capsys, tmp_path, example, make, query, message):
     code, out, err = batchflow(capsys, "query", path, query)
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and message in err
+
+
+def test_a_reader_that_stops_early_is_no_error(example, capsys, monkeypatch):
+    """`batchflow query ... | head -1`: once the pipe is closed under the
+    writer, it stops quietly (exit 141, as a shell tool killed by SIGPIPE;
+    no traceback)."""
+    r, w = os.pipe()
+    os.close(r)
+
+    class ClosedPipe:
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            pass
+
+        def fileno(self):
+            return w
+
+    monkeypatch.setattr("sys.stdout", ClosedPipe())
+    try:
+        code = batchflow_main(["query", str(example), "SELECT ?s WHERE { ?s ?p ?o }"])
+    finally:
+        os.close(w)
+    assert code == 141
+    assert capsys.readouterr().err == ""

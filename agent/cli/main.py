@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from .. import __version__
@@ -20,6 +21,8 @@ SUBCOMMANDS = [
     "agent.cli.merge",
     "agent.cli.query",
     "agent.cli.ctl",
+    "agent.cli.diff",
+    "agent.cli.rules",
 ]
 
 
@@ -46,6 +49,12 @@ def main(argv=None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`batchflow query ... | head`): as a shell tool
+        # does, stop quietly.  Python would print another error flushing
+        # stdout at exit, so stdout is pointed at /dev/null first.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

@@ -42,6 +42,10 @@ def register(sub):
     p.add_argument("--control-socket", metavar="PATH",
                    help="accept control messages on this Unix socket (root only; "
                         "see `batchflow ctl`)")
+    p.add_argument("--rules", metavar="TOML",
+                   help="run these rules (agent/rules/, docs/rules.md) on the events as they "
+                        "come; their findings go into the Turtle and a report on stderr. "
+                        "Rules may steer the recording through the control protocol")
     p.add_argument("--ebpf", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
     p.set_defaults(func=run_record)
@@ -72,8 +76,14 @@ def run_record(args) -> int:
     journal_path = args.journal or args.output + ".journal"
     check_output(journal_path)
 
+    engine = None
+    if args.rules:
+        # checked before anything is traced: a bad file costs no recording
+        from ..rules.config import engine_from
+        engine = engine_from(args.rules)
+
     control_msgs = None
-    if args.control or args.control_socket:
+    if args.control or args.control_socket or engine is not None:
         from ..control.startup import Steering, load_control_file
         control_msgs = load_control_file(args.control) if args.control else []
 
@@ -97,7 +107,7 @@ def run_record(args) -> int:
 
     with Session(run, ringbuf_pages=args.ringbuf_pages, poll_ms=args.poll_ms,
                  sampler=sampler) as session:
-        steering = None
+        steering = live = None
         try:
             if control_msgs is not None:
                 steering = Steering(args.control_socket)
@@ -105,6 +115,10 @@ def run_record(args) -> int:
             session.begin()
             journal = JournalWriter(journal_path, run)
             session.sink = journal.append
+            if engine is not None:
+                from ..rules.runner import LiveRules
+                live = LiveRules(engine, run, steering.controller)
+                session.sink = live.tee(journal.append)
             started = session.trace(scope, target)
             if not args.quiet and scope == "pid":
                 print(f"batchflow: tracing pid {args.pid} and {started - 1} descendants",
@@ -119,6 +133,8 @@ def run_record(args) -> int:
         # Detaching overlaps with writing the Turtle.
         session.close(background=True)
         write_output(journal_path, args.output, args.detail, run, args.quiet)
+        if live is not None:
+            live.write(args.output, args.quiet)
     if not args.keep_journal:
         os.unlink(journal_path)
     return run.exit_status if run.exit_status is not None else 0

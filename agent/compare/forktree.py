@@ -26,7 +26,8 @@ TOLERATED = {
                 "launcher, not to the command: the recorder's child is traced from "
                 "before its exec (waiting on its start pipe), while strace's log starts "
                 "at the exec; a launcher that looks the command up in PATH would add "
-                "failed execs there too.",
+                "failed execs there too.  A root that forks before any exec (a process "
+                "attached with -p, a synthetic stream) is no launcher: its events count.",
     "FD_NUMBERS": "A successful open is compared as 'ok', not by fd number, and a "
                   "directory fd (openat(fd, ...), fstatat(fd, \"\", AT_EMPTY_PATH)) as 'fd': "
                   "the launcher decides which fds the command inherits (the recorder's "
@@ -44,8 +45,9 @@ TOLERATED = {
     "WAIT_POLLS": "Only waits that reaped a child are compared: how many WNOHANG polls "
                   "a shell makes before a child ends (ret 0 or ECHILD) depends on timing.",
     "TEMP_NAMES": "Random temporary names (gcc's ccXXXXXX, Python's tmpXXXXXXXX, "
-                  "mktemp's tmp.XXXXXXXXXX) differ on every run: each is replaced by "
-                  "<tmp:P:k>, the k-th temporary name process P mentioned first.",
+                  "mktemp's tmp.XXXXXXXXXX) differ on every run: each, anywhere in a path "
+                  "(so files inside a mktemp -d directory too), is replaced by <tmp:P:k>, "
+                  "the k-th temporary name process P mentioned first.",
     "PROC_PIDS": "/proc/<pid> paths name a pid; it is replaced by the identity of the "
                  "process that had that pid in the run.",
     "THREAD_EXITS": "On kernels without group_dead in sched_process_exit the kernel side "
@@ -62,8 +64,15 @@ TOLERATED = {
                    "strace.  Nothing of it reaches the comparison.",
 }
 
-_TEMP = re.compile(rb'(?:^|/)(cc[A-Za-z0-9]{6}|tmp[a-z0-9_]{8}|tmp\.[A-Za-z0-9]{10})((?:\.[A-Za-z0-9_]+)*)$')
+# A temporary name is one path component (anywhere in the path: files inside a
+# mktemp -d directory are temporary too); what follows it (an extension, the
+# rest of the path) is kept.
+_TEMP = re.compile(rb'(?:^|/)(cc[A-Za-z0-9]{6}|tmp[a-z0-9_]{8}|tmp\.[A-Za-z0-9]{10})(?=[./]|$)')
 _RESTART_MIN, _RESTART_MAX = 512, 516    # ERESTARTSYS .. ERESTART_RESTARTBLOCK
+_K_STAT, _K_FORK, _K_EXEC, _K_EXIT = (int(Kind.STAT), int(Kind.FORK), int(Kind.EXEC),
+                                      int(Kind.EXIT))
+_ONE_OUTCOME = {}           # outcome -> frozenset((outcome,))
+LAUNCHER_MAX = 10_000       # a root with more events than this before an exec is no launcher
 _PROC_PID = re.compile(rb'^/proc/(\d+)(?=/|$)')
 
 
@@ -83,7 +92,11 @@ class Proc:
     chdirs: list = field(default_factory=list)
     temps: list = field(default_factory=list)          # temp names, in order of mention
     fdcalls: list = field(default_factory=list)        # (call name, Event) of fd-relative calls
-    exec_ok: bool = False
+    # what `batchflow diff` compares besides the above (agent/compare/diff.py)
+    iri: str = None                                    # its node in the run's graph
+    start_ts: int = None                               # fork (or first event), ns
+    end_ts: int = None                                 # exit, ns
+    files: dict = field(default_factory=dict)          # (resolved path, access) -> frozenset of outcomes
 
 
 def _result(ret):
@@ -98,20 +111,25 @@ def _result(ret):
 class Normalizer:
     """Builds the per-process record of one run from its Event stream."""
 
-    def __init__(self, root_pid=None, fd_name=None):
+    def __init__(self, root_pid=None, keep_calls=True, fd_name=None):
         """fd_name(ev): what an fd-relative call's fd named (bytes, "socket"
         or "?"), asked at finish(); by default, what the source said
         (ev.fd_path, strace -y)."""
         self.root_pid = root_pid
         self.fd_name = fd_name or strace_fd_name
+        # False: opens, stats and chdirs are not kept call by call (check's
+        # categories), only as files (what diff compares)
+        self.keep_calls = keep_calls
         self.root = None
         self.current = {}          # pid -> Proc holding that pid now
         self.all = []
         self.tolerated = collections.Counter()
         self.unknown = collections.Counter()   # events of pids outside the tree
         self.temp_owner = {}       # temp name -> (Proc, index)
+        self.launcher = []         # LAUNCHER: the root's events before its first exec, held
 
     def _proc(self, pid):
+        """The Proc of `pid`: the root, the first time (None: outside the tree)."""
         p = self.current.get(pid)
         if p is None:
             if self.root is None and (self.root_pid is None or pid == self.root_pid):
@@ -123,75 +141,123 @@ class Normalizer:
         return p
 
     def _mention(self, p, path):
-        if path and _TEMP.search(path) and path not in self.temp_owner:
-            self.temp_owner[path] = (p, len(p.temps))
-            p.temps.append(path)
+        if not path or b"tmp" not in path and b"/cc" not in path and not path.startswith(b"cc"):
+            return                                  # (the common case, without a regex)
+        for m in _TEMP.finditer(path):
+            key = path[:m.end(1)]
+            if key not in self.temp_owner:
+                self.temp_owner[key] = (p, len(p.temps))
+                p.temps.append(key)
 
     def feed(self, events):
         for ev in events:
+            self.add(ev)
+
+    def _not_a_launcher(self):
+        held, self.launcher = self.launcher, None
+        for args in held or ():
+            self.add(*args)
+
+    def add(self, ev, resolved=None, access=None, iri=None):
+        """One event.  `resolved` and `access` (the file it named, made absolute,
+        and how it was used: agent/graph/model.py's access kinds) come from the
+        graph interpreter or a graph; `iri` is the process's node there."""
+        p = self.current.get(ev.pid)
+        if p is None:
             p = self._proc(ev.pid)
             if p is None:
                 self.unknown[Kind(ev.kind).name] += 1
-                continue
-            kind = ev.kind
-            if _RESTART_MIN <= -ev.ret <= _RESTART_MAX and kind != Kind.EXIT:
+                return
+            p.start_ts = ev.ts
+        if p.iri is None:
+            p.iri = iri
+        kind = ev.kind
+        ret = ev.ret
+        if ret < 0:
+            if _RESTART_MIN <= -ret <= _RESTART_MAX and kind != _K_EXIT:
                 self.tolerated["RESTARTED"] += 1
-                continue
-            if p is self.root and not p.exec_ok and not (kind == Kind.EXEC and ev.ret == 0):
-                self.tolerated["LAUNCHER"] += 1
-                continue
-            if kind == Kind.FORK:
-                if ev.ret < 0:
-                    p.failed_forks[_result(ev.ret)] += 1
-                elif ev.is_thread_fork:
-                    p.threads += 1
-                else:
-                    child = Proc(ev.ret, parent=p)
-                    p.children.append(child)
-                    self.current[ev.ret] = child
-                    self.all.append(child)
-            elif kind == Kind.EXEC:
-                self._mention(p, ev.path)
-                for a in ev.argv:
-                    self._mention(p, a)
-                p.execs.append((ev.path, tuple(ev.argv), _result(ev.ret)))
-                if ev.ret == 0:
-                    p.exec_ok = True
-                    p.labels.append(os.path.basename(ev.path or b"").decode("utf-8", "replace"))
-            elif kind == Kind.EXIT:
-                if ev.trunc & EXIT_THREAD and ev.tid != ev.pid:
-                    self.tolerated["THREAD_EXITS"] += 1
-                    continue
-                p.exit = (ev.arg0, ev.arg1)
-            elif kind == Kind.WAIT:
-                if ev.ret > 0:
-                    p.reaped.append((self.current.get(ev.ret, ev.ret), ev.arg1))
-                else:
-                    self.tolerated["WAIT_POLLS"] += 1
-            if ev.dirfd >= 0 and kind in (Kind.OPEN, Kind.STAT, Kind.CHDIR):
-                p.fdcalls.append((Call(ev.call).name, ev))
-            if kind == Kind.OPEN:
-                self._mention(p, ev.path)
-                creating = ev.arg0 & (O_CREAT | O_TMPFILE_BIT)
-                p.opens[(Call(ev.call).name, _dirfd(ev.dirfd), ev.path, ev.arg0,
-                         ev.arg1 if creating else 0, _result(ev.ret))] += 1
-                if ev.ret >= 0:
-                    self.tolerated["FD_NUMBERS"] += 1
-            elif kind == Kind.STAT:
-                self._mention(p, ev.path)
-                p.stats[(Call(ev.call).name, _dirfd(ev.dirfd), ev.path, ev.arg0, ev.arg1,
-                         _result(ev.ret))] += 1
-            elif kind == Kind.CHDIR:
-                p.chdirs.append((Call(ev.call).name, ev.path, _dirfd(ev.dirfd), _result(ev.ret)))
+                return
+            result = _result(ret)
+        else:
+            result = "ok"
+        if self.launcher is not None and p is self.root:
+            if kind == _K_EXEC and ret == 0:
+                self.tolerated["LAUNCHER"] += len(self.launcher)
+                self.launcher = None
+            elif (kind == _K_FORK and ret > 0 and not ev.is_thread_fork) \
+                    or len(self.launcher) >= LAUNCHER_MAX:
+                self._not_a_launcher()
+            else:
+                self.launcher.append((ev, resolved, access, iri))
+                return
+        if resolved is not None and access is not None:
+            key = (resolved, access)
+            outcomes = p.files.get(key)
+            if outcomes is None:
+                # one shared frozenset per outcome: a set per file would be
+                # most of the memory of a large recording
+                one = _ONE_OUTCOME.get(result)
+                if one is None:
+                    one = _ONE_OUTCOME[result] = frozenset((result,))
+                p.files[key] = one
+            elif result not in outcomes:
+                p.files[key] = outcomes | {result}
+        if kind <= _K_STAT and not self.keep_calls:        # (diff: the common case)
+            path = ev.path
+            if path and (b"tmp" in path or b"cc" in path):
+                self._mention(p, path)
+            return
+        if ev.dirfd >= 0 and kind in (Kind.OPEN, Kind.STAT, Kind.CHDIR):
+            p.fdcalls.append((Call(ev.call).name, ev))
+        if kind == Kind.FORK:
+            if ev.ret < 0:
+                p.failed_forks[_result(ev.ret)] += 1
+            elif ev.is_thread_fork:
+                p.threads += 1
+            else:
+                child = Proc(ev.ret, parent=p, start_ts=ev.ts)
+                p.children.append(child)
+                self.current[ev.ret] = child
+                self.all.append(child)
+        elif kind == Kind.EXEC:
+            self._mention(p, ev.path)
+            for a in ev.argv:
+                self._mention(p, a)
+            p.execs.append((ev.path, tuple(ev.argv), _result(ev.ret)))
+            if ev.ret == 0:
+                p.labels.append(os.path.basename(ev.path or b"").decode("utf-8", "replace"))
+        elif kind == Kind.EXIT:
+            if ev.trunc & EXIT_THREAD and ev.tid != ev.pid:
+                self.tolerated["THREAD_EXITS"] += 1
+                return
+            p.exit = (ev.arg0, ev.arg1)
+            p.end_ts = ev.ts
+        elif kind == Kind.WAIT:
+            if ev.ret > 0:
+                p.reaped.append((self.current.get(ev.ret, ev.ret), ev.arg1))
+            else:
+                self.tolerated["WAIT_POLLS"] += 1
+        elif kind == Kind.OPEN:
+            self._mention(p, ev.path)
+            creating = ev.arg0 & (O_CREAT | O_TMPFILE_BIT)
+            p.opens[(Call(ev.call).name, _dirfd(ev.dirfd), ev.path, ev.arg0,
+                     ev.arg1 if creating else 0, _result(ev.ret))] += 1
+            if ev.ret >= 0:
+                self.tolerated["FD_NUMBERS"] += 1
+        elif kind == Kind.STAT:
+            self._mention(p, ev.path)
+            p.stats[(Call(ev.call).name, _dirfd(ev.dirfd), ev.path, ev.arg0, ev.arg1,
+                     _result(ev.ret))] += 1
+        elif kind == Kind.CHDIR:
+            p.chdirs.append((Call(ev.call).name, ev.path, _dirfd(ev.dirfd), _result(ev.ret)))
 
     # ---- identities ------------------------------------------------------
 
-    def finish(self):
-        """The normalized form: {category: {identity: value}}."""
+    def identities(self):
+        """{id(Proc): identity}: the root's label, then /label#k per generation,
+        k counting the siblings with that label in fork order."""
+        self._not_a_launcher()      # a root that never exec'd: its events count
         names = {}
-
-        def label(p):
-            return ">".join(p.labels) or "(no exec)"
 
         def walk(p, ident):
             names[id(p)] = ident
@@ -203,24 +269,45 @@ class Normalizer:
 
         if self.root is not None:
             walk(self.root, label(self.root))
-        pid_ident = {p.pid: names[id(p)] for p in self.all if id(p) in names}
+        return names
+
+    def pid_identities(self, names):
+        """{pid: identity} (`names` from identities()); a reused pid: its last process."""
+        return {p.pid: names[id(p)] for p in self.all if id(p) in names}
+
+    def path_normalizer(self, names, temp_names=True, proc_pids=True):
+        """The function that rewrites a path or argv string of this run:
+        TEMP_NAMES and PROC_PIDS (`names` from identities())."""
+        pid_ident = self.pid_identities(names) if proc_pids else {}
+        owners = self.temp_owner if temp_names else {}
 
         def norm(path):
             if path is None:
                 return None
-            owner = self.temp_owner.get(path)
-            if owner is not None:
-                m = _TEMP.search(path)
-                self.tolerated["TEMP_NAMES"] += 1
-                return (path[:m.start(1)] + f"<tmp:{names.get(id(owner[0]), '?')}:{owner[1]}>"
-                        .encode() + (m.group(2) or b""))
+            if owners:
+                parts, last = [], 0
+                for m in _TEMP.finditer(path):
+                    owner = owners.get(path[:m.end(1)])
+                    if owner is not None:
+                        parts += [path[last:m.start(1)],
+                                  f"<tmp:{names.get(id(owner[0]), '?')}:{owner[1]}>".encode()]
+                        last = m.end(1)
+                if parts:
+                    self.tolerated["TEMP_NAMES"] += 1
+                    path = b"".join(parts) + path[last:]
             m = _PROC_PID.match(path)
-            if m is not None and m.group(1) != b"self":
+            if m is not None:
                 who = pid_ident.get(int(m.group(1)))
                 if who is not None:
                     self.tolerated["PROC_PIDS"] += 1
                     return b"/proc/<" + who.encode() + b">" + path[m.end():]
             return path
+        return norm
+
+    def finish(self):
+        """The normalized form: {category: {identity: value}}."""
+        names = self.identities()
+        norm = self.path_normalizer(names)
 
         out = {c: {} for c in CATEGORIES}
         for p in self.all:
@@ -245,6 +332,11 @@ class Normalizer:
                 fds[(call, norm(name) if isinstance(name, bytes) else name)] += 1
             out["fd"][ident] = fds
         return out
+
+
+def label(p):
+    """What names a process among its siblings: the programs it ran."""
+    return ">".join(p.labels) or "(no exec)"
 
 
 CATEGORIES = ("process tree", "execs and argv", "exit codes", "opens", "stats", "waits", "chdirs",

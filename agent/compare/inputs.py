@@ -1,0 +1,520 @@
+"""One side of a comparison: a Turtle file, a journal or a strace log, read
+into the fork-tree normaliser (agent/compare/forktree.py).
+
+Journals and strace logs are events: they go through the graph interpreter
+(agent/graph/model.py), the one piece that orders them (a child's events
+wait for its fork), resolves relative paths against each process's cwd and
+names the access kinds; `_NormalizerSink` hands each interpreted event to
+the normaliser.  A Turtle file is already interpreted: its event nodes are
+read back, streaming (pyoxigraph's parser), in the order of their IRIs'
+indexes, and fed to the same normaliser.
+"""
+from __future__ import annotations
+
+import base64
+import dataclasses
+import os
+import re
+
+from ..errors import InputFormatError
+from ..events import AT_FDCWD, CALL_NAMES, EXIT_THREAD, TRUNC_PATH, Event, Kind
+from ..graph import names as N
+from .forktree import Normalizer
+
+JOURNAL, TURTLE, STRACE = "journal", "turtle", "strace"
+UNRESOLVED = b"<unresolved>/"       # prefix of a path no cwd was known for
+
+
+@dataclasses.dataclass
+class Side:
+    """A run read for comparison."""
+    path: str
+    form: str                           # JOURNAL, TURTLE or STRACE
+    normalizer: Normalizer
+    run_iri: str = ""
+    host: str = ""
+    source: str = ""                    # the run's source: record, import-strace
+    start_wall_ns: int = None           # wall clock of the run's start and end
+    end_wall_ns: int = None
+    wall_offset: int = 0                # add to an event time (ns) for wall-clock ns
+    times_known: bool = True
+    lost: dict = dataclasses.field(default_factory=dict)     # loss kind -> count
+    complete: bool = True
+    notes: list = dataclasses.field(default_factory=list)
+    outside: int = 0                    # events outside the root's tree (once the normaliser is gone)
+
+    @property
+    def total_lost(self):
+        return sum(self.lost.values())
+
+
+def sniff(path) -> str:
+    """JOURNAL, TURTLE or STRACE, from the first bytes of the file."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError as exc:
+        raise InputFormatError(f"cannot read {path}: {exc.strerror}") from None
+    if not head:
+        raise InputFormatError(f"{path} is empty")
+    if head[0] in (0xDE, 0xDF) or 0x80 <= head[0] <= 0x8F:
+        if b"batchflow" in head[:64] and b"journal" in head[:64]:
+            return JOURNAL
+    text = head.lstrip()
+    while text.startswith(b"#"):
+        text = text.split(b"\n", 1)[1].lstrip() if b"\n" in text else b""
+    if text[:7].lower() in (b"@prefix", b"prefix ") or text[:5].lower() in (b"@base", b"base ") \
+            or text.startswith(b"<"):
+        return TURTLE
+    return STRACE
+
+
+def load(path, host=None, cwd=None) -> Side:
+    """Reads one side; raises InputFormatError when it is none of the three.
+
+    host: a strace log's host.  cwd: the directory a strace log's (or a
+    journal's) command started in, when the input does not say (a log made
+    without -y): relative paths are resolved against it."""
+    path = os.fspath(path)
+    form = sniff(path)
+    if form == TURTLE:
+        return _load_turtle(path)
+    if form == JOURNAL:
+        from ..capture.journal import read_journal
+        jr = read_journal(path)
+        side = Side(path, form, Normalizer(jr.run.root_pid, keep_calls=False))
+        if jr.run.cwd is None and cwd is not None:
+            jr.run.cwd = os.fsencode(cwd)
+        _interpret(side, jr.run, jr.events)
+        side.complete = jr.complete
+        side.notes += jr.notes
+        return side
+    from ..strace import StraceImport
+    imp = StraceImport([path], host=host)
+    try:
+        imp.sniff()
+    except InputFormatError as exc:
+        raise InputFormatError(f"{path} is not a Turtle file, a batchflow journal or a "
+                               f"strace log ({exc})") from None
+    side = Side(path, form, Normalizer(keep_calls=False))
+    events = imp.events()
+    if cwd is not None:
+        imp.run.cwd = os.fsencode(cwd)
+        events = _root_first(imp.run, events)
+    _interpret(side, imp.run, events)
+    if imp.stats.unparsed:
+        side.notes.append(f"{imp.stats.unparsed} strace lines not understood")
+    return side
+
+
+def _run_facts(side, run):
+    side.run_iri = N.run_iri(run)
+    side.host = run.host
+    side.source = run.source
+    side.start_wall_ns = run.start_wall_ns or None
+    side.end_wall_ns = run.end_wall_ns or None
+    side.wall_offset = run.start_wall_ns - run.start_mono_ns
+    side.times_known = getattr(run, "times_known", True)
+    side.lost = {k: v for k, v in run.losses.items() if v}
+
+
+def _interpret(side, run, events):
+    from ..graph.model import Interpreter
+    interp = Interpreter(run, _NormalizerSink(side.normalizer), "events")
+    interp.feed(events)
+    interp.finish()
+    _run_facts(side, run)        # after the events: an import's Run is complete only then
+
+
+def _root_first(run, events):
+    """The events, the run's root pid set from the first one when unknown (an
+    import learns it at the end): the interpreter gives the root the run's cwd."""
+    for ev in events:
+        if run.root_pid is None:
+            run.root_pid = ev.pid
+        yield ev
+
+
+class _NormalizerSink:
+    """The graph interpreter's sink that feeds the normaliser (nothing is written)."""
+
+    def __init__(self, normalizer):
+        self.add = normalizer.add
+
+    def event(self, idx, ev, proc, prev, ref, access, use, gen):
+        if ref is None:
+            self.add(ev, None, None, proc.iri)
+        else:
+            res = ref.res
+            self.add(ev, res.path if res.resolved else UNRESOLVED + res.path, access, proc.iri)
+
+    def begin(self, names): pass
+    def resource(self, res): pass
+    def process(self, proc): pass
+    def started_by(self, proc, parent, fork_idx): pass
+    def branch(self, fork_idx, first_idx): pass
+    def join(self, exit_idx, wait_idx): pass
+    def reaped(self, child, parent, wait_idx): pass
+    def executed(self, proc, ref, command): pass
+    def exited(self, proc, ev, usage): pass
+    def used(self, proc, res): pass
+    def generated(self, proc, res): pass
+    def accesses(self, first_idx, proc, aggs): pass
+    def end(self, run, summary): pass
+
+
+# ---- Turtle -----------------------------------------------------------------
+
+BF = N.BF
+RDF_TYPE = N.RDF + "type"
+RDF_FIRST, RDF_REST, RDF_NIL = N.RDF + "first", N.RDF + "rest", N.RDF + "nil"
+EVENT_KIND = {BF + "OpenEvent": Kind.OPEN, BF + "StatEvent": Kind.STAT,
+              BF + "ForkEvent": Kind.FORK, BF + "ExecEvent": Kind.EXEC,
+              BF + "ExitEvent": Kind.EXIT, BF + "WaitEvent": Kind.WAIT,
+              BF + "ChdirEvent": Kind.CHDIR}
+CALL_OF_NAME = {name: int(call) for call, name in CALL_NAMES.items()}
+B64 = N.XSD + "base64Binary"
+# properties of the run node that may repeat
+RUN_LISTS = {BF + "note", BF + "loss"}
+
+
+def _value(term):
+    """A Python value for an RDF term: IRIs as str, literals as int, bool, bytes
+    (base64Binary) or str."""
+    import pyoxigraph as ox
+    if isinstance(term, ox.Literal):
+        dt = term.datatype.value
+        v = term.value
+        if dt == N.XSD + "integer":
+            return int(v)
+        if dt == N.XSD + "boolean":
+            return v == "true"
+        if dt == B64:
+            return base64.b64decode(v)
+        return v
+    if isinstance(term, ox.BlankNode):
+        return ("_", term.value)
+    return term.value
+
+
+def _bytes(props, text_prop, bytes_prop):
+    raw = props.get(bytes_prop)
+    if raw is not None:
+        return raw
+    text = props.get(text_prop)
+    return None if text is None else text.encode("utf-8", "surrogateescape")
+
+
+class _TurtleReader:
+    """Streams a batchflow Turtle file into (Event, resolved path, access, process IRI)."""
+
+    def __init__(self, path):
+        self.path = path
+        self.lists = {}            # blank node -> (first, rest): argv lists
+        self.unresolved = {}       # IRI -> (raw path, "cwdN" / "fdN")
+        self.run = {}
+        self.losses = {}           # loss IRI -> (kind, count)
+        self.pending = {}          # event index -> event facts waiting for its turn
+        self.next_idx = 0
+        self.detail = None
+        self.events = 0
+        self.parsed_slowly = 0     # event lines of batchflow's Turtle the line reader left to the parser
+
+    def read(self, emit):
+        with open(self.path, "rb") as f:
+            first = f.readline()
+        if first.startswith(BATCHFLOW_TURTLE):
+            self._read_lines(emit)
+        else:
+            self._read_quads(self._parse(path=self.path), emit)
+        if self.pending:
+            missing = max(self.pending) + 1 - self.next_idx - len(self.pending)
+            for idx in sorted(self.pending):
+                emit(*self._event(self.pending.pop(idx)))
+            return [f"{missing} event indexes are missing from the graph"] if missing else []
+        return []
+
+    def _parse(self, **source):
+        import pyoxigraph as ox
+        try:
+            # (a list: the parser's errors surface here, not in the caller's loop)
+            return list(ox.parse(format=ox.RdfFormat.TURTLE, **source))
+        except (SyntaxError, ValueError, OSError) as exc:
+            raise InputFormatError(f"{self.path}: not readable as Turtle: "
+                                   f"{str(exc).splitlines()[0]}") from None
+
+    def _read_quads(self, quads, emit):
+        """Any Turtle: triples grouped by subject, in document order."""
+        import pyoxigraph as ox
+        subject = props = None
+        for q in quads:
+            s = q.subject
+            if isinstance(s, ox.BlankNode):
+                cell = self.lists.setdefault(s.value, [None, None])
+                p = q.predicate.value
+                if p == RDF_FIRST:
+                    cell[0] = _value(q.object)
+                elif p == RDF_REST:
+                    cell[1] = _value(q.object)
+                continue
+            s = s.value
+            if s != subject:
+                if subject is not None:
+                    self._subject(subject, props, emit)
+                subject, props = s, {}
+            p = q.predicate.value
+            if p in RUN_LISTS:
+                props.setdefault(p, []).append(_value(q.object))
+            else:
+                props[p] = _value(q.object)
+        if subject is not None:
+            self._subject(subject, props, emit)
+
+    def _read_lines(self, emit):
+        """Turtle as batchflow's writer spells it (agent/graph/turtle.py): one
+        line per statement, the run node last.  Event statements are read with
+        a regular expression (pyoxigraph's parser, triple by triple, costs ten
+        times more); any other statement diff needs, and any event line the
+        expression does not take whole, goes to the parser."""
+        prefixes = {}
+        header = []
+        with open(self.path, "rb") as f:
+            for line in f:
+                if line.startswith(b"ev:"):
+                    if b" a bf:" in line[:40]:
+                        parsed = _event_line(line, prefixes)
+                        if parsed is not None:
+                            self._subject(parsed[0], parsed[1], emit)
+                        else:
+                            self.parsed_slowly += 1
+                            self._read_quads(self._parse(input=b"".join(header) + line), emit)
+                elif line.startswith(b"@prefix"):
+                    header.append(line)
+                    m = _PREFIX.match(line)
+                    if m:
+                        prefixes[m.group(1)] = m.group(2).decode()
+                elif line.startswith(b"<"):
+                    if b" a bf:UnresolvedPath " in line:
+                        self._read_quads(self._parse(input=b"".join(header) + line), emit)
+                    elif b" a bf:Run " in line:
+                        # the run node and what follows it (losses, windows, protocol)
+                        tail = line + f.read()
+                        self._read_quads(self._parse(input=b"".join(header) + tail), emit)
+                        break
+
+    def _subject(self, s, props, emit):
+        kind = EVENT_KIND.get(props.get(RDF_TYPE))
+        if kind is not None:
+            idx = int(s.rsplit(":e", 1)[1])
+            if idx < self.next_idx or idx in self.pending:
+                raise InputFormatError(
+                    f"{self.path}: the statements about event {s} are scattered; diff "
+                    f"reads a recording as batchflow writes it (one statement per event)")
+            props[None] = kind
+            if idx == self.next_idx:
+                emit(*self._event(props))
+                self.next_idx += 1
+                while self.next_idx in self.pending:
+                    emit(*self._event(self.pending.pop(self.next_idx)))
+                    self.next_idx += 1
+            else:
+                self.pending[idx] = props
+            return
+        t = props.get(RDF_TYPE)
+        if t == BF + "UnresolvedPath":
+            raw = _bytes(props, BF + "path", BF + "pathBytes")
+            self.unresolved[s] = (raw, props.get(BF + "relativeTo", ""))
+        elif t == BF + "Run":
+            self.run = props
+            props["@"] = s
+        elif t == BF + "Loss":
+            self.losses[s] = (props.get(BF + "lossKind"), props.get(BF + "count", 0))
+
+    def _argv(self, node):
+        if isinstance(node, list):                # read by _event_line
+            return [a if isinstance(a, bytes) else a.encode("utf-8", "surrogateescape")
+                    for a in node]
+        out = []
+        while isinstance(node, tuple):
+            cell = self.lists.pop(node[1], None)
+            if cell is None:
+                break
+            first, node = cell
+            out.append(first if isinstance(first, bytes) else str(first).encode(
+                "utf-8", "surrogateescape"))
+        return out
+
+    def _event(self, props):
+        """(Event, resolved path or None, access or None, process IRI)."""
+        self.events += 1
+        kind = props[None]
+        proc = props.get(BF + "process", "")
+        try:
+            pid = int(proc.rsplit(":", 1)[1].split("-", 1)[0])
+        except (IndexError, ValueError):
+            raise InputFormatError(f"{self.path}: an event's process {proc!r} is not a "
+                                   f"batchflow process IRI") from None
+        call = CALL_OF_NAME.get(props.get(BF + "call"), 0)
+        ev = Event(props.get(BF + "ns", 0), kind, call, pid, props.get(BF + "tid", pid),
+                   ret=props.get(BF + "result", 0))
+        resolved = access = None
+        f = props.get(BF + "file")
+        if f is not None:
+            access_iri = props.get(BF + "access", "")
+            access = access_iri[len(BF):] if access_iri.startswith(BF) else None
+            if f.startswith("file://"):
+                resolved = N.path_of_file_iri(f)
+                path = resolved
+            else:
+                raw, base = self.unresolved.get(f, (b"", ""))
+                resolved = UNRESOLVED + raw
+                path = raw
+                if base.startswith("fd"):
+                    ev.dirfd = int(base[2:])
+            passed = _bytes(props, BF + "path", BF + "pathBytes")
+            ev.path = passed if passed is not None else path
+        if kind == Kind.OPEN:
+            ev.arg0 = props.get(BF + "flags", 0)
+            ev.arg1 = props.get(BF + "mode", 0)
+        elif kind == Kind.STAT or kind == Kind.FORK:
+            ev.arg0 = props.get(BF + "flags", 0)
+        elif kind == Kind.EXEC:
+            ev.argv = self._argv(props.get(BF + "argv"))
+        elif kind == Kind.EXIT:
+            ev.arg0 = props.get(BF + "exitCode", -1)
+            ev.arg1 = props.get(BF + "exitSignal", 0)
+            if props.get(BF + "leaderExit"):
+                ev.trunc |= EXIT_THREAD
+        elif kind == Kind.WAIT:
+            ev.arg0 = props.get(BF + "waitPid", -1)
+            ev.arg1 = props.get(BF + "rawStatus", -1)
+        elif kind == Kind.CHDIR and ev.path is None:
+            ev.dirfd = props.get(BF + "dirfd", AT_FDCWD)
+        if props.get(BF + "truncated"):
+            ev.trunc |= TRUNC_PATH
+        return ev, resolved, access, proc
+
+
+def _load_turtle(path) -> Side:
+    reader = _TurtleReader(path)
+    side = Side(path, TURTLE, Normalizer(keep_calls=False))
+    add = side.normalizer.add
+    notes = reader.read(add)
+    run = reader.run
+    if not run:
+        raise InputFormatError(f"{path}: no bf:Run node: not a batchflow recording")
+    detail = run.get(BF + "detail")
+    if reader.events == 0 and detail == "summary":
+        raise InputFormatError(f"{path} was written with --detail summary, which keeps no "
+                               f"events: diff its journal, or record with --detail events")
+    root_pid = run.get(BF + "rootPid")
+    if root_pid is not None and side.normalizer.root is not None \
+            and side.normalizer.root.pid != root_pid:
+        notes.append(f"the first process in the graph is pid {side.normalizer.root.pid}, "
+                     f"not the run's root {root_pid}")
+    side.run_iri = run["@"]
+    side.host = run.get(BF + "host", "")
+    side.source = run.get(BF + "source", "")
+    side.complete = run.get(BF + "complete", True)
+    side.notes = notes + list(run.get(BF + "note", []))
+    side.times_known = not any("no absolute timestamps" in n for n in side.notes)
+    start_ns = run.get(BF + "startNs")
+    start_wall = _wall_ns(run.get(N.PROV + "startedAtTime"))
+    end_wall = _wall_ns(run.get(N.PROV + "endedAtTime"))
+    side.start_wall_ns, side.end_wall_ns = start_wall, end_wall
+    if start_ns is not None and start_wall is not None:
+        side.wall_offset = start_wall - start_ns
+    side.lost = {kind: n for kind, n in reader.losses.values() if n}
+    if not side.lost and run.get(BF + "lostEvents"):
+        side.lost = {"unknown": run[BF + "lostEvents"]}
+    return side
+
+
+def _wall_ns(text):
+    """ns since the epoch of an xsd:dateTime as batchflow writes them (UTC, µs)."""
+    if not text:
+        return None
+    import datetime
+    try:
+        t = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=datetime.timezone.utc)
+    epoch = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+    delta = t - epoch
+    return (delta.days * 86400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+
+
+# ---- batchflow's own Turtle, line by line ---------------------------------------
+
+BATCHFLOW_TURTLE = b"# batchflow recording"
+_PREFIX = re.compile(rb"@prefix (\w*): <([^>]*)> \.")
+_STRING = rb'"(?:[^"\\]|\\.)*"(?:\^\^xsd:base64Binary)?'
+_EVENT_HEAD = re.compile(rb'ev:(\d+) a bf:(\w+) ; bf:call "(\w+)" ; bf:process proc:(\S+) '
+                         rb'; bf:ns (\d+)')
+_PROPERTY = re.compile(rb" ; bf:(\w+) (" + _STRING + rb"|\((?: " + _STRING + rb")* \)"
+                       rb"|<[^>\s]*>|[^\s;]+)")
+_LIST_ITEM = re.compile(_STRING)
+_UNESCAPE = re.compile(r"\\(?:u([0-9A-Fa-f]{4})|U([0-9A-Fa-f]{8})|(.))")
+_SIMPLE_ESCAPES = {"t": "\t", "b": "\b", "n": "\n", "r": "\r", "f": "\f", '"': '"',
+                   "'": "'", "\\": "\\"}
+_INT = re.compile(rb"-?\d+")
+
+
+def _unescape_char(m):
+    if m.group(1) or m.group(2):
+        return chr(int(m.group(1) or m.group(2), 16))
+    return _SIMPLE_ESCAPES[m.group(3)]
+
+
+def _literal(token):
+    """A string literal token: bytes (base64Binary) or str."""
+    if token.endswith(b"^^xsd:base64Binary"):
+        return base64.b64decode(token[1:-19])
+    text = token[1:-1].decode("utf-8")
+    if "\\" in text:
+        text = _UNESCAPE.sub(_unescape_char, text)
+    return text
+
+
+def _event_line(line, prefixes):
+    """(subject IRI, props) of an event statement as agent/graph/turtle.py
+    writes it, or None when the line is not exactly that."""
+    line = line.rstrip(b"\n")
+    m = _EVENT_HEAD.match(line)
+    if m is None or not line.endswith(b" ."):
+        return None
+    ev_base, proc_base = prefixes.get(b"ev"), prefixes.get(b"proc")
+    if ev_base is None or proc_base is None:
+        return None
+    props = {RDF_TYPE: BF + m.group(2).decode(), BF + "call": m.group(3).decode(),
+             BF + "process": proc_base + m.group(4).decode(), BF + "ns": int(m.group(5))}
+    pos, end = m.end(), len(line) - 2
+    while pos < end:
+        pm = _PROPERTY.match(line, pos)
+        if pm is None:
+            return None
+        pos = pm.end()
+        value = pm.group(2)
+        first = value[:1]
+        if first == b'"':
+            v = _literal(value)
+        elif first == b"(":
+            v = [_literal(t) for t in _LIST_ITEM.findall(value)]
+        elif first == b"<":
+            v = value[1:-1].decode()
+        elif value.startswith(b"bf:"):
+            v = BF + value[3:].decode()
+        elif value.startswith(b"ev:"):
+            v = ev_base + value[3:].decode()
+        elif value == b"true" or value == b"false":
+            v = value == b"true"
+        elif _INT.fullmatch(value):
+            v = int(value)
+        else:
+            return None
+        props[BF + pm.group(1).decode()] = v
+    if pos != end:
+        return None
+    return ev_base + m.group(1).decode(), props

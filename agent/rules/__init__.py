@@ -1,0 +1,16 @@
+"""Rules: complex events and scored symptoms from the event stream (seed 002),
+steering the capture through the control protocol (seed 004).
+
+    engine.py     layers, findings with evidence, event-time windows, the Rule base class
+    primitives.py what rules see of each event (through the graph's interpreter), Turtle input
+    builtin.py    the built-in rules (registered by entry points like any plugin)
+    config.py     TOML configuration, JSON Schema, activation by entry point name
+    runner.py     offline over a journal, an strace log or Turtle; live beside `record`
+    output.py     text and JSON reports, findings in the graph
+
+Documented in docs/rules.md.
+"""
+
+from .engine import Finding, Rule  # noqa: E402  (what a plugin subclasses and emits)
+
+__all__ = ["Rule", "Finding"]

@@ -1,0 +1,173 @@
+"""Rules configuration: a TOML file, checked by JSON Schema, and the rules
+it activates, found by name through entry points.
+
+    # rules.toml
+    [rules.missing-dependency]          # a rule, with its default parameters
+
+    [rules.hot]                         # a name of your own ...
+    use = "hot-spot"                    # ... for a registered rule
+    min_count = 500
+    discard = true
+
+    [rules.dataflow]
+    enabled = false
+
+Every key of a rule's table but `use`, `enabled` and `where` (a condition
+of agent/conditions/language.py the events it reads must match) is a parameter,
+checked against the rule's own schema (Rule.params_schema).  Without a
+file, every registered rule runs with its defaults (built_in_config).
+
+Errors fall in four families, each with its exit code (agent/errors.py):
+the file cannot be read (RulesFileError), it is not TOML (RulesParseError),
+it breaks a schema (RulesValidationError), a rule is not installed or
+fails at start (RulesActivationError).  Each names the file, the place
+(line and column, or the key path) and the cause, on one line.
+"""
+from __future__ import annotations
+
+import copy
+
+try:
+    import tomllib
+except ImportError:                      # Python < 3.11
+    import tomli as tomllib
+
+import jsonschema
+
+from ..errors import (RulesActivationError, RulesFileError, RulesParseError,
+                      RulesValidationError)
+from .engine import Engine, Rule
+
+ENTRY_POINT_GROUP = "batchflow.rules"
+NAME = "^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+CONFIG_SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "batchflow rules configuration",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["rules"],
+    "properties": {
+        "rules": {
+            "type": "object",
+            "propertyNames": {"pattern": NAME},
+            "additionalProperties": {
+                "type": "object",
+                "properties": {
+                    "use": {"type": "string", "pattern": NAME},
+                    "enabled": {"type": "boolean"},
+                    "where": {"description": "a condition (agent/conditions/language.py) "
+                                             "the events a rule reads must match"},
+                },
+            },
+        },
+    },
+}
+
+
+def registered():
+    """name -> entry point of every rule installed (built-ins included)."""
+    from importlib.metadata import entry_points
+
+    out = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        out.setdefault(ep.name, ep)
+    return out
+
+
+def _validate(instance, schema, where, source):
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(instance), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        e = errors[0]
+        place = ".".join(filter(None, [where, ".".join(str(p) for p in e.absolute_path)]))
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise RulesValidationError(f"{source}: {place or '(top level)'}: {e.message}{more}")
+
+
+def with_defaults(schema, params):
+    out = copy.deepcopy(params)
+    for key, prop in schema.get("properties", {}).items():
+        if key not in out and isinstance(prop, dict) and "default" in prop:
+            out[key] = copy.deepcopy(prop["default"])
+    return out
+
+
+def load_config(path) -> dict:
+    """The file's data, parsed and checked against CONFIG_SCHEMA."""
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except OSError as exc:
+        raise RulesFileError(f"rules file {path}: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise RulesParseError(f"rules file {path}: not UTF-8 (byte {exc.start})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise RulesParseError(f"rules file {path}: TOML parse error: {exc}") from None
+    _validate(data, CONFIG_SCHEMA, "", f"rules file {path}")
+    return data
+
+
+def built_in_config() -> dict:
+    """Every registered rule, with its defaults."""
+    return {"rules": {name: {} for name in sorted(registered())}}
+
+
+def activate(config, source="built-in rules", steer=None, only=None) -> Engine:
+    """An Engine running the enabled rules of `config` (a dict as
+    load_config returns).  `only`: names to keep (None: all)."""
+    eps = registered()
+    engine = Engine(steer=steer)
+    for name, table in config["rules"].items():
+        if only is not None and name not in only:
+            continue
+        table = dict(table)
+        use = table.pop("use", name)
+        if not table.pop("enabled", True):
+            continue
+        where = f"{source}: rules.{name}"
+        condition = None
+        if "where" in table:
+            from ..conditions.language import parse
+            from ..errors import ControlError
+            try:
+                condition = parse(table.pop("where"))
+            except ControlError as exc:
+                raise RulesValidationError(f"{where}.where: {exc}") from None
+        ep = eps.get(use)
+        if ep is None:
+            known = ", ".join(sorted(eps)) or "none"
+            raise RulesActivationError(f"{where}: no rule named {use!r} is installed "
+                                       f"(entry points group {ENTRY_POINT_GROUP}: {known})")
+        try:
+            cls = ep.load()
+        except Exception as exc:      # a plugin that does not even import
+            raise RulesActivationError(f"{where}: rule {use!r} ({ep.value}) cannot be "
+                                       f"loaded: {type(exc).__name__}: {exc}") from None
+        if not (isinstance(cls, type) and issubclass(cls, Rule)):
+            raise RulesActivationError(f"{where}: {ep.value} is not an agent.rules.Rule")
+        try:
+            jsonschema.Draft202012Validator.check_schema(cls.params_schema)
+        except jsonschema.SchemaError as exc:
+            raise RulesActivationError(f"{where}: rule {use!r} has an invalid parameter "
+                                       f"schema: {exc.message}") from None
+        _validate(table, cls.params_schema, f"rules.{name}", source)
+        params = with_defaults(cls.params_schema, table)
+        try:
+            rule = cls(engine, name, params)
+            engine.add(rule, condition)
+        except RulesActivationError as exc:
+            raise RulesActivationError(f"{where}: {exc}") from None
+        except Exception as exc:
+            raise RulesActivationError(f"{where}: rule {use!r} failed at start: "
+                                       f"{type(exc).__name__}: {exc}") from None
+    return engine
+
+
+def engine_from(path=None, steer=None) -> Engine:
+    """The engine for a configuration file, or the built-in set when None."""
+    if path is None:
+        return activate(built_in_config(), steer=steer)
+    return activate(load_config(path), source=f"rules file {path}", steer=steer)

@@ -1,0 +1,217 @@
+"""Driving the engine: offline over a file, live beside a recording.
+
+Offline inputs: a journal (record --keep-journal), an strace log, or a
+recording in Turtle (--detail events).  Journals and logs go through the
+graph's interpreter, so event indices (evidence) are the ones of the
+Turtle the same input gives; a Turtle recording already holds them.
+"""
+from __future__ import annotations
+
+import collections
+import sys
+import threading
+
+from ..errors import InputFormatError
+from ..events import decode_batch
+from .primitives import EventSource, read_turtle
+
+FORMATS = ("auto", "journal", "turtle", "strace")
+
+
+class RuleRunner:
+    """Events (agent.events.Event) in, through the interpreter, into an Engine."""
+
+    def __init__(self, engine, run):
+        self.engine = engine
+        self.source = EventSource(run, engine.dispatch)
+        self.run_iri = self.source.names.run_iri
+        self.event_base = self.source.names.event_base
+
+    def feed(self, events):
+        self.source.feed(events)
+
+    def feed_batch(self, batch):
+        self.feed(decode_batch(batch))
+
+    def finish(self):
+        self.source.finish()
+        return self.engine.finish()
+
+
+def sniff(path) -> str:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(512)
+    except OSError as exc:
+        raise InputFormatError(f"cannot read {path}: {exc.strerror}") from None
+    if not head:
+        raise InputFormatError(f"{path} is empty")
+    if head[0] in (0xde, 0xdf) or 0x80 <= head[0] <= 0x8f:
+        if b"journal" in head[:64]:
+            return "journal"
+    text = head.lstrip()
+    if text.startswith((b"@prefix", b"@base", b"PREFIX", b"BASE")) or path.endswith(".ttl"):
+        return "turtle"
+    return "strace"
+
+
+def run_offline(path, engine, fmt="auto", host=None):
+    """Runs `engine` over the file; returns (symptoms, run IRI, event base, notes)."""
+    if fmt == "auto":
+        fmt = sniff(path)
+    notes = []
+    if fmt == "turtle":
+        run_iri, base, prims = read_turtle(path)
+        engine.feed(prims)
+        return engine.finish(), run_iri, base, notes
+    if fmt == "journal":
+        from ..capture.journal import read_journal
+
+        jr = read_journal(path)
+        runner = RuleRunner(engine, jr.run)
+        runner.feed(jr.events)
+        symptoms = runner.finish()
+        notes.extend(jr.notes)
+        return symptoms, runner.run_iri, runner.event_base, notes
+    if fmt == "strace":
+        from ..strace import StraceImport
+
+        imp = StraceImport([path], host=host)
+        imp.sniff()
+        runner = RuleRunner(engine, imp.run)
+        runner.feed(imp.events())
+        symptoms = runner.finish()
+        if imp.stats.unparsed:
+            notes.append(f"{imp.stats.unparsed} lines of the log were not understood")
+        return symptoms, runner.run_iri, runner.event_base, notes
+    raise InputFormatError(f"unknown input format {fmt!r} (one of {', '.join(FORMATS)})")
+
+
+class LiveRules:
+    """The engine beside a recording (record --rules): every batch handed to
+    the journal is queued for the rules, which run in their own thread, so
+    the recorder goes back to draining the ring buffer at once.
+
+    The queue is bounded (`max_pending` bytes): when the rules fall that far
+    behind, the recorder waits for them (and the ring buffer, if it fills,
+    counts its losses as always).  Control messages a rule sends are applied
+    by the recorder's thread, at its next batch, since the controller is
+    not shared between threads; the reply is filled in on the finding then.
+    A rule that raises stops the rules, never the recording."""
+
+    def __init__(self, engine, run, controller=None, max_pending=64 << 20):
+        self.runner = RuleRunner(engine, run)
+        self.engine = engine
+        self.error = None
+        self.controller = controller
+        self.max_pending = max_pending
+        self._cv = threading.Condition()
+        self._batches = collections.deque()
+        self._pending = 0
+        self._outbox = collections.deque()     # (message, reply dict) for the recorder thread
+        self._done = False
+        if controller is not None:
+            engine.steer_to = self._post
+        self._thread = threading.Thread(target=self._work, name="bf-rules", daemon=True)
+        self._thread.start()
+
+    def tee(self, sink):
+        """A recorder sink: `sink` (the journal) first, then the rules."""
+        def both(batch):
+            sink(batch)
+            self.feed_batch(batch)
+        return both
+
+    def feed_batch(self, batch):
+        """Called by the recorder's thread for each batch."""
+        self.apply_steering()
+        with self._cv:
+            if self.error is not None or self._done:
+                return
+            while self._pending > self.max_pending and self.error is None:
+                self._cv.wait()
+            self._batches.append(batch)
+            self._pending += len(batch)
+            self._cv.notify_all()
+
+    def _work(self):
+        while True:
+            with self._cv:
+                while not self._batches and not self._done:
+                    self._cv.wait()
+                if not self._batches:
+                    return
+                batch = self._batches.popleft()
+            try:
+                self.runner.feed_batch(batch)
+            except Exception as exc:       # a rule's bug must not cost the recording
+                with self._cv:
+                    self.error = f"{type(exc).__name__}: {exc}"
+                    self._batches.clear()
+                    self._pending = 0
+                    self._cv.notify_all()
+                return
+            with self._cv:
+                self._pending -= len(batch)
+                self._cv.notify_all()
+
+    def wait_idle(self):
+        """Returns once the rules have read every batch queued so far."""
+        with self._cv:
+            while self._pending and self.error is None:
+                self._cv.wait()
+
+    def _post(self, message):
+        """engine.steer_to, in the rules' thread: queued for the recorder."""
+        reply = {"queued": True}
+        self._outbox.append((message, reply))
+        return reply
+
+    def apply_steering(self):
+        """Applies the control messages rules sent (the recorder's thread)."""
+        from ..control.messages import parse_message
+        from ..errors import ControlError
+
+        ctl = self.controller
+        while self._outbox:
+            message, reply = self._outbox.popleft()
+            reply.pop("queued", None)
+            try:
+                reply.update(ctl.apply(parse_message(message, ctl.clock())))
+            except ControlError as exc:
+                reply.update({"ok": False, "error": str(exc)})
+                self.engine.steer_errors.append(f"{message['type']} refused: {exc}")
+
+    def finish(self):
+        """Waits for the rules to read every batch, then ends their stream."""
+        with self._cv:
+            self._done = True
+            self._cv.notify_all()
+        self._thread.join()
+        for _message, reply in self._outbox:    # sent after the last batch: nothing to steer
+            reply.pop("queued", None)
+            reply.update({"ok": False, "error": "the recording had ended"})
+        self._outbox.clear()
+        if self.error is not None:
+            return self.engine.symptoms()
+        try:
+            return self.runner.finish()
+        except Exception as exc:
+            self.error = f"{type(exc).__name__}: {exc}"
+            return self.engine.symptoms()
+
+    def write(self, output, quiet):
+        """Adds the findings to the recording's Turtle and reports on stderr."""
+        from .output import append_turtle, findings_graph, report_text
+
+        symptoms = self.finish()
+        if symptoms:
+            append_turtle(output, findings_graph(symptoms, self.runner.run_iri,
+                                                 self.runner.event_base))
+        if self.error is not None:
+            print(f"batchflow: WARNING: the rules stopped after an error ({self.error}); "
+                  f"the recording is complete, the findings cover the events before it",
+                  file=sys.stderr)
+        if not quiet:
+            print(report_text(self.engine, symptoms), file=sys.stderr)
+        return symptoms

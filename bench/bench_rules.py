@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""Throughput of the rule engine, and its live overhead on the stat loop.
+
+    python bench/bench_rules.py [--events 1000000] [--repeat 3] [--live-n 200000] [--no-live]
+
+Offline (no root needed): a synthetic build (agent.graph.synthetic.stream_job:
+shells forking compilers that read sources and headers, stat missing headers,
+write objects) is written once to a journal; then, pinned to one core, the
+journal is read back
+
+  read      journal -> events (decode only)
+  interp    journal -> events -> the graph's interpreter -> primitives (no rule)
+  rules     the same, through the default rule set (every built-in rule)
+
+and events/s of each is reported, best of --repeat.  The rules' own cost
+is rules - interp.
+
+Live (root, BPF): tests/helpers/stat_loop.c stats one file --live-n times,
+under `batchflow record` without and with `--rules` (the default set, no
+steering), best of --repeat; reports the loop's wall time ratio and the
+events captured (which must be equal: rules never drop events).
+
+Nothing here is a pass/fail test; the machine is shared, so the best run is
+the one least disturbed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
+
+
+def make_journal(path, n):
+    from agent.capture.journal import JournalWriter
+    from agent.events import encode_batch
+    from agent.graph.synthetic import make_run, stream_job
+
+    run = make_run()
+    with JournalWriter(path, run) as jw:
+        batch = []
+        for ev in stream_job(n):
+            batch.append(ev)
+            if len(batch) == 4096:
+                jw.append(encode_batch(batch))
+                batch = []
+        if batch:
+            jw.append(encode_batch(batch))
+        jw.close(run)
+
+
+def offline(path, mode):
+    from agent.capture.journal import read_journal
+    from agent.rules.config import activate, built_in_config
+    from agent.rules.engine import Engine
+    from agent.rules.runner import RuleRunner
+
+    jr = read_journal(path)
+    t0, c0 = time.perf_counter(), time.process_time()
+    if mode == "read":
+        n = sum(1 for _ in jr.events)
+        symptoms = []
+    else:
+        engine = activate(built_in_config()) if mode == "rules" else Engine()
+        runner = RuleRunner(engine, jr.run)
+        runner.feed(jr.events)
+        symptoms = runner.finish()
+        n = engine.primitives
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {"mode": mode, "events": n, "wall_s": wall, "cpu_s": cpu,
+            "events_per_s": n / cpu, "symptoms": len(symptoms)}
+
+
+def live(n, repeat):
+    exe = os.path.join(tempfile.mkdtemp(prefix="bf-bench-rules-"), "stat_loop")
+    subprocess.run(["cc", "-static", "-O1", "-o", exe,
+                    os.path.join(ROOT, "tests", "helpers", "stat_loop.c")], check=True)
+    target = os.path.join(os.path.dirname(exe), "target")
+    open(target, "w").close()
+    out = {}
+    try:
+        for label, extra in (("record", []), ("record --rules", ["--rules", "DEFAULT"])):
+            best = None
+            for _ in range(repeat):
+                ttl = os.path.join(os.path.dirname(exe), "out.ttl")
+                cmd = [sys.executable, "-m", "agent", "record", "-q", "-o", ttl]
+                if extra:
+                    conf = os.path.join(os.path.dirname(exe), "rules.toml")
+                    with open(conf, "w") as f:
+                        f.write("".join(f"[rules.{r}]\n" for r in (
+                            "missing-dependency", "dataflow", "failure-chain", "fork-storm",
+                            "exec-loop", "collision", "hot-spot")))
+                    cmd += ["--rules", conf]
+                t0 = time.perf_counter()
+                r = subprocess.run(cmd + ["--", exe, target, str(n)], cwd=ROOT,
+                                   capture_output=True, text=True)
+                wall = time.perf_counter() - t0
+                if r.returncode != 0:
+                    raise SystemExit(r.stderr)
+                with open(ttl) as f:
+                    stats = f.read().count("a bf:StatEvent")
+                if best is None or wall < best["wall_s"]:
+                    best = {"wall_s": wall, "stat_events": stats}
+            out[label] = best
+    finally:
+        shutil.rmtree(os.path.dirname(exe), ignore_errors=True)
+    out["ratio"] = out["record --rules"]["wall_s"] / out["record"]["wall_s"]
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--live-n", type=int, default=200_000)
+    ap.add_argument("--no-live", action="store_true")
+    args = ap.parse_args()
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    results = {"events": args.events}
+    with tempfile.TemporaryDirectory(prefix="bf-bench-rules-") as d:
+        path = os.path.join(d, "bench.journal")
+        make_journal(path, args.events)
+        for mode in ("read", "interp", "rules"):
+            runs = [offline(path, mode) for _ in range(args.repeat)]
+            results[mode] = max(runs, key=lambda r: r["events_per_s"])
+            r = results[mode]
+            print(f"{mode:<7} {r['events']} events  {r['events_per_s']:>10,.0f} events/s (CPU)  "
+                  f"wall {r['wall_s']:.2f}s  symptoms {r['symptoms']}", file=sys.stderr)
+    rules_cpu = results["rules"]["cpu_s"] - results["interp"]["cpu_s"]
+    results["rules_only_events_per_s"] = args.events / rules_cpu if rules_cpu > 0 else None
+    print(f"rules alone (rules - interp): {results['rules_only_events_per_s'] or 0:,.0f} events/s",
+          file=sys.stderr)
+    if not args.no_live:
+        results["live"] = live(args.live_n, args.repeat)
+        lv = results["live"]
+        print(f"live stat loop x{args.live_n}: record {lv['record']['wall_s']:.2f}s, "
+              f"record --rules {lv['record --rules']['wall_s']:.2f}s, ratio {lv['ratio']:.2f}; "
+              f"stat events {lv['record']['stat_events']} / {lv['record --rules']['stat_events']}",
+              file=sys.stderr)
+    print(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
