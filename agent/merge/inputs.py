@@ -11,7 +11,7 @@ import os
 
 from ..errors import InputFormatError
 
-TURTLE, JOURNAL, STRACE = "turtle", "journal", "strace"
+from ..inputs import JOURNAL, STRACE, TURTLE, sniff  # noqa: F401  (the kinds, for callers)
 
 
 def digest_of(path) -> str:
@@ -24,26 +24,6 @@ def digest_of(path) -> str:
     except OSError as exc:
         raise InputFormatError(f"cannot read {path}: {exc.strerror}") from None
     return h.hexdigest()
-
-
-def sniff(path) -> str:
-    """TURTLE, JOURNAL or STRACE, from the first bytes of the file."""
-    if os.path.isdir(path):
-        raise InputFormatError(f"{path} is a directory, not a recording")
-    try:
-        with open(path, "rb") as f:
-            head = f.read(4096)
-    except OSError as exc:
-        raise InputFormatError(f"cannot read {path}: {exc.strerror}") from None
-    if not head:
-        raise InputFormatError(f"{path} is empty")
-    if head[:1] in b"\x80\x81\x82\x83\x84\x85\x86\x87\x88\x89\x8a\x8b\x8c\x8d\x8e\x8f" \
-            and b"\xa9batchflow\xa7journal" in head[:32]:     # a msgpack map: the journal header
-        return JOURNAL
-    text = head.lstrip()
-    if text.startswith((b"@prefix", b"@base", b"PREFIX", b"prefix", b"<", b"#", b"_:")):
-        return TURTLE
-    return STRACE
 
 
 def as_turtle(path, kind, workdir, index, host=None) -> str:
