@@ -21,7 +21,7 @@ from ..events import AT_FDCWD, CALL_NAMES, EXIT_THREAD, TRUNC_PATH, Event, Kind
 from ..graph import names as N
 from .forktree import Normalizer
 
-JOURNAL, TURTLE, STRACE = "journal", "turtle", "strace"
+from ..inputs import JOURNAL, STRACE, TURTLE, sniff  # noqa: F401  (the kinds, for callers)
 UNRESOLVED = b"<unresolved>/"       # prefix of a path no cwd was known for
 
 
@@ -46,27 +46,6 @@ class Side:
     @property
     def total_lost(self):
         return sum(self.lost.values())
-
-
-def sniff(path) -> str:
-    """JOURNAL, TURTLE or STRACE, from the first bytes of the file."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(4096)
-    except OSError as exc:
-        raise InputFormatError(f"cannot read {path}: {exc.strerror}") from None
-    if not head:
-        raise InputFormatError(f"{path} is empty")
-    if head[0] in (0xDE, 0xDF) or 0x80 <= head[0] <= 0x8F:
-        if b"batchflow" in head[:64] and b"journal" in head[:64]:
-            return JOURNAL
-    text = head.lstrip()
-    while text.startswith(b"#"):
-        text = text.split(b"\n", 1)[1].lstrip() if b"\n" in text else b""
-    if text[:7].lower() in (b"@prefix", b"prefix ") or text[:5].lower() in (b"@base", b"base ") \
-            or text.startswith(b"<"):
-        return TURTLE
-    return STRACE
 
 
 def load(path, host=None, cwd=None) -> Side:

@@ -13,6 +13,7 @@ import threading
 
 from ..errors import InputFormatError
 from ..events import decode_batch
+from ..inputs import sniff
 from .primitives import EventSource, read_turtle
 
 FORMATS = ("auto", "journal", "turtle", "strace")
@@ -36,23 +37,6 @@ class RuleRunner:
     def finish(self):
         self.source.finish()
         return self.engine.finish()
-
-
-def sniff(path) -> str:
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(512)
-    except OSError as exc:
-        raise InputFormatError(f"cannot read {path}: {exc.strerror}") from None
-    if not head:
-        raise InputFormatError(f"{path} is empty")
-    if head[0] in (0xde, 0xdf) or 0x80 <= head[0] <= 0x8f:
-        if b"journal" in head[:64]:
-            return "journal"
-    text = head.lstrip()
-    if text.startswith((b"@prefix", b"@base", b"PREFIX", b"BASE")) or path.endswith(".ttl"):
-        return "turtle"
-    return "strace"
 
 
 def run_offline(path, engine, fmt="auto", host=None):
