@@ -76,7 +76,8 @@ class HistoryTask:
 
     def __init__(self, agent, config: HistoryConfig):
         self.agent = agent
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()        # the collector reference (ticks, state)
+        self._swap = threading.Lock()        # a reconfiguration: state() waits for its end
         self.config = None
         self.collector = None
         self.interval = _tick_for(config)
@@ -123,6 +124,10 @@ class HistoryTask:
             collector.scheduler.tick()
 
     def reconfigure(self, agent):
+        with self._swap:
+            self._reconfigure(agent)
+
+    def _reconfigure(self, agent):
         from ..daemon.server import log
         try:
             new = settings(agent.cfg)
@@ -140,10 +145,11 @@ class HistoryTask:
         log(f"history: snapshots every {new.interval:g} s into {new.state_dir}")
 
     def close(self, agent):
-        self._close()
+        with self._swap:
+            self._close()
 
     def state(self) -> dict:
-        with self._lock:
+        with self._swap, self._lock:
             c = self.collector
         if c is None:
             return {"on": False}
