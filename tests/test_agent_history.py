@@ -158,6 +158,18 @@ def test_sighup_applies_a_new_interval(batchflow_cmd, tmp_path):
                  what="snapshots after the refused reload")
         assert history_state(batchflow_cmd, agent)["state"]["snapshot_interval_s"] == 0.2
 
+        # keys each valid, a whole that is not (two tasks of one name): logged, kept
+        agent.config.write_text(text + '[[history.task]]\nname = "x"\nrun = "flush"\n'
+                                       'every = 60\n[[history.task]]\nname = "x"\n'
+                                       'run = "flush"\nevery = 60\n')
+        agent.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: "history: keeping the last configuration: two tasks are named 'x'"
+                 in agent.log_text(), what="the refused section")
+        seen = history_state(batchflow_cmd, agent)["state"]["snapshots"]
+        wait_for(lambda: history_state(batchflow_cmd, agent)["state"]["snapshots"] > seen,
+                 what="snapshots after the refused section")
+        assert agent.proc.poll() is None
+
         # enabled = false: the historian stops (and flushes), the agent serves on
         agent.config.write_text(text.replace("enabled = true", "enabled = false"))
         agent.proc.send_signal(signal.SIGHUP)
@@ -168,8 +180,9 @@ def test_sighup_applies_a_new_interval(batchflow_cmd, tmp_path):
         agent.stop()
     snapshots, _, dropped = stopped_counts(agent)
     assert dropped == 0
-    # two collectors ran: the daily one, then the 0.2 s one (until enabled = false)
-    assert agent.log_text().count("history: stopped after") == 2
+    # collectors ran: the daily one, the 0.2 s one, closed by the refused section and
+    # opened again, then closed by enabled = false
+    assert agent.log_text().count("history: stopped after") == 3
     with Historian(str(store), create=False) as h:
         # every snapshot taken reached the store, flushed when the historian stopped
         assert {s["name"]: s["points"] for s in h.series()}["system.memory.used"] == snapshots

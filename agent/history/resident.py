@@ -136,12 +136,20 @@ class HistoryTask:
             return
         if new == self.config:
             return
+        old = self.config
         self._close()
         if new is None:
             self.config = None
             log("history: off")
             return
-        self._open(new)
+        try:
+            self._open(new)
+        except Exception as exc:      # e.g. two [[history.task]] of one name: the keys
+            # passed one by one, the whole did not; the last good settings run on
+            log(f"history: keeping the last configuration: {exc}")
+            if old is not None:
+                self._open(old)
+            return
         log(f"history: snapshots every {new.interval:g} s into {new.state_dir}")
 
     def close(self, agent):
