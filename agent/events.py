@@ -39,6 +39,11 @@ CALL_NAMES = {
     Call.EXIT: "exit", Call.EXIT_GROUP: "exit_group",
     Call.WAIT4: "wait4", Call.WAITID: "waitid",
     Call.CHDIR: "chdir", Call.FCHDIR: "fchdir",
+    Call.SOCKET: "socket", Call.SOCKETPAIR: "socketpair", Call.CONNECT: "connect",
+    Call.ACCEPT: "accept", Call.ACCEPT4: "accept4", Call.BIND: "bind", Call.LISTEN: "listen",
+    Call.SENDTO: "sendto", Call.TCP_CONNECTED: "tcp_connected",
+    Call.CLOSE: "close", Call.DUP: "dup", Call.DUP2: "dup2", Call.DUP3: "dup3",
+    Call.FCNTL: "fcntl", Call.PIPE: "pipe", Call.PIPE2: "pipe2",
 }
 
 KIND_OF_CALL = {
@@ -50,6 +55,10 @@ KIND_OF_CALL = {
     **dict.fromkeys((Call.EXIT, Call.EXIT_GROUP), Kind.EXIT),
     **dict.fromkeys((Call.WAIT4, Call.WAITID), Kind.WAIT),
     **dict.fromkeys((Call.CHDIR, Call.FCHDIR), Kind.CHDIR),
+    **dict.fromkeys((Call.SOCKET, Call.SOCKETPAIR, Call.CONNECT, Call.ACCEPT, Call.ACCEPT4,
+                     Call.BIND, Call.LISTEN, Call.SENDTO, Call.TCP_CONNECTED), Kind.NET),
+    **dict.fromkeys((Call.CLOSE, Call.DUP, Call.DUP2, Call.DUP3, Call.FCNTL,
+                     Call.PIPE, Call.PIPE2), Kind.FD),
 }
 
 TRUNC_PATH = abi.BF_TRUNC_PATH
@@ -64,6 +73,12 @@ SIGCHLD = abi.BF_FLAGS_FORK          # fork() is clone(SIGCHLD)
 
 LOSS_NAMES = tuple(name.lower() for name in abi.enum_members("bf_loss", "BF_LOSS_"))
 
+# fcntl commands the kernel side records (what changes the fd table)
+F_DUPFD = 0
+F_SETFD = 2
+F_DUPFD_CLOEXEC = 1030
+FD_CLOEXEC = 1
+
 
 class Event:
     """One traced system call or scheduler event.
@@ -73,10 +88,14 @@ class Event:
     negative value is -errno.  For EXIT, `arg0` is the exit code passed to
     exit_group (-1 when not seen) and `arg1` the fatal signal (0 when none).
     For WAIT, `arg1` is the raw wait status (-1 when unknown).
+    `fd_path` is set by sources that print what an fd names (strace -y).
+    For NET, `path` is the raw struct sockaddr the call named (None: none)
+    and `argv`, when the kernel side saw the TCP connection established,
+    holds one item: its struct bf_tcp_tuple (`agent.netaddr` reads both).
     """
 
     __slots__ = ("ts", "kind", "call", "pid", "tid", "ppid", "uid", "ret",
-                 "arg0", "arg1", "dirfd", "trunc", "comm", "path", "argv")
+                 "arg0", "arg1", "dirfd", "trunc", "comm", "path", "argv", "fd_path")
 
     def __init__(self, ts, kind, call, pid, tid, ppid=0, uid=0, ret=0, arg0=0, arg1=0,
                  dirfd=AT_FDCWD, trunc=0, comm="", path=None, argv=()):
@@ -95,6 +114,9 @@ class Event:
         self.comm = comm
         self.path = path
         self.argv = list(argv)
+        # What `dirfd` named, when the source says (strace -y's `3</path>`);
+        # the kernel side does not: the graph's fd table works it out.
+        self.fd_path = None
 
     def __repr__(self):
         fields = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__)
@@ -111,12 +133,17 @@ class Event:
     def pack(self) -> bytes:
         """The binary record bpf/batchflow.h describes (used by tests and the journal)."""
         path = b"" if self.path is None else self.path + b"\0"
-        argv = b"".join(a + b"\0" for a in self.argv)
+        if self.kind == Kind.NET:
+            argv = b"".join(self.argv)     # a binary tuple, no terminator
+            argc = 0
+        else:
+            argv = b"".join(a + b"\0" for a in self.argv)
+            argc = len(self.argv)
         comm = self.comm.encode("utf-8", "surrogateescape")[:15]
         size = HEADER_SIZE + len(path) + len(argv)
         return HEADER.pack(self.ts, self.pid, self.tid, self.ppid, self.uid, self.ret,
                            self.arg0, self.arg1, self.dirfd, size, self.kind, self.call,
-                           len(path), len(argv), len(self.argv), self.trunc, 0, 0,
+                           len(path), len(argv), argc, self.trunc, 0, 0,
                            comm) + path + argv
 
 
@@ -139,7 +166,7 @@ def decode(buf, offset=0):
     argv = []
     if argv_len:
         block = bytes(buf[data + path_len:data + path_len + argv_len])
-        argv = block.split(b"\0")[:argc]
+        argv = [block] if kind == Kind.NET else block.split(b"\0")[:argc]
     comm = comm.split(b"\0", 1)[0].decode("utf-8", "replace")
     ev = Event(ts, kind, call, pid, tid, ppid, uid, ret, arg0, arg1, dirfd, trunc,
                comm, path, argv)

@@ -8,6 +8,8 @@ import socket
 import time
 from typing import Optional
 
+from .errors import UsageError
+
 
 @dataclasses.dataclass
 class Run:
@@ -44,6 +46,12 @@ class Run:
     # agent/control/messages.py): NO_MORE_EVENT, MISSING_EVENT, RULE_ON, ...
     protocol: list = dataclasses.field(default_factory=list)
     tool_version: str = ""
+    # The host's mount table at the start: [mount point (bytes), fstype, source]
+    # (agent.capture.mounts); files on network filesystems are named after their server.
+    mounts: list = dataclasses.field(default_factory=list)
+    # fd -> what it named (bytes, /proc/PID/fd's link) of the fds the recorded
+    # command inherited: the start of its fd table in the graph.
+    root_fds: dict = dataclasses.field(default_factory=dict)
     # False when the source had no timestamps (an strace log without -t/-tt/-ttt):
     # event times are then only an order, not nanoseconds.
     times_known: bool = True
@@ -70,3 +78,17 @@ def this_pid_start_ticks(pid: int = None) -> int:
     with open(f"/proc/{pid}/stat", "rb") as f:
         data = f.read()
     return int(data[data.rindex(b")") + 2:].split()[19])
+
+
+def check_host(name):
+    """A host name identifiers can carry (record and import-strace --host):
+    text (argv bytes that are not UTF-8 arrive as lone surrogates), printable,
+    no spaces, not empty."""
+    try:
+        name.encode("utf-8")
+    except UnicodeError:
+        raise UsageError("--host is not valid UTF-8") from None
+    if not name or len(name) > 253 or not name.isprintable() or any(c.isspace() for c in name):
+        raise UsageError(f"--host {name!r}: give a non-empty name without spaces "
+                         "or control characters (at most 253 characters)")
+    return name

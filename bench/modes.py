@@ -13,7 +13,7 @@ import subprocess
 from pathlib import Path
 
 from paths import BENCH, REPO  # (importing paths sets sys.path for the rest)
-from agent.events import Kind
+from strace_count import COUNTED_KINDS
 
 
 SYSTEM_PYTHON = "/usr/bin/python3"      # Debian's, the one that imports bcc
@@ -22,7 +22,8 @@ SYSTEM_PYTHON = "/usr/bin/python3"      # Debian's, the one that imports bcc
 RUN_TIMEOUT = 1800
 
 
-KINDS = [k.name for k in Kind]
+# What the tables compare: the file and process kinds (strace_count.py says why)
+KINDS = [k.name for k in COUNTED_KINDS]
 
 
 @dataclasses.dataclass
@@ -252,7 +253,7 @@ def turtle_counts(path: Path):
         return None
     if not path.exists():
         return None
-    kind_of = {cls.encode(): kind.name for kind, cls in EVENT_CLASS.items()}
+    kind_of = {cls.encode(): kind.name for kind, cls in EVENT_CLASS.items() if kind.name in KINDS}
     pattern = re.compile(rb" a bf:(" + b"|".join(kind_of) + rb") [;.]")
     counts = {k: 0 for k in KINDS}
     with open(path, "rb") as f:

@@ -31,6 +31,21 @@ struct bf_regs {
 #define BF_USER_CS 0x33   /* __USER_CS; 32-bit tasks run with 0x23 */
 
 #define BF_NR_open         2
+#define BF_NR_close        3
+#define BF_NR_pipe        22
+#define BF_NR_dup         32
+#define BF_NR_dup2        33
+#define BF_NR_socket      41
+#define BF_NR_connect     42
+#define BF_NR_accept      43
+#define BF_NR_sendto      44
+#define BF_NR_bind        49
+#define BF_NR_listen      50
+#define BF_NR_socketpair  53
+#define BF_NR_fcntl       72
+#define BF_NR_accept4    288
+#define BF_NR_dup3       292
+#define BF_NR_pipe2      293
 #define BF_NR_stat         4
 #define BF_NR_lstat        6
 #define BF_NR_access      21

@@ -729,6 +729,248 @@ static __always_inline int bf_path_exit(u8 call, u8 kind, s64 ret, s32 dirfd,
 	return 0;
 }
 
+/* ---- network calls and the fd table ----
+ * Recorded at syscall exit like the path calls.  A connected TCP socket's
+ * 4-tuple is not in any argument: the kernel's sock:inet_sock_set_state
+ * tracepoint carries it.  A connect is seen entering SYN_SENT in the
+ * connecting task (its id, pid and comm kept by socket address), and
+ * ESTABLISHED later, in whatever context the SYN-ACK arrives: that record
+ * is written in the connecting task's name.  An accepted connection is
+ * seen established (SYN_RECV -> ESTABLISHED) before any task accepts it:
+ * its tuple waits in an LRU map keyed by the peer, where accept's exit
+ * finds it from the peer address accept returns. */
+#define BF_AF_INET 2
+#define BF_AF_INET6 10
+#define BF_TCP_ESTABLISHED 1
+#define BF_TCP_SYN_SENT 2
+#define BF_TCP_SYN_RECV 3
+#define BF_TCP_CLOSE 7
+#define BF_IPPROTO_TCP 6
+
+struct bf_connecting {
+	u64 pid_tgid;
+	u64 id;
+	u32 uid;
+	u32 _pad;
+	char comm[BF_COMM_LEN];
+};
+BPF_TABLE("lru_hash", u64, struct bf_connecting, connecting, 4096);
+BPF_HASH(connect_ids, u32, u64, BF_MAX_TASKS);     /* tid -> id of its connect in progress */
+/* Connection ids: this CPU's count << 16 | the CPU (no atomic that returns
+ * its old value on every kernel's BPF). */
+BPF_PERCPU_ARRAY(connect_seq, u64, 1);
+
+struct bf_peer_key {
+	u8 addr[16];
+	u16 port;
+	u16 family;
+	u32 _pad;
+};
+BPF_TABLE("lru_hash", struct bf_peer_key, struct bf_tcp_tuple, accepted, 4096);
+
+/* The address a call passed (len bytes at uaddr) as the record's path. */
+static __always_inline void bf_read_addr(struct bf_record *r, const void *uaddr, u64 len)
+{
+	if (!uaddr || len == 0)
+		return;
+	if (len > BF_ADDR_MAX)
+		len = BF_ADDR_MAX;
+	len &= 0xff;
+	if (bpf_probe_read_user(&r->data[0], len, uaddr) != 0) {
+		bf_lost(BF_LOSS_READ);
+		return;
+	}
+	r->data[len & 0xff] = 0;
+	r->hdr.path_len = len + 1;
+}
+
+static __always_inline void bf_put_tuple(struct bf_record *r, struct bf_tcp_tuple *t)
+{
+	u32 off = r->hdr.path_len & 0xff;
+	__builtin_memcpy(&r->data[off], t, sizeof(*t));
+	r->hdr.argv_len = sizeof(*t);
+}
+
+static __always_inline int bf_net_exit(u8 call, s64 ret, s64 arg0, s64 arg1, s32 dirfd,
+				       const void *uaddr, u64 len)
+{
+	struct bf_record *r = bf_start(bpf_ktime_get_ns(), call, BF_NET);
+	if (!r)
+		return 0;
+	r->hdr.ret = ret;
+	r->hdr.arg0 = arg0;
+	r->hdr.arg1 = arg1;
+	r->hdr.dirfd = dirfd;
+	int focus = 0;
+	if (bf_discarded(&r->hdr, &focus))
+		return 0;
+	bf_read_addr(r, uaddr, len);
+	bf_output(r, focus);
+	return 0;
+}
+
+static __always_inline int bf_connect_exit(s64 ret, s64 fd, const void *uaddr, u64 len)
+{
+	u32 tid = (u32)bpf_get_current_pid_tgid();
+	u64 *id = connect_ids.lookup(&tid);
+	s64 cid = id ? *id : 0;
+	if (id)
+		connect_ids.delete(&tid);
+	return bf_net_exit(BF_SYS_CONNECT, ret, fd, cid, AT_FDCWD, uaddr, len);
+}
+
+/* accept's peer address, and the tuple established for it if seen. */
+static __always_inline int bf_accept_exit(u8 call, s64 ret, s64 fd, const void *uaddr,
+					  const int *ulen, s64 flags)
+{
+	struct bf_record *r = bf_start(bpf_ktime_get_ns(), call, BF_NET);
+	if (!r)
+		return 0;
+	r->hdr.ret = ret;
+	r->hdr.arg0 = fd;
+	r->hdr.arg1 = flags;
+	int focus = 0;
+	if (bf_discarded(&r->hdr, &focus))
+		return 0;
+	int len = 0;
+	if (ret >= 0 && uaddr && ulen && bpf_probe_read_user(&len, sizeof(len), ulen) == 0 && len > 0)
+		bf_read_addr(r, uaddr, len);
+	u16 family = 0;
+	if (r->hdr.path_len > 8)
+		__builtin_memcpy(&family, &r->data[0], 2);
+	if (family == BF_AF_INET || family == BF_AF_INET6) {
+		struct bf_peer_key key = {};
+		key.family = family;
+		__builtin_memcpy(&key.port, &r->data[2], 2);
+		key.port = (key.port >> 8) | (key.port << 8);
+		if (family == BF_AF_INET)
+			__builtin_memcpy(key.addr, &r->data[4], 4);
+		else if (r->hdr.path_len > 24)
+			__builtin_memcpy(key.addr, &r->data[8], 16);
+		struct bf_tcp_tuple *t = accepted.lookup(&key);
+		if (t) {
+			bf_put_tuple(r, t);
+			accepted.delete(&key);
+		} else {
+			bf_lost(BF_LOSS_TUPLE);
+		}
+	}
+	bf_output(r, focus);
+	return 0;
+}
+
+
+/* A record of this call with no data. */
+static __always_inline int bf_plain_exit(u8 call, u8 kind, s64 ret, s64 arg0, s64 arg1, s32 dirfd)
+{
+	struct bf_record *r = bf_start(bpf_ktime_get_ns(), call, kind);
+	if (!r)
+		return 0;
+	r->hdr.ret = ret;
+	r->hdr.arg0 = arg0;
+	r->hdr.arg1 = arg1;
+	r->hdr.dirfd = dirfd;
+	bf_submit(r);
+	return 0;
+}
+
+/* pipe/pipe2 (BF_FD: the fds in arg0, arg1) and socketpair (BF_NET: the
+ * fds as data, domain and type in arg0, arg1). */
+static __always_inline int bf_fd_pair_exit(u8 call, u8 kind, s64 ret, const int *ufds,
+					   s64 a0, s64 a1, s32 dirfd)
+{
+	int fds[2] = {-1, -1};
+	if (ret == 0 && ufds)
+		bpf_probe_read_user(fds, sizeof(fds), ufds);
+	if (kind == BF_FD)
+		return bf_plain_exit(call, kind, ret, fds[0], fds[1], dirfd);
+	struct bf_record *r = bf_start(bpf_ktime_get_ns(), call, kind);
+	if (!r)
+		return 0;
+	r->hdr.ret = ret;
+	r->hdr.arg0 = a0;
+	r->hdr.arg1 = a1;
+	r->hdr.dirfd = dirfd;
+	__builtin_memcpy(&r->data[0], fds, sizeof(fds));
+	r->data[8] = 0;
+	r->hdr.path_len = 9;
+	bf_submit(r);
+	return 0;
+}
+
+#ifdef BF_HAVE_inet_sock_set_state
+TRACEPOINT_PROBE(sock, inet_sock_set_state)
+{
+	if (args->protocol != BF_IPPROTO_TCP)
+		return 0;
+	u64 sk = (u64)args->skaddr;
+	int old = args->oldstate, new = args->newstate;
+	if (new == BF_TCP_SYN_SENT) {
+		/* in connect(), in the connecting task: its port is not chosen yet */
+		u64 id = bpf_get_current_pid_tgid();
+		if (!bf_wanted(id >> 32, (u32)id))
+			return 0;
+		u32 zero = 0;
+		u64 *seq = connect_seq.lookup(&zero);
+		if (!seq)
+			return 0;
+		*seq += 1;
+		struct bf_connecting c = {};
+		c.pid_tgid = id;
+		c.uid = (u32)bpf_get_current_uid_gid();
+		c.id = (*seq << 16) | (bpf_get_smp_processor_id() & 0xffff);
+		bpf_get_current_comm(&c.comm, sizeof(c.comm));
+		u32 tid = (u32)id;
+		if (connecting.update(&sk, &c) != 0 || connect_ids.update(&tid, &c.id) != 0)
+			bf_lost(BF_LOSS_TUPLE);
+		return 0;
+	}
+	if (new != BF_TCP_ESTABLISHED) {
+		if (old == BF_TCP_SYN_SENT)
+			connecting.delete(&sk);   /* refused, timed out, reset */
+		return 0;
+	}
+	struct bf_tcp_tuple t = {};
+	t.family = args->family;
+	t.lport = args->sport;
+	t.rport = args->dport;
+	if (t.family == BF_AF_INET) {
+		__builtin_memcpy(t.laddr, args->saddr, 4);
+		__builtin_memcpy(t.raddr, args->daddr, 4);
+	} else {
+		__builtin_memcpy(t.laddr, args->saddr_v6, 16);
+		__builtin_memcpy(t.raddr, args->daddr_v6, 16);
+	}
+	if (old == BF_TCP_SYN_RECV) {
+		/* the server's end: kept for the accept that will take it */
+		struct bf_peer_key key = {};
+		__builtin_memcpy(key.addr, t.raddr, 16);
+		key.port = t.rport;
+		key.family = t.family;
+		accepted.update(&key, &t);
+		return 0;
+	}
+	if (old != BF_TCP_SYN_SENT)
+		return 0;
+	struct bf_connecting *c = connecting.lookup(&sk);
+	if (!c)
+		return 0;
+	struct bf_record *r = bf_start(bpf_ktime_get_ns(), BF_SYS_TCP_CONNECTED, BF_NET);
+	if (!r)
+		return 0;
+	r->hdr.pid = c->pid_tgid >> 32;
+	r->hdr.tid = (u32)c->pid_tgid;
+	r->hdr.ppid = bf_ppid(r->hdr.pid);
+	r->hdr.uid = c->uid;
+	__builtin_memcpy(r->hdr.comm, c->comm, BF_COMM_LEN);
+	r->hdr.arg1 = c->id;
+	bf_put_tuple(r, &t);
+	connecting.delete(&sk);
+	bf_submit(r);
+	return 0;
+}
+#endif
+
 /* A fork-family call in the parent: the child was recorded by
  * sched_process_fork; a failure has no such event and is recorded here. */
 static __always_inline int bf_fork_exit(u8 call, s64 ret, s64 flags)
@@ -836,6 +1078,63 @@ RAW_TRACEPOINT_PROBE(sys_exit)
 		bpf_probe_read_user(&flags, sizeof(flags), (void *)rg.di);
 		return bf_fork_exit(BF_SYS_CLONE3, ret, flags);
 	}
+#endif
+#ifdef BF_HAVE_socket
+	case BF_NR_socket: return bf_plain_exit(BF_SYS_SOCKET, BF_NET, ret, (s32)rg.di, (s32)rg.si, (s32)rg.dx);
+#endif
+#ifdef BF_HAVE_socketpair
+	case BF_NR_socketpair:
+		return bf_fd_pair_exit(BF_SYS_SOCKETPAIR, BF_NET, ret, (const int *)rg.r10,
+				       (s32)rg.di, (s32)rg.si, (s32)rg.dx);
+#endif
+#ifdef BF_HAVE_connect
+	case BF_NR_connect: return bf_connect_exit(ret, (s32)rg.di, (const void *)rg.si, (u32)rg.dx);
+#endif
+#ifdef BF_HAVE_accept
+	case BF_NR_accept:
+		return bf_accept_exit(BF_SYS_ACCEPT, ret, (s32)rg.di, (const void *)rg.si, (const int *)rg.dx, 0);
+#endif
+#ifdef BF_HAVE_accept4
+	case BF_NR_accept4:
+		return bf_accept_exit(BF_SYS_ACCEPT4, ret, (s32)rg.di, (const void *)rg.si, (const int *)rg.dx,
+				      (s32)rg.r10);
+#endif
+#ifdef BF_HAVE_bind
+	case BF_NR_bind: return bf_net_exit(BF_SYS_BIND, ret, (s32)rg.di, 0, AT_FDCWD, (const void *)rg.si, (u32)rg.dx);
+#endif
+#ifdef BF_HAVE_listen
+	case BF_NR_listen: return bf_plain_exit(BF_SYS_LISTEN, BF_NET, ret, (s32)rg.di, (s32)rg.si, AT_FDCWD);
+#endif
+#ifdef BF_HAVE_sendto
+	case BF_NR_sendto:
+		if (!rg.r8)
+			return 0;     /* a connected socket's send: nothing new */
+		return bf_net_exit(BF_SYS_SENDTO, ret, (s32)rg.di, 0, AT_FDCWD, (const void *)rg.r8, (u32)rg.r9);
+#endif
+#ifdef BF_HAVE_close
+	case BF_NR_close: return bf_plain_exit(BF_SYS_CLOSE, BF_FD, ret, (s32)rg.di, 0, AT_FDCWD);
+#endif
+#ifdef BF_HAVE_dup
+	case BF_NR_dup: return bf_plain_exit(BF_SYS_DUP, BF_FD, ret, (s32)rg.di, 0, AT_FDCWD);
+#endif
+#ifdef BF_HAVE_dup2
+	case BF_NR_dup2: return bf_plain_exit(BF_SYS_DUP2, BF_FD, ret, (s32)rg.di, (s32)rg.si, AT_FDCWD);
+#endif
+#ifdef BF_HAVE_dup3
+	case BF_NR_dup3: return bf_plain_exit(BF_SYS_DUP3, BF_FD, ret, (s32)rg.di, (s32)rg.si, (s32)rg.dx);
+#endif
+#ifdef BF_HAVE_fcntl
+	case BF_NR_fcntl:
+		/* F_DUPFD 0, F_SETFD 2, F_DUPFD_CLOEXEC 1030: the rest leaves the table alone */
+		if (rg.si != 0 && rg.si != 2 && rg.si != 1030)
+			return 0;
+		return bf_plain_exit(BF_SYS_FCNTL, BF_FD, ret, (s32)rg.di, (s32)rg.si, (s32)rg.dx);
+#endif
+#ifdef BF_HAVE_pipe
+	case BF_NR_pipe: return bf_fd_pair_exit(BF_SYS_PIPE, BF_FD, ret, (const int *)rg.di, 0, 0, 0);
+#endif
+#ifdef BF_HAVE_pipe2
+	case BF_NR_pipe2: return bf_fd_pair_exit(BF_SYS_PIPE2, BF_FD, ret, (const int *)rg.di, 0, 0, (s32)rg.si);
 #endif
 	case BF_NR_execve:
 	case BF_NR_execveat:

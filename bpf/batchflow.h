@@ -52,6 +52,41 @@
  *            arg1 = wait status as wait4 stores it (-1: caller passed NULL),
  *            ret  = reaped pid, 0 (WNOHANG, nothing ready) or -errno
  *   BF_CHDIR path = new directory (fchdir: no path, dirfd = fd), ret = 0 or -errno
+ *   BF_NET   network calls; the address, when the call names one, is the
+ *            path: path_len = its length + 1 (a struct sockaddr, family
+ *            first, as the call passed or returned it, at most BF_ADDR_MAX
+ *            bytes, followed by a NUL that is not part of it).
+ *              socket      arg0 = domain, arg1 = type (with SOCK_* flags),
+ *                          dirfd = protocol, ret = fd
+ *              socketpair  arg0 = domain, arg1 = type, dirfd = protocol,
+ *                          ret = 0; the two fds: data = int[2] (path_len 9)
+ *              connect     arg0 = fd, arg1 = connection id (0: none; a TCP
+ *                          connect of a traced task gets one, see below),
+ *                          path = the peer address, ret = 0 or -errno
+ *                          (-EINPROGRESS for a non-blocking connect)
+ *              accept(4)   arg0 = listening fd, arg1 = accept4 flags, ret =
+ *                          new fd; path = the peer address (when the caller
+ *                          asked for it); argv area = a struct bf_tcp_tuple
+ *                          of the accepted connection when the kernel side
+ *                          saw it established (argv_len 40, argc 0)
+ *              bind        arg0 = fd, path = the local address
+ *              listen      arg0 = fd, arg1 = backlog
+ *              sendto      arg0 = fd, path = the destination; recorded only
+ *                          when the call names one (unconnected UDP)
+ *              tcp_connected  (call BF_SYS_TCP_CONNECTED, no system call:
+ *                          sock:inet_sock_set_state SYN_SENT -> ESTABLISHED)
+ *                          pid, tid, uid, comm of the task that connected;
+ *                          arg1 = the connection id its connect record
+ *                          carries; argv area = struct bf_tcp_tuple
+ *   BF_FD    what changes a process's fd table, so that the agent can name
+ *            the resource behind an fd-relative call
+ *              close       arg0 = fd, ret
+ *              dup         arg0 = old fd, ret = new fd
+ *              dup2, dup3  arg0 = old fd, arg1 = new fd, dirfd = dup3 flags, ret
+ *              fcntl       arg0 = fd, arg1 = cmd, dirfd = its int argument,
+ *                          ret; only F_DUPFD, F_DUPFD_CLOEXEC and F_SETFD
+ *              pipe, pipe2 arg0 = fd[0], arg1 = fd[1] (-1 on failure),
+ *                          dirfd = pipe2 flags, ret
  */
 #ifndef BATCHFLOW_H
 #define BATCHFLOW_H
@@ -72,7 +107,9 @@ enum bf_kind {
 	BF_EXIT = 5,
 	BF_WAIT = 6,
 	BF_CHDIR = 7,
-	BF_KIND_MAX = 8,
+	BF_NET = 8,
+	BF_FD = 9,
+	BF_KIND_MAX = 10,
 };
 
 enum bf_call {
@@ -85,6 +122,10 @@ enum bf_call {
 	BF_SYS_EXIT, BF_SYS_EXIT_GROUP,
 	BF_SYS_WAIT4, BF_SYS_WAITID,
 	BF_SYS_CHDIR, BF_SYS_FCHDIR,
+	BF_SYS_SOCKET, BF_SYS_SOCKETPAIR, BF_SYS_CONNECT, BF_SYS_ACCEPT, BF_SYS_ACCEPT4,
+	BF_SYS_BIND, BF_SYS_LISTEN, BF_SYS_SENDTO, BF_SYS_TCP_CONNECTED,
+	BF_SYS_CLOSE, BF_SYS_DUP, BF_SYS_DUP2, BF_SYS_DUP3, BF_SYS_FCNTL,
+	BF_SYS_PIPE, BF_SYS_PIPE2,
 	BF_SYS_MAX,
 };
 
@@ -142,6 +183,19 @@ struct bf_record {
 	char data[BF_DATA_MAX];
 };
 
+/* A TCP connection as the kernel's sock:inet_sock_set_state saw it
+ * established, in the argv area of BF_NET records (40 bytes). */
+#define BF_ADDR_MAX 128       /* sizeof(struct sockaddr_storage) */
+struct bf_tcp_tuple {
+	__u16 family;         /* AF_INET or AF_INET6 (v4-mapped addresses stay v6) */
+	__u16 lport;          /* local port, host byte order */
+	__u16 rport;          /* remote port, host byte order */
+	__u16 _pad;
+	__u8  laddr[16];      /* local address (AF_INET: the first 4 bytes) */
+	__u8  raddr[16];      /* remote address */
+};
+
+
 /* Loss counters in the per-CPU array `losses`, one row of BF_LOSS_MAX per
  * recording slot (index slot * BF_LOSS_MAX + cause): a loss is charged to
  * the recording whose task or record it was. */
@@ -150,7 +204,11 @@ enum bf_loss {
 	BF_LOSS_INFLIGHT = 1,  /* exec map full: an execve's argv could not be kept */
 	BF_LOSS_TRACED = 2,    /* a child could not join the traced set (tid out of range) */
 	BF_LOSS_READ = 3,      /* a user string could not be read (record kept, path empty) */
-	BF_LOSS_MAX = 4,
+	BF_LOSS_TUPLE = 4,     /* a TCP 4-tuple was not kept until its record: an accept
+	                        * found none for its peer (evicted from the LRU, or
+	                        * established before tracing began), or a connect's id
+	                        * could not be kept (record kept, without the tuple) */
+	BF_LOSS_MAX = 5,
 };
 
 /*

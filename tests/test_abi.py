@@ -76,8 +76,8 @@ def test_the_python_codec_reads_each_field_at_its_offset():
 def test_python_enums_are_the_headers():
     assert {k.name: int(k) for k in Kind} == abi.enum_members("bf_kind", "BF_")
     assert {c.name: int(c) for c in Call} == abi.enum_members("bf_call", "BF_SYS_")
-    assert LOSS_NAMES == ("ringbuf", "inflight", "traced", "read")
-    assert [abi.ENUMS["bf_loss"][f"BF_LOSS_{n.upper()}"] for n in LOSS_NAMES] == [0, 1, 2, 3]
+    assert LOSS_NAMES == ("ringbuf", "inflight", "traced", "read", "tuple")
+    assert [abi.ENUMS["bf_loss"][f"BF_LOSS_{n.upper()}"] for n in LOSS_NAMES] == [0, 1, 2, 3, 4]
 
 
 def test_condition_bytecode_numbers_match_the_extension(c_view):

@@ -52,7 +52,7 @@ def test_exact_counts_by_kind(tmp_path):
     g, counts = render(tmp_path, two_compilers())
     # per compiler: fork, exec, 1 + 1 + 3 + 1 opens, 1 stat, exit, wait
     assert counts == {"OPEN": 12, "STAT": 2, "FORK": 2, "EXEC": 2, "EXIT": 3, "WAIT": 2,
-                      "CHDIR": 1, "events": 24, "processes": 3}
+                      "CHDIR": 1, "NET": 0, "FD": 0, "events": 24, "processes": 3}
     run = next(g.subjects(RDF.type, BF.Run))
     assert int(value(g, run, BF.openCount)) == 12
     assert int(value(g, run, BF.eventCount)) == 24
@@ -335,7 +335,7 @@ def test_run_node(tmp_path):
     assert int(value(g, node, BF.lostEvents)) == 5
     losses = {str(value(g, l, BF.lossKind)): int(value(g, l, BF["count"]))
               for l in g.objects(node, BF.loss)}
-    assert losses == {"ringbuf": 4, "inflight": 0, "traced": 0, "read": 1}
+    assert losses == {"ringbuf": 4, "inflight": 0, "traced": 0, "read": 1, "tuple": 0}
     windows = sorted((int(value(g, w, BF.fromNs)), int(value(g, w, BF.toNs)),
                       str(value(g, w, BF.lossKind)), int(value(g, w, BF["count"])))
                      for w in g.objects(node, BF.lossWindow))

@@ -124,3 +124,10 @@ def test_an_extension_failure_carries_its_errno():
     assert info.value.errno in (errno.ENODEV, errno.EACCES, errno.EINVAL, errno.EBADF)
     assert isinstance(info.value, OSError)
     assert f"errno {info.value.errno}" in str(info.value)
+
+
+@pytest.mark.parametrize("host", ["", "two words", "tab\there"])
+def test_bad_host_name(batchflow_cmd, tmp_path, host):
+    proc = run_record(batchflow_cmd, "--host", host, "-o", str(tmp_path / "o.ttl"), "--", "true")
+    assert_one_line_error(proc, "--host")
+    assert not (tmp_path / "o.ttl").exists()

@@ -3,7 +3,9 @@ import rdflib
 import pytest
 from rdflib import OWL, RDF, RDFS, Literal, Namespace, URIRef
 
-from agent.events import encode_batch
+from agent.events import Call, Kind, encode_batch
+from agent.merge import merge
+from agent.netaddr import Addr, pack_sockaddr
 from agent.graph import write_turtle
 from agent.graph.shapes import ontology_graph, validate
 from agent.graph.synthetic import (ENOENT, Builder, build_job, docs_example, make_run,
@@ -28,8 +30,20 @@ def varied():
     b.exit(70, signal=9)
     b.wait(50, 70, status=9)
     b.stat(50, b"/nope", ret=-ENOENT)
+    # sockets, both ends of a connection, the fd table
+    here, there = Addr("inet", "10.0.0.1", 40000), Addr("inet", "10.0.0.2", 80)
+    b.tcp_client(50, 7, here, there, cid=1)
+    b.tcp_server(50, 8, 9, there, here)
+    b.socket(50, 10, domain=1, type_=2)
+    b._ev(Kind.NET, Call.BIND, 50, arg0=10, path=pack_sockaddr(Addr("unix-abstract", b"n")))
+    b._ev(Kind.NET, Call.SENDTO, 50, ret=1, arg0=10, path=pack_sockaddr(there))
+    b._ev(Kind.NET, Call.CONNECT, 50, ret=-111, arg0=10, path=pack_sockaddr(Addr("unix", b"/run/s")))
+    b.fd_call(50, Call.DUP2, 7, 11, ret=11)
+    b.fstat(50, 11)
     b.exit(50, 2, leader_only=True)
+    b.open(50, b"/mnt/nfs/shared.txt")
     run = make_run(exit_status=2, end_mono_ns=b.ts + 10, losses={"ringbuf": 2},
+                   mounts=[[b"/", "ext4", "/dev/vda1"], [b"/mnt/nfs", "nfs4", "srv:/export"]],
                    loss_windows=[(b.ts - 100, b.ts - 50, "ringbuf", 2)],
                    missing_tracepoints=["syscalls:sys_enter_openat2"])
     return b.events, run
@@ -54,6 +68,10 @@ def outputs(tmp_path):
     jr = read_journal(j)
     out = tmp_path / "recovered.ttl"
     write_turtle(jr.events, jr.run, out, complete=lambda: jr.complete, notes=jr.notes)
+    paths.append(out)
+    # a merge of two of them (identity links, provenance)
+    out = tmp_path / "merged.ttl"
+    merge([str(paths[0]), str(paths[1])], str(out))
     paths.append(out)
     return paths
 

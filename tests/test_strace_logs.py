@@ -68,7 +68,7 @@ def test_o_file_pid_prefixes():
     assert run.times_known is False
     assert [e.ts for e in evs] == sorted(e.ts for e in evs)
     assert run.counts == {"OPEN": 2, "STAT": 1, "FORK": 1, "EXEC": 2, "EXIT": 2, "WAIT": 2,
-                          "CHDIR": 0}
+                          "CHDIR": 0, "NET": 0, "FD": 0}
     assert (st.lines, st.recognized, st.unparsed, st.signals) == (18, 18, 0, 1)
     assert dict(st.skipped) == {"close": 1, "read": 1, "write": 1}
 

@@ -132,6 +132,8 @@ def run_from_dict(data: dict, damaged: list = None) -> Run:
         kwargs[k] = v
     if "loss_windows" in kwargs:
         kwargs["loss_windows"] = [tuple(w) for w in kwargs["loss_windows"]]
+    if "root_fds" in kwargs:
+        kwargs["root_fds"] = {int(k): v for k, v in kwargs["root_fds"].items()}
     if "process_starts" in kwargs:
         kwargs["process_starts"] = {int(k): v for k, v in kwargs["process_starts"].items()}
     if "source" not in kwargs:

@@ -27,7 +27,13 @@ SYSCALLS = ("open", "openat", "openat2", "creat",
             "access", "faccessat", "faccessat2",
             "fork", "vfork", "clone", "clone3",
             "execve", "execveat", "wait4", "waitid",
-            "exit", "exit_group", "chdir", "fchdir")
+            "exit", "exit_group", "chdir", "fchdir",
+            "socket", "socketpair", "connect", "accept", "accept4", "bind", "listen", "sendto",
+            "close", "dup", "dup2", "dup3", "fcntl", "pipe", "pipe2")
+# Optional tracepoints outside the syscalls group: present ones are passed as
+# BF_HAVE_<name> like the syscalls; a missing one is reported with them.
+# inet_sock_set_state gives both ends of a TCP connection their 4-tuple.
+OPTIONAL_EVENTS = {"inet_sock_set_state": "sock/inet_sock_set_state"}
 ESSENTIAL_SYSCALLS = ("openat", "execve", "clone", "wait4", "exit_group")
 SCHED_EVENTS = ("raw_syscalls/sys_exit",
                 "sched/sched_process_fork", "sched/sched_process_exec",
@@ -73,6 +79,8 @@ def probe_tracepoints(root: pathlib.Path = None):
         ok = (events / "syscalls" / f"sys_enter_{name}").is_dir() and \
              (events / "syscalls" / f"sys_exit_{name}").is_dir()
         (present if ok else missing).append(name)
+    for name, path in OPTIONAL_EVENTS.items():
+        (present if (events / path).is_dir() else missing).append(name)
     for name in SCHED_EVENTS:
         if not (events / name).is_dir():
             raise BPFUnavailableError(f"tracepoint {name} is missing on this kernel")
@@ -242,7 +250,7 @@ def program_text(ringbuf_pages=DEFAULT_RINGBUF_PAGES, max_tasks=DEFAULT_MAX_TASK
     try:
         present, _missing, group_dead = probe_tracepoints()
     except BPFUnavailableError:
-        present, group_dead = list(SYSCALLS), True
+        present, group_dead = list(SYSCALLS) + list(OPTIONAL_EVENTS), True
     ring_bytes = ringbuf_pages * os.sysconf("SC_PAGE_SIZE")
     defines = "\n".join(
         "#define " + f[2:].replace("=", " ", 1)

@@ -8,9 +8,11 @@ from __future__ import annotations
 import ctypes
 import os
 import shutil
+import signal
 import time
 
 PR_SET_CHILD_SUBREAPER = 36
+PR_SET_PDEATHSIG = 1
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -72,12 +74,22 @@ class HeldChild:
         exe = shutil.which(argv[0]) or argv[0]
         r, w = os.pipe()
         self.start_ns = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # the child: wait until traced, then exec
             try:
-                os.close(w)
+                # No call the kernel side records before the read, which
+                # returns once the child is traced: its closes of the start
+                # pipe are then recorded in every run, not as a race with
+                # the parent's trace_task decides.  The parent's death ends
+                # the wait (the child holds w, so no EOF would).
+                libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+                if os.getppid() != parent:
+                    os._exit(127)
                 if os.read(r, 1) != b"x":
                     os._exit(127)    # abandoned: never run untraced
+                libc.prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0)    # not the command's
+                os.close(w)
                 os.close(r)
                 os.execv(exe, argv)
             except OSError as exc:
@@ -86,7 +98,13 @@ class HeldChild:
                 os._exit(127)
         os.close(r)
         self.pid = pid
+        self.pipe = (r, w)      # the child's start pipe: not the command's own fds
         self._w = w
+
+    def inherited_fds(self):
+        """What the command inherits: {fd: /proc link} without the start pipe
+        (it closes that before its exec); the graph's fd table starts here."""
+        return open_fds(self.pid, skip=self.pipe)
 
     def release(self):
         os.write(self._w, b"x")
@@ -94,8 +112,27 @@ class HeldChild:
         self._w = None
 
     def abandon(self):
-        """The child exits (127) without running the command; reaped here."""
+        """The child exits without running the command; reaped here."""
         if self._w is not None:
+            os.kill(self.pid, signal.SIGKILL)     # it holds the pipe's write end: no EOF
             os.close(self._w)
             self._w = None
             os.waitpid(self.pid, 0)
+
+
+def open_fds(pid, skip=()):
+    """{fd: what /proc/PID/fd/FD links to (bytes)} of a process, `skip` left out."""
+    out = {}
+    try:
+        names = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return out
+    for name in names:
+        fd = int(name)
+        if fd in skip:
+            continue
+        try:
+            out[fd] = os.readlink(f"/proc/{pid}/fd/{name}".encode())
+        except OSError:
+            pass
+    return out

@@ -44,6 +44,7 @@ class Recorder:
         its first instruction."""
         held = HeldChild(argv)
         self.probe.trace_task(held.pid, parent_tgid=os.getpid(), tgid=held.pid)
+        self.run.root_fds = held.inherited_fds()
         self.run.root_pid = held.pid
         self.run.process_starts[held.pid] = held.start_ns
         self._child = held.pid

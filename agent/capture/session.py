@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import threading
 
+from . import mounts
 from .recorder import Recorder
 
 SCOPES = ("command", "pid", "system")
@@ -43,8 +44,10 @@ class Session:
         self.recorder.sink = sink
 
     def begin(self):
-        """The run's start instant (its wall-clock anchor and monotonic origin)."""
+        """The run's start instant (its wall-clock anchor and monotonic
+        origin), and the host's mount table then."""
         self.run.mark_start()
+        self.run.mounts = mounts.read_mountinfo()
 
     def trace(self, scope="command", target=None) -> int:
         """Puts the scope in the kernel.  Returns the command's pid (scope

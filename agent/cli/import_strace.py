@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime
 import sys
 
+from ..run import check_host
 from ..errors import InputFormatError
 from ..strace import incompleteness
 from .common import add_output_mode, output_mode
@@ -27,20 +28,6 @@ def register(sub):
     p.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
     add_output_mode(p)
     p.set_defaults(func=run_import)
-
-
-def check_host(host):
-    """The host names every IRI: it must be text (argv bytes that are not
-    UTF-8 arrive as lone surrogates)."""
-    if host is None:
-        return
-    try:
-        host.encode("utf-8")
-    except UnicodeError:
-        raise InputFormatError("--host is not valid UTF-8") from None
-    if not host or any(c.isspace() or not c.isprintable() for c in host):
-        raise InputFormatError(f"--host {host!r}: a host name has no spaces or control "
-                               f"characters")
 
 
 def parse_date(text):
@@ -119,7 +106,8 @@ def run_import(args) -> int:
     from ..strace import StraceImport
 
     mode = output_mode(args)
-    check_host(args.host)
+    if args.host is not None:
+        check_host(args.host)
     check_output(args.output)
     imp = StraceImport(args.logs, host=args.host, date=parse_date(args.date))
     imp.sniff()

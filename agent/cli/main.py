@@ -18,6 +18,7 @@ SUBCOMMANDS = [
     "agent.cli.import_strace",
     "agent.cli.check",
     "agent.cli.recover",
+    "agent.cli.merge",
     "agent.cli.query",
     "agent.cli.ctl",
     "agent.cli.collect",

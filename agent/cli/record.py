@@ -8,9 +8,9 @@ import sys
 from .. import __version__
 from ..errors import CommandNotFoundError, NoSuchProcessError, OutputNotWritableError
 from ..progress import Progress
-from ..run import Run
-from .common import (add_output_mode, check_command, check_output, command_after_dashes,
-                     output_mode, report)
+from ..run import Run, check_host
+from .common import (add_output_mode, check_command, check_output,
+                     command_after_dashes, output_mode, report)
 
 
 def register(sub):
@@ -22,6 +22,8 @@ def register(sub):
     scope.add_argument("-p", "--pid", type=int, help="trace a running process and its descendants")
     scope.add_argument("--system", action="store_true", help="trace the whole host")
     p.add_argument("--duration", type=float, help="stop after this many seconds")
+    p.add_argument("--host", help="the name identifiers carry for this host (default: its "
+                   "hostname); give each host of a merge its own")
     p.add_argument("--detail", choices=("events", "summary"), default="events",
                    help="every event a node (default), or one edge per process x file x access")
     p.add_argument("--journal", help="journal path (default: OUTPUT.journal)")
@@ -123,6 +125,8 @@ def run_record(args) -> int:
             control_msgs = []
 
     run = Run(source="record", command=list(command), scope=scope, tool_version=__version__)
+    if args.host is not None:
+        run.host = check_host(args.host)
     if scope == "pid":
         run.cwd = os.fsencode(os.readlink(f"/proc/{args.pid}/cwd"))
     elif scope == "command":

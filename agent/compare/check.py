@@ -13,7 +13,8 @@ from ..run import Run
 
 # -s 4096: argv strings whole, so the importer cuts them where the kernel
 # side does (255 bytes) rather than where strace's default (32) would.
-STRACE_FLAGS = ["-f", "-ttt", "-s", "4096"]
+# -y: what each fd names, for the 'fd' category.
+STRACE_FLAGS = ["-f", "-ttt", "-y", "-s", "4096"]
 
 
 def strace_normalized(command, log):
@@ -35,12 +36,41 @@ def record_normalized(command):
     from ..capture.session import Session
     from ..events import decode_batch
     from .forktree import Normalizer
-    run = Run(source="record", command=list(command), scope="command")
-    norm = Normalizer()
-    with Session(run, lambda batch: norm.feed(decode_batch(batch))) as session:
+    from ..graph.model import Interpreter
+    from .fdnames import FdNames
+    run = Run(source="record", command=list(command), scope="command", cwd=os.getcwdb())
+    fd_names = FdNames()
+
+    def fd_name(ev):
+        """FD_SYMLINKS: the graph's path, as the kernel would name the file."""
+        name = fd_names(ev)
+        if isinstance(name, bytes) and name.startswith(b"/proc/"):
+            # the kernel names /proc/self by the pid (resolving it here
+            # would give check's own)
+            if name == b"/proc/self" or name.startswith(b"/proc/self/"):
+                name = b"/proc/%d" % ev.pid + name[len(b"/proc/self"):]
+            return name
+        if isinstance(name, bytes):
+            real = os.path.realpath(name)
+            if real != name:
+                norm.tolerated["FD_SYMLINKS"] += 1
+            return real
+        return name
+
+    norm = Normalizer(fd_name=fd_name)
+    interp = None
+
+    def consume(batch):
+        events = decode_batch(batch)
+        interp.feed(events)          # the graph's fd table, for the 'fd' category
+        norm.feed(events)
+
+    with Session(run, consume) as session:
         session.begin()
+        interp = Interpreter(run, fd_names)
         norm.root_pid = session.trace("command", command)
         session.wait()
+    interp.finish()
     return norm, run
 
 

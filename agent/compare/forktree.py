@@ -32,7 +32,16 @@ TOLERATED = {
                   "directory fd (openat(fd, ...), fstatat(fd, \"\", AT_EMPTY_PATH)) as 'fd': "
                   "the launcher decides which fds the command inherits (the recorder's "
                   "child inherits some of the agent's), which shifts the numbers the "
-                  "command's opens get.",
+                  "command's opens get.  The 'fd' category compares what the fd named "
+                  "instead: strace -y's decoration against the graph's fd table.",
+    "FD_SYMLINKS": "In the 'fd' category strace -y shows the kernel's name of the open "
+                   "file (symbolic links resolved: /lib/x.so is /usr/lib/x.so), the graph "
+                   "the path the process opened; check resolves the graph's with realpath "
+                   "(the files are still there, on the same host, right after the run).",
+    "FD_UNNAMED": "In the 'fd' category, an fd neither side names as a file (a pipe, an "
+                  "eventfd, an fd inherited from before the recording) is '?' on both "
+                  "sides, a socket is 'socket'; a file strace shows as deleted is compared "
+                  "by its path.",
     "WAIT_POLLS": "Only waits that reaped a child are compared: how many WNOHANG polls "
                   "a shell makes before a child ends (ret 0 or ECHILD) depends on timing.",
     "TEMP_NAMES": "Random temporary names (gcc's ccXXXXXX, Python's tmpXXXXXXXX, "
@@ -82,6 +91,7 @@ class Proc:
     reaped: list = field(default_factory=list)         # (Proc or pid, status)
     chdirs: list = field(default_factory=list)
     temps: list = field(default_factory=list)          # temp names, in order of mention
+    fdcalls: list = field(default_factory=list)        # (call name, Event) of fd-relative calls
     # what `batchflow diff` compares besides the above (agent/compare/diff.py)
     iri: str = None                                    # its node in the run's graph
     start_ts: int = None                               # fork (or first event), ns
@@ -101,8 +111,12 @@ def _result(ret):
 class Normalizer:
     """Builds the per-process record of one run from its Event stream."""
 
-    def __init__(self, root_pid=None, keep_calls=True):
+    def __init__(self, root_pid=None, keep_calls=True, fd_name=None):
+        """fd_name(ev): what an fd-relative call's fd named (bytes, "socket"
+        or "?"), asked at finish(); by default, what the source said
+        (ev.fd_path, strace -y)."""
         self.root_pid = root_pid
+        self.fd_name = fd_name or strace_fd_name
         # False: opens, stats and chdirs are not kept call by call (check's
         # categories), only as files (what diff compares)
         self.keep_calls = keep_calls
@@ -193,6 +207,8 @@ class Normalizer:
             if path and (b"tmp" in path or b"cc" in path):
                 self._mention(p, path)
             return
+        if ev.dirfd >= 0 and kind in (Kind.OPEN, Kind.STAT, Kind.CHDIR):
+            p.fdcalls.append((Call(ev.call).name, ev))
         if kind == Kind.FORK:
             if ev.ret < 0:
                 p.failed_forks[_result(ev.ret)] += 1
@@ -310,6 +326,11 @@ class Normalizer:
                 for c, st in p.reaped))
             out["chdirs"][ident] = tuple((call, norm(path), fd, res)
                                          for call, path, fd, res in p.chdirs)
+            fds = collections.Counter()
+            for call, ev in p.fdcalls:
+                name = self.fd_name(ev)
+                fds[(call, norm(name) if isinstance(name, bytes) else name)] += 1
+            out["fd"][ident] = fds
         return out
 
 
@@ -318,7 +339,29 @@ def label(p):
     return ">".join(p.labels) or "(no exec)"
 
 
-CATEGORIES = ("process tree", "execs and argv", "exit codes", "opens", "stats", "waits", "chdirs")
+CATEGORIES = ("process tree", "execs and argv", "exit codes", "opens", "stats", "waits", "chdirs",
+              "fd")
+
+
+def fd_target(base, path):
+    """FD_UNNAMED: what an fd-relative call named, from what its fd names
+    (`base`: a path, b"socket", or None) and the path it passed."""
+    if base is None:
+        return "?"
+    if base.startswith(b"/"):
+        if b"(deleted)" in base:
+            base = base[:base.rindex(b"(deleted)")].rstrip(b" >")
+            if os.path.basename(base).startswith(b"#"):
+                return "?"          # an O_TMPFILE file, never named
+        return base + b"/" + path if path else base
+    if base.startswith((b"socket:", b"TCP", b"UDP", b"UNIX", b"NETLINK")) or base == b"socket":
+        return "socket"
+    return "?"
+
+
+def strace_fd_name(ev):
+    """What strace -y said the fd named (`3</etc/passwd>`), joined with the path."""
+    return fd_target(ev.fd_path, ev.path)
 
 
 def _dirfd(fd):

@@ -46,8 +46,9 @@ REASON_TRACED = "traced-overflow"       # a child could not join the traced set
 REASON_READ = "unreadable-string"       # a path could not be read (record kept)
 REASON_TRUNCATED = "truncated-string"   # a string longer than its bound (record kept)
 REASON_MALFORMED = "malformed-record"
+REASON_TUPLE = "missing-tuple"          # a TCP connection's 4-tuple was not kept (record kept)
 LOSS_REASONS = {"ringbuf": REASON_RINGBUF, "inflight": REASON_INFLIGHT,
-                "traced": REASON_TRACED, "read": REASON_READ}
+                "traced": REASON_TRACED, "read": REASON_READ, "tuple": REASON_TUPLE}
 
 
 @dataclasses.dataclass

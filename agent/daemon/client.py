@@ -227,8 +227,12 @@ class AgentRecording:
         from ..capture.procfs import descendants, status_to_exit
         args = self.args
         run, held = self._start()
+        if getattr(args, "host", None) is not None:
+            from ..run import check_host
+            run.host = check_host(args.host)     # the name this host's identifiers carry
         if held is not None:
             self.child = held.pid
+            run.root_fds = held.inherited_fds()
             held.release()
         # The job runs from here; the writer (and its imports) start meanwhile.
         run.process_stats = self.stats

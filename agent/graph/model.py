@@ -17,14 +17,17 @@ is taken as already running: its start comes from `run.process_starts`
 """
 from __future__ import annotations
 
+import errno
 import itertools
 import os
 import shlex
+import struct
 
-from ..events import (AT_FDCWD, CLONE_THREAD, TRUNC_ARG, TRUNC_ARGC,
-                      TRUNC_PATH, Call, Kind)
-from ..openflags import (CREAT_FLAGS, O_ACCMODE, O_CREAT, O_PATH, O_RDWR, O_TMPFILE, O_TRUNC,
-                         O_WRONLY)
+from .. import netaddr
+from ..events import (AT_FDCWD, CLONE_THREAD, F_DUPFD, F_DUPFD_CLOEXEC, F_SETFD, FD_CLOEXEC,
+                      TRUNC_ARG, TRUNC_ARGC, TRUNC_PATH, Call, Kind)
+from ..openflags import (CREAT_FLAGS, O_ACCMODE, O_CLOEXEC, O_CREAT, O_PATH, O_RDWR, O_TMPFILE,
+                         O_TRUNC, O_WRONLY)
 from . import names as N
 from .sink import Sink
 
@@ -39,12 +42,18 @@ TRUNC_ANY = TRUNC_PATH | TRUNC_ARG | TRUNC_ARGC
 # Access kinds (local names of bf: individuals).
 READ, WRITE, READ_WRITE, STAT, EXECUTE, CHDIR = (
     "Read", "Write", "ReadWrite", "Stat", "Execute", "Chdir")
+CONNECT, ACCEPT, BIND, LISTEN, SEND = "Connect", "Accept", "Bind", "Listen", "Send"
+NET_ACCESS = {int(Call.CONNECT): CONNECT, int(Call.TCP_CONNECTED): CONNECT,
+              int(Call.ACCEPT): ACCEPT, int(Call.ACCEPT4): ACCEPT, int(Call.BIND): BIND,
+              int(Call.LISTEN): LISTEN, int(Call.SENDTO): SEND}
+AT_EMPTY_PATH = 0x1000
 READS = frozenset((READ, READ_WRITE, EXECUTE))
 WRITES = frozenset((WRITE, READ_WRITE))
 
 KIND_NAMES = {int(k): k.name for k in Kind}
-K_OPEN, K_STAT, K_FORK, K_EXEC, K_EXIT, K_WAIT, K_CHDIR = (int(k) for k in (
-    Kind.OPEN, Kind.STAT, Kind.FORK, Kind.EXEC, Kind.EXIT, Kind.WAIT, Kind.CHDIR))
+K_OPEN, K_STAT, K_FORK, K_EXEC, K_EXIT, K_WAIT, K_CHDIR, K_NET, K_FD = (int(k) for k in (
+    Kind.OPEN, Kind.STAT, Kind.FORK, Kind.EXEC, Kind.EXIT, Kind.WAIT, Kind.CHDIR, Kind.NET,
+    Kind.FD))
 
 START_FORK, START_PROCFS, START_FIRST_EVENT = "Fork", "ProcStat", "FirstEvent"
 
@@ -67,6 +76,13 @@ def open_access(call: int, flags: int) -> str:
 
 
 C_CREAT = int(Call.CREAT)
+(C_SOCKET, C_SOCKETPAIR, C_CONNECT, C_ACCEPT, C_ACCEPT4, C_BIND, C_LISTEN, C_SENDTO,
+ C_TCP_CONNECTED, C_CLOSE, C_DUP, C_DUP2, C_DUP3, C_FCNTL, C_PIPE, C_PIPE2) = (int(c) for c in (
+    Call.SOCKET, Call.SOCKETPAIR, Call.CONNECT, Call.ACCEPT, Call.ACCEPT4, Call.BIND,
+    Call.LISTEN, Call.SENDTO, Call.TCP_CONNECTED, Call.CLOSE, Call.DUP, Call.DUP2, Call.DUP3,
+    Call.FCNTL, Call.PIPE, Call.PIPE2))
+CLIENT, SERVER = "Client", "Server"       # a connection's role (bf: individuals)
+EINPROGRESS, EINTR = errno.EINPROGRESS, errno.EINTR
 
 # open_access of the flag words seen so far (a handful in practice).
 OPEN_ACCESS = {}
@@ -84,17 +100,42 @@ def normalize(path: bytes) -> bytes:
     return b"/" + b"/".join(parts)
 
 
-class Res:
-    """A file (absolute path) or a path batchflow could not resolve."""
-    __slots__ = ("iri", "path", "text", "b64", "resolved", "base", "proc", "tag")
+# What a resource is (Res.kind), and the property an event names it by.
+FILE, UNRESOLVED, ENDPOINT, CONNECTION = "file", "unresolved", "endpoint", "connection"
+RES_PROPERTY = {FILE: "file", UNRESOLVED: "file", ENDPOINT: "endpoint", CONNECTION: "connection"}
 
-    def __init__(self, iri, raw, resolved, base=None, proc=None):
+
+class Res:
+    """A file (absolute path), a path batchflow could not resolve, a socket
+    address (endpoint) or a TCP connection."""
+    __slots__ = ("iri", "path", "text", "b64", "resolved", "base", "proc", "tag", "kind",
+                 "addr", "peer", "role", "prop")
+
+    def __init__(self, iri, raw, resolved, base=None, proc=None, kind=None):
         self.iri = iri
         self.path = raw
-        self.text, self.b64 = N.bytes_text(raw)
+        self.text, self.b64 = N.bytes_text(raw) if raw is not None else (None, None)
         self.resolved = resolved
         self.base = base          # unresolved: "cwd0", "fd3", ...
         self.proc = proc          # unresolved: the process it is relative to
+        self.kind = kind or (FILE if resolved else UNRESOLVED)
+        self.prop = RES_PROPERTY[self.kind]
+        self.addr = None          # endpoint: its netaddr.Addr; connection: the local end
+        self.peer = None          # connection: the remote end
+        self.role = None          # connection: "Client" (connected) or "Server" (accepted)
+
+
+class Sock:
+    """An open socket (shared, as the kernel's open file description is, by
+    the fds dup'ed from it and by forked children): what it was bound to,
+    and the endpoint or connection it names now."""
+    __slots__ = ("domain", "type", "local", "res")
+
+    def __init__(self, domain=None, type_=None):
+        self.domain = domain
+        self.type = type_
+        self.local = None         # netaddr.Addr it was bound to
+        self.res = None           # Res: the endpoint or connection it names
 
 
 class Ref:
@@ -113,7 +154,7 @@ class Proc:
     __slots__ = ("pid", "iri", "local", "start_ns", "start_wall", "start_source", "uid",
                  "comm", "ppid", "cwd", "cwd_gen", "last", "first_of", "first_idx",
                  "pending_branch", "used", "generated", "agg", "exited",
-                 "exit_idx", "parent", "tag")
+                 "exit_idx", "parent", "tag", "fds", "connects")
 
     def __init__(self, pid, base, start_ns, start_wall, source, ev):
         self.pid = pid
@@ -138,6 +179,10 @@ class Proc:
         self.exited = False
         self.exit_idx = None
         self.parent = None
+        # fd -> (Res or Sock, close-on-exec): what each fd was opened on,
+        # as far as the recording saw (inherited at fork, dropped at close)
+        self.fds = {}
+        self.connects = {}        # connection id -> Sock (connect seen) or Res (tuple seen)
 
 
 # A summary edge (detail "summary") is a list, cheaper than an object:
@@ -183,6 +228,8 @@ class Interpreter:
         self.procs = {}               # pid -> Proc (live or not yet reaped)
         self.cache = {}               # absolute path, or (cwd, relative path) -> Ref
         self.files = {}               # absolute path -> Res
+        self.netres = {}              # IRI -> Res of endpoints and connections
+        self.file_iri = N.FileNamer(run.host, getattr(run, "mounts", None) or ())
         self.held = {}                # pid -> [Event]
         self.held_count = 0
         self.next_deadline = 0
@@ -293,6 +340,9 @@ class Interpreter:
         if pid == self.run.root_pid and self.root is None:
             proc.cwd = self.root_cwd
             self.root = proc
+            for fd, target in (getattr(self.run, "root_fds", None) or {}).items():
+                if target[:1] == b"/" and not target.endswith(b" (deleted)"):
+                    proc.fds[int(fd)] = (self._file(normalize(target)), False)
         self._new_proc(proc)
         return proc
 
@@ -331,17 +381,184 @@ class Interpreter:
             key, full = path, normalize(path)
         elif dirfd == AT_FDCWD and proc.cwd is not None and path:
             key, full = (proc.cwd, path), normalize(proc.cwd + b"/" + path)
+        elif dirfd >= 0:
+            # relative to an fd: what the process opened it on, when seen
+            res = self._fd_res(proc, dirfd)
+            if res is None:
+                return self._unresolved(proc, path, dirfd)
+            if not path:                                # AT_EMPTY_PATH: the fd itself
+                return Ref(res, "", None)
+            if res.kind != FILE:
+                return self._unresolved(proc, path, dirfd)
+            full = normalize(res.path + b"/" + path)
+            return Ref(self._file(full), *N.bytes_text(path))
         else:
             return self._unresolved(proc, path, dirfd)
         if len(self.cache) >= CACHE_MAX or len(self.files) >= CACHE_MAX:
             self._evict()
-        res = self.files.get(full)
-        if res is None:
-            res = self.files[full] = Res(N.file_iri(self.host, full), full, True)
-            self.sink.resource(res)
+        res = self._file(full)
         ref = Ref(res) if full == path else Ref(res, *N.bytes_text(path))
         self.cache[key] = ref
         return ref
+
+    def _file(self, full):
+        """The Res of an absolute, clean path (declared to the sink once)."""
+        res = self.files.get(full)
+        if res is None:
+            res = self.files[full] = Res(self.file_iri(full), full, True)
+            self.sink.resource(res)
+        return res
+
+    @staticmethod
+    def _fd_res(proc, fd):
+        """The resource fd names in proc, or None when not known."""
+        entry = proc.fds.get(fd)
+        if entry is None:
+            return None
+        obj = entry[0]
+        return obj.res if isinstance(obj, Sock) else obj
+
+    # --- sockets and the fd table -------------------------------------------
+
+    def _net_res(self, iri, kind, addr, peer=None, role=None):
+        res = self.netres.get(iri)
+        if res is None:
+            if len(self.netres) >= CACHE_MAX:
+                self.netres.clear()       # declared again if met again: the same triples
+            res = self.netres[iri] = Res(iri, None, True, kind=kind)
+            res.addr, res.peer, res.role = addr, peer, role
+            self.sink.resource(res)
+        return res
+
+    def _endpoint(self, proc, addr):
+        """The resource a socket address names: a file for a UNIX socket
+        path, an endpoint of this host otherwise."""
+        if addr is None:
+            return None
+        if addr.family == "unix":
+            if not addr.host:
+                return None                   # unnamed (autobind)
+            ref = self._ref(proc, addr.host, AT_FDCWD)
+            return ref.res
+        return self._net_res(N.endpoint_iri(self.host, addr), ENDPOINT, addr)
+
+    def _connection(self, local, remote, role):
+        return self._net_res(N.connection_iri(self.host, local, remote), CONNECTION,
+                             local, remote, role)
+
+    @staticmethod
+    def _sock(proc, fd):
+        """The Sock behind fd (made up when the socket was opened unseen)."""
+        entry = proc.fds.get(fd)
+        if entry is not None and isinstance(entry[0], Sock):
+            return entry[0]
+        sock = Sock()
+        proc.fds[fd] = (sock, False)
+        return sock
+
+    def _net(self, ev, proc):
+        """Follows a BF_NET record; returns the Res it names (or None)."""
+        call, ret = ev.call, ev.ret
+        if call == C_SOCKET:
+            if ret >= 0:
+                proc.fds[ret] = (Sock(ev.arg0, ev.arg1), bool(ev.arg1 & O_CLOEXEC))
+            return None
+        if call == C_SOCKETPAIR:
+            if ret == 0 and ev.path and len(ev.path) >= 8:
+                for fd in struct.unpack_from("=ii", ev.path):
+                    proc.fds[fd] = (Sock(ev.arg0, ev.arg1), bool(ev.arg1 & O_CLOEXEC))
+            return None
+        if call == C_TCP_CONNECTED:
+            pair = netaddr.parse_tuple(ev.argv[0]) if ev.argv else None
+            if pair is None:
+                return None
+            conn = self._connection(pair[0], pair[1], CLIENT)
+            waiting = proc.connects.pop(ev.arg1, None)
+            if isinstance(waiting, Sock):
+                waiting.res = conn
+            else:
+                self._remember_connect(proc, ev.arg1, conn)
+            return conn
+        if call == C_ACCEPT or call == C_ACCEPT4:
+            listening = self._sock(proc, ev.arg0)
+            if ret < 0:
+                return listening.res
+            pair = netaddr.parse_tuple(ev.argv[0]) if ev.argv else None
+            peer = netaddr.parse_sockaddr(ev.path)
+            if pair is not None:
+                res = self._connection(pair[0], pair[1], SERVER)
+            elif peer is not None and peer.family == "inet" and listening.local is not None:
+                res = self._connection(listening.local, peer, SERVER)
+            else:
+                res = self._endpoint(proc, peer) or listening.res
+            sock = Sock(listening.domain, listening.type)
+            sock.local, sock.res = listening.local, res
+            proc.fds[ret] = (sock, bool(ev.arg1 & O_CLOEXEC))
+            return res
+        addr = netaddr.parse_sockaddr(ev.path)
+        sock = self._sock(proc, ev.arg0)
+        if call == C_CONNECT:
+            known = proc.connects.pop(ev.arg1, None) if ev.arg1 else None
+            if isinstance(known, Res):        # established before connect returned
+                sock.res = known
+                return known
+            res = self._endpoint(proc, addr)
+            if ret == 0 or ret == -EINPROGRESS:
+                sock.res = res
+                if ev.arg1:
+                    self._remember_connect(proc, ev.arg1, sock)
+            return res
+        if call == C_BIND:
+            res = self._endpoint(proc, addr)
+            if ret == 0:
+                sock.local, sock.res = addr, res
+            return res
+        if call == C_LISTEN:
+            return sock.res
+        if call == C_SENDTO:
+            return self._endpoint(proc, addr)
+        return None
+
+    @staticmethod
+    def _remember_connect(proc, cid, what):
+        if len(proc.connects) >= 1024:        # connects that never completed
+            proc.connects.clear()
+        proc.connects[cid] = what
+
+    @staticmethod
+    def _fd_change(ev, proc):
+        """Follows a BF_FD record (close, dup family, fcntl, pipe)."""
+        call, ret, fds = ev.call, ev.ret, proc.fds
+        if call == C_CLOSE:
+            if ret == 0 or ret == -EINTR:     # closed even when interrupted
+                fds.pop(ev.arg0, None)
+            return
+        if call == C_PIPE or call == C_PIPE2:
+            if ret == 0:                      # pipes are not named: forget what the fds were
+                fds.pop(ev.arg0, None)
+                fds.pop(ev.arg1, None)
+            return
+        if ret < 0:
+            return
+        if call == C_FCNTL:
+            cmd = ev.arg1
+            if cmd == F_SETFD:
+                entry = fds.get(ev.arg0)
+                if entry is not None:
+                    fds[ev.arg0] = (entry[0], bool(ev.dirfd & FD_CLOEXEC))
+                return
+            if cmd != F_DUPFD and cmd != F_DUPFD_CLOEXEC:
+                return
+            cloexec = cmd == F_DUPFD_CLOEXEC
+        else:
+            cloexec = call == C_DUP3 and bool(ev.dirfd & O_CLOEXEC)
+            if call != C_DUP and ev.arg0 == ev.arg1:
+                return                        # dup2(fd, fd): nothing changes
+        entry = fds.get(ev.arg0)
+        if entry is not None:
+            fds[ret] = (entry[0], cloexec)
+        else:
+            fds.pop(ret, None)
 
     def _evict(self):
         """Forget the older half of the path caches (insertion order).
@@ -377,12 +594,28 @@ class Interpreter:
                     ref = self._ref(proc, path, ev.dirfd)
             elif path is not None:
                 ref = self._ref(proc, path, ev.dirfd)
+            elif kind == K_CHDIR and ev.dirfd >= 0:     # fchdir
+                res = self._fd_res(proc, ev.dirfd)
+                ref = Ref(res) if res is not None and res.kind == FILE else None
             if kind == K_OPEN:
                 access = OPEN_ACCESS.get(ev.arg0) if ev.call != C_CREAT else None
                 if access is None:
                     access = open_access(ev.call, ev.arg0)
+                if ev.ret >= 0 and ref is not None:
+                    fd_opened(proc.fds, ev.ret, ref.res, ev.arg0)
             else:
                 access = STAT if kind == K_STAT else EXECUTE if kind == K_EXEC else CHDIR
+        elif kind == K_NET:
+            res = self._net(ev, proc)
+            if res is not None:
+                ref = Ref(res)
+                access = NET_ACCESS.get(ev.call)
+                if access is None:
+                    ref = None
+        elif kind == K_FD:
+            # The fd table's bookkeeping: counted, never an event node.
+            self._fd_change(ev, proc)
+            return
         elif kind not in KIND_NAMES:
             # Not a kind batchflow's kernel side makes: counted, skipped.
             return
@@ -423,6 +656,8 @@ class Interpreter:
             self._fork(ev, proc, idx)
         elif kind == K_EXEC:
             if ev.ret == 0:
+                if proc.fds:
+                    proc.fds = {fd: e for fd, e in proc.fds.items() if not e[1]}
                 proc.comm = ev.comm
                 command = shlex.join(a.decode("utf-8", "backslashreplace") for a in ev.argv)
                 self.sink.executed(proc, ref, command)
@@ -492,6 +727,7 @@ class Interpreter:
             proc.ppid = parent.pid
             proc.cwd = parent.cwd
             proc.cwd_gen = parent.cwd_gen
+            proc.fds = dict(parent.fds)
             self._new_proc(proc)
         proc.parent = parent
         self.sink.started_by(proc, parent, idx)
@@ -512,6 +748,8 @@ class Interpreter:
         proc.generated = set()
         proc.last = {}
         proc.first_of = {}
+        proc.fds = {}
+        proc.connects = {}
         self._flush_summary(proc)
         pending = self.waits.pop(proc.pid, None)
         if pending is not None:
@@ -538,3 +776,75 @@ class Interpreter:
         self._flush_summary(child)
         if self.procs.get(child.pid) is child:
             del self.procs[child.pid]
+
+
+def fd_opened(fds, fd, res, flags):
+    """An open returned fd on res: the fd table entry (all three loops)."""
+    if flags & O_TMPFILE == O_TMPFILE:
+        fds.pop(fd, None)                 # an unnamed file in that directory
+    else:
+        fds[fd] = (res, flags & O_CLOEXEC != 0)
+
+
+class Term(str):
+    """A bf: individual as a property value (e.g. bf:Client), not a string."""
+    __slots__ = ()
+
+
+class Iri(str):
+    """An IRI as a property value."""
+    __slots__ = ()
+
+
+def mount_facts(run):
+    """[(mount IRI, [(property, value)])] of the host's mount table at the
+    start of the run, one per mount point (the one visible then)."""
+    visible = {}
+    for point, fstype, source in getattr(run, "mounts", None) or ():
+        visible[bytes(point)] = (fstype, source)
+    out = []
+    for point, (fstype, source) in visible.items():
+        facts = [("host", run.host), ("mountPoint", N.bytes_text(point)[0]),
+                 ("fsType", fstype), ("mountSource", source)]
+        export = N.export_iri(fstype, source)
+        if export is not None:
+            facts.append(("export", Iri(export)))
+        out.append((N.mount_iri(run.host, point), facts))
+    return out
+
+
+def resource_facts(res, host):
+    """(class, [(property, value)]) of an endpoint or connection resource.
+
+    Values are str (a literal), int (xsd:integer) or Term (a bf: individual):
+    both writers spell the same facts."""
+    if res.kind == CONNECTION:
+        local, remote = res.addr, res.peer
+        return "Connection", [("host", host), ("transport", "tcp"), ("role", Term(res.role)),
+                              ("localAddress", local.host), ("localPort", local.port),
+                              ("remoteAddress", remote.host), ("remotePort", remote.port)]
+    addr = res.addr
+    facts = [("host", host)]
+    if addr.family == "inet":
+        facts += [("address", addr.host), ("port", addr.port)]
+    elif addr.family == "unix-abstract":
+        facts.append(("socketName", N.bytes_text(addr.host)[0]))
+    else:
+        facts.append(("address", addr.family + ":" + addr.host.hex()))
+    return "Endpoint", facts
+
+
+def net_event_facts(ev):
+    """[(property, int)] a network event carries besides its resource."""
+    call = ev.call
+    if call == C_SOCKET:
+        return [("fd", ev.ret), ("domain", ev.arg0), ("socketType", ev.arg1)] if ev.ret >= 0 \
+            else [("domain", ev.arg0), ("socketType", ev.arg1)]
+    if call == C_SOCKETPAIR:
+        return [("domain", ev.arg0), ("socketType", ev.arg1)]
+    if call == C_TCP_CONNECTED:
+        return []
+    facts = [("fd", ev.arg0)]
+    if (call == C_ACCEPT or call == C_ACCEPT4) and ev.ret >= 0:
+        facts.append(("newFd", ev.ret))
+    return facts

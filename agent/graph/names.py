@@ -16,6 +16,11 @@ Identifiers (documented in docs/model.md):
 * a file           ``file://HOST/abs/path`` (RFC 8089) with every byte other
   than ``A-Z a-z 0-9 - . _ ~ /`` percent-encoded, so the IRI holds the exact
   path bytes and graphs from several hosts merge without clashing.
+* an endpoint      ``urn:batchflow:host:HOST:inet:ADDR:PORT`` (IPv6 in
+  brackets), ``...:unix-abstract:NAME``; a UNIX socket path is a file
+* a connection     ``urn:batchflow:host:HOST:tcp:LOCAL-REMOTE``, each end
+  ``ADDR:PORT``: the same TCP connection has one IRI on each of its hosts,
+  linked by ``agent.merge`` (bf:possiblySameAs)
 
 Raw bytes (paths, argv strings) become literals this way: a plain string
 literal holding the text when the bytes are valid UTF-8; otherwise a string
@@ -86,6 +91,90 @@ def unresolved_iri(proc_iri: str, base: str, path: bytes) -> str:
     process's cwd was unknown), or ``fd`` + the directory fd.
     """
     return f"{proc_iri}:path:{base}:{quote(path, safe='/')}"
+
+
+def _inet(addr) -> str:
+    host = f"[{addr.host}]" if ":" in addr.host else addr.host
+    return f"{host}:{addr.port}"
+
+
+def endpoint_iri(host: str, addr) -> str:
+    """A socket address as one host sees it (an agent.netaddr.Addr; UNIX
+    socket paths are files, named by file_iri)."""
+    base = f"urn:batchflow:host:{host_part(host)}"
+    if addr.family == "inet":
+        return f"{base}:inet:{_inet(addr)}"
+    if addr.family == "unix-abstract":
+        return f"{base}:unix-abstract:{quote(addr.host, safe='')}"
+    return f"{base}:{addr.family}:{addr.host.hex()}"
+
+
+def connection_iri(host: str, local, remote) -> str:
+    """A TCP connection seen from one host: its local end, then its remote end."""
+    return f"urn:batchflow:host:{host_part(host)}:tcp:{_inet(local)}-{_inet(remote)}"
+
+
+# --- mounts and network filesystems -----------------------------------------
+
+# fstype -> the scheme of its files' IRIs.  Their sources name a server (and
+# an export on it): the IRI of a file on one is SCHEME://SERVER/EXPORT/REST,
+# the same on every host that mounts it, wherever.
+NETWORK_FS = {"nfs": "nfs", "nfs4": "nfs", "cifs": "smb", "smb3": "smb", "smbfs": "smb",
+              "fuse.sshfs": "ssh", "sshfs": "ssh", "9p": "9p", "virtiofs": "virtiofs",
+              "ceph": "ceph", "fuse.ceph": "ceph", "glusterfs": "glusterfs",
+              "fuse.glusterfs": "glusterfs", "lustre": "lustre"}
+
+
+def export_iri(fstype: str, source: str):
+    """The IRI of the root of a network filesystem's export (no trailing
+    slash), or None when `fstype` is not a network filesystem."""
+    scheme = NETWORK_FS.get(fstype)
+    if scheme is None:
+        return None
+    if scheme == "smb":                      # //server/share
+        rest = source.lstrip("/")
+        server, _, share = rest.partition("/")
+        path = "/" + share
+    elif scheme in ("9p", "virtiofs"):       # a tag the hypervisor gave
+        server, path = source, ""
+    else:                                    # server:/path (user@ for sshfs)
+        server, _, path = source.rpartition(":")
+        if not server:
+            server, path = source, ""
+        server = server.rpartition("@")[2]
+        if path and not path.startswith("/"):
+            path = "/" + path
+    path = path.rstrip("/")
+    return f"{scheme}://{quote(server, safe='[],:')}{quote(path.encode(), safe='/')}"
+
+
+def mount_iri(host: str, mount_point: bytes) -> str:
+    return f"urn:batchflow:host:{host_part(host)}:mount:{quote(mount_point, safe='/')}"
+
+
+class FileNamer:
+    """file_iri that knows the host's network mounts: a path under one is
+    named after the export (the longest mount point that holds the path
+    decides, so a local mount inside a network one stays local)."""
+
+    def __init__(self, host, mounts=()):
+        self.host = host
+        points = {}
+        for point, fstype, source in mounts:          # later mounts hide earlier ones
+            points[bytes(point).rstrip(b"/") or b"/"] = export_iri(fstype, source)
+        if any(base is not None for base in points.values()):
+            self.points = sorted(points.items(), key=lambda kv: -len(kv[0]))
+        else:
+            self.points = []                          # nothing to look up: plain file IRIs
+
+    def __call__(self, path: bytes) -> str:
+        for point, base in self.points:
+            if point == b"/" or path == point or path.startswith(point + b"/"):
+                if base is None:
+                    break
+                rest = path if point == b"/" else path[len(point):]
+                return base + quote(rest, safe="/")
+        return file_iri(self.host, path)
 
 
 # --- literals -------------------------------------------------------------

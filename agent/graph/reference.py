@@ -14,8 +14,9 @@ from rdflib.collection import Collection
 from ..events import EXIT_THREAD, Kind
 from . import completeness
 from . import names as N
-from .model import (A_COUNT, A_ERRNOS, A_REF, A_FAILURES, A_FIRST, A_LAST, O_MODE_USED, TRUNC_ANY,
-                    Interpreter)
+from .model import (A_COUNT, A_ERRNOS, A_REF, A_FAILURES, A_FIRST, A_LAST, FILE, O_MODE_USED,
+                    TRUNC_ANY, UNRESOLVED, Interpreter, Iri, Term, mount_facts, net_event_facts,
+                    resource_facts)
 from .turtle import COUNT_PROPERTY, EVENT_CLASS, call_name, loss_names, run_bounds, \
     run_command_line
 
@@ -54,13 +55,27 @@ class GraphSink:
     def resource(self, res):
         add = self.g.add
         node = URIRef(res.iri)
-        if res.resolved:
+        if res.kind == FILE:
             add((node, RDF.type, BF.File))
+        elif res.kind != UNRESOLVED:
+            cls, facts = resource_facts(res, self.names.host)
+            add((node, RDF.type, BF[cls]))
+            for prop, value in facts:
+                add((node, BF[prop], self._value(value)))
+            return
         else:
             add((node, RDF.type, BF.UnresolvedPath))
             add((node, BF.relativeTo, Literal(res.base)))
             add((node, BF.seenIn, self._p(res.proc)))
         self._add_path(node, BF.path, BF.pathBytes, res.text, res.b64)
+
+    @staticmethod
+    def _value(value):
+        if isinstance(value, Term):
+            return BF[value]
+        if isinstance(value, Iri):
+            return URIRef(value)
+        return Literal(value)
 
     def process(self, p):
         add = self.g.add
@@ -106,7 +121,8 @@ class GraphSink:
         if ev.tid != ev.pid:
             add((node, BF.tid, Literal(ev.tid)))
         if ref is not None:
-            add((node, BF.file, URIRef(ref.res.iri)))
+            prop = ref.res.prop if kind == Kind.NET else "file"
+            add((node, BF[prop], URIRef(ref.res.iri)))
             add((node, BF.access, BF[access]))
             if ref.raw_text is not None:
                 self._add_path(node, BF.path, BF.pathBytes, ref.raw_text, ref.raw_b64)
@@ -134,6 +150,9 @@ class GraphSink:
                 add((node, BF.rawStatus, Literal(ev.arg1)))
         elif kind == Kind.CHDIR and ev.path is None:
             add((node, BF.dirfd, Literal(ev.dirfd)))
+        elif kind == Kind.NET:
+            for prop, value in net_event_facts(ev):
+                add((node, BF[prop], Literal(value)))
         if kind != Kind.EXIT:
             add((node, BF.result, Literal(ev.ret)))
             if ev.ret < 0:
@@ -190,7 +209,7 @@ class GraphSink:
         node = URIRef(self.names.access_base + str(idx))
         add((node, RDF.type, BF.Access))
         add((node, BF.process, self._p(p)))
-        add((node, BF.file, URIRef(res.iri)))
+        add((node, BF[res.prop], URIRef(res.iri)))
         add((node, BF.access, BF[access]))
         add((node, BF["count"], Literal(agg[A_COUNT])))
         add((node, BF.failures, Literal(agg[A_FAILURES])))
@@ -251,6 +270,11 @@ class GraphSink:
             add((win, BF.toNs, Literal(w_end)))
             add((win, BF.fromTime, self._time(w_start)))
             add((win, BF.toTime, self._time(w_end)))
+        for iri, facts in mount_facts(run):
+            add((node, BF.mount, URIRef(iri)))
+            add((URIRef(iri), RDF.type, BF.Mount))
+            for prop, value in facts:
+                add((URIRef(iri), BF[prop], self._value(value)))
         completeness.add_triples(add, run, self.names.run_iri)
 
 

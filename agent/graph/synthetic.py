@@ -74,6 +74,37 @@ class Builder:
     def chdir(self, pid, path, ret=0):
         return self._ev(Kind.CHDIR, Call.CHDIR, pid, ret=ret, path=path)
 
+    def fstat(self, pid, fd, ret=0):
+        """glibc's fstat: newfstatat(fd, "", AT_EMPTY_PATH)."""
+        return self._ev(Kind.STAT, Call.FSTATAT, pid, ret=ret, dirfd=fd, path=b"", arg0=0x1000)
+
+    def fd_call(self, pid, call, arg0, arg1=0, ret=0, dirfd=0):
+        """close, dup, dup2, dup3, fcntl, pipe, pipe2 (bpf/batchflow.h, BF_FD)."""
+        return self._ev(Kind.FD, call, pid, ret=ret, arg0=arg0, arg1=arg1, dirfd=dirfd)
+
+    def socket(self, pid, fd, domain=2, type_=1):
+        return self._ev(Kind.NET, Call.SOCKET, pid, ret=fd, arg0=domain, arg1=type_, dirfd=0)
+
+    def tcp_client(self, pid, fd, local, remote, cid):
+        """socket, a blocking connect whose connection is established before
+        it returns: tcp_connected then connect (local, remote: netaddr.Addr)."""
+        from .. import netaddr
+        self.socket(pid, fd)
+        self._ev(Kind.NET, Call.TCP_CONNECTED, pid, arg1=cid,
+                 argv=[netaddr.pack_tuple(local, remote)])
+        return self._ev(Kind.NET, Call.CONNECT, pid, ret=0, arg0=fd, arg1=cid,
+                        path=netaddr.pack_sockaddr(remote))
+
+    def tcp_server(self, pid, lfd, newfd, local, remote):
+        """socket, bind, listen, then accept4 of one connection (its tuple seen)."""
+        from .. import netaddr
+        self.socket(pid, lfd)
+        self._ev(Kind.NET, Call.BIND, pid, arg0=lfd, path=netaddr.pack_sockaddr(local))
+        self._ev(Kind.NET, Call.LISTEN, pid, arg0=lfd, arg1=16)
+        return self._ev(Kind.NET, Call.ACCEPT4, pid, ret=newfd, arg0=lfd,
+                        path=netaddr.pack_sockaddr(remote),
+                        argv=[netaddr.pack_tuple(local, remote)])
+
 
 def build_job(b: Builder, root: int, next_pid: int, ncc: int = 3, headers: int = 8,
               job: int = 0):

@@ -12,16 +12,17 @@ from __future__ import annotations
 from ..events import AT_FDCWD, CALL_NAMES, EXIT_THREAD, LOSS_NAMES, Call, Kind
 from . import completeness
 from . import names as N
-from .model import (C_CREAT, K_CHDIR, K_EXEC, K_EXIT, K_FORK, K_OPEN, K_STAT, K_WAIT,
-                    A_ERRNOS, A_FAILURES, O_MODE_USED, OPEN_ACCESS, READS, STAT, TRUNC_ANY, WRITES, Interpreter,
-                    open_access)
+from .model import (C_CREAT, K_CHDIR, K_EXEC, K_EXIT, K_FORK, K_NET, K_OPEN, K_STAT, K_WAIT,
+                    A_ERRNOS, A_FAILURES, FILE, O_MODE_USED, OPEN_ACCESS, READS, STAT, TRUNC_ANY,
+                    UNRESOLVED, WRITES, Interpreter, Iri, Term, fd_opened, mount_facts, net_event_facts,
+                    open_access, resource_facts)
 
 EVENT_CLASS = {Kind.OPEN: "OpenEvent", Kind.STAT: "StatEvent", Kind.FORK: "ForkEvent",
                Kind.EXEC: "ExecEvent", Kind.EXIT: "ExitEvent", Kind.WAIT: "WaitEvent",
-               Kind.CHDIR: "ChdirEvent"}
+               Kind.CHDIR: "ChdirEvent", Kind.NET: "NetEvent"}
 COUNT_PROPERTY = {Kind.OPEN: "openCount", Kind.STAT: "statCount", Kind.FORK: "forkCount",
                   Kind.EXEC: "execCount", Kind.EXIT: "exitCount", Kind.WAIT: "waitCount",
-                  Kind.CHDIR: "chdirCount"}
+                  Kind.CHDIR: "chdirCount", Kind.NET: "netCount", Kind.FD: "fdCount"}
 
 FLUSH_AT = 512          # statements per write()
 
@@ -91,12 +92,27 @@ class TurtleSink:
 
     def resource(self, res):
         res.tag = f"<{res.iri}>"
-        if res.resolved:
+        if res.kind == FILE:
             head = f"<{res.iri}> a bf:File"
-        else:
+        elif res.kind == UNRESOLVED:
             head = (f"<{res.iri}> a bf:UnresolvedPath ; bf:relativeTo \"{res.base}\""
                     f" ; bf:seenIn proc:{res.proc.local}")
+        else:
+            cls, facts = resource_facts(res, self.names.host)
+            self._w(f"<{res.iri}> a bf:{cls}" + "".join(
+                f" ; bf:{prop} {self._value(v)}" for prop, v in facts) + " .\n")
+            return
         self._w(head + path_props("bf:path", "bf:pathBytes", res.text, res.b64) + " .\n")
+
+    @staticmethod
+    def _value(v):
+        if isinstance(v, Term):
+            return f"bf:{v}"
+        if isinstance(v, Iri):
+            return f"<{v}>"
+        if isinstance(v, int):
+            return str(v)
+        return N.turtle_string(v)
 
     def process(self, p):
         p.tag = f"proc:{p.local}"
@@ -139,7 +155,10 @@ class TurtleSink:
         if ev.tid != ev.pid:
             text += f" ; bf:tid {ev.tid}"
         if ref is not None:
-            text += f" ; bf:file {ref.res.tag} ; bf:access bf:{access}"
+            # a network event names an endpoint or connection by its own
+            # property; any other event names what it touched with bf:file
+            prop = ref.res.prop if kind == K_NET else "file"
+            text += f" ; bf:{prop} {ref.res.tag} ; bf:access bf:{access}"
             if ref.raw_text is not None:
                 text += path_props("bf:path", "bf:pathBytes", ref.raw_text, ref.raw_b64)
         if kind == K_OPEN:
@@ -161,6 +180,8 @@ class TurtleSink:
                 text += f" ; bf:rawStatus {ev.arg1}"
         elif kind == K_CHDIR and ev.path is None:
             text += f" ; bf:dirfd {ev.dirfd}"
+        elif kind == K_NET:
+            text += "".join(f" ; bf:{prop} {v}" for prop, v in net_event_facts(ev))
         if kind != K_EXIT:
             if ret < 0:
                 text += f' ; bf:result {ret} ; bf:errno "{N.errno_name(-ret)}"'
@@ -220,7 +241,7 @@ class TurtleSink:
         ptag = p.tag
         out = []
         for (_iri, access), (count, failures, first, last, ref, errnos) in aggs.items():
-            text = (f"acc:{idx} a bf:Access ; bf:process {ptag} ; bf:file {ref.res.tag}"
+            text = (f"acc:{idx} a bf:Access ; bf:process {ptag} ; bf:{ref.res.prop} {ref.res.tag}"
                     f" ; bf:access bf:{access} ; bf:count {count} ; bf:failures {failures}"
                     f" ; bf:firstNs {first} ; bf:lastNs {last} .\n")
             if errnos:
@@ -267,7 +288,13 @@ class TurtleSink:
             lines.append(f"bf:loss <{self.names.run_iri}:loss-{name}>")
         for i, _w in enumerate(run.loss_windows):
             lines.append(f"bf:lossWindow <{self.names.run_iri}:window-{i}>")
+        mounts = mount_facts(run)
+        for iri, _facts in mounts:
+            lines.append(f"bf:mount <{iri}>")
         text = " ;\n    ".join(lines) + " .\n"
+        for iri, facts in mounts:
+            text += f"<{iri}> a bf:Mount" + "".join(
+                f" ; bf:{prop} {self._value(v)}" for prop, v in facts) + " .\n"
         for name in loss_names(run):
             text += (f"<{self.names.run_iri}:loss-{name}> a bf:Loss ; bf:lossKind "
                      f"{N.turtle_string(name)} ; bf:count {run.losses.get(name, 0)} .\n")
@@ -419,6 +446,7 @@ class TurtleWriter(Interpreter):
                             n_open += 1
                             if ret >= 0:
                                 res = ref.res
+                                fd_opened(proc.fds, ret, res, flags)
                                 iri = res.iri
                                 if access in READS and iri not in proc.used:
                                     proc.used.add(iri)
@@ -491,6 +519,7 @@ class TurtleWriter(Interpreter):
                                 agg[A_ERRNOS] = set()
                             agg[A_ERRNOS].add(-ret)
                         elif kind == K_OPEN:
+                            fd_opened(proc.fds, ret, res, ev.arg0)
                             iri = res.iri
                             if access in READS and iri not in proc.used:
                                 proc.used.add(iri)

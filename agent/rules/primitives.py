@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from ..events import CALL_NAMES, CLONE_THREAD, Kind
 
-K_OPEN, K_STAT, K_FORK, K_EXEC, K_EXIT, K_WAIT, K_CHDIR = (int(k) for k in Kind)
+K_OPEN, K_STAT, K_FORK, K_EXEC, K_EXIT, K_WAIT, K_CHDIR = (int(k) for k in (
+    Kind.OPEN, Kind.STAT, Kind.FORK, Kind.EXEC, Kind.EXIT, Kind.WAIT, Kind.CHDIR))
 
 
 class Primitive:

@@ -144,8 +144,11 @@ class EventBuilder:
                 flags = parse_flags(fields.get("flags", "0"), OPEN_FLAGS)
                 mode = parse_int(fields.get("mode", "0"))
         path, trunc = path_arg(path_tok)
-        self._emit(self._event(task, ts, Kind.OPEN, call, ret=ret, arg0=flags, arg1=mode,
-                               dirfd=dirfd, trunc=trunc, path=path))
+        ev = self._event(task, ts, Kind.OPEN, call, ret=ret, arg0=flags, arg1=mode,
+                         dirfd=dirfd, trunc=trunc, path=path)
+        if dirfd >= 0:
+            ev.fd_path = decoration_bytes(args[0])
+        self._emit(ev)
 
     def _stat(self, task, name, args, ret, ts):
         if self._no_result(name, ret):
@@ -170,8 +173,11 @@ class EventBuilder:
                 if call == Call.FACCESSAT2 and len(args) > 3:
                     arg1 = parse_flags(args[3], AT_FLAGS)
         path, trunc = path_arg(path_tok)
-        self._emit(self._event(task, ts, Kind.STAT, call, ret=ret, arg0=flags, arg1=arg1,
-                               dirfd=dirfd, trunc=trunc, path=path))
+        ev = self._event(task, ts, Kind.STAT, call, ret=ret, arg0=flags, arg1=arg1,
+                         dirfd=dirfd, trunc=trunc, path=path)
+        if dirfd >= 0:
+            ev.fd_path = decoration_bytes(args[0])
+        self._emit(ev)
 
     def _dirfd(self, task, token):
         fd = parse_fd(token)
@@ -284,6 +290,7 @@ class EventBuilder:
             ev = self._event(task, ts, Kind.CHDIR, call, ret=ret, trunc=trunc, path=path)
         else:
             ev = self._event(task, ts, Kind.CHDIR, call, ret=ret, dirfd=parse_fd(args[0]))
+            ev.fd_path = decoration_bytes(args[0])
         self._emit(ev)
 
 
