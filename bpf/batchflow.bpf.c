@@ -777,7 +777,7 @@ static __always_inline void bf_read_addr(struct bf_record *r, const void *uaddr,
 		len = BF_ADDR_MAX;
 	len &= 0xff;
 	if (bpf_probe_read_user(&r->data[0], len, uaddr) != 0) {
-		bf_lost(BF_LOSS_READ);
+		bf_lost(BF_LOSS_READ, r->hdr.slot);
 		return;
 	}
 	r->data[len & 0xff] = 0;
@@ -852,7 +852,7 @@ static __always_inline int bf_accept_exit(u8 call, s64 ret, s64 fd, const void *
 			bf_put_tuple(r, t);
 			accepted.delete(&key);
 		} else {
-			bf_lost(BF_LOSS_TUPLE);
+			bf_lost(BF_LOSS_TUPLE, r->hdr.slot);
 		}
 	}
 	bf_output(r, focus);
@@ -922,7 +922,7 @@ TRACEPOINT_PROBE(sock, inet_sock_set_state)
 		bpf_get_current_comm(&c.comm, sizeof(c.comm));
 		u32 tid = (u32)id;
 		if (connecting.update(&sk, &c) != 0 || connect_ids.update(&tid, &c.id) != 0)
-			bf_lost(BF_LOSS_TUPLE);
+			bf_lost(BF_LOSS_TUPLE, bf_slot(tid));
 		return 0;
 	}
 	if (new != BF_TCP_ESTABLISHED) {
