@@ -31,6 +31,8 @@ setup(
     ],
     entry_points={
         "console_scripts": ["batchflow=agent.cli:main"],
+        # Resident-agent plug-ins (agent/daemon/tasks.py): setup(agent) adds tasks.
+        "batchflow.agent": ["history = agent.history.resident:setup"],
         # Rules, found by name (agent/rules/config.py); plugins add theirs here.
         "batchflow.rules": [
             "missing-dependency = agent.rules.builtin:MissingDependency",
