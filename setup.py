@@ -31,9 +31,10 @@ setup(
     ],
     entry_points={
         "console_scripts": ["batchflow=agent.cli:main"],
+        # Resident-agent plug-ins (agent/daemon/tasks.py): setup(agent) adds tasks.
+        "batchflow.agent": ["history = agent.history.resident:setup",
+                            "store-push = agent.fleet.agent_push:setup"],
         # Rules, found by name (agent/rules/config.py); plugins add theirs here.
-        # Resident-agent plug-ins (agent/daemon/tasks.py): setup(agent) each.
-        "batchflow.agent": ["store-push = agent.fleet.agent_push:setup"],
         "batchflow.rules": [
             "missing-dependency = agent.rules.builtin:MissingDependency",
             "dataflow = agent.rules.builtin:Dataflow",

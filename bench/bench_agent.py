@@ -57,11 +57,12 @@ def timed(argv, env=None, cwd=None):
 
 
 class Agent:
-    def __init__(self, base: Path):
+    def __init__(self, base: Path, extra_config: str = ""):
         self.base = base
         self.socket = str(base / "agent.sock")
         cfg = base / "agent.toml"
-        cfg.write_text(f'[agent]\nstate_dir = "{base / "state"}"\nallowed_group = ""\n')
+        cfg.write_text(f'[agent]\nstate_dir = "{base / "state"}"\nallowed_group = ""\n'
+                       + extra_config)
         self.log = open(base / "agent.log", "wb")
         self.proc = subprocess.Popen(batchflow_cmd() + ["agent", "--config", str(cfg),
                                                         "--socket", self.socket],

@@ -2,7 +2,8 @@
 """The historian's costs (issue 18's benchmark).
 
     .venv/bin/python bench/bench_history.py [--days 1] [--series 4] [--flush-every 1000]
-                                            [--collect-seconds 60] [--out FILE.json]
+                                            [--collect-seconds 60] [--agent-seconds 60]
+                                            [--out FILE.json]
 
 1. Ingest: one simulated day per series at one point per second (86400
    points), written point by point with write_many (as snapshots do: all
@@ -17,6 +18,10 @@
 3. The collector's CPU: `batchflow collect --interval 1` for
    --collect-seconds, its user+system CPU time over its wall time (percent
    of one core), read from the child's rusage.
+4. The resident agent's CPU with the historian taking a snapshot every
+   second, against the same agent without [history]: each started, then its
+   CPU time (psutil) over --agent-seconds of serving, no recording (root,
+   BPF; 0 skips it).
 
 Nothing here is a pass/fail test; numbers depend on the machine.
 """
@@ -131,18 +136,48 @@ def collect_cpu(seconds: float, tmp: str) -> dict:
             "processes_on_host": len(psutil.pids())}
 
 
+def agent_cpu(seconds: float, tmp: str) -> dict:
+    from pathlib import Path
+
+    from bench_agent import Agent
+
+    out = {"seconds": seconds}
+    for label, extra in (("without_history", ""),
+                         ("history_every_1s", f'[history]\nenabled = true\nstate_dir = '
+                                              f'"{tmp}/agent-history"\ninterval = 1\n'
+                                              f'flush_interval = 10\n')):
+        base = Path(tmp) / f"agent-{label}"
+        base.mkdir()
+        agent = Agent(base, extra)
+        try:
+            proc = psutil.Process(agent.proc.pid)
+            c0, t0 = proc.cpu_times(), time.monotonic()
+            time.sleep(seconds)
+            c1, t1 = proc.cpu_times(), time.monotonic()
+        finally:
+            agent.stop()
+        cpu = (c1.user - c0.user) + (c1.system - c0.system)
+        out[label] = {"cpu_s": cpu, "cpu_percent_of_one_core": 100 * cpu / (t1 - t0)}
+    out["added_cpu_percent_of_one_core"] = (out["history_every_1s"]["cpu_percent_of_one_core"]
+                                            - out["without_history"]["cpu_percent_of_one_core"])
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--days", type=int, default=1)
     ap.add_argument("--series", type=int, default=4)
     ap.add_argument("--flush-every", type=int, default=1000)
     ap.add_argument("--collect-seconds", type=float, default=60)
+    ap.add_argument("--agent-seconds", type=float, default=60)
     ap.add_argument("--out")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="bf-bench-history-") as tmp:
         res = {"ingest": ingest(a.days, a.flush_every, a.series, tmp)}
         if a.collect_seconds > 0:
             res["collect"] = collect_cpu(a.collect_seconds, tmp)
+        if a.agent_seconds > 0:
+            res["agent"] = agent_cpu(a.agent_seconds, tmp)
     res["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     res["cpus"] = os.cpu_count()
     text = json.dumps(res, indent=2)

@@ -117,7 +117,8 @@ def test_status_shows_a_running_recording(batchflow_cmd, agent, tmp_path):
         (rec,) = st["recordings"]
         assert rec["command"][:2] == ["sh", "-c"] and rec["uid"] == 0
         assert st["uptime_s"] > 0 and st["ring_bytes"] == 4096 * os.sysconf("SC_PAGE_SIZE")
-        assert set(st["losses"]) == {"ringbuf", "inflight", "traced", "read", "unrouted"}
+        assert set(st["losses"]) == {"ringbuf", "inflight", "traced", "read", "tuple",
+                                     "unrouted"}
         text = subprocess.run(batchflow_cmd + ["status", "--agent", agent.socket],
                               capture_output=True, text=True, timeout=60).stdout
         assert "1 running" in text and rec["id"] in text and "events/s" in text

@@ -56,10 +56,25 @@ def render(st) -> str:
     for t in st.get("tasks", ()):
         lines.append(f"  task {t['name']}: every {t['interval_s']} s, {t['runs']} runs, "
                      f"{t['failures']} failures, {t['overruns']} overruns")
+        state = t.get("state")
+        if state and t["name"] == "history" and state.get("on"):
+            lines.append(f"    historian {state['state_dir']}: snapshot every "
+                         f"{state['snapshot_interval_s']:g} s, {state['snapshots']} taken, "
+                         f"last {_when(state['last_snapshot'])}; "
+                         f"{state['points_buffered']} points buffered, "
+                         f"{state['flushes']} flushes, last {_when(state['last_flush'])}, "
+                         f"{state['points_dropped']} points dropped")
     store = st.get("store")
     if store is not None:
         lines.append(_store_lines(store))
     return "\n".join(lines)
+
+
+def _when(t):
+    if t is None:
+        return "never"
+    import time
+    return time.strftime("%H:%M:%S", time.localtime(t))
 
 
 def _store_lines(s) -> str:

@@ -177,6 +177,8 @@ def _type_name(t):
 
 def load(path: Optional[str]) -> Config:
     """Reads and validates the file at `path` (None: the defaults alone)."""
+    from .tasks import plugins
+    plugins()                 # their sections registered before the file is checked
     if path is None:
         return defaults()
     if tomllib is None:

@@ -32,7 +32,7 @@ from ..run import Run
 from . import config as configmod
 from . import protocol
 from .recordings import Recording, SlotTable
-from .tasks import Scheduler, import_plugins, load_plugins
+from .tasks import Scheduler, load_plugins
 
 _CRED = struct.Struct("3i")
 
@@ -634,7 +634,6 @@ def run_agent(config_path=None, socket_path=None) -> int:
     """`batchflow agent`: serves until SIGTERM/SIGINT."""
     from ..capture.loader import check_privileges
     check_privileges()
-    import_plugins()                     # their [sections] are declared before the file is read
     cfg = configmod.load(config_path)
     agent = Agent(cfg, socket_path)
     agent.start()

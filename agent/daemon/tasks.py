@@ -18,7 +18,9 @@ entry point names a callable `setup(agent)` that calls
 `agent.scheduler.add(task)` and/or `agent.consumers.append(consumer)`, and
 may first `agent.daemon.config.register_section(...)` for its keys, which
 it then reads from `agent.cfg` (re-read after a SIGHUP: `reconfigure` is
-called on each task that has it).
+called on each task that has it).  A task may also have `close(agent)`,
+called once when the agent stops (after its last run), and `state()`, a
+small dict of its own figures that `batchflow status` shows.
 """
 from __future__ import annotations
 
@@ -46,20 +48,27 @@ class RecordingConsumer(Protocol):
     def ended(self, rec) -> None: ...
 
 
-def import_plugins() -> list:
-    """Imports every `batchflow.agent` entry point (their modules declare their
-    configuration sections on import); their setup callables."""
-    from importlib.metadata import entry_points
-    try:
-        eps = entry_points(group=ENTRY_POINT_GROUP)
-    except TypeError:  # pragma: no cover - Python < 3.10
-        eps = entry_points().get(ENTRY_POINT_GROUP, ())
-    return [ep.load() for ep in eps]
+_plugins = None
+
+
+def plugins() -> list:
+    """The `batchflow.agent` entry points' setup callables, imported once.  Importing
+    is what registers a plug-in's configuration section, so config.load calls this
+    before it validates a file."""
+    global _plugins
+    if _plugins is None:
+        from importlib.metadata import entry_points
+        try:
+            eps = entry_points(group=ENTRY_POINT_GROUP)
+        except TypeError:  # pragma: no cover - Python < 3.10
+            eps = entry_points().get(ENTRY_POINT_GROUP, ())
+        _plugins = [ep.load() for ep in sorted(eps, key=lambda ep: ep.name)]
+    return _plugins
 
 
 def load_plugins(agent):
     """Calls every `batchflow.agent` entry point's setup(agent)."""
-    for setup in import_plugins():
+    for setup in plugins():
         setup(agent)
 
 
@@ -101,6 +110,13 @@ class Scheduler:
         for e in self._entries:
             if e.thread is not None:
                 e.thread.join(timeout)
+        for e in self._entries:
+            close = getattr(e.task, "close", None)
+            if close is not None:     # a task holding state (a store) saves it now
+                try:
+                    close(self.agent)
+                except Exception as exc:
+                    e.last_error = f"{type(exc).__name__}: {exc}"
 
     def reconfigure(self):
         for e in self._entries:
@@ -133,6 +149,12 @@ class Scheduler:
             e.last_error = f"{type(exc).__name__}: {exc}"
 
     def summary(self) -> list:
-        return [{"name": e.task.name, "interval_s": e.task.interval, "runs": e.runs,
-                 "failures": e.failures, "overruns": e.overruns, "last_error": e.last_error}
-                for e in self._entries]
+        out = []
+        for e in self._entries:
+            row = {"name": e.task.name, "interval_s": e.task.interval, "runs": e.runs,
+                   "failures": e.failures, "overruns": e.overruns, "last_error": e.last_error}
+            state = getattr(e.task, "state", None)
+            if state is not None:      # a task's own figures, shown by `batchflow status`
+                row["state"] = state()
+            out.append(row)
+        return out

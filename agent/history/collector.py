@@ -41,6 +41,7 @@ class Collector:
         self.system = SystemSnapshot()
         self.processes = ProcessSnapshot(config.top)
         self.snapshots = 0
+        self.last_snapshot = None                # when the last complete snapshot was taken
         self._snapshot_lock = threading.Lock()   # periodic and frame-fed snapshots share
                                                  # the previous counters the rates need
         self.scheduler = Scheduler(config.max_concurrent, clock)
@@ -87,6 +88,7 @@ class Collector:
             rows = self.processes.take(self.traced())
             self.historian.write_processes(rows, t)
             self.snapshots += 1
+            self.last_snapshot = t
         if ctx is not None and ctx.input:       # announced by a frame: say what was taken
             return f"snapshot {t!r} {len(points)} series {len(rows)} processes\n".encode()
         return None

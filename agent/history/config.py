@@ -1,6 +1,7 @@
 """The [history] section of the configuration (TOML), validated.
 
     [history]
+    enabled = true           # the resident agent runs the historian (collect ignores it)
     state_dir = "/var/lib/batchflow/history"
     interval = 10            # seconds between snapshots
     flush_interval = 10      # seconds between two writes of the buffer to sqlite
@@ -74,6 +75,7 @@ class TaskSettings:
 
 @dataclass
 class HistoryConfig:
+    enabled: bool = False
     state_dir: str = DEFAULT_STATE_DIR
     interval: float = 10.0
     flush_interval: float = 10.0
@@ -209,7 +211,7 @@ def from_mapping(raw: dict) -> HistoryConfig:
         parse_clock(str(raw["rotate_at"]))
         c.rotate_at = str(raw["rotate_at"])
     c.exclude = _excluded(w, raw.get("exclude", []))
-    for key in ("anonymise", "names"):
+    for key in ("enabled", "anonymise", "names"):
         if key in raw:
             if not isinstance(raw[key], bool):
                 raise ConfigError(f"history.{key}: expected true or false")

@@ -99,6 +99,7 @@ class Historian:
         self._processes = []                # [(day, *PROCESS_COLUMNS)]
         self._last_flush = clock()
         self.flushes = 0
+        self.last_flush = None              # when the last flush that wrote rows ended
         # While flushes fail (a full disk), the buffer would grow without end: past
         # max_pending, new points are dropped, counted here and logged once per flush.
         self.max_pending = max_pending
@@ -201,6 +202,7 @@ class Historian:
                 raise
             self._pending -= len(rows) + len(procs)
             self.flushes += 1
+            self.last_flush = self.clock()
             return len(rows) + len(procs)
 
     def _series_id(self, name: str) -> int:
