@@ -32,7 +32,8 @@ setup(
     entry_points={
         "console_scripts": ["batchflow=agent.cli:main"],
         # Resident-agent plug-ins (agent/daemon/tasks.py): setup(agent) adds tasks.
-        "batchflow.agent": ["history = agent.history.resident:setup"],
+        "batchflow.agent": ["history = agent.history.resident:setup",
+                            "store-push = agent.fleet.agent_push:setup"],
         # Rules, found by name (agent/rules/config.py); plugins add theirs here.
         "batchflow.rules": [
             "missing-dependency = agent.rules.builtin:MissingDependency",

@@ -64,6 +64,9 @@ def render(st) -> str:
                          f"{state['points_buffered']} points buffered, "
                          f"{state['flushes']} flushes, last {_when(state['last_flush'])}, "
                          f"{state['points_dropped']} points dropped")
+    store = st.get("store")
+    if store is not None:
+        lines.append(_store_lines(store))
     return "\n".join(lines)
 
 
@@ -72,6 +75,20 @@ def _when(t):
         return "never"
     import time
     return time.strftime("%H:%M:%S", time.localtime(t))
+
+
+def _store_lines(s) -> str:
+    """The agent's push queue (agent/fleet/agent_push.py), as `batchflow push --status` shows a spool."""
+    if "error" in s:
+        return f"store push: cannot tell ({s['error']})"
+    from ..fleet import format_status
+    text = "store push: " + format_status(s).rstrip("\n")
+    if s.get("being_enqueued"):
+        text += f"\n  being enqueued: {s['being_enqueued']} recording(s)"
+    if s.get("enqueue_errors"):
+        text += (f"\n  could not enqueue: {s['enqueue_errors']} journal(s) (kept in the inbox); "
+                 f"last: {s['last_enqueue_error']}")
+    return text
 
 
 def _duration(s):

@@ -87,6 +87,7 @@ class Agent:
         self.system_slot = 0
         self.consumers = []                  # per-recording consumers (tasks.py)
         self.scheduler = Scheduler(self)
+        self.status_parts = {}               # name -> callable(): a plug-in's part of `status`
         self._rate = (time.monotonic(), 0, 0.0)   # (when, records, events/s)
         self.probe = self.consumer = None
         self.listener = None
@@ -96,9 +97,9 @@ class Agent:
         from ..capture.loader import Probe
         from ..capture.native import RingConsumer
 
-        load_plugins(self)
         self._apply_priority()
-        self._prepare_state_dir()
+        self._prepare_state_dir()            # plug-ins keep their files under it
+        load_plugins(self)
         self.listener = self._bind()
         try:
             self.probe = Probe(ringbuf_pages=self.cfg.get("agent", "ringbuf_pages"))
@@ -517,6 +518,9 @@ class Agent:
             rec.run.protocol.append({"note": f"{rec.withheld} records of other users withheld"})
         kept = self.cfg.get("agent", "keep_journals") or rec.end_reason is not None
         rec.journal.close(rec.run, sync=kept)
+        # Consumers see the closed journal still in place (a push links it
+        # into its spool); only then is the agent's own name for it removed.
+        self._notify("ended", rec)
         if not kept:
             os.unlink(rec.journal.path)
         msg = protocol.message(protocol.ENDED, run=run_to_dict(rec.run), reason=rec.end_reason,
@@ -525,7 +529,6 @@ class Agent:
         rec.queue(msg)
         rec.close_queue()
         self.ended_count += 1
-        self._notify("ended", rec)
         log(f"recording {rec.id} ended: {rec.records} records"
             + (f" ({rec.end_reason})" if rec.end_reason else ""))
         rec.ended.set()
@@ -614,7 +617,17 @@ class Agent:
             records=st["records"], events_per_s=round(rate, 1),
             ring_bytes=self.probe.ring_bytes, ring_pending=pending,
             ring_max_fill=st["max_fill"], losses=losses,
-            tasks=self.scheduler.summary())
+            tasks=self.scheduler.summary(), **self._status_parts())
+
+    def _status_parts(self) -> dict:
+        """Plug-ins' parts of `status`, for every client allowed to ask (root, the group)."""
+        out = {}
+        for name, part in list(self.status_parts.items()):
+            try:
+                out[name] = part()
+            except Exception as exc:     # a plug-in's failure is shown, not fatal
+                out[name] = {"error": f"{type(exc).__name__}: {exc}"}
+        return out
 
 
 def run_agent(config_path=None, socket_path=None) -> int:
