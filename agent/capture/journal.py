@@ -355,6 +355,21 @@ def _unpack_one(data, pos):
             want *= 4
 
 
+def batch_records(payload: bytes, version: int) -> bytes:
+    """The records of one batch object as a streaming reader of the journal
+    (a live view) unpacked it: version 2 payloads lose their MARK and
+    checksum, which must hold (ValueError otherwise)."""
+    if version < 2:
+        return payload
+    if len(payload) < _BATCH_PREFIX or payload[:len(MARK)] != MARK:
+        raise ValueError("a batch without its mark")
+    (crc,) = _CRC.unpack_from(payload, len(MARK))
+    records = payload[_BATCH_PREFIX:]
+    if zlib.crc32(records) != crc:
+        raise ValueError("a batch that fails its checksum")
+    return records
+
+
 def _marked_batch_at(data, pos):
     """(payload start, payload end) when a whole version-2 batch whose
     checksum holds starts at pos; None otherwise."""

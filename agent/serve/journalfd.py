@@ -6,7 +6,7 @@ import os
 
 import msgpack
 
-from ..capture.journal import MAGIC, run_from_dict
+from ..capture.journal import MAGIC, batch_records, run_from_dict
 from ..errors import InputFormatError
 from ..events import decode_batch
 
@@ -42,9 +42,12 @@ def final_run(fd):
 
 
 def events(fd):
+    version = None
     for obj in _objects(fd):
-        if isinstance(obj, bytes):
-            yield from decode_batch(obj)
+        if isinstance(obj, dict) and version is None:
+            version = obj.get("version", 1)
+        elif isinstance(obj, bytes):
+            yield from decode_batch(batch_records(obj, version or 1))
 
 
 def turtle_of_journal_fd(fd, out):

@@ -15,7 +15,8 @@ import struct
 
 import msgpack
 
-from ..capture.journal import MAGIC, VERSION, looks_like_journal, run_from_dict
+from ..capture.journal import (MAGIC, READABLE_VERSIONS, batch_records, looks_like_journal,
+                               run_from_dict)
 from ..errors import InputFormatError
 from ..events import decode_batch
 from ..graph.fromturtle import graph_of_turtle
@@ -120,16 +121,18 @@ class JournalTail(Source):
         if self.interp is None:
             if not (isinstance(obj, dict) and obj.get("batchflow") == MAGIC):
                 raise InputFormatError(f"{self.name} is not a batchflow journal")
-            if obj.get("version") != VERSION:
-                raise InputFormatError(f"{self.name}: journal version {obj.get('version')} "
-                                       f"is not supported (this batchflow reads {VERSION})")
+            self.version = obj.get("version")
+            if self.version not in READABLE_VERSIONS or isinstance(self.version, bool):
+                raise InputFormatError(f"{self.name}: journal version {self.version!r} is not "
+                                       f"supported (this batchflow reads "
+                                       f"{', '.join(map(str, READABLE_VERSIONS))})")
             self.run_data = dict(obj["run"])
             self.run = run_from_dict(self.run_data)
             self.interp = LiveInterpreter(self.run, self.graph)
             return
         if isinstance(obj, bytes):
             try:
-                events = decode_batch(obj)
+                events = decode_batch(batch_records(obj, self.version))
             except (ValueError, struct.error) as exc:
                 self._stop(f"corrupt batch after byte {self.offset}: {exc}")
                 return
