@@ -124,7 +124,7 @@ def test_an_extra_child(batchflow_cmd, reference):
 def test_a_strace_log_equals_a_recording(batchflow_cmd, reference):
     work, ref = reference
     log = work / "job.strace"
-    subprocess.run(["strace", "-f", "-ttt", "-s", "4096", "-o", str(log), "sh", str(JOB),
+    subprocess.run(["strace", "-f", "-ttt", "-y", "-s", "4096", "-o", str(log), "sh", str(JOB),
                     str(work)], env={**os.environ, **OTHER_ENV}, cwd=work, check=True)
     # strace's log does not say where the job started: --cwd does
     code, report = diff(batchflow_cmd, log, ref, "--cwd", str(work))

@@ -375,8 +375,10 @@ class Interpreter:
 
     # --- paths --------------------------------------------------------------
 
-    def _ref(self, proc, path, dirfd):
-        """The Ref for a path an event named (cache miss path of _handle)."""
+    def _ref(self, proc, path, dirfd, fd_path=None):
+        """The Ref for a path an event named (cache miss path of _handle).
+        fd_path: what the source printed the fd as (strace -y), used when
+        the fd table does not know it (an import sees no close or dup)."""
         if path[:1] == b"/":
             key, full = path, normalize(path)
         elif dirfd == AT_FDCWD and proc.cwd is not None and path:
@@ -384,6 +386,8 @@ class Interpreter:
         elif dirfd >= 0:
             # relative to an fd: what the process opened it on, when seen
             res = self._fd_res(proc, dirfd)
+            if res is None and fd_path and fd_path[:1] == b"/":
+                res = self._file(normalize(fd_path))
             if res is None:
                 return self._unresolved(proc, path, dirfd)
             if not path:                                # AT_EMPTY_PATH: the fd itself
@@ -591,11 +595,13 @@ class Interpreter:
                 elif ev.dirfd == AT_FDCWD:
                     ref = self.cache.get((proc.cwd, path))
                 if ref is None:
-                    ref = self._ref(proc, path, ev.dirfd)
+                    ref = self._ref(proc, path, ev.dirfd, ev.fd_path)
             elif path is not None:
-                ref = self._ref(proc, path, ev.dirfd)
+                ref = self._ref(proc, path, ev.dirfd, ev.fd_path)
             elif kind == K_CHDIR and ev.dirfd >= 0:     # fchdir
                 res = self._fd_res(proc, ev.dirfd)
+                if res is None and ev.fd_path and ev.fd_path[:1] == b"/":
+                    res = self._file(normalize(ev.fd_path))
                 ref = Ref(res) if res is not None and res.kind == FILE else None
             if kind == K_OPEN:
                 access = OPEN_ACCESS.get(ev.arg0) if ev.call != C_CREAT else None
