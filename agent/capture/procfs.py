@@ -11,6 +11,8 @@ import shutil
 import signal
 import time
 
+from ..openflags import O_CLOEXEC   # as /proc/PID/fdinfo's flags show FD_CLOEXEC
+
 PR_SET_CHILD_SUBREAPER = 36
 PR_SET_PDEATHSIG = 1
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -121,7 +123,9 @@ class HeldChild:
 
 
 def open_fds(pid, skip=()):
-    """{fd: what /proc/PID/fd/FD links to (bytes)} of a process, `skip` left out."""
+    """{fd: what /proc/PID/fd/FD links to (bytes)} of a process's fds that
+    survive an exec: `skip` and close-on-exec ones (batchflow's own journal,
+    say) left out."""
     out = {}
     try:
         names = os.listdir(f"/proc/{pid}/fd")
@@ -132,7 +136,12 @@ def open_fds(pid, skip=()):
         if fd in skip:
             continue
         try:
+            with open(f"/proc/{pid}/fdinfo/{name}", "rb") as f:
+                info = f.read()
+            flags = int(info.split(b"flags:", 1)[1].split()[0], 8)
+            if flags & O_CLOEXEC:
+                continue
             out[fd] = os.readlink(f"/proc/{pid}/fd/{name}".encode())
-        except OSError:
+        except (OSError, IndexError, ValueError):
             pass
     return out
