@@ -145,3 +145,20 @@ def open_fds(pid, skip=()):
         except (OSError, IndexError, ValueError):
             pass
     return out
+
+
+def reap_finished(on_reaped):
+    """Reaps every child that has finished, without waiting, calling
+    on_reaped(pid, status, totals) for each; totals are wait4's exact
+    figures for it and the descendants it waited for.  Returns False once
+    no child is left (the job's whole tree has ended), True otherwise."""
+    while True:
+        try:
+            pid, status, usage = os.wait4(-1, os.WNOHANG)
+        except ChildProcessError:
+            return False
+        if pid == 0:
+            return True
+        on_reaped(pid, status, {
+            "cpu_user_s": usage.ru_utime, "cpu_system_s": usage.ru_stime,
+            "rss_max_bytes": usage.ru_maxrss * 1024, "tree_totals": True})

@@ -15,7 +15,7 @@ from ..events import LOSS_NAMES
 from .native import RingConsumer
 from .loader import Probe
 from .procfs import (HeldChild, children_map, descendants, proc_ppid,  # noqa: F401
-                     proc_start_ns, status_to_exit)
+                     proc_start_ns, reap_finished, status_to_exit)
 from ..run import Run
 
 class Recorder:
@@ -108,23 +108,16 @@ class Recorder:
 
     def _reap(self):
         """Reaps finished children; returns False once none is left."""
-        while True:
-            try:
-                pid, status, usage = os.wait4(-1, os.WNOHANG)
-            except ChildProcessError:
-                return False
-            if pid == 0:
-                return True
-            if self.sampler is not None:
-                # exact totals for the processes we reap (the command and the
-                # orphans of its tree), descendants they waited for included
-                self.sampler.stats[pid] = {
-                    **self.sampler.stats.get(pid, {}),
-                    "cpu_user_s": usage.ru_utime, "cpu_system_s": usage.ru_stime,
-                    "rss_max_bytes": usage.ru_maxrss * 1024, "tree_totals": True}
-            if pid == self._child:
-                self.run.exit_status = status_to_exit(status)
-                self.run.root_status = status
+        return reap_finished(self._reaped)
+
+    def _reaped(self, pid, status, totals):
+        if self.sampler is not None:
+            # exact totals for the processes we reap (the command and the
+            # orphans of its tree), descendants they waited for included
+            self.sampler.stats[pid] = {**self.sampler.stats.get(pid, {}), **totals}
+        if pid == self._child:
+            self.run.exit_status = status_to_exit(status)
+            self.run.root_status = status
 
     def _scope_pids(self):
         """Processes (not threads) in scope now: /proc lists only thread-group leaders."""

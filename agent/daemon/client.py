@@ -325,24 +325,18 @@ class AgentRecording:
 
     def _reap(self):
         """Reaps finished children; False once none is left."""
+        from ..capture.procfs import reap_finished
+        return reap_finished(self._reaped)
+
+    def _reaped(self, pid, status, totals):
         from ..capture.procfs import status_to_exit
-        while True:
-            try:
-                pid, status, usage = os.wait4(-1, os.WNOHANG)
-            except ChildProcessError:
-                return False
-            if pid == 0:
-                return True
-            if self.sample_interval > 0:
-                # exact totals for the processes we reap (as a standalone record has)
-                self.stats[pid] = {
-                    **self.stats.get(pid, {}),
-                    "cpu_user_s": usage.ru_utime, "cpu_system_s": usage.ru_stime,
-                    "rss_max_bytes": usage.ru_maxrss * 1024, "tree_totals": True}
-            if pid == self.child:
-                self.exit_status = status_to_exit(status)
-                self.root_status = status
-                self.root_reaped.set()
+        if self.sample_interval > 0:
+            # exact totals for the processes we reap (as a standalone record has)
+            self.stats[pid] = {**self.stats.get(pid, {}), **totals}
+        if pid == self.child:
+            self.exit_status = status_to_exit(status)
+            self.root_status = status
+            self.root_reaped.set()
 
     def _before_exit(self, pid):
         # The command's own exit: its wait4 totals are in once we have reaped
