@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import sys
 
-from ..errors import ServeError
+from ..errors import BatchflowError, ServeError
 
 
 def register(sub):
@@ -26,6 +26,10 @@ def register(sub):
                    help="also serve the files of DIR under the secret download path, as NAME/")
     p.add_argument("--client-queue", type=int, default=64, metavar="N",
                    help="deltas queued per client before a slow one is told to resync (default 64)")
+    p.add_argument("--agent", metavar="PATH",
+                   help="also serve the live recordings of the resident agent on this socket "
+                        "(default: $BATCHFLOW_AGENT, else /run/batchflow/agent.sock when a "
+                        "root-owned socket is there; BATCHFLOW_AGENT=off: none)")
     p.add_argument("--print-urls", action="store_true",
                    help="print the page and download URLs for these options and exit")
     # record --serve hands over what the server may no longer open itself:
@@ -46,6 +50,8 @@ def argparse_suppress():
 def run_serve(args) -> int:
     from ..serve import runner
     from ..serve.app import ServeApp
+    from ..daemon.client import find_agent
+    from ..serve.agentlink import AgentRuns
     from ..serve.sources import JournalTail, open_source
 
     host, port = runner.parse_listen(args.listen or runner.DEFAULT_LISTEN)
@@ -64,8 +70,11 @@ def run_serve(args) -> int:
     if args.journal_fd is not None:
         sources.append(JournalTail(args.journal_name, args.journal_fd))
     sources.extend(open_source(f) for f in args.files)
-    if not sources:
-        raise ServeError("nothing to serve: give Turtle files or journals")
+    agent_path, agent_required = (None, False) if args.journal_fd is not None \
+        else find_agent(args.agent)
+    if not sources and not agent_path:
+        raise ServeError("nothing to serve: give Turtle files or journals, or run an agent "
+                         "(batchflow agent; serve --agent PATH)")
     if args.token_fd is not None:
         with os.fdopen(args.token_fd, "r") as fh:
             token, token_path = fh.read().strip(), None
@@ -73,7 +82,8 @@ def run_serve(args) -> int:
         token, token_path = runner.read_or_create_token(args.token_file)
     if args.client_queue < 1:
         raise ServeError("--client-queue must be at least 1")
-    app = ServeApp(sources, token, mounts, queue_max=args.client_queue)
+    agent_runs = AgentRuns(agent_path) if agent_path else None
+    app = ServeApp(sources, token, mounts, queue_max=args.client_queue, agent_runs=agent_runs)
     if args.control_fd is not None:
         from ..serve.control import ControlLink
         sources[0].control = ControlLink(args.control_fd)
@@ -96,6 +106,21 @@ def run_serve(args) -> int:
         if not os.access(directory, os.R_OK | os.X_OK):
             raise ServeError(f"--mount {name}: {directory} is not readable by the server's "
                              f"user (uid {os.geteuid()}; see --user)")
+    if agent_runs is not None:
+        # As the user the server runs as: the agent lets it watch that uid's recordings
+        # (all of them for root) if it may use the agent at all.
+        try:
+            agent_runs.check()
+        except (BatchflowError, OSError) as exc:
+            if agent_required or not sources:
+                raise ServeError(f"the agent on {agent_path}: {exc}") from None
+            print(f"batchflow: WARNING: not attached to the agent on {agent_path}: {exc}",
+                  file=sys.stderr, flush=True)
+            app.agent_runs = agent_runs = None          # an optional agent that is not there
+        else:
+            mine = "every uid's" if os.geteuid() == 0 else f"uid {os.geteuid()}'s"
+            print(f"batchflow: attached to the agent on {agent_path}: serving {mine} recordings",
+                  file=sys.stderr, flush=True)
     base = f"{scheme}://{_url_host(host)}:{port}"
 
     def ready():

@@ -3,7 +3,8 @@
 A stream of frames over a Unix stream socket: a 4-byte big-endian length,
 then that many bytes of one msgpack object.  A map is a message (its "op"
 says which); a bin is a batch of records of the recording the connection
-started (back-to-back 8-byte aligned records, bpf/batchflow.h).  msgpack
+started (back-to-back 8-byte aligned records, bpf/batchflow.h), or, on a
+WATCH connection, the next bytes of the watched recording's journal.  msgpack
 rather than JSON: commands and paths are bytes, not always UTF-8.
 """
 from __future__ import annotations
@@ -20,6 +21,11 @@ _LEN = struct.Struct(">I")
 HELLO, RECORD, END, STATUS, STOP = "hello", "record", "end", "status", "stop"
 # Agent -> client
 STARTED, PROGRESS, ENDED, ERROR, OK = "started", "progress", "ended", "error", "ok"
+# Watchers (batchflow serve; agent/daemon/watchers.py): client -> agent
+LIST, WATCH, CONTROL = "list", "watch", "control"
+# ... and agent -> watcher
+RECORDINGS, WATCHING, WATCH_END, CONTROL_REPLY = (
+    "recordings", "watching", "watch_end", "control_reply")
 
 SCOPES = ("command", "pid", "system")
 
@@ -51,7 +57,11 @@ def recv(sock: socket.socket, max_bytes: int = 1 << 30):
     (n,) = _LEN.unpack(_recv_exact(sock, _LEN.size))
     if n > max_bytes:
         raise ProtocolError(f"a frame of {n} bytes exceeds the limit of {max_bytes}")
-    body = _recv_exact(sock, n) if n else b""
+    return unpack(_recv_exact(sock, n) if n else b"")
+
+
+def unpack(body: bytes):
+    """The object of one frame's body (a reader that does its own framing)."""
     try:
         return msgpack.unpackb(body, raw=False, unicode_errors="surrogateescape",
                                strict_map_key=False)

@@ -30,7 +30,7 @@ from ..errors import AgentUnavailableError, BatchflowError, ConfigError
 from ..events import LOSS_NAMES
 from ..run import Run
 from . import config as configmod
-from . import protocol
+from . import protocol, watchers
 from .recordings import Recording, SlotTable
 from .tasks import Scheduler, load_plugins
 
@@ -313,6 +313,8 @@ class Agent:
                     conn.sendall(protocol.pack(protocol.message(protocol.OK)))
                 elif op == protocol.RECORD:
                     self._record(conn, req, pid, uid, limit)
+                elif op in watchers.OPS:          # batchflow serve (daemon/watchers.py)
+                    watchers.of(self).serve(conn, req, uid)
                 else:
                     raise Refused(f"unknown request {op!r}")
             except Refused as exc:

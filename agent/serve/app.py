@@ -83,8 +83,9 @@ def parse_since(request, graph):
 class ServeApp:
     """The application and what it serves; `app` is the ASGI callable."""
 
-    def __init__(self, sources, token, mounts=None, queue_max=QUEUE_MAX):
+    def __init__(self, sources, token, mounts=None, queue_max=QUEUE_MAX, agent_runs=None):
         self.hub = Hub(sources, queue_max)
+        self.agent_runs = agent_runs     # agentlink.AgentRuns: the agent's live recordings
         self.token = token
         self.secret = download_secret(token)
         self.mounts = dict(mounts or {})
@@ -129,11 +130,14 @@ class ServeApp:
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app):
-        task = asyncio.create_task(self.hub.pump())
+        tasks = [asyncio.create_task(self.hub.pump())]
+        if self.agent_runs is not None:
+            tasks.append(asyncio.create_task(self.agent_runs.run(self.hub)))
         try:
             yield
         finally:
-            task.cancel()
+            for task in tasks:
+                task.cancel()
 
     async def _http_error(self, request, exc):
         return error(exc.status_code, exc.detail)
@@ -215,8 +219,8 @@ class ServeApp:
     async def control(self, request):
         rid, src = self._run(request)
         if src.control is None or not src.live:
-            raise HTTPException(409, "this run cannot be steered (finished, or not a live recording "
-                                     "started with record --serve)")
+            raise HTTPException(409, "this run cannot be steered (finished, or a live recording "
+                                     "without a control path)")
         body = await request.body()
         if len(body) > CONTROL_BODY_MAX:
             raise HTTPException(400, "control message too long")

@@ -84,6 +84,19 @@ class Hub:
         self.deltas_sent = 0
         self.rounds = 0
 
+    def add(self, rid, src):
+        """A run joining while serving (a recording the agent started)."""
+        self.runs[rid] = src
+        self._published[rid] = src.graph.rev
+
+    def forget(self, rid):
+        """Drops an ended run and its sessions (a long-running server keeps a bounded number)."""
+        self.runs.pop(rid, None)
+        self._published.pop(rid, None)
+        for sid, s in list(self.sessions.items()):
+            if s.run_id == rid and not s.connected:
+                del self.sessions[sid]
+
     def run_summary(self, rid):
         src = self.runs[rid]
         g = src.graph
@@ -93,7 +106,7 @@ class Hub:
                 "host": node.get("host"), "startTime": node.get("startTime"),
                 "processCount": node.get("processCount"), "lostEvents": node.get("lostEvents"),
                 "complete": node.get("complete"), "error": src.error,
-                "steerable": src.control is not None and src.live}
+                "steerable": src.control is not None and src.live, **src.summary()}
 
     def session(self, sid, rid):
         """The session `sid` on run `rid` (created; None when too many exist)."""

@@ -102,7 +102,8 @@ def drop_privileges(user):
         pw = pwd.getpwnam(user)
     except KeyError:
         raise ServeError(f"--user {user}: no such user") from None
-    os.setgroups([])
+    # Its own groups, no more: a member of the agent's allowed group may watch its recordings.
+    os.initgroups(pw.pw_name, pw.pw_gid)
     os.setgid(pw.pw_gid)
     os.setuid(pw.pw_uid)
     os.environ["HOME"] = pw.pw_dir

@@ -63,6 +63,10 @@ class Source:
         """(filename, fd) of the file behind this run, for the download URLs."""
         return None
 
+    def summary(self) -> dict:
+        """What /api/runs says of this run beyond the graph's own figures."""
+        return {}
+
 
 class TurtleSource(Source):
     kind = "turtle"
@@ -104,10 +108,19 @@ class JournalTail(Source):
     def step(self):
         if self.ended or self.error is not None:
             return False
+        data, more = self._read()
+        if data:
+            self.feed(data)
+        return more
+
+    def _read(self):
+        """(journal bytes that follow, whether more is waiting now)."""
         data = os.pread(self.fd, self.step_bytes, self.offset)
-        if not data:
-            return False
         self.offset += len(data)
+        return data, len(data) == self.step_bytes
+
+    def feed(self, data):
+        """Interprets the next bytes of the journal and commits a revision."""
         self.unpacker.feed(data)
         for obj in self.unpacker:
             self._object(obj)
@@ -115,7 +128,6 @@ class JournalTail(Source):
                 break
         if self.interp is not None:
             self.graph.commit()
-        return len(data) == self.step_bytes
 
     def _object(self, obj):
         if self.interp is None:
