@@ -101,6 +101,7 @@ def run_serve(args) -> int:
     sock = runner.bind(host, port)
     port = sock.getsockname()[1]
     runner.raise_fd_limit()
+    started_as_root = os.geteuid() == 0
     runner.drop_privileges(args.user or "nobody")
     for name, directory in mounts.items():
         if not os.access(directory, os.R_OK | os.X_OK):
@@ -113,7 +114,9 @@ def run_serve(args) -> int:
             agent_runs.check()
         except (BatchflowError, OSError) as exc:
             if agent_required or not sources:
-                raise ServeError(f"the agent on {agent_path}: {exc}") from None
+                who = f"uid {os.geteuid()}" + (f" (--user {args.user or 'nobody'})"
+                                               if started_as_root else "")
+                raise ServeError(f"{exc}; the server runs as {who}") from None
             print(f"batchflow: WARNING: not attached to the agent on {agent_path}: {exc}",
                   file=sys.stderr, flush=True)
             app.agent_runs = agent_runs = None          # an optional agent that is not there

@@ -1,0 +1,262 @@
+"""`batchflow serve` attached to a resident agent: a job recorded through the
+agent appears in /api/runs while it runs, its processes arrive through /graph
+and SSE with the job's exact counts, the run ends as a journal's does; a
+stalled watcher costs the recording nothing; a watcher sees only its own
+uid's recordings."""
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+import pytest
+
+from agent.capture.journal import read_journal
+from agent.daemon import protocol
+from agent.events import Kind
+from agent.graph.fromturtle import graph_of_turtle
+from agentd import AgentProcess
+from capture import assert_nothing_lost
+from servekit import Server, read_ready
+
+bpf = pytest.mark.bpf
+
+
+@pytest.fixture
+def agent(tmp_path):
+    a = AgentProcess(tmp_path / "agent").start()
+    yield a
+    a.stop()
+
+
+def wait_for(predicate, timeout=60, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def gated_job(tmp_path, exe, args):
+    """A shell job that waits (in a builtin `read`: no process) until its fifo is
+    written, runs `known` once, and exits 3: sh, known, its children and its vfork child."""
+    d = tmp_path / "work"
+    d.mkdir()
+    (d / "exists").write_text("x")
+    fifo = tmp_path / "gate"
+    os.mkfifo(fifo)
+    script = f'read go < "{fifo}"; "{exe}" "{d}" {" ".join(map(str, args))} 0; exit 3'
+    return d, fifo, ["sh", "-c", script]
+
+
+def open_gate(fifo):
+    with open(fifo, "w") as f:
+        f.write("go\n")
+
+
+def record_through(agent, out, command, extra=()):
+    return subprocess.Popen([sys.executable, "-m", "agent", "record", "--agent", agent.socket,
+                             "-o", str(out), *extra, "--", *command],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def start_serve(tmp_path, agent, extra=(), prefix=(), env=None):
+    cmd = [*prefix, sys.executable, "-m", "agent", "serve", "--agent", agent.socket,
+           "--listen", "127.0.0.1:0", "--token-file", str(tmp_path / "token"), *extra]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    base, token, seen = read_ready(proc)
+    return Server(proc, base, token), seen.decode()
+
+
+class SSE:
+    """Reads a run's event stream in a thread: every (event, data) kept."""
+
+    def __init__(self, server, rid):
+        req = urllib.request.Request(f"{server.base}/api/runs/{rid}/stream?client=t&since=0",
+                                     headers={"Authorization": f"Bearer {server.token}"})
+        self.resp = urllib.request.urlopen(req, timeout=120)
+        self.events = []
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        name = None
+        try:
+            for raw in self.resp:
+                line = raw.decode().rstrip("\n")
+                if line.startswith("event: "):
+                    name = line[7:]
+                elif line.startswith("data: "):
+                    self.events.append((name, json.loads(line[6:])))
+                    if name == "end":
+                        return
+        finally:
+            self.done.set()
+
+    def processes(self):
+        return {n["id"] for name, d in self.events if name == "delta"
+                for n in d["nodes"] if n["type"] == "Process"}
+
+    def deleted(self):
+        return {i for name, d in self.events if name == "delta" for i in d["deleted"]}
+
+
+def agent_runs(server):
+    status, body = server.request("/api/runs")
+    assert status == 200, body
+    return [r for r in body["runs"] if r["kind"] == "agent"]
+
+
+@bpf
+def test_a_job_recorded_through_the_agent_is_served_live(agent, build_helper, tmp_path):
+    exe = build_helper("known")
+    children = 3
+    _d, fifo, command = gated_job(tmp_path, exe, (4, 2, 5, 1, children))
+    server, said = start_serve(tmp_path, agent, extra=["--user", "root"])    # every uid's
+    assert f"attached to the agent on {agent.socket}" in said
+    rec = None
+    try:
+        assert agent_runs(server) == []
+        out = tmp_path / "job.ttl"
+        rec = record_through(agent, out, command)
+        run = wait_for(lambda: agent_runs(server), what="the recording in /api/runs")[0]
+        assert run["live"] is True and run["agentId"] == run["id"]
+        rid = run["id"]
+        # The job's root is served while it waits at its gate: live, not afterwards.
+        wait_for(lambda: server.request(f"/api/runs/{rid}/graph?since=0")[1]["nodes"] and
+                 [n for n in server.request(f"/api/runs/{rid}/graph?since=0")[1]["nodes"]
+                  if n["type"] == "Process"], what="the job's root process")
+        stream = SSE(server, rid)
+        open_gate(fifo)
+        _, err = rec.communicate(timeout=120)
+        assert rec.returncode == 3, err
+        assert stream.done.wait(60), stream.events[-3:]
+        ended = wait_for(lambda: [r for r in agent_runs(server) if not r["live"]],
+                         what="the run to end")[0]
+        assert ended["id"] == rid and ended["error"] is None and ended["complete"] is True
+        status, delta = server.request(f"/api/runs/{rid}/graph?since=0")
+        assert status == 200 and delta["live"] is False
+        # sh, known, its children, its vfork child: exactly, on every road
+        served = {n["id"] for n in delta["nodes"] if n["type"] == "Process"}
+        assert len(served) == 3 + children
+        turtle = graph_of_turtle(open(out, "rb"), str(out))
+        in_turtle = {i for i, o in turtle.objects.items() if o["type"] == "Process"}
+        assert served == in_turtle
+        assert stream.processes() == served
+        assert [name for name, _ in stream.events].count("end") == 1
+        # the run's end is announced as for a journal: deleted, with every process
+        run_iri = delta["run"]
+        assert run_iri in stream.deleted() and served <= stream.deleted()
+        assert run_iri in delta["deleted"]
+    finally:
+        if rec is not None and rec.poll() is None:
+            rec.kill()
+            rec.wait()
+        server.stop()
+
+
+class RawWatcher:
+    """A watch connection this test drives by hand (to stall it)."""
+
+    def __init__(self, path, rcvbuf=None):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        if rcvbuf:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.connect(path)
+        self.sock.sendall(protocol.pack(protocol.message(protocol.HELLO,
+                                                         version=protocol.VERSION)))
+        self.hello = protocol.recv(self.sock)
+
+    def ask(self, op, **fields):
+        self.sock.sendall(protocol.pack(protocol.message(op, **fields)))
+        return protocol.recv(self.sock)
+
+    def rest(self):
+        """Every frame until the agent closes: (journal bytes, last message)."""
+        data, last = [], None
+        while True:
+            try:
+                obj = protocol.recv(self.sock)
+            except EOFError:
+                return b"".join(data), last
+            if isinstance(obj, bytes):
+                data.append(obj)
+            else:
+                last = obj
+
+
+@bpf
+def test_a_stalled_watcher_costs_the_recording_nothing(agent, build_helper, tmp_path):
+    exe = build_helper("known")
+    opens, misses, stats, statmisses, children = 3000, 3000, 30000, 3000, 2
+    workdir, fifo, command = gated_job(tmp_path, exe, (opens, misses, stats, statmisses,
+                                                       children))
+    out = tmp_path / "big.ttl"
+    rec = record_through(agent, out, command, extra=["--keep-journal"])
+    lister = RawWatcher(agent.socket)
+    recs = wait_for(lambda: RawWatcher(agent.socket).ask(protocol.LIST)["recordings"],
+                    what="the recording listed")
+    rid = recs[0]["id"]
+    # A watcher that reads nothing while the job runs: its socket buffer fills.
+    stalled = RawWatcher(agent.socket, rcvbuf=4096)
+    assert stalled.ask(protocol.WATCH, id=rid)["op"] == protocol.WATCHING
+    open_gate(fifo)
+    _, err = rec.communicate(timeout=300)
+    assert rec.returncode == 3, err
+    lister.sock.close()
+    # The client got every event: its own journal holds the exact counts, nothing lost.
+    jr = read_journal(f"{out}.journal")
+    events = list(jr.events)
+    assert_nothing_lost(jr.run, events)
+    mine = [e for e in events if e.path and e.path.startswith(os.fsencode(workdir) + b"/")]
+    n_opens = len([e for e in mine if e.kind == Kind.OPEN])
+    n_stats = len([e for e in mine if e.kind == Kind.STAT])
+    assert n_opens == opens + misses + 1 + children
+    assert n_stats == stats + statmisses
+    # ... and the stalled watcher, read now, gets the whole journal and its end.
+    data, last = stalled.rest()
+    assert last["op"] == protocol.WATCH_END and last["bytes"] == len(data), last
+    path = tmp_path / "watched.journal"
+    path.write_bytes(data)
+    watched = read_journal(path)
+    w_events = list(watched.events)
+    assert watched.complete and len(w_events) == len(events)
+    assert [(e.kind, e.pid, e.path) for e in w_events] == [(e.kind, e.pid, e.path)
+                                                           for e in events]
+    state = json.loads(subprocess.run(
+        [sys.executable, "-m", "agent", "status", "--agent", agent.socket, "--json"],
+        capture_output=True, text=True, timeout=60, check=True).stdout)["watchers"]
+    assert state["dropped"] == 0 and state["served"] == 1 and state["active"] == 0
+
+
+@bpf
+def test_a_watch_request_is_checked(agent, tmp_path):
+    w = RawWatcher(agent.socket)
+    reply = w.ask(protocol.WATCH, id="no-such-run")
+    assert reply["op"] == protocol.ERROR and "no recording 'no-such-run'" in reply["error"]
+    w = RawWatcher(agent.socket)
+    reply = w.ask(protocol.WATCH, id=7)
+    assert reply["op"] == protocol.ERROR and "string" in reply["error"]
+    w = RawWatcher(agent.socket)
+    assert w.ask(protocol.LIST) == {"op": protocol.RECORDINGS, "recordings": []}
+    w = RawWatcher(agent.socket)
+    reply = w.ask(protocol.CONTROL, id="no-such-run", message={"type": "DISCARD"})
+    assert reply["op"] == protocol.ERROR
+
+
+def test_serve_with_an_agent_that_is_not_there(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "agent", "serve", "--agent",
+                           str(tmp_path / "none.sock"), "--listen", "127.0.0.1:0",
+                           "--token-file", str(tmp_path / "token")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("batchflow: error: "), \
+        proc.stderr
+    assert "none.sock" in proc.stderr
+
