@@ -14,39 +14,20 @@ import time
 import pytest
 
 from agentd import AgentProcess
+from unixusers import make_users
 
 pytestmark = pytest.mark.bpf
 
 GROUP, USER, OTHER = "ra12grp", "ra12user", "ra12other"
 
 
-def _run(*cmd):
-    subprocess.run(cmd, check=True, capture_output=True, timeout=60)
-
-
 @pytest.fixture(scope="module")
 def users():
     if os.geteuid() != 0:
         pytest.skip("needs root to create users")
-    made_group = made = []
-    try:
-        grp.getgrnam(GROUP)
-    except KeyError:
-        _run("groupadd", "--system", GROUP)
-        made_group = [GROUP]
-    made = []
-    for name, extra in ((USER, ["-g", GROUP]), (OTHER, [])):
-        try:
-            pwd.getpwnam(name)
-        except KeyError:
-            _run("useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-                 *extra, name)
-            made.append(name)
+    remove = make_users(GROUP, members=[USER], others=[OTHER])
     yield pwd.getpwnam(USER).pw_uid, grp.getgrnam(GROUP).gr_gid, pwd.getpwnam(OTHER).pw_uid
-    for name in made:
-        subprocess.run(["userdel", name], capture_output=True, timeout=60)
-    for name in made_group:
-        subprocess.run(["groupdel", name], capture_output=True, timeout=60)
+    remove()
 
 
 @pytest.fixture(scope="module")

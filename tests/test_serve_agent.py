@@ -5,9 +5,13 @@ stalled watcher costs the recording nothing; a watcher sees only its own
 uid's recordings."""
 import json
 import os
+import pathlib
+import pwd
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -18,9 +22,10 @@ from agent.capture.journal import read_journal
 from agent.daemon import protocol
 from agent.events import Kind
 from agent.graph.fromturtle import graph_of_turtle
-from agentd import AgentProcess
+from agentd import ROOT, AgentProcess
 from capture import assert_nothing_lost
 from servekit import Server, read_ready
+from unixusers import make_users
 
 bpf = pytest.mark.bpf
 
@@ -191,6 +196,11 @@ class RawWatcher:
                 last = obj
 
 
+def listed(agent):
+    """The agent's recordings, as root sees them (one request per connection)."""
+    return RawWatcher(agent.socket).ask(protocol.LIST)["recordings"]
+
+
 @bpf
 def test_a_stalled_watcher_costs_the_recording_nothing(agent, build_helper, tmp_path):
     exe = build_helper("known")
@@ -199,9 +209,7 @@ def test_a_stalled_watcher_costs_the_recording_nothing(agent, build_helper, tmp_
                                                        children))
     out = tmp_path / "big.ttl"
     rec = record_through(agent, out, command, extra=["--keep-journal"])
-    lister = RawWatcher(agent.socket)
-    recs = wait_for(lambda: RawWatcher(agent.socket).ask(protocol.LIST)["recordings"],
-                    what="the recording listed")
+    recs = wait_for(lambda: listed(agent), what="the recording listed")
     rid = recs[0]["id"]
     # A watcher that reads nothing while the job runs: its socket buffer fills.
     stalled = RawWatcher(agent.socket, rcvbuf=4096)
@@ -209,7 +217,6 @@ def test_a_stalled_watcher_costs_the_recording_nothing(agent, build_helper, tmp_
     open_gate(fifo)
     _, err = rec.communicate(timeout=300)
     assert rec.returncode == 3, err
-    lister.sock.close()
     # The client got every event: its own journal holds the exact counts, nothing lost.
     jr = read_journal(f"{out}.journal")
     events = list(jr.events)
@@ -260,3 +267,100 @@ def test_serve_with_an_agent_that_is_not_there(tmp_path):
         proc.stderr
     assert "none.sock" in proc.stderr
 
+
+
+# ---- a server that is not root ----
+
+GROUP, USER = "sa15grp", "sa15user"
+
+
+@pytest.fixture(scope="module")
+def member():
+    if os.geteuid() != 0:
+        pytest.fail("needs root to create a user") if os.environ.get("CI") == "true" \
+            else pytest.skip("needs root to create a user")
+    remove = make_users(GROUP, members=[USER])
+    yield pwd.getpwnam(USER)
+    remove()
+
+
+def as_member(pw, *cmd):
+    return [shutil.which("setpriv"), f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}",
+            "--init-groups", "--", *cmd]
+
+
+def shell_job(fifo):
+    """sh and one cat, once the fifo is written: 2 processes."""
+    return ["sh", "-c", f'read go < "{fifo}"; cat /etc/hostname > /dev/null; exit 3']
+
+
+@bpf
+def test_a_server_that_is_not_root_sees_its_own_uids_recordings(member, tmp_path):
+    base = pathlib.Path(tempfile.mkdtemp(prefix="sa15-", dir="/tmp"))
+    os.chmod(base, 0o755)
+    agent = server = None
+    recs = []
+    try:
+        agent = AgentProcess(base / "agent", group=GROUP).start()
+        home = base / "home"
+        home.mkdir()
+        os.chown(home, member.pw_uid, member.pw_gid)
+        os.chmod(home, 0o700)
+        fifos = {}
+        for who in ("root", "member"):
+            fifos[who] = base / f"gate-{who}"
+            os.mkfifo(fifos[who], 0o644)
+        env = {**os.environ, "HOME": str(home)}
+        recs.append(record_through(agent, tmp_path / "root.ttl", shell_job(fifos["root"])))
+        recs.append(subprocess.Popen(
+            as_member(member, sys.executable, "-m", "agent", "record", "--agent", agent.socket,
+                      "-o", str(home / "mine.ttl"), "--", *shell_job(fifos["member"])),
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, cwd=home))
+        both = wait_for(lambda: len(listed(agent)) == 2 and listed(agent),
+                        what="both recordings")
+        by_uid = {r["uid"]: r["id"] for r in both}
+        assert set(by_uid) == {0, member.pw_uid}
+        # The server runs as the member (not root: no privilege to drop).
+        cmd = [sys.executable, "-m", "agent", "serve", "--agent", agent.socket, "--listen",
+               "127.0.0.1:0", "--token-file", str(home / "token")]
+        proc = subprocess.Popen(as_member(member, *cmd), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=env, cwd=home)
+        base_url, token, said = read_ready(proc)
+        server = Server(proc, base_url, token)
+        assert f"uid {member.pw_uid}'s recordings" in said.decode()
+        assert (home / "token").stat().st_mode & 0o777 == 0o600
+        runs = wait_for(lambda: agent_runs(server), what="the member's run")
+        assert [r["id"] for r in runs] == [by_uid[member.pw_uid]]
+        assert server.request(f"/api/runs/{by_uid[0]}/graph?since=0")[0] == 404
+        # The agent itself refuses the member a watch of root's recording.
+        probe = ("import sys; sys.path.insert(0, sys.argv[1]); from agent.daemon import protocol;"
+                 "from agent.daemon.client import AgentConnection as C;"
+                 "c = C(sys.argv[2]); c.send(protocol.message('watch', id=sys.argv[3]));"
+                 "print(c.recv())")
+        refused = subprocess.run(as_member(member, sys.executable, "-c", probe, str(ROOT),
+                                           agent.socket, by_uid[0]),
+                                 capture_output=True, text=True, timeout=60, cwd=home)
+        assert "is not yours" in refused.stdout, refused
+        for fifo in fifos.values():
+            open_gate(fifo)
+        for r in recs:
+            _, err = r.communicate(timeout=120)
+            assert r.returncode == 3, err
+        rid = by_uid[member.pw_uid]
+        wait_for(lambda: not agent_runs(server)[0]["live"], what="the member's run to end")
+        delta = server.request(f"/api/runs/{rid}/graph?since=0")[1]
+        served = {n["id"] for n in delta["nodes"] if n["type"] == "Process"}
+        assert len(served) == 2
+        turtle = graph_of_turtle(open(home / "mine.ttl", "rb"), "mine.ttl")
+        assert served == {i for i, o in turtle.objects.items() if o["type"] == "Process"}
+        assert [r["id"] for r in agent_runs(server)] == [rid]
+    finally:
+        for r in recs:
+            if r.poll() is None:
+                r.kill()
+                r.wait()
+        if server is not None:
+            server.stop()
+        if agent is not None:
+            agent.stop()
+        shutil.rmtree(base, ignore_errors=True)
