@@ -70,3 +70,20 @@ def start_server(tmp_path, files, extra=()):
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     base, token, _ = read_ready(proc)
     return Server(proc, base, token)
+
+
+def without_rev(objects):
+    return {k: {f: v for f, v in o.items() if f != "rev"} for k, o in objects.items()}
+
+
+def graph_diffs(served, turtle_path):
+    """What differs between a served graph (a since=0 delta) and the Turtle's, object
+    for object: ([ids only served], [ids only in the Turtle], [field differences])."""
+    from agent.graph.fromturtle import graph_of_turtle
+    with open(turtle_path, "rb") as fh:
+        expected = without_rev(graph_of_turtle(fh).objects)
+    got = without_rev({o["id"]: o for o in served["nodes"] + served["links"]})
+    fields = [{f: (got[k].get(f), expected[k].get(f)) for f in set(got[k]) | set(expected[k])
+               if got[k].get(f) != expected[k].get(f)}
+              for k in got.keys() & expected.keys() if got[k] != expected[k]]
+    return sorted(got.keys() - expected.keys()), sorted(expected.keys() - got.keys()), fields

@@ -17,11 +17,8 @@ import pytest
 
 from browser import chromium, open_page  # noqa: F401  (fixture)
 from agent.graph.fromturtle import graph_of_turtle
-from servekit import URL_RE, Server
+from servekit import URL_RE, Server, graph_diffs
 
-
-def without_rev(objects):
-    return {k: {f: v for f, v in o.items() if f != "rev"} for k, o in objects.items()}
 
 pytestmark = pytest.mark.bpf
 
@@ -127,13 +124,7 @@ def test_a_live_job_appears_process_by_process(tmp_path, chromium):  # noqa: F81
         assert set(rows) == final and len(final) >= 2 * STEPS + 2, (rows, final)
         assert f"{tmp_path}/input-" in files
         # what the server built live from the journal is the Turtle's graph, object for object
-        with open(out, "rb") as fh:
-            expected = without_rev(graph_of_turtle(fh).objects)
-        got = without_rev({o["id"]: o for o in served["nodes"] + served["links"]})
-        assert got.keys() == expected.keys()
-        diffs = [{f: (got[k].get(f), expected[k].get(f)) for f in set(got[k]) | set(expected[k])
-                  if got[k].get(f) != expected[k].get(f)} for k in got if got[k] != expected[k]]
-        assert diffs == []
+        assert graph_diffs(served, out) == ([], [], [])
     finally:
         if rec.poll() is None:
             rec.kill()

@@ -18,7 +18,7 @@ watcher costs the recording nothing but a wake-up; each watcher's thread
 reads the file at its own pace, one chunk in memory at a time, whatever
 its lag.  It reads only up to `journal.bytes` (objects wholly written: the
 writer cuts a failed write back), so it never sends half an object.  A
-watcher that takes nothing for STALL_S seconds is dropped (counted); the
+watcher that takes nothing for [watch] stall_s seconds is dropped (counted); the
 server reconnects with the offset it reached (a resync that loses nothing
 while the recording runs).  Neither the recording nor its client ever
 waits for a watcher.
@@ -29,12 +29,17 @@ import os
 import socket
 import threading
 
-from . import protocol
+from . import config, protocol
 
 OPS = (protocol.LIST, protocol.WATCH, protocol.CONTROL)
 CHUNK = 256 << 10        # journal bytes per frame
-STALL_S = 30.0           # a watcher that takes nothing for this long is dropped
 IDLE_WAKE_S = 0.25       # a watcher re-checks the end at least this often
+
+config.register_section("watch", {
+    "stall_s": config.Key(float, 30.0, "a watcher (batchflow serve) that takes nothing for "
+                                       "this many seconds is dropped; it resumes from where "
+                                       "it was", lambda v: None if v > 0 else "must be positive"),
+})
 
 _made = threading.Lock()
 
@@ -56,7 +61,6 @@ class Refused(Exception):
 class Watchers:
     def __init__(self, agent):
         self.agent = agent
-        self.stall_s = STALL_S
         self._cv = threading.Condition()
         self.active = 0
         self.served = 0          # watch connections accepted, since the agent started
@@ -168,7 +172,8 @@ class Watchers:
             os.close(fd)
 
     def _follow(self, conn, rec, fd, sent):
-        conn.settimeout(self.stall_s)
+        stall_s = self.agent.cfg.get("watch", "stall_s")
+        conn.settimeout(stall_s)
         while True:
             with self._cv:
                 # ended first: once it is set, `bytes` is final (trailer included)
@@ -189,7 +194,7 @@ class Watchers:
                     with self._cv:
                         self.dropped += 1
                     self.agent_log(f"watcher of {rec.id} dropped: it took nothing for "
-                                   f"{self.stall_s:g} s (at byte {sent})")
+                                   f"{stall_s:g} s (at byte {sent})")
                     return
                 sent += len(data)
                 with self._cv:
