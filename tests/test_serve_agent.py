@@ -425,3 +425,90 @@ def test_a_server_that_is_not_root_sees_its_own_uids_recordings(member, tmp_path
         if agent is not None:
             agent.stop()
         shutil.rmtree(base, ignore_errors=True)
+
+
+@bpf
+def test_control_messages_reach_the_recordings_control_path(tmp_path):
+    """POST /api/runs/ID/control travels through the agent's socket to the control path
+    the recording has (here a plug-in's, the hook an agent-side controller fills) and
+    its reply comes back as it was; a recording without one cannot be steered (409)."""
+    from agent.daemon import config
+    from agent.daemon.server import Agent
+
+    seen = []
+
+    def controller(msg):
+        seen.append(msg)
+        if msg.get("type") == "STATUS":
+            return {"ok": True, "type": "STATUS", "answered_by": "plug-in"}
+        return {"ok": False, "error": f"{msg.get('type')!r} refused by the plug-in"}
+
+    class Steer:
+        def started(self, rec):
+            if "steered" in " ".join(rec.run.command):
+                rec.extra["control"] = controller
+
+        def batch(self, rec, data):
+            pass
+
+        def ended(self, rec):
+            pass
+
+    base = tmp_path / "inproc"
+    base.mkdir()
+    path = base / "agent.toml"
+    path.write_text(f'[agent]\nstate_dir = "{base / "state"}"\nallowed_group = ""\nnice = 0\n')
+    sock = str(base / "agent.sock")
+    agent = Agent(config.load(str(path)), sock)
+    agent.consumers.append(Steer())
+    agent.start()
+    thread = threading.Thread(target=agent.serve_forever)
+    thread.start()
+    server = None
+    recs = []
+    try:
+        class Here:
+            socket = sock
+        gates = []
+        for tag in ("steered", "plain"):
+            gates.append(tmp_path / f"gate-{tag}")
+            os.mkfifo(gates[-1])
+            recs.append(record_through(Here, tmp_path / f"{tag}.ttl",
+                                       ["sh", "-c", f'read go < "{gates[-1]}"; echo {tag}']))
+        server, _ = start_serve(tmp_path, Here, extra=["--user", "root"])
+        runs = wait_for(lambda: len(agent_runs(server)) == 2 and [
+            r for r in agent_runs(server) if r["steerable"]], what="the steerable run")
+        steered = runs[0]["id"]
+        plain = next(r["id"] for r in agent_runs(server) if r["id"] != steered)
+        status, reply = server.request(f"/api/runs/{steered}/control", method="POST",
+                                       body=b'{"type": "STATUS"}')
+        assert (status, reply) == (200, {"ok": True, "type": "STATUS",
+                                         "answered_by": "plug-in"})
+        status, reply = server.request(f"/api/runs/{steered}/control", method="POST",
+                                       body=b'{"type": "FOCUS", "tw": ["now"]}')
+        assert status == 400 and reply == {"ok": False, "error": "'FOCUS' refused by the plug-in"}
+        status, reply = server.request(f"/api/runs/{steered}/control", method="POST",
+                                       body=b"[1, 2]")
+        assert status == 400 and "JSON object" in reply["error"]
+        assert seen == [{"type": "STATUS"}, {"type": "FOCUS", "tw": ["now"]}]
+        status, reply = server.request(f"/api/runs/{plain}/control", method="POST",
+                                       body=b'{"type": "STATUS"}')
+        assert status == 409 and "cannot be steered" in reply["error"]
+        for gate in gates:
+            open_gate(gate)
+        for r in recs:
+            _, err = r.communicate(timeout=120)
+            assert r.returncode == 0, err
+        wait_for(lambda: not any(r["live"] for r in agent_runs(server)), what="both ended")
+        status, reply = server.request(f"/api/runs/{steered}/control", method="POST",
+                                       body=b'{"type": "STATUS"}')
+        assert status == 409
+    finally:
+        for r in recs:
+            if r.poll() is None:
+                r.kill()
+                r.wait()
+        if server is not None:
+            server.stop()
+        agent.stopping.set()
+        thread.join(60)

@@ -77,8 +77,12 @@ class AgentTail(JournalTail):
         self.sock = self._watch(0)   # blocking, with a timeout, until the header is read
         super().__init__(run_name(info), None, step_bytes)
         self.sock.setblocking(False)
-        if info.get("steerable"):
-            self.control = AgentControl(path, self.rid)
+        self.control = AgentControl(path, self.rid)
+        self.agent_steers = bool(info.get("steerable"))   # refreshed by each listing
+
+    @property
+    def steerable(self):
+        return self.agent_steers and self.live
 
     def _watch(self, offset) -> socket.socket:
         conn = _connect(self.agent_path)
@@ -256,7 +260,10 @@ class AgentRuns:
                 self.problem = None
         for info in recs:
             rid = info["id"]
-            if rid in hub.runs or rid in self.refused:
+            known = hub.runs.get(rid)
+            if isinstance(known, AgentTail):
+                known.agent_steers = bool(info.get("steerable"))
+            if known is not None or rid in self.refused:
                 continue
             try:
                 src = await asyncio.to_thread(AgentTail, self.path, info)

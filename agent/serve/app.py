@@ -218,7 +218,7 @@ class ServeApp:
 
     async def control(self, request):
         rid, src = self._run(request)
-        if src.control is None or not src.live:
+        if not src.steerable:
             raise HTTPException(409, "this run cannot be steered (finished, or a live recording "
                                      "without a control path)")
         body = await request.body()

@@ -106,7 +106,7 @@ class Hub:
                 "host": node.get("host"), "startTime": node.get("startTime"),
                 "processCount": node.get("processCount"), "lostEvents": node.get("lostEvents"),
                 "complete": node.get("complete"), "error": src.error,
-                "steerable": src.control is not None and src.live, **src.summary()}
+                "steerable": src.steerable, **src.summary()}
 
     def session(self, sid, rid):
         """The session `sid` on run `rid` (created; None when too many exist)."""

@@ -55,6 +55,11 @@ class Source:
     def live(self) -> bool:
         return False
 
+    @property
+    def steerable(self) -> bool:
+        """Whether control messages can be POSTed to this run now."""
+        return self.control is not None and self.live
+
     def step(self) -> bool:
         """Reads what is new; True when more is waiting right now."""
         return False
