@@ -24,6 +24,7 @@ from agent.daemon import protocol
 from agent.events import Kind
 from agent.graph.fromturtle import graph_of_turtle
 from agentd import ROOT, AgentProcess
+from browser import chromium, open_page  # noqa: F401  (fixture)
 from capture import assert_nothing_lost
 from servekit import Server, graph_diffs, read_ready
 from unixusers import make_users
@@ -512,3 +513,61 @@ def test_control_messages_reach_the_recordings_control_path(tmp_path):
             server.stop()
         agent.stopping.set()
         thread.join(60)
+
+
+STEPS = 6
+
+
+@bpf
+def test_the_page_shows_a_job_recorded_live_through_the_agent(agent, chromium,  # noqa: F811
+                                                                 tmp_path):
+    """The page opened before any recording: the agent's recording appears in it, process
+    by process while the job runs; a click shows a process's files."""
+    for i in range(STEPS):
+        (tmp_path / f"input-{i}.txt").write_text(f"step {i}\n")
+    fifo = tmp_path / "gate"
+    os.mkfifo(fifo)
+    script = (f'read go < "{fifo}"; for i in $(seq 0 {STEPS - 1}); do '
+              f'cat "{tmp_path}/input-$i.txt" > /dev/null; sleep 0.5; done; exit 3')
+    server, _ = start_serve(tmp_path, agent, extra=["--user", "root"])
+    rec = None
+    try:
+        errors = []
+        page = open_page(chromium, server.page, errors)
+        page.wait_for_selector("#status:has-text('no recording yet')")
+        out = tmp_path / "live.ttl"
+        rec = record_through(agent, out, ["sh", "-c", script])
+        page.wait_for_selector(".row", timeout=60_000)     # the job's root, at its gate
+        assert "(live)" in page.inner_text("#runs")
+        open_gate(fifo)
+        seen_counts = []
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            n = page.evaluate("Number(document.getElementById('status').dataset.processes || 0)")
+            if not seen_counts or n != seen_counts[-1]:
+                seen_counts.append(n)
+            if page.inner_text("#state") == "finished":
+                break
+            time.sleep(0.1)
+        assert page.inner_text("#state") == "finished", seen_counts
+        assert len(seen_counts) >= 4 and seen_counts == sorted(seen_counts), seen_counts
+        _, err = rec.communicate(timeout=60)
+        assert rec.returncode == 3, err
+        rows = page.evaluate("[...S.procs.keys()]")
+        # sh, the $(seq) subshell, a cat and a sleep per step: the page and the Turtle
+        in_turtle = {i for i, o in graph_of_turtle(open(out, "rb"), str(out)).objects.items()
+                     if o["type"] == "Process"}
+        assert len(rows) == 2 + 2 * STEPS and set(rows) == in_turtle
+        page.fill("#search", "input-0")
+        page.click(".row.match .name")
+        page.wait_for_selector("#files h4[data-group='read']")
+        assert f"{tmp_path}/input-0.txt" in page.inner_text("#files")
+        page.screenshot(path=str(tmp_path / "agent-live.png"))
+        if os.environ.get("BF_SHOT"):
+            page.screenshot(path=os.environ["BF_SHOT"])
+        assert errors == []
+    finally:
+        if rec is not None and rec.poll() is None:
+            rec.kill()
+            rec.wait()
+        server.stop()

@@ -58,7 +58,7 @@ def list_recordings(path) -> list:
 def run_name(info) -> str:
     command = info.get("command") or []
     text = " ".join(str(a) for a in command) if command else f"{info.get('scope')} recording"
-    return f"agent {info['id']}: {text}"
+    return f"agent: {text}"
 
 
 class AgentTail(JournalTail):

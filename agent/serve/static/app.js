@@ -354,6 +354,31 @@ async function show(runId) {
 }
 
 let RUNS = [];
+
+function listRuns() {
+  // the run shown stays listed even once the server has forgotten it
+  const shown = S && !RUNS.some((r) => r.id === S.runId) ? [{ id: S.runId, name: "(no longer served)" }] : [];
+  $("runs").innerHTML = RUNS.concat(shown).map((r) =>
+    `<option value="${esc(r.id)}">${esc(r.id)}: ${esc(r.name)}${r.live ? " (live)" : ""}</option>`).join("");
+  if (S) $("runs").value = S.runId;
+}
+
+async function refreshRuns() {
+  // Runs come and go while the page is open (the agent's recordings): the list is
+  // re-read, and a page showing nothing yet shows the first run that appears.
+  let fresh;
+  try { fresh = (await getJSON("/api/runs")).runs; } catch (err) { return; }
+  const key = (rs) => rs.map((r) => `${r.id}/${r.live}`).join(" ");
+  if (key(fresh) === key(RUNS)) return;
+  RUNS = fresh;
+  listRuns();
+  if (!S && RUNS.length) {
+    const id = (RUNS.find((r) => r.live) || RUNS[0]).id;
+    show(id);
+    $("runs").value = id;
+  }
+}
+
 (async function main() {
   try {
     RUNS = (await getJSON("/api/runs")).runs;
@@ -362,8 +387,9 @@ let RUNS = [];
       `(open the URL the server printed: it carries the token)</p>`;
     return;
   }
-  $("runs").innerHTML = RUNS.map((r) =>
-    `<option value="${r.id}">${r.id}: ${esc(r.name)}${r.live ? " (live)" : ""}</option>`).join("");
+  listRuns();
   const want = params.get("run") && RUNS.some((r) => r.id === params.get("run")) ? params.get("run") : RUNS[0]?.id;
   if (want) { $("runs").value = want; show(want); }
+  else $("status").textContent = "no recording yet: the agent's recordings appear here as they start";
+  setInterval(refreshRuns, 2000);
 })();
