@@ -19,6 +19,16 @@ Reported:
   deltas/s      deltas delivered per second to the fast clients, all together
   resyncs       slow clients told to resync (each then asks graph?since=)
 
+With --agent, the same loop is recorded through a resident agent started
+for the benchmark, ROUNDS times each way, alternating: with no server, and
+with `batchflow serve --agent` attached (watching the recording through the
+agent's socket).  Reported: the recording's median wall time with the
+server over without it, the counts (exact) and losses of every recording,
+how long after the job's end the server had the whole graph, the events/s
+it interpreted, and the server's peak RSS.
+
+    sudo .venv/bin/python bench/bench_serve.py --agent [--n 300000] [--rounds 3]
+
 Nothing here is a pass/fail test; tests/test_serve_*.py hold the checks.
 """
 from __future__ import annotations
@@ -221,12 +231,114 @@ def measure(n=1_000_000, nclients=50, nslow=10, baseline=True):
             "slow_resynced": sum(1 for c in slow if c.resyncs)}
 
 
+def start_serve(sock, tmp):
+    """`serve --agent` as a process: (Popen, host, port, token)."""
+    cmd = [sys.executable, "-m", "agent", "serve", "--agent", sock, "--user", "root",
+           "--listen", "127.0.0.1:0", "--token-file", os.path.join(tmp, "token")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
+    m = read_until(proc, URL_RE, [b""], timeout=120)
+    return proc, m.group(1).decode(), int(m.group(2)), m.group(3).decode()
+
+
+def measure_agent(n=300_000, rounds=3):
+    """The loop recorded through an agent, with and without `serve --agent` watching."""
+    import statistics
+
+    import psutil
+    sys.path.insert(0, HERE)
+    from bench_agent import Agent
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory(prefix="bench-serve-agent-") as tmp:
+        loop = build_loop(tmp)
+        target = os.path.join(tmp, "target")
+        with open(target, "w") as f:
+            f.write("x\n")
+        (Path(tmp) / "agent").mkdir()
+        agent = Agent(Path(tmp) / "agent")
+        env = {**os.environ, "BATCHFLOW_AGENT": agent.socket}
+        times = {"without": [], "with": []}
+        counts, catch_up, rates, peaks = [], [], [], []
+        try:
+            for _ in range(rounds):
+                for mode in ("without", "with"):
+                    ttl = os.path.join(tmp, f"{mode}.ttl")
+                    server = None
+                    if mode == "with":
+                        server, host, port, token = start_serve(agent.socket, tmp)
+                        peak, stop = [0], threading.Event()
+
+                        def sample(pid=server.pid):
+                            proc = psutil.Process(pid)
+                            while not stop.is_set():
+                                peak[0] = max(peak[0], proc.memory_info().rss)
+                                time.sleep(0.1)
+                        threading.Thread(target=sample, daemon=True).start()
+                    t0 = time.monotonic()
+                    subprocess.run([sys.executable, "-m", "agent", "record", "-q", "-o", ttl,
+                                    "--", loop, str(n), target], env=env, check=True,
+                                   cwd=ROOT, stdout=subprocess.DEVNULL)
+                    job_end = time.monotonic()
+                    times[mode].append(job_end - t0)
+                    counts.append((mode, run_counts(ttl)))
+                    if server is not None:
+                        try:
+                            while True:
+                                runs = [r for r in api(host, port, token, "/api/runs")["runs"]
+                                        if r["kind"] == "agent"]
+                                if runs and not runs[-1]["live"]:
+                                    break
+                                time.sleep(0.05)
+                            catch_up.append(time.monotonic() - job_end)
+                            g = api(host, port, token, f"/api/runs/{runs[-1]['id']}/graph?since=0")
+                            events = next(x for x in g["nodes"] if x["type"] == "Run")["eventCount"]
+                            rates.append(events / (time.monotonic() - t0))
+                            counts.append(("served", (events,)))
+                        finally:
+                            stop.set()
+                            peaks.append(peak[0])
+                            server.send_signal(signal.SIGINT)
+                            server.wait(60)
+        finally:
+            agent.stop()
+    return {"n": n, "rounds": rounds, "times": times, "counts": counts,
+            "catch_up": catch_up, "rates": rates, "rss_peak": max(peaks)}
+
+
+def main_agent(args):
+    import statistics
+    r = measure_agent(args.n, args.rounds)
+    w, wo = statistics.median(r["times"]["with"]), statistics.median(r["times"]["without"])
+    print(f"stat loop n={r['n']} through the agent, {r['rounds']} rounds each way, alternating")
+    print(f"  record time    {w:.2f} s with serve --agent watching / {wo:.2f} s without = "
+          f"{w / wo:.2f}x (medians; all: with {['%.2f' % x for x in r['times']['with']]}, "
+          f"without {['%.2f' % x for x in r['times']['without']]})")
+    for mode, c in r["counts"]:
+        if mode == "served":
+            print(f"  served         {c[0]:,} events in the server's graph")
+        else:
+            print(f"  counts {mode:8s} stat {c[0]} open {c[1]} lost {c[2]} (exact: {r['n']} each)")
+    print(f"  catch-up       {statistics.median(r['catch_up']):.2f} s after the job's end "
+          f"(median); {statistics.median(r['rates']):,.0f} events/s from the job's start")
+    print(f"  server RSS     peak {r['rss_peak'] / 2**20:.0f} MiB")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=1_000_000, help="loop iterations (stat + open each)")
+    ap.add_argument("--n", type=int, default=None,
+                    help="loop iterations (stat + open each; default 1,000,000, 300,000 with "
+                         "--agent)")
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--slow", type=int, default=10, help="of which never read until the end")
+    ap.add_argument("--agent", action="store_true",
+                    help="through a resident agent, with and without serve --agent watching")
+    ap.add_argument("--rounds", type=int, default=3, help="with --agent: rounds each way")
     args = ap.parse_args()
+    if args.agent:
+        args.n = args.n or 300_000
+        main_agent(args)
+        return
+    args.n = args.n or 1_000_000
     r = measure(args.n, args.clients, args.slow)
     b, s, span = r["base_counts"], r["served_counts"], r["span_s"]
     nfast = r["clients"] - r["slow"]

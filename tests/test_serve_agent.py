@@ -571,3 +571,30 @@ def test_the_page_shows_a_job_recorded_live_through_the_agent(agent, chromium,  
             rec.kill()
             rec.wait()
         server.stop()
+
+
+@bpf
+def test_a_job_shorter_than_the_servers_look_up_is_served_too(agent, tmp_path):
+    """A job that ends before the server's next look-up at the agent: the agent keeps
+    an ended recording watchable for [watch] keep_ended_s, so it is still served."""
+    server, _ = start_serve(tmp_path, agent, extra=["--user", "root"])
+    try:
+        ttls = []
+        for i in range(3):
+            ttls.append(tmp_path / f"short-{i}.ttl")
+            rec = record_through(agent, ttls[-1], ["sh", "-c", "exit 0"])
+            _, err = rec.communicate(timeout=60)
+            assert rec.returncode == 0, err
+        runs = wait_for(lambda: len(agent_runs(server)) == 3 and agent_runs(server),
+                        what="the three short runs")
+        assert all(not r["live"] and r["complete"] and r["error"] is None for r in runs)
+        by_start = sorted(runs, key=lambda r: r["startTime"])
+        for run, ttl in zip(by_start, ttls):
+            delta = server.request(f"/api/runs/{run['id']}/graph?since=0")[1]
+            procs = [n for n in delta["nodes"] if n["type"] == "Process"]
+            assert len(procs) == 1 and procs[0]["exitCode"] == 0
+            host = next(n for n in delta["nodes"] if n["type"] == "Run")["host"]
+            assert graph_diffs(delta, ttl) == ([], [f"file://{host}/dev/null"], [])
+            assert delta["run"] in delta["deleted"]
+    finally:
+        server.stop()

@@ -25,9 +25,11 @@ waits for a watcher.
 """
 from __future__ import annotations
 
+import collections
 import os
 import socket
 import threading
+import time
 
 from . import config, protocol
 
@@ -35,10 +37,16 @@ OPS = (protocol.LIST, protocol.WATCH, protocol.CONTROL)
 CHUNK = 256 << 10        # journal bytes per frame
 IDLE_WAKE_S = 0.25       # a watcher re-checks the end at least this often
 
+RECENT_MAX = 64          # ended recordings kept watchable at most
+
 config.register_section("watch", {
     "stall_s": config.Key(float, 30.0, "a watcher (batchflow serve) that takes nothing for "
                                        "this many seconds is dropped; it resumes from where "
                                        "it was", lambda v: None if v > 0 else "must be positive"),
+    "keep_ended_s": config.Key(float, 60.0, "an ended recording stays listed and watchable "
+                                            "this long (its journal held open), so a job "
+                                            "shorter than a server's look-up is still seen",
+                               lambda v: None if v >= 0 else "must not be negative"),
 })
 
 _made = threading.Lock()
@@ -66,6 +74,9 @@ class Watchers:
         self.served = 0          # watch connections accepted, since the agent started
         self.dropped = 0         # watchers dropped for not reading
         self.bytes_sent = 0
+        # id -> (recording, fd of its journal, when it ended): recently ended
+        # recordings, under the agent's lock
+        self.recent = collections.OrderedDict()
         agent.consumers.append(self)
         agent.status_parts["watchers"] = self.state
 
@@ -79,8 +90,30 @@ class Watchers:
                 self._cv.notify_all()
 
     def ended(self, rec):
+        # The drain thread, the agent's lock held: the journal is closed (its
+        # trailer written) and still has its name; an unkept one is unlinked
+        # next, and this descriptor keeps it readable for keep_ended_s.
+        if self.agent.cfg.get("watch", "keep_ended_s") > 0:
+            try:
+                fd = os.open(rec.journal.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            except OSError:
+                fd = None
+            if fd is not None:
+                self.recent[rec.id] = (rec, fd, time.monotonic())
+            self._prune()
         with self._cv:
             self._cv.notify_all()
+
+    def _prune(self):
+        """Forgets ended recordings past keep_ended_s or RECENT_MAX (the lock held)."""
+        keep = self.agent.cfg.get("watch", "keep_ended_s")
+        now = time.monotonic()
+        while self.recent:
+            rid, (_rec, fd, when) = next(iter(self.recent.items()))
+            if len(self.recent) <= RECENT_MAX and now - when <= keep:
+                break
+            del self.recent[rid]
+            os.close(fd)
 
     def state(self) -> dict:
         return {"active": self.active, "served": self.served, "dropped": self.dropped,
@@ -104,16 +137,20 @@ class Watchers:
 
     def _mine(self, uid):
         with self.agent.lock:
-            return [r for r in self.agent.recordings.values()
-                    if uid == 0 or r.owner_uid == uid]
+            self._prune()
+            recs = list(self.agent.recordings.values()) + [r for r, _fd, _t in
+                                                           self.recent.values()]
+        return [r for r in recs if uid == 0 or r.owner_uid == uid]
 
     def _find(self, rid, uid):
         if not isinstance(rid, str):
             raise Refused("a recording id is a string")
         with self.agent.lock:
             rec = next((r for r in self.agent.recordings.values() if r.id == rid), None)
+            if rec is None and rid in self.recent:
+                rec = self.recent[rid][0]
         if rec is None:
-            raise Refused(f"no recording {rid!r} (it may have ended)")
+            raise Refused(f"no recording {rid!r} (or it ended too long ago)")
         if uid != 0 and rec.owner_uid != uid:
             raise Refused(f"recording {rid} is not yours")
         return rec
@@ -125,7 +162,7 @@ class Watchers:
             out.append({"id": r.id, "uid": r.owner_uid, "scope": run.scope,
                         "command": run.command, "pid": run.root_pid,
                         "start_wall_ns": run.start_wall_ns, "journal_bytes": r.journal.bytes,
-                        "ending": r.end_target is not None,
+                        "ending": r.end_target is not None, "ended": r.ended.is_set(),
                         "steerable": r.extra.get("control") is not None})
         return out
 
@@ -148,11 +185,16 @@ class Watchers:
         rec = self._find(rid, uid)
         with self.agent.lock:
             # Under the lock the drain thread cannot finish the recording, so
-            # its journal still has its name (an unkept one is unlinked then).
-            if self.agent.recordings.get(rec.slot) is not rec:
-                raise Refused(f"no recording {rid!r} (it has ended)")
+            # its journal still has its name (an unkept one is unlinked then);
+            # an ended one is read through the descriptor kept for it.
+            kept = self.recent.get(rec.id)
             try:
-                fd = os.open(rec.journal.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+                if kept is not None:
+                    fd = os.dup(kept[1])
+                elif self.agent.recordings.get(rec.slot) is rec:
+                    fd = os.open(rec.journal.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+                else:
+                    raise Refused(f"no recording {rid!r} (it has ended)")
             except OSError as exc:
                 raise Refused(f"cannot read the journal of {rid}: {exc.strerror}") from None
         try:

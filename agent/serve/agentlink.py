@@ -76,7 +76,8 @@ class AgentTail(JournalTail):
         self.pending_error = None    # set by a worker thread, applied by the loop's step
         self.sock = self._watch(0)   # blocking, with a timeout, until the header is read
         super().__init__(run_name(info), None, step_bytes)
-        self.sock.setblocking(False)
+        if self.sock is not None:           # (None: the whole of an ended one was read)
+            self.sock.setblocking(False)
         self.control = AgentControl(path, self.rid)
         self.agent_steers = bool(info.get("steerable"))   # refreshed by each listing
 
@@ -240,7 +241,11 @@ class AgentRuns:
 
     async def run(self, hub):
         while True:
-            await self.poll(hub)
+            try:
+                await self.poll(hub)
+            except Exception as exc:      # said, and tried again: the files stay served
+                print(f"batchflow: WARNING: following the agent's recordings failed "
+                      f"({type(exc).__name__}: {exc}); trying again", file=sys.stderr, flush=True)
             await asyncio.sleep(POLL_S)
 
     async def poll(self, hub):
@@ -267,8 +272,8 @@ class AgentRuns:
                 continue
             try:
                 src = await asyncio.to_thread(AgentTail, self.path, info)
-            except (BatchflowError, OSError) as exc:
-                self.refused[rid] = str(exc)      # ended meanwhile, most often
+            except Exception as exc:              # ended too long ago, most often
+                self.refused[rid] = f"{type(exc).__name__}: {exc}"
                 continue
             hub.add(rid, src)
         for src in list(hub.runs.values()):
