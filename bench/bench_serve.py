@@ -242,8 +242,6 @@ def start_serve(sock, tmp):
 
 def measure_agent(n=300_000, rounds=3):
     """The loop recorded through an agent, with and without `serve --agent` watching."""
-    import statistics
-
     import psutil
     sys.path.insert(0, HERE)
     from bench_agent import Agent

@@ -598,3 +598,26 @@ def test_a_job_shorter_than_the_servers_look_up_is_served_too(agent, tmp_path):
             assert delta["run"] in delta["deleted"]
     finally:
         server.stop()
+
+
+@bpf
+def test_a_watcher_gone_from_an_idle_recording_is_let_go(agent, tmp_path):
+    fifo = tmp_path / "gate"
+    os.mkfifo(fifo)
+    rec = record_through(agent, tmp_path / "idle.ttl", ["sh", "-c", f'read go < "{fifo}"'])
+    try:
+        rid = wait_for(lambda: listed(agent), what="the recording")[0]["id"]
+        w = RawWatcher(agent.socket)
+        assert w.ask(protocol.WATCH, id=rid)["op"] == protocol.WATCHING
+        wait_for(lambda: agent_status(agent)["watchers"]["active"] == 1, what="the watcher")
+        w.sock.close()                 # the recording makes no batch meanwhile
+        wait_for(lambda: agent_status(agent)["watchers"]["active"] == 0, timeout=20,
+                 what="the agent to let the watcher go")
+        assert rec.poll() is None
+        open_gate(fifo)
+        _, err = rec.communicate(timeout=60)
+        assert rec.returncode == 0, err
+    finally:
+        if rec.poll() is None:
+            rec.kill()
+            rec.wait()

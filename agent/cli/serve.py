@@ -30,6 +30,9 @@ def register(sub):
                    help="also serve the live recordings of the resident agent on this socket "
                         "(default: $BATCHFLOW_AGENT, else /run/batchflow/agent.sock when a "
                         "root-owned socket is there; BATCHFLOW_AGENT=off: none)")
+    p.add_argument("--nice", type=int, default=10, metavar="N",
+                   help="the server's scheduling niceness (default 10: the live view yields "
+                        "the CPU to the jobs it shows and to their recording)")
     p.add_argument("--print-urls", action="store_true",
                    help="print the page and download URLs for these options and exit")
     # record --serve hands over what the server may no longer open itself:
@@ -98,10 +101,13 @@ def run_serve(args) -> int:
         print(f"batchflow: WARNING: serving on {host}, beyond this host, without TLS: the token "
               "and the recordings travel in clear (give --tls-cert and --tls-key)",
               file=sys.stderr, flush=True)
+    if not -20 <= args.nice <= 19:
+        raise ServeError("--nice must be between -20 and 19")
     sock = runner.bind(host, port)
     port = sock.getsockname()[1]
     runner.raise_fd_limit()
     started_as_root = os.geteuid() == 0
+    runner.set_niceness(args.nice)
     runner.drop_privileges(args.user or "nobody")
     for name, directory in mounts.items():
         if not os.access(directory, os.R_OK | os.X_OK):

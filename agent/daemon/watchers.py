@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import collections
 import os
+import select
 import socket
 import threading
 import time
@@ -216,6 +217,8 @@ class Watchers:
     def _follow(self, conn, rec, fd, sent):
         stall_s = self.agent.cfg.get("watch", "stall_s")
         conn.settimeout(stall_s)
+        gone = select.poll()
+        gone.register(conn, select.POLLIN | select.POLLHUP | select.POLLERR)
         while True:
             with self._cv:
                 # ended first: once it is set, `bytes` is final (trailer included)
@@ -223,7 +226,16 @@ class Watchers:
                 limit = rec.journal.bytes
                 if sent >= limit and not ended:
                     self._cv.wait(IDLE_WAKE_S)
-                    continue
+                    idle = True
+                else:
+                    idle = False
+            if idle:
+                # A watcher sends nothing after its request: something readable is
+                # its end (EOF), so a server gone from an idle recording frees its
+                # thread now, not at the recording's next batch.
+                if gone.poll(0):
+                    return
+                continue
             while sent < limit:
                 data = os.pread(fd, min(CHUNK, limit - sent), sent)
                 if not data:      # never: `bytes` counts only what is in the file

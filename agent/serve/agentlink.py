@@ -130,7 +130,9 @@ class AgentTail(JournalTail):
             self.frames += data
             self._frames(out)
             if out or not blocking or self.sock is None:
-                return self._taken(out), len(data) == self.step_bytes
+                # More may be waiting whenever something came: a socket returns what
+                # its buffer holds, rarely a whole step (the next recv says if not).
+                return self._taken(out), True
 
     def _taken(self, parts):
         data = b"".join(parts)

@@ -110,6 +110,13 @@ def drop_privileges(user):
     os.chdir("/")
 
 
+def set_niceness(value):
+    """The server's niceness: raised to `value` (lowering it needs root; not tried)."""
+    current = os.getpriority(os.PRIO_PROCESS, 0)
+    if value > current or os.geteuid() == 0:
+        os.setpriority(os.PRIO_PROCESS, 0, value)
+
+
 def raise_fd_limit():
     """Many idle clients need many descriptors: the soft limit goes up to the hard one."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
