@@ -621,3 +621,37 @@ def test_a_watcher_gone_from_an_idle_recording_is_let_go(agent, tmp_path):
         if rec.poll() is None:
             rec.kill()
             rec.wait()
+
+
+@bpf
+def test_the_agent_killed_under_a_live_run(tmp_path):
+    """The agent dies (SIGKILL) while the server follows one of its recordings: the run
+    stops with what was read and says why; the server keeps serving."""
+    agent = AgentProcess(tmp_path / "agent").start()
+    server = rec = None
+    fifo = tmp_path / "gate"
+    os.mkfifo(fifo)
+    try:
+        server, _ = start_serve(tmp_path, agent, extra=["--user", "root"])
+        rec = record_through(agent, tmp_path / "k.ttl", ["sh", "-c", f'read go < "{fifo}"'])
+        rid = wait_for(lambda: agent_runs(server), what="the run")[0]["id"]
+        wait_for(lambda: [n for n in server.request(f"/api/runs/{rid}/graph?since=0")[1]["nodes"]
+                          if n["type"] == "Process"], what="the job's root")
+        agent.kill()
+        run = wait_for(lambda: [r for r in agent_runs(server) if not r["live"]], timeout=30,
+                       what="the run to stop")[0]
+        assert "could not resume" in (run["error"] or "") and run["complete"] is False, \
+            json.dumps(run)
+        delta = server.request(f"/api/runs/{rid}/graph?since=0")[1]
+        assert len([n for n in delta["nodes"] if n["type"] == "Process"]) == 1
+        assert server.request("/", token=None) == (200, b"OK")
+        open_gate(fifo)                  # the job, untraced now, ends
+        _, err = rec.communicate(timeout=60)
+        assert rec.returncode != 0 and "the agent went away" in err, err
+    finally:
+        if rec is not None and rec.poll() is None:
+            rec.kill()
+            rec.wait()
+        if server is not None:
+            server.stop()
+        agent.stop()

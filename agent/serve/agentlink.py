@@ -97,10 +97,6 @@ class AgentTail(JournalTail):
             raise AgentRefusedError(f"the agent answered {reply.get('op')!r} to watch")
         return conn.sock
 
-    @property
-    def live(self):
-        return super().live and self.pending_error is None
-
     def step(self):
         if self.pending_error is not None and self.error is None:
             self._stop(self.pending_error)
