@@ -20,14 +20,16 @@ Reported:
   resyncs       slow clients told to resync (each then asks graph?since=)
 
 With --agent, the same loop is recorded through a resident agent started
-for the benchmark, ROUNDS times each way, alternating: with no server, and
-with `batchflow serve --agent` attached (watching the recording through the
-agent's socket).  Reported: the recording's median wall time with the
-server over without it, the counts (exact) and losses of every recording,
-how long after the job's end the server had the whole graph, the events/s
-it interpreted, and the server's peak RSS.
+for the benchmark, ROUNDS times in each of three modes, alternating: alone;
+with a watcher that only reads the journal through the agent's socket (the
+agent's side of watching); with `batchflow serve --agent` following it (a
+second process interpreting on the same cores).  Reported: each mode's
+median wall time over the lone recording's, the counts (exact) and losses
+of every recording, whether the watcher got the whole journal, how long
+after the job's end the server had the whole graph, the events/s it
+interpreted, and the server's peak RSS.
 
-    sudo .venv/bin/python bench/bench_serve.py --agent [--n 300000] [--rounds 3]
+    sudo .venv/bin/python bench/bench_serve.py --agent [--n 300000] [--rounds 3] [--serve-nice 10]
 
 Nothing here is a pass/fail test; tests/test_serve_*.py hold the checks.
 """
@@ -231,17 +233,46 @@ def measure(n=1_000_000, nclients=50, nslow=10, baseline=True):
             "slow_resynced": sum(1 for c in slow if c.resyncs)}
 
 
-def start_serve(sock, tmp):
+def start_serve(sock, tmp, nice=10):
     """`serve --agent` as a process: (Popen, host, port, token)."""
     cmd = [sys.executable, "-m", "agent", "serve", "--agent", sock, "--user", "root",
+           "--nice", str(nice),
            "--listen", "127.0.0.1:0", "--token-file", os.path.join(tmp, "token")]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
     m = read_until(proc, URL_RE, [b""], timeout=120)
     return proc, m.group(1).decode(), int(m.group(2)), m.group(3).decode()
 
 
-def measure_agent(n=300_000, rounds=3):
-    """The loop recorded through an agent, with and without `serve --agent` watching."""
+def raw_watcher(sock, got):
+    """A watcher that only reads: the first recording the agent lists, to its end
+    (what the agent's side of watching costs, without a server's interpreting)."""
+    from agent.daemon import protocol
+    from agent.daemon.client import AgentConnection
+    while True:
+        conn = AgentConnection(sock)
+        recs = conn.request(protocol.message(protocol.LIST))["recordings"]
+        conn.close()
+        if recs:
+            break
+        time.sleep(0.01)
+    conn = AgentConnection(sock)
+    conn.send(protocol.message(protocol.WATCH, id=recs[0]["id"]))
+    while True:
+        msg = conn.recv()
+        if isinstance(msg, bytes):
+            got[0] += len(msg)
+        elif msg.get("op") == protocol.WATCH_END:
+            got[1] = msg["bytes"]
+            conn.close()
+            return
+
+
+MODES = ("without", "raw watcher", "serve")
+
+
+def measure_agent(n=300_000, rounds=3, nice=10):
+    """The loop recorded through an agent: alone, with a watcher that only reads, with
+    `serve --agent` following it."""
     import psutil
     sys.path.insert(0, HERE)
     from bench_agent import Agent
@@ -255,30 +286,39 @@ def measure_agent(n=300_000, rounds=3):
         (Path(tmp) / "agent").mkdir()
         agent = Agent(Path(tmp) / "agent")
         env = {**os.environ, "BATCHFLOW_AGENT": agent.socket}
-        times = {"without": [], "with": []}
-        counts, catch_up, rates, peaks = [], [], [], []
+        times = {m: [] for m in MODES}
+        inexact, served, watched, catch_up, rates, peaks = [], [], [], [], [], [0]
         try:
             for _ in range(rounds):
-                for mode in ("without", "with"):
-                    ttl = os.path.join(tmp, f"{mode}.ttl")
-                    server = None
-                    if mode == "with":
-                        server, host, port, token = start_serve(agent.socket, tmp)
-                        peak, stop = [0], threading.Event()
+                for mode in MODES:
+                    ttl = os.path.join(tmp, "out.ttl")
+                    server = watcher = None
+                    if mode == "serve":
+                        server, host, port, token = start_serve(agent.socket, tmp, nice)
+                        stop = threading.Event()
 
                         def sample(pid=server.pid):
                             proc = psutil.Process(pid)
                             while not stop.is_set():
-                                peak[0] = max(peak[0], proc.memory_info().rss)
+                                peaks[0] = max(peaks[0], proc.memory_info().rss)
                                 time.sleep(0.1)
                         threading.Thread(target=sample, daemon=True).start()
+                    elif mode == "raw watcher":
+                        got = [0, None]
+                        watcher = threading.Thread(target=raw_watcher, args=(agent.socket, got))
+                        watcher.start()
                     t0 = time.monotonic()
                     subprocess.run([sys.executable, "-m", "agent", "record", "-q", "-o", ttl,
                                     "--", loop, str(n), target], env=env, check=True,
-                                   cwd=ROOT, stdout=subprocess.DEVNULL)
+                                   cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                     job_end = time.monotonic()
                     times[mode].append(job_end - t0)
-                    counts.append((mode, run_counts(ttl)))
+                    counts = run_counts(ttl)
+                    if counts != (n, n, 0):
+                        inexact.append((mode, counts))
+                    if watcher is not None:
+                        watcher.join(300)
+                        watched.append(got[0] == got[1] and got[0] > 0)
                     if server is not None:
                         try:
                             while True:
@@ -291,31 +331,32 @@ def measure_agent(n=300_000, rounds=3):
                             g = api(host, port, token, f"/api/runs/{runs[-1]['id']}/graph?since=0")
                             events = next(x for x in g["nodes"] if x["type"] == "Run")["eventCount"]
                             rates.append(events / (time.monotonic() - t0))
-                            counts.append(("served", (events,)))
+                            served.append(events)
                         finally:
                             stop.set()
-                            peaks.append(peak[0])
                             server.send_signal(signal.SIGINT)
                             server.wait(60)
         finally:
             agent.stop()
-    return {"n": n, "rounds": rounds, "times": times, "counts": counts,
-            "catch_up": catch_up, "rates": rates, "rss_peak": max(peaks)}
+    return {"n": n, "rounds": rounds, "times": times, "inexact": inexact, "served": served,
+            "watched_whole": watched, "catch_up": catch_up, "rates": rates,
+            "rss_peak": peaks[0]}
 
 
 def main_agent(args):
     import statistics
-    r = measure_agent(args.n, args.rounds)
-    w, wo = statistics.median(r["times"]["with"]), statistics.median(r["times"]["without"])
-    print(f"stat loop n={r['n']} through the agent, {r['rounds']} rounds each way, alternating")
-    print(f"  record time    {w:.2f} s with serve --agent watching / {wo:.2f} s without = "
-          f"{w / wo:.2f}x (medians; all: with {['%.2f' % x for x in r['times']['with']]}, "
-          f"without {['%.2f' % x for x in r['times']['without']]})")
-    for mode, c in r["counts"]:
-        if mode == "served":
-            print(f"  served         {c[0]:,} events in the server's graph")
-        else:
-            print(f"  counts {mode:8s} stat {c[0]} open {c[1]} lost {c[2]} (exact: {r['n']} each)")
+    r = measure_agent(args.n, args.rounds, args.serve_nice)
+    med = {m: statistics.median(t) for m, t in r["times"].items()}
+    print(f"stat loop n={r['n']} through the agent, {r['rounds']} rounds of each mode, "
+          f"alternating; serve --nice {args.serve_nice}")
+    for m in MODES:
+        print(f"  record time    {m:12s} {med[m]:.2f} s = {med[m] / med['without']:.2f}x "
+              f"(median; all: {', '.join('%.2f' % x for x in r['times'][m])})")
+    print(f"  counts         {3 * r['rounds'] - len(r['inexact'])}/{3 * r['rounds']} recordings "
+          f"exact ({r['n']} stats, {r['n']} opens, 0 lost){'; ' + str(r['inexact']) if r['inexact'] else ''}")
+    print(f"  raw watcher    read the whole journal in {sum(r['watched_whole'])}/"
+          f"{len(r['watched_whole'])} rounds")
+    print(f"  served         {', '.join(f'{e:,}' for e in r['served'])} events in the server's graph")
     print(f"  catch-up       {statistics.median(r['catch_up']):.2f} s after the job's end "
           f"(median); {statistics.median(r['rates']):,.0f} events/s from the job's start")
     print(f"  server RSS     peak {r['rss_peak'] / 2**20:.0f} MiB")
@@ -331,6 +372,7 @@ def main():
     ap.add_argument("--agent", action="store_true",
                     help="through a resident agent, with and without serve --agent watching")
     ap.add_argument("--rounds", type=int, default=3, help="with --agent: rounds each way")
+    ap.add_argument("--serve-nice", type=int, default=10, help="with --agent: serve's --nice")
     args = ap.parse_args()
     if args.agent:
         args.n = args.n or 300_000
