@@ -22,3 +22,15 @@ def test_fifty_clients_on_the_stat_loop():
     assert r["events"] >= 2 * n                      # the server read the whole journal
     assert r["rss_peak"] < RSS_BOUND, r["rss_peak"]
     assert r["fast_ended"] == 40                     # every reading client saw the end
+
+
+def test_the_stat_loop_through_the_agent_with_watchers():
+    """bench_serve.py --agent, short: every recording exact whether a watcher that only
+    reads or `serve --agent` follows it; both get the whole recording."""
+    n = 50_000
+    r = bench_serve.measure_agent(n, rounds=1)
+    assert r["inexact"] == []                        # stat, open: exact; lost: none
+    assert r["watched_whole"] == [True]
+    # the static loop: its exec, N stats, N opens, its exit
+    assert r["served"] == [2 * n + 2]
+    assert r["rss_peak"] < RSS_BOUND, r["rss_peak"]
