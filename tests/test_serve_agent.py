@@ -302,6 +302,11 @@ def test_a_stalled_watcher_costs_the_recording_nothing(agent, build_helper, tmp_
                                                            for e in events]
     state = agent_status(agent)["watchers"]
     assert state["dropped"] == 0 and state["served"] == 1 and state["active"] == 0
+    assert state["bytes_sent"] == len(data)
+    text = subprocess.run([sys.executable, "-m", "agent", "status", "--agent", agent.socket],
+                          capture_output=True, text=True, timeout=60, check=True).stdout
+    assert (f"watchers (serve): 0 now, 1 since start, 0 dropped for not reading, "
+            f"{len(data)} bytes sent") in text
 
 
 @bpf

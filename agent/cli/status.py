@@ -67,6 +67,10 @@ def render(st) -> str:
     store = st.get("store")
     if store is not None:
         lines.append(_store_lines(store))
+    w = st.get("watchers")
+    if w is not None:          # batchflow serve following recordings (daemon/watchers.py)
+        lines.append(f"watchers (serve): {w['active']} now, {w['served']} since start, "
+                     f"{w['dropped']} dropped for not reading, {w['bytes_sent']} bytes sent")
     return "\n".join(lines)
 
 
