@@ -56,14 +56,40 @@ def gated_job(tmp_path, exe, args):
     d.mkdir()
     (d / "exists").write_text("x")
     fifo = tmp_path / "gate"
-    os.mkfifo(fifo)
+    new_gate(fifo)
     script = f'read go < "{fifo}"; "{exe}" "{d}" {" ".join(map(str, args))} 0; exit 3'
     return d, fifo, ["sh", "-c", script]
+
+
+_GATES = []
+
+
+def new_gate(path):
+    """A fifo a job waits at (`read go < FIFO`, a shell builtin: no process of its own)."""
+    os.mkfifo(path, 0o644)
+    _GATES.append(path)
+    return path
 
 
 def open_gate(fifo):
     with open(fifo, "w") as f:
         f.write("go\n")
+
+
+@pytest.fixture(autouse=True)
+def release_gates():
+    """A test that failed leaves no job waiting at its gate (a killed `record` client
+    does not end its job)."""
+    yield
+    while _GATES:
+        try:
+            fd = os.open(_GATES.pop(), os.O_WRONLY | os.O_NONBLOCK)
+        except OSError:           # nobody waits there
+            continue
+        try:
+            os.write(fd, b"go\n")
+        finally:
+            os.close(fd)
 
 
 def record_through(agent, out, command, extra=()):
@@ -224,7 +250,7 @@ def test_a_server_dropped_by_the_agent_resumes_where_it_was(build_helper, tmp_pa
         (d / "exists").write_text("x")
         gates = [tmp_path / "gate-1", tmp_path / "gate-2"]
         for g in gates:
-            os.mkfifo(g)
+            new_gate(g)
         children = 2
         script = (f'read go < "{gates[0]}"; "{exe}" "{d}" 3000 3000 30000 3000 {children} 0; '
                   f'read go < "{gates[1]}"; exit 3')
@@ -346,7 +372,8 @@ def member():
     if os.geteuid() != 0:
         pytest.fail("needs root to create a user") if os.environ.get("CI") == "true" \
             else pytest.skip("needs root to create a user")
-    remove = make_users(GROUP, members=[USER])
+    # the group a supplementary one: what a server started by root keeps (initgroups)
+    remove = make_users(GROUP, members=[USER], supplementary=True)
     yield pwd.getpwnam(USER)
     remove()
 
@@ -376,7 +403,7 @@ def test_a_server_that_is_not_root_sees_its_own_uids_recordings(member, tmp_path
         fifos = {}
         for who in ("root", "member"):
             fifos[who] = base / f"gate-{who}"
-            os.mkfifo(fifos[who], 0o644)
+            new_gate(fifos[who])
         env = {**os.environ, "HOME": str(home)}
         recs.append(record_through(agent, tmp_path / "root.ttl", shell_job(fifos["root"])))
         recs.append(subprocess.Popen(
@@ -399,6 +426,17 @@ def test_a_server_that_is_not_root_sees_its_own_uids_recordings(member, tmp_path
         runs = wait_for(lambda: agent_runs(server), what="the member's run")
         assert [r["id"] for r in runs] == [by_uid[member.pw_uid]]
         assert server.request(f"/api/runs/{by_uid[0]}/graph?since=0")[0] == 404
+        # Started by root with --user: the member's groups are kept (initgroups), so it
+        # reaches the agent, as the member, and sees the same.
+        (base / "tok2").mkdir(mode=0o700)
+        os.chown(base / "tok2", member.pw_uid, member.pw_gid)
+        dropped, said2 = start_serve(base / "tok2", agent, extra=["--user", USER])
+        try:
+            assert f"uid {member.pw_uid}'s recordings" in said2
+            wait_for(lambda: agent_runs(dropped), what="the member's run, again")
+            assert [r["id"] for r in agent_runs(dropped)] == [by_uid[member.pw_uid]]
+        finally:
+            dropped.stop()
         # The agent itself refuses the member a watch of root's recording.
         probe = ("import sys; sys.path.insert(0, sys.argv[1]); from agent.daemon import protocol;"
                  "from agent.daemon.client import AgentConnection as C;"
@@ -478,7 +516,7 @@ def test_control_messages_reach_the_recordings_control_path(tmp_path):
         gates = []
         for tag in ("steered", "plain"):
             gates.append(tmp_path / f"gate-{tag}")
-            os.mkfifo(gates[-1])
+            new_gate(gates[-1])
             recs.append(record_through(Here, tmp_path / f"{tag}.ttl",
                                        ["sh", "-c", f'read go < "{gates[-1]}"; echo {tag}']))
         server, _ = start_serve(tmp_path, Here, extra=["--user", "root"])
@@ -531,7 +569,7 @@ def test_the_page_shows_a_job_recorded_live_through_the_agent(agent, chromium,  
     for i in range(STEPS):
         (tmp_path / f"input-{i}.txt").write_text(f"step {i}\n")
     fifo = tmp_path / "gate"
-    os.mkfifo(fifo)
+    new_gate(fifo)
     script = (f'read go < "{fifo}"; for i in $(seq 0 {STEPS - 1}); do '
               f'cat "{tmp_path}/input-$i.txt" > /dev/null; sleep 0.5; done; exit 3')
     server, _ = start_serve(tmp_path, agent, extra=["--user", "root"])
@@ -608,7 +646,7 @@ def test_a_job_shorter_than_the_servers_look_up_is_served_too(agent, tmp_path):
 @bpf
 def test_a_watcher_gone_from_an_idle_recording_is_let_go(agent, tmp_path):
     fifo = tmp_path / "gate"
-    os.mkfifo(fifo)
+    new_gate(fifo)
     rec = record_through(agent, tmp_path / "idle.ttl", ["sh", "-c", f'read go < "{fifo}"'])
     try:
         rid = wait_for(lambda: listed(agent), what="the recording")[0]["id"]
@@ -635,7 +673,7 @@ def test_the_agent_killed_under_a_live_run(tmp_path):
     agent = AgentProcess(tmp_path / "agent").start()
     server = rec = None
     fifo = tmp_path / "gate"
-    os.mkfifo(fifo)
+    new_gate(fifo)
     try:
         server, _ = start_serve(tmp_path, agent, extra=["--user", "root"])
         rec = record_through(agent, tmp_path / "k.ttl", ["sh", "-c", f'read go < "{fifo}"'])

@@ -9,16 +9,18 @@ def _run(*cmd):
     subprocess.run(cmd, check=True, capture_output=True, timeout=60)
 
 
-def make_users(group, members=(), others=()):
-    """Creates `group`, `members` (primary group `group`) and `others` where missing;
-    returns a function that removes what was made."""
+def make_users(group, members=(), others=(), supplementary=False):
+    """Creates `group`, `members` (primary group `group`, or with `supplementary` a
+    group of their own and `group` besides) and `others` where missing; returns a
+    function that removes what was made."""
     made_group, made = [], []
     try:
         grp.getgrnam(group)
     except KeyError:
         _run("groupadd", "--system", group)
         made_group = [group]
-    for name, extra in [(m, ["-g", group]) for m in members] + [(o, []) for o in others]:
+    member = ["-G" if supplementary else "-g", group]
+    for name, extra in [(m, member) for m in members] + [(o, []) for o in others]:
         try:
             pwd.getpwnam(name)
         except KeyError:
