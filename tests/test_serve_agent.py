@@ -81,6 +81,10 @@ def release_gates():
     """A test that failed leaves no job waiting at its gate (a killed `record` client
     does not end its job)."""
     yield
+    release_all_gates()
+
+
+def release_all_gates():
     while _GATES:
         try:
             fd = os.open(_GATES.pop(), os.O_WRONLY | os.O_NONBLOCK)
@@ -466,6 +470,7 @@ def test_a_server_that_is_not_root_sees_its_own_uids_recordings(member, tmp_path
                 r.wait()
         if server is not None:
             server.stop()
+        release_all_gates()          # before their directory goes
         if agent is not None:
             agent.stop()
         shutil.rmtree(base, ignore_errors=True)
