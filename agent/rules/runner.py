@@ -24,7 +24,7 @@ class RuleRunner:
 
     def __init__(self, engine, run):
         self.engine = engine
-        self.source = EventSource(run, engine.dispatch)
+        self.source = EventSource(run, engine)
         self.run_iri = self.source.names.run_iri
         self.event_base = self.source.names.event_base
 
