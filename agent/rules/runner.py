@@ -78,17 +78,22 @@ class LiveRules:
 
     The queue is bounded (`max_pending` bytes): when the rules fall that far
     behind, the recorder waits for them (and the ring buffer, if it fills,
-    counts its losses as always).  Control messages a rule sends are applied
+    counts its losses as always) -- or, with `block=False` (the resident
+    agent, whose one drain thread serves every recording), the rules skip
+    the batch: it is counted (`skipped_batches`, `skipped_bytes`) and the
+    findings are said to be incomplete.  Control messages a rule sends are applied
     by the recorder's thread, at its next batch, since the controller is
     not shared between threads; the reply is filled in on the finding then.
     A rule that raises stops the rules, never the recording."""
 
-    def __init__(self, engine, run, controller=None, max_pending=64 << 20):
+    def __init__(self, engine, run, controller=None, max_pending=64 << 20, block=True):
         self.runner = RuleRunner(engine, run)
         self.engine = engine
         self.error = None
         self.controller = controller
         self.max_pending = max_pending
+        self.block = block
+        self.skipped_batches = self.skipped_bytes = 0
         self._cv = threading.Condition()
         self._batches = collections.deque()
         self._pending = 0
@@ -111,6 +116,10 @@ class LiveRules:
         self.apply_steering()
         with self._cv:
             if self.error is not None or self._done:
+                return
+            if not self.block and self._pending > self.max_pending:
+                self.skipped_batches += 1
+                self.skipped_bytes += len(batch)
                 return
             while self._pending > self.max_pending and self.error is None:
                 self._cv.wait()

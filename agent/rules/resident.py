@@ -1,0 +1,368 @@
+"""The rules inside the resident agent (the `batchflow.agent` entry point `rules`).
+
+Importing this module declares the agent configuration's [rules] section:
+
+    [rules]
+    enabled = true                  # run the rules on every recording served
+    config = "/etc/batchflow/rules.toml"   # a rules file (docs/rules.md); "": the built-in set
+    max_queue_mb = 64               # batches waiting for the rules before they skip some
+
+    [rules.rule.hot-spot]           # tables added to the set (or replacing one of its
+    discard = true                  # rules by name), in the rules file's own format
+
+Each key is checked when the agent's file is read (the rules file parsed,
+validated and activated then), so a bad one is a one-line error naming
+the key, and a SIGHUP with a bad one keeps the last good configuration.
+
+Per recording, `RecordingRules` (a recording consumer, agent/daemon/tasks.py):
+
+- started(): an engine of the configured rules, a controller of its own
+  (agent/control/engine.py: the extension's filter, no kernel rules: the
+  kernel side is shared by every recording of the agent) and
+  `rec.batch_filter`, through which every batch of that recording passes
+  before the journal and the client get it.  The filter applies the
+  steering the rules sent, so a DISCARD (the hot-spot rule's, when
+  `discard = true`) drops records of that recording only; what it dropped
+  is counted as MISSING_EVENT (reason discard, where extension) in the
+  run's protocol, as `batchflow record`'s controller does.
+- the rules run in their own thread (runner.LiveRules, non-blocking: the
+  drain thread serves every recording, so when the rules fall
+  `max_queue_mb` behind they skip batches, counted and reported);
+- ended(): a thread finishes the rules and writes the findings beside the
+  recording's journal, in the state directory: `<id>.rules.json` (the
+  report of `batchflow rules --format json`) and `<id>.rules.ttl` (the
+  findings graph: the run's and events' IRIs are the ones of the
+  recording's Turtle, so `cat`-ing it after the Turtle, or loading both
+  into one store, links them).  Both 0600, owned by the recording's user.
+
+`batchflow status` shows a `rules` part: the rule set and counts.  A
+SIGHUP's new [rules] applies from the next recording on.
+"""
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+
+from ..daemon.config import Key, register_section
+from ..errors import BatchflowError, ConfigError, ControlError
+
+SECTION = "rules"
+TS_MAX = (1 << 64) - 1
+STEERING_TYPES = ("DISCARD", "FOCUS", "REMOVE_DISCARD", "REMOVE_FOCUS")
+
+
+def _one_line(exc) -> str:
+    return " ".join(str(exc).split())
+
+
+def _check_file(value):
+    if value == "":
+        return None
+    if not os.path.isabs(value):
+        return "must be an absolute path"
+    from .config import activate, load_config
+    try:
+        activate(load_config(value), source=f"rules file {value}")
+    except BatchflowError as exc:
+        return f"is not usable: {_one_line(exc)}"
+    return None
+
+
+def _check_tables(value):
+    from .config import CONFIG_SCHEMA, _validate, activate
+    try:
+        _validate({"rules": value}, CONFIG_SCHEMA, "", "[rules.rule]")
+        activate({"rules": value}, source="[rules.rule]")
+    except BatchflowError as exc:
+        return f"is not usable: {_one_line(exc)}"
+    return None
+
+
+def _check_queue(value):
+    return None if 1 <= value <= 4096 else "must be between 1 and 4096"
+
+
+register_section(SECTION, {
+    "enabled": Key(bool, False, "run the rules on every recording the agent serves"),
+    "config": Key(str, "", "a rules file (docs/rules.md); \"\": the built-in rules",
+                  _check_file),
+    "rule": Key(dict, {}, "[rules.rule.NAME] tables: rules added to the set, or "
+                          "replacing one of its rules by name (the rules file's format)",
+                _check_tables),
+    "max_queue_mb": Key(int, 64, "batches waiting for the rules of one recording before "
+                                 "they skip some (counted, reported)", _check_queue),
+})
+
+
+def settings(cfg):
+    """The rule set the [rules] section asks for (a dict as
+    config.load_config returns), or None when the rules are off."""
+    section = cfg.sections.get(SECTION, {})
+    if not section.get("enabled"):
+        return None
+    from .config import built_in_config, load_config
+    path = section.get("config") or ""
+    try:
+        base = load_config(path) if path else built_in_config()
+    except BatchflowError as exc:
+        raise ConfigError(f"config {cfg.path or '(defaults)'}: [rules] config "
+                          f"is not usable: {_one_line(exc)}") from None
+    rules = dict(base["rules"])
+    rules.update(section.get("rule") or {})
+    return {"rules": rules}, (f"rules file {path}" if path else "built-in rules")
+
+
+class AgentSteering:
+    """What a recording's rules steer: its own controller (the extension's
+    filter on this recording's batches).  RULE_ON would hold records past
+    the end of a batch the journal must get now: refused."""
+
+    def __init__(self, controller):
+        self.controller = controller
+
+    def clock(self):
+        return self.controller.clock()
+
+    def apply(self, msg):
+        if msg.type not in STEERING_TYPES:
+            raise ControlError(f"{msg.type} is not applied by the agent's rules "
+                               f"(only {', '.join(STEERING_TYPES)})")
+        return self.controller.apply(msg)
+
+
+class RecordingRulesState:
+    """One recording's rules (kept in rec.extra["rules"])."""
+
+    def __init__(self, rec, rule_set, source, max_pending, route_batch_bytes):
+        from ..control.cfilter import CFilter
+        from ..control.engine import Controller
+        from .config import activate
+
+        self.rec = rec
+        self.source = source
+        self.controller = Controller(rec.run, CFilter(batch_cap=2 * route_batch_bytes))
+        self.engine = activate(rule_set, source=source)
+        self.max_pending = max_pending
+        self.live = None               # runner.LiveRules, from the first batch on
+        self.merged = {}               # (rule, reason, where) -> its MISSING_EVENT in the run
+        self.discarded = 0
+
+    def _start(self):
+        from .runner import LiveRules
+
+        self.live = LiveRules(self.engine, self.rec.run, AgentSteering(self.controller),
+                              max_pending=self.max_pending, block=False)
+
+    def filter(self, batch):
+        """rec.batch_filter (the drain thread): the steering first, then the
+        batch through the controller's filter, then to the rules."""
+        if self.live is None:
+            self._start()
+        live = self.live
+        live.apply_steering()
+        ctl = self.controller
+        if ctl.rules:
+            batch = self._through_filter(batch, ctl.clock())
+        live.feed_batch(batch)
+        return batch
+
+    def _through_filter(self, batch, now):
+        flt = self.controller.filter
+        out = []
+        off = 0
+        while off < len(batch):
+            flt.offer_batch(batch[off:] if off else batch)
+            if not flt.last_used:
+                raise RuntimeError("the filter took no record of the batch")
+            off += flt.last_used
+            flt.release(now)
+            out.append(flt.take())
+        self._report(now)
+        return b"".join(out)
+
+    def _report(self, now):
+        """What the filter dropped, into the run's protocol at once (so the
+        journal, closed right after the recording's last batch, has it all):
+        one MISSING_EVENT per rule, its count and window widened batch after
+        batch rather than one message per batch."""
+        ctl = self.controller
+        ctl._take_reports(now)
+        if not ctl._missing:
+            return
+        protocol = self.rec.run.protocol
+        start = len(protocol)
+        ctl._flush_missing()
+        for msg in protocol[start:]:
+            if msg.get("type") != "MISSING_EVENT":
+                continue
+            self.discarded += msg["count"]
+            key = (msg.get("rule"), msg["reason"], msg["where"])
+            prev = self.merged.get(key)
+            if prev is None:
+                self.merged[key] = msg
+                continue
+            prev["count"] += msg["count"]
+            (lo, hi), (lo2, hi2) = prev["tw"], msg["tw"]
+            if all(isinstance(t, int) for t in (lo, hi, lo2, hi2)):   # not "-inf"/"+inf"
+                prev["tw"] = [min(lo, lo2), max(hi, hi2)]
+            protocol.remove(msg)
+
+    def final_report(self):
+        """The recording has ended: every count the filter still holds goes
+        into the run (the ENDED message's)."""
+        self._report(self.controller.clock())
+
+    def finish(self):
+        """The findings (symptoms) once the rules have read every batch."""
+        if self.live is None:           # not one batch: the rules still end their stream
+            self._start()
+        return self.live.finish()
+
+    def report(self, symptoms) -> dict:
+        from .output import report_json
+
+        live = self.live
+        out = report_json(self.engine, symptoms, live.runner.event_base,
+                          source=f"recording {self.rec.id} ({self.source})")
+        out["run"] = live.runner.run_iri
+        out["complete"] = live.error is None and not live.skipped_batches
+        if live.error is not None:
+            out["error"] = f"the rules stopped after an error ({live.error}); the findings " \
+                           "cover the events before it"
+        if live.skipped_batches:
+            out["skipped"] = {"batches": live.skipped_batches, "bytes": live.skipped_bytes,
+                              "why": "the rules fell behind the recording: these batches "
+                                     "are in the journal, not in the findings"}
+        out["discarded_records"] = self.discarded
+        return out
+
+
+class RecordingRules:
+    """The recording consumer.  The rule set is the one of the agent's
+    configuration when a recording starts: after a SIGHUP the agent holds
+    a new configuration (only ever a valid one: config.load checked every
+    key), read again here at the next recording."""
+
+    def __init__(self, agent):
+        self.agent = agent
+        self.lock = threading.Lock()
+        self.cfg = None               # the agent configuration the rule set comes from
+        self.rule_set = self.source = None
+        self.counts = {"recordings": 0, "symptoms": 0, "skipped_batches": 0,
+                       "discarded_records": 0, "errors": 0}
+        self.last = None
+        self._current()
+
+    def _current(self):
+        """(rule set, its source) for the agent's configuration now; None: off."""
+        cfg = self.agent.cfg
+        with self.lock:
+            if cfg is self.cfg:
+                return self.rule_set
+            try:
+                found = settings(cfg)
+            except ConfigError as exc:
+                if self.cfg is None:            # at start: the agent refuses to start
+                    raise
+                # the rules file broke after the agent checked it: the last good set
+                from ..daemon.server import log
+                log(f"rules: keeping the last configuration: {exc}")
+                self.cfg = cfg
+                return self.rule_set
+            self.cfg = cfg
+            self.rule_set, self.source = found if found is not None else (None, None)
+            return self.rule_set
+
+    def state(self) -> dict:
+        """The `rules` part of `batchflow status`."""
+        self._current()
+        with self.lock:
+            out = dict(self.counts)
+            out["enabled"] = self.rule_set is not None
+            if self.rule_set is not None:
+                out["rules"] = sorted(name for name, t in self.rule_set["rules"].items()
+                                      if t.get("enabled", True))
+                out["source"] = self.source
+            out["last"] = self.last
+        return out
+
+    # -- the recording consumer (agent/daemon/tasks.py) --
+    def started(self, rec):
+        rule_set = self._current()
+        if rule_set is None:
+            return
+        cfg = self.agent.cfg
+        st = RecordingRulesState(rec, rule_set, self.source,
+                                 cfg.get(SECTION, "max_queue_mb") << 20,
+                                 cfg.get("agent", "route_batch_bytes"))
+        rec.extra["rules"] = st
+        rec.batch_filter = st.filter
+
+    def batch(self, rec, data):
+        pass
+
+    def ended(self, rec):
+        st = rec.extra.get("rules")
+        if st is None:
+            return
+        # What the filter dropped since the last batch: in the run the client gets.
+        st.final_report()
+        # The drain thread must not wait for the rules to catch up.  Not a
+        # daemon thread: an agent stopping writes the findings first.
+        threading.Thread(target=self._write, args=(rec, st), name=f"rules-{rec.id}").start()
+
+    def _write(self, rec, st):
+        from ..daemon.server import log
+        from .output import findings_graph
+
+        base = rec.journal.path[:-len(".journal")] if rec.journal.path.endswith(".journal") \
+            else rec.journal.path
+        try:
+            symptoms = st.finish()
+            report = st.report(symptoms)
+            graph = findings_graph(symptoms, st.live.runner.run_iri, st.live.runner.event_base)
+            _write_private(base + ".rules.json",
+                           (json.dumps(report, indent=1) + "\n").encode(), rec.owner_uid)
+            _write_private(base + ".rules.ttl", graph.serialize(format="turtle").encode(),
+                           rec.owner_uid)
+        except Exception as exc:
+            with self.lock:
+                self.counts["errors"] += 1
+            log(f"rules: recording {rec.id}: findings not written: "
+                f"{type(exc).__name__}: {exc}")
+            return
+        top = f" (top: {symptoms[0].name} {symptoms[0].score})" if symptoms else ""
+        with self.lock:
+            self.counts["recordings"] += 1
+            self.counts["symptoms"] += len(symptoms)
+            self.counts["skipped_batches"] += st.live.skipped_batches
+            self.counts["discarded_records"] += st.discarded
+            self.last = {"id": rec.id, "symptoms": len(symptoms), "at": time.time()}
+        log(f"rules: recording {rec.id}: {len(symptoms)} symptoms{top} -> {base}.rules.json"
+            + ("" if report["complete"] else " (incomplete)"))
+
+
+def _write_private(path, data, uid):
+    """A findings file: 0600, the recording's user's, no planted link followed."""
+    from ..output_files import OutputFile
+
+    out = OutputFile(path)
+    try:
+        out.write(data)
+        os.fchown(out.fd, uid, -1)
+        out.commit()
+    except BaseException:
+        out.discard()
+        raise
+
+
+def setup(agent):
+    """The `batchflow.agent` entry point: attached always (a recording
+    costs one look at the configuration when the rules are off), so a
+    SIGHUP can turn them on."""
+    rules = RecordingRules(agent)
+    agent.consumers.append(rules)
+    agent.status_parts["rules"] = rules.state
+    return rules
