@@ -97,21 +97,25 @@ register_section(SECTION, {
 
 
 def settings(cfg):
-    """The rule set the [rules] section asks for (a dict as
-    config.load_config returns), or None when the rules are off."""
+    """The rules the [rules] section asks for (a config.Plan, each rule
+    started once to be sure it starts), or None when the rules are off."""
     section = cfg.sections.get(SECTION, {})
     if not section.get("enabled"):
         return None
-    from .config import built_in_config, load_config
+    from .config import built_in_config, load_config, plan
     path = section.get("config") or ""
+    source = f"rules file {path}" if path else "built-in rules"
+    if section.get("rule"):
+        source += " with [rules.rule]"
     try:
-        base = load_config(path) if path else built_in_config()
+        rules = dict((load_config(path) if path else built_in_config())["rules"])
+        rules.update(section.get("rule") or {})
+        out = plan({"rules": rules}, source)
+        out.engine()
     except BatchflowError as exc:
-        raise ConfigError(f"config {cfg.path or '(defaults)'}: [rules] config "
-                          f"is not usable: {_one_line(exc)}") from None
-    rules = dict(base["rules"])
-    rules.update(section.get("rule") or {})
-    return {"rules": rules}, (f"rules file {path}" if path else "built-in rules")
+        raise ConfigError(f"config {cfg.path or '(defaults)'}: [rules] is not usable: "
+                          f"{_one_line(exc)}") from None
+    return out
 
 
 class AgentSteering:
@@ -135,15 +139,14 @@ class AgentSteering:
 class RecordingRulesState:
     """One recording's rules (kept in rec.extra["rules"])."""
 
-    def __init__(self, rec, rule_set, source, max_pending, route_batch_bytes):
+    def __init__(self, rec, rules, max_pending, route_batch_bytes):
         from ..control.cfilter import CFilter
         from ..control.engine import Controller
-        from .config import activate
 
         self.rec = rec
-        self.source = source
+        self.source = rules.source
         self.controller = Controller(rec.run, CFilter(batch_cap=2 * route_batch_bytes))
-        self.engine = activate(rule_set, source=source)
+        self.engine = rules.engine()
         self.max_pending = max_pending
         self.live = None               # runner.LiveRules, from the first batch on
         self.merged = {}               # (rule, reason, where) -> its MISSING_EVENT in the run
@@ -249,14 +252,14 @@ class RecordingRules:
         self.agent = agent
         self.lock = threading.Lock()
         self.cfg = None               # the agent configuration the rule set comes from
-        self.rule_set = self.source = None
+        self.rule_set = None           # config.Plan of the rules; None: off
         self.counts = {"recordings": 0, "symptoms": 0, "skipped_batches": 0,
                        "discarded_records": 0, "errors": 0}
         self.last = None
         self._current()
 
     def _current(self):
-        """(rule set, its source) for the agent's configuration now; None: off."""
+        """The rules (config.Plan) of the agent's configuration now; None: off."""
         cfg = self.agent.cfg
         with self.lock:
             if cfg is self.cfg:
@@ -272,7 +275,7 @@ class RecordingRules:
                 self.cfg = cfg
                 return self.rule_set
             self.cfg = cfg
-            self.rule_set, self.source = found if found is not None else (None, None)
+            self.rule_set = found
             return self.rule_set
 
     def state(self) -> dict:
@@ -282,9 +285,8 @@ class RecordingRules:
             out = dict(self.counts)
             out["enabled"] = self.rule_set is not None
             if self.rule_set is not None:
-                out["rules"] = sorted(name for name, t in self.rule_set["rules"].items()
-                                      if t.get("enabled", True))
-                out["source"] = self.source
+                out["rules"] = sorted(self.rule_set.names())
+                out["source"] = self.rule_set.source
             out["last"] = self.last
         return out
 
@@ -294,7 +296,7 @@ class RecordingRules:
         if rule_set is None:
             return
         cfg = self.agent.cfg
-        st = RecordingRulesState(rec, rule_set, self.source,
+        st = RecordingRulesState(rec, rule_set,
                                  cfg.get(SECTION, "max_queue_mb") << 20,
                                  cfg.get("agent", "route_batch_bytes"))
         rec.extra["rules"] = st
