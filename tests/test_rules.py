@@ -532,3 +532,52 @@ def test_where_limits_a_rule_to_the_events_matching_a_condition(tmp_path):
     conf.write_text('[rules.hot-spot]\nwhere = {pid = "x"}\n')
     with pytest.raises(RulesValidationError, match=r"rules\.hot-spot\.where: condition: pid"):
         activate(load_config(str(conf)), source=str(conf))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 5), min_size=1, max_size=300), st.integers(1, 9))
+def test_hot_spot_ranks_the_paths_as_a_full_sort_would(choices, every):
+    """The hot-spot rule keeps its two most probed paths as counts grow; at
+    every check they are the two a stable sort of all paths gives (ties to
+    the path probed first)."""
+    from agent.rules.builtin import HotSpot
+    from agent.rules.primitives import Primitive
+
+    checked = []
+
+    class Checked(HotSpot):
+        def _check(self, now):
+            ranked = sorted(self.paths.items(), key=lambda kv: -kv[1][0])
+            want = [(path, e[0]) for path, e in ranked[:2]]
+            got = [(e[6], e[0]) for e in (self.first, self.second) if e is not None]
+            assert got == want
+            checked.append(len(got))
+            super()._check(now)
+
+    engine = activate({"rules": {}})
+    engine.add(Checked(engine, "hot", {"min_count": 1, "factor": 1, "check_every": every,
+                                       "score": 30, "discard": False, "discard_by": "process",
+                                       "min_share": 0.1}))
+    engine.feed(Primitive(i, i, "urn:p", 7, 7, "c", Kind.STAT, 0, b"/p%d" % c, "Stat")
+                for i, c in enumerate(choices))
+    engine.finish()
+    assert len(checked) == len(choices) // every + 1
+    counts = {c: choices.count(c) for c in set(choices)}
+    top = max(counts.values())
+    first_top = next(c for c in choices if counts[c] == top)     # probed first among the most
+    (rule,) = engine.rules
+    assert (rule.first[6], rule.first[0]) == (b"/p%d" % first_top, top)
+
+
+def test_hot_spot_sends_no_discard_naming_nothing():
+    """With min_count 1 the path is hot at its first probe, before any
+    process's probes are counted: no DISCARD (an empty pid list is not a
+    message the protocol takes), and the finding says why."""
+    events = probes(5, 10)
+    _engine, symptoms, _ = rules(events, {"hot-spot": {"min_count": 1, "factor": 1,
+                                                       "check_every": 1, "discard": True}})
+    (s,) = [s for s in symptoms if s.subject == "/etc/localtime"]
+    (spot,) = s.evidence
+    assert spot.evidence_count == 1                  # hot at its first probe
+    assert s.steering == [] and spot.steering == []
+    assert "not_discarded" in spot.data

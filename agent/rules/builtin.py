@@ -429,6 +429,11 @@ class Collision(Rule):
                       fs, score=self.params["score"], data={"processes": procs})
 
 
+def _ahead(a, b):
+    """Hot-spot entries: a more probed than b, or as much and probed first."""
+    return a[0] > b[0] or (a[0] == b[0] and a[5] < b[5])
+
+
 class HotSpot(Rule):
     """A path stat'ed or opened far more than any other; can DISCARD its probes."""
     description = "a path stat'ed or opened far more than any other (optionally DISCARDs its probes)"
@@ -453,8 +458,14 @@ class HotSpot(Rule):
                                      "its min_count/10-th probe on)"}}}
 
     def start(self):
-        # path -> [probes, first ts, last ts, [first idx...], {pid << 3 | kind: probes} or None]
+        # path -> [probes, first ts, last ts, [first idx...], {pid << 3 | kind: probes} or None,
+        #          order of first probe, path]
         self.paths = {}
+        # The two most probed paths' entries, kept as the counts grow (each
+        # probe adds one, so a path can only enter the two by passing the
+        # second): a check reads them instead of ranking every path.  Ties
+        # go to the path probed first.
+        self.first = self.second = None
         self.until_check = self.params["check_every"]     # probes before the next check
         self.hot = {}             # path -> simple finding
         # Who probes a path is counted once it has had this many probes: a
@@ -467,7 +478,8 @@ class HotSpot(Rule):
             return
         e = self.paths.get(path)
         if e is None:
-            self.paths[path] = [1, p.ts, p.ts, [p.idx], None]
+            e = self.paths[path] = [1, p.ts, p.ts, [p.idx], None, len(self.paths), path]
+            n = 1
         else:
             n = e[0] = e[0] + 1
             e[2] = p.ts
@@ -479,21 +491,35 @@ class HotSpot(Rule):
                 makers[key] = makers.get(key, 0) + 1
             elif n >= self.track_from:
                 e[4] = {p.pid << 3 | p.kind: 1}
+        if e is not self.first:
+            second = self.second
+            if second is None or n >= second[0]:
+                self._rank(e)
         self.until_check -= 1
         if not self.until_check:
             self.until_check = self.params["check_every"]
             self._check(p.ts)
 
-    def _check(self, now):
-        import heapq
+    def _rank(self, e):
+        """`e` (not the first) just got one more probe: it may pass the second, or the first."""
+        first, second = self.first, self.second
+        if e is not second:
+            if second is not None and not _ahead(e, second):
+                return
+            if first is not None and not _ahead(e, first):
+                self.second = e
+                return
+            self.first, self.second = e, first
+        elif _ahead(e, first):
+            self.first, self.second = e, first
 
+    def _check(self, now):
         pr = self.params
-        top = heapq.nlargest(2, self.paths.items(), key=lambda kv: kv[1][0])
-        if not top:
+        e = self.first
+        if e is None:
             return
-        path, e = top[0]
-        n = e[0]
-        runner_up = top[1][1][0] if len(top) > 1 else 0
+        path, n = e[6], e[0]
+        runner_up = self.second[0] if self.second is not None else 0
         if path in self.hot or n < pr["min_count"] or n < pr["factor"] * runner_up:
             return
         makers = {(key >> 3, key & 7): c for key, c in (e[4] or {}).items()}
@@ -502,15 +528,24 @@ class HotSpot(Rule):
                       evidence_count=n, data={"count": n, "runner_up": runner_up})
         self.hot[path] = f
         if pr["discard"]:
-            self.steer(f, self._discard(path, n, makers))
+            message = self._discard(path, n, makers)
+            if message is not None:
+                self.steer(f, message)
+            else:
+                f.data["not_discarded"] = ("no process made min_share of the probes "
+                                           "counted (from the path's min_count/10-th on)")
 
     def _discard(self, path, n, makers):
         kinds = sorted({Kind(k).name.lower() for (_pid, k) in makers})
+        if not kinds:           # no probe counted yet (min_count under 10): nothing to name
+            return None
         if self.params["discard_by"] == "path":
             what = {"path": text(path)}
         else:
             share = self.params["min_share"] * n
             pids = sorted({pid for (pid, _k), c in makers.items() if c >= share})
+            if not pids:        # a DISCARD of no process is no message: none is sent
+                return None
             what = {"pid": pids}
         return {"type": "DISCARD", "tw": ["now", "+inf"],
                 "cond": {"and": [what, {"kind": kinds}]}}
