@@ -2,6 +2,7 @@
 """Throughput of the rule engine, and its live overhead on the stat loop.
 
     python bench/bench_rules.py [--events 1000000] [--repeat 3] [--live-n 200000] [--no-live]
+                                [--per-rule] [--profile]
 
 Offline (no root needed): a synthetic build (agent.graph.synthetic.stream_job:
 shells forking compilers that read sources and headers, stat missing headers,
@@ -9,11 +10,15 @@ write objects) is written once to a journal; then, pinned to one core, the
 journal is read back
 
   read      journal -> events (decode only)
-  interp    journal -> events -> the graph's interpreter -> primitives (no rule)
+  interp    journal -> events -> the graph's interpreter (no rule: no
+            Primitive is built, since no rule reads any kind)
   rules     the same, through the default rule set (every built-in rule)
 
 and events/s of each is reported, best of --repeat.  The rules' own cost
-is rules - interp.
+(Primitives included) is rules - interp.  --per-rule: each built-in rule
+alone over the run's Primitives built once beforehand (µs per event of the
+run, its finish() included).  --profile: cProfile of the `rules` stage,
+the 25 functions of most own time.
 
 Live (root, BPF): tests/helpers/stat_loop.c stats one file --live-n times,
 under `batchflow record` without and with `--rules` (the default set, no
@@ -79,6 +84,50 @@ def offline(path, mode):
             "events_per_s": n / cpu, "symptoms": len(symptoms)}
 
 
+def per_rule(path, repeat):
+    """µs per event of each rule alone, over Primitives built once."""
+    from agent.capture.journal import read_journal
+    from agent.rules.config import activate, built_in_config, registered
+    from agent.rules.engine import Engine, Rule
+    from agent.rules.runner import RuleRunner
+
+    prims = []
+
+    class Keep(Rule):
+        def on_primitive(self, p):
+            prims.append(p)
+
+    engine = Engine()
+    engine.add(Keep(engine, "keep", {}))
+    jr = read_journal(path)
+    runner = RuleRunner(engine, jr.run)
+    runner.feed(jr.events)
+    runner.finish()
+    out = {}
+    for name in sorted(registered()) + [None]:
+        best = None
+        for _ in range(repeat):
+            eng = activate(built_in_config(), only=None if name is None else {name})
+            c0 = time.process_time()
+            eng.feed(prims)
+            eng.finish()
+            cpu = time.process_time() - c0
+            best = cpu if best is None else min(best, cpu)
+        out[name or "all"] = best / len(prims) * 1e6
+        print(f"  {name or 'all (over built Primitives)':<28} {out[name or 'all']:.2f} us/event",
+              file=sys.stderr)
+    return out
+
+
+def profile(path):
+    import cProfile
+    import pstats
+
+    prof = cProfile.Profile()
+    prof.runcall(offline, path, "rules")
+    pstats.Stats(prof, stream=sys.stderr).sort_stats("tottime").print_stats(25)
+
+
 def live(n, repeat):
     exe = os.path.join(tempfile.mkdtemp(prefix="bf-bench-rules-"), "stat_loop")
     subprocess.run(["cc", "-static", "-O1", "-o", exe,
@@ -122,6 +171,8 @@ def main():
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--live-n", type=int, default=200_000)
     ap.add_argument("--no-live", action="store_true")
+    ap.add_argument("--per-rule", action="store_true")
+    ap.add_argument("--profile", action="store_true")
     args = ap.parse_args()
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     results = {"events": args.events}
@@ -134,6 +185,10 @@ def main():
             r = results[mode]
             print(f"{mode:<7} {r['events']} events  {r['events_per_s']:>10,.0f} events/s (CPU)  "
                   f"wall {r['wall_s']:.2f}s  symptoms {r['symptoms']}", file=sys.stderr)
+        if args.per_rule:
+            results["per_rule_us"] = per_rule(path, args.repeat)
+        if args.profile:
+            profile(path)
     rules_cpu = results["rules"]["cpu_s"] - results["interp"]["cpu_s"]
     results["rules_only_events_per_s"] = args.events / rules_cpu if rules_cpu > 0 else None
     print(f"rules alone (rules - interp): {results['rules_only_events_per_s'] or 0:,.0f} events/s",

@@ -408,7 +408,12 @@ class Collision(Rule):
 
         first = {}
         writers = []
+        shared = {}               # path -> processes writing it: a collision needs two
+        for path, _proc in self.writes:
+            shared[path] = shared.get(path, 0) + 1
         for (path, proc), (idx, ts, comm) in self.writes.items():
+            if shared[path] < 2:
+                continue
             first[(path, proc)] = (idx, comm)
             writers.append(Writer(path, "run", proc, ts, self.ended.get(proc, self.last_ts),
                                   self._ancestors(proc), node=proc))

@@ -40,6 +40,7 @@ SIGHUP's new [rules] applies from the next recording on.
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
 import threading
@@ -155,7 +156,10 @@ class RecordingRulesState:
     def _start(self):
         from .runner import LiveRules
 
-        self.live = LiveRules(self.engine, self.rec.run, AgentSteering(self.controller),
+        # The rules' interpreter writes into its run at the end (counts it
+        # saw): a copy, so that the recording's run is the agent's alone.
+        self.live = LiveRules(self.engine, copy.copy(self.rec.run),
+                              AgentSteering(self.controller),
                               max_pending=self.max_pending, block=False)
 
     def filter(self, batch):
