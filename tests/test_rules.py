@@ -581,3 +581,36 @@ def test_hot_spot_sends_no_discard_naming_nothing():
     assert spot.evidence_count == 1                  # hot at its first probe
     assert s.steering == [] and spot.steering == []
     assert "not_discarded" in spot.data
+
+
+def test_live_rules_that_fall_behind_skip_batches_and_count_them():
+    """block=False (the resident agent): while the rules are max_pending
+    behind, a batch is skipped for them, counted, never waited for."""
+    import threading
+
+    from agent.events import encode_batch
+    from agent.rules.engine import Engine, Rule
+    from agent.rules.runner import LiveRules
+
+    go = threading.Event()
+
+    class Slow(Rule):
+        def start(self):
+            self.seen = 0
+
+        def on_primitive(self, p):
+            go.wait(60)
+            self.seen += 1
+
+    engine = Engine()
+    engine.add(Slow(engine, "slow", {}))
+    events, _m, _e = missing_tool()
+    batches = [encode_batch(events[i:i + 2]) for i in range(0, len(events), 2)]
+    live = LiveRules(engine, make_run(root_pid=50), max_pending=0, block=False)
+    for b in batches:                # the first is queued; the rules hold it, unread
+        live.feed_batch(b)
+    go.set()
+    live.finish()
+    assert live.skipped_batches == len(batches) - 1
+    assert live.skipped_bytes == sum(len(b) for b in batches[1:])
+    assert engine.rules[0].seen == engine.primitives == 2
