@@ -614,3 +614,39 @@ def test_live_rules_that_fall_behind_skip_batches_and_count_them():
     assert live.skipped_batches == len(batches) - 1
     assert live.skipped_bytes == sum(len(b) for b in batches[1:])
     assert engine.rules[0].seen == engine.primitives == 2
+
+
+def test_an_agent_recording_whose_rules_fail_goes_on_without_them(monkeypatch):
+    """The agent's batch filter (agent/rules/resident.py) runs in the drain
+    thread that serves every recording: a failure in it hands the batch on
+    whole, detaches the rules from that recording, and the findings say so."""
+    from agent.daemon import server
+    from agent.events import encode_batch
+    from agent.rules.config import plan
+    from agent.rules.resident import RecordingRulesState
+
+    class Rec:                           # what the consumer reads of a Recording
+        id, end_target = "t1", None
+
+        def __init__(self):
+            self.run = make_run(root_pid=50)
+            self.batch_filter = None
+
+    said = []
+    monkeypatch.setattr(server, "log", said.append)
+    rec = Rec()
+    st = RecordingRulesState(rec, plan(built_in_config()), 1 << 20, 1 << 20)
+    rec.batch_filter = st.filter
+    events, _m, _e = missing_tool()
+    first, second = encode_batch(events[:3]), encode_batch(events[3:])
+    assert st.filter(first) == first
+    st.live.wait_idle()
+
+    def broken(batch):
+        raise RuntimeError("rules bug")
+    monkeypatch.setattr(st.live, "feed_batch", broken)
+    assert st.filter(second) == second and rec.batch_filter is None
+    report = st.report(st.finish())
+    assert report["complete"] is False and "RuntimeError: rules bug" in report["error"]
+    assert report["events"] == 3 and report["symptoms"] == []
+    assert len(said) == 1 and "the recording goes on without them" in said[0]

@@ -47,6 +47,7 @@ import threading
 import time
 
 from ..daemon.config import Key, register_section
+from ..control.messages import REASON_DISCARD
 from ..errors import BatchflowError, ConfigError, ControlError
 
 SECTION = "rules"
@@ -152,6 +153,7 @@ class RecordingRulesState:
         self.live = None               # runner.LiveRules, from the first batch on
         self.merged = {}               # (rule, reason, where) -> its MISSING_EVENT in the run
         self.discarded = 0
+        self.failed = None             # why the batch filter gave up, if it did
 
     def _start(self):
         from .runner import LiveRules
@@ -164,16 +166,29 @@ class RecordingRulesState:
 
     def filter(self, batch):
         """rec.batch_filter (the drain thread): the steering first, then the
-        batch through the controller's filter, then to the rules."""
-        if self.live is None:
-            self._start()
-        live = self.live
-        live.apply_steering()
-        ctl = self.controller
-        if ctl.rules:
-            batch = self._through_filter(batch, ctl.clock())
-        live.feed_batch(batch)
-        return batch
+        batch through the controller's filter, then to the rules.  A failure
+        here must not stop the drain thread, which serves every recording:
+        the rules leave this recording (said in its findings), the batch
+        goes on whole."""
+        try:
+            if self.live is None:
+                self._start()
+            live = self.live
+            live.apply_steering()
+            ctl = self.controller
+            if ctl.rules:
+                out = self._through_filter(batch, ctl.clock())
+            else:
+                out = batch
+            live.feed_batch(out)
+            return out
+        except Exception as exc:
+            from ..daemon.server import log
+            self.failed = f"{type(exc).__name__}: {exc}"
+            self.rec.batch_filter = None
+            log(f"rules: recording {self.rec.id}: the rules stopped ({self.failed}); "
+                "the recording goes on without them")
+            return batch
 
     def _through_filter(self, batch, now):
         flt = self.controller.filter
@@ -204,7 +219,8 @@ class RecordingRulesState:
         for msg in protocol[start:]:
             if msg.get("type") != "MISSING_EVENT":
                 continue
-            self.discarded += msg["count"]
+            if msg["reason"] == REASON_DISCARD:
+                self.discarded += msg["count"]
             key = (msg.get("rule"), msg["reason"], msg["where"])
             prev = self.merged.get(key)
             if prev is None:
@@ -234,8 +250,11 @@ class RecordingRulesState:
         out = report_json(self.engine, symptoms, live.runner.event_base,
                           source=f"recording {self.rec.id} ({self.source})")
         out["run"] = live.runner.run_iri
-        out["complete"] = live.error is None and not live.skipped_batches
-        if live.error is not None:
+        out["complete"] = live.error is None and not live.skipped_batches and not self.failed
+        if self.failed:
+            out["error"] = f"the rules left the recording after a failure of their " \
+                           f"filter ({self.failed}); the findings cover the events before it"
+        elif live.error is not None:
             out["error"] = f"the rules stopped after an error ({live.error}); the findings " \
                            "cover the events before it"
         if live.skipped_batches:
