@@ -73,7 +73,9 @@ def test_the_agent_finds_a_missing_dependency_in_a_recording_it_serves(batchflow
         work.mkdir()
         proc = start_record(batchflow_cmd, agent, out, ["/bin/sh", "-c", tool], cwd=work,
                             env=dict(agent.env(), PATH=":".join(PATH_DIRS)))
-        finished(proc, 127)
+        err = finished(proc, 127)
+        assert f"the agent's rules: 1 symptoms (80.0 missing-dependency {tool}), added to " \
+            f"{out}" in err
         (rid,) = recording_ids(agent)
         js, ttl = findings_of(agent, rid)
         clean = tmp_path / "clean.ttl"      # a recording that must raise nothing
@@ -90,8 +92,11 @@ def test_the_agent_finds_a_missing_dependency_in_a_recording_it_serves(batchflow
     assert [(s["name"], s["subject"], s["score"]) for s in report["symptoms"]] == [
         ("missing-dependency", tool, 80.0)]
     assert json.loads(clean_js.read_text())["symptoms"] == []
-    # The findings name the events of the client's Turtle: one graph with it.
-    g = rdflib.Graph().parse(str(out), format="turtle").parse(str(ttl), format="turtle")
+    # `record` through the agent added the findings to its Turtle, as
+    # `record --rules` does standalone: they name the events of that file.
+    g = rdflib.Graph().parse(str(out), format="turtle")
+    assert len(g) == len(rdflib.Graph().parse(str(out), format="turtle")
+                         .parse(str(ttl), format="turtle"))
     (symptom,) = g.subjects(rdflib.RDF.type, BF.Symptom)
     evidence = set(g.objects(symptom, PROV.wasDerivedFrom))
     exits = [e for e in evidence if (e, rdflib.RDF.type, BF.ExitEvent) in g]
@@ -108,7 +113,7 @@ def test_the_agent_finds_a_missing_dependency_in_a_recording_it_serves(batchflow
 
 
 def discarded(run):
-    return sum(m["count"] for m in run.protocol if m["type"] == "MISSING_EVENT"
+    return sum(m["count"] for m in run.protocol if m.get("type") == "MISSING_EVENT"
                and m["reason"] == "discard" and m["where"] == "extension")
 
 
@@ -155,7 +160,7 @@ def test_the_hot_spot_discard_drops_records_of_its_recording_only(batchflow_cmd,
     assert n_discarded > 0 and len(hot_got) + n_discarded == hot_n, (len(hot_got), n_discarded)
     assert len(hot_got) >= 1000                    # the rule saw min_count probes first
     # the two overlapped: the calm loop statted the file while the DISCARD was in force
-    (window,) = [m["tw"] for m in hot_jr.run.protocol if m["type"] == "MISSING_EVENT"
+    (window,) = [m["tw"] for m in hot_jr.run.protocol if m.get("type") == "MISSING_EVENT"
                  and m["reason"] == "discard"][:1]
     assert calm_got[-1].ts > window[0]
     # the agent's own journals say the same (written before the client's)

@@ -51,6 +51,8 @@ from ..control.messages import REASON_DISCARD
 from ..errors import BatchflowError, ConfigError, ControlError
 
 SECTION = "rules"
+FINDINGS_KEY = "rules_findings"   # in the run's protocol: where the findings go
+WAIT_S = 120                      # how long a client waits for them at most
 TS_MAX = (1 << 64) - 1
 STEERING_TYPES = ("DISCARD", "FOCUS", "REMOVE_DISCARD", "REMOVE_FOCUS")
 
@@ -334,6 +336,10 @@ class RecordingRules:
             return
         # What the filter dropped since the last batch: in the run the client gets.
         st.final_report()
+        # Where the findings will be: the client (record through the agent)
+        # waits for them there and adds them to its Turtle (add_to_recording).
+        rec.run.protocol.append({"note": "the agent's rules write their findings beside "
+                                         "the journal", FINDINGS_KEY: findings_base(rec)})
         # The drain thread must not wait for the rules to catch up.  Not a
         # daemon thread: an agent stopping writes the findings first.
         threading.Thread(target=self._write, args=(rec, st), name=f"rules-{rec.id}").start()
@@ -342,8 +348,7 @@ class RecordingRules:
         from ..daemon.server import log
         from .output import findings_graph
 
-        base = rec.journal.path[:-len(".journal")] if rec.journal.path.endswith(".journal") \
-            else rec.journal.path
+        base = findings_base(rec)
         try:
             symptoms = st.finish()
             report = st.report(symptoms)
@@ -367,6 +372,54 @@ class RecordingRules:
             self.last = {"id": rec.id, "symptoms": len(symptoms), "at": time.time()}
         log(f"rules: recording {rec.id}: {len(symptoms)} symptoms{top} -> {base}.rules.json"
             + ("" if report["complete"] else " (incomplete)"))
+
+
+def findings_base(rec) -> str:
+    """The findings' path less its suffix (.rules.json, .rules.ttl): the journal's."""
+    path = rec.journal.path
+    return path[:-len(".journal")] if path.endswith(".journal") else path
+
+
+def add_to_recording(run, output, quiet, wait_s=WAIT_S):
+    """`batchflow record` through the agent: when the agent's rules ran on
+    the recording (its run says where their findings go), waits for them
+    and appends them to the Turtle written, as `record --rules` does
+    standalone.  Returns the report (a dict) or None."""
+    import sys
+
+    from ..output_files import resolve_target
+    from .output import append_turtle
+
+    base = next((m[FINDINGS_KEY] for m in getattr(run, "protocol", None) or ()
+                 if isinstance(m, dict) and FINDINGS_KEY in m), None)
+    if base is None:
+        return None
+    js, ttl = base + ".rules.json", base + ".rules.ttl"
+    give_up = time.monotonic() + wait_s
+    while not (os.path.exists(js) and os.path.exists(ttl)):
+        if time.monotonic() > give_up:
+            print(f"batchflow: the agent's rules have not written their findings yet: "
+                  f"they will be in {js} and {ttl}", file=sys.stderr)
+            return None
+        time.sleep(0.05)
+    import rdflib
+    with open(js, "rb") as fh:
+        report = json.load(fh)
+    target, kind = resolve_target(output) if output not in (None, "-") else (None, None)
+    if kind == "file":
+        append_turtle(target, rdflib.Graph().parse(ttl, format="turtle"))
+        where = f"added to {output}"
+    else:
+        where = f"in {ttl}"
+    if not quiet:
+        symptoms = report["symptoms"]
+        top = "; ".join(f"{s['score']:.1f} {s['name']} {s['subject']}" for s in symptoms[:3])
+        print(f"batchflow: the agent's rules: {len(symptoms)} symptoms"
+              + (f" ({top})" if top else "") + f", {where}"
+              + ("" if report.get("complete") else
+                 f"; INCOMPLETE: {report.get('error') or report.get('skipped')}"),
+              file=sys.stderr)
+    return report
 
 
 def _write_private(path, data, uid):
