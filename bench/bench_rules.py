@@ -2,7 +2,7 @@
 """Throughput of the rule engine, and its live overhead on the stat loop.
 
     python bench/bench_rules.py [--events 1000000] [--repeat 3] [--live-n 200000] [--no-live]
-                                [--per-rule] [--profile]
+                                [--per-rule] [--profile] [--agent-live 0]
 
 Offline (no root needed): a synthetic build (agent.graph.synthetic.stream_job:
 shells forking compilers that read sources and headers, stat missing headers,
@@ -24,6 +24,13 @@ Live (root, BPF): tests/helpers/stat_loop.c stats one file --live-n times,
 under `batchflow record` without and with `--rules` (the default set, no
 steering), best of --repeat; reports the loop's wall time ratio and the
 events captured (which must be equal: rules never drop events).
+
+--agent-live N (root, BPF): the same loop of N stats recorded through a
+resident agent started for the bench (tmp socket and state directory),
+once with [rules] off and once with `enabled = true` (the built-in set),
+best of --repeat each: the wall time ratio, the stat events in each
+Turtle (equal: the agent's rules drop nothing unless a DISCARD says so)
+and the findings the client added.
 
 Nothing here is a pass/fail test; the machine is shared, so the best run is
 the one least disturbed.
@@ -165,6 +172,59 @@ def live(n, repeat):
     return out
 
 
+def agent_live(n, repeat):
+    import signal
+
+    base = tempfile.mkdtemp(prefix="bf-bench-rules-agent-")
+    exe = os.path.join(base, "stat_loop")
+    subprocess.run(["cc", "-static", "-O1", "-o", exe,
+                    os.path.join(ROOT, "tests", "helpers", "stat_loop.c")], check=True)
+    target = os.path.join(base, "target")
+    open(target, "w").close()
+    out = {}
+    try:
+        for label, table in (("rules off", ""), ("rules on", "[rules]\nenabled = true\n")):
+            d = os.path.join(base, label.replace(" ", "-"))
+            os.makedirs(os.path.join(d, "run"))
+            conf, sock = os.path.join(d, "agent.toml"), os.path.join(d, "run", "agent.sock")
+            with open(conf, "w") as f:
+                f.write(f'[agent]\nstate_dir = "{d}/state"\nallowed_group = ""\n{table}')
+            log = open(os.path.join(d, "agent.log"), "w+")
+            agent = subprocess.Popen([sys.executable, "-m", "agent", "agent", "--config", conf,
+                                      "--socket", sock], cwd=ROOT, stdout=log, stderr=log)
+            try:
+                while not os.path.exists(sock):
+                    if agent.poll() is not None:
+                        log.seek(0)
+                        raise SystemExit(f"the agent did not start: {log.read()}")
+                    time.sleep(0.1)
+                best = None
+                for _ in range(repeat):
+                    ttl = os.path.join(d, "out.ttl")
+                    t0 = time.perf_counter()
+                    r = subprocess.run([sys.executable, "-m", "agent", "record", "--agent", sock,
+                                        "-o", ttl, "--", exe, target, str(n)], cwd=ROOT,
+                                       capture_output=True, text=True)
+                    wall = time.perf_counter() - t0
+                    if r.returncode != 0:
+                        raise SystemExit(r.stderr)
+                    with open(ttl) as f:
+                        text = f.read()
+                    row = {"wall_s": wall, "stat_events": text.count("a bf:StatEvent"),
+                           "symptoms": text.count("a bf:Symptom")}
+                    if best is None or wall < best["wall_s"]:
+                        best = row
+                out[label] = best
+            finally:
+                agent.send_signal(signal.SIGTERM)
+                agent.wait(60)
+                log.close()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    out["ratio"] = out["rules on"]["wall_s"] / out["rules off"]["wall_s"]
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=1_000_000)
@@ -173,6 +233,7 @@ def main():
     ap.add_argument("--no-live", action="store_true")
     ap.add_argument("--per-rule", action="store_true")
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--agent-live", type=int, default=0, metavar="N")
     args = ap.parse_args()
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     results = {"events": args.events}
@@ -200,6 +261,12 @@ def main():
               f"record --rules {lv['record --rules']['wall_s']:.2f}s, ratio {lv['ratio']:.2f}; "
               f"stat events {lv['record']['stat_events']} / {lv['record --rules']['stat_events']}",
               file=sys.stderr)
+    if args.agent_live:
+        results["agent_live"] = al = agent_live(args.agent_live, args.repeat)
+        print(f"agent stat loop x{args.agent_live}: rules off {al['rules off']['wall_s']:.2f}s, "
+              f"rules on {al['rules on']['wall_s']:.2f}s, ratio {al['ratio']:.2f}; stat events "
+              f"{al['rules off']['stat_events']} / {al['rules on']['stat_events']}; symptoms "
+              f"added {al['rules on']['symptoms']}", file=sys.stderr)
     print(json.dumps(results, indent=1))
 
 
