@@ -321,9 +321,17 @@ class RecordingRules:
         if rule_set is None:
             return
         cfg = self.agent.cfg
-        st = RecordingRulesState(rec, rule_set,
-                                 cfg.get(SECTION, "max_queue_mb") << 20,
-                                 cfg.get("agent", "route_batch_bytes"))
+        try:
+            st = RecordingRulesState(rec, rule_set,
+                                     cfg.get(SECTION, "max_queue_mb") << 20,
+                                     cfg.get("agent", "route_batch_bytes"))
+        except Exception as exc:     # this recording goes without rules; the next tries again
+            from ..daemon.server import log
+            with self.lock:
+                self.counts["errors"] += 1
+            log(f"rules: recording {rec.id}: the rules could not start: "
+                f"{type(exc).__name__}: {exc}")
+            return
         rec.extra["rules"] = st
         rec.batch_filter = st.filter
 
@@ -353,15 +361,22 @@ class RecordingRules:
             symptoms = st.finish()
             report = st.report(symptoms)
             graph = findings_graph(symptoms, st.live.runner.run_iri, st.live.runner.event_base)
-            _write_private(base + ".rules.json",
-                           (json.dumps(report, indent=1) + "\n").encode(), rec.owner_uid)
+            # the JSON last: a client waits for it (add_to_recording)
             _write_private(base + ".rules.ttl", graph.serialize(format="turtle").encode(),
                            rec.owner_uid)
+            _write_private(base + ".rules.json",
+                           (json.dumps(report, indent=1) + "\n").encode(), rec.owner_uid)
         except Exception as exc:
+            why = f"{type(exc).__name__}: {exc}"
             with self.lock:
                 self.counts["errors"] += 1
-            log(f"rules: recording {rec.id}: findings not written: "
-                f"{type(exc).__name__}: {exc}")
+            log(f"rules: recording {rec.id}: findings not written: {why}")
+            try:               # what a waiting client reads instead
+                _write_private(base + ".rules.json", (json.dumps(
+                    {"failed": f"the agent could not write the findings: {why}"}) + "\n")
+                    .encode(), rec.owner_uid)
+            except Exception:
+                pass
             return
         top = f" (top: {symptoms[0].name} {symptoms[0].score})" if symptoms else ""
         with self.lock:
@@ -396,7 +411,7 @@ def add_to_recording(run, output, quiet, wait_s=WAIT_S):
         return None
     js, ttl = base + ".rules.json", base + ".rules.ttl"
     give_up = time.monotonic() + wait_s
-    while not (os.path.exists(js) and os.path.exists(ttl)):
+    while not os.path.exists(js):          # written last, or alone when the agent failed
         if time.monotonic() > give_up:
             print(f"batchflow: the agent's rules have not written their findings yet: "
                   f"they will be in {js} and {ttl}", file=sys.stderr)
@@ -405,6 +420,9 @@ def add_to_recording(run, output, quiet, wait_s=WAIT_S):
     import rdflib
     with open(js, "rb") as fh:
         report = json.load(fh)
+    if "failed" in report:
+        print(f"batchflow: WARNING: {report['failed']}", file=sys.stderr)
+        return None
     target, kind = resolve_target(output) if output not in (None, "-") else (None, None)
     if kind == "file":
         append_turtle(target, rdflib.Graph().parse(ttl, format="turtle"))
