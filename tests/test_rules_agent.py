@@ -134,11 +134,11 @@ def test_the_hot_spot_discard_drops_records_of_its_recording_only(batchflow_cmd,
     try:
         # Both stat the same file at once: the busy one (100 rounds of 500,
         # 10 ms apart) is a hot spot and DISCARDs {path: target}; the calm one
-        # (90 rounds of 10) stays below min_count, and its rules send nothing.
+        # (90 rounds of 10, 20 ms apart) stays below min_count, and its rules send nothing.
         hot = start_record(batchflow_cmd, agent, tmp_path / "hot.ttl",
                            [str(exe), str(target), str(hot_n), "500", "10000"], env=agent.env())
         calm = start_record(batchflow_cmd, agent, tmp_path / "calm.ttl",
-                            [str(exe), str(target), str(calm_n), "10", "10000"], env=agent.env())
+                            [str(exe), str(target), str(calm_n), "10", "20000"], env=agent.env())
         finished(hot)
         finished(calm)
         rids = recording_ids(agent)
