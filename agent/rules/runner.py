@@ -13,7 +13,7 @@ import threading
 
 from ..errors import InputFormatError
 from ..events import decode_batch
-from ..inputs import sniff
+from ..inputs import open_events, sniff
 from .primitives import EventSource, read_turtle
 
 FORMATS = ("auto", "journal", "turtle", "strace")
@@ -48,25 +48,14 @@ def run_offline(path, engine, fmt="auto", host=None):
         run_iri, base, prims = read_turtle(path)
         engine.feed(prims)
         return engine.finish(), run_iri, base, notes
-    if fmt == "journal":
-        from ..capture.journal import read_journal
-
-        jr = read_journal(path)
-        runner = RuleRunner(engine, jr.run)
-        runner.feed(jr.events)
+    if fmt in ("journal", "strace"):
+        rec = open_events(path, fmt, host=host)
+        runner = RuleRunner(engine, rec.run)
+        runner.feed(rec.events)
         symptoms = runner.finish()
-        notes.extend(jr.notes)
-        return symptoms, runner.run_iri, runner.event_base, notes
-    if fmt == "strace":
-        from ..strace import StraceImport
-
-        imp = StraceImport([path], host=host)
-        imp.sniff()
-        runner = RuleRunner(engine, imp.run)
-        runner.feed(imp.events())
-        symptoms = runner.finish()
-        if imp.stats.unparsed:
-            notes.append(f"{imp.stats.unparsed} lines of the log were not understood")
+        notes.extend(rec.notes)
+        if rec.unparsed:
+            notes.append(f"{rec.unparsed} lines of the log were not understood")
         return symptoms, runner.run_iri, runner.event_base, notes
     raise InputFormatError(f"unknown input format {fmt!r} (one of {', '.join(FORMATS)})")
 
