@@ -252,6 +252,8 @@ def record_with_agent(conn, args, command, scope) -> int:
     finally:
         conn.close()
     report(run, counts, args.output, args.quiet)
+    from ..rules.resident import add_to_recording
+    add_to_recording(run, args.output, args.quiet)       # when the agent ran rules
     return run.exit_status if run.exit_status is not None else 0
 
 
