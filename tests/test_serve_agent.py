@@ -703,3 +703,57 @@ def test_the_agent_killed_under_a_live_run(tmp_path):
         if server is not None:
             server.stop()
         agent.stop()
+
+
+@bpf
+def test_the_page_api_steers_an_agents_recording_through_its_rules(tmp_path):
+    """With [rules] on, a recording of the agent has a controller: a DISCARD POSTed to
+    the server reaches it through the agent's socket, with the controller's reply; the
+    files opened after it are in neither the Turtle nor the served graph."""
+    agent = AgentProcess(tmp_path / "agent", extra_config="[rules]\nenabled = true\n").start()
+    server = rec = None
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    go = tmp_path / "go"
+    script = (f'while [ ! -e "{go}" ]; do cat "{probe}/before" > /dev/null 2>&1; sleep 0.05; '
+              f'done; for i in 1 2 3 4 5; do cat "{probe}/after-$i" > /dev/null 2>&1; done; exit 0')
+    try:
+        server, _ = start_serve(tmp_path, agent, extra=["--user", "root"])
+        out = tmp_path / "steered.ttl"
+        rec = record_through(agent, out, ["sh", "-c", script])
+        run = wait_for(lambda: [r for r in agent_runs(server) if r["steerable"]],
+                       what="a steerable run")[0]
+        rid = run["id"]
+        post = lambda body: server.request(f"/api/runs/{rid}/control", method="POST",  # noqa
+                                           body=json.dumps(body).encode())
+        status, reply = post({"type": "STATUS"})
+        assert status == 400 and reply["ok"] is False and "STATUS" in reply["error"], reply
+        msg = {"type": "DISCARD", "tw": ["now", "+inf"],
+               "cond": {"path_prefix": f"{probe}/after-"}}
+        status, reply = post(msg)
+        assert status == 200 and reply["ok"] is True, reply
+        go.write_text("")
+        _, err = rec.communicate(timeout=120)
+        assert rec.returncode == 0, err
+        wait_for(lambda: not agent_runs(server)[0]["live"], what="the run to end")
+        status, reply = post(msg)
+        assert status == 409                                 # ended: nothing to steer
+        delta = server.request(f"/api/runs/{rid}/graph?since=0")[1]
+        served_paths = {n["path"] for n in delta["nodes"] if n["type"] == "File"}
+        g = graph_of_turtle(open(out, "rb"), str(out))
+        paths = {n["path"] for n in g.nodes_of("File")}
+        for ps in (served_paths, paths):
+            assert f"{probe}/before" in ps
+            assert [p for p in ps if p.startswith(f"{probe}/after-")] == []
+        commands = [n["command"] for n in g.nodes_of("Process")]
+        assert sum(1 for c in commands if c and c.startswith(f"cat {probe}/after-")) == 5
+        discards = [m for m in g.get(g.run_id)["protocol"]
+                    if m["type"] == "MissingEvent" and m.get("missingReason") == "discard"]
+        assert discards and all(str(probe) in m["condition"] for m in discards)
+    finally:
+        if rec is not None and rec.poll() is None:
+            rec.kill()
+            rec.wait()
+        if server is not None:
+            server.stop()
+        agent.stop()

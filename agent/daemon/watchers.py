@@ -9,8 +9,8 @@ Three requests (docs/agent.md, "Socket protocol"):
   watch    one recording's journal, from byte OFFSET (0: its start) up to
            now, then live as the agent writes it, then a `watch_end`
   control  a control message for one recording, answered by the control
-           path that recording has (a callable in `rec.extra["control"]`,
-           set by whoever wires steering into the agent), else refused
+           path that recording has: its rules' controller ([rules] enabled),
+           or a callable a plug-in put in `rec.extra["control"]`; else refused
 
 Why the journal and not a queue of batches: the journal is the recording's
 history log, already written by the drain thread for every batch, so a
@@ -37,6 +37,7 @@ from . import config, protocol
 OPS = (protocol.LIST, protocol.WATCH, protocol.CONTROL)
 CHUNK = 256 << 10        # journal bytes per frame
 IDLE_WAKE_S = 0.25       # a watcher re-checks the end at least this often
+CONTROL_WAIT_S = 5.0     # how long a control request waits for the drain thread to apply it
 
 RECENT_MAX = 64          # ended recordings kept watchable at most
 
@@ -61,6 +62,38 @@ def of(agent) -> "Watchers":
         if w is None:
             w = agent.watchers = Watchers(agent)
         return w
+
+
+def control_path(rec):
+    """The callable that applies a control message to `rec` and returns its reply,
+    or None: `rec.extra["control"]` when a plug-in set one, else the recording's
+    rules' controller (agent/rules/resident.py: [rules] enabled)."""
+    handler = rec.extra.get("control")
+    if handler is not None:
+        return handler
+    rules = rec.extra.get("rules")
+    if rules is None or rec.batch_filter is None:      # no rules, or they stopped
+        return None
+    return lambda msg: through_rules(rules, msg)
+
+
+def through_rules(rules, msg, wait_s=CONTROL_WAIT_S) -> dict:
+    """A message for a recording's controller, which only the drain thread touches:
+    queued where the rules queue their own steering, applied before the recording's
+    next batch; the reply is the controller's, as the control socket gives it."""
+    live = rules.live
+    if live is None:
+        return {"ok": False, "error": "the recording's rules have not started (no batch "
+                                      "yet): try again"}
+    reply = rules.engine.steer_to(dict(msg))          # (LiveRules queues it)
+    deadline = time.monotonic() + wait_s
+    while "queued" in reply and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if "queued" in reply:
+        return {"ok": True, "queued": True,
+                "note": f"not applied within {wait_s:g} s (the recording made no batch): "
+                        "it applies before its next batch"}
+    return dict(reply)
 
 
 class Refused(Exception):
@@ -164,7 +197,7 @@ class Watchers:
                         "command": run.command, "pid": run.root_pid,
                         "start_wall_ns": run.start_wall_ns, "journal_bytes": r.journal.bytes,
                         "ending": r.end_target is not None, "ended": r.ended.is_set(),
-                        "steerable": r.extra.get("control") is not None})
+                        "steerable": control_path(r) is not None and not r.ended.is_set()})
         return out
 
     def control(self, req, uid) -> dict:
@@ -172,10 +205,12 @@ class Watchers:
         msg = req.get("message")
         if not isinstance(msg, dict):
             return {"ok": False, "error": "a control message is a map"}
-        handler = rec.extra.get("control")
+        if rec.ended.is_set():
+            return {"ok": False, "error": f"recording {rec.id} has ended"}
+        handler = control_path(rec)
         if handler is None:
             return {"ok": False, "error": f"recording {rec.id} takes no control messages "
-                                          "(the agent steers none of its recordings yet)"}
+                                          "(the agent's [rules] are off for it)"}
         return handler(msg)
 
     def watch(self, conn, req, uid):
