@@ -349,6 +349,10 @@ def test_a_watch_request_is_checked(agent, tmp_path):
     assert reply["op"] == protocol.ERROR and "string" in reply["error"]
     w = RawWatcher(agent.socket)
     assert w.ask(protocol.LIST) == {"op": protocol.RECORDINGS, "recordings": []}
+    for offset in (-1, "0", True):
+        w = RawWatcher(agent.socket)
+        reply = w.ask(protocol.WATCH, id="x", offset=offset)
+        assert reply["op"] == protocol.ERROR and "offset" in reply["error"], reply
     w = RawWatcher(agent.socket)
     reply = w.ask(protocol.CONTROL, id="no-such-run", message={"type": "DISCARD"})
     assert reply["op"] == protocol.ERROR
