@@ -18,10 +18,12 @@ watcher costs the recording nothing but a wake-up; each watcher's thread
 reads the file at its own pace, one chunk in memory at a time, whatever
 its lag.  It reads only up to `journal.bytes` (objects wholly written: the
 writer cuts a failed write back), so it never sends half an object.  A
-watcher that takes nothing for [watch] stall_s seconds is dropped (counted); the
-server reconnects with the offset it reached (a resync that loses nothing
-while the recording runs).  Neither the recording nor its client ever
-waits for a watcher.
+watcher that takes nothing for [watch] stall_s seconds is dropped (counted);
+the server reconnects with the offset it reached (a resync that loses
+nothing).  An ended recording stays listed and watchable for [watch]
+keep_ended_s, its journal held open, so a job shorter than a server's
+look-up is seen too.  Neither the recording nor its client ever waits for
+a watcher.
 """
 from __future__ import annotations
 
