@@ -761,3 +761,46 @@ def test_the_page_api_steers_an_agents_recording_through_its_rules(tmp_path):
         if server is not None:
             server.stop()
         agent.stop()
+
+
+def test_a_long_running_server_keeps_a_bounded_number_of_ended_agent_runs(monkeypatch):
+    """Each look-up at the agent adds the new recordings; of the ended ones only the
+    last ENDED_KEPT stay served (the live ones always), so memory stays bounded."""
+    import asyncio
+
+    from agent.serve import agentlink
+    from agent.serve.hub import Hub
+    from agent.serve.sources import Source
+
+    class FakeTail(agentlink.AgentTail, Source):
+        def __init__(self, path, info):
+            Source.__init__(self, info["id"])
+            self.rid, self.ended_now = info["id"], info["ended"]
+            self.lost = None
+
+        @property
+        def live(self):
+            return not self.ended_now
+
+    listing = []
+    monkeypatch.setattr(agentlink, "list_recordings", lambda path: list(listing))
+    monkeypatch.setattr(agentlink, "AgentTail", FakeTail)
+    kept = agentlink.ENDED_KEPT
+    total = 3 * kept             # two thirds of them end: twice as many as are kept
+    runs = agentlink.AgentRuns("/nonexistent.sock")
+
+    async def scenario():
+        hub = Hub([])
+        for i in range(total):
+            listing[:] = [{"id": f"r{i}", "ended": i % 3 != 0}]
+            await runs.poll(hub)
+        return hub
+
+    hub = asyncio.run(scenario())
+    ids = list(hub.runs)
+    ended = [r for r in ids if not hub.runs[r].live]
+    live = [r for r in ids if hub.runs[r].live]
+    assert len(ended) == kept
+    assert live == [f"r{i}" for i in range(total) if i % 3 == 0]
+    # the newest ended ones are those kept
+    assert ended == [f"r{i}" for i in range(total) if i % 3 != 0][-kept:]
