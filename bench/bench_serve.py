@@ -244,8 +244,9 @@ def start_serve(sock, tmp, nice=10):
 
 
 def raw_watcher(sock, got):
-    """A watcher that only reads: the first recording the agent lists, to its end
-    (what the agent's side of watching costs, without a server's interpreting)."""
+    """A watcher that only reads: the first recording the agent lists, its journal
+    through the descriptor the agent hands over, to the end (what watching costs the
+    agent and the recording, without a server's interpreting)."""
     from agent.daemon import protocol
     from agent.daemon.client import AgentConnection
     while True:
@@ -257,14 +258,25 @@ def raw_watcher(sock, got):
         time.sleep(0.01)
     conn = AgentConnection(sock)
     conn.send(protocol.message(protocol.WATCH, id=recs[0]["id"]))
+    _data, fds, _flags, _addr = socket.recv_fds(conn.sock, 1 << 16, 1)
+    conn.sock.setblocking(False)
+    offset, end = 0, None
     while True:
-        msg = conn.recv()
-        if isinstance(msg, bytes):
-            got[0] += len(msg)
-        elif msg.get("op") == protocol.WATCH_END:
-            got[1] = msg["bytes"]
-            conn.close()
-            return
+        chunk = os.pread(fds[0], 1 << 20, offset)
+        offset += len(chunk)
+        if chunk:
+            continue
+        if end is not None:
+            break
+        try:
+            frame = conn.sock.recv(1 << 16)
+        except BlockingIOError:
+            time.sleep(0.01)
+            continue
+        end = protocol.unpack(frame[4:])["bytes"] if frame else -1
+    os.close(fds[0])
+    conn.close()
+    got[0], got[1] = offset, end
 
 
 MODES = ("without", "raw watcher", "serve")

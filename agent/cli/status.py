@@ -69,8 +69,7 @@ def render(st) -> str:
         lines.append(_store_lines(store))
     w = st.get("watchers")
     if w is not None:          # batchflow serve following recordings (daemon/watchers.py)
-        lines.append(f"watchers (serve): {w['active']} now, {w['served']} since start, "
-                     f"{w['dropped']} dropped for not reading, {w['bytes_sent']} bytes sent")
+        lines.append(f"watchers (serve): {w['active']} now, {w['served']} since start")
     return "\n".join(lines)
 
 

@@ -39,7 +39,7 @@ def pack(obj) -> bytes:
     return _LEN.pack(len(body)) + body
 
 
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
+def recv_exact(sock: socket.socket, n: int) -> bytes:
     parts, got = [], 0
     while got < n:
         chunk = sock.recv(min(n - got, 1 << 20))
@@ -54,10 +54,10 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes:
 
 def recv(sock: socket.socket, max_bytes: int = 1 << 30):
     """The next object from `sock`; EOFError when the peer closed cleanly."""
-    (n,) = _LEN.unpack(_recv_exact(sock, _LEN.size))
+    (n,) = _LEN.unpack(recv_exact(sock, _LEN.size))
     if n > max_bytes:
         raise ProtocolError(f"a frame of {n} bytes exceeds the limit of {max_bytes}")
-    return unpack(_recv_exact(sock, n) if n else b"")
+    return unpack(recv_exact(sock, n) if n else b"")
 
 
 def unpack(body: bytes):

@@ -6,24 +6,23 @@ Three requests (docs/agent.md, "Socket protocol"):
 
   list     the recordings the asker may watch: all for root, else its own
            uid's (SO_PEERCRED, as for `stop`)
-  watch    one recording's journal, from byte OFFSET (0: its start) up to
-           now, then live as the agent writes it, then a `watch_end`
+  watch    one recording: the agent hands over a read-only descriptor of
+           its journal (SCM_RIGHTS) and, once the recording has ended (its
+           trailer written), says `watch_end`
   control  a control message for one recording, answered by the control
            path that recording has: its rules' controller ([rules] enabled),
            or a callable a plug-in put in `rec.extra["control"]`; else refused
 
-Why the journal and not a queue of batches: the journal is the recording's
-history log, already written by the drain thread for every batch, so a
-watcher costs the recording nothing but a wake-up; each watcher's thread
-reads the file at its own pace, one chunk in memory at a time, whatever
-its lag.  It reads only up to `journal.bytes` (objects wholly written: the
-writer cuts a failed write back), so it never sends half an object.  A
-watcher that takes nothing for [watch] stall_s seconds is dropped (counted);
-the server reconnects with the offset it reached (a resync that loses
-nothing).  An ended recording stays listed and watchable for [watch]
-keep_ended_s, its journal held open, so a job shorter than a server's
-look-up is seen too.  Neither the recording nor its client ever waits for
-a watcher.
+Why a descriptor of the journal and not the batches: the journal is the
+recording's history log, written by the drain thread for every batch
+anyway, so a watcher reads the recording from its first byte and then as
+it grows, at its own pace, in its own process; the agent does nothing per
+batch for it (a thread per watcher sleeps until the recording ends), so a
+slow or stalled watcher can neither slow the recording nor hold memory in
+the agent.  The owner of a recording may read its journal anyway (it is
+chowned to them).  An ended recording stays listed and watchable for
+[watch] keep_ended_s, its journal held open, so a job shorter than a
+server's look-up is seen too.
 """
 from __future__ import annotations
 
@@ -37,16 +36,12 @@ import time
 from . import config, protocol
 
 OPS = (protocol.LIST, protocol.WATCH, protocol.CONTROL)
-CHUNK = 256 << 10        # journal bytes per frame
-IDLE_WAKE_S = 0.25       # a watcher re-checks the end at least this often
+GONE_CHECK_S = 1.0       # how often a watch thread checks whether its watcher left
 CONTROL_WAIT_S = 5.0     # how long a control request waits for the drain thread to apply it
 
 RECENT_MAX = 64          # ended recordings kept watchable at most
 
 config.register_section("watch", {
-    "stall_s": config.Key(float, 30.0, "a watcher (batchflow serve) that takes nothing for "
-                                       "this many seconds is dropped; it resumes from where "
-                                       "it was", lambda v: None if v > 0 else "must be positive"),
     "keep_ended_s": config.Key(float, 60.0, "an ended recording stays listed and watchable "
                                             "this long (its journal held open), so a job "
                                             "shorter than a server's look-up is still seen",
@@ -105,11 +100,9 @@ class Refused(Exception):
 class Watchers:
     def __init__(self, agent):
         self.agent = agent
-        self._cv = threading.Condition()
+        self._lock = threading.Lock()      # the counters
         self.active = 0
         self.served = 0          # watch connections accepted, since the agent started
-        self.dropped = 0         # watchers dropped for not reading
-        self.bytes_sent = 0
         # id -> (recording, fd of its journal, when it ended): recently ended
         # recordings, under the agent's lock
         self.recent = collections.OrderedDict()
@@ -121,9 +114,7 @@ class Watchers:
         pass
 
     def batch(self, rec, data):
-        if self.active:          # nothing at all on the drain thread when nobody watches
-            with self._cv:
-                self._cv.notify_all()
+        pass                     # watchers read the journal themselves
 
     def ended(self, rec):
         # The drain thread, the agent's lock held: the journal is closed (its
@@ -137,8 +128,6 @@ class Watchers:
             if fd is not None:
                 self.recent[rec.id] = (rec, fd, time.monotonic())
             self._prune()
-        with self._cv:
-            self._cv.notify_all()
 
     def _prune(self):
         """Forgets ended recordings past keep_ended_s or RECENT_MAX (the lock held)."""
@@ -152,8 +141,7 @@ class Watchers:
             os.close(fd)
 
     def state(self) -> dict:
-        return {"active": self.active, "served": self.served, "dropped": self.dropped,
-                "bytes_sent": self.bytes_sent}
+        return {"active": self.active, "served": self.served}
 
     # ---- requests ----
     def serve(self, conn, req, uid):
@@ -216,15 +204,12 @@ class Watchers:
         return handler(msg)
 
     def watch(self, conn, req, uid):
-        offset = req.get("offset", 0)
-        if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
-            raise Refused("offset must be a non-negative integer")
         rid = req.get("id")
         rec = self._find(rid, uid)
         with self.agent.lock:
             # Under the lock the drain thread cannot finish the recording, so
             # its journal still has its name (an unkept one is unlinked then);
-            # an ended one is read through the descriptor kept for it.
+            # an ended one is handed through the descriptor kept for it.
             kept = self.recent.get(rec.id)
             try:
                 if kept is not None:
@@ -236,64 +221,31 @@ class Watchers:
             except OSError as exc:
                 raise Refused(f"cannot read the journal of {rid}: {exc.strerror}") from None
         try:
-            if offset > rec.journal.bytes:
-                raise Refused(f"offset {offset} is beyond the journal ({rec.journal.bytes} bytes)")
-            conn.sendall(protocol.pack(protocol.message(
-                protocol.WATCHING, id=rec.id, offset=offset, uid=rec.owner_uid)))
-            with self._cv:
-                self.active += 1
-                self.served += 1
-            try:
-                self._follow(conn, rec, fd, offset)
-            finally:
-                with self._cv:
-                    self.active -= 1
+            socket.send_fds(conn, [protocol.pack(protocol.message(
+                protocol.WATCHING, id=rec.id, uid=rec.owner_uid))], [fd])
         finally:
             os.close(fd)
+        with self._lock:
+            self.active += 1
+            self.served += 1
+        try:
+            self._until_end(conn, rec)
+        finally:
+            with self._lock:
+                self.active -= 1
 
-    def _follow(self, conn, rec, fd, sent):
-        stall_s = self.agent.cfg.get("watch", "stall_s")
-        conn.settimeout(stall_s)
+    def _until_end(self, conn, rec):
+        """Sleeps until the recording has ended, then says so; returns early when
+        the watcher leaves (it sends nothing after its request: anything readable
+        is its end)."""
         gone = select.poll()
         gone.register(conn, select.POLLIN | select.POLLHUP | select.POLLERR)
-        while True:
-            with self._cv:
-                # ended first: once it is set, `bytes` is final (trailer included)
-                ended = rec.ended.is_set()
-                limit = rec.journal.bytes
-                if sent >= limit and not ended:
-                    self._cv.wait(IDLE_WAKE_S)
-                    idle = True
-                else:
-                    idle = False
-            if idle:
-                # A watcher sends nothing after its request: something readable is
-                # its end (EOF), so a server gone from an idle recording frees its
-                # thread now, not at the recording's next batch.
-                if gone.poll(0):
-                    return
-                continue
-            while sent < limit:
-                data = os.pread(fd, min(CHUNK, limit - sent), sent)
-                if not data:      # never: `bytes` counts only what is in the file
-                    conn.sendall(protocol.pack(protocol.error(
-                        f"the journal of {rec.id} is shorter than its writer says")))
-                    return
-                try:
-                    conn.sendall(protocol.pack(data))
-                except socket.timeout:
-                    with self._cv:
-                        self.dropped += 1
-                    self.agent_log(f"watcher of {rec.id} dropped: it took nothing for "
-                                   f"{stall_s:g} s (at byte {sent})")
-                    return
-                sent += len(data)
-                with self._cv:
-                    self.bytes_sent += len(data)
-            if ended:
-                conn.sendall(protocol.pack(protocol.message(
-                    protocol.WATCH_END, id=rec.id, bytes=sent, reason=rec.end_reason)))
+        while not rec.ended.wait(GONE_CHECK_S):
+            if gone.poll(0):
                 return
+        # ended: the trailer is in the journal, `bytes` final
+        conn.sendall(protocol.pack(protocol.message(
+            protocol.WATCH_END, id=rec.id, bytes=rec.journal.bytes, reason=rec.end_reason)))
 
     @staticmethod
     def agent_log(text):

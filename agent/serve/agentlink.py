@@ -7,12 +7,11 @@ only) and asks it (agent/daemon/watchers.py):
 
   list        every POLL_S: the recordings it may watch; each new one
               becomes an `AgentTail` run of the hub, named by the agent's id
-  watch ID    per recording: its journal from the first byte, then live.
-              The bytes are the journal's, so `AgentTail` is a `JournalTail`
-              whose bytes come from the socket instead of a file.  When the
-              agent drops a watcher that fell behind, or the connection
-              breaks, the tail asks again from the byte it reached (a
-              resync: nothing read twice, nothing missed).
+  watch ID    per recording: the agent hands over a read-only descriptor of
+              its journal, so `AgentTail` is a `JournalTail` on that
+              descriptor (the server reads the recording from its first
+              byte, then as it grows, at its own pace: nothing waits for it),
+              and keeps the connection open until the recording has ended.
   control ID  a control message from the page, answered by the agent.
 
 Connecting and waiting for answers happens in worker threads
@@ -22,6 +21,7 @@ watch connections is non-blocking, a bounded step per pump round.
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import sys
 
@@ -62,7 +62,8 @@ def run_name(info) -> str:
 
 
 class AgentTail(JournalTail):
-    """One live recording of the agent, its journal read through a watch connection."""
+    """One recording of the agent: its journal read through the descriptor the agent
+    handed over, and the watch connection, which says when the recording has ended."""
 
     kind = "agent"
 
@@ -70,14 +71,16 @@ class AgentTail(JournalTail):
         self.agent_path = path
         self.rid = info["id"]
         self.frames = bytearray()
-        self.resyncs = 0             # reconnections after a drop or a break
-        self.watch_ended = False
-        self.lost = None             # why the connection broke, until reconnected
-        self.pending_error = None    # set by a worker thread, applied by the loop's step
-        self.sock = self._watch(0)   # blocking, with a timeout, until the header is read
-        super().__init__(run_name(info), None, step_bytes)
-        if self.sock is not None:           # (None: the whole of an ended one was read)
-            self.sock.setblocking(False)
+        self.watch_ended = False     # the agent said the recording ended (trailer written)
+        self.agent_gone = None       # why the watch connection broke before that
+        self.sock, fd = self._watch()
+        self.sock.setblocking(False)
+        try:
+            super().__init__(run_name(info), fd, step_bytes)
+        except BaseException:
+            os.close(fd)
+            self.sock.close()
+            raise
         self.control = AgentControl(path, self.rid)
         self.agent_steers = bool(info.get("steerable"))   # refreshed by each listing
 
@@ -85,119 +88,88 @@ class AgentTail(JournalTail):
     def steerable(self):
         return self.agent_steers and self.live
 
-    def _watch(self, offset) -> socket.socket:
+    def _watch(self):
+        """(the watch connection, the journal's descriptor)."""
         conn = _connect(self.agent_path)
         try:
-            reply = conn.request(protocol.message(protocol.WATCH, id=self.rid, offset=offset))
-        except BaseException:
+            conn.send(protocol.message(protocol.WATCH, id=self.rid))
+            data, fds, _flags, _addr = socket.recv_fds(conn.sock, 1 << 16, 1)
+            for extra in fds[1:]:
+                os.close(extra)
+            if len(data) < 4:
+                data += protocol.recv_exact(conn.sock, 4 - len(data))
+            n = int.from_bytes(data[:4], "big")
+            if n > FRAME_MAX:
+                raise AgentLostError(f"a frame of {n} bytes from the agent")
+            body = data[4:]
+            if len(body) < n:
+                body += protocol.recv_exact(conn.sock, n - len(body))
+            self.frames += body[n:]
+            reply = protocol.unpack(body[:n])
+        except (OSError, EOFError, protocol.ProtocolError) as exc:
             conn.close()
-            raise
-        if reply.get("op") != protocol.WATCHING:
+            raise AgentLostError(f"the agent did not answer the watch of {self.rid}: "
+                                 f"{exc}") from None
+        if not isinstance(reply, dict) or reply.get("op") != protocol.WATCHING or not fds:
+            for fd in fds:
+                os.close(fd)
             conn.close()
-            raise AgentRefusedError(f"the agent answered {reply.get('op')!r} to watch")
-        return conn.sock
+            text = reply.get("error") if isinstance(reply, dict) else None
+            raise AgentRefusedError(f"the agent refused to watch {self.rid}: "
+                                    f"{text or reply!r}")
+        return conn.sock, fds[0]
 
     def step(self):
-        if self.pending_error is not None and self.error is None:
-            self._stop(self.pending_error)
+        self._hear()
         more = super().step()
-        if self.watch_ended and not self.ended and self.error is None:
-            self._stop("the agent ended the watch before the journal's end")
+        if not more and not self.ended and self.error is None:
+            # The journal read to its current end: if the agent said the recording
+            # ended (or is gone), there will be no more.
+            if self.watch_ended:
+                self._stop("the agent ended the recording but its journal has no trailer")
+            elif self.agent_gone is not None:
+                self._stop(f"the agent went away before the recording ended "
+                           f"({self.agent_gone}); what its journal holds is shown")
         return more
 
-    def _read(self):
+    def _hear(self):
+        """What the watch connection says (non-blocking): the end, or its breaking."""
         if self.sock is None:
-            return b"", False
-        blocking = self.interp is None          # the header, in the constructor
-        out = []
+            return
         while True:
             try:
-                data = self.sock.recv(self.step_bytes)
+                data = self.sock.recv(1 << 16)
             except BlockingIOError:
-                return self._taken(out), False
+                return
             except OSError as exc:
-                if blocking and not isinstance(exc, ConnectionError):
-                    raise AgentLostError(f"the agent sent no journal for {self.rid}: "
-                                         f"{exc}") from None
-                data = b""
-            if not data:
-                self._broken("the agent closed the connection")
-                return self._taken(out), False
-            self.frames += data
-            self._frames(out)
-            if out or not blocking or self.sock is None:
-                # More may be waiting whenever something came: a socket returns what
-                # its buffer holds, rarely a whole step (the next recv says if not).
-                return self._taken(out), True
-
-    def _taken(self, parts):
-        data = b"".join(parts)
-        self.offset += len(data)
-        return data
-
-    def _frames(self, out):
-        """Moves the whole frames received into `out` (journal bytes) or acts on them."""
-        buf = self.frames
-        pos = 0
-        while len(buf) - pos >= 4:
-            n = int.from_bytes(buf[pos:pos + 4], "big")
-            if n > FRAME_MAX:
-                self._broken(f"a frame of {n} bytes from the agent")
-                break
-            if len(buf) - pos - 4 < n:
-                break
-            body = bytes(buf[pos + 4:pos + 4 + n])
-            pos += 4 + n
-            try:
-                obj = protocol.unpack(body)
-            except protocol.ProtocolError as exc:
-                self.pending_error = f"the agent's watch stream is broken: {exc}"
-                self._close()
-                break
-            if isinstance(obj, bytes):
-                out.append(obj)
-            elif isinstance(obj, dict) and obj.get("op") == protocol.WATCH_END:
-                self.watch_ended = True
-                self._close()
-                break
+                data, why = b"", str(exc)
             else:
-                text = obj.get("error") if isinstance(obj, dict) else None
-                self.pending_error = f"the agent stopped the watch: {text or obj!r}"
+                why = "the connection was closed"
+            if not data:
                 self._close()
-                break
-        del buf[:pos]
+                if not self.watch_ended:
+                    self.agent_gone = why
+                return
+            self.frames += data
+            while len(self.frames) >= 4:
+                n = int.from_bytes(self.frames[:4], "big")
+                if n > FRAME_MAX or len(self.frames) < 4 + n:
+                    break
+                try:
+                    obj = protocol.unpack(bytes(self.frames[4:4 + n]))
+                except protocol.ProtocolError:
+                    obj = None
+                del self.frames[:4 + n]
+                if isinstance(obj, dict) and obj.get("op") == protocol.WATCH_END:
+                    self.watch_ended = True
 
     def _close(self):
         if self.sock is not None:
             self.sock.close()
             self.sock = None
-        self.frames.clear()
-
-    def _broken(self, why):
-        self._close()
-        if not self.watch_ended and self.pending_error is None:
-            self.lost = why
-
-    @property
-    def needs_reconnect(self):
-        return self.lost is not None and not self.ended and self.error is None \
-            and self.pending_error is None
-
-    def reconnect(self):
-        """In a worker thread: watches again from the byte reached (a resync)."""
-        try:
-            sock = self._watch(self.offset)
-        except (BatchflowError, OSError) as exc:
-            self.pending_error = (f"lost the agent's recording {self.rid} at journal byte "
-                                  f"{self.offset} ({self.lost}) and could not resume: {exc}")
-            return
-        sock.setblocking(False)
-        self.resyncs += 1
-        self.lost = None
-        self.sock = sock
 
     def summary(self) -> dict:
-        return {"agentId": self.rid, "resyncs": self.resyncs}
+        return {"agentId": self.rid}
 
 
 class AgentControl:
@@ -274,9 +246,6 @@ class AgentRuns:
                 self.refused[rid] = f"{type(exc).__name__}: {exc}"
                 continue
             hub.add(rid, src)
-        for src in list(hub.runs.values()):
-            if isinstance(src, AgentTail) and src.needs_reconnect:
-                await asyncio.to_thread(src.reconnect)
         ended = [rid for rid, src in hub.runs.items()
                  if isinstance(src, AgentTail) and not src.live]
         for rid in ended[:-ENDED_KEPT]:

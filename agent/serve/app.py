@@ -238,7 +238,7 @@ class ServeApp:
             raise HTTPException(404, "not found")
         rid, src = self._run(request)
         what = request.path_params["what"]
-        if what == "journal" and src.kind == "journal":
+        if what == "journal" and src.kind in ("journal", "agent"):
             name, fd = src.download()
             return StreamingResponse(_read_fd(fd), media_type="application/octet-stream",
                                      headers=_attachment(name))
@@ -246,7 +246,7 @@ class ServeApp:
             name, fd = src.download()
             return StreamingResponse(_read_fd(fd), media_type="text/turtle",
                                      headers=_attachment(name))
-        if what == "turtle" and src.kind == "journal":
+        if what == "turtle" and src.kind in ("journal", "agent"):
             if src.live:
                 raise HTTPException(409, "the recording is still running: its Turtle "
                                          "exists once it has ended")
