@@ -12,7 +12,8 @@ from __future__ import annotations
 from ..events import AT_FDCWD, CALL_NAMES, EXIT_THREAD, LOSS_NAMES, Call, Kind
 from . import completeness
 from . import names as N
-from .model import (C_CREAT, K_CHDIR, K_EXEC, K_EXIT, K_FORK, K_NET, K_OPEN, K_STAT, K_WAIT,
+from .model import (C_CLOSE, C_CREAT, EINTR, K_CHDIR, K_EXEC, K_EXIT, K_FD, K_FORK, K_NET,
+                    K_OPEN, K_STAT, K_WAIT,
                     A_ERRNOS, A_FAILURES, FILE, O_MODE_USED, OPEN_ACCESS, READS, STAT, TRUNC_ANY,
                     UNRESOLVED, WRITES, Interpreter, Iri, Term, fd_opened, mount_facts, net_event_facts,
                     open_access, resource_facts)
@@ -380,7 +381,7 @@ class TurtleWriter(Interpreter):
         open_frags = {}
         stat_frags = {}
         end_frags = {}
-        n_open = n_stat = 0
+        n_open = n_stat = n_close = 0
         idx = self.idx
         ts = None
         for ev in events:
@@ -398,6 +399,13 @@ class TurtleWriter(Interpreter):
                 if proc is None:
                     continue
             kind = ev.kind
+            if kind == K_FD and ev.call == C_CLOSE:
+                # as Interpreter._fd_change: counted, the fd forgotten, no node
+                n_close += 1
+                ret = ev.ret
+                if ret == 0 or ret == -EINTR:
+                    proc.fds.pop(ev.arg0, None)
+                continue
             if (kind == K_OPEN or kind == K_STAT) and ev.tid == pid and not ev.trunc and ev.path:
                 path = ev.path
                 if path[0] == 47:                               # b"/"
@@ -467,6 +475,7 @@ class TurtleWriter(Interpreter):
         self.idx = idx
         self.kcount[K_OPEN] += n_open
         self.kcount[K_STAT] += n_stat
+        self.kcount[K_FD] += n_close
         self._seen_until(ts)
 
     def _feed_summary(self, events):
