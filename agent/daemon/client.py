@@ -22,6 +22,7 @@ import stat
 import sys
 import threading
 import time
+from itertools import chain
 
 from ..errors import AgentLostError, AgentRefusedError, AgentUnavailableError
 from ..events import Kind, decode_batch
@@ -113,6 +114,12 @@ def try_connect(path, required):
         return None
 
 
+# The kinds whose events the client looks at before the writer takes them:
+# processes for the progress line, exits for before_exit.
+_PROCESS_KINDS = frozenset(int(k) for k in (Kind.FORK, Kind.EXEC, Kind.EXIT))
+_EXIT = int(Kind.EXIT)
+
+
 class TurtleStream:
     """Writes the Turtle in a thread while batches arrive (write_turtle
     consumes its events lazily).  `finish()` once the run is final."""
@@ -131,7 +138,10 @@ class TurtleStream:
 
         def work():
             try:
-                self._result = write_turtle(self._iter(), run, out, detail=detail,
+                # The writer's loop takes the events straight from each
+                # batch's list (chain is C): no Python step per event here.
+                self._result = write_turtle(chain.from_iterable(self._segments()), run, out,
+                                            detail=detail,
                                             **({} if mode is None else {"mode": mode}))
             except BaseException as exc:   # handed to the caller in finish()
                 self._error = exc
@@ -141,20 +151,31 @@ class TurtleStream:
         self._thread = threading.Thread(target=work, name="turtle", daemon=True)
         self._thread.start()
 
-    def _iter(self):
+    def _segments(self):
+        """Lists of events, batch by batch; a batch with exits is cut before
+        each, so that before_exit(pid) runs once the writer has taken every
+        event before that exit and before it takes the exit."""
         while True:
             item = self._q.get()
             if item is None:
                 return
             if isinstance(item, BaseException):
                 raise item
-            for ev in decode_batch(item):
-                self.events += 1
-                if ev.kind in (Kind.FORK, Kind.EXEC, Kind.EXIT):
-                    self.pids.add(ev.pid)
-                if ev.kind == Kind.EXIT and self.before_exit is not None:
+            events = decode_batch(item)
+            self.events += len(events)
+            marked = [i for i, ev in enumerate(events) if ev.kind in _PROCESS_KINDS]
+            if not marked:
+                yield events
+                continue
+            start = 0
+            for i in marked:
+                ev = events[i]
+                self.pids.add(ev.pid)
+                if ev.kind == _EXIT and self.before_exit is not None:
+                    yield events[start:i]
+                    start = i
                     self.before_exit(ev.pid)
-                yield ev
+            yield events[start:]
 
     def feed(self, batch: bytes):
         if self._error is None:
