@@ -360,9 +360,11 @@ class TurtleWriter(Interpreter):
 
     The common event, a successful open or stat of a path already seen, by
     a thread already seen, is turned into its Turtle statement right in the
-    loop, from cached fragments; every other event goes through
+    loop, from cached fragments, and a close (no node: the fd table only)
+    is followed right there too; every other event goes through
     Interpreter._handle and TurtleSink.  The tests hold this loop to the
-    plain path (Interpreter.feed with reference.GraphSink): same graph.
+    plain path (Interpreter.feed with reference.GraphSink, and with this
+    TurtleSink in tests/test_turtle_fast_path.py): same graph.
     """
 
     def __init__(self, run, out, detail="events"):
