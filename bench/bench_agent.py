@@ -12,7 +12,10 @@ and writing the Turtle included), in one run:
    round so a noisy machine's drifts spread over all of them; medians.
    "start-up added" is the median of `record -- true` minus untraced `true`.
    Also: the CPU (user + system) each mode's whole command used, and the
-   interpreter's own floor (`python -c pass`), which any Python client pays.
+   interpreter's own floor (`python -c pass`), which any Python client pays;
+   "record (agent, python -S)" is the same client started without the .pth
+   hooks of site-packages (an editable install's finder, this machine's
+   certificate hook), as a plain install starts.
    `--baseline DIR` (another checkout, e.g. `git archive main | tar -x -C
    DIR`) adds that checkout's record client against the same agent: before
    and after alternated in one run.
@@ -89,6 +92,12 @@ class Agent:
         self.log.close()
 
 
+def site_dirs():
+    """This interpreter's site-packages directories (what `python -S` leaves out)."""
+    import site
+    return [d for d in site.getsitepackages() if os.path.isdir(d)]
+
+
 def modes(agent, out, baseline=None):
     bf = batchflow_cmd()
     extra = {}
@@ -101,6 +110,14 @@ def modes(agent, out, baseline=None):
             lambda argv: bf + ["record", "-q", "-o", out, "--", *argv],
             {**os.environ, "BATCHFLOW_AGENT": agent.socket, "PYTHONPATH": str(baseline),
              "PYTHONSAFEPATH": "1"})
+    # The same client without the interpreter's .pth start-up hooks (here:
+    # setuptools' editable-install finder, and a certificate hook of this
+    # machine that imports certifi): as a plain install of batchflow starts.
+    plain = ([sys.executable, "-S", "-m", "agent"],
+             {**os.environ, "BATCHFLOW_AGENT": agent.socket, "PYTHONSAFEPATH": "1",
+              "PYTHONPATH": os.pathsep.join([str(REPO)] + site_dirs())})
+    extra["record (agent, python -S)"] = (
+        lambda argv: plain[0] + ["record", "-q", "-o", out, "--", *argv], plain[1])
     return {
         "untraced": (lambda argv: argv, None),
         "strace -f": (lambda argv: ["strace", "-f", "-o", "/dev/null", "--", *argv], None),
@@ -145,6 +162,7 @@ def interpreter_floor(rounds):
     before its first line runs."""
     out = {}
     for name, argv in (("python -c pass", [sys.executable, "-c", "pass"]),
+                       ("python -S -c pass", [sys.executable, "-S", "-c", "pass"]),
                        ("python -m agent --version", batchflow_cmd() + ["--version"])):
         out[name] = statistics.median(timed(argv)[0] for _ in range(rounds))
     return out
