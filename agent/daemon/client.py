@@ -14,15 +14,12 @@ from __future__ import annotations
 
 import errno
 import os
-import queue
 import select
 import signal
 import socket
 import stat
 import sys
-import threading
 import time
-from itertools import chain
 
 from ..errors import AgentLostError, AgentRefusedError, AgentUnavailableError
 from ..events import Kind, decode_batch
@@ -121,77 +118,59 @@ _EXIT = int(Kind.EXIT)
 
 
 class TurtleStream:
-    """Writes the Turtle in a thread while batches arrive (write_turtle
-    consumes its events lazily).  `finish()` once the run is final."""
+    """Writes the Turtle as the batches arrive (the agent's journal is the
+    crash-safe copy), so that when the job ends only the tail is left to
+    write.  In the client's one thread: each batch is decoded and written
+    when it is read.  (A writer thread shared the interpreter lock with the
+    socket reader: every hand-off of a batch between them cost a lock
+    convoy, and with the many small batches of an agent that keeps up, that
+    cost more than the writing.)  `finish()` once the run is final."""
 
     def __init__(self, run, out, detail, before_exit=None, mode=None):
         """`before_exit(pid)`, if given, is called before a process's EXIT
         event is written (to wait until its resource usage is known); `mode`:
         the file's permission bits (None: write_turtle's private default)."""
-        from ..graph import write_turtle
+        from ..graph import TurtleOutput
         self.before_exit = before_exit
         self.events = 0
         self.pids = set()
-        self._q = queue.Queue(maxsize=256)
-        self._result = None
         self._error = None
-
-        def work():
-            try:
-                # The writer's loop takes the events straight from each
-                # batch's list (chain is C): no Python step per event here.
-                self._result = write_turtle(chain.from_iterable(self._segments()), run, out,
-                                            detail=detail,
-                                            **({} if mode is None else {"mode": mode}))
-            except BaseException as exc:   # handed to the caller in finish()
-                self._error = exc
-                while self._q.get() is not None:   # unblock the feeder
-                    pass
-
-        self._thread = threading.Thread(target=work, name="turtle", daemon=True)
-        self._thread.start()
-
-    def _segments(self):
-        """Lists of events, batch by batch; a batch with exits is cut before
-        each, so that before_exit(pid) runs once the writer has taken every
-        event before that exit and before it takes the exit."""
-        while True:
-            item = self._q.get()
-            if item is None:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            events = decode_batch(item)
-            self.events += len(events)
-            marked = [i for i, ev in enumerate(events) if ev.kind in _PROCESS_KINDS]
-            if not marked:
-                yield events
-                continue
-            start = 0
-            for i in marked:
-                ev = events[i]
-                self.pids.add(ev.pid)
-                if ev.kind == _EXIT and self.before_exit is not None:
-                    yield events[start:i]
-                    start = i
-                    self.before_exit(ev.pid)
-            yield events[start:]
+        self._output = TurtleOutput(run, out, detail,
+                                    **({} if mode is None else {"mode": mode}))
 
     def feed(self, batch: bytes):
-        if self._error is None:
-            self._q.put(batch)
+        if self._error is not None:
+            return
+        try:
+            for segment in self._segments(batch):
+                self._output.feed(segment)
+        except Exception as exc:     # the job runs on; finish() reports it
+            self._error = exc
+
+    def _segments(self, batch):
+        """The batch's events as lists for the writer; a batch with exits is
+        cut before each, so that before_exit(pid) runs once the writer has
+        taken every event before that exit and before it takes the exit."""
+        events = decode_batch(batch)
+        self.events += len(events)
+        marked = [i for i, ev in enumerate(events) if ev.kind in _PROCESS_KINDS]
+        start = 0
+        for i in marked:
+            ev = events[i]
+            self.pids.add(ev.pid)
+            if ev.kind == _EXIT and self.before_exit is not None:
+                yield events[start:i]
+                start = i
+                self.before_exit(ev.pid)
+        yield events[start:]
 
     def finish(self) -> dict:
-        self._q.put(None)
-        self._thread.join()
         if self._error is not None:
             raise self._error
-        return self._result
+        return self._output.finish()
 
     def abort(self, exc):
-        self._q.put(exc)
-        self._q.put(None)
-        self._thread.join()
+        self._output.discard()
 
 
 class AgentRecording:
@@ -209,7 +188,7 @@ class AgentRecording:
         # pid -> psutil sample and wait4 totals: the writer reads this very
         # dict when it reaches a process's exit (agent.graph.model)
         self.stats = {}
-        self.root_reaped = threading.Event()
+        self.root_reaped = False
         self.stop_requested = 0
         self.child = None
         self.exit_status = None
@@ -278,7 +257,7 @@ class AgentRecording:
         stream = TurtleStream(run, args.output, args.detail, self._before_exit, self.mode)
         own_journal = JournalWriter(args.journal or args.output + ".journal", run) \
             if args.keep_journal else None
-        first_sample = time.monotonic() + self.sample_interval
+        next_sample = time.monotonic() + self.sample_interval
         deadline = None if args.duration is None else time.monotonic() + args.duration
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         ended = None
@@ -294,7 +273,11 @@ class AgentRecording:
                     if ended is not None:
                         break
                 if self.sample_interval > 0 and self.child is not None and \
-                        time.monotonic() >= first_sample:
+                        time.monotonic() >= next_sample:
+                    # Only when a sample is due: descendants() reads every
+                    # /proc/PID/stat of the host, and this loop turns once
+                    # per batch (thousands of times a second under load).
+                    next_sample = time.monotonic() + self.sample_interval
                     if self.sampler is None:
                         from ..capture.procstats import Sampler
                         self.sampler = Sampler(self.sample_interval)
@@ -377,14 +360,20 @@ class AgentRecording:
         if pid == self.child:
             self.exit_status = status_to_exit(status)
             self.root_status = status
-            self.root_reaped.set()
+            self.root_reaped = True
 
     def _before_exit(self, pid):
         # The command's own exit: its wait4 totals are in once we have reaped
-        # it, which the main loop does within one turn (orphans of the job
+        # it.  Its EXIT record comes from sched_process_exit, just before it
+        # can be reaped: reaped here, waiting at most 5 s (orphans of the job
         # that we reap too are not waited for: theirs may be missing).
         if pid == self.child and self.sample_interval > 0:
-            self.root_reaped.wait(5)
+            deadline = time.monotonic() + 5
+            while not self.root_reaped and time.monotonic() < deadline:
+                if not self._reap():
+                    break
+                if not self.root_reaped:
+                    time.sleep(0.001)
 
     def _on_signal(self, signum, frame):
         self.stop_requested += 1
