@@ -21,7 +21,8 @@ import stat
 import sys
 import time
 
-from ..errors import AgentLostError, AgentRefusedError, AgentUnavailableError
+from ..errors import (AgentLostError, AgentRefusedError, AgentUnavailableError,
+                      OutputNotWritableError)
 from ..events import Kind, decode_batch
 from ..progress import Progress
 from . import protocol
@@ -164,6 +165,20 @@ class TurtleStream:
                 self.before_exit(ev.pid)
         yield events[start:]
 
+    @property
+    def failed(self) -> bool:
+        return self._error is not None
+
+    def flush(self):
+        """Writes out what is buffered, so that the end of the run has only
+        its last statements to write (a full disk shows here, while the
+        agent's journal is still there to keep)."""
+        if self._error is None:
+            try:
+                self._output.flush()
+            except Exception as exc:
+                self._error = exc
+
     def finish(self) -> dict:
         if self._error is not None:
             raise self._error
@@ -194,7 +209,8 @@ class AgentRecording:
         self.exit_status = None
         self.root_status = None
         self.losses = {}
-        self.journal = None        # the agent's journal of this recording
+        self.journal = None        # the agent's journal of this recording (or our own, at the end)
+        self.write_error = None    # why the Turtle could not be written
         self.progress = Progress(not args.quiet)
 
     def _start(self):
@@ -298,9 +314,11 @@ class AgentRecording:
                     done = True
                 if done:
                     stats = dict(self.stats)
+                    stream.flush()
                     self.conn.send(protocol.message(
                         protocol.END, exit_status=self.exit_status,
-                        root_status=self.root_status, process_stats=stats))
+                        root_status=self.root_status, process_stats=stats,
+                        keep_journal=stream.failed))
                     end_sent = True
         except BaseException as exc:
             self.progress.clear()
@@ -325,10 +343,17 @@ class AgentRecording:
             run.exit_status = status_to_exit(self.root_status)
         if own_journal is not None:
             own_journal.close(run)
-        counts = stream.finish()
         if ended.get("reason"):
             print(f"batchflow: the agent ended the recording: {ended['reason']}",
                   file=sys.stderr)
+        self.journal = own_journal.path if own_journal is not None else ended.get("journal")
+        try:
+            counts = stream.finish()
+        except OutputNotWritableError as exc:
+            # The command has run: the caller reports this and where what
+            # was captured is (self.journal), and answers with its status.
+            self.write_error = exc
+            return run, None
         return run, counts
 
     def _take(self, msg, stream, own_journal):

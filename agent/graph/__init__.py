@@ -81,6 +81,15 @@ class TurtleOutput:
             self._fh.discard()
             raise
 
+    def flush(self):
+        """Writes out the statements buffered so far (the events the writer
+        still holds back and the run's own node come with finish())."""
+        try:
+            self._writer.sink.flush()
+        except BaseException:
+            self._fh.discard()
+            raise
+
     def finish(self, complete=True, notes=()) -> dict:
         try:
             totals = self._writer.finish(complete, notes)

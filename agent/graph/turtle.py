@@ -307,6 +307,10 @@ class TurtleSink:
         # what the control protocol said of the run's completeness
         text += completeness.turtle(run, self.names.run_iri)
         self._w(text)
+        self.flush()
+
+    def flush(self):
+        """Writes out what is buffered."""
         self.out.write("".join(self.buf).encode())
         self.buf.clear()
 
