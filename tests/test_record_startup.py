@@ -110,3 +110,17 @@ def test_recording_through_the_agent_imports_nothing_heavy(tmp_path):
     summary = [line for line in proc.stderr.splitlines() if line.startswith("batchflow: ")]
     assert len(summary) == 1 and "1 processes" in summary[0] and "lost 0" in summary[0]
     assert b"bf:ExecEvent" in out.read_bytes()
+
+
+def test_the_rules_findings_are_looked_for_by_the_agents_own_key():
+    """record imports the rules package only when the agent's rules ran: it
+    recognises that by the key agent.rules.resident writes."""
+    from agent.cli.record import agent_ran_rules
+    from agent.rules.resident import FINDINGS_KEY
+    from agent.run import Run
+    run = Run(source="record")
+    assert not agent_ran_rules(run)
+    run.protocol.append({"note": "other"})
+    assert not agent_ran_rules(run)
+    run.protocol.append({"note": "rules", FINDINGS_KEY: "/var/lib/batchflow/r1"})
+    assert agent_ran_rules(run)

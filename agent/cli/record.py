@@ -250,7 +250,18 @@ def record_with_agent(conn, args, command, scope) -> int:
         output_failed(recording.write_error, recording.journal)
     else:
         report(run, counts, args.output, args.quiet)
+        if agent_ran_rules(run):
+            from ..rules.resident import add_to_recording
+            add_to_recording(run, args.output, args.quiet)
     return run.exit_status if run.exit_status is not None else 0
+
+
+def agent_ran_rules(run) -> bool:
+    """Whether the agent's rules ran on the recording: its run says where
+    their findings go (agent.rules.resident.FINDINGS_KEY), and only then is
+    the rules package imported (it is not light: record's start-up)."""
+    return any(isinstance(m, dict) and "rules_findings" in m
+               for m in getattr(run, "protocol", None) or ())
 
 
 def output_failed(exc, journal_path):

@@ -393,6 +393,8 @@ class Agent:
             rec = Recording(rid, slot, uid, peer_pid, run, journal, conn,
                             self.cfg.get("agent", "client_backlog_bytes"))
             with self.lock:
+                # Before any batch can be routed: a consumer sees them all.
+                self._notify("started", rec)
                 self.consumer.route(slot, only_uid=None if uid == 0 else uid)
                 rec.loss_base = self.probe.losses((slot,))
                 self.recordings[slot] = rec
@@ -408,7 +410,6 @@ class Agent:
                 # queue a batch: the client reads STARTED first.
                 rec.queue(protocol.message(protocol.STARTED, id=rid, slot=slot, journal=path,
                                            run=run_to_dict(run)))
-            self._notify("started", rec)
         except BaseException as exc:
             self._abort(slot, rec)
             if isinstance(exc, (OSError, BatchflowError)):
@@ -572,8 +573,9 @@ class Agent:
             for slot, rec in list(self.recordings.items()):
                 batch = self.consumer.take_slot(slot)
                 if batch:
-                    rec.deliver(batch)
-                    self._notify("batch", rec, batch)
+                    batch = rec.deliver(batch)
+                    if batch:
+                        self._notify("batch", rec, batch)
             if not size:
                 break
         _produced, consumed = self.consumer.positions()
