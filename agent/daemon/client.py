@@ -298,7 +298,7 @@ class AgentRecording:
                         from ..capture.procstats import Sampler
                         self.sampler = Sampler(self.sample_interval)
                         self.sampler.stats = self.stats
-                    self.sampler.maybe_sample(descendants(os.getpid())[1:])
+                    self.sampler.maybe_sample(lambda: descendants(os.getpid())[1:])
                 self.progress.show(len(stream.pids), stream.events,
                                    sum(self.losses.values()))
                 if end_sent:
