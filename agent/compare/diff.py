@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import dataclasses
 import errno as errno_mod
+import operator
 
 from .collisions import Writer, possible_collisions
 from .forktree import label
 from .rules import Rewriter
 
-WRITES = ("Write", "ReadWrite")
+_first = operator.itemgetter(0)
 VERB = {"Read": "read", "Write": "write", "ReadWrite": "read-write", "Stat": "stat",
         "Execute": "execute", "Chdir": "chdir"}
 
@@ -41,7 +42,8 @@ class Node:
     end_ns: int
     children: list
     writes: list                # raw paths written successfully under a fixed name
-    raw_paths: dict = None      # (normalised path, access) -> a raw path it stands for
+    raw_paths: dict = None      # (normalised path, access) -> a raw path it stands for,
+                                # where the rules changed it (raw_path())
     parent: "Node" = None
 
     @property
@@ -49,6 +51,13 @@ class Node:
         if self.start_ns is None or self.end_ns is None:
             return None
         return self.end_ns - self.start_ns
+
+    def raw_path(self, key):
+        """A raw path that the normalised (path, access) `key` stands for (None:
+        this process has no such key)."""
+        if key not in self.files:
+            return None
+        return self.raw_paths.get(key, key[0]) if self.raw_paths else key[0]
 
     def size(self):
         return 1 + sum(c.size() for c in self.children)
@@ -106,21 +115,36 @@ def build_tree(side, options):
     rewrite = Rewriter(options, base, norm.pid_identities(names))
     temp_marked = norm.path_normalizer(names, temp_names=True, proc_pids=False)
     offset = side.wall_offset if side.times_known else None
+    # The rules run once per distinct path (a header read by ten thousand
+    # compilers is one path), and a process none of whose paths the rules
+    # change keeps its files dict as it is: no per-file work at all.
+    paths = set()
+    for p in norm.all:
+        paths.update(map(_first, p.files))
+    moved = {}
+    for path in paths:
+        new = rewrite(path)
+        if new != path:
+            moved[path] = new
 
     def wall(ns):
         return None if ns is None or offset is None else ns + offset
 
     def node(p, parent):
-        files = {}
+        files = p.files
         raw = {}
-        writes = []
-        for (path, access), outcomes in p.files.items():
-            key = (rewrite(path), access)
-            before = files.get(key)
-            files[key] = outcomes if before is None else before | outcomes
-            raw.setdefault(key, path)
-            if access in WRITES and "ok" in outcomes and temp_marked(path) == path:
-                writes.append(path)
+        if not moved.keys().isdisjoint(map(_first, files)):
+            files = {}
+            for key, outcomes in p.files.items():
+                path = key[0]
+                new = moved.get(path)
+                if new is not None:
+                    key = (new, key[1])
+                    raw.setdefault(key, path)
+                before = files.get(key)
+                files[key] = outcomes if before is None else before | outcomes
+        writes = [path for path, access in p.written
+                  if "ok" in p.files[path, access] and temp_marked(path) == path]
         execs = tuple((rewrite(path), tuple(rewrite(a) for a in argv))
                       for path, argv, res in p.execs if res == "ok")
         n = Node(names[id(p)], label(p), p.pid, p.iri, execs, p.exit, files,
@@ -305,6 +329,8 @@ def _prepare_child(conn, parent_end, path, options, host, cwd):
     try:
         side, tree = prepare(path, options, host, cwd)
         _detach(tree)
+        # (the files' keys are shared tuples (forktree.Normalizer.keys):
+        # pickle sends each once, and the parent gets them shared too)
         data = pickle.dumps(("ok", side, tree), protocol=pickle.HIGHEST_PROTOCOL)
     except BaseException as exc:                    # handed to the parent, raised there
         data = pickle.dumps(("error", exc, None))

@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, field
 
 from ..events import AT_FDCWD, EXIT_THREAD, Call, Kind
+from ..graph.model import WRITES
 from ..openflags import O_CREAT, O_TMPFILE_BIT
 
 TOLERATED = {
@@ -97,6 +98,7 @@ class Proc:
     start_ts: int = None                               # fork (or first event), ns
     end_ts: int = None                                 # exit, ns
     files: dict = field(default_factory=dict)          # (resolved path, access) -> frozenset of outcomes
+    written: list = field(default_factory=list)        # the keys of `files` whose access writes
 
 
 def _result(ret):
@@ -126,6 +128,7 @@ class Normalizer:
         self.tolerated = collections.Counter()
         self.unknown = collections.Counter()   # events of pids outside the tree
         self.temp_owner = {}       # temp name -> (Proc, index)
+        self.keys = {}             # (resolved path, access) -> that tuple, shared
         self.launcher = []         # LAUNCHER: the root's events before its first exec, held
 
     def _proc(self, pid):
@@ -199,7 +202,12 @@ class Normalizer:
                 one = _ONE_OUTCOME.get(result)
                 if one is None:
                     one = _ONE_OUTCOME[result] = frozenset((result,))
+                # one tuple per distinct key, shared by the processes that
+                # used it: less memory, and pickle sends it once
+                key = self.keys.setdefault(key, key)
                 p.files[key] = one
+                if access in WRITES:
+                    p.written.append(key)
             elif result not in outcomes:
                 p.files[key] = outcomes | {result}
         if kind <= _K_STAT and not self.keep_calls:        # (diff: the common case)
