@@ -38,3 +38,41 @@ def sniff(path) -> str:
             or os.fspath(path).endswith(".ttl"):
         return TURTLE
     return STRACE
+
+
+class Recorded:
+    """The events of a journal or a strace log, read lazily, with what the
+    reader learns while they stream: `complete` (False once a damaged batch
+    or an unfinished call is met) and `notes` (what is missing) are only
+    final once `events` is exhausted."""
+
+    def __init__(self, kind, run, events, reader):
+        self.kind = kind
+        self.run = run
+        self.events = events
+        self._reader = reader
+
+    @property
+    def complete(self) -> bool:
+        return bool(self._reader.complete)
+
+    @property
+    def notes(self) -> list:
+        return self._reader.notes
+
+
+def open_events(path, kind=None, host=None) -> Recorded:
+    """The events of the journal or strace log `path` (kind: as sniff says,
+    found out when not given).  A Turtle file keeps no events: a one-line
+    InputFormatError, as for anything else that is not a recording."""
+    kind = kind or sniff(path)
+    if kind == JOURNAL:
+        from .capture.journal import read_journal
+        jr = read_journal(path)
+        return Recorded(kind, jr.run, jr.events, jr)
+    if kind == STRACE:
+        from .strace import StraceImport
+        imp = StraceImport([path], host=host)
+        imp.sniff()
+        return Recorded(kind, imp.run, imp.events(), imp)
+    raise InputFormatError(f"{path} is Turtle: it holds a graph, not the events it was made from")

@@ -90,7 +90,44 @@ def resolve_target(path):
     directory = os.path.dirname(path) or "."
     if not os.path.isdir(directory):
         raise _refuse(path, f"no such directory {directory}")
+    _check_directory_links(path, directory)
     return path, "file"
+
+
+def _check_directory_links(path, directory):
+    """Refuses a directory reached through a symbolic link that another user
+    (neither root nor us) owns, anywhere on the way: such a link, planted at
+    /tmp/build, would send `-o /tmp/build/out.ttl` into a directory of that
+    user's choosing.  The links of the system (/var/run -> /run...) are
+    root's and pass."""
+    me = os.geteuid()
+    pending = [c for c in os.path.abspath(directory).split("/") if c]
+    here, links = "/", 0
+    while pending:
+        part = pending.pop(0)
+        if part == "..":
+            here = os.path.dirname(here)
+            continue
+        if part == ".":
+            continue
+        step = os.path.join(here, part)
+        try:
+            st = os.lstat(step)
+        except OSError as exc:
+            raise _refuse(path, f"{step}: {exc.strerror}") from None
+        if not stat.S_ISLNK(st.st_mode):
+            here = step
+            continue
+        if st.st_uid not in (0, me):
+            raise _refuse(path, f"{step} is a symbolic link owned by uid {st.st_uid}, "
+                                f"not followed (give the path it points to)")
+        links += 1
+        if links > 40:
+            raise _refuse(path, "too many levels of symbolic links")
+        target = os.readlink(step)
+        if target.startswith("/"):
+            here = "/"
+        pending[:0] = [c for c in target.split("/") if c]
 
 
 class OutputFile:

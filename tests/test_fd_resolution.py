@@ -119,3 +119,43 @@ def test_mounts_through_both_writers(tmp_path):
     exports = {str(m).rsplit(":mount:", 1)[1]: str(e) for m, e in g.subject_objects(BF.export)}
     assert exports == {"/srv/data": "ssh://fs1/home/me", "/a%5C%20b": "smb://fs2/share"}
     assert len(list(g.subjects(RDF.type, BF.Mount))) == 4
+
+
+def test_an_imported_strace_log_keeps_the_same_fd_table(tmp_path):
+    """The scenario above as strace prints it without -y: the importer turns
+    close, dup*, fcntl and pipe2 into the kernel side's FD records, so the
+    graph names each fstat exactly as for a recording (the failed fstats
+    of a closed fd are EBADF there).  Its socket calls come out as the
+    kernel side lays out BF_NET."""
+    from pathlib import Path
+
+    from agent.events import Kind
+    from agent.strace import StraceImport
+
+    imp = StraceImport([str(Path(__file__).parent / "strace_logs" / "fd_table.log")], host="h1")
+    imp.sniff()
+    events = list(imp.events())
+    assert imp.stats.unparsed == 0 and dict(imp.stats.skipped) == {"fcntl": 1, "sendto": 1}
+    _counts, g = check_isomorphic(tmp_path, events, {"root_pid": 100, "cwd": b"/data"}, "events")
+    got = fstat_targets(g)
+    assert [(pid, res == FILE) for pid, res in got] == [
+        (100, True), (100, False), (100, True), (101, True),
+        (101, False), (101, False), (101, True), (100, False)]
+    net = [(Call(e.call).name, e.arg0, e.arg1, e.dirfd, e.ret, e.path) for e in events
+           if e.kind == Kind.NET]
+    v6 = b"\x0a\x00\x1f\x90" + bytes(4) + bytes(15) + b"\x01" + bytes(4)
+    assert net == [
+        ("SOCKET", 10, 1 | O_CLOEXEC, 6, 12, None),
+        ("CONNECT", 12, 0, -100, -111, v6),
+        ("SOCKET", 1, 1 | O_CLOEXEC | 0o4000, 0, 13, None),
+        ("BIND", 13, 0, -100, 0, b"\x01\x00\x00batchflow-test"),
+        ("LISTEN", 13, 5, -100, 0, None),
+        ("ACCEPT4", 13, O_CLOEXEC, -100, 14, b"\x01\x00"),
+        ("ACCEPT", 13, 0, -100, -11, None),
+        ("SOCKETPAIR", 1, 2, 0, 0, b"\x0f\x00\x00\x00\x10\x00\x00\x00"),
+        ("SENDTO", 15, 0, -100, 4, b"\x02\x00\x00\x35\x7f\x00\x00\x35" + bytes(8)),
+    ]
+    # the graph names the endpoints the calls named
+    endpoints = {str(o) for o in g.objects(None, BF.endpoint)} | \
+        {str(s) for s in g.subjects(RDF.type, BF.Endpoint)}
+    assert any("8080" in e for e in endpoints), endpoints

@@ -87,6 +87,21 @@ def test_a_dangling_planted_link_creates_nothing(shared_dir, tmp_path):
     assert not target.exists()
 
 
+def test_a_planted_link_on_the_way_to_the_output_is_refused(shared_dir, tmp_path):
+    """`-o shared/build/out.ttl` where `build` is nobody's link to a root
+    directory: nothing is created there; root's own links are followed."""
+    rootdir = tmp_path / "root-only"
+    rootdir.mkdir()
+    plant_link(rootdir, shared_dir / "build")
+    proc = batchflow("import-strace", str(LOG), "-o", str(shared_dir / "build" / "out.ttl"))
+    assert_one_line_error(proc, f"{shared_dir / 'build'} is a symbolic link owned by uid 65534")
+    assert list(rootdir.iterdir()) == []
+    os.symlink(rootdir, shared_dir / "mine")
+    proc = batchflow("import-strace", str(LOG), "-o", str(shared_dir / "mine" / "out.ttl"), "-q")
+    assert proc.returncode == 0, proc.stderr
+    assert [p.name for p in rootdir.iterdir()] == ["out.ttl"]
+
+
 def test_links_at_the_old_guessable_temporary_names_are_never_used(shared_dir, victim):
     """The temporary file used to be OUT.<pid>.part: plant links for the next
     pids; the write must go through none of them."""

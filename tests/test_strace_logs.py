@@ -42,6 +42,7 @@ def test_o_file_pid_prefixes():
     assert [short(e) for e in evs] == [
         ("EXEC", "EXECVE", 300, 300, 0, 0),
         ("OPEN", "OPENAT", 300, 300, 0, 3),
+        ("FD", "CLOSE", 300, 300, 0, 0),
         ("STAT", "FSTATAT", 300, 300, 0, 0),
         ("FORK", "CLONE", 300, 300, 0, 301),
         ("EXEC", "EXECVE", 301, 301, 300, 0),
@@ -51,26 +52,27 @@ def test_o_file_pid_prefixes():
         ("WAIT", "WAIT4", 300, 300, 0, -errno.ECHILD),
         ("EXIT", "NONE", 300, 300, 0, 0),
     ]
-    fork = evs[3]
+    fork = evs[4]
     assert (fork.arg0, fork.arg1) == (FORK_FLAGS, 301)
     assert evs[0].argv == [b"sh", b"-c", b"cat /etc/hostname; exit 3"]
-    assert evs[0].comm == "sh" and evs[4].comm == "cat" and evs[3].comm == "sh"
+    assert evs[0].comm == "sh" and evs[5].comm == "cat" and evs[4].comm == "sh"
     # uid: unknown until the process calls getuid(), inherited by its children
-    assert evs[0].uid == UNKNOWN_UID and evs[1].uid == 1000 and evs[4].uid == 1000
+    assert evs[0].uid == UNKNOWN_UID and evs[1].uid == 1000 and evs[5].uid == 1000
     assert evs[1].arg0 == O_RDONLY | O_CLOEXEC and evs[1].path == b"/etc/ld.so.cache"
-    assert (evs[7].arg0, evs[7].arg1) == (-1, 0 << 8)        # wait4(-1, exited 0)
-    assert (evs[8].arg1) == -1                                 # failed: nothing stored
-    assert (evs[6].arg0, evs[6].arg1) == (0, 0)
-    assert (evs[9].arg0, evs[9].arg1) == (3, 0)
+    assert (evs[2].arg0, evs[2].dirfd) == (3, AT_FDCWD)      # close(3), laid out as the kernel's
+    assert (evs[8].arg0, evs[8].arg1) == (-1, 0 << 8)        # wait4(-1, exited 0)
+    assert (evs[9].arg1) == -1                                 # failed: nothing stored
+    assert (evs[7].arg0, evs[7].arg1) == (0, 0)
+    assert (evs[10].arg0, evs[10].arg1) == (3, 0)
     assert run.source == "import-strace" and run.scope == "strace"
     assert run.command == ["sh", "-c", "cat /etc/hostname; exit 3"]
     assert (run.root_pid, run.exit_status, run.root_status) == (300, 3, 3 << 8)
     assert run.times_known is False
     assert [e.ts for e in evs] == sorted(e.ts for e in evs)
     assert run.counts == {"OPEN": 2, "STAT": 1, "FORK": 1, "EXEC": 2, "EXIT": 2, "WAIT": 2,
-                          "CHDIR": 0, "NET": 0, "FD": 0}
+                          "CHDIR": 0, "NET": 0, "FD": 1}
     assert (st.lines, st.recognized, st.unparsed, st.signals) == (18, 18, 0, 1)
-    assert dict(st.skipped) == {"close": 1, "read": 1, "write": 1}
+    assert dict(st.skipped) == {"read": 1, "write": 1}
 
 
 def test_stderr_capture_unprefixed_then_bracketed():
@@ -80,7 +82,9 @@ def test_stderr_capture_unprefixed_then_bracketed():
     assert [short(e) for e in evs] == [
         ("EXEC", "EXECVE", 12815, 12815, 0, 0),
         ("STAT", "ACCESS", 12815, 12815, 0, -errno.ENOENT),
+        ("FD", "PIPE2", 12815, 12815, 0, 0),
         ("FORK", "CLONE", 12815, 12815, 0, 12816),
+        ("FD", "CLOSE", 12815, 12815, 0, 0),           # resumed: one call
         ("FORK", "CLONE", 12815, 12815, 0, 12817),
         ("EXIT", "NONE", 12816, 12816, 12815, 0),
         ("EXEC", "EXECVE", 12817, 12817, 12815, 0),
@@ -90,8 +94,10 @@ def test_stderr_capture_unprefixed_then_bracketed():
         ("WAIT", "WAIT4", 12815, 12815, 0, 12817),
         ("EXIT", "NONE", 12815, 12815, 0, 0),
     ]
-    assert evs[2].arg0 == evs[3].arg0 == FORK_FLAGS
-    assert evs[5].comm == "cat" and evs[4].comm == "sh"
+    assert evs[3].arg0 == evs[5].arg0 == FORK_FLAGS
+    assert (evs[2].arg0, evs[2].arg1, evs[2].dirfd) == (3, 4, 0)     # pipe2's fds and flags
+    assert evs[4].arg0 == 4
+    assert evs[7].comm == "cat" and evs[6].comm == "sh"
     assert evs[1].arg0 == os.R_OK
     assert st.strace_notes == 2 and st.unparsed == 0 and st.ambiguous == 0
     assert run.root_pid == 12815 and run.process_starts == {12815: 1}
@@ -169,7 +175,12 @@ def test_fd_decorations_y_and_yy():
     chdir = [e for e in evs if e.kind == Kind.CHDIR]
     assert [(e.call, e.dirfd, e.path, e.ret) for e in chdir] == [(Call.FCHDIR, 7, None, 0)]
     assert run.cwd == b"/home/u/a,b"     # the cwd -y shows for AT_FDCWD
-    assert dict(st.skipped) == {"socket": 1, "connect": 1} and st.unparsed == 0
+    assert st.skipped == {} and st.unparsed == 0
+    net = [(Call(e.call).name, e.arg0, e.arg1, e.dirfd, e.path, e.ret) for e in evs
+           if e.kind == Kind.NET]
+    assert net == [("SOCKET", 2, 1, 0, None, 5),           # AF_INET, SOCK_STREAM, IPPROTO_IP
+                   ("CONNECT", 5, 0, AT_FDCWD,
+                    b"\x02\x00\x00\x50\x0a\x00\x00\x02" + bytes(8), 0)]
 
 
 def test_strsize_truncation_sets_trunc_bits():
@@ -325,10 +336,11 @@ def test_every_modelled_call():
         ("WAIT4", AT_FDCWD, None, 1601, 1601, -1, []),  # status pointer NULL
         ("FORK", AT_FDCWD, None, -errno.EAGAIN, SIGCHLD, 0, []),
         ("OPENAT", AT_FDCWD, None, -errno.EFAULT, O_RDONLY, 0, []),   # unreadable path
+        ("CLOSE", AT_FDCWD, None, 0, 3, 0, []),
         ("NONE", AT_FDCWD, None, 0, 0, 0, []),         # exit_group(256): code & 0xff
     ]
     assert evs[15].comm == "true"       # fexecve: named after the file behind the fd
-    assert dict(st.skipped) == {"read": 1, "close": 1, "mmap": 1, "syscall_0x1c3": 1}
+    assert dict(st.skipped) == {"read": 1, "mmap": 1, "syscall_0x1c3": 1}
 
 
 @pytest.mark.parametrize("args", [["ff_plain/trace"],

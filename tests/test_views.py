@@ -1,5 +1,6 @@
 """`batchflow show` and `batchflow render` on the documented example and a big build."""
 import copy
+from pathlib import Path
 import re
 import subprocess
 import sys
@@ -107,3 +108,17 @@ def test_a_2000_process_build_is_summarised(tmp_path):
     out = bf("render", tmp_path / "big.ttl", "-o", tmp_path / "big.svg")
     assert out.returncode == 0, out.stderr
     ET.parse(tmp_path / "big.svg")
+
+
+@pytest.mark.parametrize("log", ["decorations_y.log", "exec_from_thread.log"])
+def test_show_reads_a_strace_log_as_its_import_does(tmp_path, log):
+    """A strace log is read through the same importer as import-strace: the
+    tree `show` prints from the log is the one it prints from the Turtle."""
+    src = Path(__file__).parent / "strace_logs" / log
+    ttl = tmp_path / "imported.ttl"
+    imported = bf("import-strace", src, "-o", ttl, "-q")
+    assert imported.returncode == 0, imported.stderr
+    from_log, from_ttl = bf("show", src), bf("show", ttl)
+    assert from_log.returncode == 0, from_log.stderr
+    assert from_log.stdout == from_ttl.stdout
+    assert re.search(r"\[\d+\] exit", from_log.stdout)

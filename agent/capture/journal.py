@@ -37,7 +37,7 @@ import msgpack
 
 from .. import abi
 from ..errors import InputFormatError, OutputNotWritableError
-from ..events import HEADER_SIZE, align8, decode
+from ..events import HEADER_SIZE, align8, decode_records
 from ..output_files import create_private_in_place
 from ..run import Run
 
@@ -320,19 +320,7 @@ def _bin_header(buf, pos):
 def _whole_records(buf):
     """(events, bytes) of the records at the start of `buf` that decode;
     stops at the first damaged or cut one."""
-    out = []
-    off = 0
-    while off + HEADER_SIZE <= len(buf):
-        (size,) = _SIZE.unpack_from(buf, off + _SIZE_OFFSET)
-        if size < HEADER_SIZE or off + size > len(buf):
-            break
-        try:
-            ev, nxt = decode(buf, off)
-        except (ValueError, struct.error, IndexError):
-            break
-        out.append(ev)
-        off = nxt
-    return out, min(off, len(buf))
+    return decode_records(buf, strict=False)
 
 
 _UNPACK_ERRORS = (msgpack.UnpackException, ValueError, TypeError, OverflowError,

@@ -162,6 +162,8 @@ class DeltaSink:
     def update_run(self, run):
         """The run's state so far (a journal's update objects: losses, ...)."""
         node = self.run_node
+        # an imported log names its command only once its events are read
+        node["commandLine"] = _command_line(run)
         node["lostEvents"] = run.total_lost
         node["losses"] = {name: run.losses.get(name, 0) for name in
                           list(LOSS_NAMES) + sorted(set(run.losses) - set(LOSS_NAMES))}

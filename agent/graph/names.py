@@ -16,8 +16,9 @@ Identifiers (documented in docs/model.md):
 * a file           ``file://HOST/abs/path`` (RFC 8089) with every byte other
   than ``A-Z a-z 0-9 - . _ ~ /`` percent-encoded, so the IRI holds the exact
   path bytes and graphs from several hosts merge without clashing.
-* an endpoint      ``urn:batchflow:host:HOST:inet:ADDR:PORT`` (IPv6 in
-  brackets), ``...:unix-abstract:NAME``; a UNIX socket path is a file
+* an endpoint      ``urn:batchflow:host:HOST:inet:ADDR:PORT`` (an IPv6
+  address in brackets, percent-encoded: ``%5B::1%5D:80``, as brackets are
+  not allowed in a URN), ``...:unix-abstract:NAME``; a UNIX socket path is a file
 * a connection     ``urn:batchflow:host:HOST:tcp:LOCAL-REMOTE``, each end
   ``ADDR:PORT``: the same TCP connection has one IRI on each of its hosts,
   linked by ``agent.merge`` (bf:possiblySameAs)
@@ -94,7 +95,7 @@ def unresolved_iri(proc_iri: str, base: str, path: bytes) -> str:
 
 
 def _inet(addr) -> str:
-    host = f"[{addr.host}]" if ":" in addr.host else addr.host
+    host = f"%5B{addr.host}%5D" if ":" in addr.host else addr.host
     return f"{host}:{addr.port}"
 
 

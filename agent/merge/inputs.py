@@ -31,20 +31,13 @@ def as_turtle(path, kind, workdir, index, host=None) -> str:
     if kind == TURTLE:
         return path
     from ..graph import write_turtle
+    from ..inputs import open_events
 
     out = os.path.join(workdir, f"input{index}.ttl")
-    if kind == JOURNAL:
-        from ..capture.journal import read_journal
-
-        jr = read_journal(path)
-        write_turtle(jr.events, jr.run, out, complete=lambda: jr.complete, notes=jr.notes)
-        return out
-    from ..strace import StraceImport
-
-    imp = StraceImport([path], host=host)
-    imp.sniff()
-    write_turtle(imp.events(), imp.run, out)
-    if not imp.stats.events:
+    rec = open_events(path, kind, host=host)
+    counts = write_turtle(rec.events, rec.run, out, complete=lambda: rec.complete,
+                          notes=rec.notes)
+    if kind == STRACE and not counts["events"]:
         raise InputFormatError(f"{path} is neither Turtle, a batchflow journal nor an "
                                "strace log with events")
     return out

@@ -5,11 +5,14 @@ bpf/batchflow.h), so the two stay comparable and every Event packs.
 """
 from __future__ import annotations
 
+import ipaddress
 import re
+import struct
 
 from ..events import TRUNC_ARG, TRUNC_ARGC, TRUNC_PATH
 from .constants import CLONE_FLAGS, signal_number
-from .syntax import StraceSyntaxError, decode_string, is_string, parse_int, split_args
+from .syntax import (StraceSyntaxError, decode_string, is_string, parse_fd, parse_flags, parse_int,
+                     split_args)
 
 _ADDRESS = re.compile(r"NULL|0x[0-9a-fA-F]+|0")
 
@@ -159,3 +162,78 @@ def siginfo_result(token):
     if code == "CLD_DUMPED":
         return pid, (sig & 0x7F) | 0x80
     return pid, -1
+
+
+_HTONS = re.compile(r"htons\((\d+)\)")
+_INET_ADDR = re.compile(r'inet_addr\("([0-9.]+)"\)')
+_INET_PTON = re.compile(r'inet_pton\(AF_INET6?,\s*"([^"]+)"')
+
+
+def sockaddr_arg(token, families, length=None):
+    """A `struct sockaddr` as strace decodes it, back to the bytes the call
+    passed (what the kernel side records): `{sa_family=AF_INET,
+    sin_port=htons(80), sin_addr=inet_addr("10.0.0.1")}`, its AF_INET6 and
+    AF_UNIX (`sun_path="/x"`, `sun_path=@"abstract"`) forms.  Other
+    families keep their family only (strace shows their fields decoded, not
+    their bytes).  None for NULL or an unreadable address.  `length`: the
+    address length the call gave (strace's next argument), to which the
+    bytes are cut or zero-padded, as the kernel side copies that many."""
+    raw = _sockaddr_bytes(token.strip(), families)
+    if raw is None or length is None:
+        return raw
+    return raw[:length].ljust(min(length, 128), b"\0")
+
+
+def addrlen_arg(token):
+    """An address length: `16`, or accept's `[128 => 16]` (the length returned)."""
+    token = token.strip()
+    if token.startswith("["):
+        token = token[1:-1].split("=>")[-1]
+    try:
+        return parse_int(token)
+    except StraceSyntaxError:
+        return None
+
+
+def _sockaddr_bytes(token, families):
+    if not token.startswith("{"):
+        return None
+    fields = struct_fields(token)
+    family = parse_flags(fields.get("sa_family", "0"), families)
+    head = struct.pack("=H", family)
+    if family == families["AF_INET"]:
+        port = _HTONS.fullmatch(fields.get("sin_port", "htons(0)"))
+        addr = _INET_ADDR.fullmatch(fields.get("sin_addr", ""))
+        if port is None or addr is None:
+            raise StraceSyntaxError(f"unreadable AF_INET address {token[:80]!r}")
+        return head + struct.pack("!H", int(port.group(1))) + \
+            ipaddress.IPv4Address(addr.group(1)).packed + bytes(8)
+    if family == families["AF_INET6"]:
+        port = _HTONS.fullmatch(fields.get("sin6_port", "htons(0)"))
+        addr = _INET_PTON.search(token)
+        if port is None or addr is None:
+            raise StraceSyntaxError(f"unreadable AF_INET6 address {token[:80]!r}")
+        flow = re.fullmatch(r"htonl\((\d+)\)", fields.get("sin6_flowinfo", "htonl(0)"))
+        scope = fields.get("sin6_scope_id", "0")
+        return head + struct.pack("!HI", int(port.group(1)), int(flow.group(1)) if flow else 0) \
+            + ipaddress.IPv6Address(addr.group(1)).packed \
+            + struct.pack("=I", parse_int(scope) if scope.isdigit() else 0)
+    if family == families["AF_UNIX"]:
+        path = fields.get("sun_path")
+        if path is None:
+            return head                      # an unnamed socket
+        abstract = path.startswith("@")
+        raw, _ = decode_string(path[1:] if abstract else path)
+        return head + (b"\0" + raw if abstract else raw + b"\0")
+    return head
+
+
+def fd_pair(token):
+    """`[3, 4]` (decorated or not) -> (3, 4); an unreadable array -> (-1, -1)."""
+    token = token.strip()
+    if not token.startswith("["):
+        return -1, -1
+    items, _ = split_args(token, 1, "]")
+    if len(items) != 2:
+        raise StraceSyntaxError(f"not a pair of fds: {token[:40]!r}")
+    return parse_fd(items[0]), parse_fd(items[1])

@@ -99,7 +99,26 @@ EXEC_CALLS = {"execve": Call.EXECVE, "execveat": Call.EXECVEAT}
 EXIT_CALLS = {"exit": Call.EXIT, "exit_group": Call.EXIT_GROUP}
 WAIT_CALLS = {"wait4": Call.WAIT4, "waitid": Call.WAITID}
 CHDIR_CALLS = {"chdir": Call.CHDIR, "fchdir": Call.FCHDIR}
+NET_CALLS = {"socket": Call.SOCKET, "socketpair": Call.SOCKETPAIR, "connect": Call.CONNECT,
+             "accept": Call.ACCEPT, "accept4": Call.ACCEPT4, "bind": Call.BIND,
+             "listen": Call.LISTEN, "sendto": Call.SENDTO}
+FD_CALLS = {"close": Call.CLOSE, "dup": Call.DUP, "dup2": Call.DUP2, "dup3": Call.DUP3,
+            "fcntl": Call.FCNTL, "fcntl64": Call.FCNTL, "pipe": Call.PIPE, "pipe2": Call.PIPE2}
 # Calls that are not events but tell who a task is.
 IDENTITY_CALLS = {"set_tid_address", "gettid", "getpid", "getuid", "getuid32", "prctl"}
 
 CLONE_PARENT = 0x8000
+
+# Sockets (include/linux/socket.h, net.h, in.h): the numbers the kernel side records.
+ADDRESS_FAMILIES = {"AF_UNSPEC": 0, "AF_UNIX": 1, "AF_LOCAL": 1, "AF_INET": 2, "AF_INET6": 10,
+                    "AF_NETLINK": 16, "AF_PACKET": 17, "AF_VSOCK": 40}
+SOCKET_TYPES = {"SOCK_STREAM": 1, "SOCK_DGRAM": 2, "SOCK_RAW": 3, "SOCK_RDM": 4,
+                "SOCK_SEQPACKET": 5, "SOCK_PACKET": 10, "SOCK_NONBLOCK": 0o4000,
+                "SOCK_CLOEXEC": 0o2000000}
+PROTOCOLS = {"IPPROTO_IP": 0, "IPPROTO_ICMP": 1, "IPPROTO_TCP": 6, "IPPROTO_UDP": 17,
+             "IPPROTO_IPV6": 41, "IPPROTO_ICMPV6": 58, "IPPROTO_SCTP": 132, "IPPROTO_RAW": 255,
+             "NETLINK_ROUTE": 0, "NETLINK_AUDIT": 9, "NETLINK_KOBJECT_UEVENT": 15}
+# fcntl: the commands the kernel side records (it changes the fd table)
+FCNTL_COMMANDS = {"F_DUPFD": 0, "F_GETFD": 1, "F_SETFD": 2, "F_GETFL": 3, "F_SETFL": 4,
+                  "F_DUPFD_CLOEXEC": 1030}
+FD_FLAGS = {"FD_CLOEXEC": 1}

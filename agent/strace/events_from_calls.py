@@ -5,13 +5,16 @@ comm and uid as the kernel would have them.
 from __future__ import annotations
 
 import os
+import struct
 
-from ..events import AT_FDCWD, CLONE_VFORK, CLONE_VM, SIGCHLD, Call, Event, Kind
-from .arguments import (argv_arg, clone_flags, comm_of, path_arg, siginfo_result,
-                        struct_fields, wait_status)
-from .constants import (ACCESS_MODES, AT_FLAGS, CHDIR_CALLS, CREAT_FLAGS, EXEC_CALLS, EXIT_CALLS,
-                        FORK_CALLS, IDENTITY_CALLS, OPEN_CALLS, OPEN_FLAGS, STAT_CALLS,
-                        STATX_MASK, WAIT_CALLS, WAITID_TYPES)
+from ..events import (AT_FDCWD, CLONE_VFORK, CLONE_VM, F_DUPFD, F_DUPFD_CLOEXEC, F_SETFD, SIGCHLD,
+                      Call, Event, Kind)
+from .arguments import (addrlen_arg, argv_arg, clone_flags, comm_of, fd_pair, path_arg,
+                        siginfo_result, sockaddr_arg, struct_fields, wait_status)
+from .constants import (ACCESS_MODES, ADDRESS_FAMILIES, AT_FLAGS, CHDIR_CALLS, CREAT_FLAGS,
+                        EXEC_CALLS, EXIT_CALLS, FCNTL_COMMANDS, FD_CALLS, FD_FLAGS, FORK_CALLS,
+                        IDENTITY_CALLS, NET_CALLS, OPEN_CALLS, OPEN_FLAGS, PROTOCOLS,
+                        SOCKET_TYPES, STAT_CALLS, STATX_MASK, WAIT_CALLS, WAITID_TYPES)
 from .syntax import (StraceSyntaxError, decode_string, decoration_bytes, is_string, parse_fd,
                      parse_flags, parse_int, parse_result, split_args)
 from .tasks import Task
@@ -294,13 +297,72 @@ class EventBuilder:
         self._emit(ev)
 
 
+    def _net(self, task, name, args, ret, ts):
+        """Socket calls, as bpf/batchflow.h lays out BF_NET (a connect's
+        connection id stays 0: strace does not see the kernel's TCP states)."""
+        if self._no_result(name, ret):
+            return
+        call = NET_CALLS[name]
+        kw = {}
+        if call in (Call.SOCKET, Call.SOCKETPAIR):
+            kw = dict(arg0=parse_flags(args[0], ADDRESS_FAMILIES),
+                      arg1=parse_flags(args[1], SOCKET_TYPES),
+                      dirfd=parse_flags(args[2], PROTOCOLS))
+            if call == Call.SOCKETPAIR:
+                kw["path"] = struct.pack("=ii", *fd_pair(args[3]))
+        elif call in (Call.ACCEPT, Call.ACCEPT4):
+            kw = dict(arg0=parse_fd(args[0]),
+                      arg1=parse_flags(args[3], SOCKET_TYPES) if len(args) > 3 else 0,
+                      path=sockaddr_arg(args[1], ADDRESS_FAMILIES, addrlen_arg(args[2]))
+                      if ret >= 0 else None)
+        elif call == Call.LISTEN:
+            kw = dict(arg0=parse_fd(args[0]), arg1=parse_int(args[1]))
+        elif call == Call.SENDTO:
+            addr = sockaddr_arg(args[4], ADDRESS_FAMILIES, addrlen_arg(args[5])) \
+                if len(args) > 5 else None
+            if addr is None:
+                self.stats.skipped[name] += 1    # a connected socket's send: not recorded
+                return
+            kw = dict(arg0=parse_fd(args[0]), path=addr)
+        else:   # connect, bind
+            kw = dict(arg0=parse_fd(args[0]),
+                      path=sockaddr_arg(args[1], ADDRESS_FAMILIES, addrlen_arg(args[2])))
+        self._emit(self._event(task, ts, Kind.NET, call, ret=ret, **kw))
+
+    def _fd(self, task, name, args, ret, ts):
+        """What changes the fd table (BF_FD)."""
+        if self._no_result(name, ret):
+            return
+        call = FD_CALLS[name]
+        kw = {}
+        if call in (Call.PIPE, Call.PIPE2):
+            fds = fd_pair(args[0]) if ret == 0 else (-1, -1)
+            kw = dict(arg0=fds[0], arg1=fds[1],
+                      dirfd=parse_flags(args[1], OPEN_FLAGS) if len(args) > 1 else 0)
+        elif call == Call.FCNTL:
+            cmd = parse_flags(args[1], FCNTL_COMMANDS)
+            if cmd not in (F_DUPFD, F_DUPFD_CLOEXEC, F_SETFD):
+                self.stats.skipped[name] += 1    # the kernel side records only what
+                return                           # changes the table
+            kw = dict(arg0=parse_fd(args[0]), arg1=cmd,
+                      dirfd=parse_flags(args[2], FD_FLAGS) if len(args) > 2 else 0)
+        else:
+            kw = dict(arg0=parse_fd(args[0]))
+            if call in (Call.DUP2, Call.DUP3):
+                kw["arg1"] = parse_fd(args[1])
+            if call == Call.DUP3:
+                kw["dirfd"] = parse_flags(args[2], OPEN_FLAGS)
+        self._emit(self._event(task, ts, Kind.FD, call, ret=ret, **kw))
+
+
 HANDLERS = {}
 AT_ENTRY = (EventBuilder._exec, EventBuilder._fork)
 INTERESTING_CALLS = set(IDENTITY_CALLS)
 for _names, _fn in ((OPEN_CALLS, EventBuilder._open), (STAT_CALLS, EventBuilder._stat),
                     (FORK_CALLS, EventBuilder._fork), (EXEC_CALLS, EventBuilder._exec),
                     (EXIT_CALLS, EventBuilder._exit_call), (WAIT_CALLS, EventBuilder._wait),
-                    (CHDIR_CALLS, EventBuilder._chdir)):
+                    (CHDIR_CALLS, EventBuilder._chdir), (NET_CALLS, EventBuilder._net),
+                    (FD_CALLS, EventBuilder._fd)):
     for _n in _names:
         HANDLERS[_n] = _fn
         INTERESTING_CALLS.add(_n)

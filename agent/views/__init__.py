@@ -6,31 +6,24 @@ from __future__ import annotations
 
 import os
 
-from ..errors import InputFormatError
 
 
 def load_graph(path):
-    """The DeltaGraph of the recording in `path` (a Turtle file or a journal)."""
-    from ..capture.journal import looks_like_journal, read_journal
+    """The DeltaGraph of the recording in `path` (Turtle, a journal or a strace log)."""
     from ..graph.fromturtle import graph_of_turtle
     from ..graph.jsondelta import LiveInterpreter
+    from ..inputs import TURTLE, open_events, sniff
 
-    try:
+    kind = sniff(path)
+    if kind == TURTLE:
         with open(path, "rb") as fh:
-            head = fh.read(64)
-    except OSError as exc:
-        raise InputFormatError(f"cannot read {path}: {exc.strerror}") from None
-    if not head:
-        raise InputFormatError(f"{path} is empty: neither a journal nor Turtle")
-    if looks_like_journal(head):
-        jr = read_journal(path)
-        interp = LiveInterpreter(jr.run)
-        interp.feed(jr.events)
-        interp.finish(complete=lambda: jr.complete, notes=jr.notes)
-        interp.delta.graph.commit()
-        return interp.delta.graph
-    with open(path, "rb") as fh:
-        return graph_of_turtle(fh, os.fspath(path))
+            return graph_of_turtle(fh, os.fspath(path))
+    rec = open_events(path, kind)
+    interp = LiveInterpreter(rec.run)
+    interp.feed(rec.events)
+    interp.finish(complete=lambda: rec.complete, notes=rec.notes)
+    interp.delta.graph.commit()
+    return interp.delta.graph
 
 
 def tree(graph):

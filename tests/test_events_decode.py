@@ -1,0 +1,91 @@
+"""The batch decoder (agent.events.decode_records, the fast path every
+consumer uses) against the one-record reference decoder (agent.events.decode):
+same events from any records, same stopping place on damaged input."""
+from __future__ import annotations
+
+import struct
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from agent import abi
+from agent.events import (HEADER_SIZE, Call, Event, Kind, align8, decode, decode_batch,
+                          decode_records, encode_batch)
+
+_I32 = st.integers(-2**31, 2**31 - 1)
+_NAME = st.binary(min_size=1, max_size=40).map(lambda b: b.replace(b"\0", b"x"))
+
+
+@st.composite
+def events(draw):
+    kind = draw(st.sampled_from(list(Kind)))
+    call = draw(st.sampled_from(list(Call)))
+    path = draw(st.none() | _NAME)
+    if kind == Kind.NET:
+        argv = draw(st.lists(st.binary(min_size=1, max_size=40), max_size=1))
+    else:
+        argv = draw(st.lists(st.binary(max_size=20).map(lambda b: b.replace(b"\0", b"y")),
+                             max_size=6))
+    comm = draw(st.sampled_from(["make", "cc1", "sh", "", "x" * 15, "\u00e9t\u00e9"]))
+    return Event(draw(st.integers(0, 2**63)), kind, call, draw(st.integers(1, 2**22)),
+                 draw(st.integers(1, 2**22)), draw(st.integers(0, 2**22)),
+                 draw(st.integers(0, 2**32 - 1)), draw(_I32), draw(st.integers(-2**63, 2**63 - 1)),
+                 draw(st.integers(-2**63, 2**63 - 1)), draw(_I32), draw(st.integers(0, 255)),
+                 comm, path, argv)
+
+
+def reference(buf):
+    out, off = [], 0
+    while off < len(buf):
+        ev, off = decode(buf, off)
+        out.append(ev)
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(events(), max_size=30))
+def test_fast_decoder_agrees_with_the_reference(evs):
+    buf = encode_batch(evs)
+    fast = decode_batch(buf)
+    assert fast == reference(buf)
+    assert [e.pack() for e in fast] == [e.pack() for e in evs]
+    assert decode_records(memoryview(buf), strict=False) == (fast, len(buf))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(events(), min_size=1, max_size=10), st.data())
+def test_damage_stops_where_the_reference_stops(evs, data):
+    buf = bytearray(encode_batch(evs))
+    starts, off = [], 0
+    for e in evs:
+        starts.append(off)
+        off += align8(len(e.pack()))
+    victim = data.draw(st.integers(0, len(evs) - 1))
+    size_at = starts[victim] + abi.EVENT.offset["size"]
+    struct.pack_into("=H", buf, size_at, data.draw(st.integers(0, HEADER_SIZE - 1)))
+    got, used = decode_records(bytes(buf), strict=False)
+    assert got == decode_batch(bytes(buf[:starts[victim]]))
+    assert len(got) == victim and used == starts[victim]
+    with pytest.raises(ValueError, match=f"offset {starts[victim]}"):
+        decode_batch(bytes(buf))
+
+
+@given(st.lists(events(), min_size=1, max_size=5), st.integers(1, 200))
+def test_a_cut_batch_keeps_its_whole_records(evs, cut):
+    buf = encode_batch(evs)
+    cut = min(cut, len(buf) - 1)
+    head = buf[:len(buf) - cut]
+    got, used = decode_records(head, strict=False)
+    whole, off = [], 0
+    for e in evs:
+        n = len(e.pack())
+        if off + n > len(head):
+            break
+        whole.append(e)
+        off += align8(n)
+    assert [e.pack() for e in got] == [e.pack() for e in whole]
+    assert used == min(off, len(head))
+    if len(whole) < len(evs):
+        with pytest.raises(ValueError):
+            decode_batch(head)
