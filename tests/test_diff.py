@@ -175,10 +175,8 @@ def test_durations_only_when_asked(tmp_path, capsys):
     assert json_diff(capsys, "--durations", "5ms", a, b)[0] == 0
 
 
-def test_turtle_and_journal_give_the_same_tree(tmp_path):
-    """A journal, batchflow's Turtle read line by line, and the same Turtle
-    read by the RDF parser (any other writer's spelling) agree, on hostile
-    bytes too."""
+def hostile_job():
+    """Names with quotes, escapes, bytes that are not UTF-8; a thread; a signal."""
     b = Builder()
     b.exec(500, b"/bin/sh", [b"sh", b"-c", b"x\xff y", b'a " ; bf:ns 1 \\ \t\n', b"caf\xc3\xa9"])
     b.open(500, b"caf\xc3\xa9 \xff.txt")                   # relative, not UTF-8
@@ -195,7 +193,14 @@ def test_turtle_and_journal_give_the_same_tree(tmp_path):
     for e in events:
         if e.tid == 501:
             e.pid = 500
-    run = make_run(root_pid=500, cwd=b"/w")
+    return events, make_run(root_pid=500, cwd=b"/w")
+
+
+def test_turtle_and_journal_give_the_same_tree(tmp_path):
+    """A journal, batchflow's Turtle read line by line, and the same Turtle
+    read by the RDF parser (any other writer's spelling) agree, on hostile
+    bytes too."""
+    events, run = hostile_job()
     ttl, jnl = save(tmp_path, "x", (events, run))
     other = tmp_path / "other.ttl"                          # not batchflow's first line
     other.write_bytes(b"# written elsewhere\n" + ttl.read_bytes().split(b"\n", 1)[1])
@@ -218,6 +223,37 @@ def test_turtle_and_journal_give_the_same_tree(tmp_path):
         (inputs.UNRESOLVED + b"rel.txt", "Read"): frozenset({"ok"}),
         (b"/etc/thread", "Read"): frozenset({"ok"})}
     assert flat(trees[0])[1][:3] == ("sh/env#0", ((b"/usr/bin/env", (b"env",)),), (-1, 9))
+
+
+def test_turtle_file_event_lines_read_as_any_line(tmp_path):
+    """The expression for the common open and stat lines gives the same events
+    as reading any event line property by property; the lines it is not sure
+    of (escaped or non-UTF-8 paths) go the general way."""
+    events, run = hostile_job()
+    a, _ = save(tmp_path, "a", job())
+    x, _ = save(tmp_path, "x", (events, run))
+    fast = {}
+    for path in (a, x):
+        prefixes, reader = {}, inputs._TurtleReader(str(path))
+        fast[path.name] = 0
+        for line in path.read_bytes().splitlines(keepends=True):
+            if line.startswith(b"@prefix"):
+                m = inputs._PREFIX.match(line)
+                prefixes[m.group(1)] = m.group(2).decode()
+                reader.terms.reset(prefixes)
+            if not (line.startswith(b"ev:") and b" a bf:" in line):
+                continue
+            any_idx, any_props = inputs._any_event(line, reader.terms)
+            idx, props = inputs._event_line(line, reader.terms)
+            assert idx == any_idx and props.keys() <= any_props.keys()
+            fast[path.name] += inputs._FILE_EVENT.match(line) is not None
+            for p in (props, any_props):
+                p[None] = inputs.EVENT_KIND[p[inputs.RDF_TYPE]]
+            assert reader._event(props) == reader._event(any_props), line
+    # job(): make's 3 opens and its stat, each compiler's 3 opens;
+    # hostile_job(): rel.txt (by a directory fd) and the thread's open, not
+    # the paths with a quote or bytes that are not UTF-8
+    assert fast == {"a.ttl": 10, "x.ttl": 2}
 
 
 def test_rules_rewrite_strings():
