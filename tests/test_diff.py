@@ -441,3 +441,31 @@ def test_trouble_with_one_side_while_the_other_is_read_in_a_child(tmp_path):
         assert proc.returncode == 2 and proc.stdout == "", proc.stderr
         assert proc.stderr.startswith(f"batchflow: error: {junk} is not a Turtle file")
         assert len(proc.stderr.splitlines()) == 1, proc.stderr
+
+
+def test_two_processes_and_one_give_the_same_report(tmp_path, capsys):
+    """Large inputs are read one per process and the left side's tree comes
+    back through a pipe: the report is the one read in one process, here
+    exactly the one open left out on the right."""
+    import itertools
+    from agent.compare.diff import PARALLEL_BYTES
+    from agent.events import Kind
+    from agent.graph.synthetic import stream_job
+    events = list(itertools.islice(stream_job(120_000, headers=40), 120_000))
+    gone = next(i for i, e in enumerate(events)
+                if i > 60_000 and e.kind == Kind.OPEN and e.path.endswith(b"/h7.h"))
+    paths = []
+    for name, evs in (("a", events), ("b", events[:gone] + events[gone + 1:])):
+        path = tmp_path / f"{name}.journal"
+        w = JournalWriter(path, make_run(root_pid=100))
+        for k in range(0, len(evs), 4096):
+            w.append(encode_batch(evs[k:k + 4096]))
+        w.close(make_run(root_pid=100))
+        paths.append(path)
+    assert sum(os.path.getsize(p) for p in paths) > PARALLEL_BYTES
+    reports = [json_diff(capsys, "--jobs", jobs, *paths) for jobs in ("2", "1")]
+    assert reports[0] == reports[1]
+    code, report = reports[0]
+    assert code == 1
+    assert [(c["kind"], c["status"], c["path"], c["access"]) for c in report["changes"]] == [
+        ("file", "removed", os.fsdecode(events[gone].path), "Read")]

@@ -356,16 +356,17 @@ def _attach(tree):
         stack += n.children
 
 
-def prepare_both(left, right, options, host=None, cwd=None):
+def prepare_both(left, right, options, host=None, cwd=None, parallel=True):
     """((left Side, right Side), (left tree, right tree)).  Large inputs are
-    read at the same time, the left one in a forked child (reading is CPU-bound
-    Python: one process per side uses two cores)."""
+    read at the same time (unless `parallel` is False), the left one in a
+    forked child (reading is CPU-bound Python: one process per side uses two
+    cores)."""
     import os
     try:
         size = os.path.getsize(left) + os.path.getsize(right)
     except OSError:
         size = 0
-    if size < PARALLEL_BYTES or (os.cpu_count() or 1) < 2:
+    if not parallel or size < PARALLEL_BYTES or (os.cpu_count() or 1) < 2:
         a, b = prepare(left, options, host, cwd), prepare(right, options, host, cwd)
         return (a[0], b[0]), (a[1], b[1])
     import multiprocessing
