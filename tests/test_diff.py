@@ -469,3 +469,27 @@ def test_two_processes_and_one_give_the_same_report(tmp_path, capsys):
     assert code == 1
     assert [(c["kind"], c["status"], c["path"], c["access"]) for c in report["changes"]] == [
         ("file", "removed", os.fsdecode(events[gone].path), "Read")]
+
+
+def test_siblings_pair_by_argv_first_then_in_order():
+    """match_children: among siblings of one label, those with the same argv
+    pair first (the earliest free one on the right), the rest in fork order."""
+    from agent.compare.diff import Node, match_children
+
+    def node(ident, argv, kids=()):
+        return Node(ident, "gzip", 0, "", ((b"/bin/gzip", tuple(argv)),), (0, 0), {},
+                    None, None, list(kids), [])
+
+    n = 3000                   # many siblings, reordered: xargs -P over many files
+    left = node("L", [b"xargs"], [node(f"l{i}", [b"gzip", b"f%d" % i]) for i in range(n)]
+                + [node("l-dup0", [b"gzip", b"same"]), node("l-dup1", [b"gzip", b"same"]),
+                   node("l-odd", [b"gzip", b"only-left"])])
+    right = node("R", [b"xargs"], [node("r-odd", [b"gzip", b"only-right"])]
+                 + [node(f"r{i}", [b"gzip", b"f%d" % i]) for i in reversed(range(n))]
+                 + [node(f"r-dup{k}", [b"gzip", b"same"]) for k in range(3)])
+    pairs = [(a.ident if a else None, b.ident if b else None)
+             for a, b in match_children(left, right)]
+    assert pairs == [(f"l{i}", f"r{i}") for i in range(n)] + [
+        ("l-dup0", "r-dup0"), ("l-dup1", "r-dup1"),
+        ("l-odd", "r-odd"),                 # what is left pairs in order
+        (None, "r-dup2")]

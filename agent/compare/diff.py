@@ -173,15 +173,23 @@ def match_children(a, b, by_pid=False):
         right_by_label.setdefault(c.label, []).append(c)
     for lab, lefts in left_by_label.items():
         rights = right_by_label.pop(lab, [])
-        free = list(rights)
+        # the first right sibling, in order, that ran the same programs with
+        # the same argv: through a table by execs (ten thousand siblings of
+        # one program, reordered, would otherwise compare every pair)
+        by_execs = {}
+        for r in reversed(rights):
+            by_execs.setdefault(r.execs, []).append(r)
+        taken = set()
         unpaired = []
         for c in lefts:
-            twin = next((r for r in free if r.execs == c.execs), None)
-            if twin is None:
-                unpaired.append(c)
-            else:
-                free.remove(twin)
+            twins = by_execs.get(c.execs)
+            if twins:
+                twin = twins.pop()
+                taken.add(id(twin))
                 pairs.append((c, twin))
+            else:
+                unpaired.append(c)
+        free = [r for r in rights if id(r) not in taken]
         for c, r in zip(unpaired, free):
             pairs.append((c, r))
         pairs += [(c, None) for c in unpaired[len(free):]]
