@@ -493,3 +493,38 @@ def test_siblings_pair_by_argv_first_then_in_order():
         ("l-dup0", "r-dup0"), ("l-dup1", "r-dup1"),
         ("l-odd", "r-odd"),                 # what is left pairs in order
         (None, "r-dup2")]
+
+
+def test_network_events_in_turtle_hold_their_place(tmp_path, capsys):
+    """A Turtle recording's network events (bf:NetEvent) are read as events,
+    as the journal's are: their indexes are not missing, and a UNIX socket
+    connected to is a file used, on both roads; the other run's socket path
+    shows as exactly that change."""
+    from agent import netaddr
+    from agent.events import Call, Kind
+
+    def net_job(sock):
+        b = Builder()
+        b.exec(500, b"/bin/sh", [b"sh"])
+        b.open(500, b"/etc/hosts")
+        b.tcp_client(500, 3, netaddr.Addr("inet", "127.0.0.1", 40000),
+                     netaddr.Addr("inet", "127.0.0.1", 80), 7)
+        b.socket(500, 4, domain=1)
+        b._ev(Kind.NET, Call.CONNECT, 500, ret=0, arg0=4,
+              path=netaddr.pack_sockaddr(netaddr.Addr("unix", sock)))
+        b.open(500, b"/etc/after")
+        b.exit(500, 0)
+        return b.events, make_run(root_pid=500, cwd=b"/w")
+
+    a_ttl, a_jnl = save(tmp_path, "a", net_job(b"/run/x.sock"))
+    b_ttl, b_jnl = save(tmp_path, "b", net_job(b"/run/y.sock"))
+    assert b"a bf:NetEvent" in a_ttl.read_bytes()
+    code, report = json_diff(capsys, a_jnl, a_ttl)
+    assert code == 0 and report["notes"] == [], report
+    for a, b in ((a_ttl, b_ttl), (a_jnl, b_ttl), (a_ttl, b_jnl)):
+        code, report = json_diff(capsys, a, b)
+        assert code == 1 and report["notes"] == []
+        assert sorted((c["kind"], c["status"], c["path"], c["access"])
+                      for c in report["changes"]) == [
+            ("file", "added", "/run/y.sock", "Connect"),
+            ("file", "removed", "/run/x.sock", "Connect")]

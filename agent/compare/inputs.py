@@ -150,7 +150,7 @@ RDF_FIRST, RDF_REST, RDF_NIL = N.RDF + "first", N.RDF + "rest", N.RDF + "nil"
 EVENT_KIND = {BF + "OpenEvent": Kind.OPEN, BF + "StatEvent": Kind.STAT,
               BF + "ForkEvent": Kind.FORK, BF + "ExecEvent": Kind.EXEC,
               BF + "ExitEvent": Kind.EXIT, BF + "WaitEvent": Kind.WAIT,
-              BF + "ChdirEvent": Kind.CHDIR}
+              BF + "ChdirEvent": Kind.CHDIR, BF + "NetEvent": Kind.NET}
 CALL_OF_NAME = {name: int(call) for call, name in CALL_NAMES.items()}
 (P_PROCESS, P_CALL, P_NS, P_TID, P_RESULT, P_FILE, P_ACCESS, P_PATH, P_PATH_BYTES, P_FLAGS,
  P_MODE, P_ARGV, P_EXIT_CODE, P_EXIT_SIGNAL, P_LEADER_EXIT, P_WAIT_PID, P_RAW_STATUS, P_DIRFD,
@@ -230,7 +230,7 @@ class _TurtleReader:
         if self.pending:
             missing = max(self.pending) + 1 - self.next_idx - len(self.pending)
             for idx in sorted(self.pending):
-                emit(*self._event(self.pending.pop(idx)))
+                self._emit(self.pending.pop(idx), emit)
             return [f"{missing} event indexes are missing from the graph"] if missing else []
         return []
 
@@ -305,10 +305,10 @@ class _TurtleReader:
                         break
 
     def _subject(self, s, props, emit):
-        if props.get(RDF_TYPE) in EVENT_KIND:
+        t = props.get(RDF_TYPE)
+        if t in EVENT_KIND or (t and t.startswith(BF) and t.endswith("Event")):
             self._take(int(s.rsplit(":e", 1)[1]), props, emit)
             return
-        t = props.get(RDF_TYPE)
         if t == BF + "UnresolvedPath":
             raw = _bytes(props, BF + "path", BF + "pathBytes")
             self.unresolved[s] = (raw, props.get(BF + "relativeTo", ""))
@@ -324,15 +324,20 @@ class _TurtleReader:
             raise InputFormatError(
                 f"{self.path}: the statements about event number {idx} are scattered; diff "
                 f"reads a recording as batchflow writes it (one statement per event)")
-        props[None] = EVENT_KIND[props[RDF_TYPE]]
+        props[None] = EVENT_KIND.get(props[RDF_TYPE])
         if idx == self.next_idx:
-            emit(*self._event(props))
+            self._emit(props, emit)
             self.next_idx += 1
             while self.next_idx in self.pending:
-                emit(*self._event(self.pending.pop(self.next_idx)))
+                self._emit(self.pending.pop(self.next_idx), emit)
                 self.next_idx += 1
         else:
             self.pending[idx] = props
+
+    def _emit(self, props, emit):
+        # (an event of a class diff does not know still holds its index)
+        if props[None] is not None:
+            emit(*self._event(props))
 
     def _argv(self, node):
         if isinstance(node, list):                # read by _event_line
