@@ -315,6 +315,8 @@ def test_ignore_and_config_file(tmp_path, capsys):
     (["{garbage}", "{a}"], "not a Turtle file, a batchflow journal or a strace log"),
     (["{badttl}", "{a}"], "not readable as Turtle"),
     (["{summary}", "{a}"], "--detail summary"),
+    (["{a}", "{notutf8}"], "Invalid UTF-8"),            # in an event line of batchflow's
+    (["{hugeint}", "{a}"], "not a batchflow recording: Exceeds the limit"),
     (["--ignore", "(", "{a}", "{a}"], "ignore pattern"),
     (["--no", "nonsense", "{a}", "{a}"], "no normalisation rule named nonsense"),
     (["--durations", "soon", "{a}", "{a}"], "duration threshold"),
@@ -330,6 +332,11 @@ def test_trouble_is_one_line_and_status_2(tmp_path, capsys, args, message):
     files["garbage"].write_bytes(b"\x00\x01 this is not a log\n" * 20)
     files["badttl"].write_text("@prefix bf: <urn:batchflow:ns#> .\nbf:x bf:y \n")
     files["badconf"].write_text("colour = true\n")
+    ttl = a.read_bytes()
+    files["notutf8"], files["hugeint"] = tmp_path / "notutf8.ttl", tmp_path / "hugeint.ttl"
+    files["notutf8"].write_bytes(ttl.replace(b' ; bf:access bf:Read ;',
+                                             b' ; bf:access bf:Read ; bf:path "\xff" ;', 1))
+    files["hugeint"].write_bytes(ttl.replace(b" ; bf:ns ", b" ; bf:ns " + b"9" * 5000, 1))
     events, run = job()
     write_turtle(events, run, files["summary"], detail="summary")
     code, out, err = run_diff(capsys, *[x.format(**files) for x in args])

@@ -245,6 +245,15 @@ class _TurtleReader:
 
     def _read_quads(self, quads, emit):
         """Any Turtle: triples grouped by subject, in document order."""
+        try:
+            self._read_triples(quads, emit)
+        except InputFormatError:
+            raise
+        except ValueError as exc:       # a literal no batchflow recording holds
+            raise InputFormatError(f"{self.path}: not a batchflow recording: "
+                                   f"{str(exc).splitlines()[0]}") from None
+
+    def _read_triples(self, quads, emit):
         import pyoxigraph as ox
         subject = props = None
         for q in quads:
@@ -283,7 +292,10 @@ class _TurtleReader:
             for line in f:
                 if line.startswith(b"ev:"):
                     if b" a bf:" in line[:40]:
-                        parsed = _event_line(line, terms)
+                        try:
+                            parsed = _event_line(line, terms)
+                        except ValueError:      # bytes that are not UTF-8, a huge number:
+                            parsed = None       # the parser says what is wrong
                         if parsed is not None:
                             self._take(parsed[0], parsed[1], emit)
                         else:
