@@ -293,7 +293,7 @@ class _TurtleReader:
                 if line.startswith(b"ev:"):
                     if b" a bf:" in line[:40]:
                         try:
-                            parsed = _event_line(line, terms)
+                            parsed = self._event_line(line)
                         except ValueError:      # bytes that are not UTF-8, a huge number:
                             parsed = None       # the parser says what is wrong
                         if parsed is not None:
@@ -319,6 +319,7 @@ class _TurtleReader:
     def _subject(self, s, props, emit):
         t = props.get(RDF_TYPE)
         if t in EVENT_KIND or (t and t.startswith(BF) and t.endswith("Event")):
+            props[None] = EVENT_KIND.get(t)
             self._take(int(s.rsplit(":e", 1)[1]), props, emit)
             return
         if t == BF + "UnresolvedPath":
@@ -330,26 +331,85 @@ class _TurtleReader:
         elif t == BF + "Loss":
             self.losses[s] = (props.get(BF + "lossKind"), props.get(BF + "count", 0))
 
-    def _take(self, idx, props, emit):
-        """The facts of event `idx`: emitted in index order (held until then)."""
+    def _take(self, idx, facts, emit):
+        """Event `idx`, emitted in index order (held until then): its props (with
+        its Kind, or None for a class diff does not know, under None) or the
+        tuple _event would make of them."""
         if idx < self.next_idx or idx in self.pending:
             raise InputFormatError(
                 f"{self.path}: the statements about event number {idx} are scattered; diff "
                 f"reads a recording as batchflow writes it (one statement per event)")
-        props[None] = EVENT_KIND.get(props[RDF_TYPE])
         if idx == self.next_idx:
-            self._emit(props, emit)
+            self._emit(facts, emit)
             self.next_idx += 1
             while self.next_idx in self.pending:
                 self._emit(self.pending.pop(self.next_idx), emit)
                 self.next_idx += 1
         else:
-            self.pending[idx] = props
+            self.pending[idx] = facts
 
-    def _emit(self, props, emit):
-        # (an event of a class diff does not know still holds its index)
-        if props[None] is not None:
-            emit(*self._event(props))
+    def _emit(self, facts, emit):
+        if type(facts) is tuple:
+            emit(*facts)
+        elif facts[None] is not None:     # (an unknown class still holds its index)
+            emit(*self._event(facts))
+
+    def _event_line(self, line):
+        """(index, facts) of an event line of batchflow's Turtle (None: not one
+        this reader takes whole).  Most lines of a large recording are opens
+        and stats of one shape: read with one expression into the Event, with
+        no loop over their properties (about 4 -> 1.5 us a line); any other
+        line goes through its properties one by one (_any_event).  The
+        tests check the two roads agree."""
+        terms = self.terms
+        if terms.ev_base is None or terms.proc_base is None:
+            return None
+        m = _FILE_EVENT.match(line)
+        if m is None:
+            return _any_event(line, terms)
+        idx, cls, call, proc, ns, tid, iri, access, path, flags, mode, result = m.groups()
+        proc = terms.procs[proc]
+        pid = self._pid(proc)
+        kind = _FILE_KINDS[cls]
+        ev = Event(int(ns), kind, CALL_OF_NAME.get(terms.calls[call], 0), pid,
+                   pid if tid is None else int(tid), ret=int(result))
+        if path is not None:
+            path.decode("utf-8")            # (as _literal would: UTF-8 or an error)
+        resolved, access = self._file(ev, terms.iris[iri], terms.bf[access], path)
+        ev.arg0 = int(flags)
+        if kind == Kind.OPEN and mode is not None:
+            ev.arg1 = int(mode)
+        self.events += 1
+        return int(idx), (ev, resolved, access, proc)
+
+    def _pid(self, proc):
+        """The pid in a process IRI."""
+        pid = self.pids.get(proc)
+        if pid is None:
+            try:
+                pid = self.pids[proc] = int(proc.rsplit(":", 1)[1].split("-", 1)[0])
+            except (IndexError, ValueError):
+                raise InputFormatError(f"{self.path}: an event's process {proc!r} is not a "
+                                       f"batchflow process IRI") from None
+        return pid
+
+    def _file(self, ev, f, access_iri, passed):
+        """(resolved path, access) of the file IRI `f`; sets the event's path
+        (`passed`, the path the call passed, when the graph says) and dirfd."""
+        access = ACCESS_OF[access_iri]
+        if f.startswith("file://"):
+            resolved = self.file_paths.get(f)
+            if resolved is None:
+                resolved = self.file_paths[f] = N.path_of_file_iri(f)
+            path = resolved
+        else:
+            raw, base = self.unresolved.get(f, (b"", ""))
+            resolved = UNRESOLVED + raw
+            path = raw
+            if base.startswith("fd"):
+                ev.dirfd = int(base[2:])
+        ev.path = passed if passed is not None else path
+        return resolved, access
 
     def _argv(self, node):
         if isinstance(node, list):                # read by _event_line
@@ -371,32 +431,14 @@ class _TurtleReader:
         kind = props[None]
         get = props.get
         proc = get(P_PROCESS, "")
-        pid = self.pids.get(proc)
-        if pid is None:
-            try:
-                pid = self.pids[proc] = int(proc.rsplit(":", 1)[1].split("-", 1)[0])
-            except (IndexError, ValueError):
-                raise InputFormatError(f"{self.path}: an event's process {proc!r} is not a "
-                                       f"batchflow process IRI") from None
+        pid = self._pid(proc)
         ev = Event(get(P_NS, 0), kind, CALL_OF_NAME.get(get(P_CALL), 0), pid, get(P_TID, pid),
                    ret=get(P_RESULT, 0))
         resolved = access = None
         f = get(P_FILE)
         if f is not None:
-            access = ACCESS_OF[get(P_ACCESS, "")]
-            if f.startswith("file://"):
-                resolved = self.file_paths.get(f)
-                if resolved is None:
-                    resolved = self.file_paths[f] = N.path_of_file_iri(f)
-                path = resolved
-            else:
-                raw, base = self.unresolved.get(f, (b"", ""))
-                resolved = UNRESOLVED + raw
-                path = raw
-                if base.startswith("fd"):
-                    ev.dirfd = int(base[2:])
-            passed = _bytes(props, P_PATH, P_PATH_BYTES)
-            ev.path = passed if passed is not None else path
+            resolved, access = self._file(ev, f, get(P_ACCESS, ""),
+                                          _bytes(props, P_PATH, P_PATH_BYTES))
         if kind == Kind.OPEN:
             ev.arg0 = get(P_FLAGS, 0)
             ev.arg1 = get(P_MODE, 0)
@@ -542,19 +584,10 @@ def _bf_iri(local):
     return BF + local.decode()
 
 
-def _event_line(line, terms):
-    """(event index, props) of an event statement as agent/graph/turtle.py
-    writes it, or None when the line is not exactly that."""
-    if terms.ev_base is None or terms.proc_base is None:
-        return None
-    m = _FILE_EVENT.match(line)
-    if m is not None:
-        return _file_event(m, terms)
-    return _any_event(line, terms)
-
-
 def _any_event(line, terms):
-    """_event_line for any event line, property by property."""
+    """(index, props) of any event line as agent/graph/turtle.py writes it,
+    property by property (None when the line is not exactly that); its Kind
+    (None: a class diff does not know) under None."""
     line = line.rstrip(b"\n")
     m = _EVENT_HEAD.match(line)
     if m is None or not line.endswith(b" ."):
@@ -588,29 +621,14 @@ def _any_event(line, terms):
             else:
                 return None
             props[names[name]] = v
+    props[None] = EVENT_KIND.get(props[RDF_TYPE])
     return int(idx), props
 
 
-# Most lines of a large recording are opens and stats of one shape: read with
-# one expression, no loop over their properties (about 4 -> 1.8 us a line).  A
-# line that differs in any way (an escaped path, bytes, a truncation) goes to
-# the general reading above; the tests check the two agree.
+# the common open and stat line (_TurtleReader._event_line)
 _FILE_EVENT = re.compile(
     rb'ev:(\d+) a bf:(OpenEvent|StatEvent) ; bf:call "(\w+)" ; bf:process proc:(\S+) '
     rb'; bf:ns (\d+)(?: ; bf:follows ev:\d+)?(?: ; bf:tid (-?\d+))? ; bf:file <([^>\s]*)> '
     rb'; bf:access bf:(\w+)(?: ; bf:path "([^"\\]*)")? ; bf:flags (-?\d+)'
     rb'(?: ; bf:mode (-?\d+))? ; bf:result (-?\d+)(?: ; bf:errno "\w+")? \.\n?$')
-
-
-def _file_event(m, terms):
-    idx, cls, call, proc, ns, tid, iri, access, path, flags, mode, result = m.groups()
-    props = {RDF_TYPE: terms.bf[cls], P_CALL: terms.calls[call],
-             P_PROCESS: terms.procs[proc], P_NS: int(ns), P_FILE: terms.iris[iri],
-             P_ACCESS: terms.bf[access], P_FLAGS: int(flags), P_RESULT: int(result)}
-    if tid is not None:
-        props[P_TID] = int(tid)
-    if path is not None:
-        props[P_PATH] = path.decode("utf-8")
-    if mode is not None:
-        props[P_MODE] = int(mode)
-    return int(idx), props
+_FILE_KINDS = {b"OpenEvent": Kind.OPEN, b"StatEvent": Kind.STAT}
