@@ -536,3 +536,40 @@ def test_network_events_in_turtle_hold_their_place(tmp_path, capsys):
                       for c in report["changes"]) == [
             ("file", "added", "/run/y.sock", "Connect"),
             ("file", "removed", "/run/x.sock", "Connect")]
+
+
+def test_a_chain_of_nested_processes_deeper_than_the_recursion_limit(tmp_path, capsys,
+                                                                   monkeypatch):
+    """1500 shells, each the child of the last (Python's recursion limit is
+    1000): read, matched, sent from the reader child and reported; the
+    innermost one's exit code is the one change."""
+    import sys
+    from agent.compare import diff as diff_module
+    depth = 1500
+    assert depth > sys.getrecursionlimit()
+
+    def chain(last_exit):
+        b = Builder()
+        b.exec(100, b"/bin/sh", [b"sh"])
+        for i in range(depth):
+            b.fork(100 + i, 101 + i)
+            b.exec(101 + i, b"/bin/sh", [b"sh", b"-c", b"next"])
+        for i in reversed(range(depth)):
+            b.exit(101 + i, last_exit if i == depth - 1 else 0)
+            b.wait(100 + i, 101 + i)
+        b.exit(100, 0)
+        return b.events, make_run(root_pid=100, cwd=b"/w")
+
+    a_ttl, a_jnl = save(tmp_path, "a", chain(0))
+    _, b_jnl = save(tmp_path, "b", chain(3))
+    code, report = json_diff(capsys, a_jnl, a_ttl)          # the Turtle reader too
+    assert code == 0 and report["changes"] == [] and report["notes"] == []
+    reports = [json_diff(capsys, "--jobs", "1", a_jnl, b_jnl)]
+    monkeypatch.setattr(diff_module, "PARALLEL_BYTES", 0)       # the reader child's road
+    reports.append(json_diff(capsys, a_jnl, b_jnl))
+    assert reports[0] == reports[1]
+    code, report = reports[0]
+    assert code == 1
+    assert [(c["kind"], c["process"], c["left"], c["right"]) for c in report["changes"]] == [
+        ("exit", "sh" + "/sh#0" * depth, {"code": 0, "signal": 0},
+         {"code": 3, "signal": 0})]

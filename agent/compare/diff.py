@@ -60,7 +60,16 @@ class Node:
         return self.raw_paths.get(key, key[0]) if self.raw_paths else key[0]
 
     def size(self):
-        return 1 + sum(c.size() for c in self.children)
+        return sum(1 for _ in self.subtree())
+
+    def subtree(self):
+        """This node and its descendants, parents before children (a loop:
+        trees may be deeper than Python's recursion limit)."""
+        stack = [self]
+        while stack:
+            n = stack.pop()
+            yield n
+            stack += reversed(n.children)
 
     def ancestors(self):
         out, p = [], self.parent
@@ -147,12 +156,18 @@ def build_tree(side, options):
                   if "ok" in p.files[path, access] and temp_marked(path) == path]
         execs = tuple((rewrite(path), tuple(rewrite(a) for a in argv))
                       for path, argv, res in p.execs if res == "ok")
-        n = Node(names[id(p)], label(p), p.pid, p.iri, execs, p.exit, files,
-                 wall(p.start_ts), wall(p.end_ts), [], writes, raw, parent)
-        n.children = [node(c, n) for c in p.children]
-        return n
+        return Node(names[id(p)], label(p), p.pid, p.iri, execs, p.exit, files,
+                    wall(p.start_ts), wall(p.end_ts), [], writes, raw, parent)
 
-    return node(norm.root, None)
+    root = node(norm.root, None)
+    stack = [(norm.root, root)]
+    while stack:
+        p, n = stack.pop()
+        for c in p.children:
+            child = node(c, n)
+            n.children.append(child)
+            stack.append((c, child))
+    return root
 
 
 def match_children(a, b, by_pid=False):
@@ -204,8 +219,21 @@ def _outcomes(values):
 
 
 def compare_nodes(a, b, options, out, pairs):
-    """The changes between two matched processes, then their children's;
-    `pairs` (right_of, left_of) records the matching."""
+    """The changes between two matched processes, then their children's, in
+    tree order; `pairs` (right_of, left_of) records the matching."""
+    todo = [(a, b)]             # matched pairs still to compare, and changes found
+    while todo:
+        item = todo.pop()
+        if isinstance(item, Change):
+            out.append(item)
+        else:
+            later = _compare_pair(*item, options, out, pairs)
+            todo += reversed(later)
+
+
+def _compare_pair(a, b, options, out, pairs):
+    """compare_nodes for one pair; returns what comes after its own changes,
+    in order: its children's pairs, and changes of a process added or removed."""
     pairs[0][id(a)] = b
     pairs[1][id(b)] = a
     if a.execs != b.execs:
@@ -227,13 +255,15 @@ def compare_nodes(a, b, options, out, pairs):
         da, db = a.duration_ns, b.duration_ns
         if da is not None and db is not None and options.durations.exceeded(da, db):
             out.append(Change(DURATION, CHANGED, a, b, left_value=da, right_value=db))
+    later = []
     for ca, cb in match_children(a, b, by_pid=not options.on("tree")):
         if cb is None:
-            out.append(Change(PROCESS, REMOVED, ca, None, left_value=ca.size()))
+            later.append(Change(PROCESS, REMOVED, ca, None, left_value=ca.size()))
         elif ca is None:
-            out.append(Change(PROCESS, ADDED, None, cb, right_value=cb.size()))
+            later.append(Change(PROCESS, ADDED, None, cb, right_value=cb.size()))
         else:
-            compare_nodes(ca, cb, options, out, pairs)
+            later.append((ca, cb))
+    return later
 
 
 def diff(left, right, options, trees=None):
@@ -336,7 +366,7 @@ def _prepare_child(conn, parent_end, path, options, host, cwd):
     parent_end.close()
     try:
         side, tree = prepare(path, options, host, cwd)
-        _detach(tree)
+        tree = _flatten(tree)
         # (the files' keys are shared tuples (forktree.Normalizer.keys):
         # pickle sends each once, and the parent gets them shared too)
         data = pickle.dumps(("ok", side, tree), protocol=pickle.HIGHEST_PROTOCOL)
@@ -346,22 +376,37 @@ def _prepare_child(conn, parent_end, path, options, host, cwd):
     conn.close()
 
 
-def _detach(tree):
-    """Drops the parent links (pickle would recurse through them)."""
-    stack = [tree] if tree is not None else []
-    while stack:
-        n = stack.pop()
+def _flatten(tree):
+    """The nodes of a tree parents first, unlinked, and how many children each
+    has: pickle recurses through nested objects, and a chain of nested
+    processes may be deeper than its limit."""
+    if tree is None:
+        return None
+    nodes = list(tree.subtree())
+    counts = [len(n.children) for n in nodes]
+    for n in nodes:
+        n.children = []
         n.parent = None
-        stack += n.children
+    return nodes, counts
 
 
-def _attach(tree):
-    stack = [tree] if tree is not None else []
-    while stack:
-        n = stack.pop()
-        for c in n.children:
-            c.parent = n
-        stack += n.children
+def _unflatten(flat):
+    """The tree _flatten took apart."""
+    if flat is None:
+        return None
+    nodes, counts = flat
+    waiting = []                    # [node, children still to come], innermost last
+    for n, count in zip(nodes, counts):
+        if waiting:
+            parent = waiting[-1]
+            n.parent = parent[0]
+            parent[0].children.append(n)
+            parent[1] -= 1
+            if parent[1] == 0:
+                waiting.pop()
+        if count:
+            waiting.append([n, count])
+    return nodes[0]
 
 
 def prepare_both(left, right, options, host=None, cwd=None, parallel=True):
@@ -412,5 +457,5 @@ def prepare_both(left, right, options, host=None, cwd=None, parallel=True):
             gc.enable()
     if status != "ok":
         raise side
-    _attach(tree)
+    tree = _unflatten(tree)
     return (side, b[0]), (tree, b[1])

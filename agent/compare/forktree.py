@@ -266,17 +266,17 @@ class Normalizer:
         k counting the siblings with that label in fork order."""
         self._not_a_launcher()      # a root that never exec'd: its events count
         names = {}
-
-        def walk(p, ident):
+        # (a loop, not a recursion: a chain of nested shells may be deeper
+        # than Python's recursion limit)
+        stack = [] if self.root is None else [(self.root, label(self.root))]
+        while stack:
+            p, ident = stack.pop()
             names[id(p)] = ident
             seen = collections.Counter()
             for c in p.children:
                 lab = label(c)
-                walk(c, f"{ident}/{lab}#{seen[lab]}")
+                stack.append((c, f"{ident}/{lab}#{seen[lab]}"))
                 seen[lab] += 1
-
-        if self.root is not None:
-            walk(self.root, label(self.root))
         return names
 
     def pid_identities(self, names):
