@@ -2,6 +2,7 @@
 (the two ways a recording is kept), compared with known truth."""
 import json
 import os
+import re
 import stat
 
 import pytest
@@ -257,6 +258,23 @@ def test_turtle_file_event_lines_read_as_any_line(tmp_path):
     assert fast == {"a.ttl": 10, "x.ttl": 2}
 
 
+def test_turtle_reader_caches_emptied_when_full_read_the_same(tmp_path, monkeypatch):
+    """The Turtle reader's caches of names (emptied when full, so that a
+    recording of many distinct files does not keep each name three times)
+    change nothing in what is read."""
+    a, _ = save(tmp_path, "a", job())
+    x, _ = save(tmp_path, "x", hostile_job())
+
+    def read(path):
+        facts = []
+        inputs._TurtleReader(str(path)).read(lambda *f: facts.append(f))
+        return facts
+
+    whole = [read(a), read(x)]
+    monkeypatch.setattr(inputs, "CACHE_MAX", 2)
+    assert [read(a), read(x)] == whole and len(whole[0]) == len(job()[0])
+
+
 def test_rules_rewrite_strings():
     rw = Rewriter(Options.build(), lambda s: s, {4321: "make/sh#0"}, ports={22})
     cases = {
@@ -318,6 +336,7 @@ def test_ignore_and_config_file(tmp_path, capsys):
     (["{summary}", "{a}"], "--detail summary"),
     (["{a}", "{notutf8}"], "Invalid UTF-8"),            # in an event line of batchflow's
     (["{hugeint}", "{a}"], "not a batchflow recording: Exceeds the limit"),
+    (["{a}", "{badproc}"], "an event's process 'urn:x' is not a batchflow process IRI"),
     (["--ignore", "(", "{a}", "{a}"], "ignore pattern"),
     (["--no", "nonsense", "{a}", "{a}"], "no normalisation rule named nonsense"),
     (["--durations", "soon", "{a}", "{a}"], "duration threshold"),
@@ -338,6 +357,9 @@ def test_trouble_is_one_line_and_status_2(tmp_path, capsys, args, message):
     files["notutf8"].write_bytes(ttl.replace(b' ; bf:access bf:Read ;',
                                              b' ; bf:access bf:Read ; bf:path "\xff" ;', 1))
     files["hugeint"].write_bytes(ttl.replace(b" ; bf:ns ", b" ; bf:ns " + b"9" * 5000, 1))
+    files["badproc"] = tmp_path / "badproc.ttl"
+    files["badproc"].write_bytes(re.sub(rb"(ev:\d+ a bf:OpenEvent .*?) ; bf:process \S+",
+                                        rb"\1 ; bf:process <urn:x>", ttl, count=1))
     events, run = job()
     write_turtle(events, run, files["summary"], detail="summary")
     code, out, err = run_diff(capsys, *[x.format(**files) for x in args])

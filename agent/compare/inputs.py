@@ -216,8 +216,8 @@ class _TurtleReader:
         self.parsed_slowly = 0     # event lines of batchflow's Turtle the line reader left to the parser
         # what the same strings read as, asked once each: a million events
         # name a few thousand processes, files and access kinds
-        self.pids = {}             # process IRI -> pid
-        self.file_paths = {}       # file IRI -> path bytes
+        self.pids = _Cache(self._pid_of)                # process IRI -> pid
+        self.file_paths = _Cache(N.path_of_file_iri)    # file IRI -> path bytes
         self.terms = _Terms()      # for the line reader: its prefixed names as IRIs
 
     def read(self, emit):
@@ -369,7 +369,7 @@ class _TurtleReader:
             return _any_event(line, terms)
         idx, cls, call, proc, ns, tid, iri, access, path, flags, mode, result = m.groups()
         proc = terms.procs[proc]
-        pid = self._pid(proc)
+        pid = self.pids[proc]
         kind = _FILE_KINDS[cls]
         ev = Event(int(ns), kind, CALL_OF_NAME.get(terms.calls[call], 0), pid,
                    pid if tid is None else int(tid), ret=int(result))
@@ -382,26 +382,20 @@ class _TurtleReader:
         self.events += 1
         return int(idx), (ev, resolved, access, proc)
 
-    def _pid(self, proc):
+    def _pid_of(self, proc):
         """The pid in a process IRI."""
-        pid = self.pids.get(proc)
-        if pid is None:
-            try:
-                pid = self.pids[proc] = int(proc.rsplit(":", 1)[1].split("-", 1)[0])
-            except (IndexError, ValueError):
-                raise InputFormatError(f"{self.path}: an event's process {proc!r} is not a "
-                                       f"batchflow process IRI") from None
-        return pid
+        try:
+            return int(proc.rsplit(":", 1)[1].split("-", 1)[0])
+        except (IndexError, ValueError):
+            raise InputFormatError(f"{self.path}: an event's process {proc!r} is not a "
+                                   f"batchflow process IRI") from None
 
     def _file(self, ev, f, access_iri, passed):
         """(resolved path, access) of the file IRI `f`; sets the event's path
         (`passed`, the path the call passed, when the graph says) and dirfd."""
         access = ACCESS_OF[access_iri]
         if f.startswith("file://"):
-            resolved = self.file_paths.get(f)
-            if resolved is None:
-                resolved = self.file_paths[f] = N.path_of_file_iri(f)
-            path = resolved
+            resolved = path = self.file_paths[f]
         else:
             raw, base = self.unresolved.get(f, (b"", ""))
             resolved = UNRESOLVED + raw
@@ -431,7 +425,7 @@ class _TurtleReader:
         kind = props[None]
         get = props.get
         proc = get(P_PROCESS, "")
-        pid = self._pid(proc)
+        pid = self.pids[proc]
         ev = Event(get(P_NS, 0), kind, CALL_OF_NAME.get(get(P_CALL), 0), pid, get(P_TID, pid),
                    ret=get(P_RESULT, 0))
         resolved = access = None
@@ -546,15 +540,22 @@ def _literal(token):
 
 
 class _Cache(dict):
-    """key -> make(key), made the first time it is asked for."""
+    """key -> make(key), made the first time it is asked for.  Emptied when it
+    holds CACHE_MAX values: a recording of a million distinct files would
+    otherwise keep each name twice more than the normaliser does."""
 
     def __init__(self, make):
         super().__init__()
         self.make = make
 
     def __missing__(self, key):
+        if len(self) >= CACHE_MAX:
+            self.clear()
         value = self[key] = self.make(key)
         return value
+
+
+CACHE_MAX = 1 << 16
 
 
 class _Terms:
