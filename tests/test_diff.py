@@ -303,6 +303,34 @@ def test_rules_rewrite_strings():
     assert ign(b"/out/build-77/x") == b"/out/<ignored>/x"
 
 
+def test_rules_skip_only_strings_none_of_them_would_change(monkeypatch):
+    """A string without three digits from a non-zero one, a colon before a
+    digit or "<date>" is left as it is without running the patterns: on
+    random strings made of the pieces they look for, the rewriting is the
+    same with that shortcut as without it."""
+    import random
+    from agent.compare import rules
+    pieces = [b"0", b"1", b"2", b"3", b"5", b"9", b"00", b"19", b"20", b"2024", b"1700000000",
+              b"12", b"31", b":", b"-", b".", b"_", b"T", b"/", b"@", b"=", b" ", b"<date>",
+              b"host", b"x", b"[::1]", b"127.0.0.1", b"4321", b"22", b"8080"]
+    rng = random.Random(14)
+    strings = [b"".join(rng.choice(pieces) for _ in range(rng.randint(1, 12)))
+               for _ in range(20_000)]
+    options = [Options.build(), Options.build(disable=["dates", "ports"]),
+               Options.build(ignore=[r"x\d"])]
+
+    def rewrite_all():
+        return [[Rewriter(o, lambda s: s, {4321: "make/sh#0"}, ports={22})._rewrite(s)
+                 for s in strings] for o in options]
+
+    shortcut = rewrite_all()
+    skipped = sum(rules._MAYBE_NUMBERS.search(s) is None for s in strings)
+    monkeypatch.setattr(rules, "_MAYBE_NUMBERS", re.compile(b""))     # every string searched
+    assert rewrite_all() == shortcut
+    changed = sum(a != s for a, s in zip(shortcut[0], strings))
+    assert skipped > 1000 and changed > 1000          # both kinds of string were tried
+
+
 def test_thresholds():
     assert Threshold.parse("1.5x") == Threshold(ratio=1.5)
     assert Threshold.parse("2s") == Threshold(seconds=2.0)
