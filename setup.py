@@ -33,7 +33,8 @@ setup(
         "console_scripts": ["batchflow=agent.cli:main"],
         # Resident-agent plug-ins (agent/daemon/tasks.py): setup(agent) adds tasks.
         "batchflow.agent": ["history = agent.history.resident:setup",
-                            "store-push = agent.fleet.agent_push:setup"],
+                            "store-push = agent.fleet.agent_push:setup",
+                            "rules = agent.rules.resident:setup"],
         # Rules, found by name (agent/rules/config.py); plugins add theirs here.
         "batchflow.rules": [
             "missing-dependency = agent.rules.builtin:MissingDependency",

@@ -60,6 +60,12 @@ class Recorded:
     def notes(self) -> list:
         return self._reader.notes
 
+    @property
+    def unparsed(self) -> int:
+        """Lines of a strace log that were not understood (0 for a journal)."""
+        stats = getattr(self._reader, "stats", None)
+        return stats.unparsed if stats is not None else 0
+
 
 def open_events(path, kind=None, host=None) -> Recorded:
     """The events of the journal or strace log `path` (kind: as sniff says,

@@ -2,6 +2,7 @@
 """Throughput of the rule engine, and its live overhead on the stat loop.
 
     python bench/bench_rules.py [--events 1000000] [--repeat 3] [--live-n 200000] [--no-live]
+                                [--per-rule] [--profile] [--agent-live 0]
 
 Offline (no root needed): a synthetic build (agent.graph.synthetic.stream_job:
 shells forking compilers that read sources and headers, stat missing headers,
@@ -9,16 +10,27 @@ write objects) is written once to a journal; then, pinned to one core, the
 journal is read back
 
   read      journal -> events (decode only)
-  interp    journal -> events -> the graph's interpreter -> primitives (no rule)
+  interp    journal -> events -> the graph's interpreter (no rule: no
+            Primitive is built, since no rule reads any kind)
   rules     the same, through the default rule set (every built-in rule)
 
 and events/s of each is reported, best of --repeat.  The rules' own cost
-is rules - interp.
+(Primitives included) is rules - interp.  --per-rule: each built-in rule
+alone over the run's Primitives built once beforehand (µs per event of the
+run, its finish() included).  --profile: cProfile of the `rules` stage,
+the 25 functions of most own time.
 
 Live (root, BPF): tests/helpers/stat_loop.c stats one file --live-n times,
 under `batchflow record` without and with `--rules` (the default set, no
 steering), best of --repeat; reports the loop's wall time ratio and the
 events captured (which must be equal: rules never drop events).
+
+--agent-live N (root, BPF): the same loop of N stats recorded through a
+resident agent started for the bench (tmp socket and state directory),
+once with [rules] off and once with `enabled = true` (the built-in set),
+best of --repeat each: the wall time ratio, the stat events in each
+Turtle (equal: the agent's rules drop nothing unless a DISCARD says so)
+and the findings the client added.
 
 Nothing here is a pass/fail test; the machine is shared, so the best run is
 the one least disturbed.
@@ -79,6 +91,50 @@ def offline(path, mode):
             "events_per_s": n / cpu, "symptoms": len(symptoms)}
 
 
+def per_rule(path, repeat):
+    """µs per event of each rule alone, over Primitives built once."""
+    from agent.capture.journal import read_journal
+    from agent.rules.config import activate, built_in_config, registered
+    from agent.rules.engine import Engine, Rule
+    from agent.rules.runner import RuleRunner
+
+    prims = []
+
+    class Keep(Rule):
+        def on_primitive(self, p):
+            prims.append(p)
+
+    engine = Engine()
+    engine.add(Keep(engine, "keep", {}))
+    jr = read_journal(path)
+    runner = RuleRunner(engine, jr.run)
+    runner.feed(jr.events)
+    runner.finish()
+    out = {}
+    for name in sorted(registered()) + [None]:
+        best = None
+        for _ in range(repeat):
+            eng = activate(built_in_config(), only=None if name is None else {name})
+            c0 = time.process_time()
+            eng.feed(prims)
+            eng.finish()
+            cpu = time.process_time() - c0
+            best = cpu if best is None else min(best, cpu)
+        out[name or "all"] = best / len(prims) * 1e6
+        print(f"  {name or 'all (over built Primitives)':<28} {out[name or 'all']:.2f} us/event",
+              file=sys.stderr)
+    return out
+
+
+def profile(path):
+    import cProfile
+    import pstats
+
+    prof = cProfile.Profile()
+    prof.runcall(offline, path, "rules")
+    pstats.Stats(prof, stream=sys.stderr).sort_stats("tottime").print_stats(25)
+
+
 def live(n, repeat):
     exe = os.path.join(tempfile.mkdtemp(prefix="bf-bench-rules-"), "stat_loop")
     subprocess.run(["cc", "-static", "-O1", "-o", exe,
@@ -116,12 +172,68 @@ def live(n, repeat):
     return out
 
 
+def agent_live(n, repeat):
+    import signal
+
+    base = tempfile.mkdtemp(prefix="bf-bench-rules-agent-")
+    exe = os.path.join(base, "stat_loop")
+    subprocess.run(["cc", "-static", "-O1", "-o", exe,
+                    os.path.join(ROOT, "tests", "helpers", "stat_loop.c")], check=True)
+    target = os.path.join(base, "target")
+    open(target, "w").close()
+    out = {}
+    try:
+        for label, table in (("rules off", ""), ("rules on", "[rules]\nenabled = true\n")):
+            d = os.path.join(base, label.replace(" ", "-"))
+            os.makedirs(os.path.join(d, "run"))
+            conf, sock = os.path.join(d, "agent.toml"), os.path.join(d, "run", "agent.sock")
+            with open(conf, "w") as f:
+                f.write(f'[agent]\nstate_dir = "{d}/state"\nallowed_group = ""\n{table}')
+            log = open(os.path.join(d, "agent.log"), "w+")
+            agent = subprocess.Popen([sys.executable, "-m", "agent", "agent", "--config", conf,
+                                      "--socket", sock], cwd=ROOT, stdout=log, stderr=log)
+            try:
+                while not os.path.exists(sock):
+                    if agent.poll() is not None:
+                        log.seek(0)
+                        raise SystemExit(f"the agent did not start: {log.read()}")
+                    time.sleep(0.1)
+                best = None
+                for _ in range(repeat):
+                    ttl = os.path.join(d, "out.ttl")
+                    t0 = time.perf_counter()
+                    r = subprocess.run([sys.executable, "-m", "agent", "record", "--agent", sock,
+                                        "-o", ttl, "--", exe, target, str(n)], cwd=ROOT,
+                                       capture_output=True, text=True)
+                    wall = time.perf_counter() - t0
+                    if r.returncode != 0:
+                        raise SystemExit(r.stderr)
+                    with open(ttl) as f:
+                        text = f.read()
+                    row = {"wall_s": wall, "stat_events": text.count("a bf:StatEvent"),
+                           "symptoms": text.count("a bf:Symptom")}
+                    if best is None or wall < best["wall_s"]:
+                        best = row
+                out[label] = best
+            finally:
+                agent.send_signal(signal.SIGTERM)
+                agent.wait(60)
+                log.close()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    out["ratio"] = out["rules on"]["wall_s"] / out["rules off"]["wall_s"]
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--live-n", type=int, default=200_000)
     ap.add_argument("--no-live", action="store_true")
+    ap.add_argument("--per-rule", action="store_true")
+    ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--agent-live", type=int, default=0, metavar="N")
     args = ap.parse_args()
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     results = {"events": args.events}
@@ -134,6 +246,10 @@ def main():
             r = results[mode]
             print(f"{mode:<7} {r['events']} events  {r['events_per_s']:>10,.0f} events/s (CPU)  "
                   f"wall {r['wall_s']:.2f}s  symptoms {r['symptoms']}", file=sys.stderr)
+        if args.per_rule:
+            results["per_rule_us"] = per_rule(path, args.repeat)
+        if args.profile:
+            profile(path)
     rules_cpu = results["rules"]["cpu_s"] - results["interp"]["cpu_s"]
     results["rules_only_events_per_s"] = args.events / rules_cpu if rules_cpu > 0 else None
     print(f"rules alone (rules - interp): {results['rules_only_events_per_s'] or 0:,.0f} events/s",
@@ -145,6 +261,12 @@ def main():
               f"record --rules {lv['record --rules']['wall_s']:.2f}s, ratio {lv['ratio']:.2f}; "
               f"stat events {lv['record']['stat_events']} / {lv['record --rules']['stat_events']}",
               file=sys.stderr)
+    if args.agent_live:
+        results["agent_live"] = al = agent_live(args.agent_live, args.repeat)
+        print(f"agent stat loop x{args.agent_live}: rules off {al['rules off']['wall_s']:.2f}s, "
+              f"rules on {al['rules on']['wall_s']:.2f}s, ratio {al['ratio']:.2f}; stat events "
+              f"{al['rules off']['stat_events']} / {al['rules on']['stat_events']}; symptoms "
+              f"added {al['rules on']['symptoms']}", file=sys.stderr)
     print(json.dumps(results, indent=1))
 
 

@@ -532,3 +532,121 @@ def test_where_limits_a_rule_to_the_events_matching_a_condition(tmp_path):
     conf.write_text('[rules.hot-spot]\nwhere = {pid = "x"}\n')
     with pytest.raises(RulesValidationError, match=r"rules\.hot-spot\.where: condition: pid"):
         activate(load_config(str(conf)), source=str(conf))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 5), min_size=1, max_size=300), st.integers(1, 9))
+def test_hot_spot_ranks_the_paths_as_a_full_sort_would(choices, every):
+    """The hot-spot rule keeps its two most probed paths as counts grow; at
+    every check they are the two a stable sort of all paths gives (ties to
+    the path probed first)."""
+    from agent.rules.builtin import HotSpot
+    from agent.rules.primitives import Primitive
+
+    checked = []
+
+    class Checked(HotSpot):
+        def _check(self, now):
+            ranked = sorted(self.paths.items(), key=lambda kv: -kv[1][0])
+            want = [(path, e[0]) for path, e in ranked[:2]]
+            got = [(e[6], e[0]) for e in (self.first, self.second) if e is not None]
+            assert got == want
+            checked.append(len(got))
+            super()._check(now)
+
+    engine = activate({"rules": {}})
+    engine.add(Checked(engine, "hot", {"min_count": 1, "factor": 1, "check_every": every,
+                                       "score": 30, "discard": False, "discard_by": "process",
+                                       "min_share": 0.1}))
+    engine.feed(Primitive(i, i, "urn:p", 7, 7, "c", Kind.STAT, 0, b"/p%d" % c, "Stat")
+                for i, c in enumerate(choices))
+    engine.finish()
+    assert len(checked) == len(choices) // every + 1
+    counts = {c: choices.count(c) for c in set(choices)}
+    top = max(counts.values())
+    first_top = next(c for c in choices if counts[c] == top)     # probed first among the most
+    (rule,) = engine.rules
+    assert (rule.first[6], rule.first[0]) == (b"/p%d" % first_top, top)
+
+
+def test_hot_spot_sends_no_discard_naming_nothing():
+    """With min_count 1 the path is hot at its first probe, before any
+    process's probes are counted: no DISCARD (an empty pid list is not a
+    message the protocol takes), and the finding says why."""
+    events = probes(5, 10)
+    _engine, symptoms, _ = rules(events, {"hot-spot": {"min_count": 1, "factor": 1,
+                                                       "check_every": 1, "discard": True}})
+    (s,) = [s for s in symptoms if s.subject == "/etc/localtime"]
+    (spot,) = s.evidence
+    assert spot.evidence_count == 1                  # hot at its first probe
+    assert s.steering == [] and spot.steering == []
+    assert "not_discarded" in spot.data
+
+
+def test_live_rules_that_fall_behind_skip_batches_and_count_them():
+    """block=False (the resident agent): while the rules are max_pending
+    behind, a batch is skipped for them, counted, never waited for."""
+    import threading
+
+    from agent.events import encode_batch
+    from agent.rules.engine import Engine, Rule
+    from agent.rules.runner import LiveRules
+
+    go = threading.Event()
+
+    class Slow(Rule):
+        def start(self):
+            self.seen = 0
+
+        def on_primitive(self, p):
+            go.wait(60)
+            self.seen += 1
+
+    engine = Engine()
+    engine.add(Slow(engine, "slow", {}))
+    events, _m, _e = missing_tool()
+    batches = [encode_batch(events[i:i + 2]) for i in range(0, len(events), 2)]
+    live = LiveRules(engine, make_run(root_pid=50), max_pending=0, block=False)
+    for b in batches:                # the first is queued; the rules hold it, unread
+        live.feed_batch(b)
+    go.set()
+    live.finish()
+    assert live.skipped_batches == len(batches) - 1
+    assert live.skipped_bytes == sum(len(b) for b in batches[1:])
+    assert engine.rules[0].seen == engine.primitives == 2
+
+
+def test_an_agent_recording_whose_rules_fail_goes_on_without_them(monkeypatch):
+    """The agent's batch filter (agent/rules/resident.py) runs in the drain
+    thread that serves every recording: a failure in it hands the batch on
+    whole, detaches the rules from that recording, and the findings say so."""
+    from agent.daemon import server
+    from agent.events import encode_batch
+    from agent.rules.config import plan
+    from agent.rules.resident import RecordingRulesState
+
+    class Rec:                           # what the consumer reads of a Recording
+        id, end_target = "t1", None
+
+        def __init__(self):
+            self.run = make_run(root_pid=50)
+            self.batch_filter = None
+
+    said = []
+    monkeypatch.setattr(server, "log", said.append)
+    rec = Rec()
+    st = RecordingRulesState(rec, plan(built_in_config()), 1 << 20, 1 << 20)
+    rec.batch_filter = st.filter
+    events, _m, _e = missing_tool()
+    first, second = encode_batch(events[:3]), encode_batch(events[3:])
+    assert st.filter(first) == first
+    st.live.wait_idle()
+
+    def broken(batch):
+        raise RuntimeError("rules bug")
+    monkeypatch.setattr(st.live, "feed_batch", broken)
+    assert st.filter(second) == second and rec.batch_filter is None
+    report = st.report(st.finish())
+    assert report["complete"] is False and "RuntimeError: rules bug" in report["error"]
+    assert report["events"] == 3 and report["symptoms"] == []
+    assert len(said) == 1 and "the recording goes on without them" in said[0]

@@ -83,7 +83,7 @@ class Steering:
             return ""
         dropped = {"kernel": 0, "extension": 0}
         for m in ctl.run.protocol:
-            if m["type"] == "MISSING_EVENT" and m["reason"] == "discard":
+            if m.get("type") == "MISSING_EVENT" and m.get("reason") == "discard":   # notes have no type
                 dropped[m["where"]] += m["count"]
         st = ctl.stats()
         parts = [f"{len(ctl.rules)} rules in force",

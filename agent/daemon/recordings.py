@@ -58,9 +58,14 @@ class Recording:
         self.loss_base = {}
         self.end_target = None      # ring position to reach before finishing
         self.end_reason = None
+        self.keep_journal = False   # the client could not write the Turtle: its `end` asks
         self.ended = threading.Event()
         self.client_gone = False
         self.extra = {}             # for consumers attached by plug-ins
+        # A consumer's started() may set this to a callable(batch) -> batch:
+        # what the journal, the client and the other consumers get instead
+        # (the rules' steering drops what a DISCARD names, in this recording only).
+        self.batch_filter = None
         self._queue = collections.deque()
         self._queued = 0
         self._cv = threading.Condition()
@@ -68,11 +73,17 @@ class Recording:
         self._sender.start()
 
     # ---- the drain thread's side ----
-    def deliver(self, batch: bytes):
+    def deliver(self, batch: bytes) -> bytes:
+        """Journal first, then the client's queue; returns what was delivered."""
+        if self.batch_filter is not None:
+            batch = self.batch_filter(batch)
+            if not batch:
+                return batch
         self.journal.append(batch)
         self.batches += 1
         self.bytes += len(batch)
         self.queue(batch, len(batch))
+        return batch
 
     def queue(self, item, size=0):
         with self._cv:

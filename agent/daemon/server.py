@@ -393,6 +393,8 @@ class Agent:
             rec = Recording(rid, slot, uid, peer_pid, run, journal, conn,
                             self.cfg.get("agent", "client_backlog_bytes"))
             with self.lock:
+                # Before any batch can be routed: a consumer sees them all.
+                self._notify("started", rec)
                 self.consumer.route(slot, only_uid=None if uid == 0 else uid)
                 rec.loss_base = self.probe.losses((slot,))
                 self.recordings[slot] = rec
@@ -408,7 +410,6 @@ class Agent:
                 # queue a batch: the client reads STARTED first.
                 rec.queue(protocol.message(protocol.STARTED, id=rid, slot=slot, journal=path,
                                            run=run_to_dict(run)))
-            self._notify("started", rec)
         except BaseException as exc:
             self._abort(slot, rec)
             if isinstance(exc, (OSError, BatchflowError)):
@@ -453,6 +454,7 @@ class Agent:
         for key in ("exit_status", "root_status"):
             if isinstance(msg.get(key), int):
                 setattr(run, key, msg[key])
+        rec.keep_journal = msg.get("keep_journal") is True
         stats = msg.get("process_stats")
         if isinstance(stats, dict):
             run.process_stats = {int(k): v for k, v in stats.items() if isinstance(v, dict)}
@@ -516,7 +518,8 @@ class Agent:
         rec.run.mark_end()
         if rec.withheld:
             rec.run.protocol.append({"note": f"{rec.withheld} records of other users withheld"})
-        kept = self.cfg.get("agent", "keep_journals") or rec.end_reason is not None
+        kept = self.cfg.get("agent", "keep_journals") or rec.end_reason is not None \
+            or rec.keep_journal
         rec.journal.close(rec.run, sync=kept)
         # Consumers see the closed journal still in place (a push links it
         # into its spool); only then is the agent's own name for it removed.
@@ -570,8 +573,9 @@ class Agent:
             for slot, rec in list(self.recordings.items()):
                 batch = self.consumer.take_slot(slot)
                 if batch:
-                    rec.deliver(batch)
-                    self._notify("batch", rec, batch)
+                    batch = rec.deliver(batch)
+                    if batch:
+                        self._notify("batch", rec, batch)
             if not size:
                 break
         _produced, consumed = self.consumer.positions()

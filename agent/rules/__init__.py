@@ -7,6 +7,7 @@ steering the capture through the control protocol (seed 004).
     config.py     TOML configuration, JSON Schema, activation by entry point name
     runner.py     offline over a journal, an strace log or Turtle; live beside `record`
     output.py     text and JSON reports, findings in the graph
+    resident.py   in the resident agent: [rules], per-recording steering, findings
 
 Documented in docs/rules.md.
 """

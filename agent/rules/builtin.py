@@ -30,8 +30,26 @@ def text(path: bytes) -> str:
     return path.decode("utf-8", "backslashreplace")
 
 
-def _ignored(path, prefixes):
-    return path.startswith(prefixes)
+def os_bytes(s: str) -> bytes:
+    return s.encode("utf-8", "surrogateescape")
+
+
+class PathTest:
+    """Whether a path is one a rule watches: absolute and under none of the
+    ignored prefixes.  Decided once per distinct path (a run names far
+    fewer paths than it makes calls)."""
+    __slots__ = ("prefixes", "known")
+
+    def __init__(self, ignore_prefixes):
+        self.prefixes = tuple(os_bytes(x) for x in ignore_prefixes)
+        self.known = {}
+
+    def __call__(self, path):
+        ok = self.known.get(path)
+        if ok is None:
+            ok = self.known[path] = bool(path) and path[0] == 47 and \
+                not path.startswith(self.prefixes)
+        return ok
 
 
 class MissingDependency(Rule):
@@ -47,30 +65,36 @@ class MissingDependency(Rule):
     def start(self):
         # proc IRI -> {name: [dirs, [idx], last miss ts, simple finding, first miss ts, misses]}
         self.state = {}
+        self.split = {}           # absolute path -> (directory, name), once per path
 
-    def on_primitive(self, p):
-        if p.kind == K_EXIT:
-            self._exit(p)
-            return
-        path = p.path
-        ret = p.ret
-        if not path or path[0] != 47:
-            return
-        if ret >= 0:
+    def readers(self):
+        return {K_OPEN: self._lookup, K_STAT: self._lookup, K_EXEC: self._lookup,
+                K_EXIT: self._exit}
+
+    def _lookup(self, p):
+        if p.ret >= 0:
             st = self.state.get(p.proc)
             if st:                          # found: that name's search is over
-                st.pop(path[path.rfind(b"/") + 1:], None)
+                path = p.path
+                if path and path[0] == 47:
+                    st.pop(path[path.rfind(b"/") + 1:], None)
             return
-        if ret == ENOENT:
-            cut = path.rfind(b"/")
-            name = path[cut + 1:]
+        if p.ret == ENOENT:
+            path = p.path
+            if not path or path[0] != 47:
+                return
+            split = self.split.get(path)
+            if split is None:
+                cut = path.rfind(b"/")
+                split = self.split[path] = (path[:cut], path[cut + 1:])
+            directory, name = split
             if not name:
                 return
             st = self.state.setdefault(p.proc, {})
             miss = st.get(name)
             if miss is None:
                 miss = st[name] = [set(), [], p.ts, None, p.ts, 0]
-            miss[0].add(path[:cut])
+            miss[0].add(directory)
             miss[5] += 1
             if len(miss[1]) < MAX_EVIDENCE:
                 miss[1].append(p.idx)
@@ -113,19 +137,19 @@ class Dataflow(Rule):
         "ignore_prefixes": PREFIXES, "score": dict(SCORE, default=10)}}
 
     def start(self):
-        self.ignore = tuple(os_bytes(x) for x in self.params["ignore_prefixes"])
+        self.watched = PathTest(self.params["ignore_prefixes"])
         self.writer = {}          # path -> (proc, idx) of its last write
         self.seen = set()         # (path, writer, reader)
         self.flows = {}           # path -> [complex findings]
 
     def on_primitive(self, p):
-        if p.ret < 0 or not p.path or p.path[0] != 47:
+        if p.ret < 0:
             return
         access = p.access
         if access in WRITES:
-            if not _ignored(p.path, self.ignore):
+            if self.watched(p.path):
                 self.writer[p.path] = (p.proc, p.idx, p.ts)
-        elif access in READS:
+        elif access in READS and p.path:
             w = self.writer.get(p.path)
             if w is None or w[0] == p.proc:
                 return
@@ -147,10 +171,6 @@ class Dataflow(Rule):
                       flows, score=self.params["score"], data={"edges": edges})
 
 
-def os_bytes(s: str) -> bytes:
-    return s.encode("utf-8", "surrogateescape")
-
-
 class FailureChain(Rule):
     """A non-zero exit or fatal signal that propagates up the fork tree."""
     description = "a failure (non-zero exit or fatal signal) that propagates up the fork tree"
@@ -167,11 +187,14 @@ class FailureChain(Rule):
         self.parent = {}          # child IRI -> parent IRI
         self.pending = {}         # parent IRI -> [chains of failed children], a chain = [simple findings], top first
 
-    def on_primitive(self, p):
-        if p.kind == K_FORK:
-            if p.child is not None:
-                self.parent[p.child] = p.proc
-            return
+    def readers(self):
+        return {K_FORK: self._fork, K_EXIT: self._exit}
+
+    def _fork(self, p):
+        if p.child is not None:
+            self.parent[p.child] = p.proc
+
+    def _exit(self, p):
         below = self.pending.pop(p.proc, [])
         parent = self.parent.pop(p.proc, None)
         if not p.failed:
@@ -345,22 +368,33 @@ class Collision(Rule):
         "ignore_prefixes": PREFIXES, "score": dict(SCORE, default=60)}}
 
     def start(self):
-        self.ignore = tuple(os_bytes(x) for x in self.params["ignore_prefixes"])
+        self.watched = PathTest(self.params["ignore_prefixes"])
         self.parent = {}          # proc IRI -> its parent's
         self.ended = {}           # proc IRI -> exit time
         self.writes = {}          # (path, proc IRI) -> (idx, ts, comm) of its first write
         self.last_ts = 0
 
-    def on_primitive(self, p):
-        self.last_ts = max(self.last_ts, p.ts)
-        if p.kind == K_FORK:
-            if p.child is not None:
-                self.parent[p.child] = p.proc
-        elif p.kind == K_EXIT:
-            self.ended[p.proc] = p.ts
-        elif (p.ret >= 0 and p.access in WRITES and p.path and p.path[0] == 47
-              and not _ignored(p.path, self.ignore)):
-            self.writes.setdefault((p.path, p.proc), (p.idx, p.ts, p.comm))
+    def readers(self):
+        return {K_OPEN: self._open, K_FORK: self._fork, K_EXIT: self._exit}
+
+    def _fork(self, p):
+        if p.ts > self.last_ts:
+            self.last_ts = p.ts
+        if p.child is not None:
+            self.parent[p.child] = p.proc
+
+    def _exit(self, p):
+        if p.ts > self.last_ts:
+            self.last_ts = p.ts
+        self.ended[p.proc] = p.ts
+
+    def _open(self, p):
+        if p.ts > self.last_ts:
+            self.last_ts = p.ts
+        if p.ret >= 0 and p.access in WRITES and self.watched(p.path):
+            key = (p.path, p.proc)
+            if key not in self.writes:
+                self.writes[key] = (p.idx, p.ts, p.comm)
 
     def _ancestors(self, proc):
         out = []
@@ -374,7 +408,12 @@ class Collision(Rule):
 
         first = {}
         writers = []
+        shared = {}               # path -> processes writing it: a collision needs two
+        for path, _proc in self.writes:
+            shared[path] = shared.get(path, 0) + 1
         for (path, proc), (idx, ts, comm) in self.writes.items():
+            if shared[path] < 2:
+                continue
             first[(path, proc)] = (idx, comm)
             writers.append(Writer(path, "run", proc, ts, self.ended.get(proc, self.last_ts),
                                   self._ancestors(proc), node=proc))
@@ -393,6 +432,11 @@ class Collision(Rule):
                       f"{text(path)} was written by {len(procs)} processes running at the "
                       "same time: one's output can overwrite the other's (use a unique name)",
                       fs, score=self.params["score"], data={"processes": procs})
+
+
+def _ahead(a, b):
+    """Hot-spot entries: a more probed than b, or as much and probed first."""
+    return a[0] > b[0] or (a[0] == b[0] and a[5] < b[5])
 
 
 class HotSpot(Rule):
@@ -419,9 +463,15 @@ class HotSpot(Rule):
                                      "its min_count/10-th probe on)"}}}
 
     def start(self):
-        # path -> [probes, first ts, last ts, [first idx...], {pid << 3 | kind: probes} or None]
+        # path -> [probes, first ts, last ts, [first idx...], {pid << 3 | kind: probes} or None,
+        #          order of first probe, path]
         self.paths = {}
-        self.probes = 0
+        # The two most probed paths' entries, kept as the counts grow (each
+        # probe adds one, so a path can only enter the two by passing the
+        # second): a check reads them instead of ranking every path.  Ties
+        # go to the path probed first.
+        self.first = self.second = None
+        self.until_check = self.params["check_every"]     # probes before the next check
         self.hot = {}             # path -> simple finding
         # Who probes a path is counted once it has had this many probes: a
         # path that never gets near min_count costs a counter, not a table.
@@ -433,7 +483,8 @@ class HotSpot(Rule):
             return
         e = self.paths.get(path)
         if e is None:
-            e = self.paths[path] = [1, p.ts, p.ts, [p.idx], None]
+            e = self.paths[path] = [1, p.ts, p.ts, [p.idx], None, len(self.paths), path]
+            n = 1
         else:
             n = e[0] = e[0] + 1
             e[2] = p.ts
@@ -445,20 +496,35 @@ class HotSpot(Rule):
                 makers[key] = makers.get(key, 0) + 1
             elif n >= self.track_from:
                 e[4] = {p.pid << 3 | p.kind: 1}
-        self.probes += 1
-        if self.probes % self.params["check_every"] == 0:
+        if e is not self.first:
+            second = self.second
+            if second is None or n >= second[0]:
+                self._rank(e)
+        self.until_check -= 1
+        if not self.until_check:
+            self.until_check = self.params["check_every"]
             self._check(p.ts)
 
-    def _check(self, now):
-        import heapq
+    def _rank(self, e):
+        """`e` (not the first) just got one more probe: it may pass the second, or the first."""
+        first, second = self.first, self.second
+        if e is not second:
+            if second is not None and not _ahead(e, second):
+                return
+            if first is not None and not _ahead(e, first):
+                self.second = e
+                return
+            self.first, self.second = e, first
+        elif _ahead(e, first):
+            self.first, self.second = e, first
 
+    def _check(self, now):
         pr = self.params
-        top = heapq.nlargest(2, self.paths.items(), key=lambda kv: kv[1][0])
-        if not top:
+        e = self.first
+        if e is None:
             return
-        path, e = top[0]
-        n = e[0]
-        runner_up = top[1][1][0] if len(top) > 1 else 0
+        path, n = e[6], e[0]
+        runner_up = self.second[0] if self.second is not None else 0
         if path in self.hot or n < pr["min_count"] or n < pr["factor"] * runner_up:
             return
         makers = {(key >> 3, key & 7): c for key, c in (e[4] or {}).items()}
@@ -467,15 +533,24 @@ class HotSpot(Rule):
                       evidence_count=n, data={"count": n, "runner_up": runner_up})
         self.hot[path] = f
         if pr["discard"]:
-            self.steer(f, self._discard(path, n, makers))
+            message = self._discard(path, n, makers)
+            if message is not None:
+                self.steer(f, message)
+            else:
+                f.data["not_discarded"] = ("no process made min_share of the probes "
+                                           "counted (from the path's min_count/10-th on)")
 
     def _discard(self, path, n, makers):
         kinds = sorted({Kind(k).name.lower() for (_pid, k) in makers})
+        if not kinds:           # no probe counted yet (min_count under 10): nothing to name
+            return None
         if self.params["discard_by"] == "path":
             what = {"path": text(path)}
         else:
             share = self.params["min_share"] * n
             pids = sorted({pid for (pid, _k), c in makers.items() if c >= share})
+            if not pids:        # a DISCARD of no process is no message: none is sent
+                return None
             what = {"pid": pids}
         return {"type": "DISCARD", "tw": ["now", "+inf"],
                 "cond": {"and": [what, {"kind": kinds}]}}

@@ -118,8 +118,41 @@ def built_in_config() -> dict:
 def activate(config, source="built-in rules", steer=None, only=None) -> Engine:
     """An Engine running the enabled rules of `config` (a dict as
     load_config returns).  `only`: names to keep (None: all)."""
+    return plan(config, source, only).engine(steer)
+
+
+class Plan:
+    """A configuration checked down to each rule's class, parameters and
+    condition: engine() makes a fresh Engine of it (the resident agent
+    makes one per recording, without checking the configuration again)."""
+
+    def __init__(self, source):
+        self.source = source
+        self.rules = []            # (name, use, cls, params, condition)
+
+    def engine(self, steer=None) -> Engine:
+        engine = Engine(steer=steer)
+        for name, use, cls, params, condition in self.rules:
+            where = f"{self.source}: rules.{name}"
+            try:
+                rule = cls(engine, name, copy.deepcopy(params))
+                engine.add(rule, condition)
+            except RulesActivationError as exc:
+                raise RulesActivationError(f"{where}: {exc}") from None
+            except Exception as exc:
+                raise RulesActivationError(f"{where}: rule {use!r} failed at start: "
+                                           f"{type(exc).__name__}: {exc}") from None
+        return engine
+
+    def names(self):
+        return [name for name, *_ in self.rules]
+
+
+def plan(config, source="built-in rules", only=None) -> Plan:
+    """The rules of `config` checked (schemas, entry points, conditions)
+    but not started."""
     eps = registered()
-    engine = Engine(steer=steer)
+    out = Plan(source)
     for name, table in config["rules"].items():
         if only is not None and name not in only:
             continue
@@ -154,16 +187,8 @@ def activate(config, source="built-in rules", steer=None, only=None) -> Engine:
             raise RulesActivationError(f"{where}: rule {use!r} has an invalid parameter "
                                        f"schema: {exc.message}") from None
         _validate(table, cls.params_schema, f"rules.{name}", source)
-        params = with_defaults(cls.params_schema, table)
-        try:
-            rule = cls(engine, name, params)
-            engine.add(rule, condition)
-        except RulesActivationError as exc:
-            raise RulesActivationError(f"{where}: {exc}") from None
-        except Exception as exc:
-            raise RulesActivationError(f"{where}: rule {use!r} failed at start: "
-                                       f"{type(exc).__name__}: {exc}") from None
-    return engine
+        out.rules.append((name, use, cls, with_defaults(cls.params_schema, table), condition))
+    return out
 
 
 def engine_from(path=None, steer=None) -> Engine:

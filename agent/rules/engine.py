@@ -88,11 +88,14 @@ class Rule:
       consumes       layers it reads ("primitive", "simple", "complex")
       kinds          the event kinds on_primitive is called for (None: all);
                      the engine dispatches by kind, so a rule pays nothing
-                     for the events it ignores
+                     for the events it ignores (and an event no rule reads
+                     is not even made into a Primitive)
       params_schema  JSON Schema of its parameters (an object schema);
                      defaults come from each property's "default"
       description    one line, for `batchflow rules --list`
     and implement any of on_primitive(p), on_finding(f), finish().
+    A rule that handles its kinds in separate methods overrides
+    readers() instead, saving a test of p.kind on every event.
     `self.name` is the rule's name in the configuration; `self.params` its
     parameters, defaults filled in; `self.ctx` the engine's context.
     """
@@ -112,6 +115,11 @@ class Rule:
 
     def on_primitive(self, p):
         pass
+
+    def readers(self):
+        """{kind: callable(p)}: what the engine calls for each kind it reads."""
+        kinds = range(256) if self.kinds is None else [int(k) for k in self.kinds]
+        return {k: self.on_primitive for k in kinds}
 
     def on_finding(self, f):
         pass
@@ -144,7 +152,7 @@ class Engine:
     def __init__(self, rules=(), steer=None):
         self.rules = []
         self.by_layer = {layer: [] for layer in LAYERS}
-        self._by_kind = [[] for _ in range(256)]   # kind -> bound on_primitive of its readers
+        self.by_kind = [()] * 256     # kind -> the readers (callables) of primitives of that kind
         self.findings = []
         self.counts = collections.Counter()    # layer -> findings emitted
         self.primitives = 0
@@ -164,10 +172,10 @@ class Engine:
         for layer in rule.consumes:
             self.by_layer[layer].append(rule)
         if "primitive" in rule.consumes:
-            kinds = range(256) if rule.kinds is None else [int(k) for k in rule.kinds]
-            reader = rule.on_primitive if condition is None else _only(condition, rule.on_primitive)
-            for k in kinds:
-                self._by_kind[k].append(reader)
+            for k, reader in rule.readers().items():
+                if condition is not None:
+                    reader = _only(condition, reader)
+                self.by_kind[k] = self.by_kind[k] + (reader,)
 
     # --- called by rules (through ctx) --------------------------------------
 
@@ -212,9 +220,10 @@ class Engine:
             dispatch(p)
 
     def dispatch(self, p):
-        """Runs the readers of p's kind on one primitive."""
+        """Runs the readers of p's kind on one primitive.  (PrimitiveSink
+        does the same inline: it is the hot path.)"""
         self.primitives += 1
-        for fn in self._by_kind[p.kind]:
+        for fn in self.by_kind[p.kind]:
             fn(p)
 
     def finish(self):

@@ -55,19 +55,22 @@ class Primitive:
 
 class PrimitiveSink:
     """The interpreter's sink (agent.graph.sink.Sink) for rules (detail "events"): every event
-    becomes a Primitive handed to `deliver` at once, except a process's
-    FORK, which waits for started_by() (the interpreter's next call) to
-    learn the child's identity."""
+    a rule reads becomes a Primitive handed to the engine's readers of its
+    kind at once, except a process's FORK, which waits for started_by()
+    (the interpreter's next call) to learn the child's identity.  An event
+    of a kind no rule reads is counted and never built."""
 
-    def __init__(self, deliver):
-        self.deliver = deliver
+    def __init__(self, engine):
+        self.engine = engine
+        self.by_kind = engine.by_kind      # the engine's table (rules are added before feeding)
         self._fork = None          # a FORK primitive awaiting its child
 
     def flush(self):
         p = self._fork
         if p is not None:
             self._fork = None
-            self.deliver(p)
+            for fn in self.by_kind[p.kind]:
+                fn(p)
 
     # --- the interpreter's sink calls (agent/graph/model.py) ---------------
 
@@ -75,18 +78,26 @@ class PrimitiveSink:
         self.names = names
 
     def event(self, idx, ev, proc, prev_idx, ref, access, use, gen):
+        # The hot path: called for every event of the run.
         if self._fork is not None:
             self.flush()
+        engine = self.engine
+        engine.primitives += 1
         kind = ev.kind
+        readers = self.by_kind[kind]
+        if not readers:
+            return
         p = Primitive(ev.ts, idx, proc.iri, ev.pid, ev.tid, ev.comm, kind, ev.call,
-                      None if ref is None else ref.res.path, access, ev.ret, uid=proc.uid)
+                      None if ref is None else ref.res.path, access, ev.ret, -1, 0, None,
+                      proc.uid)
         if kind == K_EXIT:
             p.code = ev.arg0
             p.signal = ev.arg1
         elif kind == K_FORK and ev.ret > 0 and not ev.arg0 & CLONE_THREAD:
             self._fork = p
             return
-        self.deliver(p)
+        for fn in readers:
+            fn(p)
 
     def started_by(self, proc, parent, fork_idx):
         p = self._fork
@@ -132,13 +143,13 @@ class PrimitiveSink:
 
 class EventSource:
     """Feeds agent.events.Event batches through the interpreter; each
-    Primitive goes to `deliver`.  `names` (run IRI, event base) is set once
-    created."""
+    Primitive goes to `engine`'s readers.  `names` (run IRI, event base) is
+    set once created."""
 
-    def __init__(self, run, deliver):
+    def __init__(self, run, engine):
         from ..graph.model import Interpreter
 
-        self.sink = PrimitiveSink(deliver)
+        self.sink = PrimitiveSink(engine)
         self.interp = Interpreter(run, self.sink, "events")
         self.names = self.interp.names
 

@@ -13,7 +13,7 @@ import threading
 
 from ..errors import InputFormatError
 from ..events import decode_batch
-from ..inputs import sniff
+from ..inputs import open_events, sniff
 from .primitives import EventSource, read_turtle
 
 FORMATS = ("auto", "journal", "turtle", "strace")
@@ -24,7 +24,7 @@ class RuleRunner:
 
     def __init__(self, engine, run):
         self.engine = engine
-        self.source = EventSource(run, engine.dispatch)
+        self.source = EventSource(run, engine)
         self.run_iri = self.source.names.run_iri
         self.event_base = self.source.names.event_base
 
@@ -48,25 +48,14 @@ def run_offline(path, engine, fmt="auto", host=None):
         run_iri, base, prims = read_turtle(path)
         engine.feed(prims)
         return engine.finish(), run_iri, base, notes
-    if fmt == "journal":
-        from ..capture.journal import read_journal
-
-        jr = read_journal(path)
-        runner = RuleRunner(engine, jr.run)
-        runner.feed(jr.events)
+    if fmt in ("journal", "strace"):
+        rec = open_events(path, fmt, host=host)
+        runner = RuleRunner(engine, rec.run)
+        runner.feed(rec.events)
         symptoms = runner.finish()
-        notes.extend(jr.notes)
-        return symptoms, runner.run_iri, runner.event_base, notes
-    if fmt == "strace":
-        from ..strace import StraceImport
-
-        imp = StraceImport([path], host=host)
-        imp.sniff()
-        runner = RuleRunner(engine, imp.run)
-        runner.feed(imp.events())
-        symptoms = runner.finish()
-        if imp.stats.unparsed:
-            notes.append(f"{imp.stats.unparsed} lines of the log were not understood")
+        notes.extend(rec.notes)
+        if rec.unparsed:
+            notes.append(f"{rec.unparsed} lines of the log were not understood")
         return symptoms, runner.run_iri, runner.event_base, notes
     raise InputFormatError(f"unknown input format {fmt!r} (one of {', '.join(FORMATS)})")
 
@@ -78,17 +67,22 @@ class LiveRules:
 
     The queue is bounded (`max_pending` bytes): when the rules fall that far
     behind, the recorder waits for them (and the ring buffer, if it fills,
-    counts its losses as always).  Control messages a rule sends are applied
+    counts its losses as always) -- or, with `block=False` (the resident
+    agent, whose one drain thread serves every recording), the rules skip
+    the batch: it is counted (`skipped_batches`, `skipped_bytes`) and the
+    findings are said to be incomplete.  Control messages a rule sends are applied
     by the recorder's thread, at its next batch, since the controller is
     not shared between threads; the reply is filled in on the finding then.
     A rule that raises stops the rules, never the recording."""
 
-    def __init__(self, engine, run, controller=None, max_pending=64 << 20):
+    def __init__(self, engine, run, controller=None, max_pending=64 << 20, block=True):
         self.runner = RuleRunner(engine, run)
         self.engine = engine
         self.error = None
         self.controller = controller
         self.max_pending = max_pending
+        self.block = block
+        self.skipped_batches = self.skipped_bytes = 0
         self._cv = threading.Condition()
         self._batches = collections.deque()
         self._pending = 0
@@ -111,6 +105,10 @@ class LiveRules:
         self.apply_steering()
         with self._cv:
             if self.error is not None or self._done:
+                return
+            if not self.block and self._pending > self.max_pending:
+                self.skipped_batches += 1
+                self.skipped_bytes += len(batch)
                 return
             while self._pending > self.max_pending and self.error is None:
                 self._cv.wait()
