@@ -623,3 +623,22 @@ def test_a_chain_of_nested_processes_deeper_than_the_recursion_limit(tmp_path, c
     assert [(c["kind"], c["process"], c["left"], c["right"]) for c in report["changes"]] == [
         ("exit", "sh" + "/sh#0" * depth, {"code": 0, "signal": 0},
          {"code": 3, "signal": 0})]
+
+
+def test_a_strace_log_that_is_not_whole_says_so(tmp_path, capsys):
+    """A strace log's incompleteness (here: a child forked, never followed,
+    strace without -f) reaches the report as a journal's does: the side is
+    incomplete and the note says why (inputs.open_events, the one reader)."""
+    log = tmp_path / "nof.log"
+    log.write_text('100 execve("/bin/sh", ["sh"], 0x7ffc /* 3 vars */) = 0\n'
+                   '100 openat(AT_FDCWD, "/etc/passwd", O_RDONLY) = 3\n'
+                   '100 clone(child_stack=NULL, flags=SIGCHLD) = 101\n'
+                   '100 wait4(-1, [{WIFEXITED(s) && WEXITSTATUS(s) == 0}], 0, NULL) = 101\n'
+                   '100 exit_group(0)                     = ?\n'
+                   '100 +++ exited with 0 +++\n')
+    code, report = json_diff(capsys, log, log)
+    assert code == 0 and report["left"]["complete"] is False
+    assert report["notes"] == [
+        f"{side} ({log}) is incomplete" if k == 0 else
+        f"{side}: the log does not follow children (strace without -f?): 1 forked tasks "
+        f"have no events" for side in ("left", "right") for k in (0, 1)]

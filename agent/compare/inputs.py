@@ -58,31 +58,28 @@ def load(path, host=None, cwd=None) -> Side:
     form = sniff(path)
     if form == TURTLE:
         return _load_turtle(path)
-    if form == JOURNAL:
-        from ..capture.journal import read_journal
-        jr = read_journal(path)
-        side = Side(path, form, Normalizer(jr.run.root_pid, keep_calls=False))
-        if jr.run.cwd is None and cwd is not None:
-            jr.run.cwd = os.fsencode(cwd)
-        _interpret(side, jr.run, jr.events)
-        side.complete = jr.complete
-        side.notes += jr.notes
-        return side
-    from ..strace import StraceImport
-    imp = StraceImport([path], host=host)
+    from ..inputs import open_events
     try:
-        imp.sniff()
+        rec = open_events(path, form, host=host)
     except InputFormatError as exc:
+        if form != STRACE:
+            raise
         raise InputFormatError(f"{path} is not a Turtle file, a batchflow journal or a "
                                f"strace log ({exc})") from None
-    side = Side(path, form, Normalizer(keep_calls=False))
-    events = imp.events()
-    if cwd is not None:
-        imp.run.cwd = os.fsencode(cwd)
-        events = _root_first(imp.run, events)
-    _interpret(side, imp.run, events)
-    if imp.stats.unparsed:
-        side.notes.append(f"{imp.stats.unparsed} strace lines not understood")
+    run, events = rec.run, rec.events
+    # (an import learns its root pid only at its end: the normaliser takes
+    # the first process it meets for the root)
+    side = Side(path, form, Normalizer(run.root_pid if form == JOURNAL else None,
+                                       keep_calls=False))
+    if cwd is not None and (form == STRACE or run.cwd is None):
+        run.cwd = os.fsencode(cwd)
+        if form == STRACE:
+            events = _root_first(run, events)
+    _interpret(side, run, events)
+    side.complete = rec.complete
+    side.notes += rec.notes
+    if rec.unparsed:
+        side.notes.append(f"{rec.unparsed} strace lines not understood")
     return side
 
 
