@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import platform
 import socket
 import time
 from typing import Optional
@@ -20,7 +19,8 @@ class Run:
     """
     source: str                      # "record" or "import-strace"
     host: str = dataclasses.field(default_factory=socket.gethostname)
-    kernel: str = dataclasses.field(default_factory=platform.release)
+    # platform.release()'s value, without importing platform (record's start)
+    kernel: str = dataclasses.field(default_factory=lambda: os.uname().release)
     command: list = dataclasses.field(default_factory=list)   # argv of the recorded command (str)
     scope: str = "command"           # "command", "pid", "system", "strace"
     start_mono_ns: int = 0

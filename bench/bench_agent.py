@@ -11,6 +11,14 @@ and writing the Turtle included), in one run:
    an agent started for the benchmark; the modes alternate within each
    round so a noisy machine's drifts spread over all of them; medians.
    "start-up added" is the median of `record -- true` minus untraced `true`.
+   Also: the CPU (user + system) each mode's whole command used, and the
+   interpreter's own floor (`python -c pass`), which any Python client pays;
+   "record (agent, python -S)" is the same client started without the .pth
+   hooks of site-packages (an editable install's finder, this machine's
+   certificate hook), as a plain install starts.
+   `--baseline DIR` (another checkout, e.g. `git archive main | tar -x -C
+   DIR`) adds that checkout's record client against the same agent: before
+   and after alternated in one run.
 2. K concurrent recordings (1, 4, 16) of the loop through the agent, against
    K concurrent untraced loops: wall time of the whole batch, the ratio,
    and every recording's losses and events (exact: the loop's N stats and
@@ -24,6 +32,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import statistics
@@ -48,12 +57,16 @@ def batchflow_cmd():
 
 
 def timed(argv, env=None, cwd=None):
+    """(wall s, CPU s of the command and everything it waited for, stderr)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     proc = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=1800)
     dt = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise RuntimeError(f"{argv[:6]} failed ({proc.returncode}): {proc.stderr[-500:]}")
-    return dt, proc.stderr
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return dt, cpu, proc.stderr
 
 
 class Agent:
@@ -79,8 +92,32 @@ class Agent:
         self.log.close()
 
 
-def modes(agent, out):
+def site_dirs():
+    """This interpreter's site-packages directories (what `python -S` leaves out)."""
+    import site
+    return [d for d in site.getsitepackages() if os.path.isdir(d)]
+
+
+def modes(agent, out, baseline=None):
     bf = batchflow_cmd()
+    extra = {}
+    if baseline is not None:
+        # Another checkout's client (its `agent` package first on the path;
+        # PYTHONSAFEPATH: not this checkout through the working directory)
+        # against the same agent, alternated with this one: before and after
+        # in one run.
+        extra["record (agent, baseline)"] = (
+            lambda argv: bf + ["record", "-q", "-o", out, "--", *argv],
+            {**os.environ, "BATCHFLOW_AGENT": agent.socket, "PYTHONPATH": str(baseline),
+             "PYTHONSAFEPATH": "1"})
+    # The same client without the interpreter's .pth start-up hooks (here:
+    # setuptools' editable-install finder, and a certificate hook of this
+    # machine that imports certifi): as a plain install of batchflow starts.
+    plain = ([sys.executable, "-S", "-m", "agent"],
+             {**os.environ, "BATCHFLOW_AGENT": agent.socket, "PYTHONSAFEPATH": "1",
+              "PYTHONPATH": os.pathsep.join([str(REPO)] + site_dirs())})
+    extra["record (agent, python -S)"] = (
+        lambda argv: plain[0] + ["record", "-q", "-o", out, "--", *argv], plain[1])
     return {
         "untraced": (lambda argv: argv, None),
         "strace -f": (lambda argv: ["strace", "-f", "-o", "/dev/null", "--", *argv], None),
@@ -88,10 +125,11 @@ def modes(agent, out):
                                 {**os.environ, "BATCHFLOW_AGENT": "off"}),
         "record (agent)": (lambda argv: bf + ["record", "-q", "-o", out, "--", *argv],
                            {**os.environ, "BATCHFLOW_AGENT": agent.socket}),
+        **extra,
     }
 
 
-def end_to_end(agent, work, bindir, rounds, loop_n):
+def end_to_end(agent, work, bindir, rounds, loop_n, baseline=None, skip=()):
     out = str(work / "out.ttl")
     project = str(work / "project")
     jobs = {
@@ -101,16 +139,33 @@ def end_to_end(agent, work, bindir, rounds, loop_n):
     }
     table = {}
     for job, (argv, cwd) in jobs.items():
-        samples = {m: [] for m in modes(agent, out)}
+        samples = {m: [] for m in modes(agent, out, baseline) if m not in skip}
+        cpu = {m: [] for m in samples}
         for _ in range(rounds):
-            for name, (wrap, env) in modes(agent, out).items():
+            for name, (wrap, env) in modes(agent, out, baseline).items():
+                if name in skip:
+                    continue
                 if job == "make":
                     subprocess.run(["make", "-s", "clean"], cwd=cwd, check=True)
-                dt, _err = timed(wrap(argv), env=env, cwd=cwd)
+                dt, cpu_s, _err = timed(wrap(argv), env=env, cwd=cwd)
                 samples[name].append(dt)
+                cpu[name].append(cpu_s)
         table[job] = {m: statistics.median(v) for m, v in samples.items()}
         table[job]["_samples"] = samples
+        table[job]["_cpu"] = {m: statistics.median(v) for m, v in cpu.items()}
     return table
+
+
+def interpreter_floor(rounds):
+    """Median wall time of `python -c pass` and of `python -m agent --version`
+    with this interpreter and environment: what any Python `record` pays
+    before its first line runs."""
+    out = {}
+    for name, argv in (("python -c pass", [sys.executable, "-c", "pass"]),
+                       ("python -S -c pass", [sys.executable, "-S", "-c", "pass"]),
+                       ("python -m agent --version", batchflow_cmd() + ["--version"])):
+        out[name] = statistics.median(timed(argv)[0] for _ in range(rounds))
+    return out
 
 
 def concurrent(agent, work, bindir, loop_n, k, env):
@@ -171,27 +226,41 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="small sizes, one round")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--loop-n", type=int, default=200_000)
+    ap.add_argument("--loop-n", type=int, default=None,
+                    help="the loop's iterations (default 200,000; 20,000 with --quick)")
     ap.add_argument("--concurrency", default="1,4,16")
     ap.add_argument("--only", choices=("end-to-end", "concurrent"), help="one part only")
     ap.add_argument("--json", help="write the numbers here")
+    ap.add_argument("--baseline", metavar="DIR",
+                    help="another checkout of batchflow (say `git archive main`): its record "
+                         "client runs as one more mode, against the same agent")
+    ap.add_argument("--skip", default="", metavar="MODES",
+                    help="comma-separated modes to leave out (say 'record (standalone)', "
+                         "which loads the kernel side at every run)")
     args = ap.parse_args(argv)
     if args.quick:
-        args.rounds, args.loop_n = 1, 20_000
+        args.rounds = 1
+    if args.loop_n is None:
+        args.loop_n = 20_000 if args.quick else 200_000
     if os.geteuid() != 0:
         sys.exit("bench_agent: run as root")
     # As installed: with bytecode (an environment with PYTHONDONTWRITEBYTECODE
     # would otherwise compile every module at every start of `record`).
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "agent")],
-                   env={k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
-                   stdout=subprocess.DEVNULL, check=True)
+    baseline = Path(args.baseline).resolve() if args.baseline else None
+    for tree in [REPO] + ([baseline] if baseline else []):
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(tree / "agent")],
+                       env={k: v for k, v in os.environ.items()
+                            if k != "PYTHONDONTWRITEBYTECODE"},
+                       stdout=subprocess.DEVNULL, check=True)
+    skip = {m.strip() for m in args.skip.split(",") if m.strip()}
     work = Path(tempfile.mkdtemp(prefix="bf-bench-agent-"))
     try:
         bindir = build(work)
         agent = Agent(work)
         try:
             latency = protocol_latency(agent)
-            table = end_to_end(agent, work, bindir, args.rounds, args.loop_n) \
+            floor = interpreter_floor(max(args.rounds, 9))
+            table = end_to_end(agent, work, bindir, args.rounds, args.loop_n, baseline, skip) \
                 if args.only != "concurrent" else {}
             conc = []
             ks = [int(x) for x in args.concurrency.split(",")] if args.only != "end-to-end" else []
@@ -208,13 +277,16 @@ def main(argv=None):
     print(f"# bench_agent: {args.rounds} rounds, loop n={args.loop_n:,}, "
           f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f} at the end\n")
     print("the agent's share (medians of 20, ms): "
-          + ", ".join(f"{k} {v:.1f}" for k, v in latency.items()) + "\n")
+          + ", ".join(f"{k} {v:.1f}" for k, v in latency.items()))
+    print("the interpreter's floor (medians, ms): "
+          + ", ".join(f"{k} {v * 1000:.1f}" for k, v in floor.items()) + "\n")
     if table:
         print_end_to_end(table)
     if conc:
         print_concurrent(conc, args.loop_n)
     if args.json:
-        Path(args.json).write_text(json.dumps({"latency_ms": latency, "end_to_end": table,
+        Path(args.json).write_text(json.dumps({"latency_ms": latency, "floor_s": floor,
+                                               "end_to_end": table,
                                                "concurrent": conc},
                                               indent=1, default=str))
 
@@ -228,11 +300,14 @@ def print_end_to_end(table):
         cells = [f"{row[m]:.3f} s" + ("" if m == "untraced" else f" ({row[m] / base:.2f}x)")
                  for m in names]
         print(f"| {job} | " + " | ".join(cells) + " |")
+    print("\nCPU (user + system) of the whole command and what it waited for, medians:")
+    print("| job | " + " | ".join(names) + " |")
+    print("|---|" + "---|" * len(names))
+    for job, row in table.items():
+        print(f"| {job} | " + " | ".join(f"{row['_cpu'][m]:.3f} s" for m in names) + " |")
     t = table["true"]
-    print(f"\nstart-up added by record (median, `true`): agent "
-          f"{(t['record (agent)'] - t['untraced']) * 1000:.0f} ms, standalone "
-          f"{(t['record (standalone)'] - t['untraced']) * 1000:.0f} ms, strace "
-          f"{(t['strace -f'] - t['untraced']) * 1000:.0f} ms\n")
+    print("\nstart-up added by record (median, `true`): " + ", ".join(
+        f"{m} {(t[m] - t['untraced']) * 1000:.0f} ms" for m in names if m != "untraced") + "\n")
 
 
 def print_concurrent(conc, loop_n):

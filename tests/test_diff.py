@@ -2,6 +2,7 @@
 (the two ways a recording is kept), compared with known truth."""
 import json
 import os
+import re
 import stat
 
 import pytest
@@ -175,10 +176,8 @@ def test_durations_only_when_asked(tmp_path, capsys):
     assert json_diff(capsys, "--durations", "5ms", a, b)[0] == 0
 
 
-def test_turtle_and_journal_give_the_same_tree(tmp_path):
-    """A journal, batchflow's Turtle read line by line, and the same Turtle
-    read by the RDF parser (any other writer's spelling) agree, on hostile
-    bytes too."""
+def hostile_job():
+    """Names with quotes, escapes, bytes that are not UTF-8; a thread; a signal."""
     b = Builder()
     b.exec(500, b"/bin/sh", [b"sh", b"-c", b"x\xff y", b'a " ; bf:ns 1 \\ \t\n', b"caf\xc3\xa9"])
     b.open(500, b"caf\xc3\xa9 \xff.txt")                   # relative, not UTF-8
@@ -195,7 +194,14 @@ def test_turtle_and_journal_give_the_same_tree(tmp_path):
     for e in events:
         if e.tid == 501:
             e.pid = 500
-    run = make_run(root_pid=500, cwd=b"/w")
+    return events, make_run(root_pid=500, cwd=b"/w")
+
+
+def test_turtle_and_journal_give_the_same_tree(tmp_path):
+    """A journal, batchflow's Turtle read line by line, and the same Turtle
+    read by the RDF parser (any other writer's spelling) agree, on hostile
+    bytes too."""
+    events, run = hostile_job()
     ttl, jnl = save(tmp_path, "x", (events, run))
     other = tmp_path / "other.ttl"                          # not batchflow's first line
     other.write_bytes(b"# written elsewhere\n" + ttl.read_bytes().split(b"\n", 1)[1])
@@ -218,6 +224,55 @@ def test_turtle_and_journal_give_the_same_tree(tmp_path):
         (inputs.UNRESOLVED + b"rel.txt", "Read"): frozenset({"ok"}),
         (b"/etc/thread", "Read"): frozenset({"ok"})}
     assert flat(trees[0])[1][:3] == ("sh/env#0", ((b"/usr/bin/env", (b"env",)),), (-1, 9))
+
+
+def test_turtle_file_event_lines_read_as_any_line(tmp_path):
+    """The expression for the common open and stat lines gives the same events
+    as reading any event line property by property; the lines it is not sure
+    of (escaped or non-UTF-8 paths) go the general way."""
+    events, run = hostile_job()
+    a, _ = save(tmp_path, "a", job())
+    x, _ = save(tmp_path, "x", (events, run))
+    fast = {}
+    for path in (a, x):
+        prefixes, reader = {}, inputs._TurtleReader(str(path))
+        fast[path.name] = 0
+        for line in path.read_bytes().splitlines(keepends=True):
+            if line.startswith(b"@prefix"):
+                m = inputs._PREFIX.match(line)
+                prefixes[m.group(1)] = m.group(2).decode()
+                reader.terms.reset(prefixes)
+            if not (line.startswith(b"ev:") and b" a bf:" in line):
+                continue
+            any_idx, props = inputs._any_event(line, reader.terms)
+            idx, facts = reader._event_line(line)
+            assert idx == any_idx
+            if type(facts) is tuple:
+                fast[path.name] += 1
+                assert facts == reader._event(props), line
+            else:
+                assert facts == props
+    # job(): make's 3 opens and its stat, each compiler's 3 opens;
+    # hostile_job(): rel.txt (by a directory fd) and the thread's open, not
+    # the paths with a quote or bytes that are not UTF-8
+    assert fast == {"a.ttl": 10, "x.ttl": 2}
+
+
+def test_turtle_reader_caches_emptied_when_full_read_the_same(tmp_path, monkeypatch):
+    """The Turtle reader's caches of names (emptied when full, so that a
+    recording of many distinct files does not keep each name three times)
+    change nothing in what is read."""
+    a, _ = save(tmp_path, "a", job())
+    x, _ = save(tmp_path, "x", hostile_job())
+
+    def read(path):
+        facts = []
+        inputs._TurtleReader(str(path)).read(lambda *f: facts.append(f))
+        return facts
+
+    whole = [read(a), read(x)]
+    monkeypatch.setattr(inputs, "CACHE_MAX", 2)
+    assert [read(a), read(x)] == whole and len(whole[0]) == len(job()[0])
 
 
 def test_rules_rewrite_strings():
@@ -246,6 +301,34 @@ def test_rules_rewrite_strings():
     assert off(b"job-2024-01-31:9999") == b"job-2024-01-31:9999"
     ign = Rewriter(Options.build(ignore=[r"build-\d+"]), lambda s: s, {}, ports=set())
     assert ign(b"/out/build-77/x") == b"/out/<ignored>/x"
+
+
+def test_rules_skip_only_strings_none_of_them_would_change(monkeypatch):
+    """A string without three digits from a non-zero one, a colon before a
+    digit or "<date>" is left as it is without running the patterns: on
+    random strings made of the pieces they look for, the rewriting is the
+    same with that shortcut as without it."""
+    import random
+    from agent.compare import rules
+    pieces = [b"0", b"1", b"2", b"3", b"5", b"9", b"00", b"19", b"20", b"2024", b"1700000000",
+              b"12", b"31", b":", b"-", b".", b"_", b"T", b"/", b"@", b"=", b" ", b"<date>",
+              b"host", b"x", b"[::1]", b"127.0.0.1", b"4321", b"22", b"8080"]
+    rng = random.Random(14)
+    strings = [b"".join(rng.choice(pieces) for _ in range(rng.randint(1, 12)))
+               for _ in range(20_000)]
+    options = [Options.build(), Options.build(disable=["dates", "ports"]),
+               Options.build(ignore=[r"x\d"])]
+
+    def rewrite_all():
+        return [[Rewriter(o, lambda s: s, {4321: "make/sh#0"}, ports={22})._rewrite(s)
+                 for s in strings] for o in options]
+
+    shortcut = rewrite_all()
+    skipped = sum(rules._MAYBE_NUMBERS.search(s) is None for s in strings)
+    monkeypatch.setattr(rules, "_MAYBE_NUMBERS", re.compile(b""))     # every string searched
+    assert rewrite_all() == shortcut
+    changed = sum(a != s for a, s in zip(shortcut[0], strings))
+    assert skipped > 1000 and changed > 1000          # both kinds of string were tried
 
 
 def test_thresholds():
@@ -279,6 +362,9 @@ def test_ignore_and_config_file(tmp_path, capsys):
     (["{garbage}", "{a}"], "not a Turtle file, a batchflow journal or a strace log"),
     (["{badttl}", "{a}"], "not readable as Turtle"),
     (["{summary}", "{a}"], "--detail summary"),
+    (["{a}", "{notutf8}"], "Invalid UTF-8"),            # in an event line of batchflow's
+    (["{hugeint}", "{a}"], "not a batchflow recording: Exceeds the limit"),
+    (["{a}", "{badproc}"], "an event's process 'urn:x' is not a batchflow process IRI"),
     (["--ignore", "(", "{a}", "{a}"], "ignore pattern"),
     (["--no", "nonsense", "{a}", "{a}"], "no normalisation rule named nonsense"),
     (["--durations", "soon", "{a}", "{a}"], "duration threshold"),
@@ -294,6 +380,14 @@ def test_trouble_is_one_line_and_status_2(tmp_path, capsys, args, message):
     files["garbage"].write_bytes(b"\x00\x01 this is not a log\n" * 20)
     files["badttl"].write_text("@prefix bf: <urn:batchflow:ns#> .\nbf:x bf:y \n")
     files["badconf"].write_text("colour = true\n")
+    ttl = a.read_bytes()
+    files["notutf8"], files["hugeint"] = tmp_path / "notutf8.ttl", tmp_path / "hugeint.ttl"
+    files["notutf8"].write_bytes(ttl.replace(b' ; bf:access bf:Read ;',
+                                             b' ; bf:access bf:Read ; bf:path "\xff" ;', 1))
+    files["hugeint"].write_bytes(ttl.replace(b" ; bf:ns ", b" ; bf:ns " + b"9" * 5000, 1))
+    files["badproc"] = tmp_path / "badproc.ttl"
+    files["badproc"].write_bytes(re.sub(rb"(ev:\d+ a bf:OpenEvent .*?) ; bf:process \S+",
+                                        rb"\1 ; bf:process <urn:x>", ttl, count=1))
     events, run = job()
     write_turtle(events, run, files["summary"], detail="summary")
     code, out, err = run_diff(capsys, *[x.format(**files) for x in args])
@@ -405,3 +499,146 @@ def test_trouble_with_one_side_while_the_other_is_read_in_a_child(tmp_path):
         assert proc.returncode == 2 and proc.stdout == "", proc.stderr
         assert proc.stderr.startswith(f"batchflow: error: {junk} is not a Turtle file")
         assert len(proc.stderr.splitlines()) == 1, proc.stderr
+
+
+def test_two_processes_and_one_give_the_same_report(tmp_path, capsys):
+    """Large inputs are read one per process and the left side's tree comes
+    back through a pipe: the report is the one read in one process, here
+    exactly the one open left out on the right."""
+    import itertools
+    from agent.compare.diff import PARALLEL_BYTES
+    from agent.events import Kind
+    from agent.graph.synthetic import stream_job
+    events = list(itertools.islice(stream_job(120_000, headers=40), 120_000))
+    gone = next(i for i, e in enumerate(events)
+                if i > 60_000 and e.kind == Kind.OPEN and e.path.endswith(b"/h7.h"))
+    paths = []
+    for name, evs in (("a", events), ("b", events[:gone] + events[gone + 1:])):
+        path = tmp_path / f"{name}.journal"
+        w = JournalWriter(path, make_run(root_pid=100))
+        for k in range(0, len(evs), 4096):
+            w.append(encode_batch(evs[k:k + 4096]))
+        w.close(make_run(root_pid=100))
+        paths.append(path)
+    assert sum(os.path.getsize(p) for p in paths) > PARALLEL_BYTES
+    reports = [json_diff(capsys, "--jobs", jobs, *paths) for jobs in ("2", "1")]
+    assert reports[0] == reports[1]
+    code, report = reports[0]
+    assert code == 1
+    assert [(c["kind"], c["status"], c["path"], c["access"]) for c in report["changes"]] == [
+        ("file", "removed", os.fsdecode(events[gone].path), "Read")]
+
+
+def test_siblings_pair_by_argv_first_then_in_order():
+    """match_children: among siblings of one label, those with the same argv
+    pair first (the earliest free one on the right), the rest in fork order."""
+    from agent.compare.diff import Node, match_children
+
+    def node(ident, argv, kids=()):
+        return Node(ident, "gzip", 0, "", ((b"/bin/gzip", tuple(argv)),), (0, 0), {},
+                    None, None, list(kids), [])
+
+    n = 3000                   # many siblings, reordered: xargs -P over many files
+    left = node("L", [b"xargs"], [node(f"l{i}", [b"gzip", b"f%d" % i]) for i in range(n)]
+                + [node("l-dup0", [b"gzip", b"same"]), node("l-dup1", [b"gzip", b"same"]),
+                   node("l-odd", [b"gzip", b"only-left"])])
+    right = node("R", [b"xargs"], [node("r-odd", [b"gzip", b"only-right"])]
+                 + [node(f"r{i}", [b"gzip", b"f%d" % i]) for i in reversed(range(n))]
+                 + [node(f"r-dup{k}", [b"gzip", b"same"]) for k in range(3)])
+    pairs = [(a.ident if a else None, b.ident if b else None)
+             for a, b in match_children(left, right)]
+    assert pairs == [(f"l{i}", f"r{i}") for i in range(n)] + [
+        ("l-dup0", "r-dup0"), ("l-dup1", "r-dup1"),
+        ("l-odd", "r-odd"),                 # what is left pairs in order
+        (None, "r-dup2")]
+
+
+def test_network_events_in_turtle_hold_their_place(tmp_path, capsys):
+    """A Turtle recording's network events (bf:NetEvent) are read as events,
+    as the journal's are: their indexes are not missing, and a UNIX socket
+    connected to is a file used, on both roads; the other run's socket path
+    shows as exactly that change."""
+    from agent import netaddr
+    from agent.events import Call, Kind
+
+    def net_job(sock):
+        b = Builder()
+        b.exec(500, b"/bin/sh", [b"sh"])
+        b.open(500, b"/etc/hosts")
+        b.tcp_client(500, 3, netaddr.Addr("inet", "127.0.0.1", 40000),
+                     netaddr.Addr("inet", "127.0.0.1", 80), 7)
+        b.socket(500, 4, domain=1)
+        b._ev(Kind.NET, Call.CONNECT, 500, ret=0, arg0=4,
+              path=netaddr.pack_sockaddr(netaddr.Addr("unix", sock)))
+        b.open(500, b"/etc/after")
+        b.exit(500, 0)
+        return b.events, make_run(root_pid=500, cwd=b"/w")
+
+    a_ttl, a_jnl = save(tmp_path, "a", net_job(b"/run/x.sock"))
+    b_ttl, b_jnl = save(tmp_path, "b", net_job(b"/run/y.sock"))
+    assert b"a bf:NetEvent" in a_ttl.read_bytes()
+    code, report = json_diff(capsys, a_jnl, a_ttl)
+    assert code == 0 and report["notes"] == [], report
+    for a, b in ((a_ttl, b_ttl), (a_jnl, b_ttl), (a_ttl, b_jnl)):
+        code, report = json_diff(capsys, a, b)
+        assert code == 1 and report["notes"] == []
+        assert sorted((c["kind"], c["status"], c["path"], c["access"])
+                      for c in report["changes"]) == [
+            ("file", "added", "/run/y.sock", "Connect"),
+            ("file", "removed", "/run/x.sock", "Connect")]
+
+
+def test_a_chain_of_nested_processes_deeper_than_the_recursion_limit(tmp_path, capsys,
+                                                                   monkeypatch):
+    """1500 shells, each the child of the last (Python's recursion limit is
+    1000): read, matched, sent from the reader child and reported; the
+    innermost one's exit code is the one change."""
+    import sys
+    from agent.compare import diff as diff_module
+    depth = 1500
+    assert depth > sys.getrecursionlimit()
+
+    def chain(last_exit):
+        b = Builder()
+        b.exec(100, b"/bin/sh", [b"sh"])
+        for i in range(depth):
+            b.fork(100 + i, 101 + i)
+            b.exec(101 + i, b"/bin/sh", [b"sh", b"-c", b"next"])
+        for i in reversed(range(depth)):
+            b.exit(101 + i, last_exit if i == depth - 1 else 0)
+            b.wait(100 + i, 101 + i)
+        b.exit(100, 0)
+        return b.events, make_run(root_pid=100, cwd=b"/w")
+
+    a_ttl, a_jnl = save(tmp_path, "a", chain(0))
+    _, b_jnl = save(tmp_path, "b", chain(3))
+    code, report = json_diff(capsys, a_jnl, a_ttl)          # the Turtle reader too
+    assert code == 0 and report["changes"] == [] and report["notes"] == []
+    reports = [json_diff(capsys, "--jobs", "1", a_jnl, b_jnl)]
+    monkeypatch.setattr(diff_module, "PARALLEL_BYTES", 0)       # the reader child's road
+    reports.append(json_diff(capsys, a_jnl, b_jnl))
+    assert reports[0] == reports[1]
+    code, report = reports[0]
+    assert code == 1
+    assert [(c["kind"], c["process"], c["left"], c["right"]) for c in report["changes"]] == [
+        ("exit", "sh" + "/sh#0" * depth, {"code": 0, "signal": 0},
+         {"code": 3, "signal": 0})]
+
+
+def test_a_strace_log_that_is_not_whole_says_so(tmp_path, capsys):
+    """A strace log's incompleteness (here: a child forked, never followed,
+    strace without -f) reaches the report as a journal's does: the side is
+    incomplete and the note says why (inputs.open_events, the one reader)."""
+    log = tmp_path / "nof.log"
+    log.write_text('100 execve("/bin/sh", ["sh"], 0x7ffc /* 3 vars */) = 0\n'
+                   '100 openat(AT_FDCWD, "/etc/passwd", O_RDONLY) = 3\n'
+                   '100 clone(child_stack=NULL, flags=SIGCHLD) = 101\n'
+                   '100 wait4(-1, [{WIFEXITED(s) && WEXITSTATUS(s) == 0}], 0, NULL) = 101\n'
+                   '100 exit_group(0)                     = ?\n'
+                   '100 +++ exited with 0 +++\n')
+    code, report = json_diff(capsys, log, log)
+    assert code == 0 and report["left"]["complete"] is False
+    assert report["notes"] == [
+        f"{side} ({log}) is incomplete" if k == 0 else
+        f"{side}: the log does not follow children (strace without -f?): 1 forked tasks "
+        f"have no events" for side in ("left", "right") for k in (0, 1)]

@@ -47,6 +47,35 @@ def test_round_trip(tmp_path):
     assert run.end_mono_ns == events[-1].ts + 1
 
 
+def test_a_journal_with_a_lost_batch_is_never_complete(tmp_path, monkeypatch):
+    """A batch refused by a full disk leaves a hole: even when space comes
+    back in time for the trailer, a reader says the journal is not whole."""
+    import errno
+
+    from agent.capture import journal as journal_module
+
+    events = list(stream_job(2000))
+    real_writev, calls = os.writev, []
+
+    def writev(fd, parts):
+        calls.append(fd)
+        if len(calls) == 4:                  # the header, two batches, then ENOSPC once
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_writev(fd, parts)
+
+    monkeypatch.setattr(journal_module.os, "writev", writev)
+    path = tmp_path / "j"
+    w = write_journal(path, events, make_run(root_pid=100))
+    monkeypatch.setattr(journal_module.os, "writev", real_writev)
+    assert (w.batches, w.lost_batches, w.lost_records) == (7, 1, BATCH)
+    jr = read_journal(path)
+    got = list(jr.events)
+    assert got == events[:2 * BATCH] + events[3 * BATCH:]
+    assert jr.complete is False
+    assert jr.notes == [f"the journal could not be written (No space left on device): {BATCH} "
+                        f"records in 1 batches and 0 run updates were lost"]
+
+
 def test_updates_and_trailer_refine_the_header(tmp_path):
     run = make_run(process_starts={4242: 123})
     w = JournalWriter(tmp_path / "j", run)

@@ -1,4 +1,5 @@
 """psutil enrichment: what the recorded processes cost."""
+import os
 import sys
 
 import pytest
@@ -17,7 +18,7 @@ def test_sample_of_this_process():
 
 def test_sampler_forgets_dead_pids():
     sampler = Sampler(interval=0)
-    sampler.maybe_sample([2 ** 22 + 7])    # cannot exist
+    sampler.maybe_sample(lambda: [2 ** 22 + 7])    # cannot exist
     assert sampler.stats == {}
 
 
@@ -53,3 +54,11 @@ def test_usage_written_by_both_writers_alike(tmp_path):
     assert int(fast.value(proc, BF.pid)) == pid
     assert float(fast.value(proc, BF.cpuUserSeconds)) == 0.25
     assert fast.value(proc, BF.usageIncludesWaitedChildren).toPython() is True
+
+
+def test_the_scope_is_listed_only_when_a_sample_is_due():
+    sampler = Sampler(interval=3600)
+    listed = []
+    for _ in range(5):
+        sampler.maybe_sample(lambda: listed.append(1) or [os.getpid()])
+    assert listed == [1] and os.getpid() in sampler.stats

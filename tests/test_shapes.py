@@ -91,9 +91,11 @@ def graph_of(tmp_path, events=None, run=None):
 
 
 def a_failed_open(g):
-    """The failed stat of pid 50 (the root)."""
+    """The failed stat of pid 50 (the root; the pid is used again later, by
+    a second process node, so each of them is tried)."""
+    roots = set(g.subjects(BF.pid, Literal(50)))
     return next(e for e in g.subjects(RDF.type, BF.StatEvent) if (e, BF.errno, None) in g
-                and (e, BF.process, next(g.subjects(BF.pid, Literal(50)))) in g)
+                and g.value(e, BF.process) in roots)
 
 
 BREAKAGES = {

@@ -249,7 +249,12 @@ class JournalWriter:
         if self._fd is None:
             return
         if run is not None:
-            self._write({"run": run_to_dict(run), "end": True})
+            trailer = {"run": run_to_dict(run), "end": True}
+            if self.lost_batches or self.failed_objects:
+                # a reader must not take a journal with holes for a whole one,
+                # even when space came back in time for the trailer
+                trailer["lost"] = self.loss_note()
+            self._write(trailer)
         if sync:
             try:
                 os.fsync(self._fd)
@@ -484,6 +489,8 @@ def read_journal(path) -> JournalRead:
         if isinstance(obj, dict) and isinstance(obj.get("run"), dict):
             run_data.update(obj["run"])
             ended = ended or bool(obj.get("end"))
+            if obj.get("lost"):
+                notes.append(str(obj["lost"]))
         else:
             pos = skip_to_next(pos, "unexpected journal object")
             continue

@@ -69,11 +69,15 @@ class Sampler:
         self._procs = {}
         self._next = 0.0
 
-    def maybe_sample(self, pids):
+    def maybe_sample(self, pids_now):
+        """Samples the processes `pids_now()` lists, when the interval has
+        passed; `pids_now` is called only then (listing a scope reads /proc,
+        too costly for every turn of a recorder's loop)."""
         now = time.monotonic()
         if now < self._next:
             return
         self._next = now + self.interval
+        pids = pids_now()
         for pid in pids:
             proc = self._procs.get(pid)
             try:

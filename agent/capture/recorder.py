@@ -137,7 +137,7 @@ class Recorder:
             while True:
                 self._drain(self.poll_ms)
                 if self.sampler is not None:
-                    self.sampler.maybe_sample(self._scope_pids())
+                    self.sampler.maybe_sample(self._scope_pids)
                 if self.on_poll is not None:
                     self.on_poll(self)
                 if self.stop_requested:

@@ -8,7 +8,6 @@ import shutil
 import sys
 
 from ..errors import CommandNotFoundError, ConfigError
-from ..fleet import config as fleet_config
 from ..output_files import PRIVATE_MODE, check_writable, parse_mode
 
 
@@ -76,6 +75,7 @@ def add_store_options(p, url_help):
 
 def store_config(args, required=True):
     """The StoreConfig from --config, with --store / --sparql on top; None if none and not required."""
+    from ..fleet import config as fleet_config      # brings requests: only the commands that push
     cfg = fleet_config.load(args.config) if args.config else None
     table = {}
     if args.store:

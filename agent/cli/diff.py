@@ -38,6 +38,10 @@ def register(sub):
     p.add_argument("--color", choices=("auto", "always", "never"), default="auto",
                    help="colour the text report (auto: when stdout is a terminal)")
     p.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE, not stdout")
+    p.add_argument("--jobs", type=int, choices=(1, 2), default=2,
+                   help="2 (default): inputs larger than 8 MiB together are read at the same "
+                        "time, one process per side (faster on two cores, each process holds "
+                        "one side); 1: one after the other, in one process")
     p.add_argument("--host", help="host name for a strace log (default: this host)")
     p.add_argument("--cwd", metavar="DIR",
                    help="the directory a strace log's command started in (a log does not "
@@ -52,7 +56,8 @@ def run_diff(args) -> int:
 
     options = Options.build(args.disable, args.ignore, args.durations, args.collisions,
                             args.config)
-    sides, trees = prepare_both(args.left, args.right, options, host=args.host, cwd=args.cwd)
+    sides, trees = prepare_both(args.left, args.right, options, host=args.host, cwd=args.cwd,
+                                parallel=args.jobs == 2)
     result = diff(*sides, options, trees=trees)
     if args.format == "json":
         out = report.render_json(result)

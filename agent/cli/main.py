@@ -13,28 +13,39 @@ import sys
 from .. import __version__
 from ..errors import BatchflowError
 
-SUBCOMMANDS = [
-    "agent.cli.record",
-    "agent.cli.import_strace",
-    "agent.cli.check",
-    "agent.cli.recover",
-    "agent.cli.merge",
-    "agent.cli.query",
-    "agent.cli.ctl",
-    "agent.cli.collect",
-    "agent.cli.history",
-    "agent.cli.push",
-    "agent.cli.serve",
-    "agent.cli.show",
-    "agent.cli.render",
-    "agent.cli.diff",
-    "agent.cli.rules",
-    "agent.cli.agent",
-    "agent.cli.status",
-]
+# command name -> the module that registers it
+SUBCOMMANDS = {
+    "record": "agent.cli.record",
+    "import-strace": "agent.cli.import_strace",
+    "check": "agent.cli.check",
+    "recover": "agent.cli.recover",
+    "merge": "agent.cli.merge",
+    "query": "agent.cli.query",
+    "ctl": "agent.cli.ctl",
+    "collect": "agent.cli.collect",
+    "history": "agent.cli.history",
+    "push": "agent.cli.push",
+    "serve": "agent.cli.serve",
+    "show": "agent.cli.show",
+    "render": "agent.cli.render",
+    "diff": "agent.cli.diff",
+    "rules": "agent.cli.rules",
+    "agent": "agent.cli.agent",
+    "status": "agent.cli.status",
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def command_named(argv):
+    """The subcommand argv names, when that is plain from its first word
+    (global options such as --version or --help need the whole parser)."""
+    first = argv[0] if argv else None
+    return first if first in SUBCOMMANDS else None
+
+
+def build_parser(only=None) -> argparse.ArgumentParser:
+    """The parser with every subcommand, or with `only` that one: a command
+    runs without importing the other commands' modules (`record` starts in
+    milliseconds; `query` or `serve` would bring rdflib, starlette...)."""
     parser = argparse.ArgumentParser(
         prog="batchflow",
         description="Record what a batch job does (processes, execs, waits, opens, stats) "
@@ -42,13 +53,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"batchflow {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name in SUBCOMMANDS:
-        importlib.import_module(name).register(sub)
+    for name, module in SUBCOMMANDS.items():
+        if only is None or name == only:
+            importlib.import_module(module).register(sub)
     return parser
 
 
 def main(argv=None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(only=command_named(argv))
     args = parser.parse_args(argv)
     try:
         return args.func(args)

@@ -203,12 +203,7 @@ def run_record(args) -> int:
             write_output(journal_path, args.output, args.detail, run, args.quiet, mode=mode,
                          notes=notes)
         except OutputNotWritableError as exc:
-            # The command has run: its status still is the answer; what was
-            # captured stays in the journal.
-            print(f"batchflow: error: {exc}", file=sys.stderr)
-            print(f"batchflow: what was captured is in {journal_path}: "
-                  f"`batchflow recover {journal_path} -o OUT.ttl` builds the graph from it",
-                  file=sys.stderr)
+            output_failed(exc, journal_path)
             if server is not None:
                 server.stop()
             return status
@@ -245,16 +240,38 @@ def record_with_agent(conn, args, command, scope) -> int:
     interval = args.sample_interval
     if interval is None:
         interval = 0 if scope == "system" else 0.5
+    recording = AgentRecording(conn, args, command, scope,
+                               interval if scope == "command" else 0, mode=output_mode(args))
     try:
-        run, counts = AgentRecording(conn, args, command, scope,
-                                     interval if scope == "command" else 0,
-                                     mode=output_mode(args)).run()
+        run, counts = recording.run()
     finally:
         conn.close()
-    report(run, counts, args.output, args.quiet)
-    from ..rules.resident import add_to_recording
-    add_to_recording(run, args.output, args.quiet)       # when the agent ran rules
+    if counts is None:
+        output_failed(recording.write_error, recording.journal)
+    else:
+        report(run, counts, args.output, args.quiet)
+        if agent_ran_rules(run):
+            from ..rules.resident import add_to_recording
+            add_to_recording(run, args.output, args.quiet)
     return run.exit_status if run.exit_status is not None else 0
+
+
+def agent_ran_rules(run) -> bool:
+    """Whether the agent's rules ran on the recording: its run says where
+    their findings go (agent.rules.resident.FINDINGS_KEY), and only then is
+    the rules package imported (it is not light: record's start-up)."""
+    return any(isinstance(m, dict) and "rules_findings" in m
+               for m in getattr(run, "protocol", None) or ())
+
+
+def output_failed(exc, journal_path):
+    """The Turtle could not be written, the command has run: its status is
+    still the answer, and what was captured stays in the journal."""
+    print(f"batchflow: error: {exc}", file=sys.stderr)
+    if journal_path:
+        print(f"batchflow: what was captured is in {journal_path}: "
+              f"`batchflow recover {journal_path} -o OUT.ttl` builds the graph from it",
+              file=sys.stderr)
 
 
 def write_output(journal_path, output, detail, run, quiet, mode=0o600, notes=()):

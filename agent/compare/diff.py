@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import dataclasses
 import errno as errno_mod
+import operator
 
 from .collisions import Writer, possible_collisions
 from .forktree import label
 from .rules import Rewriter
 
-WRITES = ("Write", "ReadWrite")
+_first = operator.itemgetter(0)
 VERB = {"Read": "read", "Write": "write", "ReadWrite": "read-write", "Stat": "stat",
         "Execute": "execute", "Chdir": "chdir"}
 
@@ -41,7 +42,8 @@ class Node:
     end_ns: int
     children: list
     writes: list                # raw paths written successfully under a fixed name
-    raw_paths: dict = None      # (normalised path, access) -> a raw path it stands for
+    raw_paths: dict = None      # (normalised path, access) -> a raw path it stands for,
+                                # where the rules changed it (raw_path())
     parent: "Node" = None
 
     @property
@@ -50,8 +52,24 @@ class Node:
             return None
         return self.end_ns - self.start_ns
 
+    def raw_path(self, key):
+        """A raw path that the normalised (path, access) `key` stands for (None:
+        this process has no such key)."""
+        if key not in self.files:
+            return None
+        return self.raw_paths.get(key, key[0]) if self.raw_paths else key[0]
+
     def size(self):
-        return 1 + sum(c.size() for c in self.children)
+        return sum(1 for _ in self.subtree())
+
+    def subtree(self):
+        """This node and its descendants, parents before children (a loop:
+        trees may be deeper than Python's recursion limit)."""
+        stack = [self]
+        while stack:
+            n = stack.pop()
+            yield n
+            stack += reversed(n.children)
 
     def ancestors(self):
         out, p = [], self.parent
@@ -106,29 +124,50 @@ def build_tree(side, options):
     rewrite = Rewriter(options, base, norm.pid_identities(names))
     temp_marked = norm.path_normalizer(names, temp_names=True, proc_pids=False)
     offset = side.wall_offset if side.times_known else None
+    # The rules run once per distinct path (a header read by ten thousand
+    # compilers is one path), and a process none of whose paths the rules
+    # change keeps its files dict as it is: no per-file work at all.
+    paths = set()
+    for p in norm.all:
+        paths.update(map(_first, p.files))
+    moved = {}
+    for path in paths:
+        new = rewrite(path)
+        if new != path:
+            moved[path] = new
 
     def wall(ns):
         return None if ns is None or offset is None else ns + offset
 
     def node(p, parent):
-        files = {}
+        files = p.files
         raw = {}
-        writes = []
-        for (path, access), outcomes in p.files.items():
-            key = (rewrite(path), access)
-            before = files.get(key)
-            files[key] = outcomes if before is None else before | outcomes
-            raw.setdefault(key, path)
-            if access in WRITES and "ok" in outcomes and temp_marked(path) == path:
-                writes.append(path)
+        if not moved.keys().isdisjoint(map(_first, files)):
+            files = {}
+            for key, outcomes in p.files.items():
+                path = key[0]
+                new = moved.get(path)
+                if new is not None:
+                    key = (new, key[1])
+                    raw.setdefault(key, path)
+                before = files.get(key)
+                files[key] = outcomes if before is None else before | outcomes
+        writes = [path for path, access in p.written
+                  if "ok" in p.files[path, access] and temp_marked(path) == path]
         execs = tuple((rewrite(path), tuple(rewrite(a) for a in argv))
                       for path, argv, res in p.execs if res == "ok")
-        n = Node(names[id(p)], label(p), p.pid, p.iri, execs, p.exit, files,
-                 wall(p.start_ts), wall(p.end_ts), [], writes, raw, parent)
-        n.children = [node(c, n) for c in p.children]
-        return n
+        return Node(names[id(p)], label(p), p.pid, p.iri, execs, p.exit, files,
+                    wall(p.start_ts), wall(p.end_ts), [], writes, raw, parent)
 
-    return node(norm.root, None)
+    root = node(norm.root, None)
+    stack = [(norm.root, root)]
+    while stack:
+        p, n = stack.pop()
+        for c in p.children:
+            child = node(c, n)
+            n.children.append(child)
+            stack.append((c, child))
+    return root
 
 
 def match_children(a, b, by_pid=False):
@@ -149,15 +188,23 @@ def match_children(a, b, by_pid=False):
         right_by_label.setdefault(c.label, []).append(c)
     for lab, lefts in left_by_label.items():
         rights = right_by_label.pop(lab, [])
-        free = list(rights)
+        # the first right sibling, in order, that ran the same programs with
+        # the same argv: through a table by execs (ten thousand siblings of
+        # one program, reordered, would otherwise compare every pair)
+        by_execs = {}
+        for r in reversed(rights):
+            by_execs.setdefault(r.execs, []).append(r)
+        taken = set()
         unpaired = []
         for c in lefts:
-            twin = next((r for r in free if r.execs == c.execs), None)
-            if twin is None:
-                unpaired.append(c)
-            else:
-                free.remove(twin)
+            twins = by_execs.get(c.execs)
+            if twins:
+                twin = twins.pop()
+                taken.add(id(twin))
                 pairs.append((c, twin))
+            else:
+                unpaired.append(c)
+        free = [r for r in rights if id(r) not in taken]
         for c, r in zip(unpaired, free):
             pairs.append((c, r))
         pairs += [(c, None) for c in unpaired[len(free):]]
@@ -172,8 +219,21 @@ def _outcomes(values):
 
 
 def compare_nodes(a, b, options, out, pairs):
-    """The changes between two matched processes, then their children's;
-    `pairs` (right_of, left_of) records the matching."""
+    """The changes between two matched processes, then their children's, in
+    tree order; `pairs` (right_of, left_of) records the matching."""
+    todo = [(a, b)]             # matched pairs still to compare, and changes found
+    while todo:
+        item = todo.pop()
+        if isinstance(item, Change):
+            out.append(item)
+        else:
+            later = _compare_pair(*item, options, out, pairs)
+            todo += reversed(later)
+
+
+def _compare_pair(a, b, options, out, pairs):
+    """compare_nodes for one pair; returns what comes after its own changes,
+    in order: its children's pairs, and changes of a process added or removed."""
     pairs[0][id(a)] = b
     pairs[1][id(b)] = a
     if a.execs != b.execs:
@@ -195,13 +255,15 @@ def compare_nodes(a, b, options, out, pairs):
         da, db = a.duration_ns, b.duration_ns
         if da is not None and db is not None and options.durations.exceeded(da, db):
             out.append(Change(DURATION, CHANGED, a, b, left_value=da, right_value=db))
+    later = []
     for ca, cb in match_children(a, b, by_pid=not options.on("tree")):
         if cb is None:
-            out.append(Change(PROCESS, REMOVED, ca, None, left_value=ca.size()))
+            later.append(Change(PROCESS, REMOVED, ca, None, left_value=ca.size()))
         elif ca is None:
-            out.append(Change(PROCESS, ADDED, None, cb, right_value=cb.size()))
+            later.append(Change(PROCESS, ADDED, None, cb, right_value=cb.size()))
         else:
-            compare_nodes(ca, cb, options, out, pairs)
+            later.append((ca, cb))
+    return later
 
 
 def diff(left, right, options, trees=None):
@@ -304,7 +366,9 @@ def _prepare_child(conn, parent_end, path, options, host, cwd):
     parent_end.close()
     try:
         side, tree = prepare(path, options, host, cwd)
-        _detach(tree)
+        tree = _flatten(tree)
+        # (the files' keys are shared tuples (forktree.Normalizer.keys):
+        # pickle sends each once, and the parent gets them shared too)
         data = pickle.dumps(("ok", side, tree), protocol=pickle.HIGHEST_PROTOCOL)
     except BaseException as exc:                    # handed to the parent, raised there
         data = pickle.dumps(("error", exc, None))
@@ -312,34 +376,50 @@ def _prepare_child(conn, parent_end, path, options, host, cwd):
     conn.close()
 
 
-def _detach(tree):
-    """Drops the parent links (pickle would recurse through them)."""
-    stack = [tree] if tree is not None else []
-    while stack:
-        n = stack.pop()
+def _flatten(tree):
+    """The nodes of a tree parents first, unlinked, and how many children each
+    has: pickle recurses through nested objects, and a chain of nested
+    processes may be deeper than its limit."""
+    if tree is None:
+        return None
+    nodes = list(tree.subtree())
+    counts = [len(n.children) for n in nodes]
+    for n in nodes:
+        n.children = []
         n.parent = None
-        stack += n.children
+    return nodes, counts
 
 
-def _attach(tree):
-    stack = [tree] if tree is not None else []
-    while stack:
-        n = stack.pop()
-        for c in n.children:
-            c.parent = n
-        stack += n.children
+def _unflatten(flat):
+    """The tree _flatten took apart."""
+    if flat is None:
+        return None
+    nodes, counts = flat
+    waiting = []                    # [node, children still to come], innermost last
+    for n, count in zip(nodes, counts):
+        if waiting:
+            parent = waiting[-1]
+            n.parent = parent[0]
+            parent[0].children.append(n)
+            parent[1] -= 1
+            if parent[1] == 0:
+                waiting.pop()
+        if count:
+            waiting.append([n, count])
+    return nodes[0]
 
 
-def prepare_both(left, right, options, host=None, cwd=None):
+def prepare_both(left, right, options, host=None, cwd=None, parallel=True):
     """((left Side, right Side), (left tree, right tree)).  Large inputs are
-    read at the same time, the left one in a forked child (reading is CPU-bound
-    Python: one process per side uses two cores)."""
+    read at the same time (unless `parallel` is False), the left one in a
+    forked child (reading is CPU-bound Python: one process per side uses two
+    cores)."""
     import os
     try:
         size = os.path.getsize(left) + os.path.getsize(right)
     except OSError:
         size = 0
-    if size < PARALLEL_BYTES or (os.cpu_count() or 1) < 2:
+    if not parallel or size < PARALLEL_BYTES or (os.cpu_count() or 1) < 2:
         a, b = prepare(left, options, host, cwd), prepare(right, options, host, cwd)
         return (a[0], b[0]), (a[1], b[1])
     import multiprocessing
@@ -377,5 +457,5 @@ def prepare_both(left, right, options, host=None, cwd=None):
             gc.enable()
     if status != "ok":
         raise side
-    _attach(tree)
+    tree = _unflatten(tree)
     return (side, b[0]), (tree, b[1])

@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, field
 
 from ..events import AT_FDCWD, EXIT_THREAD, Call, Kind
+from ..graph.model import WRITES
 from ..openflags import O_CREAT, O_TMPFILE_BIT
 
 TOLERATED = {
@@ -97,6 +98,7 @@ class Proc:
     start_ts: int = None                               # fork (or first event), ns
     end_ts: int = None                                 # exit, ns
     files: dict = field(default_factory=dict)          # (resolved path, access) -> frozenset of outcomes
+    written: list = field(default_factory=list)        # the keys of `files` whose access writes
 
 
 def _result(ret):
@@ -126,6 +128,7 @@ class Normalizer:
         self.tolerated = collections.Counter()
         self.unknown = collections.Counter()   # events of pids outside the tree
         self.temp_owner = {}       # temp name -> (Proc, index)
+        self.keys = {}             # (resolved path, access) -> that tuple, shared
         self.launcher = []         # LAUNCHER: the root's events before its first exec, held
 
     def _proc(self, pid):
@@ -199,7 +202,12 @@ class Normalizer:
                 one = _ONE_OUTCOME.get(result)
                 if one is None:
                     one = _ONE_OUTCOME[result] = frozenset((result,))
+                # one tuple per distinct key, shared by the processes that
+                # used it: less memory, and pickle sends it once
+                key = self.keys.setdefault(key, key)
                 p.files[key] = one
+                if access in WRITES:
+                    p.written.append(key)
             elif result not in outcomes:
                 p.files[key] = outcomes | {result}
         if kind <= _K_STAT and not self.keep_calls:        # (diff: the common case)
@@ -258,17 +266,17 @@ class Normalizer:
         k counting the siblings with that label in fork order."""
         self._not_a_launcher()      # a root that never exec'd: its events count
         names = {}
-
-        def walk(p, ident):
+        # (a loop, not a recursion: a chain of nested shells may be deeper
+        # than Python's recursion limit)
+        stack = [] if self.root is None else [(self.root, label(self.root))]
+        while stack:
+            p, ident = stack.pop()
             names[id(p)] = ident
             seen = collections.Counter()
             for c in p.children:
                 lab = label(c)
-                walk(c, f"{ident}/{lab}#{seen[lab]}")
+                stack.append((c, f"{ident}/{lab}#{seen[lab]}"))
                 seen[lab] += 1
-
-        if self.root is not None:
-            walk(self.root, label(self.root))
         return names
 
     def pid_identities(self, names):

@@ -58,31 +58,28 @@ def load(path, host=None, cwd=None) -> Side:
     form = sniff(path)
     if form == TURTLE:
         return _load_turtle(path)
-    if form == JOURNAL:
-        from ..capture.journal import read_journal
-        jr = read_journal(path)
-        side = Side(path, form, Normalizer(jr.run.root_pid, keep_calls=False))
-        if jr.run.cwd is None and cwd is not None:
-            jr.run.cwd = os.fsencode(cwd)
-        _interpret(side, jr.run, jr.events)
-        side.complete = jr.complete
-        side.notes += jr.notes
-        return side
-    from ..strace import StraceImport
-    imp = StraceImport([path], host=host)
+    from ..inputs import open_events
     try:
-        imp.sniff()
+        rec = open_events(path, form, host=host)
     except InputFormatError as exc:
+        if form != STRACE:
+            raise
         raise InputFormatError(f"{path} is not a Turtle file, a batchflow journal or a "
                                f"strace log ({exc})") from None
-    side = Side(path, form, Normalizer(keep_calls=False))
-    events = imp.events()
-    if cwd is not None:
-        imp.run.cwd = os.fsencode(cwd)
-        events = _root_first(imp.run, events)
-    _interpret(side, imp.run, events)
-    if imp.stats.unparsed:
-        side.notes.append(f"{imp.stats.unparsed} strace lines not understood")
+    run, events = rec.run, rec.events
+    # (an import learns its root pid only at its end: the normaliser takes
+    # the first process it meets for the root)
+    side = Side(path, form, Normalizer(run.root_pid if form == JOURNAL else None,
+                                       keep_calls=False))
+    if cwd is not None and (form == STRACE or run.cwd is None):
+        run.cwd = os.fsencode(cwd)
+        if form == STRACE:
+            events = _root_first(run, events)
+    _interpret(side, run, events)
+    side.complete = rec.complete
+    side.notes += rec.notes
+    if rec.unparsed:
+        side.notes.append(f"{rec.unparsed} strace lines not understood")
     return side
 
 
@@ -150,8 +147,24 @@ RDF_FIRST, RDF_REST, RDF_NIL = N.RDF + "first", N.RDF + "rest", N.RDF + "nil"
 EVENT_KIND = {BF + "OpenEvent": Kind.OPEN, BF + "StatEvent": Kind.STAT,
               BF + "ForkEvent": Kind.FORK, BF + "ExecEvent": Kind.EXEC,
               BF + "ExitEvent": Kind.EXIT, BF + "WaitEvent": Kind.WAIT,
-              BF + "ChdirEvent": Kind.CHDIR}
+              BF + "ChdirEvent": Kind.CHDIR, BF + "NetEvent": Kind.NET}
 CALL_OF_NAME = {name: int(call) for call, name in CALL_NAMES.items()}
+(P_PROCESS, P_CALL, P_NS, P_TID, P_RESULT, P_FILE, P_ACCESS, P_PATH, P_PATH_BYTES, P_FLAGS,
+ P_MODE, P_ARGV, P_EXIT_CODE, P_EXIT_SIGNAL, P_LEADER_EXIT, P_WAIT_PID, P_RAW_STATUS, P_DIRFD,
+ P_TRUNCATED) = (BF + name for name in (
+    "process", "call", "ns", "tid", "result", "file", "access", "path", "pathBytes", "flags",
+    "mode", "argv", "exitCode", "exitSignal", "leaderExit", "waitPid", "rawStatus", "dirfd",
+    "truncated"))
+
+
+class _AccessOf(dict):
+    """access IRI -> its local name (None for an IRI outside bf:)."""
+    def __missing__(self, iri):
+        value = self[iri] = iri[len(BF):] if iri.startswith(BF) else None
+        return value
+
+
+ACCESS_OF = _AccessOf()
 B64 = N.XSD + "base64Binary"
 # properties of the run node that may repeat
 RUN_LISTS = {BF + "note", BF + "loss"}
@@ -198,6 +211,11 @@ class _TurtleReader:
         self.detail = None
         self.events = 0
         self.parsed_slowly = 0     # event lines of batchflow's Turtle the line reader left to the parser
+        # what the same strings read as, asked once each: a million events
+        # name a few thousand processes, files and access kinds
+        self.pids = _Cache(self._pid_of)                # process IRI -> pid
+        self.file_paths = _Cache(N.path_of_file_iri)    # file IRI -> path bytes
+        self.terms = _Terms()      # for the line reader: its prefixed names as IRIs
 
     def read(self, emit):
         with open(self.path, "rb") as f:
@@ -209,7 +227,7 @@ class _TurtleReader:
         if self.pending:
             missing = max(self.pending) + 1 - self.next_idx - len(self.pending)
             for idx in sorted(self.pending):
-                emit(*self._event(self.pending.pop(idx)))
+                self._emit(self.pending.pop(idx), emit)
             return [f"{missing} event indexes are missing from the graph"] if missing else []
         return []
 
@@ -224,6 +242,15 @@ class _TurtleReader:
 
     def _read_quads(self, quads, emit):
         """Any Turtle: triples grouped by subject, in document order."""
+        try:
+            self._read_triples(quads, emit)
+        except InputFormatError:
+            raise
+        except ValueError as exc:       # a literal no batchflow recording holds
+            raise InputFormatError(f"{self.path}: not a batchflow recording: "
+                                   f"{str(exc).splitlines()[0]}") from None
+
+    def _read_triples(self, quads, emit):
         import pyoxigraph as ox
         subject = props = None
         for q in quads:
@@ -257,13 +284,17 @@ class _TurtleReader:
         expression does not take whole, goes to the parser."""
         prefixes = {}
         header = []
+        terms = self.terms
         with open(self.path, "rb") as f:
             for line in f:
                 if line.startswith(b"ev:"):
                     if b" a bf:" in line[:40]:
-                        parsed = _event_line(line, prefixes)
+                        try:
+                            parsed = self._event_line(line)
+                        except ValueError:      # bytes that are not UTF-8, a huge number:
+                            parsed = None       # the parser says what is wrong
                         if parsed is not None:
-                            self._subject(parsed[0], parsed[1], emit)
+                            self._take(parsed[0], parsed[1], emit)
                         else:
                             self.parsed_slowly += 1
                             self._read_quads(self._parse(input=b"".join(header) + line), emit)
@@ -272,6 +303,7 @@ class _TurtleReader:
                     m = _PREFIX.match(line)
                     if m:
                         prefixes[m.group(1)] = m.group(2).decode()
+                        terms.reset(prefixes)
                 elif line.startswith(b"<"):
                     if b" a bf:UnresolvedPath " in line:
                         self._read_quads(self._parse(input=b"".join(header) + line), emit)
@@ -282,24 +314,11 @@ class _TurtleReader:
                         break
 
     def _subject(self, s, props, emit):
-        kind = EVENT_KIND.get(props.get(RDF_TYPE))
-        if kind is not None:
-            idx = int(s.rsplit(":e", 1)[1])
-            if idx < self.next_idx or idx in self.pending:
-                raise InputFormatError(
-                    f"{self.path}: the statements about event {s} are scattered; diff "
-                    f"reads a recording as batchflow writes it (one statement per event)")
-            props[None] = kind
-            if idx == self.next_idx:
-                emit(*self._event(props))
-                self.next_idx += 1
-                while self.next_idx in self.pending:
-                    emit(*self._event(self.pending.pop(self.next_idx)))
-                    self.next_idx += 1
-            else:
-                self.pending[idx] = props
-            return
         t = props.get(RDF_TYPE)
+        if t in EVENT_KIND or (t and t.startswith(BF) and t.endswith("Event")):
+            props[None] = EVENT_KIND.get(t)
+            self._take(int(s.rsplit(":e", 1)[1]), props, emit)
+            return
         if t == BF + "UnresolvedPath":
             raw = _bytes(props, BF + "path", BF + "pathBytes")
             self.unresolved[s] = (raw, props.get(BF + "relativeTo", ""))
@@ -308,6 +327,80 @@ class _TurtleReader:
             props["@"] = s
         elif t == BF + "Loss":
             self.losses[s] = (props.get(BF + "lossKind"), props.get(BF + "count", 0))
+
+    def _take(self, idx, facts, emit):
+        """Event `idx`, emitted in index order (held until then): its props (with
+        its Kind, or None for a class diff does not know, under None) or the
+        tuple _event would make of them."""
+        if idx < self.next_idx or idx in self.pending:
+            raise InputFormatError(
+                f"{self.path}: the statements about event number {idx} are scattered; diff "
+                f"reads a recording as batchflow writes it (one statement per event)")
+        if idx == self.next_idx:
+            self._emit(facts, emit)
+            self.next_idx += 1
+            while self.next_idx in self.pending:
+                self._emit(self.pending.pop(self.next_idx), emit)
+                self.next_idx += 1
+        else:
+            self.pending[idx] = facts
+
+    def _emit(self, facts, emit):
+        if type(facts) is tuple:
+            emit(*facts)
+        elif facts[None] is not None:     # (an unknown class still holds its index)
+            emit(*self._event(facts))
+
+    def _event_line(self, line):
+        """(index, facts) of an event line of batchflow's Turtle (None: not one
+        this reader takes whole).  Most lines of a large recording are opens
+        and stats of one shape: read with one expression into the Event, with
+        no loop over their properties (line to Event: 5.4 -> 2.6 us); any other
+        line goes through its properties one by one (_any_event).  The
+        tests check the two roads agree."""
+        terms = self.terms
+        if terms.ev_base is None or terms.proc_base is None:
+            return None
+        m = _FILE_EVENT.match(line)
+        if m is None:
+            return _any_event(line, terms)
+        idx, cls, call, proc, ns, tid, iri, access, path, flags, mode, result = m.groups()
+        proc = terms.procs[proc]
+        pid = self.pids[proc]
+        kind = _FILE_KINDS[cls]
+        ev = Event(int(ns), kind, CALL_OF_NAME.get(terms.calls[call], 0), pid,
+                   pid if tid is None else int(tid), ret=int(result))
+        if path is not None:
+            path.decode("utf-8")            # (as _literal would: UTF-8 or an error)
+        resolved, access = self._file(ev, terms.iris[iri], terms.bf[access], path)
+        ev.arg0 = int(flags)
+        if kind == Kind.OPEN and mode is not None:
+            ev.arg1 = int(mode)
+        self.events += 1
+        return int(idx), (ev, resolved, access, proc)
+
+    def _pid_of(self, proc):
+        """The pid in a process IRI."""
+        try:
+            return int(proc.rsplit(":", 1)[1].split("-", 1)[0])
+        except (IndexError, ValueError):
+            raise InputFormatError(f"{self.path}: an event's process {proc!r} is not a "
+                                   f"batchflow process IRI") from None
+
+    def _file(self, ev, f, access_iri, passed):
+        """(resolved path, access) of the file IRI `f`; sets the event's path
+        (`passed`, the path the call passed, when the graph says) and dirfd."""
+        access = ACCESS_OF[access_iri]
+        if f.startswith("file://"):
+            resolved = path = self.file_paths[f]
+        else:
+            raw, base = self.unresolved.get(f, (b"", ""))
+            resolved = UNRESOLVED + raw
+            path = raw
+            if base.startswith("fd"):
+                ev.dirfd = int(base[2:])
+        ev.path = passed if passed is not None else path
+        return resolved, access
 
     def _argv(self, node):
         if isinstance(node, list):                # read by _event_line
@@ -327,49 +420,34 @@ class _TurtleReader:
         """(Event, resolved path or None, access or None, process IRI)."""
         self.events += 1
         kind = props[None]
-        proc = props.get(BF + "process", "")
-        try:
-            pid = int(proc.rsplit(":", 1)[1].split("-", 1)[0])
-        except (IndexError, ValueError):
-            raise InputFormatError(f"{self.path}: an event's process {proc!r} is not a "
-                                   f"batchflow process IRI") from None
-        call = CALL_OF_NAME.get(props.get(BF + "call"), 0)
-        ev = Event(props.get(BF + "ns", 0), kind, call, pid, props.get(BF + "tid", pid),
-                   ret=props.get(BF + "result", 0))
+        get = props.get
+        proc = get(P_PROCESS, "")
+        pid = self.pids[proc]
+        ev = Event(get(P_NS, 0), kind, CALL_OF_NAME.get(get(P_CALL), 0), pid, get(P_TID, pid),
+                   ret=get(P_RESULT, 0))
         resolved = access = None
-        f = props.get(BF + "file")
+        f = get(P_FILE)
         if f is not None:
-            access_iri = props.get(BF + "access", "")
-            access = access_iri[len(BF):] if access_iri.startswith(BF) else None
-            if f.startswith("file://"):
-                resolved = N.path_of_file_iri(f)
-                path = resolved
-            else:
-                raw, base = self.unresolved.get(f, (b"", ""))
-                resolved = UNRESOLVED + raw
-                path = raw
-                if base.startswith("fd"):
-                    ev.dirfd = int(base[2:])
-            passed = _bytes(props, BF + "path", BF + "pathBytes")
-            ev.path = passed if passed is not None else path
+            resolved, access = self._file(ev, f, get(P_ACCESS, ""),
+                                          _bytes(props, P_PATH, P_PATH_BYTES))
         if kind == Kind.OPEN:
-            ev.arg0 = props.get(BF + "flags", 0)
-            ev.arg1 = props.get(BF + "mode", 0)
+            ev.arg0 = get(P_FLAGS, 0)
+            ev.arg1 = get(P_MODE, 0)
         elif kind == Kind.STAT or kind == Kind.FORK:
-            ev.arg0 = props.get(BF + "flags", 0)
+            ev.arg0 = get(P_FLAGS, 0)
         elif kind == Kind.EXEC:
-            ev.argv = self._argv(props.get(BF + "argv"))
+            ev.argv = self._argv(get(P_ARGV))
         elif kind == Kind.EXIT:
-            ev.arg0 = props.get(BF + "exitCode", -1)
-            ev.arg1 = props.get(BF + "exitSignal", 0)
-            if props.get(BF + "leaderExit"):
+            ev.arg0 = get(P_EXIT_CODE, -1)
+            ev.arg1 = get(P_EXIT_SIGNAL, 0)
+            if get(P_LEADER_EXIT):
                 ev.trunc |= EXIT_THREAD
         elif kind == Kind.WAIT:
-            ev.arg0 = props.get(BF + "waitPid", -1)
-            ev.arg1 = props.get(BF + "rawStatus", -1)
+            ev.arg0 = get(P_WAIT_PID, -1)
+            ev.arg1 = get(P_RAW_STATUS, -1)
         elif kind == Kind.CHDIR and ev.path is None:
-            ev.dirfd = props.get(BF + "dirfd", AT_FDCWD)
-        if props.get(BF + "truncated"):
+            ev.dirfd = get(P_DIRFD, AT_FDCWD)
+        if get(P_TRUNCATED):
             ev.trunc |= TRUNC_PATH
         return ev, resolved, access, proc
 
@@ -434,11 +512,12 @@ _EVENT_HEAD = re.compile(rb'ev:(\d+) a bf:(\w+) ; bf:call "(\w+)" ; bf:process p
                          rb'; bf:ns (\d+)')
 _PROPERTY = re.compile(rb" ; bf:(\w+) (" + _STRING + rb"|\((?: " + _STRING + rb")* \)"
                        rb"|<[^>\s]*>|[^\s;]+)")
+# the properties after an event's head, all of them, one after the other
+_PROPERTIES = re.compile(rb"(?:" + _PROPERTY.pattern + rb")*")
 _LIST_ITEM = re.compile(_STRING)
 _UNESCAPE = re.compile(r"\\(?:u([0-9A-Fa-f]{4})|U([0-9A-Fa-f]{8})|(.))")
 _SIMPLE_ESCAPES = {"t": "\t", "b": "\b", "n": "\n", "r": "\r", "f": "\f", '"': '"',
                    "'": "'", "\\": "\\"}
-_INT = re.compile(rb"-?\d+")
 
 
 def _unescape_char(m):
@@ -457,43 +536,97 @@ def _literal(token):
     return text
 
 
-def _event_line(line, prefixes):
-    """(subject IRI, props) of an event statement as agent/graph/turtle.py
-    writes it, or None when the line is not exactly that."""
+class _Cache(dict):
+    """key -> make(key), made the first time it is asked for.  Emptied when it
+    holds CACHE_MAX values: a recording of a million distinct files would
+    otherwise keep each name twice more than the normaliser does."""
+
+    def __init__(self, make):
+        super().__init__()
+        self.make = make
+
+    def __missing__(self, key):
+        if len(self) >= CACHE_MAX:
+            self.clear()
+        value = self[key] = self.make(key)
+        return value
+
+
+CACHE_MAX = 1 << 16
+
+
+class _Terms:
+    """The prefixed names of batchflow's Turtle lines as IRIs, each worked out
+    once (the prefixes are declared at the top; a new one starts afresh)."""
+
+    def __init__(self):
+        self.reset({})
+
+    def reset(self, prefixes):
+        self.ev_base = ev_base = prefixes.get(b"ev")
+        self.proc_base = proc_base = prefixes.get(b"proc")
+        self.bf = _Cache(_bf_iri)                        # b"OpenEvent", b"Read" -> its IRI
+        self.calls = _Cache(bytes.decode)                # b"openat" -> "openat"
+        self.iris = _Cache(bytes.decode)                 # b"file://h/etc/x" -> its str
+        self.props = _Cache(_bf_iri)                     # b"flags" -> bf:flags's IRI
+        if proc_base is not None:
+            self.procs = _Cache(lambda p: proc_base + p.decode())
+        if ev_base is not None:
+            self.events = _Cache(lambda e: ev_base + e[3:].decode())
+
+
+_SKIPPED = frozenset((b"follows", b"errno", b"signalName"))     # facts diff does not use
+
+
+def _bf_iri(local):
+    return BF + local.decode()
+
+
+def _any_event(line, terms):
+    """(index, props) of any event line as agent/graph/turtle.py writes it,
+    property by property (None when the line is not exactly that); its Kind
+    (None: a class diff does not know) under None."""
     line = line.rstrip(b"\n")
     m = _EVENT_HEAD.match(line)
     if m is None or not line.endswith(b" ."):
         return None
-    ev_base, proc_base = prefixes.get(b"ev"), prefixes.get(b"proc")
-    if ev_base is None or proc_base is None:
-        return None
-    props = {RDF_TYPE: BF + m.group(2).decode(), BF + "call": m.group(3).decode(),
-             BF + "process": proc_base + m.group(4).decode(), BF + "ns": int(m.group(5))}
+    idx, cls, call, proc, ns = m.groups()
+    props = {RDF_TYPE: terms.bf[cls], P_CALL: terms.calls[call],
+             P_PROCESS: terms.procs[proc], P_NS: int(ns)}
     pos, end = m.end(), len(line) - 2
-    while pos < end:
-        pm = _PROPERTY.match(line, pos)
-        if pm is None:
+    if pos < end:
+        if _PROPERTIES.fullmatch(line, pos, end) is None:
             return None
-        pos = pm.end()
-        value = pm.group(2)
-        first = value[:1]
-        if first == b'"':
-            v = _literal(value)
-        elif first == b"(":
-            v = [_literal(t) for t in _LIST_ITEM.findall(value)]
-        elif first == b"<":
-            v = value[1:-1].decode()
-        elif value.startswith(b"bf:"):
-            v = BF + value[3:].decode()
-        elif value.startswith(b"ev:"):
-            v = ev_base + value[3:].decode()
-        elif value == b"true" or value == b"false":
-            v = value == b"true"
-        elif _INT.fullmatch(value):
-            v = int(value)
-        else:
-            return None
-        props[BF + pm.group(1).decode()] = v
-    if pos != end:
-        return None
-    return ev_base + m.group(1).decode(), props
+        names = terms.props
+        for name, value in _PROPERTY.findall(line, pos, end):
+            if name in _SKIPPED:
+                continue
+            first = value[0]
+            if value.isdigit() or (first == 45 and value[1:].isdigit()):       # 45: "-"
+                v = int(value)
+            elif first == 34:                                                 # '"'
+                v = _literal(value)
+            elif first == 60:                                                 # "<"
+                v = value[1:-1].decode()
+            elif value.startswith(b"bf:"):
+                v = terms.bf[value[3:]]
+            elif first == 40:                                                 # "("
+                v = [_literal(t) for t in _LIST_ITEM.findall(value)]
+            elif value == b"true" or value == b"false":
+                v = value == b"true"
+            elif value.startswith(b"ev:"):
+                v = terms.events[value]
+            else:
+                return None
+            props[names[name]] = v
+    props[None] = EVENT_KIND.get(props[RDF_TYPE])
+    return int(idx), props
+
+
+# the common open and stat line (_TurtleReader._event_line)
+_FILE_EVENT = re.compile(
+    rb'ev:(\d+) a bf:(OpenEvent|StatEvent) ; bf:call "(\w+)" ; bf:process proc:(\S+) '
+    rb'; bf:ns (\d+)(?: ; bf:follows ev:\d+)?(?: ; bf:tid (-?\d+))? ; bf:file <([^>\s]*)> '
+    rb'; bf:access bf:(\w+)(?: ; bf:path "([^"\\]*)")? ; bf:flags (-?\d+)'
+    rb'(?: ; bf:mode (-?\d+))? ; bf:result (-?\d+)(?: ; bf:errno "\w+")? \.\n?$')
+_FILE_KINDS = {b"OpenEvent": Kind.OPEN, b"StatEvent": Kind.STAT}

@@ -247,7 +247,7 @@ def to_graph(result):
             g.add((node, D.normalizedPath, Literal(text(c.path))))
             g.add((node, D.changedAccess, D[c.access]))
             for prop, n, side in ((D.leftFile, c.left, left), (D.rightFile, c.right, right)):
-                raw = n.raw_paths.get((c.path, c.access)) if n is not None else None
+                raw = n.raw_path((c.path, c.access)) if n is not None else None
                 if raw is not None and raw.startswith(b"/"):
                     g.add((node, prop, URIRef(N.file_iri(side.host, raw))))
         j = change_json(c)

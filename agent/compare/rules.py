@@ -46,6 +46,10 @@ _NUMBER = re.compile(rb"(?<![0-9])[1-9][0-9]{2,6}(?![0-9])")
 # string or after a separator (so "<tmp:sh:0>" and "10:30" are not sockets)
 _HOST_PORT = re.compile(rb"((?:^|(?<=[/@=\s,;(]))(?:\[[0-9A-Fa-f:.]+\]|[0-9]{1,3}(?:\.[0-9]{1,3}){3}"
                         rb"|[A-Za-z][A-Za-z0-9.-]*):)([0-9]{1,5})(?![0-9])")
+# What any of the patterns above needs somewhere in a string (three digits
+# from a non-zero one, a colon before a digit, or a "<date>" already there):
+# most paths have none of it, and one search then spares them five.
+_MAYBE_NUMBERS = re.compile(rb"[1-9][0-9]{2}|:[0-9]|<date>")
 _CONFIG_KEYS = {"ignore", "disable", "durations", "collisions"}
 
 
@@ -182,17 +186,22 @@ class Rewriter:
     def _rewrite(self, s):
         on = self.options.on
         s = self.base(s)
-        if on("dates"):
-            s = _DATE.sub(b"<date>", s)
-        if on("times"):
-            s = _TIME_AFTER_DATE.sub(rb"\1<time>", s)
-            s = _TIME.sub(b"<time>", s)
-        if on("epochs"):
-            s = _EPOCH.sub(b"<epoch>", s)
-        if self.pid_ident:
-            s = _NUMBER.sub(self._pid, s)
-        if on("ports"):
-            s = _HOST_PORT.sub(self._port, s)
+        if _MAYBE_NUMBERS.search(s) is not None:
+            if on("dates"):
+                s = _DATE.sub(b"<date>", s)
+            # (the slowest patterns only where what they need is: a time of
+            # day and HOST:PORT a colon, a time after a date that date)
+            if on("times"):
+                if b"<date>" in s:
+                    s = _TIME_AFTER_DATE.sub(rb"\1<time>", s)
+                if b":" in s:
+                    s = _TIME.sub(b"<time>", s)
+            if on("epochs"):
+                s = _EPOCH.sub(b"<epoch>", s)
+            if self.pid_ident:
+                s = _NUMBER.sub(self._pid, s)
+            if on("ports") and b":" in s:
+                s = _HOST_PORT.sub(self._port, s)
         for pattern in self.options.ignore:
             s = pattern.sub(b"<ignored>", s)
         return s

@@ -14,16 +14,15 @@ from __future__ import annotations
 
 import errno
 import os
-import queue
 import select
 import signal
 import socket
 import stat
 import sys
-import threading
 import time
 
-from ..errors import AgentLostError, AgentRefusedError, AgentUnavailableError
+from ..errors import (AgentLostError, AgentRefusedError, AgentUnavailableError,
+                      OutputNotWritableError)
 from ..events import Kind, decode_batch
 from ..progress import Progress
 from . import protocol
@@ -113,64 +112,80 @@ def try_connect(path, required):
         return None
 
 
+# The kinds whose events the client looks at before the writer takes them:
+# processes for the progress line, exits for before_exit.
+_PROCESS_KINDS = frozenset(int(k) for k in (Kind.FORK, Kind.EXEC, Kind.EXIT))
+_EXIT = int(Kind.EXIT)
+
+
 class TurtleStream:
-    """Writes the Turtle in a thread while batches arrive (write_turtle
-    consumes its events lazily).  `finish()` once the run is final."""
+    """Writes the Turtle as the batches arrive (the agent's journal is the
+    crash-safe copy), so that when the job ends only the tail is left to
+    write.  In the client's one thread: each batch is decoded and written
+    when it is read.  (A writer thread shared the interpreter lock with the
+    socket reader: every hand-off of a batch between them cost a lock
+    convoy, and with the many small batches of an agent that keeps up, that
+    cost more than the writing.)  `finish()` once the run is final."""
 
     def __init__(self, run, out, detail, before_exit=None, mode=None):
         """`before_exit(pid)`, if given, is called before a process's EXIT
         event is written (to wait until its resource usage is known); `mode`:
         the file's permission bits (None: write_turtle's private default)."""
-        from ..graph import write_turtle
+        from ..graph import TurtleOutput
         self.before_exit = before_exit
         self.events = 0
         self.pids = set()
-        self._q = queue.Queue(maxsize=256)
-        self._result = None
         self._error = None
-
-        def work():
-            try:
-                self._result = write_turtle(self._iter(), run, out, detail=detail,
-                                            **({} if mode is None else {"mode": mode}))
-            except BaseException as exc:   # handed to the caller in finish()
-                self._error = exc
-                while self._q.get() is not None:   # unblock the feeder
-                    pass
-
-        self._thread = threading.Thread(target=work, name="turtle", daemon=True)
-        self._thread.start()
-
-    def _iter(self):
-        while True:
-            item = self._q.get()
-            if item is None:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            for ev in decode_batch(item):
-                self.events += 1
-                if ev.kind in (Kind.FORK, Kind.EXEC, Kind.EXIT):
-                    self.pids.add(ev.pid)
-                if ev.kind == Kind.EXIT and self.before_exit is not None:
-                    self.before_exit(ev.pid)
-                yield ev
+        self._output = TurtleOutput(run, out, detail,
+                                    **({} if mode is None else {"mode": mode}))
 
     def feed(self, batch: bytes):
+        if self._error is not None:
+            return
+        try:
+            for segment in self._segments(batch):
+                self._output.feed(segment)
+        except Exception as exc:     # the job runs on; finish() reports it
+            self._error = exc
+
+    def _segments(self, batch):
+        """The batch's events as lists for the writer; a batch with exits is
+        cut before each, so that before_exit(pid) runs once the writer has
+        taken every event before that exit and before it takes the exit."""
+        events = decode_batch(batch)
+        self.events += len(events)
+        marked = [i for i, ev in enumerate(events) if ev.kind in _PROCESS_KINDS]
+        start = 0
+        for i in marked:
+            ev = events[i]
+            self.pids.add(ev.pid)
+            if ev.kind == _EXIT and self.before_exit is not None:
+                yield events[start:i]
+                start = i
+                self.before_exit(ev.pid)
+        yield events[start:]
+
+    @property
+    def failed(self) -> bool:
+        return self._error is not None
+
+    def flush(self):
+        """Writes out what is buffered, so that the end of the run has only
+        its last statements to write (a full disk shows here, while the
+        agent's journal is still there to keep)."""
         if self._error is None:
-            self._q.put(batch)
+            try:
+                self._output.flush()
+            except Exception as exc:
+                self._error = exc
 
     def finish(self) -> dict:
-        self._q.put(None)
-        self._thread.join()
         if self._error is not None:
             raise self._error
-        return self._result
+        return self._output.finish()
 
     def abort(self, exc):
-        self._q.put(exc)
-        self._q.put(None)
-        self._thread.join()
+        self._output.discard()
 
 
 class AgentRecording:
@@ -188,13 +203,14 @@ class AgentRecording:
         # pid -> psutil sample and wait4 totals: the writer reads this very
         # dict when it reaches a process's exit (agent.graph.model)
         self.stats = {}
-        self.root_reaped = threading.Event()
+        self.root_reaped = False
         self.stop_requested = 0
         self.child = None
         self.exit_status = None
         self.root_status = None
         self.losses = {}
-        self.journal = None        # the agent's journal of this recording
+        self.journal = None        # the agent's journal of this recording (or our own, at the end)
+        self.write_error = None    # why the Turtle could not be written
         self.progress = Progress(not args.quiet)
 
     def _start(self):
@@ -223,6 +239,24 @@ class AgentRecording:
 
     def run(self) -> tuple:
         """Records; returns (run, counts)."""
+        args = self.args
+        # A child's end wakes the loop at once (the signal's byte on a pipe
+        # that select watches) rather than at its next 50 ms turn: `record
+        # -- true` would otherwise wait out most of a turn.  Set before the
+        # command can run, so no SIGCHLD is missed.
+        wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        old_wakeup = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+        old = {signal.SIGCHLD: signal.signal(signal.SIGCHLD, _ignore_signal)}
+        try:
+            return self._run(wake_r)
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+            signal.set_wakeup_fd(old_wakeup)
+            os.close(wake_r)
+            os.close(wake_w)
+
+    def _run(self, wake_r) -> tuple:
         from ..capture.journal import JournalWriter, run_from_dict
         from ..capture.procfs import descendants, status_to_exit
         args = self.args
@@ -239,26 +273,32 @@ class AgentRecording:
         stream = TurtleStream(run, args.output, args.detail, self._before_exit, self.mode)
         own_journal = JournalWriter(args.journal or args.output + ".journal", run) \
             if args.keep_journal else None
-        first_sample = time.monotonic() + self.sample_interval
+        next_sample = time.monotonic() + self.sample_interval
         deadline = None if args.duration is None else time.monotonic() + args.duration
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         ended = None
         try:
             end_sent = False
             while ended is None:
-                ready, _, _ = select.select([self.conn.sock], [], [], 0.05)
-                if ready:
+                ready, _, _ = select.select([self.conn.sock, wake_r], [], [], 0.05)
+                if wake_r in ready:
+                    _drain(wake_r)
+                if self.conn.sock in ready:
                     msg = self.conn.recv()
                     ended = self._take(msg, stream, own_journal)
                     if ended is not None:
                         break
                 if self.sample_interval > 0 and self.child is not None and \
-                        time.monotonic() >= first_sample:
+                        time.monotonic() >= next_sample:
+                    # Only when a sample is due: descendants() reads every
+                    # /proc/PID/stat of the host, and this loop turns once
+                    # per batch (thousands of times a second under load).
+                    next_sample = time.monotonic() + self.sample_interval
                     if self.sampler is None:
                         from ..capture.procstats import Sampler
                         self.sampler = Sampler(self.sample_interval)
                         self.sampler.stats = self.stats
-                    self.sampler.maybe_sample(descendants(os.getpid())[1:])
+                    self.sampler.maybe_sample(lambda: descendants(os.getpid())[1:])
                 self.progress.show(len(stream.pids), stream.events,
                                    sum(self.losses.values()))
                 if end_sent:
@@ -274,9 +314,11 @@ class AgentRecording:
                     done = True
                 if done:
                     stats = dict(self.stats)
+                    stream.flush()
                     self.conn.send(protocol.message(
                         protocol.END, exit_status=self.exit_status,
-                        root_status=self.root_status, process_stats=stats))
+                        root_status=self.root_status, process_stats=stats,
+                        keep_journal=stream.failed))
                     end_sent = True
         except BaseException as exc:
             self.progress.clear()
@@ -301,10 +343,17 @@ class AgentRecording:
             run.exit_status = status_to_exit(self.root_status)
         if own_journal is not None:
             own_journal.close(run)
-        counts = stream.finish()
         if ended.get("reason"):
             print(f"batchflow: the agent ended the recording: {ended['reason']}",
                   file=sys.stderr)
+        self.journal = own_journal.path if own_journal is not None else ended.get("journal")
+        try:
+            counts = stream.finish()
+        except OutputNotWritableError as exc:
+            # The command has run: the caller reports this and where what
+            # was captured is (self.journal), and answers with its status.
+            self.write_error = exc
+            return run, None
         return run, counts
 
     def _take(self, msg, stream, own_journal):
@@ -336,14 +385,20 @@ class AgentRecording:
         if pid == self.child:
             self.exit_status = status_to_exit(status)
             self.root_status = status
-            self.root_reaped.set()
+            self.root_reaped = True
 
     def _before_exit(self, pid):
         # The command's own exit: its wait4 totals are in once we have reaped
-        # it, which the main loop does within one turn (orphans of the job
+        # it.  Its EXIT record comes from sched_process_exit, just before it
+        # can be reaped: reaped here, waiting at most 5 s (orphans of the job
         # that we reap too are not waited for: theirs may be missing).
         if pid == self.child and self.sample_interval > 0:
-            self.root_reaped.wait(5)
+            deadline = time.monotonic() + 5
+            while not self.root_reaped and time.monotonic() < deadline:
+                if not self._reap():
+                    break
+                if not self.root_reaped:
+                    time.sleep(0.001)
 
     def _on_signal(self, signum, frame):
         self.stop_requested += 1
@@ -352,6 +407,18 @@ class AgentRecording:
                 os.kill(self.child, signum)
             except ProcessLookupError:
                 pass
+
+
+def _ignore_signal(signum, frame):
+    """SIGCHLD's handler: its only use is the byte on the wake-up pipe."""
+
+
+def _drain(fd):
+    try:
+        while os.read(fd, 512):
+            pass
+    except BlockingIOError:
+        pass
 
 
 def agent_status(path, required=True) -> dict:

@@ -26,13 +26,19 @@ from typing import Any, Callable, Optional
 
 from ..errors import ConfigError
 
-try:
-    import tomllib
-except ImportError:  # pragma: no cover - Python < 3.11
+
+
+def _toml():
+    """The TOML reader, imported when a file is read: the agent's client
+    (`record`) imports this module for its constants only."""
     try:
-        import tomli as tomllib
-    except ImportError:
-        tomllib = None
+        import tomllib
+    except ImportError:  # pragma: no cover - Python < 3.11
+        try:
+            import tomli as tomllib
+        except ImportError:
+            return None
+    return tomllib
 
 DEFAULT_CONFIG = "/etc/batchflow/agent.toml"
 DEFAULT_SOCKET = "/run/batchflow/agent.sock"
@@ -181,6 +187,7 @@ def load(path: Optional[str]) -> Config:
     plugins()                 # their sections registered before the file is checked
     if path is None:
         return defaults()
+    tomllib = _toml()
     if tomllib is None:
         raise ConfigError("reading the agent's configuration needs Python 3.11 (tomllib)")
     try:

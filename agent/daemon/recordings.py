@@ -58,6 +58,7 @@ class Recording:
         self.loss_base = {}
         self.end_target = None      # ring position to reach before finishing
         self.end_reason = None
+        self.keep_journal = False   # the client could not write the Turtle: its `end` asks
         self.ended = threading.Event()
         self.client_gone = False
         self.extra = {}             # for consumers attached by plug-ins

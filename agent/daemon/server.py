@@ -456,6 +456,7 @@ class Agent:
         for key in ("exit_status", "root_status"):
             if isinstance(msg.get(key), int):
                 setattr(run, key, msg[key])
+        rec.keep_journal = msg.get("keep_journal") is True
         stats = msg.get("process_stats")
         if isinstance(stats, dict):
             run.process_stats = {int(k): v for k, v in stats.items() if isinstance(v, dict)}
@@ -519,7 +520,8 @@ class Agent:
         rec.run.mark_end()
         if rec.withheld:
             rec.run.protocol.append({"note": f"{rec.withheld} records of other users withheld"})
-        kept = self.cfg.get("agent", "keep_journals") or rec.end_reason is not None
+        kept = self.cfg.get("agent", "keep_journals") or rec.end_reason is not None \
+            or rec.keep_journal
         rec.journal.close(rec.run, sync=kept)
         # Consumers see the closed journal still in place (a push links it
         # into its spool); only then is the agent's own name for it removed.

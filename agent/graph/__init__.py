@@ -52,18 +52,55 @@ def write_turtle(events, run, out, detail="events", *, complete=True, notes=(),
     Raises OutputNotWritableError when `out` cannot be written (the disk
     full included; nothing is left behind), ValueError for an unknown detail.
     """
-    if detail not in DETAILS:
-        raise ValueError(f"detail must be one of {DETAILS}, not {detail!r}")
-    fh = OutputFile(out, mode)
-    try:
-        interp = TurtleWriter(run, fh, detail)
-        interp.feed(events)
-        totals = interp.finish(complete, notes)
-        fh.commit()
-    except BaseException:
-        fh.discard()
-        raise
-    return totals
+    output = TurtleOutput(run, out, detail, mode)
+    output.feed(events)
+    return output.finish(complete, notes)
 
 
-__all__ = ["write_turtle", "DETAILS"]
+class TurtleOutput:
+    """write_turtle in steps, for a producer that has its events a batch at
+    a time (the agent's client): feed() as often as needed, then finish()
+    (complete and notes as write_turtle takes them), which renames the file
+    into place and returns the counts.  Any failure discards the file, as
+    does discard()."""
+
+    def __init__(self, run, out, detail="events", mode=PRIVATE_MODE):
+        if detail not in DETAILS:
+            raise ValueError(f"detail must be one of {DETAILS}, not {detail!r}")
+        self._fh = OutputFile(out, mode)
+        try:
+            self._writer = TurtleWriter(run, self._fh, detail)
+        except BaseException:
+            self._fh.discard()
+            raise
+
+    def feed(self, events):
+        try:
+            self._writer.feed(events)
+        except BaseException:
+            self._fh.discard()
+            raise
+
+    def flush(self):
+        """Writes out the statements buffered so far (the events the writer
+        still holds back and the run's own node come with finish())."""
+        try:
+            self._writer.sink.flush()
+        except BaseException:
+            self._fh.discard()
+            raise
+
+    def finish(self, complete=True, notes=()) -> dict:
+        try:
+            totals = self._writer.finish(complete, notes)
+            self._fh.commit()
+        except BaseException:
+            self._fh.discard()
+            raise
+        return totals
+
+    def discard(self):
+        self._fh.discard()
+
+
+__all__ = ["write_turtle", "TurtleOutput", "DETAILS"]

@@ -18,8 +18,6 @@ and its subclasses) and constrained in shapes.ttl.
 """
 from __future__ import annotations
 
-import json
-
 from . import names as N
 
 CLASS = {"NO_MORE_EVENT": "NoMoreEvent", "MISSING_EVENT": "MissingEvent",
@@ -59,6 +57,7 @@ def statements(run, run_iri):
             out.append((node, "windowEndNs", "int", hi))
             out.append((node, "windowEnd", "time", hi))
         cond = m.get("cond", True)
+        import json            # here: a plain recording (and `record`'s start) needs none
         out.append((node, "condition", "str", json.dumps(cond, sort_keys=True,
                                                          separators=(",", ":"))))
         if "reason" in m:

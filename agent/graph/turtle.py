@@ -12,7 +12,8 @@ from __future__ import annotations
 from ..events import AT_FDCWD, CALL_NAMES, EXIT_THREAD, LOSS_NAMES, Call, Kind
 from . import completeness
 from . import names as N
-from .model import (C_CREAT, K_CHDIR, K_EXEC, K_EXIT, K_FORK, K_NET, K_OPEN, K_STAT, K_WAIT,
+from .model import (C_CLOSE, C_CREAT, EINTR, K_CHDIR, K_EXEC, K_EXIT, K_FD, K_FORK, K_NET,
+                    K_OPEN, K_STAT, K_WAIT,
                     A_ERRNOS, A_FAILURES, FILE, O_MODE_USED, OPEN_ACCESS, READS, STAT, TRUNC_ANY,
                     UNRESOLVED, WRITES, Interpreter, Iri, Term, fd_opened, mount_facts, net_event_facts,
                     open_access, resource_facts)
@@ -306,6 +307,10 @@ class TurtleSink:
         # what the control protocol said of the run's completeness
         text += completeness.turtle(run, self.names.run_iri)
         self._w(text)
+        self.flush()
+
+    def flush(self):
+        """Writes out what is buffered."""
         self.out.write("".join(self.buf).encode())
         self.buf.clear()
 
@@ -359,9 +364,11 @@ class TurtleWriter(Interpreter):
 
     The common event, a successful open or stat of a path already seen, by
     a thread already seen, is turned into its Turtle statement right in the
-    loop, from cached fragments; every other event goes through
+    loop, from cached fragments, and a close (no node: the fd table only)
+    is followed right there too; every other event goes through
     Interpreter._handle and TurtleSink.  The tests hold this loop to the
-    plain path (Interpreter.feed with reference.GraphSink): same graph.
+    plain path (Interpreter.feed with reference.GraphSink, and with this
+    TurtleSink in tests/test_turtle_fast_path.py): same graph.
     """
 
     def __init__(self, run, out, detail="events"):
@@ -380,7 +387,7 @@ class TurtleWriter(Interpreter):
         open_frags = {}
         stat_frags = {}
         end_frags = {}
-        n_open = n_stat = 0
+        n_open = n_stat = n_close = 0
         idx = self.idx
         ts = None
         for ev in events:
@@ -398,6 +405,13 @@ class TurtleWriter(Interpreter):
                 if proc is None:
                     continue
             kind = ev.kind
+            if kind == K_FD and ev.call == C_CLOSE:
+                # as Interpreter._fd_change: counted, the fd forgotten, no node
+                n_close += 1
+                ret = ev.ret
+                if ret == 0 or ret == -EINTR:
+                    proc.fds.pop(ev.arg0, None)
+                continue
             if (kind == K_OPEN or kind == K_STAT) and ev.tid == pid and not ev.trunc and ev.path:
                 path = ev.path
                 if path[0] == 47:                               # b"/"
@@ -467,6 +481,7 @@ class TurtleWriter(Interpreter):
         self.idx = idx
         self.kcount[K_OPEN] += n_open
         self.kcount[K_STAT] += n_stat
+        self.kcount[K_FD] += n_close
         self._seen_until(ts)
 
     def _feed_summary(self, events):
