@@ -220,7 +220,10 @@ class AgentRecording:
         held = None
         if self.scope == "command":
             held = HeldChild(self.command)
-            req.update(pid=held.pid, cwd=os.getcwdb(), start_ns=held.start_ns)
+            # start_pipe: the fds the agent leaves out of the command's
+            # inherited ones (the child closes them before its exec)
+            req.update(pid=held.pid, cwd=os.getcwdb(), start_ns=held.start_ns,
+                       start_pipe=list(held.pipe))
         elif self.scope == "pid":
             req.update(pid=self.args.pid)
         try:

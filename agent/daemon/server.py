@@ -25,7 +25,7 @@ import time
 
 from .. import __version__
 from ..capture.journal import JournalWriter, run_to_dict
-from ..capture.procfs import descendants, proc_ppid, proc_start_ns
+from ..capture.procfs import descendants, open_fds, proc_ppid, proc_start_ns
 from ..errors import AgentUnavailableError, BatchflowError, ConfigError
 from ..events import LOSS_NAMES
 from ..run import Run
@@ -385,6 +385,12 @@ class Agent:
                 run.process_starts[target] = start if isinstance(start, int) \
                     else proc_start_ns(target)
                 run.root_pid = target
+                # Read here, not taken from the client: the journal's graph
+                # (recover, serve) then names what the command's inherited
+                # fds are, as the client's Turtle does.
+                pipe = req.get("start_pipe")
+                run.root_fds = open_fds(target, skip=tuple(
+                    fd for fd in pipe if isinstance(fd, int)) if isinstance(pipe, list) else ())
             elif scope == "pid":
                 run.cwd = os.fsencode(os.readlink(f"/proc/{target}/cwd"))
                 run.root_pid = target
