@@ -58,3 +58,16 @@ class AgentProcess:
 
     def log_text(self):
         return self.log.read_text()
+
+
+def wait_for(predicate, timeout=120, what="condition"):
+    """Polls `predicate()` until it is true and returns its value; the
+    deadline only ends a hung test (the machine is shared: nothing here is
+    a speed assertion)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")

@@ -4,6 +4,7 @@ When Chromium or Playwright is missing the tests skip, except under CI=true,
 where they fail: CI must never pass without having loaded the page."""
 import os
 import shutil
+import time
 
 import pytest
 
@@ -43,3 +44,18 @@ def open_page(browser, url, errors):
             "favicon" not in msg.text and "404" not in msg.text else None)
     page.goto(url)
     return page
+
+
+def process_counts_until_finished(page, limit=90):
+    """The process counts the page showed, each time it changed, until its
+    state says finished (the limit only ends a hung test)."""
+    seen = []
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        n = page.evaluate("Number(document.getElementById('status').dataset.processes || 0)")
+        if not seen or n != seen[-1]:
+            seen.append(n)
+        if page.inner_text("#state") == "finished":
+            break
+        time.sleep(0.1)
+    return seen

@@ -80,3 +80,16 @@ def build_helper(tmp_path_factory):
 def batchflow_cmd():
     """The command line that runs batchflow from this checkout."""
     return [sys.executable, "-m", "agent"]
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 64 KiB tmpfs (root only), to fill while a recording writes to it."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", str(mnt)],
+                   check=True)
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)

@@ -14,7 +14,7 @@ import pytest
 
 from agent.capture.journal import read_journal
 from agent.events import Kind
-from agentd import AgentProcess
+from agentd import AgentProcess, wait_for
 from capture import assert_nothing_lost
 
 pytestmark = pytest.mark.bpf
@@ -37,15 +37,6 @@ def status(batchflow_cmd, agent):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
-
-
-def wait_for(predicate, timeout=60, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def kill_tree_root(journal_path):

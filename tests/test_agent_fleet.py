@@ -4,12 +4,11 @@ run, exactly once, and waits in its spool while the store is down."""
 import json
 import os
 import subprocess
-import time
 
 import pytest
 
 from agent.fleet.recording import inspect_turtle
-from agentd import AgentProcess
+from agentd import AgentProcess, wait_for
 from fleet_support import Oxigraph, distinct_triples
 
 pytestmark = pytest.mark.bpf
@@ -39,17 +38,6 @@ def record(batchflow_cmd, agent, out, script):
 statements = {}
 
 
-def wait_for(what, check, limit=120):
-    """Polls `check()` until true; the limit only ends a hung test (no timing is asserted)."""
-    give_up = time.monotonic() + limit
-    while time.monotonic() < give_up:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    pytest.fail(f"gave up waiting for {what}")
-
-
 def test_recordings_arrive_once_and_wait_while_the_store_is_down(batchflow_cmd, tmp_path):
     statements.clear()
     server = Oxigraph(tmp_path / "db").start()
@@ -59,9 +47,9 @@ def test_recordings_arrive_once_and_wait_while_the_store_is_down(batchflow_cmd, 
                            f"cat /etc/hostname >/dev/null; echo {i} > {tmp_path}/made{i}")
                     for i in (1, 2))
         assert len(want) == 2
-        wait_for("two graphs", lambda: len(server.graph_sizes()) == 2)
+        wait_for(what="two graphs", predicate=lambda: len(server.graph_sizes()) == 2)
         assert server.graph_sizes() == want
-        st = wait_for("the spool to empty", lambda: (lambda s: s if s["store"]["waiting"] == 0
+        st = wait_for(what="the spool to empty", predicate=lambda: (lambda s: s if s["store"]["waiting"] == 0
                                                      and s["store"]["pushed"] == 2 else None)(
             status(batchflow_cmd, agent, "--json")))["store"]
         assert st["pushed"] == 2 and st["pushed_triples"] == sum(statements.values())
@@ -70,7 +58,7 @@ def test_recordings_arrive_once_and_wait_while_the_store_is_down(batchflow_cmd, 
         server.stop()
         graph3, triples3 = record(batchflow_cmd, agent, tmp_path / "job3.ttl",
                                   "ls /etc >/dev/null")
-        st = wait_for("a failed push", lambda: (lambda s: s if s["store"]["failures"] >= 1
+        st = wait_for(what="a failed push", predicate=lambda: (lambda s: s if s["store"]["failures"] >= 1
                                                 else None)(
             status(batchflow_cmd, agent, "--json")))["store"]
         assert st["waiting"] == 1 and st["waiting_triples"] == statements[str(tmp_path / "job3.ttl")]
@@ -79,9 +67,9 @@ def test_recordings_arrive_once_and_wait_while_the_store_is_down(batchflow_cmd, 
         assert "waiting: 1 recording(s)" in text and "store failing" in text
 
         server.start()
-        wait_for("the third graph", lambda: len(server.graph_sizes()) == 3)
+        wait_for(what="the third graph", predicate=lambda: len(server.graph_sizes()) == 3)
         assert server.graph_sizes() == {**want, graph3: triples3}
-        st = wait_for("the spool to empty", lambda: (lambda s: s if s["store"]["waiting"] == 0
+        st = wait_for(what="the spool to empty", predicate=lambda: (lambda s: s if s["store"]["waiting"] == 0
                                                      and s["store"]["pushed"] == 3 else None)(
             status(batchflow_cmd, agent, "--json")))["store"]
         assert st["pushed_triples"] == sum(statements.values())
@@ -149,7 +137,7 @@ def test_a_journal_left_in_the_inbox_by_a_crash_is_pushed_at_the_next_start(batc
     os.link(tmp_path / "kept.ttl.journal", inbox / "crashed.journal")
     agent.start()
     try:
-        wait_for("the left-over graph", lambda: server.graph_sizes())
+        wait_for(what="the left-over graph", predicate=lambda: server.graph_sizes())
         assert server.graph_sizes() == {kept_graph: kept_triples}
         assert os.listdir(inbox) == []
     finally:

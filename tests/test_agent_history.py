@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from agent.history.store import Historian
-from agentd import AgentProcess
+from agentd import AgentProcess, wait_for
 
 pytestmark = pytest.mark.bpf
 
@@ -29,16 +29,6 @@ def history_state(batchflow_cmd, agent):
     tasks = [t for t in status(batchflow_cmd, agent)["tasks"] if t["name"] == "history"]
     assert len(tasks) == 1
     return tasks[0]
-
-
-def wait_for(predicate, timeout=90, what="condition"):
-    """A liveness deadline (the machine is shared), never a speed assertion."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def history_config(store, interval, **more):

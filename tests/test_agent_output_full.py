@@ -22,18 +22,6 @@ WORKLOAD = ["sh", "-c", f"r=0; while [ $r -lt {ROUNDS} ]; do i=0; while [ $i -lt
             f"exit 3"]
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", str(mnt)],
-                   check=True)
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
-
-
 def test_turtle_on_a_full_disk_through_the_agent(batchflow_cmd, small_disk, tmp_path):
     agent = AgentProcess(tmp_path / "agent").start()
     try:

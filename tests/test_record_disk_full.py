@@ -18,18 +18,6 @@ WORKLOAD = ["sh", "-c", f"r=0; while [ $r -lt {ROUNDS} ]; do i=0; while [ $i -lt
             f"exit 3"]
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", str(mnt)],
-                   check=True)
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
-
-
 def run_node(g):
     return next(g.subjects(rdflib.RDF.type, BF.Run))
 

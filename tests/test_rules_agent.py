@@ -7,31 +7,19 @@ import os
 import signal
 import stat
 import subprocess
-import time
 
 import pytest
 import rdflib
 
 from agent.capture.journal import read_journal
 from agent.events import Kind
-from agentd import AgentProcess
+from agentd import AgentProcess, wait_for
 
 pytestmark = pytest.mark.bpf
 
 BF = rdflib.Namespace("urn:batchflow:ns#")
 PROV = rdflib.namespace.PROV
 PATH_DIRS = ["/usr/local/bin", "/usr/bin", "/bin"]
-
-
-def wait_for(what, check, limit=120):
-    """Polls `check()`; the limit only ends a hung test (nothing is timed)."""
-    give_up = time.monotonic() + limit
-    while time.monotonic() < give_up:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    pytest.fail(f"gave up waiting for {what}")
 
 
 def start_record(batchflow_cmd, agent, out, argv, **kw):
@@ -51,7 +39,7 @@ def findings_of(agent, rid):
     """The findings files beside the recording's journal, once written."""
     base = agent.state / "recordings"
     js, ttl = base / f"{rid}.rules.json", base / f"{rid}.rules.ttl"
-    wait_for("the findings", lambda: js.exists() and ttl.exists())
+    wait_for(what="the findings", predicate=lambda: js.exists() and ttl.exists())
     return js, ttl
 
 
@@ -223,12 +211,12 @@ def test_sighup_with_a_bad_rules_file_keeps_the_last_good_one(batchflow_cmd, tmp
         assert state()["rules"] == ["missing-dependency"]
         rules.write_text("[rules.missing-dependency\n")           # not TOML
         agent.proc.send_signal(signal.SIGHUP)
-        wait_for("the refusal", lambda: "reload refused" in agent.log_text())
+        wait_for(what="the refusal", predicate=lambda: "reload refused" in agent.log_text())
         assert "[rules] config is not usable" in agent.log_text()
         assert state()["rules"] == ["missing-dependency"]
         rules.write_text("[rules.hot-spot]\n[rules.dataflow]\n")
         agent.proc.send_signal(signal.SIGHUP)
-        wait_for("the reload", lambda: "configuration reloaded" in agent.log_text())
+        wait_for(what="the reload", predicate=lambda: "configuration reloaded" in agent.log_text())
         assert state()["rules"] == ["dataflow", "hot-spot"]
     finally:
         agent.stop()

@@ -14,7 +14,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 import urllib.request
 
 import pytest
@@ -23,8 +22,8 @@ from agent.capture.journal import read_journal
 from agent.daemon import protocol
 from agent.events import Kind
 from agent.graph.fromturtle import graph_of_turtle
-from agentd import ROOT, AgentProcess
-from browser import chromium, open_page  # noqa: F401  (fixture)
+from agentd import AgentProcess, ROOT, wait_for
+from browser import chromium, open_page, process_counts_until_finished  # noqa: F401  (fixture)
 from capture import assert_nothing_lost
 from servekit import Server, graph_diffs, read_ready
 from unixusers import make_users
@@ -37,16 +36,6 @@ def agent(tmp_path):
     a = AgentProcess(tmp_path / "agent").start()
     yield a
     a.stop()
-
-
-def wait_for(predicate, timeout=60, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def gated_job(tmp_path, exe, args):
@@ -379,7 +368,6 @@ def test_serve_with_an_agent_that_is_not_there(tmp_path):
     assert "none.sock" in proc.stderr
 
 
-
 # ---- a server that is not root ----
 
 GROUP, USER = "sa15grp", "sa15user"
@@ -602,15 +590,7 @@ def test_the_page_shows_a_job_recorded_live_through_the_agent(agent, chromium,  
         page.wait_for_selector(".row", timeout=60_000)     # the job's root, at its gate
         assert "(live)" in page.inner_text("#runs")
         open_gate(fifo)
-        seen_counts = []
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            n = page.evaluate("Number(document.getElementById('status').dataset.processes || 0)")
-            if not seen_counts or n != seen_counts[-1]:
-                seen_counts.append(n)
-            if page.inner_text("#state") == "finished":
-                break
-            time.sleep(0.1)
+        seen_counts = process_counts_until_finished(page, 90)
         assert page.inner_text("#state") == "finished", seen_counts
         assert len(seen_counts) >= 4 and seen_counts == sorted(seen_counts), seen_counts
         _, err = rec.communicate(timeout=60)

@@ -15,7 +15,7 @@ import psutil
 import pyoxigraph as ox
 import pytest
 
-from browser import chromium, open_page  # noqa: F401  (fixture)
+from browser import chromium, open_page, process_counts_until_finished  # noqa: F401  (fixture)
 from agent.graph.fromturtle import graph_of_turtle
 from servekit import URL_RE, Server, graph_diffs
 
@@ -89,15 +89,7 @@ def test_a_live_job_appears_process_by_process(tmp_path, chromium):  # noqa: F81
         page = open_page(chromium, f"{base}/?token={token}", errors)
         page.wait_for_selector(".row")              # the job's root, waiting for the go
         (tmp_path / "go").write_text("")
-        seen_counts = []
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            n = page.evaluate("Number(document.getElementById('status').dataset.processes || 0)")
-            if not seen_counts or n != seen_counts[-1]:
-                seen_counts.append(n)
-            if page.inner_text("#state") == "finished":
-                break
-            time.sleep(0.1)
+        seen_counts = process_counts_until_finished(page, 60)
         assert page.inner_text("#state") == "finished", seen_counts
         # process by process: the page showed several intermediate counts while the job ran
         assert len(seen_counts) >= 4 and seen_counts == sorted(seen_counts), seen_counts
