@@ -60,10 +60,22 @@ def test_each_command_name_maps_to_the_module_that_registers_it():
 
 def test_only_a_plain_first_word_picks_one_module():
     assert command_named(["record", "--", "true"]) == "record"
-    assert command_named(["--version"]) is None
+    assert command_named(["--version"]) == ""      # no command's module at all
     assert command_named(["-h"]) is None
     assert command_named([]) is None
     assert command_named(["recor"]) is None       # argparse says what is wrong, with every choice
+
+
+def test_version_imports_no_command():
+    code = ("import sys, runpy; sys.argv = ['batchflow', '--version']\n"
+            "try:\n    runpy.run_module('agent', run_name='__main__')\n"
+            "except SystemExit as e:\n    assert e.code in (0, None), e.code\n"
+            "print(sorted(m for m in sys.modules if m.startswith('agent.cli.')))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    version, modules = proc.stdout.splitlines()
+    assert version.startswith("batchflow ") and modules == "['agent.cli.main']"
 
 
 def test_the_whole_help_still_lists_every_command():

@@ -36,9 +36,12 @@ SUBCOMMANDS = {
 
 
 def command_named(argv):
-    """The subcommand argv names, when that is plain from its first word
-    (global options such as --version or --help need the whole parser)."""
+    """The subcommand argv names, when that is plain from its first word;
+    "" for a leading --version (no command is needed to print it); None
+    when the whole parser is (--help, a mistyped command)."""
     first = argv[0] if argv else None
+    if first == "--version":
+        return ""
     return first if first in SUBCOMMANDS else None
 
 
