@@ -23,6 +23,7 @@ on the command line, and the temporary file is removed.
 from __future__ import annotations
 
 import os
+import secrets
 import stat
 import tempfile
 
@@ -198,6 +199,34 @@ class OutputFile:
             except OSError:
                 pass
             self.tmp = None
+
+
+def replace_file(path, data, mode=PRIVATE_MODE):
+    """Writes `data` as a new file renamed over `path`: whatever stands at
+    `path` (a link included, even one's own) is replaced, never written
+    through.  The new file is made O_EXCL|O_NOFOLLOW under a name no one can
+    guess, with `mode` less the umask (private by default: a report shows argv).
+    For the small outputs written whole (diff's report, render's picture);
+    recordings go through OutputFile."""
+    if os.path.isdir(path):
+        raise OutputNotWritableError(f"output {path} is a directory")
+    tmp = os.path.join(os.path.dirname(os.path.abspath(path)),
+                       f".{os.path.basename(path)}.{secrets.token_hex(6)}.part")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     mode)
+    except OSError as exc:
+        raise OutputNotWritableError(f"cannot write {path}: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise OutputNotWritableError(f"cannot write {path}: {exc.strerror}") from None
 
 
 def create_private_in_place(path):

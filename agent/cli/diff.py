@@ -68,35 +68,8 @@ def run_diff(args) -> int:
         out = report.render_text(result, colour=args.color == "always"
                                  or (args.color == "auto" and tty))
     if args.output:
-        write_private(args.output, out.encode())
+        from ..output_files import replace_file
+        replace_file(args.output, out.encode())      # private: the report holds argv
     else:
         sys.stdout.write(out)
     return 0 if result.same else 1
-
-
-def write_private(path, data: bytes):
-    """Writes `data` to `path`, readable by its owner only (a report holds argv):
-    a new file beside it (O_EXCL | O_NOFOLLOW: never a planted link) renamed
-    into place."""
-    import os
-    import secrets
-    from ..errors import OutputNotWritableError
-    if os.path.isdir(path):
-        raise OutputNotWritableError(f"output {path} is a directory")
-    tmp = os.path.join(os.path.dirname(os.path.abspath(path)),
-                       f".{os.path.basename(path)}.{secrets.token_hex(6)}.part")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                     0o600)
-    except OSError as exc:
-        raise OutputNotWritableError(f"cannot write {path}: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise OutputNotWritableError(f"cannot write {path}: {exc.strerror}") from None

@@ -20,12 +20,15 @@ import shutil
 import subprocess
 from collections import Counter, defaultdict
 
-from ..errors import BatchflowError, OutputNotWritableError
+from ..errors import BatchflowError
+from ..output_files import replace_file
 from . import access_group, duration, duration_text, exit_text, files_by_process, path_text, tree
 
 COLOR = {"read": "#3b6fc4", "write": "#c43b3b", "exec": "#2a8a3a", "stat": "#999999",
          "chdir": "#999999", "missing": "#d08a2a"}
 FORMATS = ("svg", "png", "pdf", "dot")
+# render has always written its pictures readable by all
+PICTURE_MODE = 0o644
 
 
 class RenderError(BatchflowError, RuntimeError):
@@ -191,7 +194,7 @@ def render(graph, out, fmt=None, **limits):
         raise RenderError(f"cannot tell the format of {out}: use .svg, .png, .pdf or .dot")
     text, summary = build_dot(graph, **limits)
     if fmt == "dot":
-        _write(out, text.encode())
+        replace_file(out, text.encode(), PICTURE_MODE)
         return summary
     dot = shutil.which("dot")
     if dot is None:
@@ -200,20 +203,5 @@ def render(graph, out, fmt=None, **limits):
     if proc.returncode != 0:
         raise RenderError("dot failed: " + proc.stderr.decode(errors="replace").strip()
                           .splitlines()[-1] if proc.stderr else "dot failed")
-    _write(out, proc.stdout)
+    replace_file(out, proc.stdout, PICTURE_MODE)
     return summary
-
-
-def _write(out, data):
-    tmp = f"{out}.{os.getpid()}.part"
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, out)
-    except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise OutputNotWritableError(f"cannot write {out}: {exc.strerror}") from None
