@@ -303,7 +303,6 @@ class EventBuilder:
         if self._no_result(name, ret):
             return
         call = NET_CALLS[name]
-        kw = {}
         if call in (Call.SOCKET, Call.SOCKETPAIR):
             kw = dict(arg0=parse_flags(args[0], ADDRESS_FAMILIES),
                       arg1=parse_flags(args[1], SOCKET_TYPES),
@@ -334,7 +333,6 @@ class EventBuilder:
         if self._no_result(name, ret):
             return
         call = FD_CALLS[name]
-        kw = {}
         if call in (Call.PIPE, Call.PIPE2):
             fds = fd_pair(args[0]) if ret == 0 else (-1, -1)
             kw = dict(arg0=fds[0], arg1=fds[1],
