@@ -227,7 +227,8 @@ def fuzz_logs(workdir):
     tmp = pathlib.Path(workdir)
     rng = random.Random(1919)
     sources = [LOGS / n for n in ("pid_reuse_ttt.log", "threads.log", "signals.log",
-                                  "ts_tt.log", "execve_env.log", "waitid.log")]
+                                  "ts_tt.log", "execve_env.log", "waitid.log",
+                                  "fd_table.log")]
     case = tmp / "case.log"
     out = tmp / "o.ttl"
     written = refused = 0
@@ -246,7 +247,7 @@ def fuzz_logs(workdir):
                 lines = err.getvalue().strip().splitlines()
                 assert len(lines) == 1 and lines[0].startswith("batchflow: error: "), lines
                 refused += 1
-    return {"cases": 6 * 60, "written": written, "refused": refused,
+    return {"cases": len(sources) * 60, "written": written, "refused": refused,
             "rss_mb": peak_rss_kb() / 1024}
 
 
@@ -261,6 +262,29 @@ def test_fuzzed_logs_import_or_fail_in_one_line(tmp_path):
     assert got["written"] + got["refused"] == got["cases"]
     assert got["written"] > got["refused"]
     assert got["rss_mb"] < FUZZ_MEMORY_MB, got
+
+
+def test_numbers_too_big_for_the_record_are_lines_not_understood(tmp_path):
+    """An fd pair, a port or a flow label beyond what the kernel's field holds
+    is not strace output: the line is counted as not understood, the rest of
+    the log is imported."""
+    log = tmp_path / "big.log"
+    log.write_text(
+        '100   execve("/bin/x", ["x"], 0x7ffd /* 3 vars */) = 0\n'
+        '100   socketpair(AF_UNIX, SOCK_STREAM, 0, [99999999999, 4]) = 0\n'
+        '100   connect(3, {sa_family=AF_INET, sin_port=htons(999999), '
+        'sin_addr=inet_addr("1.2.3.4")}, 16) = 0\n'
+        '100   bind(3, {sa_family=AF_INET6, sin6_port=htons(80), sin6_flowinfo=htonl(99999999999), '
+        'inet_pton(AF_INET6, "::1", &sin6_addr), sin6_scope_id=0}, 28) = 0\n'
+        '100   close(3) = 0\n'
+        '100   exit_group(0) = ?\n'
+        '100   +++ exited with 0 +++\n')
+    proc = run_import(log, "-o", tmp_path / "o.ttl", text=True)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert "WARNING: 3 lines not understood" in proc.stderr
+    for lineno in (2, 3, 4):
+        assert f"big.log:{lineno}: " in proc.stderr
+    assert "events exec 1, exit 1, fd 1;" in proc.stderr
 
 
 # ---- bad options and unreadable input ----

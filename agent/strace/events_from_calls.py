@@ -29,7 +29,9 @@ class EventBuilder:
             _, name, text, ts, ts_end, source, lineno = rec
             try:
                 self._call(task, name, text, ts, ts_end)
-            except (StraceSyntaxError, ValueError, KeyError, IndexError) as exc:
+            # struct.error: a number too big for the field the kernel side
+            # would have filled (an fd pair, a port): the line is not real strace output
+            except (StraceSyntaxError, ValueError, KeyError, IndexError, struct.error) as exc:
                 self.stats.bad_line(source, lineno, text, str(exc))
         elif kind == "exited":
             self._task_left(task, rec[2], code=rec[1], sig=0)
