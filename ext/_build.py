@@ -8,7 +8,7 @@ import pathlib
 from cffi import FFI
 
 HERE = pathlib.Path(__file__).resolve().parent
-SOURCES = ["consumer.c", "filter.c"]
+SOURCES = ["consumer.c", "filter.c", "turtle.c"]
 
 ffibuilder = FFI()
 ffibuilder.cdef((HERE / "batchflow_ext.h").read_text())

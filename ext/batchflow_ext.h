@@ -126,3 +126,66 @@ void bf_filter_stats(struct bf_filter *f, struct bf_filter_stats *out);
  * batch is the filter's (bf_consumer_batch / _reset pass through). */
 void bf_consumer_set_filter(struct bf_consumer *c, struct bf_filter *f);
 /* ==== end of filter.c ==== */
+
+/* ==== turtle.c: the Turtle writer's hot records in C ====
+ * agent/graph/turtle.py's TurtleWriter (its fused Python loop) is the
+ * reference; agent/capture/native.py's TurtleFast drives this state.
+ * Every text fragment comes from Python; bf_tw_feed stops at the first
+ * record it cannot write (reason BF_TW_OTHER) for Python to take. */
+struct bf_tw;
+
+#define BF_TW_READS 1          /* open flags: the access reads (prov:used) */
+#define BF_TW_WRITES 2         /* the access writes (prov:wasGeneratedBy) */
+#define BF_TW_TMPFILE 4        /* O_TMPFILE: the fd names no file */
+#define BF_TW_CLOEXEC 8        /* O_CLOEXEC */
+#define BF_TW_MODE 16          /* the mode argument is written (O_CREAT, O_TMPFILE) */
+
+#define BF_TW_KNOW_USED 1      /* bf_tw_know: the process's prov:used of it is written */
+#define BF_TW_KNOW_GENERATED 2 /* ... its prov:wasGeneratedBy */
+
+#define BF_TW_END 0            /* bf_tw_run.reason: every record written */
+#define BF_TW_OTHER 1          /* stopped at a record for Python */
+#define BF_TW_FULL 2           /* stopped: the output buffer wants writing out */
+
+struct bf_tw_run {
+    size_t offset;         /* in: where to start; out: the record it stopped at */
+    uint64_t idx;          /* in/out: the next event index */
+    uint64_t deadline;     /* in: a record later than this stops (held events are due) */
+    uint64_t last_ts;      /* out: time of the last record written */
+    uint64_t records, opens, stats, closes;   /* out: records taken, by kind */
+    int reason;            /* out: BF_TW_* */
+};
+
+struct bf_tw_fd {          /* one fd table change: ref_id -1 = closed */
+    uint32_t pid;
+    int64_t fd;
+    int64_t ref_id;
+    int cloexec;
+};
+
+struct bf_tw_prev {        /* a process's main thread's last event */
+    uint32_t pid;
+    uint64_t prev;
+};
+
+int bf_tw_new(struct bf_tw **out);
+void bf_tw_free(struct bf_tw *w);
+int bf_tw_set_head(struct bf_tw *w, unsigned kind, unsigned call, const char *text, size_t len);
+int bf_tw_set_open_flags(struct bf_tw *w, int64_t flags, const char *frag, size_t len,
+                         uint32_t bits);
+int bf_tw_set_stat_flags(struct bf_tw *w, int64_t flags, const char *frag, size_t len);
+int bf_tw_set_end(struct bf_tw *w, int64_t ret, const char *frag, size_t len);
+int bf_tw_set_path(struct bf_tw *w, const char *key, size_t klen, int64_t ref_id,
+                   const char *frag, size_t len);
+void bf_tw_clear_paths(struct bf_tw *w);
+/* cwd_len -1: the cwd is not known; fresh: another process than before under pid */
+int bf_tw_set_proc(struct bf_tw *w, uint32_t pid, const char *tag, size_t tag_len,
+                   uint64_t prev, const char *cwd, int64_t cwd_len, int fresh);
+int bf_tw_drop_proc(struct bf_tw *w, uint32_t pid);
+int bf_tw_know(struct bf_tw *w, uint32_t pid, int64_t ref_id, uint32_t bits);
+int bf_tw_feed(struct bf_tw *w, const char *buf, size_t len, struct bf_tw_run *run);
+const char *bf_tw_output(struct bf_tw *w, size_t *len);
+void bf_tw_output_reset(struct bf_tw *w);
+long bf_tw_sync_fds(struct bf_tw *w, struct bf_tw_fd *out, size_t max);
+long bf_tw_sync_procs(struct bf_tw *w, struct bf_tw_prev *out, size_t max);
+/* ==== end of turtle.c ==== */

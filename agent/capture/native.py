@@ -106,3 +106,95 @@ class RingConsumer:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class TurtleFast:
+    """The C state of the Turtle writer's hot records (ext/turtle.c); its
+    reference and only driver is agent.graph.turtle.TurtleWriter."""
+
+    SYNC_BATCH = 1024
+
+    def __init__(self):
+        if lib is None:
+            raise ExtensionError(f"the C extension is not built: {_IMPORT_ERROR}")
+        out = ffi.new("struct bf_tw **")
+        _check(lib.bf_tw_new(out), "bf_tw_new")
+        self._w = ffi.gc(out[0], lib.bf_tw_free)
+        self._run = ffi.new("struct bf_tw_run *")
+        self._len = ffi.new("size_t *")
+        self._fds = ffi.new("struct bf_tw_fd[]", self.SYNC_BATCH)
+        self._prevs = ffi.new("struct bf_tw_prev[]", self.SYNC_BATCH)
+        self.READS, self.WRITES, self.TMPFILE, self.CLOEXEC, self.MODE = (
+            lib.BF_TW_READS, lib.BF_TW_WRITES, lib.BF_TW_TMPFILE, lib.BF_TW_CLOEXEC,
+            lib.BF_TW_MODE)
+        self.KNOW_USED, self.KNOW_GENERATED = lib.BF_TW_KNOW_USED, lib.BF_TW_KNOW_GENERATED
+        self.END, self.OTHER, self.FULL = lib.BF_TW_END, lib.BF_TW_OTHER, lib.BF_TW_FULL
+
+    def set_head(self, kind, call, text: bytes):
+        _check(lib.bf_tw_set_head(self._w, kind, call, text, len(text)), "bf_tw_set_head")
+
+    def set_open_flags(self, flags, frag: bytes, bits):
+        _check(lib.bf_tw_set_open_flags(self._w, flags, frag, len(frag), bits),
+               "bf_tw_set_open_flags")
+
+    def set_stat_flags(self, flags, frag: bytes):
+        _check(lib.bf_tw_set_stat_flags(self._w, flags, frag, len(frag)),
+               "bf_tw_set_stat_flags")
+
+    def set_end(self, ret, frag: bytes):
+        _check(lib.bf_tw_set_end(self._w, ret, frag, len(frag)), "bf_tw_set_end")
+
+    def set_path(self, key: bytes, ref_id, frag: bytes):
+        _check(lib.bf_tw_set_path(self._w, key, len(key), ref_id, frag, len(frag)),
+               "bf_tw_set_path")
+
+    def clear_paths(self):
+        lib.bf_tw_clear_paths(self._w)
+
+    def set_proc(self, pid, tag: bytes, prev, cwd, fresh):
+        cwd_arg, cwd_len = (ffi.NULL, -1) if cwd is None else (cwd, len(cwd))
+        _check(lib.bf_tw_set_proc(self._w, pid, tag, len(tag), prev, cwd_arg, cwd_len,
+                                  bool(fresh)), "bf_tw_set_proc")
+
+    def drop_proc(self, pid):
+        _check(lib.bf_tw_drop_proc(self._w, pid), f"bf_tw_drop_proc({pid})")
+
+    def know(self, pid, ref_id, bits):
+        _check(lib.bf_tw_know(self._w, pid, ref_id, bits), f"bf_tw_know({pid})")
+
+    def feed(self, buf: bytes, offset, idx, deadline):
+        """Writes the records of `buf` from `offset` on until one it cannot;
+        returns the struct bf_tw_run (offset, idx, last_ts, counts, reason)."""
+        run = self._run
+        run.offset = offset
+        run.idx = idx
+        run.deadline = deadline
+        _check(lib.bf_tw_feed(self._w, buf, len(buf), run), "bf_tw_feed")
+        return run
+
+    def output(self):
+        """The text written since output_reset (a buffer valid until then)."""
+        ptr = lib.bf_tw_output(self._w, self._len)
+        n = self._len[0]
+        return ffi.buffer(ptr, n) if n else b""
+
+    def output_reset(self):
+        lib.bf_tw_output_reset(self._w)
+
+    def fd_changes(self):
+        """[(pid, fd, ref id or -1 for closed, cloexec)] since the last call, the last per fd."""
+        out = []
+        while True:
+            n = lib.bf_tw_sync_fds(self._w, self._fds, self.SYNC_BATCH)
+            out += [(c.pid, c.fd, c.ref_id, c.cloexec) for c in self._fds[0:n]]
+            if n < self.SYNC_BATCH:
+                return out
+
+    def prev_changes(self):
+        """[(pid, index of its main thread's last event)] changed since the last call."""
+        out = []
+        while True:
+            n = lib.bf_tw_sync_procs(self._w, self._prevs, self.SYNC_BATCH)
+            out += [(c.pid, c.prev) for c in self._prevs[0:n]]
+            if n < self.SYNC_BATCH:
+                return out

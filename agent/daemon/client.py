@@ -114,7 +114,6 @@ def try_connect(path, required):
 
 # The kinds whose events the client looks at before the writer takes them:
 # processes for the progress line, exits for before_exit.
-_PROCESS_KINDS = frozenset(int(k) for k in (Kind.FORK, Kind.EXEC, Kind.EXIT))
 _EXIT = int(Kind.EXIT)
 
 
@@ -143,27 +142,19 @@ class TurtleStream:
         if self._error is not None:
             return
         try:
-            for segment in self._segments(batch):
-                self._output.feed(segment)
+            # a batch with exits is cut before each, so that before_exit(pid)
+            # runs once the writer has taken every event before that exit
+            # and before it takes the exit
+            self.events += self._output.feed_batch(batch, self._watch,
+                                                   cut_exits=self.before_exit is not None)
         except Exception as exc:     # the job runs on; finish() reports it
             self._error = exc
 
-    def _segments(self, batch):
-        """The batch's events as lists for the writer; a batch with exits is
-        cut before each, so that before_exit(pid) runs once the writer has
-        taken every event before that exit and before it takes the exit."""
-        events = decode_batch(batch)
-        self.events += len(events)
-        marked = [i for i, ev in enumerate(events) if ev.kind in _PROCESS_KINDS]
-        start = 0
-        for i in marked:
-            ev = events[i]
-            self.pids.add(ev.pid)
-            if ev.kind == _EXIT and self.before_exit is not None:
-                yield events[start:i]
-                start = i
-                self.before_exit(ev.pid)
-        yield events[start:]
+    def _watch(self, ev):
+        """Each FORK, EXEC and EXIT record, before the writer takes it."""
+        self.pids.add(ev.pid)
+        if ev.kind == _EXIT and self.before_exit is not None:
+            self.before_exit(ev.pid)
 
     @property
     def failed(self) -> bool:

@@ -64,12 +64,12 @@ class TurtleOutput:
     into place and returns the counts.  Any failure discards the file, as
     does discard()."""
 
-    def __init__(self, run, out, detail="events", mode=PRIVATE_MODE):
+    def __init__(self, run, out, detail="events", mode=PRIVATE_MODE, native=None):
         if detail not in DETAILS:
             raise ValueError(f"detail must be one of {DETAILS}, not {detail!r}")
         self._fh = OutputFile(out, mode)
         try:
-            self._writer = TurtleWriter(run, self._fh, detail)
+            self._writer = TurtleWriter(run, self._fh, detail, native)
         except BaseException:
             self._fh.discard()
             raise
@@ -77,6 +77,15 @@ class TurtleOutput:
     def feed(self, events):
         try:
             self._writer.feed(events)
+        except BaseException:
+            self._fh.discard()
+            raise
+
+    def feed_batch(self, batch, watch=None, cut_exits=False) -> int:
+        """feed() for a batch of raw records (TurtleWriter.feed_batch: the
+        hot records written in C when it is built); returns how many."""
+        try:
+            return self._writer.feed_batch(batch, watch, cut_exits)
         except BaseException:
             self._fh.discard()
             raise

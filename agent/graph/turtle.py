@@ -9,7 +9,13 @@ tests check that.
 """
 from __future__ import annotations
 
-from ..events import AT_FDCWD, CALL_NAMES, EXIT_THREAD, LOSS_NAMES, Call, Kind
+import os
+import struct
+
+from .. import abi
+from ..events import (AT_FDCWD, CALL_NAMES, EXIT_THREAD, HEADER_SIZE, LOSS_NAMES, Call, Kind,
+                      align8, decode_batch, decode_records)
+from ..openflags import O_CLOEXEC, O_TMPFILE
 from . import completeness
 from . import names as N
 from .model import (C_CLOSE, C_CREAT, EINTR, K_CHDIR, K_EXEC, K_EXIT, K_FD, K_FORK, K_NET,
@@ -336,12 +342,47 @@ def loss_names(run):
 
 _MISSING = object()
 FRAG_CACHE_MAX = 4096
+NATIVE_ENV = "BATCHFLOW_TURTLE"       # "python": the Python loop only (the reference)
+NO_DEADLINE = (1 << 64) - 1
+INLINE_MAX = 65536                    # C's text below this joins the sink's buffer
+_PROCESS_KINDS = frozenset((K_FORK, K_EXEC, K_EXIT))
+_U32 = struct.Struct("=I")
+_SIZE = struct.Struct("=H")
+_SIZE_AT = abi.EVENT.field("size").offset
+
+
+def _native_wanted(native):
+    """native: True (C, or an error), False (Python), None (C when built,
+    unless the environment says BATCHFLOW_TURTLE=python)."""
+    if native is not None:
+        return native
+    if os.environ.get(NATIVE_ENV, "").strip().lower() == "python":
+        return False
+    from ..capture import native as ext
+    return ext.available()
+
+
+def _decode_one(batch, off):
+    """(event, next offset) of the record at `off`; a damaged record raises
+    what decoding the whole batch raises."""
+    size = _SIZE.unpack_from(batch, off + _SIZE_AT)[0] if off + HEADER_SIZE <= len(batch) else 0
+    try:
+        events, used = decode_records(batch[off:off + align8(size)])
+    except ValueError:
+        decode_batch(batch)           # the same error, with the batch's offsets
+        raise
+    return events[0], off + used
 
 
 def _open_fragment(flags):
     """(access, Turtle text) for an open's flags."""
     access = open_access(Call.OPENAT, flags)
     return access, f" ; bf:access bf:{access} ; bf:flags {flags}"
+
+
+def _stat_fragment(flags):
+    """The access and flags of a stat statement."""
+    return f" ; bf:access bf:{STAT} ; bf:flags {flags}"
 
 
 def _end_fragment(ret):
@@ -369,14 +410,227 @@ class TurtleWriter(Interpreter):
     Interpreter._handle and TurtleSink.  The tests hold this loop to the
     plain path (Interpreter.feed with reference.GraphSink, and with this
     TurtleSink in tests/test_turtle_fast_path.py): same graph.
+
+    `feed_batch` takes raw records (what the extension hands over).  With
+    `native` (the default when the C extension is built and detail is
+    "events"; BATCHFLOW_TURTLE=python in the environment, or native=False,
+    selects the Python loop alone), the hot records of a batch are written
+    by ext/turtle.c straight from their bytes, with the fragments this loop
+    caches: C stops at the first record it cannot write, which is decoded
+    and fed through this loop, and what the loop learnt (the process, the
+    path, the flags, the result) is handed to C for the records after it.
+    The output is the same bytes either way (tests/test_turtle_native.py).
     """
 
-    def __init__(self, run, out, detail="events"):
+    def __init__(self, run, out, detail="events", native=None):
         super().__init__(run, TurtleSink(out, detail), detail)
+        self._fast = None
+        if self.events_detail and _native_wanted(native):
+            self._native_setup()
+
+    @property
+    def native(self) -> bool:
+        """True when feed_batch writes the hot records in C."""
+        return self._fast is not None
 
     def feed(self, events):
         if not self.events_detail:
             return self._feed_summary(events)
+        self._seen_until(self._fused(events))
+        if self._fast is not None:
+            # the loop changed processes C may hold: tell it
+            self._native_resync(set(self._c_procs) | self._touched)
+
+    def feed_batch(self, batch, watch=None, cut_exits=False) -> int:
+        """Feeds a batch of raw 8-byte aligned records; returns how many.
+
+        watch(ev), if given, is called with each FORK, EXEC and EXIT record
+        before it is fed, once everything before it is written; cut_exits:
+        each EXIT starts a new feed (as a producer that feeds the events up
+        to each exit, then calls its hook, then feeds the rest)."""
+        if self._fast is not None:
+            return self._feed_native(bytes(batch), watch, cut_exits)
+        events = decode_batch(batch)
+        start = 0
+        if watch is not None:
+            for i, ev in enumerate(events):
+                if ev.kind in _PROCESS_KINDS:
+                    if cut_exits and ev.kind == K_EXIT:
+                        self.feed(events[start:i])
+                        start = i
+                    watch(ev)
+        self.feed(events[start:] if start else events)
+        return len(events)
+
+    # --- the C path -----------------------------------------------------
+
+    def _native_setup(self):
+        from ..capture.native import TurtleFast
+        fast = self._fast = TurtleFast()
+        self.native_records = 0       # records C wrote (the rest went through Python)
+        heads = self.sink.heads
+        for kind in (K_OPEN, K_STAT):
+            for call in range(256):
+                fast.set_head(kind, call, heads[kind << 8 | call].encode())
+        self._c_refs = []             # ref id -> Ref
+        self._c_paths = {}            # C key -> ref id
+        self._c_open = set()          # flags, results whose fragment C has
+        self._c_stat = set()
+        self._c_end = set()
+        self._c_procs = {}            # pid -> the Proc C writes for
+        self._touched = set()         # pids whose Proc Python changed since C last heard
+        self._handle = self._handle_noting
+
+    def _handle_noting(self, ev, proc):
+        self._touched.add(proc.pid)
+        Interpreter._handle(self, ev, proc)
+
+    def _new_proc(self, proc):
+        super()._new_proc(proc)
+        if self._fast is not None:
+            self._touched.add(proc.pid)
+
+    def _evict(self):
+        super()._evict()
+        if self._fast is not None:
+            # C's paths mirror the cache: what it forgot, C forgets
+            self._fast.clear_paths()
+            self._c_paths.clear()
+            self._c_refs.clear()
+
+    def _feed_native(self, batch, watch, cut_exits):
+        fast = self._fast
+        kcount = self.kcount
+        n = len(batch)
+        off = count = 0
+        seg_ts = None                 # time of the last record of the current feed
+        while off < n:
+            run = fast.feed(batch, off, self.idx, self.next_deadline if self.held else NO_DEADLINE)
+            self.idx = run.idx
+            if run.records:
+                self.native_records += run.records
+                count += run.records
+                seg_ts = run.last_ts
+                kcount[K_OPEN] += run.opens
+                kcount[K_STAT] += run.stats
+                kcount[K_FD] += run.closes
+            off = run.offset
+            full = run.reason == fast.FULL
+            self._native_sync()
+            if off >= n:
+                break
+            if full:
+                continue
+            ev, nxt = _decode_one(batch, off)
+            count += 1
+            if watch is not None and ev.kind in _PROCESS_KINDS:
+                if cut_exits and ev.kind == K_EXIT:
+                    self._seen_until(seg_ts)
+                watch(ev)
+            self._fused((ev,))
+            seg_ts = ev.ts
+            self._touched.add(ev.pid)
+            self._native_resync(self._touched)
+            self._native_learn(ev)
+            off = nxt
+        self._seen_until(seg_ts)
+        return count
+
+    def _native_sync(self):
+        """What C wrote and changed, handed to Python (before Python writes)."""
+        fast = self._fast
+        text = fast.output()
+        if text:
+            sink = self.sink
+            if len(text) >= INLINE_MAX:
+                if sink.buf:
+                    sink.out.write("".join(sink.buf).encode())
+                    sink.buf.clear()
+                sink.out.write(text)
+            else:
+                sink._w(text[:].decode())
+            fast.output_reset()
+        procs, refs = self._c_procs, self._c_refs
+        for pid, fd, ref_id, cloexec in fast.fd_changes():
+            fds = procs[pid].fds
+            if ref_id < 0:
+                fds.pop(fd, None)
+            else:
+                fds[fd] = (refs[ref_id].res, bool(cloexec))
+        for pid, prev in fast.prev_changes():
+            procs[pid].last[pid] = prev
+
+    def _native_resync(self, pids):
+        """Tells C the processes `pids` as Python has them now: C writes for
+        a live process whose main thread has an event already."""
+        fast, registered, procs = self._fast, self._c_procs, self.procs
+        for pid in list(pids):
+            proc = procs.get(pid)
+            prev = proc.last.get(pid) if proc is not None and not proc.exited else None
+            old = registered.get(pid)
+            if prev is None:
+                if old is not None:
+                    fast.drop_proc(pid)
+                    del registered[pid]
+            else:
+                fast.set_proc(pid, proc.tag.encode(), int(prev), proc.cwd, old is not proc)
+                registered[pid] = proc
+        self._touched.clear()
+
+    def _native_learn(self, ev):
+        """After Python wrote `ev`: the fragments C needs to write the like of it."""
+        kind = ev.kind
+        if (kind != K_OPEN and kind != K_STAT) or ev.tid != ev.pid or ev.trunc or not ev.path \
+                or (kind == K_OPEN and ev.call == C_CREAT):
+            return
+        proc = self._c_procs.get(ev.pid)
+        if proc is None:
+            return
+        path = ev.path
+        if path[0] == 47:                                       # b"/"
+            ref = self.cache.get(path)
+            key = b"A" + path
+        elif ev.dirfd == AT_FDCWD and proc.cwd is not None:
+            ref = self.cache.get((proc.cwd, path))
+            key = b"R" + _U32.pack(len(proc.cwd)) + proc.cwd + path
+        else:
+            return
+        if ref is None:
+            return
+        fast = self._fast
+        ref_id = self._c_paths.get(key)
+        if ref_id is None:
+            ref_id = self._c_paths[key] = len(self._c_refs)
+            self._c_refs.append(ref)
+            fast.set_path(key, ref_id, (ref.frag or _ref_fragment(ref)).encode())
+        flags, ret = ev.arg0, ev.ret
+        if kind == K_OPEN:
+            if flags not in self._c_open and len(self._c_open) < FRAG_CACHE_MAX:
+                access, frag = _open_fragment(flags)
+                bits = ((fast.READS if access in READS else 0)
+                        | (fast.WRITES if access in WRITES else 0)
+                        | (fast.TMPFILE if flags & O_TMPFILE == O_TMPFILE else 0)
+                        | (fast.CLOEXEC if flags & O_CLOEXEC else 0)
+                        | (fast.MODE if flags & O_MODE_USED else 0))
+                fast.set_open_flags(flags, frag.encode(), bits)
+                self._c_open.add(flags)
+        elif flags not in self._c_stat and len(self._c_stat) < FRAG_CACHE_MAX:
+            fast.set_stat_flags(flags, _stat_fragment(flags).encode())
+            self._c_stat.add(flags)
+        if ret not in self._c_end and len(self._c_end) < FRAG_CACHE_MAX:
+            fast.set_end(ret, _end_fragment(ret).encode())
+            self._c_end.add(ret)
+        if kind == K_OPEN and ret >= 0:
+            iri = ref.res.iri
+            bits = ((fast.KNOW_USED if iri in proc.used else 0)
+                    | (fast.KNOW_GENERATED if iri in proc.generated else 0))
+            if bits:
+                fast.know(ev.pid, ref_id, bits)
+
+    # --- the Python loop ------------------------------------------------
+
+    def _fused(self, events):
+        """The loop; returns the time of the last event (None: none)."""
         procs_get = self.procs.get
         cache_get = self.cache.get
         handle = self._handle
@@ -433,7 +687,7 @@ class TurtleWriter(Interpreter):
                     else:
                         sf = stat_frags.get(flags)
                         if sf is None:
-                            sf = f" ; bf:access bf:{STAT} ; bf:flags {flags}"
+                            sf = _stat_fragment(flags)
                             if len(stat_frags) < FRAG_CACHE_MAX:
                                 stat_frags[flags] = sf
                         fa = (STAT, sf)
@@ -482,7 +736,7 @@ class TurtleWriter(Interpreter):
         self.kcount[K_OPEN] += n_open
         self.kcount[K_STAT] += n_stat
         self.kcount[K_FD] += n_close
-        self._seen_until(ts)
+        return ts
 
     def _feed_summary(self, events):
         """Detail "summary": opens and stats of known paths aggregated in the loop."""
