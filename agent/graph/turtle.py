@@ -445,9 +445,10 @@ class TurtleWriter(Interpreter):
         """Feeds a batch of raw 8-byte aligned records; returns how many.
 
         watch(ev), if given, is called with each FORK, EXEC and EXIT record
-        before it is fed, once everything before it is written; cut_exits:
-        each EXIT starts a new feed (as a producer that feeds the events up
-        to each exit, then calls its hook, then feeds the rest)."""
+        before it is fed.  cut_exits: each EXIT starts a new feed, and its
+        watch is called once everything before it is written (as a producer
+        that feeds the events up to each exit, calls its hook, then feeds
+        the rest)."""
         if self._fast is not None:
             return self._feed_native(bytes(batch), watch, cut_exits)
         events = decode_batch(batch)

@@ -1,0 +1,238 @@
+"""ext/turtle.c (the Turtle writer's hot records in C) against its reference,
+TurtleWriter's Python loop: random streams of raw records, cut into random
+batches, fed to both through feed_batch; the Turtle must be the same bytes,
+the counts the same, the hook called at the same points, and the state the
+interpreter keeps (each process's last events, fd table, used and
+generated files, the held events, the times) the same after every batch.
+
+Streams: several processes forking, exec'ing, exiting and being waited
+for; threads; stats, opens (O_CREAT with modes, O_TMPFILE, O_PATH, creat)
+and closes of a handful of absolute and relative paths, succeeding or
+failing with errnos; chdir; fd-relative calls that read the fd table C
+keeps; events of pids not seen yet (held until their fork, or adopted);
+truncated paths; timestamps that go back, and jumps that expire held events.
+"""
+import io
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from agent.events import Call, Kind, encode_batch
+from agent.graph import model
+from agent.graph.synthetic import Builder, make_run
+from agent.graph.turtle import TurtleWriter
+from agent.openflags import O_CLOEXEC, O_CREAT, O_PATH, O_RDONLY, O_RDWR, O_TMPFILE, O_TRUNC, O_WRONLY
+
+ROOT = 50
+PATHS = [b"/a", b"/b/c", b"/b//c", b"/a b\"q\\", b"/t\xffx", b"rel", b"sub/x", b"./rel", b"/"]
+OPEN_FLAGS = [O_RDONLY | O_CLOEXEC, O_RDONLY, O_WRONLY | O_CREAT | O_TRUNC, O_RDWR,
+              O_PATH, O_TMPFILE | O_RDWR, O_WRONLY | O_CREAT | O_CLOEXEC, 0o4000]
+OPEN_CALLS = [Call.OPENAT, Call.OPENAT, Call.OPEN, Call.OPENAT2, Call.CREAT]
+STAT_CALLS = [Call.FSTATAT, Call.STAT, Call.LSTAT, Call.STATX, Call.ACCESS, Call.FACCESSAT2]
+FDS = [3, 4, 5]
+EBADF, EINTR, ENOENT, EACCES = 9, 4, 2, 13
+
+
+@st.composite
+def streams(draw):
+    b = Builder(step=draw(st.sampled_from([1000, 1000, 9_000_000])))
+    b.comm[ROOT] = "sh"
+    live = [ROOT]
+    next_pid = 60
+    for _ in range(draw(st.integers(1, 80))):
+        op = draw(st.sampled_from(
+            ["stat", "stat", "open", "open", "open", "close", "close", "fork", "exec", "exit",
+             "chdir", "fstat", "openat-fd", "dup2", "thread", "early-child", "stranger",
+             "trunc", "clock-back", "clock-jump", "again", "again", "again", "again"]))
+        pid = draw(st.sampled_from(live))
+        if op == "stat":
+            b._ev(Kind.STAT, draw(st.sampled_from(STAT_CALLS)), pid,
+                  ret=draw(st.sampled_from([0, 0, -ENOENT, -EACCES])),
+                  arg0=draw(st.sampled_from([0, 0x100, 0x800])), path=draw(st.sampled_from(PATHS)))
+        elif op == "open":
+            flags = draw(st.sampled_from(OPEN_FLAGS))
+            ev = b.open(pid, draw(st.sampled_from(PATHS)), flags=flags,
+                        ret=draw(st.sampled_from(FDS + [-ENOENT])),
+                        call=draw(st.sampled_from(OPEN_CALLS)))
+            ev.arg1 = draw(st.sampled_from([0, 0o644, 0o600]))
+        elif op == "close":
+            b.fd_call(pid, Call.CLOSE, draw(st.sampled_from(FDS)),
+                      ret=draw(st.sampled_from([0, 0, -EBADF, -EINTR])))
+        elif op == "fork":
+            b.fork(pid, next_pid)
+            live.append(next_pid)
+            next_pid += 1
+        elif op == "early-child":
+            # the child's first events reach the ring before its parent's FORK
+            child = next_pid
+            next_pid += 1
+            b.comm[child] = b.comm.get(pid, "")
+            b.stat(child, draw(st.sampled_from(PATHS)))
+            b.open(child, draw(st.sampled_from(PATHS)), ret=3)
+            b.fork(pid, child)
+            live.append(child)
+        elif op == "exec":
+            b.exec(pid, draw(st.sampled_from([b"/bin/cc", b"cc"])), [b"cc", b"-c"],
+                   ret=draw(st.sampled_from([0, 0, -ENOENT])))
+        elif op == "exit":
+            if pid != ROOT:
+                b.exit(pid)
+                live.remove(pid)
+                if draw(st.booleans()):
+                    b.wait(ROOT, pid)
+        elif op == "chdir":
+            b.chdir(pid, draw(st.sampled_from([b"/b", b"sub", b"/b/../a"])),
+                    ret=draw(st.sampled_from([0, 0, -ENOENT])))
+        elif op == "fstat":
+            b.fstat(pid, draw(st.sampled_from(FDS)))
+        elif op == "openat-fd":
+            b.open(pid, b"x", dirfd=draw(st.sampled_from(FDS)), ret=draw(st.sampled_from(FDS)))
+        elif op == "dup2":
+            b.fd_call(pid, Call.DUP2, draw(st.sampled_from(FDS)), 5, ret=5)
+        elif op == "thread":
+            tid = pid + 1000
+            if draw(st.booleans()):
+                b.fork(pid, tid, thread=True)
+            if draw(st.booleans()):
+                b.stat(pid, draw(st.sampled_from(PATHS)), tid=tid)
+            else:
+                b.open(pid, draw(st.sampled_from(PATHS)), ret=4, tid=tid)
+            b.fd_call(pid, Call.CLOSE, 4).tid = tid
+        elif op == "again":
+            # the same call again (what C writes once Python has seen its like)
+            done = [ev for ev in b.events if ev.kind in (Kind.OPEN, Kind.STAT, Kind.FD)
+                    and ev.pid in live]
+            if done:
+                ev = draw(st.sampled_from(done))
+                again = b._ev(ev.kind, ev.call, ev.pid, ev.tid, ret=ev.ret, arg0=ev.arg0,
+                              arg1=ev.arg1, dirfd=ev.dirfd, path=ev.path)
+                again.trunc = ev.trunc
+        elif op == "stranger":
+            # a pid no fork names: held, then taken as already running
+            b.stat(999, draw(st.sampled_from(PATHS)))
+        elif op == "trunc":
+            b.stat(pid, b"/a").trunc = 1
+        elif op == "clock-back":
+            b.ts -= draw(st.integers(1, 5000))
+        elif op == "clock-jump":
+            b.ts += model.HOLD_NS + 1
+    for pid in reversed(live):
+        b.exit(pid)
+    return b.events
+
+
+def state(w):
+    """What the interpreter keeps between batches, comparable across the loops."""
+    procs = {pid: (p.local, p.exited, {t: int(i) for t, i in p.last.items() if i is not None},
+                   {fd: (e[0].iri if hasattr(e[0], "iri") else type(e[0]).__name__, e[1])
+                    for fd, e in p.fds.items()},
+                   set(p.used), set(p.generated), p.cwd, p.cwd_gen)
+             for pid, p in w.procs.items()}
+    return (procs, w.idx, list(w.kcount), w.first_ts, w.last_ts, w.held_count,
+            w.next_deadline if w.held else None, sorted(w.held), w.nprocs)
+
+
+def run_both(events, cuts, cut_exits, run_kwargs=None):
+    raws = [encode_batch([ev]) for ev in events]
+    bounds = [0] + sorted(set(cuts)) + [len(raws)]
+    batches = [b"".join(raws[a:b]) for a, b in zip(bounds, bounds[1:])]
+    results = []
+    for native in (False, True):
+        out = io.BytesIO()
+        w = TurtleWriter(make_run(**(run_kwargs or {})), out, "events", native=native)
+        assert w.native == native
+        seen = []
+
+        def watch(ev):
+            # with cut_exits, an EXIT's hook runs once all before it is written
+            where = (w.idx, w.last_ts, out.tell() + sum(map(len, w.sink.buf))) \
+                if cut_exits and ev.kind == Kind.EXIT else None
+            seen.append((ev.kind, ev.pid, where))
+
+        states = []
+        for batch in batches:
+            w.feed_batch(batch, watch, cut_exits)
+            states.append(state(w))
+        counts = w.finish()
+        results.append((out.getvalue(), counts, seen, states, getattr(w, "native_records", 0)))
+    return results
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(events=streams(), data=st.data(), cut_exits=st.booleans())
+def test_c_writes_the_bytes_the_python_loop_writes(events, data, cut_exits):
+    cuts = data.draw(st.lists(st.integers(0, len(events)), max_size=6))
+    (py, py_counts, py_seen, py_states, _), (c, c_counts, c_seen, c_states, _n) = \
+        run_both(events, cuts, cut_exits)
+    assert c == py
+    assert c_counts == py_counts
+    assert c_seen == py_seen
+    assert c_states == py_states
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(events=streams(), data=st.data())
+def test_the_same_bytes_when_the_path_cache_is_evicted(events, data):
+    """A cache of 3 paths: evicted all the time; C must forget what Python forgot
+    (a path declared again is declared again by both)."""
+    cuts = data.draw(st.lists(st.integers(0, len(events)), max_size=4))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(model, "CACHE_MAX", 3)
+        (py, py_counts, _, py_states, _), (c, c_counts, _, c_states, _n) = \
+            run_both(events, cuts, True)
+    assert c == py
+    assert c_counts == py_counts
+    assert c_states == py_states
+
+
+def loop_events(n):
+    """exec, then n x (stat, open, close) of one file, then exit: the loop of bench/."""
+    b = Builder()
+    b.comm[ROOT] = "sh"
+    b.exec(ROOT, b"/usr/bin/loop", [b"loop"])
+    for _ in range(n):
+        b.stat(ROOT, b"/tmp/target")
+        b.open(ROOT, b"/tmp/target", ret=3)
+        b.fd_call(ROOT, Call.CLOSE, 3)
+    b.exit(ROOT)
+    return b.events
+
+
+def test_c_writes_all_but_the_records_python_must_see():
+    """Exact: Python takes the exec, the first stat (the path is new), the
+    first open (its flags and result are new; its prov:used is written
+    there) and the exit; C writes the other 3n - 2."""
+    n = 500
+    events = loop_events(n)
+    cuts = list(range(7, len(events), 97))
+    (py, py_counts, _, _, _), (c, c_counts, _, _, native_records) = run_both(events, cuts, True)
+    assert c == py
+    assert native_records == 3 * n - 2
+    assert c_counts["OPEN"] == c_counts["STAT"] == n and c_counts["FD"] == n
+    assert c.count(b" a bf:OpenEvent ") == n
+    assert c.count(b"prov:used <file://h1/tmp/target>") == 1
+
+
+def test_the_environment_selects_the_python_loop(monkeypatch):
+    monkeypatch.setenv("BATCHFLOW_TURTLE", "python")
+    assert not TurtleWriter(make_run(), io.BytesIO()).native
+    monkeypatch.delenv("BATCHFLOW_TURTLE")
+    assert TurtleWriter(make_run(), io.BytesIO()).native
+    # detail "summary" aggregates: the Python loop only
+    assert not TurtleWriter(make_run(), io.BytesIO(), "summary").native
+
+
+def test_a_damaged_record_is_the_error_decoding_raises():
+    """A record whose size lies: both paths raise the decoder's ValueError
+    with the batch's offset, after the same records."""
+    raw = bytearray(encode_batch(loop_events(3)))
+    bad = 80 + 24 + 80 + 16         # the third record, the first stat
+    raw[bad + 52] ^= 0x40
+    errors = []
+    for native in (False, True):
+        w = TurtleWriter(make_run(), io.BytesIO(), native=native)
+        with pytest.raises(ValueError) as exc:
+            w.feed_batch(bytes(raw))
+        errors.append(str(exc.value))
+    assert errors[0] == errors[1]
