@@ -133,15 +133,15 @@ def state(w):
             w.next_deadline if w.held else None, sorted(w.held), w.nprocs)
 
 
-def run_both(events, cuts, cut_exits, run_kwargs=None):
+def run_both(events, cuts, cut_exits, run_kwargs=None, native_after=0):
     raws = [encode_batch([ev]) for ev in events]
     bounds = [0] + sorted(set(cuts)) + [len(raws)]
     batches = [b"".join(raws[a:b]) for a, b in zip(bounds, bounds[1:])]
     results = []
     for native in (False, True):
         out = io.BytesIO()
-        w = TurtleWriter(make_run(**(run_kwargs or {})), out, "events", native=native)
-        assert w.native == native
+        w = TurtleWriter(make_run(**(run_kwargs or {})), out, "events", native=native,
+                         native_after=native_after)
         seen = []
 
         def watch(ev):
@@ -163,8 +163,10 @@ def run_both(events, cuts, cut_exits, run_kwargs=None):
 @given(events=streams(), data=st.data(), cut_exits=st.booleans())
 def test_c_writes_the_bytes_the_python_loop_writes(events, data, cut_exits):
     cuts = data.draw(st.lists(st.integers(0, len(events)), max_size=6))
+    # C may take over after some batches went through Python alone
+    after = data.draw(st.sampled_from([0, 0, 0, 1, len(events) // 2]))
     (py, py_counts, py_seen, py_states, _), (c, c_counts, c_seen, c_states, _n) = \
-        run_both(events, cuts, cut_exits)
+        run_both(events, cuts, cut_exits, native_after=after)
     assert c == py
     assert c_counts == py_counts
     assert c_seen == py_seen
@@ -214,13 +216,25 @@ def test_c_writes_all_but_the_records_python_must_see():
     assert c.count(b"prov:used <file://h1/tmp/target>") == 1
 
 
-def test_the_environment_selects_the_python_loop(monkeypatch):
-    monkeypatch.setenv("BATCHFLOW_TURTLE", "python")
-    assert not TurtleWriter(make_run(), io.BytesIO()).native
-    monkeypatch.delenv("BATCHFLOW_TURTLE")
-    assert TurtleWriter(make_run(), io.BytesIO()).native
+def test_c_takes_over_after_native_after_records_unless_the_environment_says_python(
+        monkeypatch):
+    raw = encode_batch(loop_events(10))         # 32 records
+    for env, after, native in ((None, 40, [False, False, True]), (None, 0, [True] * 3),
+                               ("python", 0, [False] * 3), ("python", 40, [False] * 3)):
+        if env is None:
+            monkeypatch.delenv("BATCHFLOW_TURTLE", raising=False)
+        else:
+            monkeypatch.setenv("BATCHFLOW_TURTLE", env)
+        w = TurtleWriter(make_run(), io.BytesIO(), native_after=after)
+        seen = []
+        for _ in range(3):
+            w.feed_batch(raw)
+            seen.append(w.native)
+        assert seen == native, (env, after)
     # detail "summary" aggregates: the Python loop only
-    assert not TurtleWriter(make_run(), io.BytesIO(), "summary").native
+    w = TurtleWriter(make_run(), io.BytesIO(), "summary", native_after=0)
+    w.feed_batch(raw)
+    assert not w.native
 
 
 def test_a_damaged_record_is_the_error_decoding_raises():

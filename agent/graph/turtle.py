@@ -345,21 +345,11 @@ FRAG_CACHE_MAX = 4096
 NATIVE_ENV = "BATCHFLOW_TURTLE"       # "python": the Python loop only (the reference)
 NO_DEADLINE = (1 << 64) - 1
 INLINE_MAX = 65536                    # C's text below this joins the sink's buffer
+NATIVE_AFTER = 4096                   # records through Python before C takes over (default)
 _PROCESS_KINDS = frozenset((K_FORK, K_EXEC, K_EXIT))
 _U32 = struct.Struct("=I")
 _SIZE = struct.Struct("=H")
 _SIZE_AT = abi.EVENT.field("size").offset
-
-
-def _native_wanted(native):
-    """native: True (C, or an error), False (Python), None (C when built,
-    unless the environment says BATCHFLOW_TURTLE=python)."""
-    if native is not None:
-        return native
-    if os.environ.get(NATIVE_ENV, "").strip().lower() == "python":
-        return False
-    from ..capture import native as ext
-    return ext.available()
 
 
 def _decode_one(batch, off):
@@ -422,16 +412,35 @@ class TurtleWriter(Interpreter):
     The output is the same bytes either way (tests/test_turtle_native.py).
     """
 
-    def __init__(self, run, out, detail="events", native=None):
+    def __init__(self, run, out, detail="events", native=None, native_after=None):
+        """native: True (C from the first batch; an error when it is not
+        built), False (Python only), None (C once `native_after` records
+        went through Python, NATIVE_AFTER by default: a short recording
+        does not load the extension at all; unless BATCHFLOW_TURTLE=python)."""
         super().__init__(run, TurtleSink(out, detail), detail)
         self._fast = None
-        if self.events_detail and _native_wanted(native):
-            self._native_setup()
+        self._fed = 0
+        self._native_at = None        # records after which C takes over (None: never)
+        if self.events_detail and native is not False and (
+                native or os.environ.get(NATIVE_ENV, "").strip().lower() != "python"):
+            self._native_required = bool(native)
+            self._native_at = native_after if native_after is not None else \
+                0 if native else NATIVE_AFTER
+            self._native_start()
 
     @property
     def native(self) -> bool:
         """True when feed_batch writes the hot records in C."""
         return self._fast is not None
+
+    def _native_start(self):
+        """C takes over from here on, when its time has come and it is built."""
+        if self._fed < self._native_at:
+            return
+        self._native_at = None
+        from ..capture import native as ext
+        if ext.available() or self._native_required:
+            self._native_setup()
 
     def feed(self, events):
         if not self.events_detail:
@@ -449,9 +458,12 @@ class TurtleWriter(Interpreter):
         watch is called once everything before it is written (as a producer
         that feeds the events up to each exit, calls its hook, then feeds
         the rest)."""
+        if self._native_at is not None:
+            self._native_start()
         if self._fast is not None:
             return self._feed_native(bytes(batch), watch, cut_exits)
         events = decode_batch(batch)
+        self._fed += len(events)
         start = 0
         if watch is not None:
             for i, ev in enumerate(events):
