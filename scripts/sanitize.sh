@@ -15,7 +15,7 @@ git ls-files -co --exclude-standard -z | grep -zv '^agent/_ext' | xargs -0 cp -P
 cd "$WORK"
 BATCHFLOW_SANITIZE=1 "$TOP/.venv/bin/python" ext/_build.py >build.log 2>&1 || { cat build.log; exit 1; }
 so=$(ls agent/_ext*.so)
-nm -D "$so" | grep -q __asan_ || { echo "sanitize: $so is not instrumented" >&2; exit 1; }
+nm -D "$so" | grep __asan_ >/dev/null || { echo "sanitize: $so is not instrumented" >&2; exit 1; }
 export LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)"
 export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
