@@ -498,6 +498,19 @@ static int known(const struct proc *p, int64_t id, uint32_t bit)
 	return e && (e->bits & bit);
 }
 
+/* The scratch for a path's key holds klen bytes. */
+static int key_room(struct bf_tw *w, size_t klen)
+{
+	if (klen <= w->key_cap)
+		return 0;
+	char *k = realloc(w->key, klen * 2);
+	if (!k)
+		return -1;
+	w->key = k;
+	w->key_cap = klen * 2;
+	return 0;
+}
+
 int bf_tw_feed(struct bf_tw *w, const char *buf, size_t len, struct bf_tw_run *run)
 {
 	size_t off = run->offset;
@@ -566,26 +579,16 @@ int bf_tw_feed(struct bf_tw *w, const char *buf, size_t len, struct bf_tw_run *r
 			/* the key is 'A' + path: the byte before the path is the
 			 * header's last comm byte, so build it in the scratch */
 			size_t klen = 1 + plen;
-			if (klen > w->key_cap) {
-				char *k = realloc(w->key, klen * 2);
-				if (!k)
-					return -1;
-				w->key = k;
-				w->key_cap = klen * 2;
-			}
+			if (key_room(w, klen) < 0)
+				return -1;
 			w->key[0] = 'A';
 			memcpy(w->key + 1, path, plen);
 			ref = tab_get(&w->paths, w->key, klen);
 		} else if (dirfd == BF_AT_FDCWD && p->cwd) {
 			uint32_t cl = (uint32_t)p->cwd_len;
 			size_t klen = 5 + p->cwd_len + plen;
-			if (klen > w->key_cap) {
-				char *k = realloc(w->key, klen * 2);
-				if (!k)
-					return -1;
-				w->key = k;
-				w->key_cap = klen * 2;
-			}
+			if (key_room(w, klen) < 0)
+				return -1;
 			w->key[0] = 'R';
 			memcpy(w->key + 1, &cl, 4);
 			memcpy(w->key + 5, p->cwd, p->cwd_len);
