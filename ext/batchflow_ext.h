@@ -153,6 +153,7 @@ struct bf_tw_run {
     uint64_t deadline;     /* in: a record later than this stops (held events are due) */
     uint64_t last_ts;      /* out: time of the last record written */
     uint64_t records, opens, stats, closes;   /* out: records taken, by kind */
+    uint64_t fd_changes, prev_changes;        /* out: waiting for bf_tw_sync_fds / _procs */
     int reason;            /* out: BF_TW_* */
 };
 

@@ -652,5 +652,7 @@ next:
 		off = len;
 	run->offset = off;
 	run->idx = idx;
+	run->fd_changes = w->fds.n;
+	run->prev_changes = w->n_dirty;
 	return 0;
 }

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agent.events import Call, Kind, encode_batch
-from agent.graph import model
+from agent.graph import model, turtle
 from agent.graph.synthetic import Builder, make_run
 from agent.graph.turtle import TurtleWriter
 from agent.openflags import O_CLOEXEC, O_CREAT, O_PATH, O_RDONLY, O_RDWR, O_TMPFILE, O_TRUNC, O_WRONLY
@@ -165,8 +165,16 @@ def test_c_writes_the_bytes_the_python_loop_writes(events, data, cut_exits):
     cuts = data.draw(st.lists(st.integers(0, len(events)), max_size=6))
     # C may take over after some batches went through Python alone
     after = data.draw(st.sampled_from([0, 0, 0, 1, len(events) // 2]))
-    (py, py_counts, py_seen, py_states, _), (c, c_counts, c_seen, c_states, _n) = \
-        run_both(events, cuts, cut_exits, native_after=after)
+    # as shipped (C pauses where it stops too often, Python takes bursts
+    # where it stops in a row), or eager: C never pauses, Python takes one
+    # record at a time (more records for C on these short streams)
+    eager = data.draw(st.booleans())
+    with pytest.MonkeyPatch.context() as mp:
+        if eager:
+            mp.setattr(turtle, "STOPS_WORTH", 0)
+            mp.setattr(turtle, "BURST_BITS", 0)
+        (py, py_counts, py_seen, py_states, _), (c, c_counts, c_seen, c_states, _n) = \
+            run_both(events, cuts, cut_exits, native_after=after)
     assert c == py
     assert c_counts == py_counts
     assert c_seen == py_seen
@@ -181,6 +189,8 @@ def test_the_same_bytes_when_the_path_cache_is_evicted(events, data):
     cuts = data.draw(st.lists(st.integers(0, len(events)), max_size=4))
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(model, "CACHE_MAX", 3)
+        mp.setattr(turtle, "STOPS_WORTH", 0)
+        mp.setattr(turtle, "BURST_BITS", 0)
         (py, py_counts, _, py_states, _), (c, c_counts, _, c_states, _n) = \
             run_both(events, cuts, True)
     assert c == py
@@ -207,13 +217,34 @@ def test_c_writes_all_but_the_records_python_must_see():
     there) and the exit; C writes the other 3n - 2."""
     n = 500
     events = loop_events(n)
-    cuts = list(range(7, len(events), 97))
+    cuts = list(range(200, len(events), 97))
     (py, py_counts, _, _, _), (c, c_counts, _, _, native_records) = run_both(events, cuts, True)
     assert c == py
     assert native_records == 3 * n - 2
     assert c_counts["OPEN"] == c_counts["STAT"] == n and c_counts["FD"] == n
     assert c.count(b" a bf:OpenEvent ") == n
     assert c.count(b"prov:used <file://h1/tmp/target>") == 1
+
+
+def test_where_c_stops_often_the_next_batches_go_through_python():
+    """A batch where C's records do not pay for its stops (each new path is
+    a stop) makes C pause for one batch, then two, ...; a batch where C
+    writes enough ends the pause."""
+    b = Builder()
+    b.comm[ROOT] = "sh"
+    b.exec(ROOT, b"/usr/bin/loop", [b"loop"])
+    for i in range(40):
+        b.stat(ROOT, b"/new/%d" % i)            # 40 stops, nothing for C
+    batches = [encode_batch(b.events)] + [encode_batch(loop_events(50)[1:-1])] * 4
+    w = TurtleWriter(make_run(), io.BytesIO(), native=True)
+    written = []
+    for batch in batches:
+        w.feed_batch(batch)
+        written.append(w.native_records)
+    # batch 0: C writes nothing for its stops -> pauses one batch;
+    # batch 2: C again: 150 records, 2 stops (the new path, the open's
+    # flags), 148 written -> C goes on
+    assert written == [0, 0, 148, 298, 448]
 
 
 def test_c_takes_over_after_native_after_records_unless_the_environment_says_python(

@@ -345,11 +345,31 @@ FRAG_CACHE_MAX = 4096
 NATIVE_ENV = "BATCHFLOW_TURTLE"       # "python": the Python loop only (the reference)
 NO_DEADLINE = (1 << 64) - 1
 INLINE_MAX = 65536                    # C's text below this joins the sink's buffer
+STOPS_WORTH = 4                       # C's records a stop must be worth, or C pauses
+PAUSE_MAX = 64                        # batches C pauses at most
+BURST_BITS = 8                        # Python takes up to 256 records at once where C keeps stopping
 NATIVE_AFTER = 4096                   # records through Python before C takes over (default)
 _PROCESS_KINDS = frozenset((K_FORK, K_EXEC, K_EXIT))
 _U32 = struct.Struct("=I")
 _SIZE = struct.Struct("=H")
 _SIZE_AT = abi.EVENT.field("size").offset
+
+
+def _decode_rest(batch, off):
+    """The events of the records of `batch` from `off` on; a damaged record
+    raises what decoding the whole batch raises."""
+    try:
+        return decode_records(batch[off:])[0]
+    except ValueError:
+        decode_batch(batch)
+        raise
+
+
+def _skip(batch, off, k):
+    """The offset of the record `k` records after the one at `off`."""
+    for _ in range(k):
+        off += (_SIZE.unpack_from(batch, off + _SIZE_AT)[0] + 7) & ~7
+    return min(off, len(batch))
 
 
 def _decode_one(batch, off):
@@ -461,7 +481,21 @@ class TurtleWriter(Interpreter):
         if self._native_at is not None:
             self._native_start()
         if self._fast is not None:
-            return self._feed_native(bytes(batch), watch, cut_exits)
+            if self._c_rest:
+                self._c_rest -= 1
+            else:
+                written = self.native_records
+                count, stops = self._feed_native(bytes(batch), watch, cut_exits)
+                # A stop costs Python several records' worth: where C
+                # stops too often (a build's new processes and files),
+                # the next batches go through the Python loop alone,
+                # more of them each time C is tried again and loses.
+                if self.native_records - written < STOPS_WORTH * stops:
+                    self._c_pause = min(self._c_pause * 2 or 1, PAUSE_MAX)
+                    self._c_rest = self._c_pause
+                else:
+                    self._c_pause = 0
+                return count
         events = decode_batch(batch)
         self._fed += len(events)
         start = 0
@@ -492,6 +526,7 @@ class TurtleWriter(Interpreter):
         self._c_end = set()
         self._c_procs = {}            # pid -> the Proc C writes for
         self._touched = set()         # pids whose Proc Python changed since C last heard
+        self._c_rest = self._c_pause = 0   # batches left for Python alone; the last pause
         self._handle = self._handle_noting
 
     def _handle_noting(self, ev, proc):
@@ -512,44 +547,75 @@ class TurtleWriter(Interpreter):
             self._c_refs.clear()
 
     def _feed_native(self, batch, watch, cut_exits):
+        """C writes what it can; Python takes the records where it stops, a
+        burst at a time: one record, and after a few stops in a row with
+        nothing written by C, bursts that double up to 1 << BURST_BITS (a build's new processes
+        and paths), so that a stop does not cost more than the record."""
         fast = self._fast
         kcount = self.kcount
         n = len(batch)
         off = count = 0
         seg_ts = None                 # time of the last record of the current feed
+        rest = None                   # the batch decoded from record `rest_at` on
+        rest_at = pos = 0             # pos: the index of the record at `off`
+        streak = 0                    # stops in a row with no record written by C
+        stops = 0                     # from the second, the rest of the batch is decoded at once
         while off < n:
             run = fast.feed(batch, off, self.idx, self.next_deadline if self.held else NO_DEADLINE)
-            self.idx = run.idx
-            if run.records:
-                self.native_records += run.records
-                count += run.records
+            took = run.records
+            off = run.offset
+            if took:
+                self.idx = run.idx
+                self.native_records += took
+                count += took
+                pos += took
                 seg_ts = run.last_ts
                 kcount[K_OPEN] += run.opens
                 kcount[K_STAT] += run.stats
                 kcount[K_FD] += run.closes
-            off = run.offset
-            full = run.reason == fast.FULL
-            self._native_sync()
+                self._native_sync(run.fd_changes, run.prev_changes)
             if off >= n:
                 break
-            if full:
+            if run.reason == fast.FULL:
                 continue
-            ev, nxt = _decode_one(batch, off)
-            count += 1
+            # after a few stops in a row, Python takes bursts, doubling
+            streak = streak + 1 if took == 0 else 0
+            burst = 1 << min(max(streak - 3, 0), BURST_BITS)
+            stops += 1
+            if rest is None and burst == 1 and stops == 1:
+                events, nxt = _decode_one(batch, off)
+                events = (events,)
+            else:
+                if rest is None:
+                    rest, rest_at = _decode_rest(batch, off), pos
+                i = pos - rest_at
+                j, limit = i + 1, min(len(rest), i + burst)
+                # a burst ends before a FORK, EXEC or EXIT: watch() sees
+                # each before it is fed, the writer's work before it done
+                while j < limit and rest[j].kind not in _PROCESS_KINDS:
+                    j += 1
+                events = rest[i:j]
+                nxt = _skip(batch, off, j - i)
+            ev = events[0]
             if watch is not None and ev.kind in _PROCESS_KINDS:
                 if cut_exits and ev.kind == K_EXIT:
                     self._seen_until(seg_ts)
                 watch(ev)
-            self._fused((ev,))
-            seg_ts = ev.ts
-            self._touched.add(ev.pid)
-            self._native_resync(self._touched)
-            self._native_learn(ev)
+            self._fused(events)
+            count += len(events)
+            pos += len(events)
+            seg_ts = events[-1].ts
+            touched = self._touched
+            for ev in events:
+                touched.add(ev.pid)
+            self._native_resync(touched)
+            for ev in events:
+                self._native_learn(ev)
             off = nxt
         self._seen_until(seg_ts)
-        return count
+        return count, stops
 
-    def _native_sync(self):
+    def _native_sync(self, fd_changes=True, prev_changes=True):
         """What C wrote and changed, handed to Python (before Python writes)."""
         fast = self._fast
         text = fast.output()
@@ -564,14 +630,16 @@ class TurtleWriter(Interpreter):
                 sink._w(text[:].decode())
             fast.output_reset()
         procs, refs = self._c_procs, self._c_refs
-        for pid, fd, ref_id, cloexec in fast.fd_changes():
-            fds = procs[pid].fds
-            if ref_id < 0:
-                fds.pop(fd, None)
-            else:
-                fds[fd] = (refs[ref_id].res, bool(cloexec))
-        for pid, prev in fast.prev_changes():
-            procs[pid].last[pid] = prev
+        if fd_changes:
+            for pid, fd, ref_id, cloexec in fast.fd_changes():
+                fds = procs[pid].fds
+                if ref_id < 0:
+                    fds.pop(fd, None)
+                else:
+                    fds[fd] = (refs[ref_id].res, bool(cloexec))
+        if prev_changes:
+            for pid, prev in fast.prev_changes():
+                procs[pid].last[pid] = prev
 
     def _native_resync(self, pids):
         """Tells C the processes `pids` as Python has them now: C writes for
