@@ -2,7 +2,6 @@
 command after `--`, the run's summary on stderr, and the store options."""
 from __future__ import annotations
 
-import dataclasses
 import os
 import shutil
 import sys
@@ -88,6 +87,7 @@ def store_config(args, required=True):
         else:
             for key, url in table.items():
                 fleet_config.check_url(url, f"--{'store' if key == 'url' else key}")
+            import dataclasses
             cfg = dataclasses.replace(cfg, **table)
     if cfg is None and required:
         raise ConfigError("no store: give --store URL or --config FILE")
