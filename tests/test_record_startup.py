@@ -148,3 +148,23 @@ def test_the_rules_findings_are_looked_for_by_the_agents_own_key():
     assert not agent_ran_rules(run)
     run.protocol.append({"note": "rules", FINDINGS_KEY: "/var/lib/batchflow/r1"})
     assert agent_ran_rules(run)
+
+
+def test_exit_at_once_waits_for_a_running_thread(tmp_path):
+    """The script skips the interpreter's teardown only when no other thread
+    runs: a thread still writing would otherwise be cut off."""
+    done = tmp_path / "done"
+    code = ("import threading, time, sys\n"
+            "from agent.cli.main import exit_at_once\n"
+            "def late():\n"
+            "    time.sleep(0.3)\n"
+            f"    open({str(done)!r}, 'w').write('x')\n"
+            "threading.Thread(target=late).start()\n"
+            "exit_at_once(5)\n"
+            "sys.exit(7)\n")
+    proc = subprocess.run([sys.executable, "-c", code], timeout=60)
+    assert proc.returncode == 7 and done.read_text() == "x"
+    proc = subprocess.run([sys.executable, "-c", "from agent.cli.main import exit_at_once\n"
+                           "print('flushed', end='')\nexit_at_once(5)\nraise SystemExit(7)"],
+                          capture_output=True, text=True, timeout=60)
+    assert (proc.returncode, proc.stdout) == (5, "flushed")
