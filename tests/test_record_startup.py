@@ -22,7 +22,7 @@ HEAVY = ("rdflib", "psutil", "requests", "urllib3", "jsonschema", "starlette", "
 # and secrets were the temporary names, pathlib the header's path)
 RECORD_NEVER = HEAVY + ("tomllib", "platform", "json", "dataclasses", "inspect", "typing",
                         "tempfile", "secrets", "pathlib", "agent.capture.journal",
-                        "agent.daemon.config")
+                        "agent.daemon.config", "ipaddress", "urllib.parse")
 
 
 # Runs `batchflow ARGS...` as the console script does, then lists the
