@@ -21,11 +21,11 @@ def check_output(path):
     check_writable(path)
 
 
-def add_output_mode(parser):
-    """--output-mode: the Turtle holds every argv, so it is private unless widened."""
+def add_output_mode(parser, what="the Turtle file"):
+    """--output-mode: the output shows command lines, so it is private unless widened."""
     parser.add_argument("--output-mode", type=str, default=None, metavar="MODE",
-                        help="permission bits of the Turtle file, in octal "
-                             "(default 600: it holds every command line)")
+                        help=f"permission bits of {what}, in octal "
+                             "(default 600: it shows command lines)")
 
 
 def output_mode(args):
