@@ -26,7 +26,7 @@ import errno
 import os
 import stat
 
-from .errors import OutputNotWritableError
+from .errors import OutputNotWritableError, StateDirError
 
 PRIVATE_MODE = 0o600
 _TEMP_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -265,3 +265,38 @@ def check_writable(path):
     private temporary file beside it."""
     out = OutputFile(path)
     out.discard()
+
+
+def private_dir(path, *, what="directory", error=StateDirError, parents=True,
+                open_to_others="tighten") -> str:
+    """Creates `path` 0700 (its missing parents too, when `parents`) or
+    checks the one there: a directory, not a link, owned by the user
+    batchflow runs as; one someone else planted is refused.  Access by group
+    or others is "tighten"ed away (a state directory of ours), "refuse"d (a
+    spool the user set up: they should know), or "keep"t (a directory the
+    user named for exports).  Failures raise `error` with one line naming
+    `what` and `path`.  Returns the absolute path."""
+    path = os.path.abspath(os.fspath(path))
+    try:
+        if parents:
+            os.makedirs(path, mode=0o700, exist_ok=True)
+        else:
+            try:
+                os.mkdir(path, 0o700)
+            except FileExistsError:
+                pass
+        st = os.lstat(path)
+    except OSError as exc:
+        raise error(f"cannot create {what} {path}: {exc.strerror}") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise error(f"{what} {path} is not a directory (a link or a file); refusing to use it")
+    if st.st_uid != os.geteuid():
+        raise error(f"{what} {path} belongs to uid {st.st_uid}, not to this user; "
+                    f"refusing to use it")
+    if st.st_mode & 0o077:
+        if open_to_others == "tighten":
+            os.chmod(path, 0o700)
+        elif open_to_others == "refuse":
+            raise error(f"{what} {path} has mode {stat.S_IMODE(st.st_mode):04o}; "
+                        f"it holds command lines: make it 0700")
+    return path
