@@ -355,14 +355,21 @@ _SIZE = struct.Struct("=H")
 _SIZE_AT = abi.EVENT.field("size").offset
 
 
-def _decode_rest(batch, off):
-    """The events of the records of `batch` from `off` on; a damaged record
-    raises what decoding the whole batch raises."""
+def _decode_span(batch, off, end=None):
+    """(events, bytes used) of the records of batch[off:end]; a damaged
+    record raises what decoding the whole batch raises."""
     try:
-        return decode_records(batch[off:])[0]
+        return decode_records(batch[off:end])
     except ValueError:
-        decode_batch(batch)
+        decode_batch(batch)           # the same error, with the batch's offsets
         raise
+
+
+def _decode_one(batch, off):
+    """(event, next offset) of the record at `off`."""
+    size = _SIZE.unpack_from(batch, off + _SIZE_AT)[0] if off + HEADER_SIZE <= len(batch) else 0
+    events, used = _decode_span(batch, off, off + align8(size))
+    return events[0], off + used
 
 
 def _skip(batch, off, k):
@@ -370,18 +377,6 @@ def _skip(batch, off, k):
     for _ in range(k):
         off += (_SIZE.unpack_from(batch, off + _SIZE_AT)[0] + 7) & ~7
     return min(off, len(batch))
-
-
-def _decode_one(batch, off):
-    """(event, next offset) of the record at `off`; a damaged record raises
-    what decoding the whole batch raises."""
-    size = _SIZE.unpack_from(batch, off + _SIZE_AT)[0] if off + HEADER_SIZE <= len(batch) else 0
-    try:
-        events, used = decode_records(batch[off:off + align8(size)])
-    except ValueError:
-        decode_batch(batch)           # the same error, with the batch's offsets
-        raise
-    return events[0], off + used
 
 
 def _open_fragment(flags):
@@ -422,9 +417,10 @@ class TurtleWriter(Interpreter):
     TurtleSink in tests/test_turtle_fast_path.py): same graph.
 
     `feed_batch` takes raw records (what the extension hands over).  With
-    `native` (the default when the C extension is built and detail is
-    "events"; BATCHFLOW_TURTLE=python in the environment, or native=False,
-    selects the Python loop alone), the hot records of a batch are written
+    `native` (the default, once NATIVE_AFTER records went through Python,
+    when the C extension is built and detail is "events";
+    BATCHFLOW_TURTLE=python in the environment, or native=False, selects
+    the Python loop alone), the hot records of a batch are written
     by ext/turtle.c straight from their bytes, with the fragments this loop
     caches: C stops at the first record it cannot write, which is decoded
     and fed through this loop, and what the loop learnt (the process, the
@@ -587,7 +583,7 @@ class TurtleWriter(Interpreter):
                 events = (events,)
             else:
                 if rest is None:
-                    rest, rest_at = _decode_rest(batch, off), pos
+                    rest, rest_at = _decode_span(batch, off)[0], pos
                 i = pos - rest_at
                 j, limit = i + 1, min(len(rest), i + burst)
                 # a burst ends before a FORK, EXEC or EXIT: watch() sees
