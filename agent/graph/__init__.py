@@ -90,6 +90,11 @@ class TurtleOutput:
             self._fh.discard()
             raise
 
+    @property
+    def native_records(self) -> int:
+        """Records the C path wrote so far (0: none, or not in use)."""
+        return getattr(self._writer, "native_records", 0)
+
     def flush(self):
         """Writes out the statements buffered so far (the events the writer
         still holds back and the run's own node come with finish())."""
