@@ -144,13 +144,20 @@ class PrimitiveSink:
 class EventSource:
     """Feeds agent.events.Event batches through the interpreter; each
     Primitive goes to `engine`'s readers.  `names` (run IRI, event base) is
-    set once created."""
+    set once created.  fused=False: the plain Interpreter (the reference of
+    the fused loop, for tests)."""
 
-    def __init__(self, run, engine):
-        from ..graph.model import Interpreter
+    def __init__(self, run, engine, fused=True):
+        if fused:
+            from .fused import RuleInterpreter
 
-        self.sink = PrimitiveSink(engine)
-        self.interp = Interpreter(run, self.sink, "events")
+            self.interp = RuleInterpreter(run, engine)
+            self.sink = self.interp.sink
+        else:
+            from ..graph.model import Interpreter
+
+            self.sink = PrimitiveSink(engine)
+            self.interp = Interpreter(run, self.sink, "events")
         self.names = self.interp.names
 
     def feed(self, events):
