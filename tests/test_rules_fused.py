@@ -44,7 +44,7 @@ def streams(draw):
     for _ in range(draw(st.integers(1, 80))):
         pid = draw(st.sampled_from(live))
         op = draw(st.sampled_from(
-            ["open", "open", "open", "stat", "stat", "close", "close", "dup", "fstat",
+            ["open", "open", "open", "stat", "stat", "close", "close", "dup", "fstat", "close-fstat",
              "openat-fd", "fork", "fork", "thread", "exec", "chdir", "exit", "stranger"]))
         fd = draw(st.sampled_from([3, 4, 5]))
         tid = draw(st.sampled_from([None, None, None, pid + 1000]))
@@ -60,6 +60,9 @@ def streams(draw):
             ev = b.fd_call(pid, Call.CLOSE, fd, ret=draw(st.sampled_from([0, 0, -EBADF, -EINTR])))
             if tid is not None:
                 ev.tid = tid
+        elif op == "close-fstat":  # what the fd names after the close: an interrupted one forgets it
+            b.fd_call(pid, Call.CLOSE, fd, ret=draw(st.sampled_from([0, -EBADF, -EINTR])))
+            b.fstat(pid, fd)
         elif op == "dup":
             b.fd_call(pid, Call.DUP2, fd, draw(st.sampled_from([3, 4, 6])),
                       ret=draw(st.sampled_from([6, -EBADF])))

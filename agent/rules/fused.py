@@ -35,7 +35,6 @@ class RuleInterpreter(Interpreter):
         cache_get = self.cache.get
         access_get = OPEN_ACCESS.get
         handle = self._handle
-        sink = self.sink
         by_kind = self.engine.by_kind
         new = object.__new__
         prim = Primitive
@@ -90,8 +89,8 @@ class RuleInterpreter(Interpreter):
                             last[tid] = idx
                             readers = by_kind[kind]
                             if readers:
-                                if sink._fork is not None:
-                                    sink.flush()
+                                # (PrimitiveSink holds a FORK's Primitive only within the
+                                # _handle of that FORK, until started_by(): none is pending)
                                 p = new(prim)                   # Primitive.__init__, inline
                                 p.ts = ts
                                 p.idx = idx
