@@ -9,10 +9,17 @@ shells forking compilers that read sources and headers, stat missing headers,
 write objects) is written once to a journal; then, pinned to one core, the
 journal is read back
 
-  read      journal -> events (decode only)
-  interp    journal -> events -> the graph's interpreter (no rule: no
-            Primitive is built, since no rule reads any kind)
-  rules     the same, through the default rule set (every built-in rule)
+  read         journal -> events (decode only)
+  interp       journal -> events -> the rules' interpreter, as `batchflow
+               rules` runs it (agent.rules.runner.run_offline), with no rule:
+               no Primitive is built, since no rule reads any kind
+  rules-plain  the default rule set (every built-in rule) through the
+               reference loop (the graph's Interpreter + PrimitiveSink),
+               Python's collector at its defaults: the path before the
+               fused loop
+  rules-fused  the same through the fused loop (agent/rules/fused.py)
+  rules        the default rule set as `batchflow rules` runs it: the fused
+               loop and offline_gc() (fewer young collections)
 
 and events/s of each is reported, best of --repeat.  The rules' own cost
 (Primitives included) is rules - interp.  --per-rule: each built-in rule
@@ -70,21 +77,28 @@ def make_journal(path, n):
 
 
 def offline(path, mode):
+    """One stage (see the module's docstring) over the journal at `path`."""
     from agent.capture.journal import read_journal
     from agent.rules.config import activate, built_in_config
     from agent.rules.engine import Engine
-    from agent.rules.runner import RuleRunner
+    from agent.rules.runner import RuleRunner, run_offline
 
-    jr = read_journal(path)
     t0, c0 = time.perf_counter(), time.process_time()
     if mode == "read":
-        n = sum(1 for _ in jr.events)
+        n = sum(1 for _ in read_journal(path).events)
         symptoms = []
     else:
-        engine = activate(built_in_config()) if mode == "rules" else Engine()
-        runner = RuleRunner(engine, jr.run)
-        runner.feed(jr.events)
-        symptoms = runner.finish()
+        engine = Engine() if mode == "interp" else activate(built_in_config())
+        if mode in ("interp", "rules"):
+            # what `batchflow rules FILE` does: the fused loop, offline_gc()
+            symptoms = run_offline(path, engine, "journal")[0]
+        else:
+            # rules-plain: the reference loop (Interpreter + PrimitiveSink),
+            # the collector as it is; rules-fused: the fused loop, the same
+            jr = read_journal(path)
+            runner = RuleRunner(engine, jr.run, fused=mode == "rules-fused")
+            runner.feed(jr.events)
+            symptoms = runner.finish()
         n = engine.primitives
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     return {"mode": mode, "events": n, "wall_s": wall, "cpu_s": cpu,
@@ -240,11 +254,11 @@ def main():
     with tempfile.TemporaryDirectory(prefix="bf-bench-rules-") as d:
         path = os.path.join(d, "bench.journal")
         make_journal(path, args.events)
-        for mode in ("read", "interp", "rules"):
+        for mode in ("read", "interp", "rules-plain", "rules-fused", "rules"):
             runs = [offline(path, mode) for _ in range(args.repeat)]
             results[mode] = max(runs, key=lambda r: r["events_per_s"])
             r = results[mode]
-            print(f"{mode:<7} {r['events']} events  {r['events_per_s']:>10,.0f} events/s (CPU)  "
+            print(f"{mode:<11} {r['events']} events  {r['events_per_s']:>10,.0f} events/s (CPU)  "
                   f"wall {r['wall_s']:.2f}s  symptoms {r['symptoms']}", file=sys.stderr)
         if args.per_rule:
             results["per_rule_us"] = per_rule(path, args.repeat)
