@@ -569,6 +569,42 @@ def test_hot_spot_ranks_the_paths_as_a_full_sort_would(choices, every):
     assert (rule.first[6], rule.first[0]) == (b"/p%d" % first_top, top)
 
 
+def test_hot_spot_counts_its_probers_exactly_across_folds():
+    """Who probed a path is appended and counted in bulk every 4096 probes
+    and before a check: 10000 probes by three pids (open and stat), the
+    counts read by the DISCARD are those of every probe from the path's
+    min_count/10-th on, and the pids named are exactly those at or above
+    min_share of the probes."""
+    from agent.rules.builtin import FOLD_EVERY, HotSpot
+    from agent.rules.primitives import Primitive
+
+    pids = [1 if i % 10 < 8 else 2 if i % 10 == 8 else 3 for i in range(10000)]
+    kinds = [Kind.OPEN if i % 3 else Kind.STAT for i in range(10000)]
+    counted = {}
+    for pid, kind in list(zip(pids, kinds))[99:]:       # from the 100th probe (1000 // 10) on
+        counted[(pid, int(kind))] = counted.get((pid, int(kind)), 0) + 1
+    engine = activate({"rules": {}})
+    engine.add(HotSpot(engine, "hot", {"min_count": 1000, "factor": 1, "check_every": 10000,
+                                       "score": 30, "discard": True, "discard_by": "process",
+                                       "min_share": 0.05}))
+    engine.feed(Primitive(i, i, f"urn:p{pid}", pid, pid, "c", kind, 0, b"/hot",
+                          "Read" if kind == Kind.OPEN else "Stat")
+                for i, (pid, kind) in enumerate(zip(pids, kinds)))
+    engine.finish()
+    (rule,) = engine.rules
+    e = rule.paths[b"/hot"]
+    assert 10000 > 2 * FOLD_EVERY and e[0] == 10000
+    assert {(k >> 3, k & 7): c for k, c in e[7].items()} == counted
+    (simple,) = [f for f in engine.findings if f.layer == "simple"]
+    (entry,) = simple.steering
+    # a (pid, kind) at or above 0.05 of 10000 probes names its pid: pid 1
+    # (8000 probes), 2 and 3 (about 660 opens and 330 stats each)
+    named = sorted({pid for (pid, _kind), c in counted.items() if c >= 500})
+    assert named == [1, 2, 3] and min(c for (pid, k), c in counted.items() if pid > 1) < 500
+    assert entry["message"]["cond"] == {"and": [{"pid": named}, {"kind": ["open", "stat"]}]}
+    assert sum(counted.values()) == 10000 - 99
+
+
 def test_hot_spot_sends_no_discard_naming_nothing():
     """With min_count 1 the path is hot at its first probe, before any
     process's probes are counted: no DISCARD (an empty pid list is not a
