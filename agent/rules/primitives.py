@@ -140,6 +140,8 @@ class PrimitiveSink:
     def reaped(self, child, parent, wait_idx):
         pass
 
+    reads_command = False     # executed() below: the interpreter need not spell it
+
     def executed(self, proc, ref, command):
         pass
 
