@@ -31,6 +31,21 @@ class RuleInterpreter(Interpreter):
         self.engine = engine
 
     def feed(self, events):
+        self._run(events, None)
+
+    def _release(self, pid):
+        # as Interpreter._release, the held events through the fused loop
+        evs = self.held.pop(pid)
+        self.held_count -= len(evs)
+        proc = self.procs.get(pid)
+        if proc is None or proc.exited:
+            proc = self._adopt(pid, evs[0], reused=proc is not None)
+        self._run(evs, proc)
+
+    def _run(self, events, held_proc):
+        """The loop: `events` of any processes (held_proc None) or, released
+        from the hold, all of held_proc, handled as its events whatever they
+        say (as Interpreter._release does: no expiry, no new process)."""
         procs_get = self.procs.get
         cache_get = self.cache.get
         access_get = OPEN_ACCESS.get
@@ -44,18 +59,21 @@ class RuleInterpreter(Interpreter):
         try:
             for ev in events:
                 ts = ev.ts
-                if self.held and ts > self.next_deadline:
-                    self.idx = idx
-                    self._expire(ts)
-                    idx = self.idx
                 pid = ev.pid
-                proc = procs_get(pid)
-                if proc is None or proc.exited:
-                    self.idx = idx
-                    proc = self._unknown(ev)
-                    idx = self.idx
-                    if proc is None:
-                        continue
+                if held_proc is None:
+                    if self.held and ts > self.next_deadline:
+                        self.idx = idx
+                        self._expire(ts)
+                        idx = self.idx
+                    proc = procs_get(pid)
+                    if proc is None or proc.exited:
+                        self.idx = idx
+                        proc = self._unknown(ev)
+                        idx = self.idx
+                        if proc is None:
+                            continue
+                else:
+                    proc = held_proc
                 kind = ev.kind
                 if kind == K_OPEN or kind == K_STAT:
                     path = ev.path
