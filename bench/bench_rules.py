@@ -10,16 +10,13 @@ write objects) is written once to a journal; then, pinned to one core, the
 journal is read back
 
   read         journal -> events (decode only)
-  interp       journal -> events -> the rules' interpreter, as `batchflow
+  interp       journal -> events -> the graph's interpreter, as `batchflow
                rules` runs it (agent.rules.runner.run_offline), with no rule:
                no Primitive is built, since no rule reads any kind
-  rules-plain  the default rule set (every built-in rule) through the
-               reference loop (the graph's Interpreter + PrimitiveSink),
-               Python's collector at its defaults: the path before the
-               fused loop
-  rules-fused  the same through the fused loop (agent/rules/fused.py)
-  rules        the default rule set as `batchflow rules` runs it: the fused
-               loop and offline_gc() (fewer young collections)
+  rules-gc-default
+               the default rule set (every built-in rule), Python's cyclic
+               collector at its defaults (what offline_gc() changes)
+  rules        the default rule set as `batchflow rules` runs it
 
 and events/s of each is reported, best of --repeat (the stages taken in turn,
 --repeat times).  The rules' own cost
@@ -91,13 +88,12 @@ def offline(path, mode):
     else:
         engine = Engine() if mode == "interp" else activate(built_in_config())
         if mode in ("interp", "rules"):
-            # what `batchflow rules FILE` does: the fused loop, offline_gc()
+            # what `batchflow rules FILE` does (run_offline: offline_gc() on)
             symptoms = run_offline(path, engine, "journal")[0]
         else:
-            # rules-plain: the reference loop (Interpreter + PrimitiveSink),
-            # the collector as it is; rules-fused: the fused loop, the same
+            # rules-gc-default: the same, Python's collector left at its defaults
             jr = read_journal(path)
-            runner = RuleRunner(engine, jr.run, fused=mode == "rules-fused")
+            runner = RuleRunner(engine, jr.run)
             runner.feed(jr.events)
             symptoms = runner.finish()
         n = engine.primitives
@@ -255,14 +251,14 @@ def main():
     with tempfile.TemporaryDirectory(prefix="bf-bench-rules-") as d:
         path = os.path.join(d, "bench.journal")
         make_journal(path, args.events)
-        modes = ("read", "interp", "rules-plain", "rules-fused", "rules")
+        modes = ("read", "interp", "rules-gc-default", "rules")
         runs = {mode: [] for mode in modes}
         for _ in range(args.repeat):      # interleaved: a mode run late in the process is
             for mode in modes:            # not the only one to meet a grown, fragmented heap
                 runs[mode].append(offline(path, mode))
         for mode in modes:
             results[mode] = r = max(runs[mode], key=lambda r: r["events_per_s"])
-            print(f"{mode:<11} {r['events']} events  {r['events_per_s']:>10,.0f} events/s (CPU)  "
+            print(f"{mode:<16} {r['events']} events  {r['events_per_s']:>10,.0f} events/s (CPU)  "
                   f"wall {r['wall_s']:.2f}s  symptoms {r['symptoms']}", file=sys.stderr)
         if args.per_rule:
             results["per_rule_us"] = per_rule(path, args.repeat)

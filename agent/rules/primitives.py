@@ -81,8 +81,7 @@ class PrimitiveSink:
         self.names = names
 
     def event(self, idx, ev, proc, prev_idx, ref, access, use, gen):
-        # Called for every event the fused loop (agent/rules/fused.py) leaves
-        # to the interpreter: every event of the plain loop.
+        # The hot path: called for every event of the run.
         if self._fork is not None:
             self.flush()
         engine = self.engine
@@ -164,20 +163,13 @@ class PrimitiveSink:
 class EventSource:
     """Feeds agent.events.Event batches through the interpreter; each
     Primitive goes to `engine`'s readers.  `names` (run IRI, event base) is
-    set once created.  fused=False: the plain Interpreter (the reference of
-    the fused loop, for tests)."""
+    set once created."""
 
-    def __init__(self, run, engine, fused=True):
-        if fused:
-            from .fused import RuleInterpreter
+    def __init__(self, run, engine):
+        from ..graph.model import Interpreter
 
-            self.interp = RuleInterpreter(run, engine)
-            self.sink = self.interp.sink
-        else:
-            from ..graph.model import Interpreter
-
-            self.sink = PrimitiveSink(engine)
-            self.interp = Interpreter(run, self.sink, "events")
+        self.sink = PrimitiveSink(engine)
+        self.interp = Interpreter(run, self.sink, "events")
         self.names = self.interp.names
 
     def feed(self, events):

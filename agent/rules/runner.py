@@ -48,12 +48,11 @@ def offline_gc():
 
 
 class RuleRunner:
-    """Events (agent.events.Event) in, through the interpreter, into an Engine.
-    fused=False: the plain interpreter, the fused loop's reference (tests, bench)."""
+    """Events (agent.events.Event) in, through the interpreter, into an Engine."""
 
-    def __init__(self, engine, run, fused=True):
+    def __init__(self, engine, run):
         self.engine = engine
-        self.source = EventSource(run, engine, fused)
+        self.source = EventSource(run, engine)
         self.run_iri = self.source.names.run_iri
         self.event_base = self.source.names.event_base
 
