@@ -30,7 +30,7 @@ setup(
         'tomli>=1.1; python_version < "3.11"',   # TOML before tomllib
     ],
     entry_points={
-        "console_scripts": ["batchflow=agent.cli:main"],
+        "console_scripts": ["batchflow=agent.cli.main:script"],
         # Resident-agent plug-ins (agent/daemon/tasks.py): setup(agent) adds tasks.
         "batchflow.agent": ["history = agent.history.resident:setup",
                             "store-push = agent.fleet.agent_push:setup",

@@ -5,8 +5,10 @@ and writing the Turtle included), in one run:
     sudo .venv/bin/python bench/bench_agent.py            # about 10 minutes here
     sudo .venv/bin/python bench/bench_agent.py --quick    # a minute or two
 
-1. `true`, a clean `make -s -j2` of bench/project and the C loop of
-   N x (stat + open + close): untraced, `strace -f -o /dev/null`, today's
+1. `true`, a clean `make -s -j2` of bench/project, the C loop of
+   N x (stat + open + close) and the build of psutil's C extension from its
+   sdist (`setup.py build_ext`, psutil 7.0.0 fetched from PyPI once per run;
+   --no-psutil leaves it out): untraced, `strace -f -o /dev/null`, today's
    standalone `batchflow record` (BATCHFLOW_AGENT=off) and `record` through
    an agent started for the benchmark; the modes alternate within each
    round so a noisy machine's drifts spread over all of them; medians.
@@ -121,32 +123,59 @@ def modes(agent, out, baseline=None):
     return {
         "untraced": (lambda argv: argv, None),
         "strace -f": (lambda argv: ["strace", "-f", "-o", "/dev/null", "--", *argv], None),
+        # PYTHONSAFEPATH: `python -m` would put the job's directory first on
+        # the path, as the `batchflow` script does not (psutil's source tree
+        # would shadow the installed psutil)
         "record (standalone)": (lambda argv: bf + ["record", "-q", "-o", out, "--", *argv],
-                                {**os.environ, "BATCHFLOW_AGENT": "off"}),
+                                {**os.environ, "BATCHFLOW_AGENT": "off", "PYTHONSAFEPATH": "1"}),
         "record (agent)": (lambda argv: bf + ["record", "-q", "-o", out, "--", *argv],
-                           {**os.environ, "BATCHFLOW_AGENT": agent.socket}),
+                           {**os.environ, "BATCHFLOW_AGENT": agent.socket,
+                            "PYTHONSAFEPATH": "1"}),
         **extra,
     }
 
 
-def end_to_end(agent, work, bindir, rounds, loop_n, baseline=None, skip=()):
+PSUTIL_SDIST = "psutil==7.0.0"      # pinned: the same build in every run
+
+
+def psutil_source(work):
+    """psutil's sdist from PyPI, unpacked in `work` (the issue's build: its C
+    extension compiled from source); None, and why, when it cannot be had."""
+    dl = work / "sdist"
+    proc = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps",
+                           "--no-binary", ":all:", "-d", str(dl), PSUTIL_SDIST],
+                          capture_output=True, text=True, timeout=600)
+    archives = list(dl.glob("psutil-*.tar.gz"))
+    if proc.returncode != 0 or not archives:
+        return None, (proc.stderr.strip().splitlines() or ["no archive"])[-1]
+    shutil.unpack_archive(str(archives[0]), str(work))
+    return next(work.glob("psutil-*/setup.py")).parent, None
+
+
+def end_to_end(agent, work, bindir, rounds, loop_n, baseline=None, skip=(), psutil_dir=None):
     out = str(work / "out.ttl")
     project = str(work / "project")
+    # job -> (argv, cwd, what runs untimed and untraced before each run)
     jobs = {
-        "true": (["true"], None),
-        "make": (["sh", "-c", "make -s clean && make -s -j2"], project),
-        f"loop {loop_n:,}": ([str(bindir / "loop"), str(loop_n), str(work / "target")], None),
+        "true": (["true"], None, None),
+        "make": (["sh", "-c", "make -s clean && make -s -j2"], project,
+                 ["make", "-s", "clean"]),
+        f"loop {loop_n:,}": ([str(bindir / "loop"), str(loop_n), str(work / "target")],
+                             None, None),
     }
+    if psutil_dir is not None:
+        jobs["psutil build"] = ([sys.executable, "setup.py", "-q", "build_ext"],
+                                str(psutil_dir), ["rm", "-rf", "build"])
     table = {}
-    for job, (argv, cwd) in jobs.items():
+    for job, (argv, cwd, prepare) in jobs.items():
         samples = {m: [] for m in modes(agent, out, baseline) if m not in skip}
         cpu = {m: [] for m in samples}
         for _ in range(rounds):
             for name, (wrap, env) in modes(agent, out, baseline).items():
                 if name in skip:
                     continue
-                if job == "make":
-                    subprocess.run(["make", "-s", "clean"], cwd=cwd, check=True)
+                if prepare:
+                    subprocess.run(prepare, cwd=cwd, check=True)
                 dt, cpu_s, _err = timed(wrap(argv), env=env, cwd=cwd)
                 samples[name].append(dt)
                 cpu[name].append(cpu_s)
@@ -231,6 +260,8 @@ def main(argv=None):
     ap.add_argument("--concurrency", default="1,4,16")
     ap.add_argument("--only", choices=("end-to-end", "concurrent"), help="one part only")
     ap.add_argument("--json", help="write the numbers here")
+    ap.add_argument("--no-psutil", action="store_true",
+                    help="leave out the build of psutil's C extension (its sdist comes from PyPI)")
     ap.add_argument("--baseline", metavar="DIR",
                     help="another checkout of batchflow (say `git archive main`): its record "
                          "client runs as one more mode, against the same agent")
@@ -256,12 +287,17 @@ def main(argv=None):
     work = Path(tempfile.mkdtemp(prefix="bf-bench-agent-"))
     try:
         bindir = build(work)
+        psutil_dir = None
+        if not args.no_psutil and args.only != "concurrent":
+            psutil_dir, why = psutil_source(work)
+            if psutil_dir is None:
+                print(f"bench_agent: psutil build left out: {why}", file=sys.stderr)
         agent = Agent(work)
         try:
             latency = protocol_latency(agent)
             floor = interpreter_floor(max(args.rounds, 9))
-            table = end_to_end(agent, work, bindir, args.rounds, args.loop_n, baseline, skip) \
-                if args.only != "concurrent" else {}
+            table = end_to_end(agent, work, bindir, args.rounds, args.loop_n, baseline, skip,
+                               psutil_dir) if args.only != "concurrent" else {}
             conc = []
             ks = [int(x) for x in args.concurrency.split(",")] if args.only != "end-to-end" else []
             for k in ks:

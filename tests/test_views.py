@@ -1,5 +1,6 @@
 """`batchflow show` and `batchflow render` on the documented example and a big build."""
 import copy
+import os
 from pathlib import Path
 import re
 import subprocess
@@ -81,6 +82,21 @@ def test_render_svg_has_every_process_with_its_exit_and_the_files(docs, tmp_path
         assert label in texts, (label, texts)
     clusters = [g for g in svg.iter(ns + "g") if g.get("class") == "cluster"]
     assert len(clusters) == 4       # /bin /home/u/proj /usr/bin /usr/include
+
+
+def test_render_pictures_are_private_unless_widened(docs, tmp_path):
+    """Its boxes show command lines: 0600 by default, --output-mode widens it."""
+    assert bf("render", docs / "docs.ttl", "-o", tmp_path / "p.svg").returncode == 0
+    assert (tmp_path / "p.svg").stat().st_mode & 0o777 == 0o600
+    out = bf("render", docs / "docs.ttl", "-o", tmp_path / "w.dot", "--output-mode", "644")
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "w.dot").stat().st_mode & 0o777 == 0o644 & ~current_umask()
+
+
+def current_umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def test_render_png_and_a_bad_output(docs, tmp_path):

@@ -39,7 +39,7 @@ from .. import abi
 from ..errors import InputFormatError, OutputNotWritableError
 from ..events import HEADER_SIZE, align8, decode_records
 from ..output_files import create_private_in_place
-from ..run import Run
+from ..run import Run, run_from_dict, run_to_dict
 
 MAGIC = "journal"
 VERSION = 2
@@ -56,91 +56,6 @@ def looks_like_journal(head: bytes) -> bool:
     """Whether a file starting with `head` (its first 64 bytes) is a journal:
     a msgpack map (the header) naming batchflow."""
     return bool(head) and 0x80 <= head[0] <= 0x8F and b"batchflow" in head[:64]
-
-
-def run_to_dict(run: Run) -> dict:
-    return dataclasses.asdict(run)
-
-
-def _is_int(v):
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_text(v):
-    """A str that can be written as UTF-8 (a damaged byte can make a lone surrogate)."""
-    if not isinstance(v, str):
-        return False
-    try:
-        v.encode("utf-8")
-    except UnicodeError:
-        return False
-    return True
-
-
-def _int_map(v):
-    return isinstance(v, dict) and all(_is_int(k) or (isinstance(k, str) and k.isdigit())
-                                       for k in v) and all(_is_int(x) for x in v.values())
-
-
-# What each field of a Run must look like; a field failing its check was
-# damaged and is left at its default (and said in a note).
-_FIELD_OK = {
-    "source": _is_text, "host": _is_text, "kernel": _is_text, "scope": _is_text,
-    "tool_version": _is_text,
-    # argv as the OS gave it: lone surrogates stand for undecodable bytes
-    "command": lambda v: isinstance(v, list) and all(isinstance(a, str) for a in v),
-    "start_mono_ns": _is_int, "start_wall_ns": _is_int, "end_mono_ns": _is_int,
-    "end_wall_ns": _is_int,
-    "exit_status": lambda v: v is None or _is_int(v),
-    "root_pid": lambda v: v is None or _is_int(v),
-    "root_status": lambda v: v is None or _is_int(v),
-    "cwd": lambda v: v is None or isinstance(v, bytes),
-    "process_starts": _int_map,
-    "process_stats": lambda v: isinstance(v, dict) and all(isinstance(x, dict) for x in v.values()),
-    "losses": lambda v: isinstance(v, dict) and all(_is_text(k) and _is_int(x)
-                                                    for k, x in v.items()),
-    "loss_windows": lambda v: isinstance(v, list) and all(
-        isinstance(w, (list, tuple)) and len(w) == 4 and _is_int(w[0]) and _is_int(w[1])
-        and _is_text(w[2]) and _is_int(w[3]) for w in v),
-    "counts": lambda v: isinstance(v, dict) and all(_is_text(k) and _is_int(x)
-                                                    for k, x in v.items()),
-    "missing_tracepoints": lambda v: isinstance(v, list) and all(_is_text(x) for x in v),
-    "protocol": lambda v: isinstance(v, list),
-    "times_known": lambda v: isinstance(v, bool),
-}
-
-
-def run_from_dict(data: dict, damaged: list = None) -> Run:
-    """A Run from its map; fields this version does not know are ignored.
-
-    A field whose value has the wrong shape (a damaged journal) is left at
-    its default; its name is appended to `damaged` when a list is given,
-    else InputFormatError is raised."""
-    if not isinstance(data, dict):
-        raise InputFormatError("journal header holds no run")
-    names = {f.name for f in dataclasses.fields(Run)}
-    kwargs = {}
-    for k, v in data.items():
-        if not isinstance(k, str) or k not in names:
-            continue
-        ok = _FIELD_OK.get(k)
-        if ok is not None and not ok(v):
-            if damaged is None:
-                raise InputFormatError(f"journal run field {k} is damaged")
-            damaged.append(k)
-            continue
-        kwargs[k] = v
-    if "loss_windows" in kwargs:
-        kwargs["loss_windows"] = [tuple(w) for w in kwargs["loss_windows"]]
-    if "root_fds" in kwargs:
-        kwargs["root_fds"] = {int(k): v for k, v in kwargs["root_fds"].items()}
-    if "process_starts" in kwargs:
-        kwargs["process_starts"] = {int(k): v for k, v in kwargs["process_starts"].items()}
-    if "source" not in kwargs:
-        if damaged is None or "source" not in damaged:
-            raise InputFormatError("journal header holds no run source")
-        kwargs["source"] = "record"
-    return Run(**kwargs)
 
 
 def record_count(batch) -> int:

@@ -16,7 +16,7 @@ from .. import abi
 from ..errors import BPFUnavailableError, HeadersMissingError, NotRootError, UsageError
 from ..events import LOSS_NAMES
 
-BPF_DIR = abi.HEADER_FILE.parent
+BPF_DIR = pathlib.Path(abi.HEADER_FILE).parent
 PROGRAM = BPF_DIR / "batchflow.bpf.c"
 
 TRACEFS_CANDIDATES = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")

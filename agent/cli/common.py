@@ -2,7 +2,6 @@
 command after `--`, the run's summary on stderr, and the store options."""
 from __future__ import annotations
 
-import dataclasses
 import os
 import shutil
 import sys
@@ -22,11 +21,11 @@ def check_output(path):
     check_writable(path)
 
 
-def add_output_mode(parser):
-    """--output-mode: the Turtle holds every argv, so it is private unless widened."""
+def add_output_mode(parser, what="the Turtle file"):
+    """--output-mode: the output shows command lines, so it is private unless widened."""
     parser.add_argument("--output-mode", type=str, default=None, metavar="MODE",
-                        help="permission bits of the Turtle file, in octal "
-                             "(default 600: it holds every command line)")
+                        help=f"permission bits of {what}, in octal "
+                             "(default 600: it shows command lines)")
 
 
 def output_mode(args):
@@ -88,6 +87,7 @@ def store_config(args, required=True):
         else:
             for key, url in table.items():
                 fleet_config.check_url(url, f"--{'store' if key == 'url' else key}")
+            import dataclasses
             cfg = dataclasses.replace(cfg, **table)
     if cfg is None and required:
         raise ConfigError("no store: give --store URL or --config FILE")

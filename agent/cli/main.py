@@ -62,12 +62,18 @@ def build_parser(only=None) -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv=None) -> int:
+def main(argv=None, *, script=False) -> int:
+    """Runs one command; its exit code.  `script`: called as the `batchflow`
+    program (the console script, `python -m agent`), which may end the
+    process at once when the command says it left nothing to tear down."""
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(only=command_named(argv))
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        rc = args.func(args)
+        if script and getattr(args, "nothing_to_tear_down", False):
+            exit_at_once(rc)
+        return rc
     except BatchflowError as exc:
         print(f"batchflow: error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -81,5 +87,26 @@ def main(argv=None) -> int:
         return 141
 
 
+def exit_at_once(rc):
+    """Ends the process without the interpreter's teardown (freeing every
+    module and object: ~9 ms, a fifth of what a recording of `true` through
+    the agent costs its client).  Only for a command that closed and renamed
+    its outputs itself and started no thread (the record client through the
+    agent); stdout and stderr are flushed first."""
+    if "threading" in sys.modules and sys.modules["threading"].active_count() > 1:
+        return
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(rc)
+
+
+def script():
+    """The `batchflow` console script."""
+    sys.exit(main(script=True))
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    script()

@@ -253,6 +253,9 @@ def record_with_agent(conn, args, command, scope) -> int:
         if agent_ran_rules(run):
             from ..rules.resident import add_to_recording
             add_to_recording(run, args.output, args.quiet)
+    # The Turtle is renamed into place, the socket closed, no thread runs:
+    # the `batchflow` script may skip the interpreter's teardown (cli/main.py)
+    args.nothing_to_tear_down = True
     return run.exit_status if run.exit_status is not None else 0
 
 

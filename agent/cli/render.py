@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import sys
 
+from .common import add_output_mode, output_mode
+
 
 def register(sub):
     p = sub.add_parser("render", help="draw a recording with Graphviz (SVG, PNG, PDF)",
@@ -16,6 +18,7 @@ def register(sub):
                    help="files drawn: those touched by the most processes")
     p.add_argument("--max-processes", type=int, default=400, help="process boxes drawn at most")
     p.add_argument("-q", "--quiet", action="store_true")
+    add_output_mode(p, "the picture")
     p.set_defaults(func=run_render)
 
 
@@ -23,7 +26,8 @@ def run_render(args) -> int:
     from ..views import load_graph
     from ..views.dot import render
 
-    summary = render(load_graph(args.file), args.output, max_siblings=args.max_siblings,
+    summary = render(load_graph(args.file), args.output, mode=output_mode(args),
+                     max_siblings=args.max_siblings,
                      top_files=args.top_files, max_processes=args.max_processes)
     if not args.quiet:
         print(f"batchflow: drew {summary['processes']} processes in {summary['boxes']} boxes, "

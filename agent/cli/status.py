@@ -18,7 +18,7 @@ def register(sub):
 
 def run_status(args) -> int:
     from ..daemon.client import agent_status, find_agent, stop_recording
-    from ..daemon.config import DEFAULT_SOCKET
+    from ..daemon.protocol import DEFAULT_SOCKET
     from ..errors import AgentUnavailableError
 
     path, _required = find_agent(args.agent)

@@ -26,7 +26,7 @@ from ..errors import (AgentLostError, AgentRefusedError, AgentUnavailableError,
 from ..events import Kind, decode_batch
 from ..progress import Progress
 from . import protocol
-from .config import DEFAULT_SOCKET
+from .protocol import DEFAULT_SOCKET
 
 ENV = "BATCHFLOW_AGENT"
 OFF = ("", "off", "none", "no")
@@ -214,7 +214,7 @@ class AgentRecording:
         self.progress = Progress(not args.quiet)
 
     def _start(self):
-        from ..capture.journal import run_from_dict
+        from ..run import run_from_dict
         from ..capture.procfs import HeldChild
         req = protocol.message(protocol.RECORD, scope=self.scope, command=list(self.command))
         held = None
@@ -260,7 +260,7 @@ class AgentRecording:
             os.close(wake_w)
 
     def _run(self, wake_r) -> tuple:
-        from ..capture.journal import JournalWriter, run_from_dict
+        from ..run import run_from_dict
         from ..capture.procfs import descendants, status_to_exit
         args = self.args
         run, held = self._start()
@@ -274,8 +274,10 @@ class AgentRecording:
         # The job runs from here; the writer (and its imports) start meanwhile.
         run.process_stats = self.stats
         stream = TurtleStream(run, args.output, args.detail, self._before_exit, self.mode)
-        own_journal = JournalWriter(args.journal or args.output + ".journal", run) \
-            if args.keep_journal else None
+        own_journal = None
+        if args.keep_journal:
+            from ..capture.journal import JournalWriter
+            own_journal = JournalWriter(args.journal or args.output + ".journal", run)
         next_sample = time.monotonic() + self.sample_interval
         deadline = None if args.duration is None else time.monotonic() + args.duration
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}

@@ -25,6 +25,7 @@ import os
 from typing import Any, Callable, Optional
 
 from ..errors import ConfigError
+from .protocol import DEFAULT_SOCKET
 
 
 
@@ -41,7 +42,6 @@ def _toml():
     return tomllib
 
 DEFAULT_CONFIG = "/etc/batchflow/agent.toml"
-DEFAULT_SOCKET = "/run/batchflow/agent.sock"
 DEFAULT_STATE_DIR = "/var/lib/batchflow"
 
 

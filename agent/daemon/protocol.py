@@ -15,6 +15,9 @@ import struct
 import msgpack
 
 VERSION = 1
+# Where clients look for the agent (agent/daemon/config.py's default; here so
+# that the record client need not import the configuration's reader).
+DEFAULT_SOCKET = "/run/batchflow/agent.sock"
 _LEN = struct.Struct(">I")
 
 # Client -> agent

@@ -24,11 +24,11 @@ import threading
 import time
 
 from .. import __version__
-from ..capture.journal import JournalWriter, run_to_dict
+from ..capture.journal import JournalWriter
 from ..capture.procfs import descendants, open_fds, proc_ppid, proc_start_ns
 from ..errors import AgentUnavailableError, BatchflowError, ConfigError
 from ..events import LOSS_NAMES
-from ..run import Run
+from ..run import Run, run_to_dict
 from . import config as configmod
 from . import protocol, watchers
 from .recordings import Recording, SlotTable

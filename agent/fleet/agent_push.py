@@ -95,8 +95,8 @@ class AgentPush:
         # Beside the journals (a link cannot cross file systems; the spool may
         # be elsewhere: the hand-off thread then copies into it).
         self.inbox = os.path.join(agent.cfg.get("agent", "state_dir"), INBOX)
-        from .spool import _private_dir
-        _private_dir(self.inbox)
+        from .spool import spool_dir
+        spool_dir(self.inbox)
         self.todo = queue.Queue()
         for name in sorted(os.listdir(self.inbox)):      # left by a crash: enqueue them now
             self.todo.put(os.path.join(self.inbox, name))

@@ -31,12 +31,12 @@ import json
 import os
 import random
 import shutil
-import stat
 import threading
 import time
 from typing import Callable, Optional
 
-from ..errors import ConfigError, InputFormatError, OutputNotWritableError
+from ..errors import ConfigError, InputFormatError
+from ..output_files import private_dir
 from .recording import inspect_turtle, is_journal
 from .store import PushFailure, Store
 
@@ -74,22 +74,10 @@ def _read_json(path, default=None):
         return default
 
 
-def _private_dir(path):
-    """Create `path` 0700 if missing; refuse a link, another owner, or group/other access."""
-    try:
-        os.mkdir(path, 0o700)
-    except FileExistsError:
-        pass
-    except OSError as exc:
-        raise OutputNotWritableError(f"cannot create spool directory {path}: {exc.strerror}") from None
-    st = os.lstat(path)
-    if not stat.S_ISDIR(st.st_mode):
-        raise ConfigError(f"spool {path} is not a directory (a link?); refusing to use it")
-    if st.st_uid != os.geteuid():
-        raise ConfigError(f"spool {path} belongs to uid {st.st_uid}, not to this user; refusing to use it")
-    if st.st_mode & 0o077:
-        raise ConfigError(f"spool {path} has mode {stat.S_IMODE(st.st_mode):04o}; "
-                          f"it holds command lines: make it 0700")
+def spool_dir(path):
+    """A spool directory (output_files.private_dir): one with access for
+    group or others is refused, not tightened (the user set it up)."""
+    private_dir(path, what="spool", error=ConfigError, parents=False, open_to_others="refuse")
 
 
 class _Locked:
@@ -140,12 +128,12 @@ class Spool:
 
     def __init__(self, root):
         self.root = os.path.abspath(os.fspath(root))
-        _private_dir(self.root)
+        spool_dir(self.root)
         self.queue_dir = os.path.join(self.root, "queue")
         self.rejected_dir = os.path.join(self.root, "rejected")
         self.tmp_dir = os.path.join(self.root, "tmp")
         for d in (self.queue_dir, self.rejected_dir, self.tmp_dir):
-            _private_dir(d)
+            spool_dir(d)
         self.state_path = os.path.join(self.root, "state.json")
         self._clean_tmp()
 

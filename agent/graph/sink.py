@@ -11,11 +11,19 @@ are model.Proc, `res` model.Res, `ref` model.Ref, `ev` events.Event.
 """
 from __future__ import annotations
 
-from typing import Optional, Protocol, runtime_checkable
+import abc
 
+class Sink(abc.ABC):
+    """isinstance(x, Sink) holds for any object with every call below, as
+    for a runtime-checkable typing.Protocol (typing is not imported: it
+    costs the record client ~2 ms of start-up)."""
 
-@runtime_checkable
-class Sink(Protocol):
+    @classmethod
+    def __subclasshook__(cls, other):
+        if cls is Sink:
+            return all(any(name in base.__dict__ for base in other.__mro__) for name in _CALLS)
+        return NotImplemented
+
     def begin(self, names) -> None:
         """Once, first: the run's names (model.Names: host, run IRI, prefixes)."""
 
@@ -25,7 +33,7 @@ class Sink(Protocol):
     def process(self, proc) -> None:
         """A new process node."""
 
-    def started_by(self, proc, parent, fork_idx: Optional[int]) -> None:
+    def started_by(self, proc, parent, fork_idx: int | None) -> None:
         """proc was forked by parent (fork_idx None in detail "summary")."""
 
     def event(self, idx: int, ev, proc, prev_idx, ref, access, use: bool, gen: bool) -> None:
@@ -38,7 +46,7 @@ class Sink(Protocol):
     def join(self, exit_idx: int, wait_idx: int) -> None:
         """A wait joined that branch (detail "events" only)."""
 
-    def reaped(self, child, parent, wait_idx: Optional[int]) -> None:
+    def reaped(self, child, parent, wait_idx: int | None) -> None:
         """parent reaped child (wait_idx None in detail "summary")."""
 
     def executed(self, proc, ref, command) -> None:
@@ -59,3 +67,7 @@ class Sink(Protocol):
 
     def end(self, run, summary) -> None:
         """Once, last: the run and its model.RunSummary."""
+
+
+# the calls a sink answers: every public method above
+_CALLS = tuple(name for name in Sink.__dict__ if not name.startswith("_"))

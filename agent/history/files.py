@@ -9,29 +9,18 @@ command lines, so everything is 0600.
 from __future__ import annotations
 
 import os
-import stat
 import tempfile
 
+from .. import output_files
 from ..errors import StateDirError
 
 
 def private_dir(path: str, tighten: bool = True) -> str:
-    """Creates `path` (0700) or checks it is a directory of ours (not a link: a
-    directory someone else planted is refused); returns it.  `tighten` makes an
-    existing one 0700 (the state directory; not a directory the user named)."""
-    path = os.path.abspath(path)
-    try:
-        os.makedirs(path, mode=0o700, exist_ok=True)
-        st = os.lstat(path)
-    except OSError as exc:
-        raise StateDirError(f"{path}: {exc.strerror}") from None
-    if not stat.S_ISDIR(st.st_mode):
-        raise StateDirError(f"{path}: not a directory (a link or a file)")
-    if st.st_uid != os.geteuid():
-        raise StateDirError(f"{path}: owned by uid {st.st_uid}, not by us")
-    if tighten and st.st_mode & 0o077:
-        os.chmod(path, 0o700)
-    return path
+    """The historian's directories (output_files.private_dir): its state
+    directory is made 0700; a directory the user named for exports
+    (`tighten` False) keeps its mode."""
+    return output_files.private_dir(path, what="history directory",
+                                    open_to_others="tighten" if tighten else "keep")
 
 
 def create_private(path: str) -> None:

@@ -6,7 +6,8 @@ import os
 
 import msgpack
 
-from ..capture.journal import MAGIC, batch_records, run_from_dict
+from ..capture.journal import MAGIC, batch_records
+from ..run import run_from_dict
 from ..errors import InputFormatError
 from ..events import decode_batch
 

@@ -21,14 +21,12 @@ import subprocess
 from collections import Counter, defaultdict
 
 from ..errors import BatchflowError
-from ..output_files import replace_file
+from ..output_files import PRIVATE_MODE, replace_file
 from . import access_group, duration, duration_text, exit_text, files_by_process, path_text, tree
 
 COLOR = {"read": "#3b6fc4", "write": "#c43b3b", "exec": "#2a8a3a", "stat": "#999999",
          "chdir": "#999999", "missing": "#d08a2a"}
 FORMATS = ("svg", "png", "pdf", "dot")
-# render has always written its pictures readable by all
-PICTURE_MODE = 0o644
 
 
 class RenderError(BatchflowError, RuntimeError):
@@ -187,14 +185,16 @@ def _title(run, summary):
     return text
 
 
-def render(graph, out, fmt=None, **limits):
-    """Writes the picture to `out` (format from its extension unless given)."""
+def render(graph, out, fmt=None, mode=PRIVATE_MODE, **limits):
+    """Writes the picture to `out` (format from its extension unless given)
+    with permission bits `mode`: private by default, as its boxes show the
+    command lines."""
     fmt = fmt or os.path.splitext(out)[1].lstrip(".").lower()
     if fmt not in FORMATS:
         raise RenderError(f"cannot tell the format of {out}: use .svg, .png, .pdf or .dot")
     text, summary = build_dot(graph, **limits)
     if fmt == "dot":
-        replace_file(out, text.encode(), PICTURE_MODE)
+        replace_file(out, text.encode(), mode)
         return summary
     dot = shutil.which("dot")
     if dot is None:
@@ -203,5 +203,5 @@ def render(graph, out, fmt=None, **limits):
     if proc.returncode != 0:
         raise RenderError("dot failed: " + proc.stderr.decode(errors="replace").strip()
                           .splitlines()[-1] if proc.stderr else "dot failed")
-    replace_file(out, proc.stdout, PICTURE_MODE)
+    replace_file(out, proc.stdout, mode)
     return summary
