@@ -686,3 +686,60 @@ def test_an_agent_recording_whose_rules_fail_goes_on_without_them(monkeypatch):
     assert report["complete"] is False and "RuntimeError: rules bug" in report["error"]
     assert report["events"] == 3 and report["symptoms"] == []
     assert len(said) == 1 and "the recording goes on without them" in said[0]
+
+
+def test_offline_reading_raises_the_young_threshold_and_restores_it(tmp_path):
+    """`batchflow rules` on a journal collects the youngest generation less
+    often while it reads (runner.offline_gc: docs/rules.md, Cost), and puts
+    the collector back as it was after, also when a rule raises; a
+    threshold already higher is left alone.  The findings are those of the
+    same events fed by hand."""
+    import gc
+
+    from agent.capture.journal import JournalWriter
+    from agent.events import encode_batch
+    from agent.rules.engine import Rule
+    from agent.rules.runner import OFFLINE_GC_YOUNG, offline_gc
+
+    events = mixed_workload()
+    run = make_run(root_pid=50)
+    journal = tmp_path / "mixed.journal"
+    with JournalWriter(str(journal), run) as jw:
+        jw.append(encode_batch(events))
+        jw.close(run)
+
+    seen = []
+
+    class Threshold(Rule):
+        kinds = (Kind.OPEN,)
+
+        def on_primitive(self, p):
+            seen.append(gc.get_threshold()[0])
+            if fail:
+                raise RuntimeError("a rule's bug")
+
+    old = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 10, 10)
+        config = built_in_config()
+        config["rules"].update(FOR_MIXED)
+        for fail in (False, True):
+            engine = activate(config)
+            engine.add(Threshold(engine, "threshold", {}))
+            if fail:
+                with pytest.raises(RuntimeError):
+                    run_offline(str(journal), engine)
+            else:
+                symptoms = run_offline(str(journal), engine)[0]
+            assert gc.get_threshold() == (700, 10, 10)
+        opens = sum(1 for ev in events if ev.kind == Kind.OPEN)
+        assert seen == [OFFLINE_GC_YOUNG] * opens + [OFFLINE_GC_YOUNG] and opens > 0
+        _engine, by_hand, _runner = rules(events, FOR_MIXED)
+        assert [s.key() for s in symptoms] == [s.key() for s in by_hand] and symptoms
+
+        gc.set_threshold(OFFLINE_GC_YOUNG * 2, 5, 5)
+        with offline_gc():
+            assert gc.get_threshold() == (OFFLINE_GC_YOUNG * 2, 5, 5)
+        assert gc.get_threshold() == (OFFLINE_GC_YOUNG * 2, 5, 5)
+    finally:
+        gc.set_threshold(*old)
