@@ -25,8 +25,8 @@ FORMATS = ("auto", "journal", "turtle", "strace")
 # of 4096 events at once: at 700, most of them outlive a young collection,
 # are moved to the older generations and make full collections, which walk
 # the rules' whole state, frequent.  Measured in bench/bench_rules.py (see
-# docs/rules.md): 10000 and 50000 both gain 13%, freezing the objects of
-# the start-up nothing.
+# docs/rules.md): 10000, 50000 and 100000 gain about the same, 10-13%;
+# freezing the objects of the start-up, nothing.
 OFFLINE_GC_YOUNG = 10_000
 
 
