@@ -569,6 +569,42 @@ def test_hot_spot_ranks_the_paths_as_a_full_sort_would(choices, every):
     assert (rule.first[6], rule.first[0]) == (b"/p%d" % first_top, top)
 
 
+def test_hot_spot_counts_its_probers_exactly_across_folds():
+    """Who probed a path is appended and counted in bulk every 4096 probes
+    and before a check: 10000 probes by three pids (open and stat), the
+    counts read by the DISCARD are those of every probe from the path's
+    min_count/10-th on, and the pids named are exactly those at or above
+    min_share of the probes."""
+    from agent.rules.builtin import FOLD_EVERY, HotSpot
+    from agent.rules.primitives import Primitive
+
+    pids = [1 if i % 10 < 8 else 2 if i % 10 == 8 else 3 for i in range(10000)]
+    kinds = [Kind.OPEN if i % 3 else Kind.STAT for i in range(10000)]
+    counted = {}
+    for pid, kind in list(zip(pids, kinds))[99:]:       # from the 100th probe (1000 // 10) on
+        counted[(pid, int(kind))] = counted.get((pid, int(kind)), 0) + 1
+    engine = activate({"rules": {}})
+    engine.add(HotSpot(engine, "hot", {"min_count": 1000, "factor": 1, "check_every": 10000,
+                                       "score": 30, "discard": True, "discard_by": "process",
+                                       "min_share": 0.05}))
+    engine.feed(Primitive(i, i, f"urn:p{pid}", pid, pid, "c", kind, 0, b"/hot",
+                          "Read" if kind == Kind.OPEN else "Stat")
+                for i, (pid, kind) in enumerate(zip(pids, kinds)))
+    engine.finish()
+    (rule,) = engine.rules
+    e = rule.paths[b"/hot"]
+    assert 10000 > 2 * FOLD_EVERY and e[0] == 10000
+    assert {(k >> 3, k & 7): c for k, c in e[7].items()} == counted
+    (simple,) = [f for f in engine.findings if f.layer == "simple"]
+    (entry,) = simple.steering
+    # a (pid, kind) at or above 0.05 of 10000 probes names its pid: pid 1
+    # (8000 probes), 2 and 3 (about 660 opens and 330 stats each)
+    named = sorted({pid for (pid, _kind), c in counted.items() if c >= 500})
+    assert named == [1, 2, 3] and min(c for (pid, k), c in counted.items() if pid > 1) < 500
+    assert entry["message"]["cond"] == {"and": [{"pid": named}, {"kind": ["open", "stat"]}]}
+    assert sum(counted.values()) == 10000 - 99
+
+
 def test_hot_spot_sends_no_discard_naming_nothing():
     """With min_count 1 the path is hot at its first probe, before any
     process's probes are counted: no DISCARD (an empty pid list is not a
@@ -650,3 +686,60 @@ def test_an_agent_recording_whose_rules_fail_goes_on_without_them(monkeypatch):
     assert report["complete"] is False and "RuntimeError: rules bug" in report["error"]
     assert report["events"] == 3 and report["symptoms"] == []
     assert len(said) == 1 and "the recording goes on without them" in said[0]
+
+
+def test_offline_reading_raises_the_young_threshold_and_restores_it(tmp_path):
+    """`batchflow rules` on a journal collects the youngest generation less
+    often while it reads (runner.offline_gc: docs/rules.md, Cost), and puts
+    the collector back as it was after, also when a rule raises; a
+    threshold already higher is left alone.  The findings are those of the
+    same events fed by hand."""
+    import gc
+
+    from agent.capture.journal import JournalWriter
+    from agent.events import encode_batch
+    from agent.rules.engine import Rule
+    from agent.rules.runner import OFFLINE_GC_YOUNG, offline_gc
+
+    events = mixed_workload()
+    run = make_run(root_pid=50)
+    journal = tmp_path / "mixed.journal"
+    with JournalWriter(str(journal), run) as jw:
+        jw.append(encode_batch(events))
+        jw.close(run)
+
+    seen = []
+
+    class Threshold(Rule):
+        kinds = (Kind.OPEN,)
+
+        def on_primitive(self, p):
+            seen.append(gc.get_threshold()[0])
+            if fail:
+                raise RuntimeError("a rule's bug")
+
+    old = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 10, 10)
+        config = built_in_config()
+        config["rules"].update(FOR_MIXED)
+        for fail in (False, True):
+            engine = activate(config)
+            engine.add(Threshold(engine, "threshold", {}))
+            if fail:
+                with pytest.raises(RuntimeError):
+                    run_offline(str(journal), engine)
+            else:
+                symptoms = run_offline(str(journal), engine)[0]
+            assert gc.get_threshold() == (700, 10, 10)
+        opens = sum(1 for ev in events if ev.kind == Kind.OPEN)
+        assert seen == [OFFLINE_GC_YOUNG] * opens + [OFFLINE_GC_YOUNG] and opens > 0
+        _engine, by_hand, _runner = rules(events, FOR_MIXED)
+        assert [s.key() for s in symptoms] == [s.key() for s in by_hand] and symptoms
+
+        gc.set_threshold(OFFLINE_GC_YOUNG * 2, 5, 5)
+        with offline_gc():
+            assert gc.get_threshold() == (OFFLINE_GC_YOUNG * 2, 5, 5)
+        assert gc.get_threshold() == (OFFLINE_GC_YOUNG * 2, 5, 5)
+    finally:
+        gc.set_threshold(*old)

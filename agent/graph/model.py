@@ -254,6 +254,9 @@ class Interpreter:
             else {int(k): v for k, v in stats.items()}
         cwd = getattr(run, "cwd", None)
         self.root_cwd = normalize(os.fsencode(cwd)) if cwd else None
+        # A sink that ignores an exec's command line says so (reads_command
+        # False): spelling it (shlex.join) is then skipped.
+        self.spell_command = getattr(sink, "reads_command", True)
         sink.begin(self.names)
 
     # --- driving ----------------------------------------------------------
@@ -665,7 +668,8 @@ class Interpreter:
                 if proc.fds:
                     proc.fds = {fd: e for fd, e in proc.fds.items() if not e[1]}
                 proc.comm = ev.comm
-                command = shlex.join(a.decode("utf-8", "backslashreplace") for a in ev.argv)
+                command = shlex.join(a.decode("utf-8", "backslashreplace") for a in ev.argv) \
+                    if self.spell_command else None
                 self.sink.executed(proc, ref, command)
         elif kind == K_EXIT:
             self._exit(ev, proc, idx)

@@ -7,6 +7,7 @@ Scores run from 0 to 100: 10 is a fact worth knowing, 50 a likely problem,
 """
 from __future__ import annotations
 
+import collections
 import errno
 import math
 
@@ -434,6 +435,16 @@ class Collision(Rule):
                       fs, score=self.params["score"], data={"processes": procs})
 
 
+FOLD_EVERY = 4096                # hot-spot: a path's probers are counted every so many probes
+FOLD_MASK = FOLD_EVERY - 1
+
+
+def _fold(e):
+    """Counts a hot-spot entry's probers appended since the last fold."""
+    e[7].update(e[4])
+    e[4].clear()
+
+
 def _ahead(a, b):
     """Hot-spot entries: a more probed than b, or as much and probed first."""
     return a[0] > b[0] or (a[0] == b[0] and a[5] < b[5])
@@ -463,8 +474,9 @@ class HotSpot(Rule):
                                      "its min_count/10-th probe on)"}}}
 
     def start(self):
-        # path -> [probes, first ts, last ts, [first idx...], {pid << 3 | kind: probes} or None,
-        #          order of first probe, path]
+        # path -> [probes, first ts, last ts, [first idx...], [pid << 3 | kind of the probes
+        #          not counted yet] or None, order of first probe, path,
+        #          Counter {pid << 3 | kind: probes} or None]
         self.paths = {}
         # The two most probed paths' entries, kept as the counts grow (each
         # probe adds one, so a path can only enter the two by passing the
@@ -483,7 +495,7 @@ class HotSpot(Rule):
             return
         e = self.paths.get(path)
         if e is None:
-            e = self.paths[path] = [1, p.ts, p.ts, [p.idx], None, len(self.paths), path]
+            e = self.paths[path] = [1, p.ts, p.ts, [p.idx], None, len(self.paths), path, None]
             n = 1
         else:
             n = e[0] = e[0] + 1
@@ -492,13 +504,25 @@ class HotSpot(Rule):
                 e[3].append(p.idx)
             makers = e[4]
             if makers is not None:
-                key = p.pid << 3 | p.kind
-                makers[key] = makers.get(key, 0) + 1
+                # who probed, appended: counted in C (Counter.update) every
+                # FOLD_EVERY probes and before a check reads the counts
+                makers.append(p.pid << 3 | p.kind)
+                if not n & FOLD_MASK:
+                    _fold(e)
             elif n >= self.track_from:
-                e[4] = {p.pid << 3 | p.kind: 1}
+                e[4] = [p.pid << 3 | p.kind]
+                e[7] = collections.Counter()
         if e is not self.first:
+            # _rank's tests of the second (and, for the second, of the
+            # first), made here: most probes change neither
             second = self.second
-            if second is None or n >= second[0]:
+            if second is None:
+                self._rank(e)
+            elif e is second:
+                first = self.first
+                if n > first[0] or (n == first[0] and e[5] < first[5]):     # _ahead(e, first)
+                    self.first, self.second = e, first
+            elif n > second[0] or (n == second[0] and e[5] < second[5]):  # _ahead(e, second)
                 self._rank(e)
         self.until_check -= 1
         if not self.until_check:
@@ -527,7 +551,9 @@ class HotSpot(Rule):
         runner_up = self.second[0] if self.second is not None else 0
         if path in self.hot or n < pr["min_count"] or n < pr["factor"] * runner_up:
             return
-        makers = {(key >> 3, key & 7): c for key, c in (e[4] or {}).items()}
+        if e[4] is not None:
+            _fold(e)
+        makers = {(key >> 3, key & 7): c for key, c in (e[7] or {}).items()}
         f = self.emit("simple", "hot-spot", e[1], now, text(path),
                       f"{text(path)} probed {n} times (next path: {runner_up})", e[3],
                       evidence_count=n, data={"count": n, "runner_up": runner_up})

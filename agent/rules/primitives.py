@@ -53,6 +53,9 @@ class Primitive:
         return self.kind == K_EXIT and (self.code > 0 or self.signal > 0)
 
 
+_new = object.__new__
+
+
 class PrimitiveSink:
     """The interpreter's sink (agent.graph.sink.Sink) for rules (detail "events"): every event
     a rule reads becomes a Primitive handed to the engine's readers of its
@@ -87,15 +90,29 @@ class PrimitiveSink:
         readers = self.by_kind[kind]
         if not readers:
             return
-        p = Primitive(ev.ts, idx, proc.iri, ev.pid, ev.tid, ev.comm, kind, ev.call,
-                      None if ref is None else ref.res.path, access, ev.ret, -1, 0, None,
-                      proc.uid)
+        p = _new(Primitive)              # Primitive.__init__, inline
+        p.ts = ev.ts
+        p.idx = idx
+        p.proc = proc.iri
+        p.pid = ev.pid
+        p.tid = ev.tid
+        p.comm = ev.comm
+        p.kind = kind
+        p.call = ev.call
+        p.path = None if ref is None else ref.res.path
+        p.access = access
+        p.ret = ev.ret
+        p.child = None
+        p.uid = proc.uid
         if kind == K_EXIT:
             p.code = ev.arg0
             p.signal = ev.arg1
-        elif kind == K_FORK and ev.ret > 0 and not ev.arg0 & CLONE_THREAD:
-            self._fork = p
-            return
+        else:
+            p.code = -1
+            p.signal = 0
+            if kind == K_FORK and ev.ret > 0 and not ev.arg0 & CLONE_THREAD:
+                self._fork = p
+                return
         for fn in readers:
             fn(p)
 
@@ -121,6 +138,8 @@ class PrimitiveSink:
 
     def reaped(self, child, parent, wait_idx):
         pass
+
+    reads_command = False     # executed() below: the interpreter need not spell it
 
     def executed(self, proc, ref, command):
         pass
