@@ -283,7 +283,8 @@ def main(argv=None):
                        env={k: v for k, v in os.environ.items()
                             if k != "PYTHONDONTWRITEBYTECODE"},
                        stdout=subprocess.DEVNULL, check=True)
-    skip = {m.strip() for m in args.skip.split(",") if m.strip()}
+    # commas inside a mode's parentheses ("record (agent, python -S)") do not separate
+    skip = {m.strip() for m in re.split(r",(?![^()]*\))", args.skip) if m.strip()}
     work = Path(tempfile.mkdtemp(prefix="bf-bench-agent-"))
     try:
         bindir = build(work)

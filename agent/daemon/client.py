@@ -23,7 +23,7 @@ import time
 
 from ..errors import (AgentLostError, AgentRefusedError, AgentUnavailableError,
                       OutputNotWritableError)
-from ..events import Kind, decode_batch
+from ..events import Kind
 from ..progress import Progress
 from . import protocol
 from .protocol import DEFAULT_SOCKET
