@@ -309,3 +309,27 @@ def test_tasks_and_recording_consumers(batchflow_cmd, tmp_path):
     assert tick.runs >= 2
     (task,) = st["tasks"]
     assert task["name"] == "tick" and task["failures"] == 0
+
+
+def test_the_clients_turtle_is_the_journals_turtle(batchflow_cmd, build_helper, agent, tmp_path):
+    """Through the agent the client writes the Turtle as the batches arrive,
+    past its first 4096 records in C (ext/turtle.c), and the batchflow
+    script then ends without the interpreter's teardown; `recover` writes the
+    kept journal through the Python writer alone.  The two files are the
+    same bytes."""
+    exe = build_helper("stat_loop")
+    target = tmp_path / "target"
+    target.write_bytes(b"x")
+    out = tmp_path / "loop.ttl"
+    proc = subprocess.run(record_cmd(batchflow_cmd, agent, out, str(exe), str(target), "20000",
+                                     extra=["--keep-journal", "--sample-interval", "0"]),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    again = tmp_path / "again.ttl"
+    proc = subprocess.run(batchflow_cmd + ["recover", f"{out}.journal", "-o", str(again)],
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "BATCHFLOW_TURTLE": "python"})
+    assert proc.returncode == 0, proc.stderr
+    data = out.read_bytes()
+    assert data.count(b"a bf:StatEvent") >= 20000
+    assert data == again.read_bytes()
