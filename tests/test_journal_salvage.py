@@ -220,3 +220,34 @@ def test_fuzzed_journals_salvage_or_fail_in_one_line(tmp_path):
     assert got["salvaged"] + got["refused"] == got["cases"] > 2900
     assert got["salvaged"] > got["refused"]       # damage is salvaged far more often than refused
     assert got["rss_mb"] < FUZZ_MEMORY_MB, got
+
+
+@pytest.mark.parametrize("damage", ["none", "checksum", "size", "cut"])
+def test_raw_batches_write_what_the_events_write(tmp_path, damage):
+    """write_turtle_from_journal hands intact batches to the writer raw (its C
+    path past 4096 records) and damaged ones decoded: the Turtle, the counts
+    and the journal's notes are those of write_turtle over jr.events."""
+    from agent.graph import write_turtle_from_journal
+    path = tmp_path / "j"
+    events, data = make_journal(path, n_batches=80)          # 8,000 records
+    at = batch_offsets(data)[40]
+    body = at + 5 + len(J.MARK) + 4                          # the batch's first record
+    if damage == "checksum":
+        data[body + 200] ^= 0xFF
+    elif damage == "size":
+        off = body + record_starts(events[4000:4100])[7] + J._SIZE_OFFSET
+        data[off:off + 2] = (3).to_bytes(2, "little")
+    elif damage == "cut":
+        data = data[:len(data) - 900]
+    path.write_bytes(bytes(data))
+    results = []
+    for use_batches in (False, True):
+        jr = read_journal(path)
+        out = tmp_path / f"out{int(use_batches)}.ttl"
+        write = write_turtle_from_journal if use_batches else write_turtle
+        counts = write(jr if use_batches else jr.events, jr.run, out,
+                       complete=lambda: jr.complete, notes=jr.notes)
+        results.append((out.read_bytes(), counts, list(jr.notes), jr.complete, jr.damaged))
+    assert results[0] == results[1]
+    assert (damage == "none") == results[0][3]
+    assert results[0][4] == (1 if damage in ("checksum", "size") else 0)   # batches damaged

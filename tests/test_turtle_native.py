@@ -281,3 +281,25 @@ def test_a_damaged_record_is_the_error_decoding_raises():
             w.feed_batch(bytes(raw))
         errors.append(str(exc.value))
     assert errors[0] == errors[1]
+
+
+def test_a_journal_is_written_through_c_as_its_events_through_python(tmp_path, monkeypatch):
+    """record (standalone) and recover write the Turtle from the journal:
+    write_turtle_from_journal hands its intact batches over raw, and C writes
+    the loop's hot records; the reference writes the same journal's events
+    through the Python loop alone.  Same bytes."""
+    from agent.capture.journal import JournalWriter, read_journal
+    from agent.graph import write_turtle, write_turtle_from_journal
+    events = loop_events(3000)
+    path = tmp_path / "loop.journal"
+    w = JournalWriter(path, make_run(root_pid=ROOT))
+    for i in range(0, len(events), 700):
+        w.append(encode_batch(events[i:i + 700]))
+    w.close(make_run(root_pid=ROOT))
+    jr = read_journal(path)
+    counts = write_turtle_from_journal(jr, jr.run, tmp_path / "c.ttl")
+    monkeypatch.setenv("BATCHFLOW_TURTLE", "python")
+    jr = read_journal(path)
+    ref_counts = write_turtle(jr.events, jr.run, tmp_path / "py.ttl")
+    assert counts == ref_counts and counts["STAT"] == 3000
+    assert (tmp_path / "c.ttl").read_bytes() == (tmp_path / "py.ttl").read_bytes()

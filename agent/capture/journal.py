@@ -50,12 +50,33 @@ _BATCH_PREFIX = len(MARK) + _CRC.size
 _BIN32 = 0xC6
 _SIZE = struct.Struct("=H")          # the record's size field (bpf/batchflow.h)
 _SIZE_OFFSET = abi.EVENT.offset["size"]
+# size, path_len, argv_len: what tells a whole record (decode_records' checks)
+_PATH_LEN_OFFSET = abi.EVENT.offset["path_len"]
+if abi.EVENT.offset["argv_len"] != _PATH_LEN_OFFSET + 2:
+    raise ImportError("bpf/batchflow.h: argv_len no longer follows path_len; "
+                      "agent/capture/journal.py's _FRAME reads them together")
+_FRAME = struct.Struct(f"=H{_PATH_LEN_OFFSET - _SIZE_OFFSET - 2}xHH")
 
 
 def looks_like_journal(head: bytes) -> bool:
     """Whether a file starting with `head` (its first 64 bytes) is a journal:
     a msgpack map (the header) naming batchflow."""
     return bool(head) and 0x80 <= head[0] <= 0x8F and b"batchflow" in head[:64]
+
+
+def whole_records(batch) -> bool:
+    """Whether `batch` is back-to-back whole records, as decode_records
+    would find it, checked without decoding them."""
+    off, end = 0, len(batch)
+    unpack = _FRAME.unpack_from
+    while off < end:
+        if off + HEADER_SIZE > end:
+            return False
+        size, path_len, argv_len = unpack(batch, off + _SIZE_OFFSET)
+        if size < HEADER_SIZE or size != HEADER_SIZE + path_len + argv_len or off + size > end:
+            return False
+        off += (size + 7) & ~7
+    return True
 
 
 def record_count(batch) -> int:
@@ -201,6 +222,11 @@ class JournalRead:
 
     run       the Run from the header, updated by the last update/trailer
     events    iterator of agent.events.Event, in journal order (read lazily)
+    by_batch  the same, a batch at a time (read lazily; read this or events,
+              not both): a batch whose checksum holds and whose records are
+              whole as its raw bytes (for TurtleOutput.feed_batches, which
+              writes the common records in C), any other as the list of the
+              events that decode from it
     complete  True when the trailer was found and nothing was cut or damaged
     batches   batches found whole (framing intact)
     truncated bytes of a last object cut short (0: none)
@@ -220,6 +246,7 @@ class JournalRead:
     damaged: int = 0
     skipped: int = 0
     notes: list = dataclasses.field(default_factory=list)
+    by_batch: object = None
 
     def __iter__(self):
         return iter((self.run, self.events, self.complete))
@@ -429,12 +456,15 @@ def read_journal(path) -> JournalRead:
         result.notes.append("journal has no trailer: its writer did not finish "
                             "(end time, exit status and losses may be missing)")
 
-    def events():
+    def by_batch(raw):
         view = memoryview(data)
         for start, end, at in spans:
             records = view[start:end]
             bad_crc = marked and _CRC.unpack_from(view, start - _CRC.size)[0] != \
                 zlib.crc32(records)
+            if raw and marked and not bad_crc and whole_records(records):
+                yield bytes(records)       # checked and whole: no decoding here
+                continue
             batch, used = _whole_records(records)
             if bad_crc or used != len(records):
                 result.complete = False
@@ -445,8 +475,15 @@ def read_journal(path) -> JournalRead:
                 kept = f"its first {len(batch)} records were kept" + \
                     (" (their values may be wrong)" if bad_crc else "")
                 result.notes.append(f"the batch at byte {at} {what}: {kept}{cut}")
-            yield from batch
-        yield from salvaged
+            yield batch
+        if salvaged:
+            yield salvaged
 
+    def events():
+        for batch in by_batch(False):
+            yield from batch
+
+    # Read one of the two, not both: they share the notes and counters.
     result.events = events()
+    result.by_batch = by_batch(True)
     return result

@@ -279,11 +279,11 @@ def output_failed(exc, journal_path):
 
 def write_output(journal_path, output, detail, run, quiet, mode=0o600, notes=()):
     """Builds the Turtle from the journal and reports the run on stderr."""
-    from ..graph import write_turtle
+    from ..graph import write_turtle_from_journal
     from ..capture.journal import read_journal
 
     jr = read_journal(journal_path)
-    counts = write_turtle(jr.events, run, output, detail=detail, mode=mode,
+    counts = write_turtle_from_journal(jr, run, output, detail=detail, mode=mode,
                           complete=lambda: jr.complete and not notes,
                           notes=list(notes) + jr.notes)
     report(run, counts, output, quiet)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from ..graph import DETAILS, write_turtle
+from ..graph import DETAILS, write_turtle_from_journal
 from ..capture.journal import read_journal
 from .common import add_output_mode, output_mode, report
 
@@ -29,7 +29,7 @@ def register(sub):
 def run_recover(args):
     mode = output_mode(args)
     jr = read_journal(args.journal)
-    counts = write_turtle(jr.events, jr.run, args.output, detail=args.detail, mode=mode,
+    counts = write_turtle_from_journal(jr, jr.run, args.output, detail=args.detail, mode=mode,
                           complete=lambda: jr.complete, notes=jr.notes)
     report(jr.run, counts, args.output, args.quiet)
     if not args.quiet:

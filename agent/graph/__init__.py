@@ -57,6 +57,15 @@ def write_turtle(events, run, out, detail="events", *, complete=True, notes=(),
     return output.finish(complete, notes)
 
 
+def write_turtle_from_journal(jr, run, out, detail="events", *, complete=True, notes=(),
+                              mode=PRIVATE_MODE) -> dict:
+    """write_turtle of a journal read by capture.journal.read_journal (`jr`):
+    its intact batches go to the writer as raw records (TurtleOutput.feed_batches)."""
+    output = TurtleOutput(run, out, detail, mode)
+    output.feed_batches(jr.by_batch)
+    return output.finish(complete, notes)
+
+
 class TurtleOutput:
     """write_turtle in steps, for a producer that has its events a batch at
     a time (the agent's client): feed() as often as needed, then finish()
@@ -90,6 +99,15 @@ class TurtleOutput:
             self._fh.discard()
             raise
 
+    def feed_batches(self, items):
+        """Feeds a journal's batches (JournalRead.by_batch): raw record bytes
+        through feed_batch, lists of events through feed."""
+        for item in items:
+            if isinstance(item, (bytes, bytearray, memoryview)):
+                self.feed_batch(item)
+            else:
+                self.feed(item)
+
     @property
     def native_records(self) -> int:
         """Records the C path wrote so far (0: none, or not in use)."""
@@ -117,4 +135,4 @@ class TurtleOutput:
         self._fh.discard()
 
 
-__all__ = ["write_turtle", "TurtleOutput", "DETAILS"]
+__all__ = ["write_turtle", "write_turtle_from_journal", "TurtleOutput", "DETAILS"]
