@@ -7,6 +7,7 @@ consumes nothing else, so a recording and an imported log share one model.
 from __future__ import annotations
 
 import enum
+import struct
 
 from . import abi
 
@@ -149,6 +150,33 @@ class Event:
 
 def align8(n):
     return (n + 7) & ~7
+
+
+# The record's size field, and with the two lengths that make it up, what
+# walks a batch or checks it is whole without decoding it (the journal, the
+# Turtle writer's hand-over to C).
+SIZE_FIELD = struct.Struct("=H")
+SIZE_OFFSET = abi.EVENT.offset["size"]
+_PATH_LEN_OFFSET = abi.EVENT.offset["path_len"]
+if abi.EVENT.offset["argv_len"] != _PATH_LEN_OFFSET + 2:
+    raise ImportError("bpf/batchflow.h: argv_len no longer follows path_len; "
+                      "agent/events.py's _FRAME reads them together")
+_FRAME = struct.Struct(f"=H{_PATH_LEN_OFFSET - SIZE_OFFSET - 2}xHH")
+
+
+def whole_records(buf) -> bool:
+    """Whether `buf` is back-to-back whole records, as decode_records would
+    find it (the same checks), without decoding them."""
+    off, end = 0, len(buf)
+    unpack = _FRAME.unpack_from
+    while off < end:
+        if off + HEADER_SIZE > end:
+            return False
+        size, path_len, argv_len = unpack(buf, off + SIZE_OFFSET)
+        if size < HEADER_SIZE or size != HEADER_SIZE + path_len + argv_len or off + size > end:
+            return False
+        off += (size + 7) & ~7
+    return True
 
 
 def decode(buf, offset=0):

@@ -16,7 +16,7 @@ from rdflib import RDF, Literal, Namespace
 from agent.capture import journal as J
 from agent.capture.journal import JournalWriter, read_journal
 from agent.errors import InputFormatError
-from agent.events import encode_batch
+from agent.events import SIZE_OFFSET, encode_batch
 from agent.graph import write_turtle
 from agent.graph.synthetic import make_run, stream_job
 
@@ -60,7 +60,7 @@ def test_a_damaged_size_field_keeps_the_records_before_it(tmp_path):
     events, data = make_journal(path)
     second = batch_offsets(data)[1] + 5 + 8
     k = 37                                           # damage the 38th record of batch 2
-    at = second + record_starts(events[BATCH:2 * BATCH])[k] + J._SIZE_OFFSET
+    at = second + record_starts(events[BATCH:2 * BATCH])[k] + SIZE_OFFSET
     data[at:at + 2] = b"\x01\x00"
     path.write_bytes(data)
     jr = read_journal(path)
@@ -235,7 +235,7 @@ def test_raw_batches_write_what_the_events_write(tmp_path, damage):
     if damage == "checksum":
         data[body + 200] ^= 0xFF
     elif damage == "size":
-        off = body + record_starts(events[4000:4100])[7] + J._SIZE_OFFSET
+        off = body + record_starts(events[4000:4100])[7] + SIZE_OFFSET
         data[off:off + 2] = (3).to_bytes(2, "little")
     elif damage == "cut":
         data = data[:len(data) - 900]

@@ -35,9 +35,8 @@ import zlib
 
 import msgpack
 
-from .. import abi
 from ..errors import InputFormatError, OutputNotWritableError
-from ..events import HEADER_SIZE, align8, decode_records
+from ..events import HEADER_SIZE, SIZE_FIELD, SIZE_OFFSET, align8, decode_records, whole_records
 from ..output_files import create_private_in_place
 from ..run import Run, run_from_dict, run_to_dict
 
@@ -48,14 +47,6 @@ MARK = b"BFJb"                       # starts every batch payload (version 2)
 _CRC = struct.Struct("<I")
 _BATCH_PREFIX = len(MARK) + _CRC.size
 _BIN32 = 0xC6
-_SIZE = struct.Struct("=H")          # the record's size field (bpf/batchflow.h)
-_SIZE_OFFSET = abi.EVENT.offset["size"]
-# size, path_len, argv_len: what tells a whole record (decode_records' checks)
-_PATH_LEN_OFFSET = abi.EVENT.offset["path_len"]
-if abi.EVENT.offset["argv_len"] != _PATH_LEN_OFFSET + 2:
-    raise ImportError("bpf/batchflow.h: argv_len no longer follows path_len; "
-                      "agent/capture/journal.py's _FRAME reads them together")
-_FRAME = struct.Struct(f"=H{_PATH_LEN_OFFSET - _SIZE_OFFSET - 2}xHH")
 
 
 def looks_like_journal(head: bytes) -> bool:
@@ -64,26 +55,11 @@ def looks_like_journal(head: bytes) -> bool:
     return bool(head) and 0x80 <= head[0] <= 0x8F and b"batchflow" in head[:64]
 
 
-def whole_records(batch) -> bool:
-    """Whether `batch` is back-to-back whole records, as decode_records
-    would find it, checked without decoding them."""
-    off, end = 0, len(batch)
-    unpack = _FRAME.unpack_from
-    while off < end:
-        if off + HEADER_SIZE > end:
-            return False
-        size, path_len, argv_len = unpack(batch, off + _SIZE_OFFSET)
-        if size < HEADER_SIZE or size != HEADER_SIZE + path_len + argv_len or off + size > end:
-            return False
-        off += (size + 7) & ~7
-    return True
-
-
 def record_count(batch) -> int:
     """How many records a batch (back-to-back 8-byte-aligned records) holds."""
     n = off = 0
     while off + HEADER_SIZE <= len(batch):
-        (size,) = _SIZE.unpack_from(batch, off + _SIZE_OFFSET)
+        (size,) = SIZE_FIELD.unpack_from(batch, off + SIZE_OFFSET)
         if size < HEADER_SIZE:
             break
         off += align8(size)

@@ -112,8 +112,7 @@ def try_connect(path, required):
         return None
 
 
-# The kinds whose events the client looks at before the writer takes them:
-# processes for the progress line, exits for before_exit.
+# An exit: the client's before_exit hook runs before the writer takes it.
 _EXIT = int(Kind.EXIT)
 
 

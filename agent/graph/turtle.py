@@ -12,9 +12,8 @@ from __future__ import annotations
 import os
 import struct
 
-from .. import abi
-from ..events import (AT_FDCWD, CALL_NAMES, EXIT_THREAD, HEADER_SIZE, LOSS_NAMES, Call, Kind,
-                      align8, decode_batch, decode_records)
+from ..events import (AT_FDCWD, CALL_NAMES, EXIT_THREAD, HEADER_SIZE, LOSS_NAMES, SIZE_FIELD,
+                      SIZE_OFFSET, Call, Kind, align8, decode_batch, decode_records)
 from ..openflags import O_CLOEXEC, O_TMPFILE
 from . import completeness
 from . import names as N
@@ -355,8 +354,6 @@ BURST_BITS = 8                        # Python takes up to 256 records at once w
 NATIVE_AFTER = 4096                   # records through Python before C takes over (default)
 _PROCESS_KINDS = frozenset((K_FORK, K_EXEC, K_EXIT))
 _U32 = struct.Struct("=I")
-_SIZE = struct.Struct("=H")
-_SIZE_AT = abi.EVENT.field("size").offset
 
 
 def _decode_span(batch, off, end=None):
@@ -371,7 +368,7 @@ def _decode_span(batch, off, end=None):
 
 def _decode_one(batch, off):
     """(event, next offset) of the record at `off`."""
-    size = _SIZE.unpack_from(batch, off + _SIZE_AT)[0] if off + HEADER_SIZE <= len(batch) else 0
+    size = SIZE_FIELD.unpack_from(batch, off + SIZE_OFFSET)[0] if off + HEADER_SIZE <= len(batch) else 0
     events, used = _decode_span(batch, off, off + align8(size))
     return events[0], off + used
 
@@ -379,7 +376,7 @@ def _decode_one(batch, off):
 def _skip(batch, off, k):
     """The offset of the record `k` records after the one at `off`."""
     for _ in range(k):
-        off += (_SIZE.unpack_from(batch, off + _SIZE_AT)[0] + 7) & ~7
+        off += (SIZE_FIELD.unpack_from(batch, off + SIZE_OFFSET)[0] + 7) & ~7
     return min(off, len(batch))
 
 
