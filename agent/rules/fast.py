@@ -1,0 +1,286 @@
+"""The rules' hot records in C (ext/rules_fast.c), the Python path kept as
+the reference.
+
+Most records of a run are opens and stats of paths already seen, and
+closes.  What the default rules do with such a record is count it:
+hot-spot adds a probe to its path, collision moves its clock; dataflow,
+missing-dependency and collision only need the first write, a read of a
+written path, a miss, or a lookup ending a search.  `FastPath` hands a
+raw batch to C, which handles the records that only change counts and
+stops at the first other one; that record (and the process events after
+it, which C never takes) goes through the interpreter and the rules as
+always, then C hears what they changed and goes on.  What C did is
+folded back into the interpreter and the rules at each stop, so whatever
+runs in Python next sees the state the reference would have: the event
+indices, each process's last event and fd table, the per-kind counts,
+hot-spot's counts, last probe times and probers, collision's clock.
+
+Used when every reader of opens and stats is one of the built-in rules
+that C knows (missing-dependency, dataflow, collision, hot-spot, once
+each, without a condition) and the extension is built;
+BATCHFLOW_RULES=python in the environment selects the reference alone.
+tests/test_rules_fast.py holds the two to the same findings and state.
+"""
+from __future__ import annotations
+
+import os
+import struct
+
+from .. import abi
+from ..events import AT_FDCWD, HEADER_SIZE, SIZE_FIELD, SIZE_OFFSET, Call, Kind, decode_records
+from ..graph.model import OPEN_ACCESS, Interpreter, open_access
+from ..openflags import O_CLOEXEC, O_TMPFILE
+from .builtin import WRITES, READS, Collision, Dataflow, HotSpot, MissingDependency
+from .engine import MAX_EVIDENCE
+from .primitives import PrimitiveSink
+
+NATIVE_ENV = "BATCHFLOW_RULES"
+K_OPEN, K_STAT, K_FD, K_FORK, K_WAIT = (int(k) for k in (
+    Kind.OPEN, Kind.STAT, Kind.FD, Kind.FORK, Kind.WAIT))
+C_CREAT = int(Call.CREAT)
+_KIND_OFFSET = abi.EVENT.offset["kind"]
+_C_KINDS = frozenset((K_OPEN, K_STAT, K_FD))       # what C may take: the rest is Python's
+_U32 = struct.Struct("=I")
+
+# The readers C stands in for: (rule class, the function the engine calls).
+_KNOWN = {
+    K_OPEN: {MissingDependency._lookup, Dataflow.on_primitive, Collision._open,
+             HotSpot.on_primitive},
+    K_STAT: {MissingDependency._lookup, HotSpot.on_primitive},
+}
+
+
+def wanted() -> bool:
+    """False when the environment asks for the reference alone."""
+    return os.environ.get(NATIVE_ENV, "").strip().lower() != "python"
+
+
+def rules_of(engine):
+    """{rule class: instance} of the readers of opens and stats, or None
+    when one of them is not a built-in C stands in for (a plugin, a rule
+    under a condition, a rule active twice)."""
+    found = {}
+    for kind in (K_OPEN, K_STAT):
+        for reader in engine.by_kind[kind]:
+            fn = getattr(reader, "__func__", None)
+            rule = getattr(reader, "__self__", None)
+            if fn not in _KNOWN[kind] or type(rule) not in (
+                    MissingDependency, Dataflow, Collision, HotSpot):
+                return None
+            if found.setdefault(type(rule), rule) is not rule:
+                return None
+    return found
+
+
+class NotingSink(PrimitiveSink):
+    """PrimitiveSink that also notes the resolved paths of the opens and
+    stats Python handles: C must hear what the rules now hold of them."""
+
+    def __init__(self, engine):
+        super().__init__(engine)
+        self.touched = set()
+
+    def event(self, idx, ev, proc, prev_idx, ref, access, use, gen):
+        if ref is not None and ev.kind <= K_STAT:
+            self.touched.add(ref.res.path)
+        PrimitiveSink.event(self, idx, ev, proc, prev_idx, ref, access, use, gen)
+
+
+class NotingInterpreter(Interpreter):
+    """The interpreter, telling `on_evict` when it forgets cached paths."""
+    on_evict = None
+
+    def _evict(self):
+        super()._evict()
+        if self.on_evict is not None:
+            self.on_evict()
+
+
+class FastPath:
+    """C for the hot records of raw batches fed to `source` (an EventSource
+    made with NotingSink and NotingInterpreter) and `engine`'s rules."""
+
+    def __init__(self, source, engine, rules):
+        from ..capture.native import RulesFast
+
+        self.source, self.engine = source, engine
+        self.interp, self.sink = source.interp, source.sink
+        c = self.c = RulesFast()
+        self.md = rules.get(MissingDependency)
+        self.df = rules.get(Dataflow)
+        self.col = rules.get(Collision)
+        self.hs = rules.get(HotSpot)
+        bits = (c.MISSING if self.md else 0) | (c.DATAFLOW if self.df else 0) | \
+            (c.COLLISION if self.col else 0) | (c.HOTSPOT if self.hs else 0)
+        c.rules(bits, self.hs.track_from if self.hs else 0, MAX_EVIDENCE)
+        self.refs = []            # ref id -> Ref (C's key table names them)
+        self.keys = set()         # C keys given
+        self.targets = {}         # resolved path -> target id
+        self.target_paths = []    # target id -> resolved path
+        self.flags = set()        # open flag words C knows
+        self.c_procs = set()      # pids C knows
+        self.records = 0          # records C handled (opens, stats, closes)
+        self.calls = 0
+        self.interp.on_evict = self._evicted
+
+    # --- feeding ------------------------------------------------------------
+
+    def feed_batch(self, batch: bytes):
+        """Feeds a batch of whole, 8-byte aligned records (as whole_records checks)."""
+        interp, c = self.interp, self.c
+        hs = self.hs
+        off, end = 0, len(batch)
+        no_deadline = c.NO_DEADLINE
+        while off < end:
+            run = c.feed(batch, off, interp.idx, interp.next_deadline if interp.held
+                         else no_deadline, hs.until_check if hs is not None else 0)
+            self.calls += 1
+            if run.offset != off:
+                self._took(run)
+                off = run.offset
+                if off >= end:
+                    break
+            # Python's: the record C stopped at, and the process events
+            # after it (C takes none of them: no call to learn that)
+            stop = off + ((SIZE_FIELD.unpack_from(batch, off + SIZE_OFFSET)[0] + 7) & ~7)
+            while stop + HEADER_SIZE <= end and batch[stop + _KIND_OFFSET] not in _C_KINDS:
+                stop += (SIZE_FIELD.unpack_from(batch, stop + SIZE_OFFSET)[0] + 7) & ~7
+            stop = min(stop, end)
+            self.python(decode_records(batch[off:stop])[0])
+            off = stop
+
+    def python(self, events):
+        """Events through the interpreter and the rules (the reference), then
+        what they changed of the processes and paths C knows, to C."""
+        self.source.feed(events)
+        pids = set()
+        for ev in events:
+            pids.add(ev.pid)
+            kind = ev.kind
+            if (kind == K_FORK or kind == K_WAIT) and ev.ret > 0:
+                pids.add(ev.ret)
+            elif kind <= K_STAT:
+                self._learn(ev)
+        for pid in pids:
+            self._sync_proc(pid)
+        touched = self.sink.touched
+        if touched:
+            for path in touched:
+                tid = self.targets.get(path)
+                if tid is not None:
+                    self._sync_target(tid, path)
+            touched.clear()
+
+    # --- what C did, to Python ------------------------------------------------
+
+    def _took(self, run):
+        interp = self.interp
+        opens, stats = run.opens, run.stats
+        self.records += opens + stats + run.closes
+        interp.idx = run.idx
+        interp.last_ts = run.last_ts
+        kcount = interp.kcount
+        kcount[K_OPEN] += opens
+        kcount[K_STAT] += stats
+        kcount[K_FD] += run.closes
+        self.engine.primitives += opens + stats
+        c, procs = self.c, interp.procs
+        if opens + stats:
+            for pid, last in c.lasts():
+                procs[pid].last[pid] = last
+        if opens or run.closes:
+            refs = self.refs
+            for pid, fd, ref, cloexec in c.fd_changes():
+                fds = procs[pid].fds
+                if ref < 0:
+                    fds.pop(fd, None)
+                else:
+                    fds[fd] = (refs[ref].res, bool(cloexec))
+        if opens and self.col is not None and run.max_open_ts > self.col.last_ts:
+            self.col.last_ts = run.max_open_ts
+        hs = self.hs
+        if hs is not None and opens + stats:
+            hs.until_check = run.until_check
+            paths, names = hs.paths, self.target_paths
+            for tid, count, last_ts in c.probes():
+                hs.absorb(paths[names[tid]], count, last_ts)
+            for tid, maker, count in c.makers():
+                paths[names[tid]][7][maker] += count
+
+    # --- what Python did, to C ------------------------------------------------
+
+    def _sync_proc(self, pid):
+        proc = self.interp.procs.get(pid)
+        last = None if proc is None or proc.exited else proc.last.get(pid)
+        if last is None:
+            if pid in self.c_procs:
+                self.c_procs.discard(pid)
+                self.c.drop_proc(pid)
+            return
+        md = self.md
+        bits = self.c.P_MISSES if md is not None and md.state.get(proc.iri) else 0
+        self.c.set_proc(pid, last, proc.cwd, bits)
+        self.c_procs.add(pid)
+
+    def _learn(self, ev):
+        """C learns the cache key of an open or stat Python handled, and its flags."""
+        path = ev.path
+        if not path:
+            return
+        interp = self.interp
+        if path[0] == 47:
+            ref = interp.cache.get(path)
+            key = b"A" + path
+        elif ev.dirfd == AT_FDCWD:
+            proc = interp.procs.get(ev.pid)
+            cwd = proc.cwd if proc is not None else None
+            if cwd is None:
+                return
+            ref = interp.cache.get((cwd, path))
+            key = b"R" + _U32.pack(len(cwd)) + cwd + path
+        else:
+            return
+        if ref is not None and key not in self.keys:
+            self.keys.add(key)
+            self.c.set_path(key, len(self.refs), self._target(ref.res.path))
+            self.refs.append(ref)
+        if ev.kind == K_OPEN and ev.arg0 not in self.flags and ev.call != C_CREAT:
+            self._learn_flags(ev.call, ev.arg0)
+
+    def _learn_flags(self, call, flags):
+        c = self.c
+        access = OPEN_ACCESS.get(flags) or open_access(call, flags)
+        bits = c.A_WRITES if access in WRITES else c.A_READS if access in READS else c.A_STAT
+        if flags & O_TMPFILE == O_TMPFILE:
+            bits |= c.A_TMPFILE
+        if flags & O_CLOEXEC:
+            bits |= c.A_CLOEXEC
+        c.set_flags(flags, bits)
+        self.flags.add(flags)
+
+    def _target(self, path):
+        tid = self.targets.get(path)
+        if tid is None:
+            tid = self.targets[path] = len(self.target_paths)
+            self.target_paths.append(path)
+            self._sync_target(tid, path)
+        return tid
+
+    def _sync_target(self, tid, path):
+        c = self.c
+        n = bits = 0
+        if self.hs is not None:
+            e = self.hs.paths.get(path)
+            if e is not None:
+                n = e[0]
+                if e[4] is not None:
+                    bits |= c.T_TRACKED
+        if self.df is not None and path in self.df.writer:
+            bits |= c.T_WRITTEN
+        c.set_target(tid, n, bits)
+
+    def _evicted(self):
+        # C's keys mirror the interpreter's cache: what it forgot, C forgets
+        self.c.clear_paths()
+        self.keys.clear()
+        self.refs.clear()
