@@ -15,6 +15,7 @@
  * fd), each path's probes, last probe time and who probed (run-length).
  * tests/test_rules_fast.py holds both to the same findings and state.
  */
+#define _GNU_SOURCE                /* memrchr */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -52,9 +53,11 @@ struct rf_proc {
 	struct rf_proc *next;
 	uint32_t pid;
 	uint32_t flags;        /* BF_RF_P_*, and RF_DIRTY */
-	uint64_t last;         /* index of its main thread's last event */
+	uint64_t last;         /* index of its main thread's last event handled here */
 	char *cwd;             /* NULL: unknown (relative paths go to Python) */
 	size_t cwd_len;
+	char *names;           /* missing-dependency's open searches: names, each NUL-ended */
+	size_t names_len, names_cap;
 };
 
 #define RF_DIRTY 0x100u
@@ -68,6 +71,8 @@ struct rf_target {
 	uint64_t last_ts;
 	int64_t run_at;        /* its last entry in `runs`, or -1 */
 	uint32_t flags;        /* BF_RF_T_*, and RF_DIRTY */
+	uint32_t name_len;     /* its last component (what missing-dependency looks up) */
+	char *name;
 };
 
 /* fd changes keyed by (pid, fd), the last one kept */
@@ -90,6 +95,10 @@ struct bf_rf {
 	size_t n_dirty_targets, cap_dirty_targets;
 	struct bf_rf_maker *runs;
 	size_t n_runs, cap_runs;
+	struct bf_rf_evidence *evidence;   /* probes of paths with fewer than min_n */
+	size_t n_evidence, cap_evidence;
+	struct bf_rf_logged *log;          /* records the rules must see, in order */
+	size_t n_log, cap_log;
 	struct bf_rf_fd *fds;
 	size_t n_fds, cap_fds;
 	struct rf_fdslot *fdslots;
@@ -131,13 +140,18 @@ void bf_rf_free(struct bf_rf *rf)
 		for (; p; p = next) {
 			next = p->next;
 			free(p->cwd);
+			free(p->names);
 			free(p);
 		}
 	}
 	free(rf->dirty_procs);
+	for (size_t i = 0; i < rf->n_targets; i++)
+		free(rf->targets[i].name);
 	free(rf->targets);
+	free(rf->log);
 	free(rf->dirty_targets);
 	free(rf->runs);
+	free(rf->evidence);
 	free(rf->fds);
 	free(rf->fdslots);
 	free(rf->flag_keys);
@@ -294,7 +308,8 @@ static const struct rf_path *path_get(const struct bf_rf *rf, const char *key, s
 
 /* ---- targets ---- */
 
-int bf_rf_set_target(struct bf_rf *rf, int32_t target, uint64_t n, unsigned flags)
+int bf_rf_set_target(struct bf_rf *rf, int32_t target, uint64_t n, unsigned flags,
+                     const char *path, size_t path_len)
 {
 	if (target < 0) {
 		errno = EINVAL;
@@ -314,8 +329,20 @@ int bf_rf_set_target(struct bf_rf *rf, int32_t target, uint64_t n, unsigned flag
 		errno = EBUSY;
 		return -1;
 	}
+	if (path) {
+		const char *slash = path_len ? memrchr(path, '/', path_len) : NULL;
+		size_t from = slash ? (size_t)(slash - path) + 1 : 0;
+		char *name = malloc(path_len - from + 1);
+		if (!name)
+			return -1;
+		memcpy(name, path + from, path_len - from);
+		free(t->name);
+		t->name = name;
+		t->name_len = (uint32_t)(path_len - from);
+	}
 	t->n = n;
-	t->flags = (t->flags & RF_DIRTY) | (flags & (BF_RF_T_WRITTEN | BF_RF_T_TRACKED));
+	t->flags = (t->flags & RF_DIRTY) |
+		(flags & (BF_RF_T_WRITTEN | BF_RF_T_TRACKED | BF_RF_T_WATCHED));
 	return 0;
 }
 
@@ -329,14 +356,10 @@ static struct rf_proc *proc_get(const struct bf_rf *rf, uint32_t pid)
 	return NULL;
 }
 
-int bf_rf_set_proc(struct bf_rf *rf, uint32_t pid, uint64_t last, const char *cwd,
-                   int64_t cwd_len, unsigned flags)
+int bf_rf_set_proc(struct bf_rf *rf, uint32_t pid, const char *cwd, int64_t cwd_len,
+                   const char *names, size_t names_len)
 {
 	struct rf_proc *p = proc_get(rf, pid);
-	if (p && (p->flags & RF_DIRTY)) {
-		errno = EBUSY;         /* its last index not taken yet */
-		return -1;
-	}
 	char *c = NULL;
 	if (cwd_len >= 0) {
 		c = malloc(cwd_len ? (size_t)cwd_len : 1);
@@ -357,9 +380,44 @@ int bf_rf_set_proc(struct bf_rf *rf, uint32_t pid, uint64_t last, const char *cw
 	free(p->cwd);
 	p->cwd = c;
 	p->cwd_len = cwd_len >= 0 ? (size_t)cwd_len : 0;
-	p->last = last;
-	p->flags = flags & BF_RF_P_MISSES;
+	p->names_len = 0;
+	if (names_len) {
+		if (grow((void **)&p->names, &p->names_cap, names_len, 1) < 0)
+			return -1;
+		memcpy(p->names, names, names_len);
+		p->names_len = names_len;
+	}
 	return 0;
+}
+
+/* The offset of `name` in p's open searches, or -1. */
+static long pending_at(const struct rf_proc *p, const char *name, size_t len)
+{
+	for (size_t at = 0; at < p->names_len;) {
+		size_t l = strlen(p->names + at);
+		if (l == len && memcmp(p->names + at, name, len) == 0)
+			return (long)at;
+		at += l + 1;
+	}
+	return -1;
+}
+
+static int pending_add(struct rf_proc *p, const char *name, size_t len)
+{
+	if (pending_at(p, name, len) >= 0)
+		return 0;
+	if (grow((void **)&p->names, &p->names_cap, p->names_len + len + 1, 1) < 0)
+		return -1;
+	memcpy(p->names + p->names_len, name, len);
+	p->names[p->names_len + len] = 0;
+	p->names_len += len + 1;
+	return 0;
+}
+
+static void pending_drop(struct rf_proc *p, long at, size_t len)
+{
+	memmove(p->names + at, p->names + at + len + 1, p->names_len - (size_t)at - len - 1);
+	p->names_len -= len + 1;
 }
 
 int bf_rf_drop_proc(struct bf_rf *rf, uint32_t pid)
@@ -367,12 +425,9 @@ int bf_rf_drop_proc(struct bf_rf *rf, uint32_t pid)
 	struct rf_proc **pp = &rf->procs[pid % PROC_BUCKETS];
 	for (struct rf_proc *p = *pp; p; pp = &p->next, p = p->next)
 		if (p->pid == pid) {
-			if (p->flags & RF_DIRTY) {
-				errno = EBUSY;
-				return -1;
-			}
-			*pp = p->next;
+			*pp = p->next;        /* (its last index: the process has ended) */
 			free(p->cwd);
+			free(p->names);
 			free(p);
 			return 1;
 		}
@@ -441,8 +496,16 @@ static int note_fd(struct bf_rf *rf, uint32_t pid, int64_t fd, int32_t ref, int 
 }
 
 static int note_probe(struct bf_rf *rf, int32_t id, struct rf_target *t, uint64_t ts,
-                      uint64_t maker)
+                      uint64_t maker, uint64_t idx)
 {
+	if (t->n < rf->min_n) {    /* one of its first probes: its evidence */
+		if (grow((void **)&rf->evidence, &rf->cap_evidence, rf->n_evidence + 1,
+		         sizeof(*rf->evidence)) < 0)
+			return -1;
+		rf->evidence[rf->n_evidence].target = id;
+		rf->evidence[rf->n_evidence].idx = idx;
+		rf->n_evidence++;
+	}
 	if (!(t->flags & RF_DIRTY)) {
 		if (grow((void **)&rf->dirty_targets, &rf->cap_dirty_targets,
 		         rf->n_dirty_targets + 1, sizeof(*rf->dirty_targets)) < 0)
@@ -519,6 +582,25 @@ long bf_rf_sync_targets(struct bf_rf *rf, struct bf_rf_probes *out, size_t max)
 	return (long)n;
 }
 
+long bf_rf_sync_log(struct bf_rf *rf, struct bf_rf_logged *out, size_t max)
+{
+	size_t n = rf->n_log < max ? rf->n_log : max;
+	memcpy(out, rf->log, n * sizeof(*out));
+	memmove(rf->log, rf->log + n, (rf->n_log - n) * sizeof(*out));
+	rf->n_log -= n;
+	return (long)n;
+}
+
+long bf_rf_sync_evidence(struct bf_rf *rf, struct bf_rf_evidence *out, size_t max)
+{
+	/* from the start: the order of a path's evidence is kept */
+	size_t n = rf->n_evidence < max ? rf->n_evidence : max;
+	memcpy(out, rf->evidence, n * sizeof(*out));
+	memmove(rf->evidence, rf->evidence + n, (rf->n_evidence - n) * sizeof(*out));
+	rf->n_evidence -= n;
+	return (long)n;
+}
+
 long bf_rf_sync_makers(struct bf_rf *rf, struct bf_rf_maker *out, size_t max)
 {
 	size_t n = rf->n_runs < max ? rf->n_runs : max;
@@ -531,6 +613,12 @@ long bf_rf_sync_makers(struct bf_rf *rf, struct bf_rf_maker *out, size_t max)
 }
 
 /* ---- the loop ---- */
+
+/* Whether the record at `raw` (whole) goes to Python whatever Python
+ * tells this state first: the driver hands such records to Python with
+ * the one C stopped at, without asking again. */
+static int surely_python(const struct bf_rf *rf, const char *raw);
+
 
 #define LOAD(dst, field) do { \
 	_Static_assert(sizeof(dst) == sizeof(((struct bf_event *)0)->field), #field); \
@@ -629,24 +717,59 @@ int bf_rf_feed(struct bf_rf *rf, const char *buf, size_t len, struct bf_rf_run *
 				goto stop;
 			access = a - 1;
 		}
-		/* what a rule must see one by one goes to Python */
-		if (ret == -ENOENT && (rules & BF_RF_MISSING))
-			goto stop;
+		/* What a rule must see one by one is logged for Python: a miss
+		 * (and the lookup that ends a search), a write, a read of a
+		 * written path.  The rest only counts. */
 		struct rf_target *t = &rf->targets[ps->target];
-		if (ret >= 0) {
-			if ((rules & BF_RF_MISSING) && (p->flags & BF_RF_P_MISSES))
-				goto stop;    /* a found name ends a search */
-			if ((access & BF_RF_A_WRITES) && (rules & (BF_RF_DATAFLOW | BF_RF_COLLISION)))
-				goto stop;
-			if ((access & BF_RF_A_READS) && (rules & BF_RF_DATAFLOW) &&
-			    (t->flags & BF_RF_T_WRITTEN))
-				goto stop;
+		int logged = 0;
+		long found = -1;
+		if (rules & BF_RF_MISSING) {
+			if (ret == -ENOENT)
+				logged = 1;
+			else if (ret >= 0 && p->names_len &&
+			         (found = pending_at(p, t->name, t->name_len)) >= 0)
+				logged = 1;
 		}
+		if (ret >= 0 && (((access & BF_RF_A_WRITES) &&
+		                  (rules & (BF_RF_DATAFLOW | BF_RF_COLLISION))) ||
+		                 ((access & BF_RF_A_READS) && (rules & BF_RF_DATAFLOW) &&
+		                  (t->flags & BF_RF_T_WRITTEN))))
+			logged = 1;
 		if (hot) {
-			if (t->n < rf->min_n || until_check <= 1 ||
-			    (!(t->flags & BF_RF_T_TRACKED) && t->n + 1 >= rf->track_from))
-				goto stop;    /* its evidence, its check, its first counted prober */
-			if (note_probe(rf, ps->target, t, ts, (uint64_t)pid << 3 | kind) < 0)
+			if (until_check <= 1)
+				goto stop;    /* its check is Python's */
+			if (logged) {
+				/* Python makes its probe: after those counted here,
+				 * it would be out of order */
+				if (t->pend)
+					goto stop;
+			} else if (!t->n ||
+			           (!(t->flags & BF_RF_T_TRACKED) && t->n + 1 >= rf->track_from)) {
+				goto stop;    /* its entry, its first counted prober */
+			}
+		}
+		if (logged) {
+			if (grow((void **)&rf->log, &rf->cap_log, rf->n_log + 1, sizeof(*rf->log)) < 0)
+				return -1;
+			rf->log[rf->n_log].offset = off;
+			rf->log[rf->n_log].idx = idx;
+			rf->log[rf->n_log].target = ps->target;
+			rf->n_log++;
+			if (ret == -ENOENT && t->name_len && pending_add(p, t->name, t->name_len) < 0)
+				return -1;
+			if (found >= 0)
+				pending_drop(p, found, t->name_len);
+			if (ret >= 0 && (access & BF_RF_A_WRITES) && (t->flags & BF_RF_T_WATCHED))
+				t->flags |= BF_RF_T_WRITTEN;
+			if (hot) {        /* the probe Python makes, mirrored (a new entry
+			                   * counts its probers from its second probe) */
+				if (t->n && !(t->flags & BF_RF_T_TRACKED) && t->n + 1 >= rf->track_from)
+					t->flags |= BF_RF_T_TRACKED;
+				t->n++;
+				until_check--;
+			}
+		} else if (hot) {
+			if (note_probe(rf, ps->target, t, ts, (uint64_t)pid << 3 | kind, idx) < 0)
 				return -1;
 			until_check--;
 		}
@@ -674,7 +797,45 @@ stop:
 	if (off > len)
 		off = len;
 	run->offset = off;
+	size_t resume = off;
+	while (resume < len) {     /* the records after this one that Python takes too */
+		uint16_t size;
+		if (len - resume < BF_HEADER_SIZE)
+			break;
+		memcpy(&size, buf + resume + offsetof(struct bf_event, size), sizeof(size));
+		if (size < BF_HEADER_SIZE)
+			break;            /* damaged: the decoder says how */
+		resume += rf_align8(size);
+		if (resume >= len || len - resume < BF_HEADER_SIZE ||
+		    !surely_python(rf, buf + resume))
+			break;
+	}
+	if (resume < off || resume > len || (off < len && resume == off))
+		resume = len;
+	run->resume = resume;
+	run->pending_procs = rf->n_dirty_procs;
+	run->pending_fds = rf->n_fds;
+	run->pending_probes = rf->n_dirty_targets;
+	run->pending_evidence = rf->n_evidence;
+	run->pending_makers = rf->n_runs;
+	run->pending_log = rf->n_log;
 	run->idx = idx;
 	run->until_check = until_check;
 	return 0;
+}
+
+static int surely_python(const struct bf_rf *rf, const char *raw)
+{
+	(void)rf;   /* (static: the record alone says) */
+	uint8_t kind, call;
+	uint32_t pid, tid;
+	LOAD(kind, kind);
+	LOAD(call, call);
+	if (kind == BF_FD)
+		return call != BF_SYS_CLOSE;
+	if (kind != BF_OPEN && kind != BF_STAT)
+		return 1;
+	LOAD(pid, pid);
+	LOAD(tid, tid);
+	return tid != pid || (kind == BF_OPEN && call == BF_SYS_CREAT);
 }

@@ -27,20 +27,22 @@ import os
 import struct
 
 from .. import abi
-from ..events import AT_FDCWD, HEADER_SIZE, SIZE_FIELD, SIZE_OFFSET, Call, Kind, decode_records
-from ..graph.model import OPEN_ACCESS, Interpreter, open_access
+from ..events import AT_FDCWD, HEADER, SIZE_FIELD, SIZE_OFFSET, Call, Kind, decode_records
+from ..graph.model import OPEN_ACCESS, STAT, Interpreter, open_access
 from ..openflags import O_CLOEXEC, O_TMPFILE
 from .builtin import WRITES, READS, Collision, Dataflow, HotSpot, MissingDependency
 from .engine import MAX_EVIDENCE
-from .primitives import PrimitiveSink
+from .primitives import Primitive, PrimitiveSink
+
+_new = object.__new__
 
 NATIVE_ENV = "BATCHFLOW_RULES"
 K_OPEN, K_STAT, K_FD, K_FORK, K_WAIT = (int(k) for k in (
     Kind.OPEN, Kind.STAT, Kind.FD, Kind.FORK, Kind.WAIT))
 C_CREAT = int(Call.CREAT)
-_KIND_OFFSET = abi.EVENT.offset["kind"]
-_C_KINDS = frozenset((K_OPEN, K_STAT, K_FD))       # what C may take: the rest is Python's
 _U32 = struct.Struct("=I")
+_PID = struct.Struct("=I")
+_PID_OFFSET = abi.EVENT.offset["pid"]
 
 # The readers C stands in for: (rule class, the function the engine calls).
 _KNOWN = {
@@ -117,9 +119,13 @@ class FastPath:
         self.keys = set()         # C keys given
         self.targets = {}         # resolved path -> target id
         self.target_paths = []    # target id -> resolved path
+        self.entries = []         # target id -> hot-spot's entry of it (None: not looked up yet)
         self.flags = set()        # open flag words C knows
-        self.c_procs = set()      # pids C knows
+        self.access_of = {}       # open flag word -> its access (what a Primitive says)
+        self.comms = {}           # raw comm -> str, for the records C logs
+        self.c_procs = {}         # pid -> what C was told of it (Proc, cwd, open searches)
         self.records = 0          # records C handled (opens, stats, closes)
+        self.pending = False      # counts in C that sync_counts has not taken yet
         self.calls = 0
         self.interp.on_evict = self._evicted
 
@@ -136,18 +142,39 @@ class FastPath:
                          else no_deadline, hs.until_check if hs is not None else 0)
             self.calls += 1
             if run.offset != off:
-                self._took(run)
+                self._took(run, batch)
                 off = run.offset
                 if off >= end:
                     break
-            # Python's: the record C stopped at, and the process events
-            # after it (C takes none of them: no call to learn that)
-            stop = off + ((SIZE_FIELD.unpack_from(batch, off + SIZE_OFFSET)[0] + 7) & ~7)
-            while stop + HEADER_SIZE <= end and batch[stop + _KIND_OFFSET] not in _C_KINDS:
-                stop += (SIZE_FIELD.unpack_from(batch, stop + SIZE_OFFSET)[0] + 7) & ~7
-            stop = min(stop, end)
-            self.python(decode_records(batch[off:stop])[0])
+            # Python's: the record C stopped at, and those after it C
+            # would surely stop at too (C says where they end)
+            stop = run.resume
+            if interp.held:
+                # and the records of processes whose events wait for their
+                # FORK (held): C knows none of them
+                held, procs = interp.held, interp.procs
+                while stop < end:
+                    pid = _PID.unpack_from(batch, stop + _PID_OFFSET)[0]
+                    if pid not in held and pid in procs:
+                        break
+                    stop += (SIZE_FIELD.unpack_from(batch, stop + SIZE_OFFSET)[0] + 7) & ~7
+                stop = min(stop, end)
+            events = decode_records(batch[off:stop])[0]
+            if self.pending:
+                for ev in events:
+                    if ev.kind <= K_STAT:       # a probe: hot-spot reads its counts
+                        self.sync_counts()
+                        break
+            self.python(events)
             off = stop
+        if self.pending:
+            self.sync_counts()
+
+    def feed(self, events):
+        """Decoded events (a damaged batch's), through Python."""
+        if self.pending:
+            self.sync_counts()
+        self.python(events)
 
     def python(self, events):
         """Events through the interpreter and the rules (the reference), then
@@ -173,7 +200,11 @@ class FastPath:
 
     # --- what C did, to Python ------------------------------------------------
 
-    def _took(self, run):
+    def _took(self, run, batch):
+        """What C did that Python needs before its next record: the event
+        index, the counts, the fd tables, the records rules must see.
+        (Hot-spot's counts and each process's last event wait for
+        sync_counts: nothing Python does before reads them.)"""
         interp = self.interp
         opens, stats = run.opens, run.stats
         self.records += opens + stats + run.closes
@@ -184,13 +215,9 @@ class FastPath:
         kcount[K_STAT] += stats
         kcount[K_FD] += run.closes
         self.engine.primitives += opens + stats
-        c, procs = self.c, interp.procs
-        if opens + stats:
-            for pid, last in c.lasts():
-                procs[pid].last[pid] = last
-        if opens or run.closes:
-            refs = self.refs
-            for pid, fd, ref, cloexec in c.fd_changes():
+        if run.pending_fds:
+            procs, refs = interp.procs, self.refs
+            for pid, ref, fd, cloexec in self.c.fd_changes():
                 fds = procs[pid].fds
                 if ref < 0:
                     fds.pop(fd, None)
@@ -198,29 +225,80 @@ class FastPath:
                     fds[fd] = (refs[ref].res, bool(cloexec))
         if opens and self.col is not None and run.max_open_ts > self.col.last_ts:
             self.col.last_ts = run.max_open_ts
+        if run.pending_log:
+            self._logged(self.c.log(), batch)
+        if self.hs is not None:
+            self.hs.until_check = run.until_check
+        self.pending = True
+
+    def sync_counts(self):
+        """Hot-spot's probes counted in C, and each process's last event:
+        before Python makes a probe (a check reads the counts), at the end
+        of each batch (the state is the reference's between batches).
+        The top two stay exact whatever order the counts are added in (see
+        HotSpot._promote)."""
+        self.pending = False
+        c = self.c
+        procs = self.interp.procs
+        for pid, last in c.lasts():
+            # (Python's is newer when it handled the process's later records)
+            last_of = procs[pid].last
+            if last > last_of.get(pid, -1):
+                last_of[pid] = last
         hs = self.hs
-        if hs is not None and opens + stats:
-            hs.until_check = run.until_check
-            paths, names = hs.paths, self.target_paths
-            for tid, count, last_ts in c.probes():
-                hs.absorb(paths[names[tid]], count, last_ts)
-            for tid, maker, count in c.makers():
-                paths[names[tid]][7][maker] += count
+        if hs is None:
+            return
+        entries, absorb = self.entries, hs.absorb
+        for tid, count, last_ts in c.probes():
+            e = entries[tid]
+            if e is None:
+                e = entries[tid] = hs.paths[self.target_paths[tid]]
+            absorb(e, count, last_ts)
+        for tid, idx in c.evidence():
+            entries[tid][3].append(idx)
+        for tid, maker, count in c.makers():
+            entries[tid][7][maker] += count
+
+    def _logged(self, rows, batch):
+        """The records C handled that rules must see one by one (a miss, a
+        write, a read of a written path, a lookup ending a search): their
+        Primitives, to every reader of their kind, in order (before the
+        probes C counted after them)."""
+        unpack = HEADER.unpack_from
+        procs, paths, readers = self.interp.procs, self.target_paths, self.engine.by_kind
+        comms, access_of = self.comms, self.access_of
+        for off, idx, tid in rows:
+            (ts, pid, tid_, _ppid, _uid, ret, arg0, _arg1, _dirfd, _size, kind, call,
+             _pl, _al, _argc, _trunc, _slot, _pad, raw_comm) = unpack(batch, off)
+            comm = comms.get(raw_comm)
+            if comm is None:
+                comm = comms[raw_comm] = raw_comm.split(b"\0", 1)[0].decode("utf-8", "replace")
+            proc = procs[pid]
+            p = _new(Primitive)
+            p.ts, p.idx, p.proc, p.pid, p.tid, p.comm = ts, idx, proc.iri, pid, tid_, comm
+            p.kind, p.call, p.path, p.ret, p.uid = kind, call, paths[tid], ret, proc.uid
+            p.access = access_of[arg0] if kind == K_OPEN else STAT
+            p.code, p.signal, p.child = -1, 0, None
+            for fn in readers[kind]:
+                fn(p)
 
     # --- what Python did, to C ------------------------------------------------
 
     def _sync_proc(self, pid):
+        """C learns whether it may handle pid's records, its cwd and its open
+        searches; only what changed is said (its last event C keeps for itself)."""
         proc = self.interp.procs.get(pid)
-        last = None if proc is None or proc.exited else proc.last.get(pid)
-        if last is None:
-            if pid in self.c_procs:
-                self.c_procs.discard(pid)
+        c_procs = self.c_procs
+        if proc is None or proc.exited or proc.last.get(pid) is None:
+            if c_procs.pop(pid, None) is not None:
                 self.c.drop_proc(pid)
             return
         md = self.md
-        bits = self.c.P_MISSES if md is not None and md.state.get(proc.iri) else 0
-        self.c.set_proc(pid, last, proc.cwd, bits)
-        self.c_procs.add(pid)
+        st = md.state.get(proc.iri) if md is not None else None
+        said = (proc, proc.cwd, b"".join(name + b"\0" for name in st) if st else b"")
+        if c_procs.get(pid) != said:
+            c_procs[pid] = said
+            self.c.set_proc(pid, said[1], said[2])
 
     def _learn(self, ev):
         """C learns the cache key of an open or stat Python handled, and its flags."""
@@ -257,16 +335,18 @@ class FastPath:
             bits |= c.A_CLOEXEC
         c.set_flags(flags, bits)
         self.flags.add(flags)
+        self.access_of[flags] = access
 
     def _target(self, path):
         tid = self.targets.get(path)
         if tid is None:
             tid = self.targets[path] = len(self.target_paths)
             self.target_paths.append(path)
-            self._sync_target(tid, path)
+            self.entries.append(None)
+            self._sync_target(tid, path, new=True)
         return tid
 
-    def _sync_target(self, tid, path):
+    def _sync_target(self, tid, path, new=False):
         c = self.c
         n = bits = 0
         if self.hs is not None:
@@ -275,9 +355,13 @@ class FastPath:
                 n = e[0]
                 if e[4] is not None:
                     bits |= c.T_TRACKED
-        if self.df is not None and path in self.df.writer:
-            bits |= c.T_WRITTEN
-        c.set_target(tid, n, bits)
+        df = self.df
+        if df is not None:
+            if path in df.writer:
+                bits |= c.T_WRITTEN
+            if df.watched(path):
+                bits |= c.T_WATCHED
+        c.set_target(tid, n, bits, path if new else None)
 
     def _evicted(self):
         # C's keys mirror the interpreter's cache: what it forgot, C forgets

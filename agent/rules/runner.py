@@ -98,7 +98,7 @@ class RuleRunner:
 
     def feed(self, events):
         if self.native:
-            self.fast.python(events)       # C hears what changed
+            self.fast.feed(events)         # C hears what changed
         else:
             self.source.feed(events)
 
