@@ -14,9 +14,14 @@ journal is read back
                rules` runs it (agent.rules.runner.run_offline), with no rule:
                no Primitive is built, since no rule reads any kind
   rules-gc-default
-               the default rule set (every built-in rule), Python's cyclic
-               collector at its defaults (what offline_gc() changes)
-  rules        the default rule set as `batchflow rules` runs it
+               the default rule set (every built-in rule) through the Python
+               path, Python's cyclic collector at its defaults (what
+               offline_gc() changes)
+  rules        the default rule set as `batchflow rules` runs it (the hot
+               records of the journal's batches in C, agent/rules/fast.py,
+               when the extension is built)
+  rules-python the same through the Python path alone (BATCHFLOW_RULES=python:
+               the reference the C path is held to)
 
 and events/s of each is reported, best of --repeat (the stages taken in turn,
 --repeat times).  The rules' own cost
@@ -87,13 +92,14 @@ def offline(path, mode):
         symptoms = []
     else:
         engine = Engine() if mode == "interp" else activate(built_in_config())
-        if mode in ("interp", "rules"):
+        if mode in ("interp", "rules", "rules-python"):
             # what `batchflow rules FILE` does (run_offline: offline_gc() on)
-            symptoms = run_offline(path, engine, "journal")[0]
+            symptoms = run_offline(path, engine, "journal",
+                                   native=False if mode == "rules-python" else None)[0]
         else:
             # rules-gc-default: the same, Python's collector left at its defaults
             jr = read_journal(path)
-            runner = RuleRunner(engine, jr.run)
+            runner = RuleRunner(engine, jr.run, native=False)
             runner.feed(jr.events)
             symptoms = runner.finish()
         n = engine.primitives
@@ -251,7 +257,7 @@ def main():
     with tempfile.TemporaryDirectory(prefix="bf-bench-rules-") as d:
         path = os.path.join(d, "bench.journal")
         make_journal(path, args.events)
-        modes = ("read", "interp", "rules-gc-default", "rules")
+        modes = ("read", "interp", "rules-gc-default", "rules-python", "rules")
         runs = {mode: [] for mode in modes}
         for _ in range(args.repeat):      # interleaved: a mode run late in the process is
             for mode in modes:            # not the only one to meet a grown, fragmented heap

@@ -551,6 +551,8 @@ long bf_rf_sync_procs(struct bf_rf *rf, struct bf_rf_last *out, size_t max)
 
 long bf_rf_sync_fds(struct bf_rf *rf, struct bf_rf_fd *out, size_t max)
 {
+	if (!rf->n_fds || !max)
+		return 0;          /* (no array yet: nothing to copy from) */
 	size_t n = rf->n_fds < max ? rf->n_fds : max;
 	memcpy(out, rf->fds + rf->n_fds - n, n * sizeof(*out));
 	rf->n_fds -= n;
@@ -584,6 +586,8 @@ long bf_rf_sync_targets(struct bf_rf *rf, struct bf_rf_probes *out, size_t max)
 
 long bf_rf_sync_log(struct bf_rf *rf, struct bf_rf_logged *out, size_t max)
 {
+	if (!rf->n_log || !max)
+		return 0;          /* (no array yet: nothing to copy from) */
 	size_t n = rf->n_log < max ? rf->n_log : max;
 	memcpy(out, rf->log, n * sizeof(*out));
 	memmove(rf->log, rf->log + n, (rf->n_log - n) * sizeof(*out));
@@ -593,6 +597,8 @@ long bf_rf_sync_log(struct bf_rf *rf, struct bf_rf_logged *out, size_t max)
 
 long bf_rf_sync_evidence(struct bf_rf *rf, struct bf_rf_evidence *out, size_t max)
 {
+	if (!rf->n_evidence || !max)
+		return 0;          /* (no array yet: nothing to copy from) */
 	/* from the start: the order of a path's evidence is kept */
 	size_t n = rf->n_evidence < max ? rf->n_evidence : max;
 	memcpy(out, rf->evidence, n * sizeof(*out));
@@ -603,6 +609,8 @@ long bf_rf_sync_evidence(struct bf_rf *rf, struct bf_rf_evidence *out, size_t ma
 
 long bf_rf_sync_makers(struct bf_rf *rf, struct bf_rf_maker *out, size_t max)
 {
+	if (!rf->n_runs || !max)
+		return 0;          /* (no array yet: nothing to copy from) */
 	size_t n = rf->n_runs < max ? rf->n_runs : max;
 	memcpy(out, rf->runs + rf->n_runs - n, n * sizeof(*out));
 	rf->n_runs -= n;
