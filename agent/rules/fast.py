@@ -125,9 +125,19 @@ class FastPath:
         self.comms = {}           # raw comm -> str, for the records C logs
         self.c_procs = {}         # pid -> what C was told of it (Proc, cwd, open searches)
         self.records = 0          # records C handled (opens, stats, closes)
-        self.pending = False      # counts in C that sync_counts has not taken yet
+        self.pending = False      # hot-spot counts in C that sync_counts has not taken yet
+        self.lasts_pending = False  # and processes' last events
         self.calls = 0
         self.interp.on_evict = self._evicted
+        # The readers of opens and stats, for the records C logs; the
+        # engine's own call hot-spot through _probe, which takes C's counts
+        # first when the probe needs them.
+        self.readers = {k: engine.by_kind[k] for k in (K_OPEN, K_STAT)}
+        if self.hs is not None:
+            own = self.hs.on_primitive
+            for k in (K_OPEN, K_STAT):
+                engine.by_kind[k] = tuple(self._probe if fn == own else fn
+                                          for fn in engine.by_kind[k])
 
     # --- feeding ------------------------------------------------------------
 
@@ -159,20 +169,14 @@ class FastPath:
                         break
                     stop += (SIZE_FIELD.unpack_from(batch, stop + SIZE_OFFSET)[0] + 7) & ~7
                 stop = min(stop, end)
-            events = decode_records(batch[off:stop])[0]
-            if self.pending:
-                for ev in events:
-                    if ev.kind <= K_STAT:       # a probe: hot-spot reads its counts
-                        self.sync_counts()
-                        break
-            self.python(events)
+            self.python(decode_records(batch[off:stop])[0])
             off = stop
-        if self.pending:
+        if self.pending or self.lasts_pending:
             self.sync_counts()
 
     def feed(self, events):
         """Decoded events (a damaged batch's), through Python."""
-        if self.pending:
+        if self.pending or self.lasts_pending:
             self.sync_counts()
         self.python(events)
 
@@ -229,22 +233,26 @@ class FastPath:
             self._logged(self.c.log(), batch)
         if self.hs is not None:
             self.hs.until_check = run.until_check
-        self.pending = True
+        self.pending = self.lasts_pending = True
 
-    def sync_counts(self):
+    def sync_counts(self, lasts=True):
         """Hot-spot's probes counted in C, and each process's last event:
-        before Python makes a probe (a check reads the counts), at the end
-        of each batch (the state is the reference's between batches).
+        before a probe that needs them (_probe: the counts only, since
+        Python is amid a span whose processes C has not heard of yet), at
+        the end of each batch (the state is the reference's between
+        batches: every process C knows is live, as Python last said).
         The top two stay exact whatever order the counts are added in (see
         HotSpot._promote)."""
         self.pending = False
         c = self.c
-        procs = self.interp.procs
-        for pid, last in c.lasts():
-            # (Python's is newer when it handled the process's later records)
-            last_of = procs[pid].last
-            if last > last_of.get(pid, -1):
-                last_of[pid] = last
+        if lasts:
+            self.lasts_pending = False
+            procs = self.interp.procs
+            for pid, last in c.lasts():
+                # (Python's is newer when it handled the process's later records)
+                last_of = procs[pid].last
+                if last > last_of.get(pid, -1):
+                    last_of[pid] = last
         hs = self.hs
         if hs is None:
             return
@@ -259,14 +267,25 @@ class FastPath:
         for tid, maker, count in c.makers():
             entries[tid][7][maker] += count
 
+    def _probe(self, p):
+        """hot-spot's probe of a record Python handles.  C's counts wait
+        unless this probe needs them: one of the paths C counted (its
+        count, evidence and probers go on from C's), or a check (it reads
+        them all).  Probes of other paths may come first: the two most
+        probed stay exact whatever order the counts are added in."""
+        if self.pending and (p.path in self.targets or self.hs.until_check <= 1):
+            self.sync_counts(lasts=False)
+        self.hs.on_primitive(p)
+
     def _logged(self, rows, batch):
         """The records C handled that rules must see one by one (a miss, a
         write, a read of a written path, a lookup ending a search): their
         Primitives, to every reader of their kind, in order (before the
         probes C counted after them)."""
         unpack = HEADER.unpack_from
-        procs, paths, readers = self.interp.procs, self.target_paths, self.engine.by_kind
+        procs, paths, readers = self.interp.procs, self.target_paths, self.readers
         comms, access_of = self.comms, self.access_of
+        md_logs = self.md is not None
         for off, idx, tid in rows:
             (ts, pid, tid_, _ppid, _uid, ret, arg0, _arg1, _dirfd, _size, kind, call,
              _pl, _al, _argc, _trunc, _slot, _pad, raw_comm) = unpack(batch, off)
@@ -281,6 +300,9 @@ class FastPath:
             p.code, p.signal, p.child = -1, 0, None
             for fn in readers[kind]:
                 fn(p)
+            if md_logs:
+                # C changed its open searches too: what Python told it is stale
+                self.c_procs[pid] = ()
 
     # --- what Python did, to C ------------------------------------------------
 
