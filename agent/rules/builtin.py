@@ -496,6 +496,7 @@ class HotSpot(Rule):
         e = self.paths.get(path)
         if e is None:
             e = self.paths[path] = [1, p.ts, p.ts, [p.idx], None, len(self.paths), path, None]
+            n = 1
         else:
             n = e[0] = e[0] + 1
             e[2] = p.ts
@@ -512,7 +513,17 @@ class HotSpot(Rule):
                 e[4] = [p.pid << 3 | p.kind]
                 e[7] = collections.Counter()
         if e is not self.first:
-            self._promote(e)
+            # _promote, inline (the hot path): most probes change neither
+            # of the two most probed
+            second = self.second
+            if second is None:
+                self._rank(e)
+            elif e is second:
+                first = self.first
+                if n > first[0] or (n == first[0] and e[5] < first[5]):     # _ahead(e, first)
+                    self.first, self.second = e, first
+            elif n > second[0] or (n == second[0] and e[5] < second[5]):  # _ahead(e, second)
+                self._rank(e)
         self.until_check -= 1
         if not self.until_check:
             self.until_check = self.params["check_every"]

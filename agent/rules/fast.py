@@ -37,6 +37,8 @@ from .primitives import Primitive, PrimitiveSink
 _new = object.__new__
 
 NATIVE_ENV = "BATCHFLOW_RULES"
+STOPS_WORTH = 16          # records C must take per stop to go on (a stop costs about that)
+PAUSE_MAX = 64            # batches through Python alone, at most, before C is tried again
 K_OPEN, K_STAT, K_FD, K_FORK, K_WAIT = (int(k) for k in (
     Kind.OPEN, Kind.STAT, Kind.FD, Kind.FORK, Kind.WAIT))
 C_CREAT = int(Call.CREAT)
@@ -125,6 +127,9 @@ class FastPath:
         self.comms = {}           # raw comm -> str, for the records C logs
         self.c_procs = {}         # pid -> what C was told of it (Proc, cwd, open searches)
         self.records = 0          # records C handled (opens, stats, closes)
+        self.rest = self.pause = 0  # batches left for Python alone; the last pause
+        self.worth = STOPS_WORTH  # (0: C never pauses)
+        self.paused = False       # C knows no process (Python alone since _suspend)
         self.pending = False      # hot-spot counts in C that sync_counts has not taken yet
         self.lasts_pending = False  # and processes' last events
         self.calls = 0
@@ -142,7 +147,47 @@ class FastPath:
     # --- feeding ------------------------------------------------------------
 
     def feed_batch(self, batch: bytes):
-        """Feeds a batch of whole, 8-byte aligned records (as whole_records checks)."""
+        """Feeds a batch of whole, 8-byte aligned records (as whole_records
+        checks).  Where C stops too often to pay (a build's short runs of
+        known opens between new processes and new files: each stop costs
+        Python more than C saves on a dozen records), the next batches go
+        through the Python path alone, more of them each time C is tried
+        again and loses (as the Turtle writer's C path does)."""
+        if self.rest:
+            self.rest -= 1
+            self.feed(decode_records(batch)[0])
+            return
+        if self.paused:
+            self._resume()
+        took, calls = self.records, self.calls
+        self._feed_c(batch)
+        if self.records - took < self.worth * (self.calls - calls - 1):
+            self.pause = min(self.pause * 2 or 1, PAUSE_MAX)
+            self.rest = self.pause
+            self._suspend()
+        else:
+            self.pause = 0
+
+    def _suspend(self):
+        """Python alone for a while: C forgets the processes (what Python
+        does to them is not told), and notes which paths' rule state
+        Python changes (told at _resume)."""
+        if self.pending or self.lasts_pending:
+            self.sync_counts()
+        self.c.clear_procs()
+        self.c_procs.clear()
+        self.paused = True
+
+    def _resume(self):
+        self.paused = False
+        touched = self.sink.touched
+        for path in touched:
+            tid = self.targets.get(path)
+            if tid is not None:
+                self._sync_target(tid, path)
+        touched.clear()
+
+    def _feed_c(self, batch):
         interp, c = self.interp, self.c
         hs = self.hs
         off, end = 0, len(batch)
@@ -175,10 +220,13 @@ class FastPath:
             self.sync_counts()
 
     def feed(self, events):
-        """Decoded events (a damaged batch's), through Python."""
+        """Decoded events (a damaged batch's, or while C pauses), through Python."""
         if self.pending or self.lasts_pending:
             self.sync_counts()
-        self.python(events)
+        if self.paused:
+            self.source.feed(events)      # C knows no process: nothing to tell it
+        else:
+            self.python(events)
 
     def python(self, events):
         """Events through the interpreter and the rules (the reference), then
