@@ -2,7 +2,7 @@
 """Throughput of the rule engine, and its live overhead on the stat loop.
 
     python bench/bench_rules.py [--events 1000000] [--repeat 3] [--live-n 200000] [--no-live]
-                                [--per-rule] [--profile] [--agent-live 0]
+                                [--per-rule] [--profile] [--agent-live 0] [--stat-loop 0]
 
 Offline (no root needed): a synthetic build (agent.graph.synthetic.stream_job:
 shells forking compilers that read sources and headers, stat missing headers,
@@ -34,6 +34,10 @@ Live (root, BPF): tests/helpers/stat_loop.c stats one file --live-n times,
 under `batchflow record` without and with `--rules` (the default set, no
 steering), best of --repeat; reports the loop's wall time ratio and the
 events captured (which must be equal: rules never drop events).
+
+--stat-loop N: the same two stages, rules-python and rules, over a
+second journal: one process statting one path N times (an open and a
+close of another every 100 stats), the stream hot-spot is for.
 
 --agent-live N (root, BPF): the same loop of N stats recorded through a
 resident agent started for the bench (tmp socket and state directory),
@@ -76,6 +80,31 @@ def make_journal(path, n):
                 batch = []
         if batch:
             jw.append(encode_batch(batch))
+        jw.close(run)
+
+
+def make_stat_journal(path, n):
+    """One process statting /tmp/target n times, opening and closing
+    /etc/other every 100 stats."""
+    from agent.capture.journal import JournalWriter
+    from agent.events import Call, encode_batch
+    from agent.graph.synthetic import Builder, make_run
+
+    run = make_run(root_pid=50)
+    b = Builder()
+    b.comm[50] = "loop"
+    b.exec(50, b"/usr/bin/loop", [b"loop"])
+    with JournalWriter(path, run) as jw:
+        for i in range(n):
+            if i % 100 == 0:
+                b.open(50, b"/etc/other")
+                b.fd_call(50, Call.CLOSE, 3)
+            b.stat(50, b"/tmp/target")
+            if len(b.events) >= 4096:
+                jw.append(encode_batch(b.events))
+                b.events.clear()
+        b.exit(50, 0)
+        jw.append(encode_batch(b.events))
         jw.close(run)
 
 
@@ -251,6 +280,7 @@ def main():
     ap.add_argument("--per-rule", action="store_true")
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--agent-live", type=int, default=0, metavar="N")
+    ap.add_argument("--stat-loop", type=int, default=0, metavar="N")
     args = ap.parse_args()
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     results = {"events": args.events}
@@ -266,6 +296,18 @@ def main():
             results[mode] = r = max(runs[mode], key=lambda r: r["events_per_s"])
             print(f"{mode:<16} {r['events']} events  {r['events_per_s']:>10,.0f} events/s (CPU)  "
                   f"wall {r['wall_s']:.2f}s  symptoms {r['symptoms']}", file=sys.stderr)
+        if args.stat_loop:
+            loop = os.path.join(d, "stat.journal")
+            make_stat_journal(loop, args.stat_loop)
+            runs = {mode: [] for mode in ("rules-python", "rules")}
+            for _ in range(args.repeat):
+                for mode in runs:
+                    runs[mode].append(offline(loop, mode))
+            results["stat_loop"] = {}
+            for mode in runs:
+                results["stat_loop"][mode] = r = max(runs[mode], key=lambda r: r["events_per_s"])
+                print(f"stat loop {mode:<12} {r['events']} events  {r['events_per_s']:>10,.0f} "
+                      f"events/s (CPU)  symptoms {r['symptoms']}", file=sys.stderr)
         if args.per_rule:
             results["per_rule_us"] = per_rule(path, args.repeat)
         if args.profile:

@@ -268,7 +268,6 @@ void bf_rf_clear_paths(struct bf_rf *rf);
 int bf_rf_set_proc(struct bf_rf *rf, uint32_t pid, const char *cwd, int64_t cwd_len,
                    const char *names, size_t names_len);
 int bf_rf_drop_proc(struct bf_rf *rf, uint32_t pid);
-void bf_rf_clear_procs(struct bf_rf *rf);
 int bf_rf_feed(struct bf_rf *rf, const char *buf, size_t len, struct bf_rf_run *run);
 long bf_rf_sync_procs(struct bf_rf *rf, struct bf_rf_last *out, size_t max);
 long bf_rf_sync_fds(struct bf_rf *rf, struct bf_rf_fd *out, size_t max);

@@ -434,21 +434,6 @@ int bf_rf_drop_proc(struct bf_rf *rf, uint32_t pid)
 	return 0;
 }
 
-void bf_rf_clear_procs(struct bf_rf *rf)
-{
-	for (size_t i = 0; i < PROC_BUCKETS; i++) {
-		struct rf_proc *p = rf->procs[i], *next;
-		for (; p; p = next) {
-			next = p->next;
-			free(p->cwd);
-			free(p->names);
-			free(p);
-		}
-		rf->procs[i] = NULL;
-	}
-	rf->n_dirty_procs = 0;
-}
-
 /* ---- what Python learns ---- */
 
 static int note_proc(struct bf_rf *rf, struct rf_proc *p)

@@ -271,10 +271,6 @@ class RulesFast:
     def drop_proc(self, pid):
         _check(lib.bf_rf_drop_proc(self._rf, pid), f"bf_rf_drop_proc({pid})")
 
-    def clear_procs(self):
-        """C forgets every process (their last events must be taken first)."""
-        lib.bf_rf_clear_procs(self._rf)
-
     def feed(self, buf: bytes, offset, idx, deadline, until_check):
         """Handles the records of `buf` from `offset` on until one it cannot;
         returns the struct bf_rf_run (offset, idx, until_check, times, counts, reason)."""

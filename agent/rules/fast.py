@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import struct
+import types
 
 from .. import abi
 from ..events import AT_FDCWD, HEADER, SIZE_FIELD, SIZE_OFFSET, Call, Kind, decode_records
@@ -105,15 +106,37 @@ class FastPath:
     made with NotingSink and NotingInterpreter) and `engine`'s rules."""
 
     def __init__(self, source, engine, rules):
-        from ..capture.native import RulesFast
-
         self.source, self.engine = source, engine
         self.interp, self.sink = source.interp, source.sink
-        c = self.c = RulesFast()
         self.md = rules.get(MissingDependency)
         self.df = rules.get(Dataflow)
         self.col = rules.get(Collision)
         self.hs = rules.get(HotSpot)
+        self._fresh()
+        self.records = 0          # records C handled (opens, stats, closes)
+        self.calls = 0
+        self.rest = self.pause = 0  # batches left for Python alone; the last pause
+        self.worth = STOPS_WORTH  # (0: C never pauses)
+        self.paused = False       # Python alone since _suspend
+        self.pending = False      # hot-spot counts in C that sync_counts has not taken yet
+        self.lasts_pending = False  # and processes' last events
+        self.interp.on_evict = self._evicted
+        # The readers of opens and stats, for the records C logs; the
+        # engine's own call hot-spot through _probe, which takes C's counts
+        # first when the probe needs them.
+        self.readers = {k: engine.by_kind[k] for k in (K_OPEN, K_STAT)}
+        if self.hs is not None:
+            own = self.hs.on_primitive
+            for k in (K_OPEN, K_STAT):
+                engine.by_kind[k] = tuple(self._probe if fn == own else fn
+                                          for fn in engine.by_kind[k])
+
+    def _fresh(self):
+        """A new C state, knowing nothing yet (what it needs it learns from
+        the records Python hands over)."""
+        from ..capture.native import RulesFast
+
+        c = self.c = RulesFast()
         bits = (c.MISSING if self.md else 0) | (c.DATAFLOW if self.df else 0) | \
             (c.COLLISION if self.col else 0) | (c.HOTSPOT if self.hs else 0)
         c.rules(bits, self.hs.track_from if self.hs else 0, MAX_EVIDENCE)
@@ -126,23 +149,6 @@ class FastPath:
         self.access_of = {}       # open flag word -> its access (what a Primitive says)
         self.comms = {}           # raw comm -> str, for the records C logs
         self.c_procs = {}         # pid -> what C was told of it (Proc, cwd, open searches)
-        self.records = 0          # records C handled (opens, stats, closes)
-        self.rest = self.pause = 0  # batches left for Python alone; the last pause
-        self.worth = STOPS_WORTH  # (0: C never pauses)
-        self.paused = False       # C knows no process (Python alone since _suspend)
-        self.pending = False      # hot-spot counts in C that sync_counts has not taken yet
-        self.lasts_pending = False  # and processes' last events
-        self.calls = 0
-        self.interp.on_evict = self._evicted
-        # The readers of opens and stats, for the records C logs; the
-        # engine's own call hot-spot through _probe, which takes C's counts
-        # first when the probe needs them.
-        self.readers = {k: engine.by_kind[k] for k in (K_OPEN, K_STAT)}
-        if self.hs is not None:
-            own = self.hs.on_primitive
-            for k in (K_OPEN, K_STAT):
-                engine.by_kind[k] = tuple(self._probe if fn == own else fn
-                                          for fn in engine.by_kind[k])
 
     # --- feeding ------------------------------------------------------------
 
@@ -169,23 +175,19 @@ class FastPath:
             self.pause = 0
 
     def _suspend(self):
-        """Python alone for a while: C forgets the processes (what Python
-        does to them is not told), and notes which paths' rule state
-        Python changes (told at _resume)."""
+        """Python alone for a while, at the reference's speed: the sink
+        stops noting paths, and C's state is dropped (made anew at
+        _resume, learnt again as Python hands records over)."""
         if self.pending or self.lasts_pending:
             self.sync_counts()
-        self.c.clear_procs()
-        self.c_procs.clear()
+        self.sink.event = types.MethodType(PrimitiveSink.event, self.sink)
         self.paused = True
 
     def _resume(self):
+        del self.sink.event               # NotingSink's again
+        self.sink.touched.clear()
         self.paused = False
-        touched = self.sink.touched
-        for path in touched:
-            tid = self.targets.get(path)
-            if tid is not None:
-                self._sync_target(tid, path)
-        touched.clear()
+        self._fresh()
 
     def _feed_c(self, batch):
         interp, c = self.interp, self.c
@@ -224,7 +226,7 @@ class FastPath:
         if self.pending or self.lasts_pending:
             self.sync_counts()
         if self.paused:
-            self.source.feed(events)      # C knows no process: nothing to tell it
+            self.source.feed(events)      # C is made anew at _resume: nothing to tell it
         else:
             self.python(events)
 
