@@ -40,6 +40,7 @@ _new = object.__new__
 NATIVE_ENV = "BATCHFLOW_RULES"
 STOPS_WORTH = 16          # records C must take per stop to go on (a stop costs about that)
 PAUSE_MAX = 64            # batches through Python alone, at most, before C is tried again
+TRIAL_STOPS = 64          # stops after which a batch's C is judged (and may give up)
 K_OPEN, K_STAT, K_FD, K_FORK, K_WAIT = (int(k) for k in (
     Kind.OPEN, Kind.STAT, Kind.FD, Kind.FORK, Kind.WAIT))
 C_CREAT = int(Call.CREAT)
@@ -125,11 +126,14 @@ class FastPath:
         # engine's own call hot-spot through _probe, which takes C's counts
         # first when the probe needs them.
         self.readers = {k: engine.by_kind[k] for k in (K_OPEN, K_STAT)}
+        self._wrap_probes()
+
+    def _wrap_probes(self, wrap=True):
+        """The engine calls hot-spot through _probe (or, unwrapped, directly)."""
         if self.hs is not None:
-            own = self.hs.on_primitive
             for k in (K_OPEN, K_STAT):
-                engine.by_kind[k] = tuple(self._probe if fn == own else fn
-                                          for fn in engine.by_kind[k])
+                self.engine.by_kind[k] = self.readers[k] if not wrap else tuple(
+                    self._probe if fn == self.hs.on_primitive else fn for fn in self.readers[k])
 
     def _fresh(self):
         """A new C state, knowing nothing yet (what it needs it learns from
@@ -165,14 +169,11 @@ class FastPath:
             return
         if self.paused:
             self._resume()
-        took, calls = self.records, self.calls
-        self._feed_c(batch)
-        if self.records - took < self.worth * (self.calls - calls - 1):
+        if self._feed_c(batch):
+            self.pause = 0
+        else:
             self.pause = min(self.pause * 2 or 1, PAUSE_MAX)
             self.rest = self.pause
-            self._suspend()
-        else:
-            self.pause = 0
 
     def _suspend(self):
         """Python alone for a while, at the reference's speed: the sink
@@ -181,16 +182,22 @@ class FastPath:
         if self.pending or self.lasts_pending:
             self.sync_counts()
         self.sink.event = types.MethodType(PrimitiveSink.event, self.sink)
+        self._wrap_probes(False)
         self.paused = True
 
     def _resume(self):
         del self.sink.event               # NotingSink's again
         self.sink.touched.clear()
+        self._wrap_probes()
         self.paused = False
         self._fresh()
 
     def _feed_c(self, batch):
+        """C and Python in turn over the batch; False when C stopped too
+        often to pay: the rest of the batch went to Python, and C is
+        suspended."""
         interp, c = self.interp, self.c
+        took, calls = self.records, self.calls
         hs = self.hs
         off, end = 0, len(batch)
         no_deadline = c.NO_DEADLINE
@@ -218,8 +225,15 @@ class FastPath:
                 stop = min(stop, end)
             self.python(decode_records(batch[off:stop])[0])
             off = stop
+            stops = self.calls - calls
+            if stops >= TRIAL_STOPS and self.records - took < self.worth * stops:
+                self._suspend()
+                if off < end:
+                    self.feed(decode_records(batch[off:])[0])
+                return False
         if self.pending or self.lasts_pending:
             self.sync_counts()
+        return True
 
     def feed(self, events):
         """Decoded events (a damaged batch's, or while C pauses), through Python."""
