@@ -3,6 +3,8 @@ and the queue of what is still to be sent to its client."""
 from __future__ import annotations
 
 import collections
+import os
+import socket
 import threading
 import time
 
@@ -39,6 +41,14 @@ class Recording:
     the client's queue); the connection's sender thread sends what is
     queued; `finish` ends it once every record reserved before the end was
     asked has been read.
+
+    A client that follows the journal (it asked `follow_journal` and was
+    handed the journal's descriptor with `started`) is sent, per batch, only
+    the journal's length once the batch is in it, and reads the records
+    from the file: the agent then copies no batch into a frame, and the
+    client receives none through the socket (for a stat loop, 57 MB less
+    each way).  A batch the journal could not take (a full disk) is sent
+    whole, in its place in the stream, so the client's Turtle stays complete.
     """
 
     def __init__(self, rid, slot, owner_uid, owner_pid, run, journal, sock, backlog_limit):
@@ -59,6 +69,7 @@ class Recording:
         self.end_target = None      # ring position to reach before finishing
         self.end_reason = None
         self.keep_journal = False   # the client could not write the Turtle: its `end` asks
+        self.follows_journal = False  # the client reads the batches from the journal
         self.ended = threading.Event()
         self.client_gone = False
         self.extra = {}             # for consumers attached by plug-ins
@@ -79,10 +90,13 @@ class Recording:
             batch = self.batch_filter(batch)
             if not batch:
                 return batch
-        self.journal.append(batch)
+        written = self.journal.append(batch)
         self.batches += 1
         self.bytes += len(batch)
-        self.queue(batch, len(batch))
+        if written and self.follows_journal:
+            self.queue(self.journal.bytes)     # "the journal holds your records up to here"
+        else:
+            self.queue(batch, len(batch))
         return batch
 
     def queue(self, item, size=0):
@@ -92,10 +106,15 @@ class Recording:
             while self._queued > self.backlog_limit and not self.client_gone:
                 self._cv.wait(0.1)
             if self.client_gone:
+                _drop(item)
                 return
             self._queue.append((item, size))
             self._queued += size
             self._cv.notify_all()
+
+    def queue_with_fd(self, msg, fd):
+        """Queues a message that carries a descriptor (SCM_RIGHTS); the sender closes it."""
+        self.queue(_WithFd(msg, fd))
 
     def close_queue(self):
         self.queue(None)
@@ -107,17 +126,31 @@ class Recording:
                 while not self._queue:
                     self._cv.wait()
                 item, size = self._queue.popleft()
+                # journal lengths queued back to back: only the last matters
+                while type(item) is int and self._queue and type(self._queue[0][0]) is int:
+                    item = self._queue.popleft()[0]
                 self._queued -= size
                 self._cv.notify_all()
             if item is None:
                 return
             if self.client_gone:
+                _drop(item)
                 continue
             try:
-                self.sock.sendall(protocol.pack(item))
+                if isinstance(item, _WithFd):
+                    try:
+                        frame = protocol.pack(item.msg)
+                        sent = socket.send_fds(self.sock, [frame], [item.fd])
+                        self.sock.sendall(frame[sent:])
+                    finally:
+                        os.close(item.fd)
+                else:
+                    self.sock.sendall(protocol.pack(item))
             except OSError:
                 with self._cv:
                     self.client_gone = True
+                    for queued, _size in self._queue:
+                        _drop(queued)
                     self._queue.clear()
                     self._queued = 0
                     self._cv.notify_all()
@@ -135,3 +168,17 @@ class Recording:
             out["pid"] = self.run.root_pid
             out["journal"] = self.journal.path
         return out
+
+
+class _WithFd:
+    __slots__ = ("msg", "fd")
+
+    def __init__(self, msg, fd):
+        self.msg = msg
+        self.fd = fd
+
+
+def _drop(item):
+    """A queued item that will not be sent: its descriptor, if any, is closed."""
+    if isinstance(item, _WithFd):
+        os.close(item.fd)
