@@ -6,14 +6,15 @@ import errno
 import os
 import socket
 
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from agent.capture import journal as journal_module
 from agent.capture.journal import JournalWriter, read_journal
 from agent.capture.journal_format import JournalFollower
-from agent.daemon import protocol
+from agent.daemon import protocol, recordings
 from agent.daemon.recordings import Recording
-from agent.events import encode_batch
+from agent.events import decode_batch, encode_batch
 from agent.graph.synthetic import make_run, stream_job
 
 EVENTS = list(stream_job(600))
@@ -25,13 +26,17 @@ def batches_of(cuts):
     return [encode_batch(EVENTS[a:b]) for a, b in zip(edges, edges[1:]) if b > a]
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(cuts=st.lists(st.integers(1, len(EVENTS) - 1), unique=True, max_size=25).map(sorted),
-       updates=st.sets(st.integers(0, 25)), announce=st.sets(st.integers(0, 25)))
-def test_the_follower_reads_every_batch_in_order(tmp_path_factory, cuts, updates, announce):
+       updates=st.sets(st.integers(0, 25)), announce=st.sets(st.integers(0, 25)),
+       chunk=st.sampled_from([16, 100, 1000, 5000, 1 << 22]))
+def test_the_follower_reads_every_record_in_order(tmp_path_factory, cuts, updates, announce,
+                                                  chunk):
     """Batches and run updates appended, offsets announced after some of them
-    (each an object's end, as the agent announces): what the follower yields,
-    up to each offset, is exactly the batches appended before it."""
+    (each an object's end, as the agent announces), read in chunks of any
+    size (objects larger than a chunk included): what the follower yields up
+    to each offset is exactly the records appended before it, and each piece
+    is whole records."""
     path = tmp_path_factory.mktemp("follow") / "j"
     run = make_run(root_pid=100, cwd=b"/w")
     writer = JournalWriter(path, run)
@@ -39,27 +44,32 @@ def test_the_follower_reads_every_batch_in_order(tmp_path_factory, cuts, updates
     try:
         follower = JournalFollower(fd)
         batches = batches_of(cuts)
-        seen, written = [], []
+        pieces, written = [], []
         for i, batch in enumerate(batches):
             if i in updates:
                 writer.update(run)
             assert writer.append(batch)
             written.append(batch)
             if i in announce:
-                seen.extend(follower.batches_to(writer.bytes))
-                assert seen == written
+                pieces.extend(follower.records_to(writer.bytes, chunk))
+                assert b"".join(pieces) == b"".join(written)
         writer.close(run)
-        seen.extend(follower.batches_to(writer.bytes))      # the trailer is skipped too
-        assert seen == written and follower.pos == writer.bytes
+        pieces.extend(follower.records_to(writer.bytes, chunk))  # the trailer is skipped too
+        assert b"".join(pieces) == b"".join(written) and follower.pos == writer.bytes
+        assert [ev for piece in pieces for ev in decode_batch(piece)] == EVENTS
     finally:
         os.close(fd)
 
 
-def test_a_batch_the_journal_could_not_take_comes_through_the_socket(tmp_path, monkeypatch):
+@pytest.mark.parametrize("announce_bytes", [1, 1 << 30])
+def test_a_batch_the_journal_could_not_take_comes_through_the_socket(tmp_path, monkeypatch,
+                                                                      announce_bytes):
     """The agent's journal on a full disk for some batches: those are sent
-    whole in their place, the others as the journal's length; a client reading
-    both (as AgentRecording does) gets every batch in order, and the journal
-    says which ones it lacks."""
+    whole in their place, the others as the journal's length (after each
+    batch, or only before the next other message); a client reading both
+    (as AgentRecording does) gets every batch in order, and the journal says
+    which ones it lacks."""
+    monkeypatch.setattr(recordings, "ANNOUNCE_BYTES", announce_bytes)
     batches = batches_of(list(range(50, len(EVENTS), 50)))
     refuse = {2, 3, 7}                         # the batches a full disk refuses
     real_writev, calls = os.writev, []
@@ -78,9 +88,8 @@ def test_a_batch_the_journal_could_not_take_comes_through_the_socket(tmp_path, m
     agent_end, client_end = socket.socketpair()
     rec = Recording("r1", 1, 0, os.getpid(), run, journal, agent_end, 64 << 20)
     try:
-        rec.follows_journal = True
-        rec.queue_with_fd(protocol.message(protocol.STARTED, id="r1"),
-                          os.open(path, os.O_RDONLY))
+        rec.start_following(protocol.message(protocol.STARTED, id="r1"),
+                            os.open(path, os.O_RDONLY))
         for batch in batches:
             rec.deliver(batch)
         rec.queue(protocol.message(protocol.ENDED))
@@ -88,11 +97,12 @@ def test_a_batch_the_journal_could_not_take_comes_through_the_socket(tmp_path, m
 
         started, fd = protocol.recv_with_fd(client_end)
         assert started["op"] == protocol.STARTED and fd is not None
-        follower, got, through_socket = JournalFollower(fd), [], 0
+        follower, got, through_socket, offsets = JournalFollower(fd), [], 0, 0
         while True:
             msg = protocol.recv(client_end)
             if type(msg) is int:
-                got.extend(follower.batches_to(msg))
+                offsets += 1
+                got.extend(follower.records_to(msg))
             elif isinstance(msg, bytes):
                 got.append(msg)
                 through_socket += 1
@@ -101,8 +111,17 @@ def test_a_batch_the_journal_could_not_take_comes_through_the_socket(tmp_path, m
                 break
         os.close(fd)
         rec.join_sender(5)
-        assert got == batches
+        assert b"".join(got) == b"".join(batches)
         assert through_socket == len(refuse)
+        if announce_bytes > 1:
+            # told only before a bin or the end, once per run of journaled batches
+            runs = sum(1 for i in range(len(batches))
+                       if i not in refuse and (i + 1 in refuse or i + 1 == len(batches)))
+            assert offsets == runs == 3
+        else:
+            # told after each journaled batch (the sender may merge lengths
+            # queued back to back, so at most that many)
+            assert 1 <= offsets <= len(batches) - len(refuse)
         assert journal.lost_batches == len(refuse)
     finally:
         agent_end.close()
@@ -132,7 +151,7 @@ def test_a_client_that_does_not_follow_gets_the_batches(tmp_path):
                 got.append(protocol.recv(client_end))
             except EOFError:
                 break
-        assert got == batches
+        assert b"".join(got) == b"".join(batches)
     finally:
         agent_end.close()
         client_end.close()

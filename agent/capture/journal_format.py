@@ -20,6 +20,7 @@ BIN32 = 0xC6                         # msgpack bin 32: every batch the writer ap
 # A batch as JournalWriter.append writes it: BIN32, the payload's length
 # (4 bytes, big-endian), MARK, CRC, then the records.
 BATCH_HEAD = 1 + 4 + BATCH_PREFIX
+READ_CHUNK = 4 << 20                 # JournalFollower reads at most this much at once
 
 
 class JournalFollower:
@@ -39,19 +40,50 @@ class JournalFollower:
         self.fd = fd
         self.pos = pos
 
-    def batches_to(self, end: int):
-        """The records of each batch between the last offset reached and `end`."""
+    def records_to(self, end: int, chunk: int = READ_CHUNK):
+        """The records of the batches between the last offset reached and
+        `end`, joined: back-to-back records are a batch too, and the writer
+        takes one feed of many records for far less than many feeds (the
+        agent's batches are small: one per wake-up).  One read per `chunk`
+        bytes; a longer run comes in several pieces."""
         while self.pos < end:
-            head = os.pread(self.fd, BATCH_HEAD, self.pos)
-            if len(head) == BATCH_HEAD and head[0] == BIN32 and head[5:9] == MARK:
-                size = int.from_bytes(head[1:5], "big")
-                if self.pos + 5 + size > end:
-                    raise ValueError(f"a batch at byte {self.pos} runs past {end}")
-                records = self._read(size - BATCH_PREFIX, self.pos + BATCH_HEAD)
-                self.pos += 5 + size
-                yield records
+            data = self._read(min(end - self.pos, chunk), self.pos)
+            parts, used = self._scan(data, end)
+            if used == 0:                  # its first object is larger than a chunk
+                used = self._one_large(end, parts)
+            self.pos += used
+            if parts:
+                yield b"".join(parts)
+
+    def _scan(self, data, end):
+        """(the records of the whole batches in `data`, read at pos, as views;
+        the bytes taken by the whole objects at its start)."""
+        view, at, parts = memoryview(data), 0, []
+        while at < len(data):
+            if data[at] == BIN32 and at + BATCH_HEAD <= len(data) and \
+                    data[at + 5:at + 9] == MARK:
+                size = 5 + int.from_bytes(data[at + 1:at + 5], "big")
+                if at + size > len(data):
+                    break                          # read again from here
+                parts.append(view[at + BATCH_HEAD:at + size])
             else:
-                self.pos += self._object_size(end)
+                size = self._object_size(end, self.pos + at)
+                if at + size > len(data):
+                    break
+            at += size
+        return parts, at
+
+    def _one_large(self, end, parts):
+        """The object at pos, larger than a read: its records go to `parts`
+        when it is a batch; returns its size."""
+        head = os.pread(self.fd, BATCH_HEAD, self.pos)
+        if len(head) == BATCH_HEAD and head[0] == BIN32 and head[5:9] == MARK:
+            size = 5 + int.from_bytes(head[1:5], "big")
+            if self.pos + size > end:
+                raise ValueError(f"a batch at byte {self.pos} runs past {end}")
+            parts.append(self._read(size - BATCH_HEAD, self.pos + BATCH_HEAD))
+            return size
+        return self._object_size(end, self.pos)
 
     def _read(self, n, at):
         data = os.pread(self.fd, n, at)
@@ -63,19 +95,19 @@ class JournalFollower:
             data += more
         return data
 
-    def _object_size(self, end):
-        """The size of the (non-batch) object at pos, which ends by `end`."""
+    def _object_size(self, end, at):
+        """The size of the (non-batch) object at `at`, which ends by `end`."""
         want = 1 << 16
         while True:
-            n = min(want, end - self.pos)
+            n = min(want, end - at)
             unpacker = msgpack.Unpacker(raw=True, strict_map_key=False, max_buffer_size=0)
-            unpacker.feed(self._read(n, self.pos))
+            unpacker.feed(self._read(n, at))
             try:
                 unpacker.skip()
                 return unpacker.tell()
             except msgpack.OutOfData:
-                if n == end - self.pos:
-                    raise ValueError(f"no whole journal object at byte {self.pos}") from None
+                if n == end - at:
+                    raise ValueError(f"no whole journal object at byte {at}") from None
                 want *= 4
             except ValueError as exc:
-                raise ValueError(f"no journal object at byte {self.pos}: {exc}") from None
+                raise ValueError(f"no journal object at byte {at}: {exc}") from None

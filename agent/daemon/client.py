@@ -373,7 +373,7 @@ class AgentRecording:
             if self.follower is None:
                 raise AgentLostError("the agent sent a journal offset without its journal")
             try:
-                for records in self.follower.batches_to(msg):
+                for records in self.follower.records_to(msg):
                     stream.feed(records)
                     if own_journal is not None:
                         own_journal.append(records)

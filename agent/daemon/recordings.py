@@ -10,6 +10,13 @@ import time
 
 from . import protocol
 
+# A client following the journal is told how far it holds its batches once
+# this much more is in it, or before anything else is sent (a progress
+# message, at least every progress_interval; the end): the drain takes a
+# batch per wake-up (a stat loop's are ~8 KB), and a message and a hand-over
+# to the writer per batch cost the client more than writing the batch.
+ANNOUNCE_BYTES = 256 << 10
+
 
 class SlotTable:
     """Hands out recording slots 1..254, round-robin, so that a slot is
@@ -70,6 +77,7 @@ class Recording:
         self.end_reason = None
         self.keep_journal = False   # the client could not write the Turtle: its `end` asks
         self.follows_journal = False  # the client reads the batches from the journal
+        self._announced = 0           # the journal's length the client was last told
         self.ended = threading.Event()
         self.client_gone = False
         self.extra = {}             # for consumers attached by plug-ins
@@ -93,14 +101,24 @@ class Recording:
         written = self.journal.append(batch)
         self.batches += 1
         self.bytes += len(batch)
-        if written and self.follows_journal:
-            self.queue(self.journal.bytes)     # "the journal holds your records up to here"
-        else:
+        if not (written and self.follows_journal):
             self.queue(batch, len(batch))
+        elif self.journal.bytes - self._announced >= ANNOUNCE_BYTES:
+            self.queue(self.journal.bytes)
         return batch
 
     def queue(self, item, size=0):
+        """Queues `item` for the client: a message, a batch (bytes, `size`
+        long), an int (the journal holds the client's batches up to there),
+        or None (the end).  Anything but an int first tells a following
+        client how far the journal is, so it reads in order."""
         with self._cv:
+            if self.follows_journal:
+                if type(item) is int:
+                    self._announced = item
+                elif self.journal.bytes > self._announced:
+                    self._announced = self.journal.bytes
+                    self._queue.append((self._announced, 0))
             # A slow client holds the drain back (the ring absorbs it, and
             # an overflow is counted), rather than growing without bound.
             while self._queued > self.backlog_limit and not self.client_gone:
@@ -112,9 +130,13 @@ class Recording:
             self._queued += size
             self._cv.notify_all()
 
-    def queue_with_fd(self, msg, fd):
-        """Queues a message that carries a descriptor (SCM_RIGHTS); the sender closes it."""
-        self.queue(_WithFd(msg, fd))
+    def start_following(self, started, fd):
+        """Queues `started` with the journal's descriptor `fd` (SCM_RIGHTS;
+        the sender closes it): from here on the client is told how far the
+        journal holds its batches instead of being sent them."""
+        self._announced = self.journal.bytes     # the header: nothing of the client's
+        self.follows_journal = True
+        self.queue(_WithFd(started, fd))
 
     def close_queue(self):
         self.queue(None)

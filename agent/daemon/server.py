@@ -423,8 +423,7 @@ class Agent:
                 started = protocol.message(protocol.STARTED, id=rid, slot=slot, journal=path,
                                            run=run_to_dict(run))
                 if follow_fd is not None:
-                    rec.follows_journal = True
-                    rec.queue_with_fd(started, follow_fd)
+                    rec.start_following(started, follow_fd)
                     follow_fd = None
                 else:
                     rec.queue(started)
