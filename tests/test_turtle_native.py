@@ -250,7 +250,8 @@ def test_where_c_stops_often_the_next_batches_go_through_python():
 def test_c_takes_over_after_native_after_records_unless_the_environment_says_python(
         monkeypatch):
     raw = encode_batch(loop_events(10))         # 32 records
-    for env, after, native in ((None, 40, [False, False, True]), (None, 0, [True] * 3),
+    # after 40: the second batch's first 8 records through Python, C from the 41st
+    for env, after, native in ((None, 40, [False, True, True]), (None, 0, [True] * 3),
                                ("python", 0, [False] * 3), ("python", 40, [False] * 3)):
         if env is None:
             monkeypatch.delenv("BATCHFLOW_TURTLE", raising=False)
@@ -260,6 +261,8 @@ def test_c_takes_over_after_native_after_records_unless_the_environment_says_pyt
         seen = []
         for _ in range(3):
             w.feed_batch(raw)
+            if w.native and not any(seen) and after == 40:
+                assert w._fed == 40            # records the Python loop took before C
             seen.append(w.native)
         assert seen == native, (env, after)
     # detail "summary" aggregates: the Python loop only

@@ -13,7 +13,7 @@ import os
 import struct
 
 from ..events import (AT_FDCWD, CALL_NAMES, EXIT_THREAD, HEADER_SIZE, LOSS_NAMES, SIZE_FIELD,
-                      SIZE_OFFSET, Call, Kind, align8, decode_batch, decode_records)
+                      SIZE_OFFSET, Call, Kind, align8, decode_batch, decode_records, skip_records)
 from ..openflags import O_CLOEXEC, O_TMPFILE
 from . import completeness
 from . import names as N
@@ -374,10 +374,9 @@ def _decode_one(batch, off):
 
 
 def _skip(batch, off, k):
-    """The offset of the record `k` records after the one at `off`."""
-    for _ in range(k):
-        off += (SIZE_FIELD.unpack_from(batch, off + SIZE_OFFSET)[0] + 7) & ~7
-    return min(off, len(batch))
+    """The offset of the record `k` records after the one at `off` (the
+    batch's end when it holds fewer)."""
+    return skip_records(batch, off, k)[0]
 
 
 def _open_fragment(flags):
@@ -477,6 +476,15 @@ class TurtleWriter(Interpreter):
         the rest)."""
         if self._native_at is not None:
             self._native_start()
+            cut = len(batch) if self._native_at is None else \
+                _skip(batch, 0, self._native_at - self._fed)
+            if cut < len(batch):
+                # C's turn comes inside this batch (a large first batch: a
+                # client that reads the agent's journal in runs): the records
+                # up to it through Python, the rest through C
+                view = memoryview(batch)
+                return self.feed_batch(view[:cut], watch, cut_exits) + \
+                    self.feed_batch(view[cut:], watch, cut_exits)
         if self._fast is not None:
             if self._c_rest:
                 self._c_rest -= 1
