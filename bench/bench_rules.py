@@ -2,7 +2,7 @@
 """Throughput of the rule engine, and its live overhead on the stat loop.
 
     python bench/bench_rules.py [--events 1000000] [--repeat 3] [--live-n 200000] [--no-live]
-                                [--per-rule] [--profile] [--agent-live 0] [--stat-loop 0]
+                                [--per-rule] [--profile] [--agent-live 0] [--stat-loop 0] [--stages]
 
 Offline (no root needed): a synthetic build (agent.graph.synthetic.stream_job:
 shells forking compilers that read sources and headers, stat missing headers,
@@ -34,6 +34,9 @@ Live (root, BPF): tests/helpers/stat_loop.c stats one file --live-n times,
 under `batchflow record` without and with `--rules` (the default set, no
 steering), best of --repeat; reports the loop's wall time ratio and the
 events captured (which must be equal: rules never drop events).
+
+--stages: µs per event of each step of the C path over the build
+journal, C never pausing (its steps timed by wrapping them).
 
 --stat-loop N: the same two stages, rules-python and rules, over a
 second journal: one process statting one path N times (an open and a
@@ -135,6 +138,75 @@ def offline(path, mode):
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     return {"mode": mode, "events": n, "wall_s": wall, "cpu_s": cpu,
             "events_per_s": n / cpu, "symptoms": len(symptoms)}
+
+
+def stages(path, repeat):
+    """µs per event of each stage of the C path over the journal, C never
+    pausing (FastPath.worth = 0): FastPath's steps timed (CPU) by wrapping
+    them, best of `repeat` (the wrappers' cost is in the figures)."""
+    import collections
+
+    from agent.capture.journal import read_journal
+    from agent.rules import fast
+    from agent.rules.config import activate, built_in_config
+    from agent.rules.runner import RuleRunner, offline_gc
+
+    steps = (("c", "feed", "C (bf_rf_feed)"),
+             (None, "decode_records", "decoding the records Python takes"),
+             ("source", "feed", "interpreter + rules over them"),
+             ("fp", "python", "those + telling C what they changed"),
+             ("fp", "_took", "after C: counts, fds, the logged records' rules"),
+             ("fp", "sync_counts", "hot-spot's counts and last events folded back "
+                                   "(in the spans, or at a batch's end: in the rest)"))
+    best = None
+    for _ in range(repeat):
+        spent = collections.Counter()
+        engine = activate(built_in_config())
+        jr = read_journal(path)
+        runner = RuleRunner(engine, jr.run, native=True)
+        runner.native
+        fp = runner.fast
+        fp.worth = 0
+        saved = []
+        for owner, name, label in steps:
+            obj = {"c": fp.c, "source": fp.source, "fp": fp, None: fast}[owner]
+            fn = getattr(obj, name)
+            saved.append((obj, name, fn))
+
+            def timed(*a, _fn=fn, _label=label, **k):
+                t = time.process_time()
+                try:
+                    return _fn(*a, **k)
+                finally:
+                    spent[_label] += time.process_time() - t
+            setattr(obj, name, timed)
+        t0 = time.process_time()
+        with offline_gc():
+            for item in jr.by_batch:
+                if isinstance(item, bytes):
+                    runner.feed_batch(item, whole=True)
+                else:
+                    runner.feed(item)
+            runner.finish()
+        total = time.process_time() - t0
+        for obj, name, fn in saved:
+            if obj is fast:
+                setattr(obj, name, fn)        # (the others die with this run)
+        if best is None or total < best[0]:
+            best = (total, spent, engine.primitives, fp.records)
+    total, spent, n, took = best
+    out = {label: spent[label] / n * 1e6 for _o, _n, label in steps}
+    top = ("C (bf_rf_feed)", "decoding the records Python takes",
+           "those + telling C what they changed",
+           "after C: counts, fds, the logged records' rules")
+    out["the rest (reading the journal, the loop, finish)"] = (
+        total - sum(spent[k] for k in top)) / n * 1e6
+    out["all"] = total / n * 1e6
+    print(f"  C path, never pausing: {n / total:,.0f} events/s, C took {took} of {n}",
+          file=sys.stderr)
+    for label, us in out.items():
+        print(f"  {us:5.2f} us/event  {label}", file=sys.stderr)
+    return out
 
 
 def per_rule(path, repeat):
@@ -281,6 +353,7 @@ def main():
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--agent-live", type=int, default=0, metavar="N")
     ap.add_argument("--stat-loop", type=int, default=0, metavar="N")
+    ap.add_argument("--stages", action="store_true")
     args = ap.parse_args()
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     results = {"events": args.events}
@@ -308,6 +381,8 @@ def main():
                 results["stat_loop"][mode] = r = max(runs[mode], key=lambda r: r["events_per_s"])
                 print(f"stat loop {mode:<12} {r['events']} events  {r['events_per_s']:>10,.0f} "
                       f"events/s (CPU)  symptoms {r['symptoms']}", file=sys.stderr)
+        if args.stages:
+            results["stages_us"] = stages(path, args.repeat)
         if args.per_rule:
             results["per_rule_us"] = per_rule(path, args.repeat)
         if args.profile:
