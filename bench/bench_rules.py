@@ -2,7 +2,7 @@
 """Throughput of the rule engine, and its live overhead on the stat loop.
 
     python bench/bench_rules.py [--events 1000000] [--repeat 3] [--live-n 200000] [--no-live]
-                                [--per-rule] [--profile] [--agent-live 0]
+                                [--per-rule] [--profile] [--agent-live 0] [--stat-loop 0] [--stages]
 
 Offline (no root needed): a synthetic build (agent.graph.synthetic.stream_job:
 shells forking compilers that read sources and headers, stat missing headers,
@@ -14,9 +14,14 @@ journal is read back
                rules` runs it (agent.rules.runner.run_offline), with no rule:
                no Primitive is built, since no rule reads any kind
   rules-gc-default
-               the default rule set (every built-in rule), Python's cyclic
-               collector at its defaults (what offline_gc() changes)
-  rules        the default rule set as `batchflow rules` runs it
+               the default rule set (every built-in rule) through the Python
+               path, Python's cyclic collector at its defaults (what
+               offline_gc() changes)
+  rules        the default rule set as `batchflow rules` runs it (the hot
+               records of the journal's batches in C, agent/rules/fast.py,
+               when the extension is built)
+  rules-python the same through the Python path alone (BATCHFLOW_RULES=python:
+               the reference the C path is held to)
 
 and events/s of each is reported, best of --repeat (the stages taken in turn,
 --repeat times).  The rules' own cost
@@ -29,6 +34,13 @@ Live (root, BPF): tests/helpers/stat_loop.c stats one file --live-n times,
 under `batchflow record` without and with `--rules` (the default set, no
 steering), best of --repeat; reports the loop's wall time ratio and the
 events captured (which must be equal: rules never drop events).
+
+--stages: µs per event of each step of the C path over the build
+journal, C never pausing (its steps timed by wrapping them).
+
+--stat-loop N: the same two stages, rules-python and rules, over a
+second journal: one process statting one path N times (an open and a
+close of another every 100 stats), the stream hot-spot is for.
 
 --agent-live N (root, BPF): the same loop of N stats recorded through a
 resident agent started for the bench (tmp socket and state directory),
@@ -74,6 +86,31 @@ def make_journal(path, n):
         jw.close(run)
 
 
+def make_stat_journal(path, n):
+    """One process statting /tmp/target n times, opening and closing
+    /etc/other every 100 stats."""
+    from agent.capture.journal import JournalWriter
+    from agent.events import Call, encode_batch
+    from agent.graph.synthetic import Builder, make_run
+
+    run = make_run(root_pid=50)
+    b = Builder()
+    b.comm[50] = "loop"
+    b.exec(50, b"/usr/bin/loop", [b"loop"])
+    with JournalWriter(path, run) as jw:
+        for i in range(n):
+            if i % 100 == 0:
+                b.open(50, b"/etc/other")
+                b.fd_call(50, Call.CLOSE, 3)
+            b.stat(50, b"/tmp/target")
+            if len(b.events) >= 4096:
+                jw.append(encode_batch(b.events))
+                b.events.clear()
+        b.exit(50, 0)
+        jw.append(encode_batch(b.events))
+        jw.close(run)
+
+
 def offline(path, mode):
     """One stage (see the module's docstring) over the journal at `path`."""
     from agent.capture.journal import read_journal
@@ -87,19 +124,89 @@ def offline(path, mode):
         symptoms = []
     else:
         engine = Engine() if mode == "interp" else activate(built_in_config())
-        if mode in ("interp", "rules"):
+        if mode in ("interp", "rules", "rules-python"):
             # what `batchflow rules FILE` does (run_offline: offline_gc() on)
-            symptoms = run_offline(path, engine, "journal")[0]
+            symptoms = run_offline(path, engine, "journal",
+                                   native=False if mode == "rules-python" else None)[0]
         else:
             # rules-gc-default: the same, Python's collector left at its defaults
             jr = read_journal(path)
-            runner = RuleRunner(engine, jr.run)
+            runner = RuleRunner(engine, jr.run, native=False)
             runner.feed(jr.events)
             symptoms = runner.finish()
         n = engine.primitives
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     return {"mode": mode, "events": n, "wall_s": wall, "cpu_s": cpu,
             "events_per_s": n / cpu, "symptoms": len(symptoms)}
+
+
+def stages(path, repeat):
+    """µs per event of each stage of the C path over the journal, C never
+    pausing (FastPath.worth = 0): FastPath's steps timed (CPU) by wrapping
+    them, best of `repeat` (the wrappers' cost is in the figures)."""
+    import collections
+
+    from agent.capture.journal import read_journal
+    from agent.rules import fast
+    from agent.rules.config import activate, built_in_config
+    from agent.rules.runner import RuleRunner, offline_gc
+
+    steps = (("c", "feed", "C (bf_rf_feed)"),
+             (None, "decode_records", "decoding the records Python takes"),
+             ("source", "feed", "interpreter + rules over them"),
+             ("fp", "python", "those + telling C what they changed"),
+             ("fp", "_took", "after C: counts, fds, the logged records' rules"),
+             ("fp", "sync_counts", "hot-spot's counts and last events folded back "
+                                   "(in the spans, or at a batch's end: in the rest)"))
+    best = None
+    for _ in range(repeat):
+        spent = collections.Counter()
+        engine = activate(built_in_config())
+        jr = read_journal(path)
+        runner = RuleRunner(engine, jr.run, native=True)
+        runner.native
+        fp = runner.fast
+        fp.worth = 0
+        saved = []
+        for owner, name, label in steps:
+            obj = {"c": fp.c, "source": fp.source, "fp": fp, None: fast}[owner]
+            fn = getattr(obj, name)
+            saved.append((obj, name, fn))
+
+            def timed(*a, _fn=fn, _label=label, **k):
+                t = time.process_time()
+                try:
+                    return _fn(*a, **k)
+                finally:
+                    spent[_label] += time.process_time() - t
+            setattr(obj, name, timed)
+        t0 = time.process_time()
+        with offline_gc():
+            for item in jr.by_batch:
+                if isinstance(item, bytes):
+                    runner.feed_batch(item, whole=True)
+                else:
+                    runner.feed(item)
+            runner.finish()
+        total = time.process_time() - t0
+        for obj, name, fn in saved:
+            if obj is fast:
+                setattr(obj, name, fn)        # (the others die with this run)
+        if best is None or total < best[0]:
+            best = (total, spent, engine.primitives, fp.records)
+    total, spent, n, took = best
+    out = {label: spent[label] / n * 1e6 for _o, _n, label in steps}
+    top = ("C (bf_rf_feed)", "decoding the records Python takes",
+           "those + telling C what they changed",
+           "after C: counts, fds, the logged records' rules")
+    out["the rest (reading the journal, the loop, finish)"] = (
+        total - sum(spent[k] for k in top)) / n * 1e6
+    out["all"] = total / n * 1e6
+    print(f"  C path, never pausing: {n / total:,.0f} events/s, C took {took} of {n}",
+          file=sys.stderr)
+    for label, us in out.items():
+        print(f"  {us:5.2f} us/event  {label}", file=sys.stderr)
+    return out
 
 
 def per_rule(path, repeat):
@@ -245,13 +352,15 @@ def main():
     ap.add_argument("--per-rule", action="store_true")
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--agent-live", type=int, default=0, metavar="N")
+    ap.add_argument("--stat-loop", type=int, default=0, metavar="N")
+    ap.add_argument("--stages", action="store_true")
     args = ap.parse_args()
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     results = {"events": args.events}
     with tempfile.TemporaryDirectory(prefix="bf-bench-rules-") as d:
         path = os.path.join(d, "bench.journal")
         make_journal(path, args.events)
-        modes = ("read", "interp", "rules-gc-default", "rules")
+        modes = ("read", "interp", "rules-gc-default", "rules-python", "rules")
         runs = {mode: [] for mode in modes}
         for _ in range(args.repeat):      # interleaved: a mode run late in the process is
             for mode in modes:            # not the only one to meet a grown, fragmented heap
@@ -260,6 +369,20 @@ def main():
             results[mode] = r = max(runs[mode], key=lambda r: r["events_per_s"])
             print(f"{mode:<16} {r['events']} events  {r['events_per_s']:>10,.0f} events/s (CPU)  "
                   f"wall {r['wall_s']:.2f}s  symptoms {r['symptoms']}", file=sys.stderr)
+        if args.stat_loop:
+            loop = os.path.join(d, "stat.journal")
+            make_stat_journal(loop, args.stat_loop)
+            runs = {mode: [] for mode in ("rules-python", "rules")}
+            for _ in range(args.repeat):
+                for mode in runs:
+                    runs[mode].append(offline(loop, mode))
+            results["stat_loop"] = {}
+            for mode in runs:
+                results["stat_loop"][mode] = r = max(runs[mode], key=lambda r: r["events_per_s"])
+                print(f"stat loop {mode:<12} {r['events']} events  {r['events_per_s']:>10,.0f} "
+                      f"events/s (CPU)  symptoms {r['symptoms']}", file=sys.stderr)
+        if args.stages:
+            results["stages_us"] = stages(path, args.repeat)
         if args.per_rule:
             results["per_rule_us"] = per_rule(path, args.repeat)
         if args.profile:

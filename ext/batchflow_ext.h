@@ -190,3 +190,88 @@ void bf_tw_output_reset(struct bf_tw *w);
 long bf_tw_sync_fds(struct bf_tw *w, struct bf_tw_fd *out, size_t max);
 long bf_tw_sync_procs(struct bf_tw *w, struct bf_tw_prev *out, size_t max);
 /* ==== end of turtle.c ==== */
+
+/* ---- the rules' hot records (ext/rules_fast.c; driver: agent/rules/fast.py) ----
+ * bf_rf_feed handles what changes only counts, logs what rules must see
+ * one by one (see the file's head) and stops at the first other record; Python tells it what it learnt
+ * (bf_rf_set_*) and takes what changed here (bf_rf_sync_*). */
+struct bf_rf;
+
+#define BF_RF_MISSING 1        /* bf_rf_rules: the rules that read opens and stats */
+#define BF_RF_DATAFLOW 2
+#define BF_RF_COLLISION 4
+#define BF_RF_HOTSPOT 8
+#define BF_RF_A_READS 1        /* bf_rf_set_flags: an open's access (rules' Read/Execute) */
+#define BF_RF_A_WRITES 2       /* Write or ReadWrite */
+#define BF_RF_A_TMPFILE 4      /* O_TMPFILE: no fd table entry */
+#define BF_RF_A_CLOEXEC 8
+#define BF_RF_A_STAT 16        /* neither (O_PATH, a stat) */
+#define BF_RF_T_WRITTEN 1      /* bf_rf_set_target: dataflow has a writer of it */
+#define BF_RF_T_TRACKED 2      /* hot-spot counts who probes it */
+#define BF_RF_T_WATCHED 4      /* dataflow notes its writers (not under an ignored prefix) */
+#define BF_RF_END 0            /* bf_rf_run.reason: every record handled */
+#define BF_RF_OTHER 1          /* stopped at a record Python must handle */
+
+struct bf_rf_run {
+    uint64_t offset, idx;          /* in/out: where to start; the next event index */
+    uint64_t deadline;             /* in: stop at a record after this time (held events) */
+    uint64_t until_check;          /* in/out: hot-spot's probes before its next check */
+    uint64_t last_ts, max_open_ts; /* out: the last record's time; the latest open's (in/out) */
+    uint64_t opens, stats, closes; /* out: records handled, by kind */
+    uint64_t resume;               /* out: stopped: where a record C may take could be next */
+    uint64_t pending_procs, pending_fds, pending_probes, pending_evidence, pending_makers,
+             pending_log;
+                                   /* out: what bf_rf_sync_* have to hand over */
+    uint32_t reason;
+};
+
+struct bf_rf_last {        /* a process's main thread's last event handled here */
+    uint32_t pid;
+    uint64_t last;
+};
+
+struct bf_rf_fd {          /* one fd table change: ref -1 = no entry */
+    uint32_t pid;
+    int32_t ref;
+    int64_t fd;
+    int32_t cloexec;
+};
+
+struct bf_rf_probes {      /* hot-spot probes of a target made here */
+    int32_t target;
+    uint64_t count, last_ts;
+};
+
+struct bf_rf_logged {      /* a record handled here that the rules must see: Python builds it */
+    uint64_t offset, idx;          /* in the batch fed; its event index */
+    int32_t target;
+};
+
+struct bf_rf_evidence {    /* a probe of a path that has fewer than min_n: its index */
+    int32_t target;
+    uint64_t idx;
+};
+
+struct bf_rf_maker {       /* count probes of a target by (pid << 3 | kind) in a row */
+    int32_t target;
+    uint64_t maker, count;
+};
+
+int bf_rf_new(struct bf_rf **out);
+void bf_rf_free(struct bf_rf *rf);
+void bf_rf_rules(struct bf_rf *rf, unsigned rules, uint64_t track_from, uint64_t min_n);
+int bf_rf_set_flags(struct bf_rf *rf, int64_t flags, unsigned access);
+int bf_rf_set_target(struct bf_rf *rf, int32_t target, uint64_t n, unsigned flags,
+                     const char *path, size_t path_len);
+int bf_rf_set_path(struct bf_rf *rf, const char *key, size_t klen, int32_t ref, int32_t target);
+void bf_rf_clear_paths(struct bf_rf *rf);
+int bf_rf_set_proc(struct bf_rf *rf, uint32_t pid, const char *cwd, int64_t cwd_len,
+                   const char *names, size_t names_len);
+int bf_rf_drop_proc(struct bf_rf *rf, uint32_t pid);
+int bf_rf_feed(struct bf_rf *rf, const char *buf, size_t len, struct bf_rf_run *run);
+long bf_rf_sync_procs(struct bf_rf *rf, struct bf_rf_last *out, size_t max);
+long bf_rf_sync_fds(struct bf_rf *rf, struct bf_rf_fd *out, size_t max);
+long bf_rf_sync_targets(struct bf_rf *rf, struct bf_rf_probes *out, size_t max);
+long bf_rf_sync_log(struct bf_rf *rf, struct bf_rf_logged *out, size_t max);
+long bf_rf_sync_evidence(struct bf_rf *rf, struct bf_rf_evidence *out, size_t max);
+long bf_rf_sync_makers(struct bf_rf *rf, struct bf_rf_maker *out, size_t max);

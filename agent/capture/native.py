@@ -6,6 +6,7 @@ convention (negative return, errno set) becomes an exception.
 from __future__ import annotations
 
 import os
+import struct
 
 from ..errors import ExtensionError
 
@@ -191,10 +192,128 @@ class TurtleFast:
                 return out
 
     def prev_changes(self):
-        """[(pid, index of its main thread's last event)] changed since the last call."""
+        """[(pid, index of its main thread's last event C handled)] since the last call."""
         out = []
         while True:
             n = lib.bf_tw_sync_procs(self._w, self._prevs, self.SYNC_BATCH)
             out += [(c.pid, c.prev) for c in self._prevs[0:n]]
             if n < self.SYNC_BATCH:
                 return out
+
+
+class RulesFast:
+    """The C state of the rules' hot records (ext/rules_fast.c); its
+    reference and only driver is agent.rules.fast.FastRunner."""
+
+    SYNC_BATCH = 4096
+    NO_DEADLINE = (1 << 64) - 1
+    _LAST = struct.Struct("=I4xQ")          # struct bf_rf_last
+    _FD = struct.Struct("=Iiqi4x")          # struct bf_rf_fd
+    _PROBES = struct.Struct("=i4xQQ")       # struct bf_rf_probes
+    _EVIDENCE = struct.Struct("=i4xQ")      # struct bf_rf_evidence
+    _MAKER = struct.Struct("=i4xQQ")        # struct bf_rf_maker
+    _LOGGED = struct.Struct("=QQi4x")       # struct bf_rf_logged
+
+    def __init__(self):
+        if lib is None:
+            raise ExtensionError(f"the C extension is not built: {_IMPORT_ERROR}")
+        out = ffi.new("struct bf_rf **")
+        _check(lib.bf_rf_new(out), "bf_rf_new")
+        self._rf = ffi.gc(out[0], lib.bf_rf_free)
+        self._run = ffi.new("struct bf_rf_run *")
+        self._lasts = ffi.new("struct bf_rf_last[]", self.SYNC_BATCH)
+        self._fds = ffi.new("struct bf_rf_fd[]", self.SYNC_BATCH)
+        self._probes = ffi.new("struct bf_rf_probes[]", self.SYNC_BATCH)
+        self._makers = ffi.new("struct bf_rf_maker[]", self.SYNC_BATCH)
+        self._evidence = ffi.new("struct bf_rf_evidence[]", self.SYNC_BATCH)
+        self._log = ffi.new("struct bf_rf_logged[]", self.SYNC_BATCH)
+        # the rows' layouts (checked against the compiler's: padding included)
+        for row, ctype in ((self._LAST, "struct bf_rf_last"), (self._FD, "struct bf_rf_fd"),
+                           (self._PROBES, "struct bf_rf_probes"),
+                           (self._EVIDENCE, "struct bf_rf_evidence"),
+                           (self._LOGGED, "struct bf_rf_logged"),
+                           (self._MAKER, "struct bf_rf_maker")):
+            if row.size != ffi.sizeof(ctype):
+                raise ExtensionError(f"{ctype}: {ffi.sizeof(ctype)} bytes, not {row.size}")
+        self.MISSING, self.DATAFLOW, self.COLLISION, self.HOTSPOT = (
+            lib.BF_RF_MISSING, lib.BF_RF_DATAFLOW, lib.BF_RF_COLLISION, lib.BF_RF_HOTSPOT)
+        self.A_READS, self.A_WRITES, self.A_TMPFILE, self.A_CLOEXEC, self.A_STAT = (
+            lib.BF_RF_A_READS, lib.BF_RF_A_WRITES, lib.BF_RF_A_TMPFILE, lib.BF_RF_A_CLOEXEC,
+            lib.BF_RF_A_STAT)
+        self.T_WRITTEN, self.T_TRACKED, self.T_WATCHED = (
+            lib.BF_RF_T_WRITTEN, lib.BF_RF_T_TRACKED, lib.BF_RF_T_WATCHED)
+        self.END, self.OTHER = lib.BF_RF_END, lib.BF_RF_OTHER
+
+    def rules(self, which, track_from, min_n):
+        lib.bf_rf_rules(self._rf, which, track_from, min_n)
+
+    def set_flags(self, flags, access):
+        _check(lib.bf_rf_set_flags(self._rf, flags, access), "bf_rf_set_flags")
+
+    def set_target(self, target, n, bits, path: bytes = None):
+        """path: its resolved path, once (C keeps its last component)."""
+        p, plen = (ffi.NULL, 0) if path is None else (path, len(path))
+        _check(lib.bf_rf_set_target(self._rf, target, n, bits, p, plen),
+               f"bf_rf_set_target({target})")
+
+    def set_path(self, key: bytes, ref, target):
+        _check(lib.bf_rf_set_path(self._rf, key, len(key), ref, target), "bf_rf_set_path")
+
+    def clear_paths(self):
+        lib.bf_rf_clear_paths(self._rf)
+
+    def set_proc(self, pid, cwd, names: bytes = b""):
+        """names: missing-dependency's open searches of the process, each NUL-ended."""
+        cwd_arg, cwd_len = (ffi.NULL, -1) if cwd is None else (cwd, len(cwd))
+        _check(lib.bf_rf_set_proc(self._rf, pid, cwd_arg, cwd_len, names, len(names)),
+               f"bf_rf_set_proc({pid})")
+
+    def drop_proc(self, pid):
+        _check(lib.bf_rf_drop_proc(self._rf, pid), f"bf_rf_drop_proc({pid})")
+
+    def feed(self, buf: bytes, offset, idx, deadline, until_check):
+        """Handles the records of `buf` from `offset` on until one it cannot;
+        returns the struct bf_rf_run (offset, idx, until_check, times, counts, reason)."""
+        run = self._run
+        run.offset = offset
+        run.idx = idx
+        run.deadline = deadline
+        run.until_check = until_check
+        run.max_open_ts = 0
+        _check(lib.bf_rf_feed(self._rf, buf, len(buf), run), "bf_rf_feed")
+        return run
+
+    def _drain(self, fn, arr, row):
+        """The rows C hands over through `fn`, unpacked from the array's bytes."""
+        out = []
+        size = row.size
+        while True:
+            n = _check(fn(self._rf, arr, self.SYNC_BATCH), fn.__name__)
+            if n:
+                out += row.iter_unpack(ffi.buffer(arr, n * size))
+            if n < self.SYNC_BATCH:
+                return out
+
+    def lasts(self):
+        """[(pid, index of its main thread's last event C handled)] since the last call."""
+        return self._drain(lib.bf_rf_sync_procs, self._lasts, self._LAST)
+
+    def fd_changes(self):
+        """[(pid, ref id or -1: no entry, fd, cloexec)] since the last call, the last per fd."""
+        return self._drain(lib.bf_rf_sync_fds, self._fds, self._FD)
+
+    def probes(self):
+        """[(target, probes, last probe's time)] made since the last call."""
+        return self._drain(lib.bf_rf_sync_targets, self._probes, self._PROBES)
+
+    def log(self):
+        """[(offset in the batch, event index, target)]: records the rules must see, in order."""
+        return self._drain(lib.bf_rf_sync_log, self._log, self._LOGGED)
+
+    def evidence(self):
+        """[(target, event index)]: probes of paths that had fewer than min_n, in order."""
+        return self._drain(lib.bf_rf_sync_evidence, self._evidence, self._EVIDENCE)
+
+    def makers(self):
+        """[(target, pid << 3 | kind, probes in a row)] since the last call."""
+        return self._drain(lib.bf_rf_sync_makers, self._makers, self._MAKER)

@@ -513,8 +513,8 @@ class HotSpot(Rule):
                 e[4] = [p.pid << 3 | p.kind]
                 e[7] = collections.Counter()
         if e is not self.first:
-            # _rank's tests of the second (and, for the second, of the
-            # first), made here: most probes change neither
+            # _promote, inline (the hot path): most probes change neither
+            # of the two most probed
             second = self.second
             if second is None:
                 self._rank(e)
@@ -529,8 +529,33 @@ class HotSpot(Rule):
             self.until_check = self.params["check_every"]
             self._check(p.ts)
 
+    def absorb(self, e, count, last_ts):
+        """`count` probes of entry `e` made elsewhere, the last at `last_ts`
+        (agent.rules.fast: by C, once the path has its evidence and its
+        first counted prober, never across a check): the state
+        on_primitive leaves after them.  Their probers are added by the
+        caller."""
+        e[0] += count
+        e[2] = last_ts
+        if e is not self.first:
+            self._promote(e)
+
+    def _promote(self, e):
+        """`e` (not the first) has more probes: it may pass the second or the
+        first.  (The two stay the top two whatever the increments: a path
+        enters them only by passing the second.)"""
+        second = self.second
+        if second is None:
+            self._rank(e)
+        elif e is second:
+            first = self.first
+            if _ahead(e, first):
+                self.first, self.second = e, first
+        elif _ahead(e, second):
+            self._rank(e)
+
     def _rank(self, e):
-        """`e` (not the first) just got one more probe: it may pass the second, or the first."""
+        """`e` (not the first) got more probes and may pass the second: where it goes."""
         first, second = self.first, self.second
         if e is not second:
             if second is not None and not _ahead(e, second):

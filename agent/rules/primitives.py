@@ -165,11 +165,12 @@ class EventSource:
     Primitive goes to `engine`'s readers.  `names` (run IRI, event base) is
     set once created."""
 
-    def __init__(self, run, engine):
-        from ..graph.model import Interpreter
+    def __init__(self, run, engine, sink_class=PrimitiveSink, interpreter_class=None):
+        if interpreter_class is None:
+            from ..graph.model import Interpreter as interpreter_class
 
-        self.sink = PrimitiveSink(engine)
-        self.interp = Interpreter(run, self.sink, "events")
+        self.sink = sink_class(engine)
+        self.interp = interpreter_class(run, self.sink, "events")
         self.names = self.interp.names
 
     def feed(self, events):

@@ -14,7 +14,7 @@ import sys
 import threading
 
 from ..errors import InputFormatError
-from ..events import decode_batch
+from ..events import decode_batch, whole_records
 from ..inputs import open_events, sniff
 from .primitives import EventSource, read_turtle
 
@@ -48,27 +48,77 @@ def offline_gc():
 
 
 class RuleRunner:
-    """Events (agent.events.Event) in, through the interpreter, into an Engine."""
+    """Events (agent.events.Event) in, through the interpreter, into an Engine.
 
-    def __init__(self, engine, run):
+    Raw batches (feed_batch) have their hot records handled in C
+    (agent.rules.fast) when `native` allows: None (the default) when the
+    extension is built, BATCHFLOW_RULES is not "python" and every reader of
+    opens and stats is a built-in C knows; False: the Python path alone
+    (the reference); True: C or an ExtensionError."""
+
+    def __init__(self, engine, run, native=None):
+        from . import fast
+
         self.engine = engine
-        self.source = EventSource(run, engine)
+        self._native = fast.wanted() if native is None else native
+        self._required = native is True
+        if self._native:
+            self.source = EventSource(run, engine, fast.NotingSink, fast.NotingInterpreter)
+        else:
+            self.source = EventSource(run, engine)
         self.run_iri = self.source.names.run_iri
         self.event_base = self.source.names.event_base
+        self.fast = None           # the FastPath, once decided
+        self._decided = False
+
+    @property
+    def native(self) -> bool:
+        """True when raw batches go through C (decided once, at the first feed:
+        the engine's rules are all added by then)."""
+        if not self._decided:
+            self._decide()
+        return self.fast is not None
+
+    def _decide(self):
+        from ..capture import native as ext
+        from ..errors import ExtensionError
+        from . import fast
+
+        self._decided = True
+        if not self._native:
+            return
+        rules = fast.rules_of(self.engine)
+        if rules is None or not ext.available():
+            if self._required:
+                raise ExtensionError("the rules' C path cannot run: " + (
+                    "the extension is not built" if rules is not None else
+                    "a rule that reads opens or stats is not one it knows"))
+            return
+        self.fast = fast.FastPath(self.source, self.engine, rules)
 
     def feed(self, events):
-        self.source.feed(events)
+        if self.native:
+            self.fast.feed(events)         # C hears what changed
+        else:
+            self.source.feed(events)
 
-    def feed_batch(self, batch):
-        self.feed(decode_batch(batch))
+    def feed_batch(self, batch, whole=False):
+        """A batch of raw records; `whole`: already checked to hold whole
+        records (a journal's intact batch), else checked here (a damaged one
+        goes to the decoder, which says what is wrong, as in the reference)."""
+        if self.native and (whole or whole_records(batch)):
+            self.fast.feed_batch(bytes(batch))
+        else:
+            self.feed(decode_batch(batch))
 
     def finish(self):
         self.source.finish()
         return self.engine.finish()
 
 
-def run_offline(path, engine, fmt="auto", host=None):
-    """Runs `engine` over the file; returns (symptoms, run IRI, event base, notes)."""
+def run_offline(path, engine, fmt="auto", host=None, native=None):
+    """Runs `engine` over the file; returns (symptoms, run IRI, event base, notes).
+    native: see RuleRunner (journals: their intact batches go to C raw)."""
     if fmt == "auto":
         fmt = sniff(path)
     notes = []
@@ -76,9 +126,26 @@ def run_offline(path, engine, fmt="auto", host=None):
         run_iri, base, prims = read_turtle(path)
         engine.feed(prims)
         return engine.finish(), run_iri, base, notes
-    if fmt in ("journal", "strace"):
+    if fmt == "journal":
+        from ..capture.journal import read_journal
+
+        jr = read_journal(path)
+        runner = RuleRunner(engine, jr.run, native)
+        with offline_gc():
+            if runner.native:
+                for item in jr.by_batch:        # raw bytes, or a damaged batch's events
+                    if isinstance(item, bytes):
+                        runner.feed_batch(item, whole=True)
+                    else:
+                        runner.feed(item)
+            else:
+                runner.feed(jr.events)
+            symptoms = runner.finish()
+        notes.extend(jr.notes)
+        return symptoms, runner.run_iri, runner.event_base, notes
+    if fmt == "strace":
         rec = open_events(path, fmt, host=host)
-        runner = RuleRunner(engine, rec.run)
+        runner = RuleRunner(engine, rec.run, native=False)
         with offline_gc():
             runner.feed(rec.events)
             symptoms = runner.finish()

@@ -1,0 +1,849 @@
+/*
+ * rules_fast.c - the rules' hot records, from raw record bytes, without
+ * an Event, the interpreter or a Primitive.
+ *
+ * agent/rules/fast.py is the driver and agent/rules (through the graph's
+ * interpreter) the reference.  A record is handled here only when what it
+ * changes is a count: a successful or failed open/stat of a path Python
+ * already resolved, by the main thread of a process Python knows, that no
+ * active rule needs to see one by one (hot-spot's probes once a path has
+ * all its evidence; the reads of a path nobody wrote; the lookups of a
+ * process with no pending miss), or a close.  This file stops at the first
+ * other record; Python handles it, says what changed (bf_rf_set_*), and
+ * calls again.  What happened here, Python learns through bf_rf_sync_*:
+ * each process's last event index, its fd table changes (the last per
+ * fd), each path's probes, last probe time and who probed (run-length).
+ * tests/test_rules_fast.py holds both to the same findings and state.
+ */
+#define _GNU_SOURCE                /* memrchr */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "batchflow_ext.h"
+#include "filter.h"           /* struct bf_event */
+
+static inline size_t rf_align8(size_t n) { return (n + 7) & ~(size_t)7; }
+
+static uint64_t rf_hash(const void *p, size_t n, uint64_t seed)
+{
+	/* FNV-1a, finished so that the low bits (the slot) depend on all */
+	const unsigned char *s = p;
+	uint64_t h = 1469598103934665603ull ^ seed;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ s[i]) * 1099511628211ull;
+	h ^= h >> 31;
+	h *= 0x9e3779b97f4a7c15ull;
+	return h ^ (h >> 29);
+}
+
+/* ---- paths: key bytes -> (ref id, target id), open addressing ---- */
+
+struct rf_path {
+	uint64_t hash;
+	char *key;             /* NULL: empty slot */
+	uint32_t klen;
+	int32_t ref, target;
+};
+
+/* ---- processes, chained by pid ---- */
+
+struct rf_proc {
+	struct rf_proc *next;
+	uint32_t pid;
+	uint32_t flags;        /* BF_RF_P_*, and RF_DIRTY */
+	uint64_t last;         /* index of its main thread's last event handled here */
+	char *cwd;             /* NULL: unknown (relative paths go to Python) */
+	size_t cwd_len;
+	char *names;           /* missing-dependency's open searches: names, each NUL-ended */
+	size_t names_len, names_cap;
+};
+
+#define RF_DIRTY 0x100u
+#define PROC_BUCKETS 1024
+
+/* ---- per target (a resolved path, as rules key it) ---- */
+
+struct rf_target {
+	uint64_t n;            /* hot-spot's probes of it so far */
+	uint64_t pend;         /* of which Python has not heard */
+	uint64_t last_ts;
+	int64_t run_at;        /* its last entry in `runs`, or -1 */
+	uint32_t flags;        /* BF_RF_T_*, and RF_DIRTY */
+	uint32_t name_len;     /* its last component (what missing-dependency looks up) */
+	char *name;
+};
+
+/* fd changes keyed by (pid, fd), the last one kept */
+struct rf_fdslot {
+	uint64_t key;          /* pid << 32 | (uint32) fd, + 1; 0: empty */
+	int64_t at;            /* index in fds */
+};
+
+struct bf_rf {
+	unsigned rules;        /* BF_RF_MISSING ... */
+	uint64_t track_from, min_n;
+	struct rf_path *paths;
+	size_t paths_cap, paths_n;
+	struct rf_proc *procs[PROC_BUCKETS];
+	uint32_t *dirty_procs;
+	size_t n_dirty_procs, cap_dirty_procs;
+	struct rf_target *targets;
+	size_t n_targets;
+	int32_t *dirty_targets;
+	size_t n_dirty_targets, cap_dirty_targets;
+	struct bf_rf_maker *runs;
+	size_t n_runs, cap_runs;
+	struct bf_rf_evidence *evidence;   /* probes of paths with fewer than min_n */
+	size_t n_evidence, cap_evidence;
+	struct bf_rf_logged *log;          /* records the rules must see, in order */
+	size_t n_log, cap_log;
+	struct bf_rf_fd *fds;
+	size_t n_fds, cap_fds;
+	struct rf_fdslot *fdslots;
+	size_t fdslots_cap;
+	/* open flags -> BF_RF_A_* + 1 (0: unknown), open addressing */
+	int64_t *flag_keys;
+	uint8_t *flag_vals;
+	size_t flags_cap, flags_n;
+	char *key;             /* scratch for a record's path key */
+	size_t key_cap;
+};
+
+int bf_rf_new(struct bf_rf **out)
+{
+	struct bf_rf *rf = calloc(1, sizeof(*rf));
+	if (!rf)
+		return -1;
+	*out = rf;
+	return 0;
+}
+
+void bf_rf_clear_paths(struct bf_rf *rf)
+{
+	for (size_t i = 0; i < rf->paths_cap; i++) {
+		free(rf->paths[i].key);
+		rf->paths[i].key = NULL;
+	}
+	rf->paths_n = 0;
+}
+
+void bf_rf_free(struct bf_rf *rf)
+{
+	if (!rf)
+		return;
+	bf_rf_clear_paths(rf);
+	free(rf->paths);
+	for (size_t i = 0; i < PROC_BUCKETS; i++) {
+		struct rf_proc *p = rf->procs[i], *next;
+		for (; p; p = next) {
+			next = p->next;
+			free(p->cwd);
+			free(p->names);
+			free(p);
+		}
+	}
+	free(rf->dirty_procs);
+	for (size_t i = 0; i < rf->n_targets; i++)
+		free(rf->targets[i].name);
+	free(rf->targets);
+	free(rf->log);
+	free(rf->dirty_targets);
+	free(rf->runs);
+	free(rf->evidence);
+	free(rf->fds);
+	free(rf->fdslots);
+	free(rf->flag_keys);
+	free(rf->flag_vals);
+	free(rf->key);
+	free(rf);
+}
+
+void bf_rf_rules(struct bf_rf *rf, unsigned rules, uint64_t track_from, uint64_t min_n)
+{
+	rf->rules = rules;
+	rf->track_from = track_from;
+	rf->min_n = min_n;
+}
+
+/* Grows *arr (elements of `size` bytes) to hold `need`; -1: no memory. */
+static int grow(void **arr, size_t *cap, size_t need, size_t size)
+{
+	if (need <= *cap)
+		return 0;
+	size_t c = *cap ? *cap : 64;
+	while (c < need)
+		c *= 2;
+	void *a = realloc(*arr, c * size);
+	if (!a)
+		return -1;
+	*arr = a;
+	*cap = c;
+	return 0;
+}
+
+/* ---- open flags ---- */
+
+static int flags_grow(struct bf_rf *rf)
+{
+	size_t cap = rf->flags_cap ? rf->flags_cap * 2 : 64;
+	int64_t *k = calloc(cap, sizeof(*k));
+	uint8_t *v = calloc(cap, 1);
+	if (!k || !v) {
+		free(k);
+		free(v);
+		return -1;
+	}
+	for (size_t i = 0; i < rf->flags_cap; i++) {
+		if (!rf->flag_vals[i])
+			continue;
+		size_t j = rf_hash(&rf->flag_keys[i], 8, 0) & (cap - 1);
+		while (v[j])
+			j = (j + 1) & (cap - 1);
+		k[j] = rf->flag_keys[i];
+		v[j] = rf->flag_vals[i];
+	}
+	free(rf->flag_keys);
+	free(rf->flag_vals);
+	rf->flag_keys = k;
+	rf->flag_vals = v;
+	rf->flags_cap = cap;
+	return 0;
+}
+
+static unsigned flags_get(const struct bf_rf *rf, int64_t flags)
+{
+	if (!rf->flags_cap)
+		return 0;
+	size_t mask = rf->flags_cap - 1, j = rf_hash(&flags, 8, 0) & mask;
+	for (; rf->flag_vals[j]; j = (j + 1) & mask)
+		if (rf->flag_keys[j] == flags)
+			return rf->flag_vals[j];
+	return 0;
+}
+
+int bf_rf_set_flags(struct bf_rf *rf, int64_t flags, unsigned access)
+{
+	if (access > 0xfe) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (2 * (rf->flags_n + 1) > rf->flags_cap && flags_grow(rf) < 0)
+		return -1;
+	size_t mask = rf->flags_cap - 1, j = rf_hash(&flags, 8, 0) & mask;
+	for (; rf->flag_vals[j]; j = (j + 1) & mask)
+		if (rf->flag_keys[j] == flags)
+			break;
+	if (!rf->flag_vals[j])
+		rf->flags_n++;
+	rf->flag_keys[j] = flags;
+	rf->flag_vals[j] = (uint8_t)(access + 1);
+	return 0;
+}
+
+/* ---- paths ---- */
+
+static struct rf_path *path_slot(const struct bf_rf *rf, const char *key, size_t klen,
+                                 uint64_t h)
+{
+	size_t mask = rf->paths_cap - 1;
+	for (size_t j = h & mask;; j = (j + 1) & mask) {
+		struct rf_path *s = &rf->paths[j];
+		if (!s->key || (s->hash == h && s->klen == klen && memcmp(s->key, key, klen) == 0))
+			return s;
+	}
+}
+
+static int paths_grow(struct bf_rf *rf)
+{
+	size_t cap = rf->paths_cap ? rf->paths_cap * 2 : 1024;
+	struct rf_path *old = rf->paths;
+	size_t old_cap = rf->paths_cap;
+	rf->paths = calloc(cap, sizeof(*rf->paths));
+	if (!rf->paths) {
+		rf->paths = old;
+		return -1;
+	}
+	rf->paths_cap = cap;
+	for (size_t i = 0; i < old_cap; i++)
+		if (old[i].key)
+			*path_slot(rf, old[i].key, old[i].klen, old[i].hash) = old[i];
+	free(old);
+	return 0;
+}
+
+int bf_rf_set_path(struct bf_rf *rf, const char *key, size_t klen, int32_t ref, int32_t target)
+{
+	if (klen > UINT32_MAX || target < 0 || (size_t)target >= rf->n_targets) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (2 * (rf->paths_n + 1) > rf->paths_cap && paths_grow(rf) < 0)
+		return -1;
+	uint64_t h = rf_hash(key, klen, 0);
+	struct rf_path *s = path_slot(rf, key, klen, h);
+	if (!s->key) {
+		char *k = malloc(klen ? klen : 1);
+		if (!k)
+			return -1;
+		memcpy(k, key, klen);
+		s->key = k;
+		s->klen = (uint32_t)klen;
+		s->hash = h;
+		rf->paths_n++;
+	}
+	s->ref = ref;
+	s->target = target;
+	return 0;
+}
+
+static const struct rf_path *path_get(const struct bf_rf *rf, const char *key, size_t klen)
+{
+	if (!rf->paths_n)
+		return NULL;
+	const struct rf_path *s = path_slot(rf, key, klen, rf_hash(key, klen, 0));
+	return s->key ? s : NULL;
+}
+
+/* ---- targets ---- */
+
+int bf_rf_set_target(struct bf_rf *rf, int32_t target, uint64_t n, unsigned flags,
+                     const char *path, size_t path_len)
+{
+	if (target < 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	if ((size_t)target >= rf->n_targets) {
+		size_t cap = rf->n_targets, need = (size_t)target + 1;
+		if (grow((void **)&rf->targets, &cap, need, sizeof(*rf->targets)) < 0)
+			return -1;
+		memset(rf->targets + rf->n_targets, 0, (cap - rf->n_targets) * sizeof(*rf->targets));
+		for (size_t i = rf->n_targets; i < cap; i++)
+			rf->targets[i].run_at = -1;
+		rf->n_targets = cap;
+	}
+	struct rf_target *t = &rf->targets[target];
+	if (t->pend) {             /* Python must take the probes made here first */
+		errno = EBUSY;
+		return -1;
+	}
+	if (path) {
+		const char *slash = path_len ? memrchr(path, '/', path_len) : NULL;
+		size_t from = slash ? (size_t)(slash - path) + 1 : 0;
+		char *name = malloc(path_len - from + 1);
+		if (!name)
+			return -1;
+		memcpy(name, path + from, path_len - from);
+		free(t->name);
+		t->name = name;
+		t->name_len = (uint32_t)(path_len - from);
+	}
+	t->n = n;
+	t->flags = (t->flags & RF_DIRTY) |
+		(flags & (BF_RF_T_WRITTEN | BF_RF_T_TRACKED | BF_RF_T_WATCHED));
+	return 0;
+}
+
+/* ---- processes ---- */
+
+static struct rf_proc *proc_get(const struct bf_rf *rf, uint32_t pid)
+{
+	for (struct rf_proc *p = rf->procs[pid % PROC_BUCKETS]; p; p = p->next)
+		if (p->pid == pid)
+			return p;
+	return NULL;
+}
+
+int bf_rf_set_proc(struct bf_rf *rf, uint32_t pid, const char *cwd, int64_t cwd_len,
+                   const char *names, size_t names_len)
+{
+	struct rf_proc *p = proc_get(rf, pid);
+	char *c = NULL;
+	if (cwd_len >= 0) {
+		c = malloc(cwd_len ? (size_t)cwd_len : 1);
+		if (!c)
+			return -1;
+		memcpy(c, cwd, (size_t)cwd_len);
+	}
+	if (!p) {
+		p = calloc(1, sizeof(*p));
+		if (!p) {
+			free(c);
+			return -1;
+		}
+		p->pid = pid;
+		p->next = rf->procs[pid % PROC_BUCKETS];
+		rf->procs[pid % PROC_BUCKETS] = p;
+	}
+	free(p->cwd);
+	p->cwd = c;
+	p->cwd_len = cwd_len >= 0 ? (size_t)cwd_len : 0;
+	p->names_len = 0;
+	if (names_len) {
+		if (grow((void **)&p->names, &p->names_cap, names_len, 1) < 0)
+			return -1;
+		memcpy(p->names, names, names_len);
+		p->names_len = names_len;
+	}
+	return 0;
+}
+
+/* The offset of `name` in p's open searches, or -1. */
+static long pending_at(const struct rf_proc *p, const char *name, size_t len)
+{
+	for (size_t at = 0; at < p->names_len;) {
+		size_t l = strlen(p->names + at);
+		if (l == len && memcmp(p->names + at, name, len) == 0)
+			return (long)at;
+		at += l + 1;
+	}
+	return -1;
+}
+
+static int pending_add(struct rf_proc *p, const char *name, size_t len)
+{
+	if (pending_at(p, name, len) >= 0)
+		return 0;
+	if (grow((void **)&p->names, &p->names_cap, p->names_len + len + 1, 1) < 0)
+		return -1;
+	memcpy(p->names + p->names_len, name, len);
+	p->names[p->names_len + len] = 0;
+	p->names_len += len + 1;
+	return 0;
+}
+
+static void pending_drop(struct rf_proc *p, long at, size_t len)
+{
+	memmove(p->names + at, p->names + at + len + 1, p->names_len - (size_t)at - len - 1);
+	p->names_len -= len + 1;
+}
+
+int bf_rf_drop_proc(struct bf_rf *rf, uint32_t pid)
+{
+	struct rf_proc **pp = &rf->procs[pid % PROC_BUCKETS];
+	for (struct rf_proc *p = *pp; p; pp = &p->next, p = p->next)
+		if (p->pid == pid) {
+			*pp = p->next;        /* (its last index: the process has ended) */
+			free(p->cwd);
+			free(p->names);
+			free(p);
+			return 1;
+		}
+	return 0;
+}
+
+/* ---- what Python learns ---- */
+
+static int note_proc(struct bf_rf *rf, struct rf_proc *p)
+{
+	if (p->flags & RF_DIRTY)
+		return 0;
+	if (grow((void **)&rf->dirty_procs, &rf->cap_dirty_procs, rf->n_dirty_procs + 1,
+	         sizeof(*rf->dirty_procs)) < 0)
+		return -1;
+	rf->dirty_procs[rf->n_dirty_procs++] = p->pid;
+	p->flags |= RF_DIRTY;
+	return 0;
+}
+
+static void fdslots_put(struct bf_rf *rf, uint64_t key, int64_t at)
+{
+	size_t mask = rf->fdslots_cap - 1, j = rf_hash(&key, 8, 1) & mask;
+	while (rf->fdslots[j].key && rf->fdslots[j].key != key)
+		j = (j + 1) & mask;
+	rf->fdslots[j].key = key;
+	rf->fdslots[j].at = at;
+}
+
+static int note_fd(struct bf_rf *rf, uint32_t pid, int64_t fd, int32_t ref, int cloexec)
+{
+	uint64_t key = (((uint64_t)pid << 32) | (uint32_t)fd) + 1;   /* fd: an int (checked) */
+	if (rf->fdslots_cap) {
+		size_t mask = rf->fdslots_cap - 1;
+		for (size_t j = rf_hash(&key, 8, 1) & mask; rf->fdslots[j].key; j = (j + 1) & mask)
+			if (rf->fdslots[j].key == key) {
+				struct bf_rf_fd *f = &rf->fds[rf->fdslots[j].at];
+				f->ref = ref;
+				f->cloexec = cloexec;
+				return 0;
+			}
+	}
+	if (grow((void **)&rf->fds, &rf->cap_fds, rf->n_fds + 1, sizeof(*rf->fds)) < 0)
+		return -1;
+	if (2 * (rf->n_fds + 1) > rf->fdslots_cap) {
+		size_t cap = rf->fdslots_cap ? rf->fdslots_cap * 2 : 256;
+		struct rf_fdslot *s = calloc(cap, sizeof(*s));
+		if (!s)
+			return -1;
+		free(rf->fdslots);
+		rf->fdslots = s;
+		rf->fdslots_cap = cap;
+		for (size_t i = 0; i < rf->n_fds; i++) {
+			uint64_t k = (((uint64_t)rf->fds[i].pid << 32) | (uint32_t)rf->fds[i].fd) + 1;
+			fdslots_put(rf, k, (int64_t)i);
+		}
+	}
+	struct bf_rf_fd *f = &rf->fds[rf->n_fds];
+	f->pid = pid;
+	f->fd = fd;
+	f->ref = ref;
+	f->cloexec = cloexec;
+	fdslots_put(rf, key, (int64_t)rf->n_fds);
+	rf->n_fds++;
+	return 0;
+}
+
+static int note_probe(struct bf_rf *rf, int32_t id, struct rf_target *t, uint64_t ts,
+                      uint64_t maker, uint64_t idx)
+{
+	if (t->n < rf->min_n) {    /* one of its first probes: its evidence */
+		if (grow((void **)&rf->evidence, &rf->cap_evidence, rf->n_evidence + 1,
+		         sizeof(*rf->evidence)) < 0)
+			return -1;
+		rf->evidence[rf->n_evidence].target = id;
+		rf->evidence[rf->n_evidence].idx = idx;
+		rf->n_evidence++;
+	}
+	if (!(t->flags & RF_DIRTY)) {
+		if (grow((void **)&rf->dirty_targets, &rf->cap_dirty_targets,
+		         rf->n_dirty_targets + 1, sizeof(*rf->dirty_targets)) < 0)
+			return -1;
+		rf->dirty_targets[rf->n_dirty_targets++] = id;
+		t->flags |= RF_DIRTY;
+	}
+	if (t->flags & BF_RF_T_TRACKED) {
+		if (t->run_at >= 0 && rf->runs[t->run_at].maker == maker) {
+			rf->runs[t->run_at].count++;
+		} else {
+			if (grow((void **)&rf->runs, &rf->cap_runs, rf->n_runs + 1,
+			         sizeof(*rf->runs)) < 0)
+				return -1;
+			struct bf_rf_maker *m = &rf->runs[rf->n_runs];
+			m->target = id;
+			m->maker = maker;
+			m->count = 1;
+			t->run_at = (int64_t)rf->n_runs++;
+		}
+	}
+	t->n++;
+	t->pend++;
+	t->last_ts = ts;
+	return 0;
+}
+
+long bf_rf_sync_procs(struct bf_rf *rf, struct bf_rf_last *out, size_t max)
+{
+	size_t n = 0;
+	while (rf->n_dirty_procs && n < max) {
+		uint32_t pid = rf->dirty_procs[--rf->n_dirty_procs];
+		struct rf_proc *p = proc_get(rf, pid);
+		if (!p || !(p->flags & RF_DIRTY))
+			continue;
+		p->flags &= ~RF_DIRTY;
+		out[n].pid = pid;
+		out[n].last = p->last;
+		n++;
+	}
+	return (long)n;
+}
+
+long bf_rf_sync_fds(struct bf_rf *rf, struct bf_rf_fd *out, size_t max)
+{
+	if (!rf->n_fds || !max)
+		return 0;          /* (no array yet: nothing to copy from) */
+	size_t n = rf->n_fds < max ? rf->n_fds : max;
+	memcpy(out, rf->fds + rf->n_fds - n, n * sizeof(*out));
+	rf->n_fds -= n;
+	if (!rf->n_fds && rf->fdslots_cap)
+		memset(rf->fdslots, 0, rf->fdslots_cap * sizeof(*rf->fdslots));
+	else if (n) {              /* (a partial take: the rest keyed anew) */
+		memset(rf->fdslots, 0, rf->fdslots_cap * sizeof(*rf->fdslots));
+		for (size_t i = 0; i < rf->n_fds; i++) {
+			uint64_t k = (((uint64_t)rf->fds[i].pid << 32) | (uint32_t)rf->fds[i].fd) + 1;
+			fdslots_put(rf, k, (int64_t)i);
+		}
+	}
+	return (long)n;
+}
+
+long bf_rf_sync_targets(struct bf_rf *rf, struct bf_rf_probes *out, size_t max)
+{
+	size_t n = 0;
+	while (rf->n_dirty_targets && n < max) {
+		int32_t id = rf->dirty_targets[--rf->n_dirty_targets];
+		struct rf_target *t = &rf->targets[id];
+		t->flags &= ~RF_DIRTY;
+		out[n].target = id;
+		out[n].count = t->pend;
+		out[n].last_ts = t->last_ts;
+		t->pend = 0;
+		n++;
+	}
+	return (long)n;
+}
+
+long bf_rf_sync_log(struct bf_rf *rf, struct bf_rf_logged *out, size_t max)
+{
+	if (!rf->n_log || !max)
+		return 0;          /* (no array yet: nothing to copy from) */
+	size_t n = rf->n_log < max ? rf->n_log : max;
+	memcpy(out, rf->log, n * sizeof(*out));
+	memmove(rf->log, rf->log + n, (rf->n_log - n) * sizeof(*out));
+	rf->n_log -= n;
+	return (long)n;
+}
+
+long bf_rf_sync_evidence(struct bf_rf *rf, struct bf_rf_evidence *out, size_t max)
+{
+	if (!rf->n_evidence || !max)
+		return 0;          /* (no array yet: nothing to copy from) */
+	/* from the start: the order of a path's evidence is kept */
+	size_t n = rf->n_evidence < max ? rf->n_evidence : max;
+	memcpy(out, rf->evidence, n * sizeof(*out));
+	memmove(rf->evidence, rf->evidence + n, (rf->n_evidence - n) * sizeof(*out));
+	rf->n_evidence -= n;
+	return (long)n;
+}
+
+long bf_rf_sync_makers(struct bf_rf *rf, struct bf_rf_maker *out, size_t max)
+{
+	if (!rf->n_runs || !max)
+		return 0;          /* (no array yet: nothing to copy from) */
+	size_t n = rf->n_runs < max ? rf->n_runs : max;
+	memcpy(out, rf->runs + rf->n_runs - n, n * sizeof(*out));
+	rf->n_runs -= n;
+	for (size_t i = 0; i < n; i++)     /* a taken run is not extended */
+		if (rf->targets[out[i].target].run_at >= (int64_t)rf->n_runs)
+			rf->targets[out[i].target].run_at = -1;
+	return (long)n;
+}
+
+/* ---- the loop ---- */
+
+/* Whether the record at `raw` (whole) goes to Python whatever Python
+ * tells this state first: the driver hands such records to Python with
+ * the one C stopped at, without asking again. */
+static int surely_python(const struct bf_rf *rf, const char *raw);
+
+
+#define LOAD(dst, field) do { \
+	_Static_assert(sizeof(dst) == sizeof(((struct bf_event *)0)->field), #field); \
+	memcpy(&(dst), raw + offsetof(struct bf_event, field), sizeof(dst)); \
+} while (0)
+
+static int key_room(struct bf_rf *rf, size_t klen)
+{
+	if (klen <= rf->key_cap)
+		return 0;
+	char *k = realloc(rf->key, klen * 2);
+	if (!k)
+		return -1;
+	rf->key = k;
+	rf->key_cap = klen * 2;
+	return 0;
+}
+
+int bf_rf_feed(struct bf_rf *rf, const char *buf, size_t len, struct bf_rf_run *run)
+{
+	size_t off = run->offset;
+	uint64_t idx = run->idx, until_check = run->until_check;
+	const unsigned rules = rf->rules;
+	const int hot = (rules & BF_RF_HOTSPOT) != 0;
+	run->reason = BF_RF_END;
+	run->opens = run->stats = run->closes = 0;
+	while (off < len) {
+		const char *raw = buf + off;
+		uint64_t ts;
+		uint32_t pid, tid;
+		int64_t ret, arg0;
+		int32_t dirfd;
+		uint16_t size, path_len, argv_len;
+		uint8_t kind, call, trunc;
+		if (len - off < BF_HEADER_SIZE)
+			goto stop;
+		LOAD(size, size);
+		LOAD(path_len, path_len);
+		LOAD(argv_len, argv_len);
+		if (size != (size_t)BF_HEADER_SIZE + path_len + argv_len || size > len - off)
+			goto stop;            /* damaged: Python's decoder says how */
+		LOAD(ts, ts_ns);
+		if (ts > run->deadline)
+			goto stop;            /* held events are due first */
+		LOAD(pid, pid);
+		struct rf_proc *p = proc_get(rf, pid);
+		if (!p)
+			goto stop;
+		LOAD(kind, kind);
+		LOAD(call, call);
+		LOAD(ret, ret);
+		LOAD(arg0, arg0);
+		if (kind == BF_FD && call == BF_SYS_CLOSE) {
+			if (arg0 < INT32_MIN || arg0 > INT32_MAX)
+				goto stop;    /* not an fd: the reference says what it does */
+			if ((ret == 0 || ret == -EINTR) && note_fd(rf, pid, arg0, -1, 0) < 0)
+				return -1;
+			run->closes++;
+			goto next;
+		}
+		if (kind != BF_OPEN && kind != BF_STAT)
+			goto stop;
+		LOAD(tid, tid);
+		LOAD(trunc, trunc);
+		if (tid != pid || trunc || path_len < 2 || (kind == BF_OPEN && call == BF_SYS_CREAT))
+			goto stop;
+		const char *path = raw + BF_HEADER_SIZE;
+		size_t plen = path_len - 1u;
+		size_t klen;
+		if (path[0] == '/') {
+			klen = 1 + plen;
+			if (key_room(rf, klen) < 0)
+				return -1;
+			rf->key[0] = 'A';
+			memcpy(rf->key + 1, path, plen);
+		} else {
+			LOAD(dirfd, dirfd);
+			if (dirfd != BF_AT_FDCWD || !p->cwd)
+				goto stop;
+			uint32_t cl = (uint32_t)p->cwd_len;
+			klen = 5 + p->cwd_len + plen;
+			if (key_room(rf, klen) < 0)
+				return -1;
+			rf->key[0] = 'R';
+			memcpy(rf->key + 1, &cl, 4);
+			memcpy(rf->key + 5, p->cwd, p->cwd_len);
+			memcpy(rf->key + 5 + p->cwd_len, path, plen);
+		}
+		const struct rf_path *ps = path_get(rf, rf->key, klen);
+		if (!ps)
+			goto stop;
+		unsigned access = BF_RF_A_STAT;
+		if (kind == BF_OPEN) {
+			unsigned a = flags_get(rf, arg0);
+			if (!a || ret > INT32_MAX)
+				goto stop;
+			access = a - 1;
+		}
+		/* What a rule must see one by one is logged for Python: a miss
+		 * (and the lookup that ends a search), a write, a read of a
+		 * written path.  The rest only counts. */
+		struct rf_target *t = &rf->targets[ps->target];
+		int logged = 0;
+		long found = -1;
+		if (rules & BF_RF_MISSING) {
+			if (ret == -ENOENT)
+				logged = 1;
+			else if (ret >= 0 && p->names_len &&
+			         (found = pending_at(p, t->name, t->name_len)) >= 0)
+				logged = 1;
+		}
+		if (ret >= 0 && (((access & BF_RF_A_WRITES) &&
+		                  (rules & (BF_RF_DATAFLOW | BF_RF_COLLISION))) ||
+		                 ((access & BF_RF_A_READS) && (rules & BF_RF_DATAFLOW) &&
+		                  (t->flags & BF_RF_T_WRITTEN))))
+			logged = 1;
+		if (hot) {
+			if (until_check <= 1)
+				goto stop;    /* its check is Python's */
+			if (logged) {
+				/* Python makes its probe: after those counted here,
+				 * it would be out of order */
+				if (t->pend)
+					goto stop;
+			} else if (!t->n ||
+			           (!(t->flags & BF_RF_T_TRACKED) && t->n + 1 >= rf->track_from)) {
+				goto stop;    /* its entry, its first counted prober */
+			}
+		}
+		if (logged) {
+			if (grow((void **)&rf->log, &rf->cap_log, rf->n_log + 1, sizeof(*rf->log)) < 0)
+				return -1;
+			rf->log[rf->n_log].offset = off;
+			rf->log[rf->n_log].idx = idx;
+			rf->log[rf->n_log].target = ps->target;
+			rf->n_log++;
+			if (ret == -ENOENT && t->name_len && pending_add(p, t->name, t->name_len) < 0)
+				return -1;
+			if (found >= 0)
+				pending_drop(p, found, t->name_len);
+			if (ret >= 0 && (access & BF_RF_A_WRITES) && (t->flags & BF_RF_T_WATCHED))
+				t->flags |= BF_RF_T_WRITTEN;
+			if (hot) {        /* the probe Python makes, mirrored (a new entry
+			                   * counts its probers from its second probe) */
+				if (t->n && !(t->flags & BF_RF_T_TRACKED) && t->n + 1 >= rf->track_from)
+					t->flags |= BF_RF_T_TRACKED;
+				t->n++;
+				until_check--;
+			}
+		} else if (hot) {
+			if (note_probe(rf, ps->target, t, ts, (uint64_t)pid << 3 | kind, idx) < 0)
+				return -1;
+			until_check--;
+		}
+		if (kind == BF_OPEN) {
+			if (ret >= 0 && note_fd(rf, pid, ret, (access & BF_RF_A_TMPFILE) ? -1 : ps->ref,
+			                        (access & BF_RF_A_CLOEXEC) != 0) < 0)
+				return -1;
+			if (ts > run->max_open_ts)
+				run->max_open_ts = ts;
+			run->opens++;
+		} else {
+			run->stats++;
+		}
+		p->last = idx++;
+		if (note_proc(rf, p) < 0)
+			return -1;
+next:
+		run->last_ts = ts;
+		off += rf_align8(size);
+		continue;
+stop:
+		run->reason = BF_RF_OTHER;
+		break;
+	}
+	if (off > len)
+		off = len;
+	run->offset = off;
+	size_t resume = off;
+	while (resume < len) {     /* the records after this one that Python takes too */
+		uint16_t size;
+		if (len - resume < BF_HEADER_SIZE)
+			break;
+		memcpy(&size, buf + resume + offsetof(struct bf_event, size), sizeof(size));
+		if (size < BF_HEADER_SIZE)
+			break;            /* damaged: the decoder says how */
+		resume += rf_align8(size);
+		if (resume >= len || len - resume < BF_HEADER_SIZE ||
+		    !surely_python(rf, buf + resume))
+			break;
+	}
+	if (resume < off || resume > len || (off < len && resume == off))
+		resume = len;
+	run->resume = resume;
+	run->pending_procs = rf->n_dirty_procs;
+	run->pending_fds = rf->n_fds;
+	run->pending_probes = rf->n_dirty_targets;
+	run->pending_evidence = rf->n_evidence;
+	run->pending_makers = rf->n_runs;
+	run->pending_log = rf->n_log;
+	run->idx = idx;
+	run->until_check = until_check;
+	return 0;
+}
+
+static int surely_python(const struct bf_rf *rf, const char *raw)
+{
+	(void)rf;   /* (static: the record alone says) */
+	uint8_t kind, call;
+	uint32_t pid, tid;
+	LOAD(kind, kind);
+	LOAD(call, call);
+	if (kind == BF_FD)
+		return call != BF_SYS_CLOSE;
+	if (kind != BF_OPEN && kind != BF_STAT)
+		return 1;
+	LOAD(pid, pid);
+	LOAD(tid, tid);
+	return tid != pid || (kind == BF_OPEN && call == BF_SYS_CREAT);
+}
