@@ -177,13 +177,8 @@ int bf_tw_set_open_flags(struct bf_tw *w, int64_t flags, const char *frag, size_
 int bf_tw_set_stat_flags(struct bf_tw *w, int64_t flags, const char *frag, size_t len);
 int bf_tw_set_end(struct bf_tw *w, int64_t ret, const char *frag, size_t len);
 int bf_tw_set_path(struct bf_tw *w, const char *key, size_t klen, int64_t ref_id,
-                   uint32_t res_id, const char *frag, size_t len);
-void bf_tw_clear_paths(struct bf_tw *w);   /* and the resources, and every fd table */
-/* fstat: a resource's fragment; an fstat's flags; a process's whole fd table */
-int bf_tw_set_res(struct bf_tw *w, uint32_t res_id, const char *frag, size_t len);
-int bf_tw_set_fstat_flags(struct bf_tw *w, int64_t flags, const char *frag, size_t len);
-int bf_tw_set_fds(struct bf_tw *w, uint32_t pid, const int64_t *fds, const uint32_t *res_ids,
-                  size_t n);
+                   const char *frag, size_t len);
+void bf_tw_clear_paths(struct bf_tw *w);
 /* cwd_len -1: the cwd is not known; fresh: another process than before under pid */
 int bf_tw_set_proc(struct bf_tw *w, uint32_t pid, const char *tag, size_t tag_len,
                    uint64_t prev, const char *cwd, int64_t cwd_len, int fresh);

@@ -14,12 +14,6 @@
  *
  * What changes here and Python must know (each process's last event and
  * fd table) is kept per process and handed back by bf_tw_sync_*, coalesced.
- *
- * An fstat (newfstatat(fd, "", AT_EMPTY_PATH): a compiler makes one after
- * nearly every open) names the file its fd was opened on: each process
- * keeps here the resource ids of its fds (Python hands its fd table over
- * with bf_tw_set_fds; the opens and closes written here update it), and
- * each resource id its fragment (bf_tw_set_res).
  */
 #include <errno.h>
 #include <stdint.h>
@@ -142,22 +136,6 @@ static void tab_clear(struct table *t)
 	t->n = 0;
 }
 
-static void tab_del(struct table *t, const void *key, size_t klen)
-{
-	if (!t->nb)
-		return;
-	uint64_t h = hash_bytes(key, klen);
-	for (struct ent **pp = &t->b[h & (t->nb - 1)]; *pp; pp = &(*pp)->next) {
-		struct ent *e = *pp;
-		if (e->hash == h && e->klen == klen && memcmp(e->data, key, klen) == 0) {
-			*pp = e->next;
-			free(e);
-			t->n--;
-			return;
-		}
-	}
-}
-
 static void tab_free(struct table *t)
 {
 	tab_clear(t);
@@ -178,7 +156,6 @@ struct proc {
 	char *cwd;             /* NULL: not known (relative paths go to Python) */
 	size_t cwd_len;
 	struct table known;    /* path ids whose prov:used / wasGeneratedBy is written */
-	struct table fds;      /* fd -> resource id (in id), for fstat */
 };
 
 #define PROC_BUCKETS 1024
@@ -189,8 +166,6 @@ struct bf_tw {
 	size_t n_dirty, cap_dirty;
 	struct table paths;    /* 'A' path | 'R' u32 cwd length, cwd, path -> ref fragment */
 	struct table open_flags, stat_flags, ends;   /* int64 -> fragment */
-	struct table fstat_flags;                    /* an fstat's flags -> fragment */
-	struct table res;      /* resource id -> an fstat's fragment naming it */
 	struct table fds;      /* u32 pid, i64 fd -> the last change (coalesced) */
 	char *heads[2][256];   /* kind OPEN, STAT x call -> "a bf:... ; bf:call ..." */
 	uint32_t head_len[2][256];
@@ -214,7 +189,6 @@ static void proc_free(struct proc *p)
 	free(p->tag);
 	free(p->cwd);
 	tab_free(&p->known);
-	tab_free(&p->fds);
 	free(p);
 }
 
@@ -233,8 +207,6 @@ void bf_tw_free(struct bf_tw *w)
 	tab_free(&w->open_flags);
 	tab_free(&w->stat_flags);
 	tab_free(&w->ends);
-	tab_free(&w->fstat_flags);
-	tab_free(&w->res);
 	tab_free(&w->fds);
 	for (int k = 0; k < 2; k++)
 		for (int c = 0; c < 256; c++)
@@ -303,55 +275,22 @@ int bf_tw_set_end(struct bf_tw *w, int64_t ret, const char *frag, size_t len)
 }
 
 int bf_tw_set_path(struct bf_tw *w, const char *key, size_t klen, int64_t ref_id,
-                   uint32_t res_id, const char *frag, size_t len)
+                   const char *frag, size_t len)
 {
 	struct ent *e = tab_put(&w->paths, key, klen, frag, len);
 	if (!e)
 		return -1;
 	e->id = ref_id;
-	e->bits = res_id;      /* what an fd this path is opened on names */
 	return 0;
 }
 
 void bf_tw_clear_paths(struct bf_tw *w)
 {
 	tab_clear(&w->paths);
-	tab_clear(&w->res);
-	/* the known sets and fd tables name path and resource ids, given anew */
+	/* the known sets name path ids, which are given anew */
 	for (size_t i = 0; i < PROC_BUCKETS; i++)
-		for (struct proc *p = w->procs[i]; p; p = p->next) {
+		for (struct proc *p = w->procs[i]; p; p = p->next)
 			tab_clear(&p->known);
-			tab_clear(&p->fds);
-		}
-}
-
-int bf_tw_set_res(struct bf_tw *w, uint32_t res_id, const char *frag, size_t len)
-{
-	int64_t key = res_id;
-	return tab_put(&w->res, &key, sizeof(key), frag, len) ? 0 : -1;
-}
-
-int bf_tw_set_fstat_flags(struct bf_tw *w, int64_t flags, const char *frag, size_t len)
-{
-	return set_int_frag(&w->fstat_flags, flags, frag, len, 0);
-}
-
-int bf_tw_set_fds(struct bf_tw *w, uint32_t pid, const int64_t *fds, const uint32_t *res_ids,
-                  size_t n)
-{
-	struct proc *p = proc_get(w, pid);
-	if (!p) {
-		errno = ENOENT;
-		return -1;
-	}
-	tab_clear(&p->fds);
-	for (size_t i = 0; i < n; i++) {
-		struct ent *e = tab_put(&p->fds, &fds[i], sizeof(fds[i]), NULL, 0);
-		if (!e)
-			return -1;
-		e->id = res_ids[i];
-	}
-	return 0;
 }
 
 int bf_tw_set_proc(struct bf_tw *w, uint32_t pid, const char *tag, size_t tag_len,
@@ -617,11 +556,8 @@ int bf_tw_feed(struct bf_tw *w, const char *buf, size_t len, struct bf_tw_run *r
 		LOAD(ret, ret);
 		LOAD(arg0, arg0);
 		if (kind == BF_FD && call == BF_SYS_CLOSE) {
-			if (ret == 0 || ret == -EINTR) {
-				if (fd_change(w, pid, arg0, -1, 0) < 0)
-					return -1;
-				tab_del(&p->fds, &arg0, sizeof(arg0));
-			}
+			if ((ret == 0 || ret == -EINTR) && fd_change(w, pid, arg0, -1, 0) < 0)
+				return -1;
 			run->closes++;
 			goto next;
 		}
@@ -632,48 +568,7 @@ int bf_tw_feed(struct bf_tw *w, const char *buf, size_t len, struct bf_tw_run *r
 		LOAD(tid, tid);
 		LOAD(trunc, trunc);
 		LOAD(dirfd, dirfd);
-		if (tid != pid || trunc) {
-			run->reason = BF_TW_OTHER;
-			break;
-		}
-		if (kind == BF_STAT && path_len == 1 && dirfd >= 0) {
-			/* an fstat: "" relative to an fd whose file this process's
-			 * table names (any other fd: Python's) */
-			int64_t fd = dirfd;
-			const struct ent *fe = tab_get(&p->fds, &fd, sizeof(fd));
-			const struct ent *res = fe ? int_frag(&w->res, fe->id) : NULL;
-			const struct ent *ff = int_frag(&w->fstat_flags, arg0);
-			const struct ent *end = int_frag(&w->ends, ret);
-			const char *head = w->heads[BF_STAT - BF_OPEN][call];
-			if (!res || !ff || !end || !head) {
-				run->reason = BF_TW_OTHER;
-				break;
-			}
-			if (out_reserve(w, 200 + w->head_len[BF_STAT - BF_OPEN][call] + p->tag_len +
-			                res->vlen + ff->vlen + end->vlen) < 0)
-				return -1;
-			char *o = w->out + w->out_len;
-			o = PUT_LIT(o, "ev:");
-			o = put_u64(o, idx);
-			*o++ = ' ';
-			o = put(o, head, w->head_len[BF_STAT - BF_OPEN][call]);
-			o = PUT_LIT(o, " ; bf:process ");
-			o = put(o, p->tag, p->tag_len);
-			o = PUT_LIT(o, " ; bf:ns ");
-			o = put_u64(o, ts);
-			o = PUT_LIT(o, " ; bf:follows ev:");
-			o = put_u64(o, p->prev);
-			o = put(o, res->data + res->klen, res->vlen);
-			o = put(o, ff->data + ff->klen, ff->vlen);
-			o = put(o, end->data + end->klen, end->vlen);
-			w->out_len = (size_t)(o - w->out);
-			p->prev = idx++;
-			if (mark_dirty(w, p) < 0)
-				return -1;
-			run->stats++;
-			goto next;
-		}
-		if (path_len < 2 || (kind == BF_OPEN && call == BF_SYS_CREAT)) {
+		if (tid != pid || trunc || path_len < 2 || (kind == BF_OPEN && call == BF_SYS_CREAT)) {
 			run->reason = BF_TW_OTHER;
 			break;
 		}
@@ -738,20 +633,9 @@ int bf_tw_feed(struct bf_tw *w, const char *buf, size_t len, struct bf_tw_run *r
 		}
 		o = put(o, end->data + end->klen, end->vlen);
 		w->out_len = (size_t)(o - w->out);
-		if (opened) {
-			int tmpfile = (fl->bits & BF_TW_TMPFILE) != 0;
-			if (fd_change(w, pid, ret, tmpfile ? -1 : ref->id,
-			              (fl->bits & BF_TW_CLOEXEC) != 0) < 0)
-				return -1;
-			if (tmpfile) {
-				tab_del(&p->fds, &ret, sizeof(ret));
-			} else {
-				struct ent *fe = tab_put(&p->fds, &ret, sizeof(ret), NULL, 0);
-				if (!fe)
-					return -1;
-				fe->id = ref->bits;
-			}
-		}
+		if (opened && fd_change(w, pid, ret, (fl->bits & BF_TW_TMPFILE) ? -1 : ref->id,
+		                        (fl->bits & BF_TW_CLOEXEC) != 0) < 0)
+			return -1;
 		p->prev = idx++;
 		if (mark_dirty(w, p) < 0)
 			return -1;

@@ -124,8 +124,6 @@ class TurtleFast:
         self._len = ffi.new("size_t *")
         self._fds = ffi.new("struct bf_tw_fd[]", self.SYNC_BATCH)
         self._prevs = ffi.new("struct bf_tw_prev[]", self.SYNC_BATCH)
-        self._fd_keys = ffi.new("int64_t[]", 64)      # set_fds' arguments, reused
-        self._fd_res = ffi.new("uint32_t[]", 64)
         self.READS, self.WRITES, self.TMPFILE, self.CLOEXEC, self.MODE = (
             lib.BF_TW_READS, lib.BF_TW_WRITES, lib.BF_TW_TMPFILE, lib.BF_TW_CLOEXEC,
             lib.BF_TW_MODE)
@@ -146,27 +144,9 @@ class TurtleFast:
     def set_end(self, ret, frag: bytes):
         _check(lib.bf_tw_set_end(self._w, ret, frag, len(frag)), "bf_tw_set_end")
 
-    def set_path(self, key: bytes, ref_id, res_id, frag: bytes):
-        _check(lib.bf_tw_set_path(self._w, key, len(key), ref_id, res_id, frag, len(frag)),
+    def set_path(self, key: bytes, ref_id, frag: bytes):
+        _check(lib.bf_tw_set_path(self._w, key, len(key), ref_id, frag, len(frag)),
                "bf_tw_set_path")
-
-    def set_res(self, res_id, frag: bytes):
-        _check(lib.bf_tw_set_res(self._w, res_id, frag, len(frag)), "bf_tw_set_res")
-
-    def set_fstat_flags(self, flags, frag: bytes):
-        _check(lib.bf_tw_set_fstat_flags(self._w, flags, frag, len(frag)),
-               "bf_tw_set_fstat_flags")
-
-    def set_fds(self, pid, fds, res_ids):
-        """pid's whole fd table: fds[i] names the resource res_ids[i]."""
-        n = len(fds)
-        if n > len(self._fd_keys):
-            self._fd_keys = ffi.new("int64_t[]", n * 2)
-            self._fd_res = ffi.new("uint32_t[]", n * 2)
-        self._fd_keys[0:n] = fds
-        self._fd_res[0:n] = res_ids
-        _check(lib.bf_tw_set_fds(self._w, pid, self._fd_keys, self._fd_res, n),
-               f"bf_tw_set_fds({pid})")
 
     def clear_paths(self):
         lib.bf_tw_clear_paths(self._w)

@@ -20,8 +20,7 @@ from . import names as N
 from .model import (C_CLOSE, C_CREAT, EINTR, K_CHDIR, K_EXEC, K_EXIT, K_FD, K_FORK, K_NET,
                     K_OPEN, K_STAT, K_WAIT,
                     A_ERRNOS, A_FAILURES, FILE, O_MODE_USED, OPEN_ACCESS, READS, STAT, TRUNC_ANY,
-                    UNRESOLVED, WRITES, Interpreter, Iri, Sock, Term, fd_opened, mount_facts,
-                    net_event_facts,
+                    UNRESOLVED, WRITES, Interpreter, Iri, Term, fd_opened, mount_facts, net_event_facts,
                     open_access, resource_facts)
 
 EVENT_CLASS = {Kind.OPEN: "OpenEvent", Kind.STAT: "StatEvent", Kind.FORK: "ForkEvent",
@@ -522,9 +521,6 @@ class TurtleWriter(Interpreter):
         self._c_open = set()          # flags, results whose fragment C has
         self._c_stat = set()
         self._c_end = set()
-        self._c_fstat = set()         # an fstat's flags whose fragment C has
-        self._c_res = {}              # resource IRI -> res id (an fstat names it)
-        self._c_fds = {}              # pid -> the fd table C has for it (a copy)
         self._c_procs = {}            # pid -> the Proc C writes for
         self._touched = set()         # pids whose Proc Python changed since C last heard
         self._c_rest = self._c_pause = 0   # batches left for Python alone; the last pause
@@ -546,8 +542,6 @@ class TurtleWriter(Interpreter):
             self._fast.clear_paths()
             self._c_paths.clear()
             self._c_refs.clear()
-            self._c_res.clear()
-            self._c_fds.clear()       # C forgot every fd table
 
     def _feed_native(self, batch, watch, cut_exits):
         """C writes what it can; Python takes the records where it stops, a
@@ -634,18 +628,12 @@ class TurtleWriter(Interpreter):
             fast.output_reset()
         procs, refs = self._c_procs, self._c_refs
         if fd_changes:
-            sent = self._c_fds
             for pid, fd, ref_id, cloexec in fast.fd_changes():
                 fds = procs[pid].fds
-                copy = sent.get(pid)
                 if ref_id < 0:
                     fds.pop(fd, None)
-                    if copy is not None:
-                        copy.pop(fd, None)
                 else:
-                    fds[fd] = entry = (refs[ref_id].res, bool(cloexec))
-                    if copy is not None:
-                        copy[fd] = entry
+                    fds[fd] = (refs[ref_id].res, bool(cloexec))
         if prev_changes:
             for pid, prev in fast.prev_changes():
                 procs[pid].last[pid] = prev
@@ -662,54 +650,14 @@ class TurtleWriter(Interpreter):
                 if old is not None:
                     fast.drop_proc(pid)
                     del registered[pid]
-                    self._c_fds.pop(pid, None)
             else:
                 fast.set_proc(pid, proc.tag.encode(), int(prev), proc.cwd, old is not proc)
                 registered[pid] = proc
-                # its fd table, for the fstats C writes (what _fd_res reads),
-                # unless C has it already
-                if old is proc and self._c_fds.get(pid) == proc.fds:
-                    continue
-                # (a socket's fd names what the socket names now, which
-                # changes with no change to the table: sent every time)
-                self._c_fds[pid] = None if any(type(e[0]) is Sock for e in proc.fds.values()) \
-                    else dict(proc.fds)
-                fds, ids = [], []
-                for fd, entry in proc.fds.items():
-                    res = entry[0]
-                    if isinstance(res, Sock):
-                        res = res.res
-                    if res is not None:
-                        fds.append(fd)
-                        ids.append(self._c_res_id(res))
-                fast.set_fds(pid, fds, ids)
         self._touched.clear()
-
-    def _c_res_id(self, res):
-        """C's id for `res`, with the text an fstat of an fd on it writes
-        (TurtleSink._event_tail's, for the Ref(res, "") of model._ref)."""
-        res_id = self._c_res.get(res.iri)
-        if res_id is None:
-            res_id = self._c_res[res.iri] = len(self._c_res)
-            self._fast.set_res(res_id, (f" ; bf:file {res.tag} ; bf:access bf:{STAT}"
-                                        + path_props("bf:path", "bf:pathBytes", "", None)
-                                        ).encode())
-        return res_id
 
     def _native_learn(self, ev):
         """After Python wrote `ev`: the fragments C needs to write the like of it."""
         kind = ev.kind
-        if kind == K_STAT and ev.path == b"" and ev.dirfd >= 0 and ev.tid == ev.pid \
-                and not ev.trunc:
-            # an fstat: its flags and result (the file comes with the fd table)
-            fast = self._fast
-            if ev.arg0 not in self._c_fstat and len(self._c_fstat) < FRAG_CACHE_MAX:
-                fast.set_fstat_flags(ev.arg0, f" ; bf:flags {ev.arg0}".encode())
-                self._c_fstat.add(ev.arg0)
-            if ev.ret not in self._c_end and len(self._c_end) < FRAG_CACHE_MAX:
-                fast.set_end(ev.ret, _end_fragment(ev.ret).encode())
-                self._c_end.add(ev.ret)
-            return
         if (kind != K_OPEN and kind != K_STAT) or ev.tid != ev.pid or ev.trunc or not ev.path \
                 or (kind == K_OPEN and ev.call == C_CREAT):
             return
@@ -732,8 +680,7 @@ class TurtleWriter(Interpreter):
         if ref_id is None:
             ref_id = self._c_paths[key] = len(self._c_refs)
             self._c_refs.append(ref)
-            fast.set_path(key, ref_id, self._c_res_id(ref.res),
-                          (ref.frag or _ref_fragment(ref)).encode())
+            fast.set_path(key, ref_id, (ref.frag or _ref_fragment(ref)).encode())
         flags, ret = ev.arg0, ev.ret
         if kind == K_OPEN:
             if flags not in self._c_open and len(self._c_open) < FRAG_CACHE_MAX:
