@@ -247,6 +247,39 @@ def test_where_c_stops_often_the_next_batches_go_through_python():
     assert written == [0, 0, 148, 298, 448]
 
 
+def test_c_is_tried_only_after_a_python_batch_that_says_it_would_pay():
+    """A batch the Python loop wrote mostly outside its inline path (a
+    build's new files: each would be a stop for C) keeps the next batch in
+    Python; one written inline (all but 1 of 150) sends the next to C."""
+    b = Builder()
+    b.comm[ROOT] = "sh"
+    b.exec(ROOT, b"/usr/bin/loop", [b"loop"])
+    for i in range(40):
+        b.stat(ROOT, b"/new/%d" % i)            # each a new path: none inline
+    loop = encode_batch(loop_events(50)[1:-1])
+    batches = [encode_batch(b.events), loop, loop, loop]
+    out = io.BytesIO()
+    w = TurtleWriter(make_run(), out, native_after=41)
+    written, native = [], []
+    for batch in batches:
+        w.feed_batch(batch)
+        written.append(w.native_records if w.native else None)
+        native.append(w.native)
+    # batch 0: Python (the first 41 records); batch 1: C is set up, but
+    # batch 0 said it would not pay: Python, 149 of 150 inline; batch 2:
+    # C, which stops at the path and the open's flags it has not seen
+    # (Python wrote them), then writes 148; batch 3: C, all 150
+    assert native == [False, True, True, True]
+    assert written == [None, 0, 148, 298]
+    ref = io.BytesIO()
+    py = TurtleWriter(make_run(), ref, native=False)
+    for batch in batches:
+        py.feed_batch(batch)
+    w.finish(True, ())
+    py.finish(True, ())
+    assert out.getvalue() == ref.getvalue()
+
+
 def test_c_takes_over_after_native_after_records_unless_the_environment_says_python(
         monkeypatch):
     raw = encode_batch(loop_events(10))         # 32 records

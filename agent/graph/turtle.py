@@ -349,6 +349,7 @@ NATIVE_ENV = "BATCHFLOW_TURTLE"       # "python": the Python loop only (the refe
 NO_DEADLINE = (1 << 64) - 1
 INLINE_MAX = 65536                    # C's text below this joins the sink's buffer
 STOPS_WORTH = 4                       # C's records a stop must be worth, or C pauses
+WORTH_INLINE = 8                      # C is tried after a Python batch with this many inline records per other
 PAUSE_MAX = 64                        # batches C pauses at most
 BURST_BITS = 8                        # Python takes up to 256 records at once where C keeps stopping
 NATIVE_AFTER = 4096                   # records through Python before C takes over (default)
@@ -437,6 +438,8 @@ class TurtleWriter(Interpreter):
         super().__init__(run, TurtleSink(out, detail), detail)
         self._fast = None
         self._fed = 0
+        self._inline = 0              # records the Python loop wrote inline (see feed_batch)
+        self._c_worth = True          # the last Python batch says C would pay
         self._native_at = None        # records after which C takes over (None: never)
         if self.events_detail and native is not False and (
                 native or os.environ.get(NATIVE_ENV, "").strip().lower() != "python"):
@@ -480,7 +483,7 @@ class TurtleWriter(Interpreter):
         if self._fast is not None:
             if self._c_rest:
                 self._c_rest -= 1
-            else:
+            elif self._c_worth:
                 written = self.native_records
                 count, stops = self._feed_native(bytes(batch), watch, cut_exits)
                 # A stop costs Python several records' worth: where C
@@ -495,6 +498,7 @@ class TurtleWriter(Interpreter):
                 return count
         events = decode_batch(batch)
         self._fed += len(events)
+        inline = self._inline
         start = 0
         if watch is not None:
             for i, ev in enumerate(events):
@@ -504,6 +508,14 @@ class TurtleWriter(Interpreter):
                         start = i
                     watch(ev)
         self.feed(events[start:] if start else events)
+        # What C would write of this batch: the records the loop wrote
+        # inline (a known path by a known main thread, a close), against the
+        # others, each a stop for C.  A build's new processes and files
+        # (2 inline for 1 other) go on through Python, which costs less
+        # there than C with its stops; a loop's batch (all but a few
+        # inline) tries C.
+        inline = self._inline - inline
+        self._c_worth = inline >= WORTH_INLINE * (len(events) - inline)
         return len(events)
 
     # --- the C path -----------------------------------------------------
@@ -814,6 +826,7 @@ class TurtleWriter(Interpreter):
         self.kcount[K_OPEN] += n_open
         self.kcount[K_STAT] += n_stat
         self.kcount[K_FD] += n_close
+        self._inline += n_open + n_stat + n_close
         return ts
 
     def _feed_summary(self, events):
