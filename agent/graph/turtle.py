@@ -20,7 +20,8 @@ from . import names as N
 from .model import (C_CLOSE, C_CREAT, EINTR, K_CHDIR, K_EXEC, K_EXIT, K_FD, K_FORK, K_NET,
                     K_OPEN, K_STAT, K_WAIT,
                     A_ERRNOS, A_FAILURES, FILE, O_MODE_USED, OPEN_ACCESS, READS, STAT, TRUNC_ANY,
-                    UNRESOLVED, WRITES, Interpreter, Iri, Term, fd_opened, mount_facts, net_event_facts,
+                    UNRESOLVED, WRITES, Interpreter, Iri, Sock, Term, fd_opened, mount_facts,
+                    net_event_facts,
                     open_access, resource_facts)
 
 EVENT_CLASS = {Kind.OPEN: "OpenEvent", Kind.STAT: "StatEvent", Kind.FORK: "ForkEvent",
@@ -439,6 +440,7 @@ class TurtleWriter(Interpreter):
         self._fast = None
         self._fed = 0
         self._inline = 0              # records the Python loop wrote inline (see feed_batch)
+        self._fstat_frags = {}        # file IRI -> what an fstat of an fd on it writes
         self._c_worth = True          # the last Python batch says C would pay
         self._native_at = None        # records after which C takes over (None: never)
         if self.events_detail and native is not False and (
@@ -731,7 +733,8 @@ class TurtleWriter(Interpreter):
         open_frags = {}
         stat_frags = {}
         end_frags = {}
-        n_open = n_stat = n_close = 0
+        n_open = n_stat = n_close = n_fstat = 0
+        fstat_frags = self._fstat_frags
         idx = self.idx
         ts = None
         for ev in events:
@@ -819,13 +822,52 @@ class TurtleWriter(Interpreter):
                             write("".join(buf).encode())
                             buf.clear()
                         continue
+            elif kind == K_STAT and ev.path == b"" and ev.dirfd >= 0 and ev.tid == pid \
+                    and not ev.trunc:
+                # An fstat (newfstatat(fd, "", AT_EMPTY_PATH): a compiler
+                # makes one after nearly every open) of an fd whose file the
+                # table knows, by a thread already seen: what _handle writes
+                # for the Ref(res, "") model._ref makes of it (no prov:used,
+                # a stat), from a fragment per file.
+                prev = proc.last.get(pid)
+                entry = proc.fds.get(ev.dirfd)
+                if prev is not None and entry is not None:
+                    res = entry[0]
+                    if isinstance(res, Sock):
+                        res = res.res
+                    if res is not None:
+                        rfrag = fstat_frags.get(res.iri)
+                        if rfrag is None:
+                            if len(fstat_frags) >= FRAG_CACHE_MAX:
+                                fstat_frags.clear()
+                            rfrag = fstat_frags[res.iri] = (
+                                f" ; bf:file {res.tag} ; bf:access bf:{STAT}"
+                                + path_props("bf:path", "bf:pathBytes", "", None))
+                        ret = ev.ret
+                        endfrag = end_frags.get(ret)
+                        if endfrag is None:
+                            endfrag = _end_fragment(ret)
+                            if len(end_frags) < FRAG_CACHE_MAX:
+                                end_frags[ret] = endfrag
+                        sidx = str(idx)
+                        idx += 1
+                        proc.last[pid] = sidx
+                        n_fstat += 1
+                        buf.append(f"ev:{sidx} {heads[K_STAT << 8 | ev.call]} ; bf:process "
+                                   f"{proc.tag} ; bf:ns {ts} ; bf:follows ev:{prev}{rfrag}"
+                                   f" ; bf:flags {ev.arg0}{endfrag}")
+                        if len(buf) >= FLUSH_AT:
+                            write("".join(buf).encode())
+                            buf.clear()
+                        continue
             self.idx = idx
             handle(ev, proc)
             idx = self.idx
         self.idx = idx
         self.kcount[K_OPEN] += n_open
-        self.kcount[K_STAT] += n_stat
+        self.kcount[K_STAT] += n_stat + n_fstat
         self.kcount[K_FD] += n_close
+        # (not the fstats: C does not write them, each would be a stop)
         self._inline += n_open + n_stat + n_close
         return ts
 
