@@ -195,7 +195,7 @@ def agent_cpu_s(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def stage_modes(agent, out):
+def stage_modes(agent, out, baseline=None):
     """The modes --stages compares: each tells one share of record's overhead
     from the next (the agent runs in every mode, the untraced one included,
     so its tracepoints' cost on untraced processes is in the baseline)."""
@@ -206,16 +206,18 @@ def stage_modes(agent, out):
         "untraced": (lambda argv: argv, None),
         # the kernel side and the agent (routing, journal), a client that
         # reads every batch and drops it: no Turtle, no sampling
-        "agent, discarding client": (
+        "discarding client (agent)": (
             lambda argv: [sys.executable, str(BENCH / "discard_client.py"), agent.socket, "--",
                           *argv], {**os.environ, "PYTHONSAFEPATH": "1"}),
-        "record (agent), no sampler": (rec("--sample-interval", "0"), env),
-        "record (agent), Python writer": (rec(), {**env, "BATCHFLOW_TURTLE": "python"}),
+        "record (agent, no sampler)": (rec("--sample-interval", "0"), env),
+        "record (agent, Python writer)": (rec(), {**env, "BATCHFLOW_TURTLE": "python"}),
         "record (agent)": (rec(), env),
+        **({"record (agent, baseline)": (rec(), {**env, "PYTHONPATH": str(baseline)})}
+           if baseline is not None else {}),
     }
 
 
-def stages(agent, work, psutil_dir, rounds, skip=()):
+def stages(agent, work, psutil_dir, rounds, skip=(), baseline=None):
     """Where record's overhead on the psutil build goes.  The job is wrapped
     in `sh -c 'date; JOB; times; date'`, so each run splits into start-up
     (the command launched -> the job's first line), the job itself, and the
@@ -228,12 +230,12 @@ def stages(agent, work, psutil_dir, rounds, skip=()):
     job = ["sh", "-c", f'date +%s.%N > {marks}; "$@" >/dev/null 2>&1; rc=$?; '
                        f'times >> {marks}; date +%s.%N >> {marks}; exit $rc',
            STAGE_MARK, sys.executable, "setup.py", "-q", "build_ext"]
-    names = [m for m in stage_modes(agent, out) if m not in skip]
+    names = [m for m in stage_modes(agent, out, baseline) if m not in skip]
     cols = ("start-up", "job", "tail", "total", "job user", "job system", "command CPU",
             "agent CPU")
     got = {m: {c: [] for c in cols} for m in names}
     for _ in range(rounds):
-        for name, (wrap, env) in stage_modes(agent, out).items():
+        for name, (wrap, env) in stage_modes(agent, out, baseline).items():
             if name in skip:
                 continue
             subprocess.run(["rm", "-rf", "build"], cwd=psutil_dir, check=True)
@@ -374,7 +376,7 @@ def main(argv=None):
         try:
             latency = protocol_latency(agent)
             floor = interpreter_floor(max(args.rounds, 9))
-            staged = stages(agent, work, psutil_dir, args.rounds, skip) \
+            staged = stages(agent, work, psutil_dir, args.rounds, skip, baseline) \
                 if args.only == "stages" and psutil_dir is not None else {}
             table = end_to_end(agent, work, bindir, args.rounds, args.loop_n, baseline, skip,
                                psutil_dir) if args.only in (None, "end-to-end") else {}
