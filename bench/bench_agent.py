@@ -12,6 +12,9 @@ and writing the Turtle included), in one run:
    standalone `batchflow record` (BATCHFLOW_AGENT=off) and `record` through
    an agent started for the benchmark; the modes alternate within each
    round so a noisy machine's drifts spread over all of them; medians.
+   Each record writes a new file: the previous run's output is removed
+   first, untimed (--overwrite-output keeps it, so each rename replaces
+   it: on ext4 that makes the kernel allocate the new file's blocks at once).
    "start-up added" is the median of `record -- true` minus untraced `true`.
    Also: the CPU (user + system) each mode's whole command used, and the
    interpreter's own floor (`python -c pass`), which any Python client pays;
@@ -152,7 +155,8 @@ def psutil_source(work):
     return next(work.glob("psutil-*/setup.py")).parent, None
 
 
-def end_to_end(agent, work, bindir, rounds, loop_n, baseline=None, skip=(), psutil_dir=None):
+def end_to_end(agent, work, bindir, rounds, loop_n, baseline=None, skip=(), psutil_dir=None,
+               overwrite=False):
     out = str(work / "out.ttl")
     project = str(work / "project")
     # job -> (argv, cwd, what runs untimed and untraced before each run)
@@ -176,6 +180,9 @@ def end_to_end(agent, work, bindir, rounds, loop_n, baseline=None, skip=(), psut
                     continue
                 if prepare:
                     subprocess.run(prepare, cwd=cwd, check=True)
+                if not overwrite and os.path.exists(out):
+                    # untimed: each recording goes to a new file (see --overwrite-output)
+                    os.unlink(out)
                 dt, cpu_s, _err = timed(wrap(argv), env=env, cwd=cwd)
                 samples[name].append(dt)
                 cpu[name].append(cpu_s)
@@ -217,7 +224,7 @@ def stage_modes(agent, out, baseline=None):
     }
 
 
-def stages(agent, work, psutil_dir, rounds, skip=(), baseline=None):
+def stages(agent, work, psutil_dir, rounds, skip=(), baseline=None, overwrite=False):
     """Where record's overhead on the psutil build goes.  The job is wrapped
     in `sh -c 'date; JOB; times; date'`, so each run splits into start-up
     (the command launched -> the job's first line), the job itself, and the
@@ -240,6 +247,8 @@ def stages(agent, work, psutil_dir, rounds, skip=(), baseline=None):
                 continue
             subprocess.run(["rm", "-rf", "build"], cwd=psutil_dir, check=True)
             marks.unlink(missing_ok=True)
+            if not overwrite and os.path.exists(out):
+                os.unlink(out)          # untimed, as end_to_end (see --overwrite-output)
             a0 = agent_cpu_s(agent.proc.pid)
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             t0 = time.time()
@@ -339,6 +348,11 @@ def main(argv=None):
     ap.add_argument("--only", choices=("end-to-end", "concurrent", "stages"),
                     help="one part only")
     ap.add_argument("--json", help="write the numbers here")
+    ap.add_argument("--overwrite-output", action="store_true",
+                    help="each record writes over the previous run's output (by default it "
+                         "is removed, untimed, first): on ext4, renaming a fresh file over an "
+                         "existing one makes the kernel allocate and start writing the new "
+                         "file's blocks at once (auto_da_alloc), ~40 ms for the loop's 88 MB")
     ap.add_argument("--no-psutil", action="store_true",
                     help="leave out the build of psutil's C extension (its sdist comes from PyPI)")
     ap.add_argument("--baseline", metavar="DIR",
@@ -376,10 +390,12 @@ def main(argv=None):
         try:
             latency = protocol_latency(agent)
             floor = interpreter_floor(max(args.rounds, 9))
-            staged = stages(agent, work, psutil_dir, args.rounds, skip, baseline) \
+            staged = stages(agent, work, psutil_dir, args.rounds, skip, baseline,
+                            args.overwrite_output) \
                 if args.only == "stages" and psutil_dir is not None else {}
             table = end_to_end(agent, work, bindir, args.rounds, args.loop_n, baseline, skip,
-                               psutil_dir) if args.only in (None, "end-to-end") else {}
+                               psutil_dir, args.overwrite_output) \
+                if args.only in (None, "end-to-end") else {}
             conc = []
             ks = [int(x) for x in args.concurrency.split(",")] \
                 if args.only in (None, "concurrent") else []

@@ -45,7 +45,7 @@ def test_bad_file_names_the_key(tmp_path, text, words):
 
 
 def test_missing_file(tmp_path):
-    with pytest.raises(ConfigError, match="no such file"):
+    with pytest.raises(ConfigError, match="No such file"):
         config.load(str(tmp_path / "none.toml"))
 
 

@@ -369,7 +369,7 @@ def test_ignore_and_config_file(tmp_path, capsys):
     (["--no", "nonsense", "{a}", "{a}"], "no normalisation rule named nonsense"),
     (["--durations", "soon", "{a}", "{a}"], "duration threshold"),
     (["--config", "{badconf}", "{a}", "{a}"], "unknown keys colour"),
-    (["--config", "{missing}", "{a}", "{a}"], "cannot read config"),
+    (["--config", "{missing}", "{a}", "{a}"], "No such file"),
 ])
 def test_trouble_is_one_line_and_status_2(tmp_path, capsys, args, message):
     a, _ = save(tmp_path, "a", job())

@@ -248,29 +248,33 @@ def test_where_c_stops_often_the_next_batches_go_through_python():
 
 
 def test_c_is_tried_only_after_a_python_batch_that_says_it_would_pay():
-    """A batch the Python loop wrote mostly outside its inline path (a
-    build's new files: each would be a stop for C) keeps the next batch in
-    Python; one written inline (all but 1 of 150) sends the next to C."""
-    b = Builder()
-    b.comm[ROOT] = "sh"
-    b.exec(ROOT, b"/usr/bin/loop", [b"loop"])
-    for i in range(40):
-        b.stat(ROOT, b"/new/%d" % i)            # each a new path: none inline
+    """Once C has lost on a batch and paused, a batch the Python loop wrote
+    mostly outside its inline path (a build's new files: each would be a
+    stop for C) keeps the next batch in Python; one written inline (all but
+    1 of 150) sends the next to C."""
+    def new_paths(first):
+        b = Builder()
+        b.comm[ROOT] = "sh"
+        if first == 0:
+            b.exec(ROOT, b"/usr/bin/loop", [b"loop"])
+        for i in range(first, first + 40):
+            b.stat(ROOT, b"/new/%d" % i)        # each a new path: none inline
+        return encode_batch(b.events)
+
     loop = encode_batch(loop_events(50)[1:-1])
-    batches = [encode_batch(b.events), loop, loop, loop]
+    batches = [new_paths(0), new_paths(40), loop, loop, loop]
     out = io.BytesIO()
-    w = TurtleWriter(make_run(), out, native_after=41)
-    written, native = [], []
+    w = TurtleWriter(make_run(), out, native=True)
+    written = []
     for batch in batches:
         w.feed_batch(batch)
-        written.append(w.native_records if w.native else None)
-        native.append(w.native)
-    # batch 0: Python (the first 41 records); batch 1: C is set up, but
-    # batch 0 said it would not pay: Python, 149 of 150 inline; batch 2:
-    # C, which stops at the path and the open's flags it has not seen
-    # (Python wrote them), then writes 148; batch 3: C, all 150
-    assert native == [False, True, True, True]
-    assert written == [None, 0, 148, 298]
+        written.append(w.native_records)
+    # batch 0: C, which writes nothing for its stops -> pauses one batch;
+    # batch 1: Python (the pause), none inline; batch 2: Python (batch 1
+    # said C would not pay), 149 of 150 inline; batch 3: C, which stops at
+    # the path and the open's flags it has not seen (Python wrote them),
+    # then writes 148; batch 4: C, all 150
+    assert written == [0, 0, 0, 148, 298]
     ref = io.BytesIO()
     py = TurtleWriter(make_run(), ref, native=False)
     for batch in batches:
@@ -283,7 +287,8 @@ def test_c_is_tried_only_after_a_python_batch_that_says_it_would_pay():
 def test_c_takes_over_after_native_after_records_unless_the_environment_says_python(
         monkeypatch):
     raw = encode_batch(loop_events(10))         # 32 records
-    for env, after, native in ((None, 40, [False, False, True]), (None, 0, [True] * 3),
+    # after 40: the second batch's first 8 records through Python, C from the 41st
+    for env, after, native in ((None, 40, [False, True, True]), (None, 0, [True] * 3),
                                ("python", 0, [False] * 3), ("python", 40, [False] * 3)):
         if env is None:
             monkeypatch.delenv("BATCHFLOW_TURTLE", raising=False)
@@ -293,6 +298,8 @@ def test_c_takes_over_after_native_after_records_unless_the_environment_says_pyt
         seen = []
         for _ in range(3):
             w.feed_batch(raw)
+            if w.native and not any(seen) and after == 40:
+                assert w._fed == 40            # records the Python loop took before C
             seen.append(w.native)
         assert seen == native, (env, after)
     # detail "summary" aggregates: the Python loop only

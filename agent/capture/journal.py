@@ -30,7 +30,6 @@ from __future__ import annotations
 import dataclasses
 import mmap
 import os
-import struct
 import zlib
 
 import msgpack
@@ -39,14 +38,12 @@ from ..errors import InputFormatError, OutputNotWritableError
 from ..events import HEADER_SIZE, SIZE_FIELD, SIZE_OFFSET, align8, decode_records, whole_records
 from ..output_files import create_private_in_place
 from ..run import Run, run_from_dict, run_to_dict
+# the batch framing, shared with the live follower of a journal (the record client)
+from .journal_format import BATCH_PREFIX as _BATCH_PREFIX, BIN32 as _BIN32, CRC as _CRC, MARK
 
 MAGIC = "journal"
 VERSION = 2
 READABLE_VERSIONS = (1, 2)
-MARK = b"BFJb"                       # starts every batch payload (version 2)
-_CRC = struct.Struct("<I")
-_BATCH_PREFIX = len(MARK) + _CRC.size
-_BIN32 = 0xC6
 
 
 def looks_like_journal(head: bytes) -> bool:
@@ -137,8 +134,9 @@ class JournalWriter:
         self.bytes += total
         return True
 
-    def append(self, batch):
-        """Append one batch (bytes-like: back-to-back 8-byte-aligned records)."""
+    def append(self, batch) -> bool:
+        """Append one batch (bytes-like: back-to-back 8-byte-aligned records);
+        False when it could not be written (counted in lost_batches)."""
         if self._fd is None:
             raise ValueError("journal is closed")
         n = len(batch)
@@ -146,11 +144,12 @@ class JournalWriter:
             # a msgpack bin 32 header, MARK and checksum, then the batch uncopied
             prefix = (bytes([_BIN32]) + (n + _BATCH_PREFIX).to_bytes(4, "big") + MARK
                       + _CRC.pack(zlib.crc32(batch)))
-            if self._writev([prefix, batch]):
-                self.batches += 1
-            else:
+            if not self._writev([prefix, batch]):
                 self.lost_batches += 1
                 self.lost_records += record_count(batch)
+                return False
+            self.batches += 1
+        return True
 
     def update(self, run: Run):
         self._write({"run": run_to_dict(run)})

@@ -106,14 +106,8 @@ class Options:
 
 
 def read_config(path):
-    import tomllib
-    try:
-        with open(path, "rb") as f:
-            conf = tomllib.load(f)
-    except OSError as exc:
-        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config {path}: {exc}") from None
+    from ..tomlfile import read_toml
+    conf = read_toml(path, f"config {path}")
     unknown = sorted(set(conf) - _CONFIG_KEYS)
     if unknown:
         raise ConfigError(f"config {path}: unknown keys {', '.join(unknown)} "

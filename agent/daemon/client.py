@@ -85,18 +85,24 @@ class AgentConnection:
         except OSError as exc:
             raise AgentLostError(f"the agent went away ({exc.strerror})") from None
 
-    def recv(self):
+    def recv(self, with_fd=False):
+        """The next message; with_fd: (message, the descriptor sent with it or None)."""
         try:
+            if with_fd:
+                return protocol.recv_with_fd(self.sock)
             return protocol.recv(self.sock)
         except (EOFError, protocol.ProtocolError, OSError) as exc:
             raise AgentLostError(f"the agent went away ({exc})") from None
 
-    def request(self, msg) -> dict:
+    def request(self, msg, with_fd=False):
+        """The reply to `msg` (with_fd: and the descriptor sent with it, or None)."""
         self.send(msg)
-        reply = self.recv()
+        reply, fd = self.recv(with_fd=True) if with_fd else (self.recv(), None)
         if isinstance(reply, dict) and reply.get("op") == protocol.ERROR:
+            if fd is not None:
+                os.close(fd)
             raise AgentRefusedError(f"the agent refused: {reply.get('error')}")
-        return reply
+        return (reply, fd) if with_fd else reply
 
     def close(self):
         self.sock.close()
@@ -200,13 +206,18 @@ class AgentRecording:
         self.root_status = None
         self.losses = {}
         self.journal = None        # the agent's journal of this recording (or our own, at the end)
+        self.follower = None       # reads our batches from the agent's journal (its descriptor)
         self.write_error = None    # why the Turtle could not be written
         self.progress = Progress(not args.quiet)
 
     def _start(self):
         from ..run import run_from_dict
         from ..capture.procfs import HeldChild
-        req = protocol.message(protocol.RECORD, scope=self.scope, command=list(self.command))
+        # follow_journal: the agent hands over its journal's descriptor and
+        # then says how far the journal holds our batches, rather than sending
+        # them (recordings.py says why)
+        req = protocol.message(protocol.RECORD, scope=self.scope, command=list(self.command),
+                               follow_journal=True)
         held = None
         if self.scope == "command":
             held = HeldChild(self.command)
@@ -217,11 +228,14 @@ class AgentRecording:
         elif self.scope == "pid":
             req.update(pid=self.args.pid)
         try:
-            reply = self.conn.request(req)
+            reply, fd = self.conn.request(req, with_fd=True)
         except BaseException:
             if held is not None:
                 held.abandon()
             raise
+        if fd is not None:
+            from ..capture.journal_format import JournalFollower
+            self.follower = JournalFollower(fd)
         if reply.get("op") != protocol.STARTED:
             if held is not None:
                 held.abandon()
@@ -248,6 +262,8 @@ class AgentRecording:
             signal.set_wakeup_fd(old_wakeup)
             os.close(wake_r)
             os.close(wake_w)
+            if self.follower is not None:
+                os.close(self.follower.fd)
 
     def _run(self, wake_r) -> tuple:
         from ..run import run_from_dict
@@ -352,6 +368,19 @@ class AgentRecording:
         return run, counts
 
     def _take(self, msg, stream, own_journal):
+        if type(msg) is int:
+            # the agent's journal now holds our batches up to byte msg
+            if self.follower is None:
+                raise AgentLostError("the agent sent a journal offset without its journal")
+            try:
+                for records in self.follower.records_to(msg):
+                    stream.feed(records)
+                    if own_journal is not None:
+                        own_journal.append(records)
+            except (OSError, ValueError) as exc:
+                raise AgentLostError(f"the agent's journal could not be followed ({exc})") \
+                    from None
+            return None
         if isinstance(msg, bytes):
             stream.feed(msg)
             if own_journal is not None:

@@ -28,19 +28,6 @@ from ..errors import ConfigError
 from .protocol import DEFAULT_SOCKET
 
 
-
-def _toml():
-    """The TOML reader, imported when a file is read: the agent's client
-    (`record`) imports this module for its constants only."""
-    try:
-        import tomllib
-    except ImportError:  # pragma: no cover - Python < 3.11
-        try:
-            import tomli as tomllib
-        except ImportError:
-            return None
-    return tomllib
-
 DEFAULT_CONFIG = "/etc/batchflow/agent.toml"
 DEFAULT_STATE_DIR = "/var/lib/batchflow"
 
@@ -187,18 +174,8 @@ def load(path: Optional[str]) -> Config:
     plugins()                 # their sections registered before the file is checked
     if path is None:
         return defaults()
-    tomllib = _toml()
-    if tomllib is None:
-        raise ConfigError("reading the agent's configuration needs Python 3.11 (tomllib)")
-    try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except FileNotFoundError:
-        raise ConfigError(f"config {path}: no such file") from None
-    except OSError as exc:
-        raise ConfigError(f"config {path}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config {path}: not valid TOML: {exc}") from None
+    from ..tomlfile import read_toml
+    data = read_toml(path, f"config {path}")
     return Config(path, validate(data, f"config {path}"))
 
 

@@ -4,11 +4,14 @@ A stream of frames over a Unix stream socket: a 4-byte big-endian length,
 then that many bytes of one msgpack object.  A map is a message (its "op"
 says which); a bin is a batch of records of the recording the connection
 started (back-to-back 8-byte aligned records, bpf/batchflow.h), or, on a
-WATCH connection, the next bytes of the watched recording's journal.  msgpack
+WATCH connection, the next bytes of the watched recording's journal; an
+int, to a client that follows its recording's journal, is how far that
+journal now holds its batches (docs/agent.md).  msgpack
 rather than JSON: commands and paths are bytes, not always UTF-8.
 """
 from __future__ import annotations
 
+import os
 import socket
 import struct
 
@@ -61,6 +64,27 @@ def recv(sock: socket.socket, max_bytes: int = 1 << 30):
     if n > max_bytes:
         raise ProtocolError(f"a frame of {n} bytes exceeds the limit of {max_bytes}")
     return unpack(recv_exact(sock, n) if n else b"")
+
+
+def recv_with_fd(sock: socket.socket, max_bytes: int = 1 << 30):
+    """(the next object, the descriptor sent with it or None).  The frame's
+    first bytes are read with recvmsg, which takes the descriptor the sender
+    attached to them (SCM_RIGHTS), and no byte past the frame is read."""
+    data, fds, _flags, _addr = socket.recv_fds(sock, _LEN.size, 1)
+    fd = fds[0] if fds else None
+    try:
+        if not data:
+            raise EOFError("peer closed the connection")
+        if len(data) < _LEN.size:
+            data += recv_exact(sock, _LEN.size - len(data))
+        (n,) = _LEN.unpack(data)
+        if n > max_bytes:
+            raise ProtocolError(f"a frame of {n} bytes exceeds the limit of {max_bytes}")
+        return unpack(recv_exact(sock, n) if n else b""), fd
+    except BaseException:
+        if fd is not None:
+            os.close(fd)
+        raise
 
 
 def unpack(body: bytes):

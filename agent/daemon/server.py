@@ -374,6 +374,7 @@ class Agent:
             self.counter += 1
             rid = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{self.counter}"
         rec = None
+        follow_fd = None
         try:
             command = [str(a) for a in req.get("command") or []]
             run = Run(source="record", command=command, scope=scope, tool_version=__version__)
@@ -400,6 +401,9 @@ class Agent:
             os.chown(path, uid, -1)      # the user may recover it
             rec = Recording(rid, slot, uid, peer_pid, run, journal, conn,
                             self.cfg.get("agent", "client_backlog_bytes"))
+            if req.get("follow_journal") is True:
+                # read-only, for the client to read its batches from (recordings.py)
+                follow_fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
             with self.lock:
                 # Before any batch can be routed: a consumer sees them all.
                 self._notify("started", rec)
@@ -416,9 +420,16 @@ class Agent:
                     self.probe.trace_system()
                 # Queued before the drain thread (which needs the lock) can
                 # queue a batch: the client reads STARTED first.
-                rec.queue(protocol.message(protocol.STARTED, id=rid, slot=slot, journal=path,
-                                           run=run_to_dict(run)))
+                started = protocol.message(protocol.STARTED, id=rid, slot=slot, journal=path,
+                                           run=run_to_dict(run))
+                if follow_fd is not None:
+                    rec.start_following(started, follow_fd)
+                    follow_fd = None
+                else:
+                    rec.queue(started)
         except BaseException as exc:
+            if follow_fd is not None:
+                os.close(follow_fd)
             self._abort(slot, rec)
             if isinstance(exc, (OSError, BatchflowError)):
                 raise Refused(f"the recording could not start: {exc}") from None

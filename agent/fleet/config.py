@@ -24,14 +24,11 @@ from __future__ import annotations
 import dataclasses
 import os
 import stat
-try:
-    import tomllib
-except ImportError:                    # Python < 3.11
-    import tomli as tomllib
 from typing import Optional
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import ConfigError
+from ..tomlfile import parse_toml
 
 KEYS = {"url", "sparql", "username", "password", "token", "ca_file", "timeout", "spool",
         "backoff_initial", "backoff_max"}
@@ -142,13 +139,10 @@ def load(path: str) -> StoreConfig:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as exc:
-        raise ConfigError(f"cannot read store configuration {path}: {exc.strerror}") from None
+        raise ConfigError(f"store configuration {path}: {exc.strerror}") from None
     with os.fdopen(fd, "rb") as fh:
         st = os.fstat(fh.fileno())
-        try:
-            data = tomllib.load(fh)
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        data = parse_toml(fh.read(), f"store configuration {path}")
     table = data.get("store", data)
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: 'store' must be a table")

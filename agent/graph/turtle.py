@@ -376,10 +376,14 @@ def _decode_one(batch, off):
 
 
 def _skip(batch, off, k):
-    """The offset of the record `k` records after the one at `off`."""
+    """The offset of the record `k` records after the one at `off` (the
+    batch's end when it holds fewer)."""
+    end = len(batch)
     for _ in range(k):
+        if off >= end:
+            break
         off += (SIZE_FIELD.unpack_from(batch, off + SIZE_OFFSET)[0] + 7) & ~7
-    return min(off, len(batch))
+    return min(off, end)
 
 
 def _open_fragment(flags):
@@ -482,6 +486,15 @@ class TurtleWriter(Interpreter):
         the rest)."""
         if self._native_at is not None:
             self._native_start()
+            cut = len(batch) if self._native_at is None else \
+                _skip(batch, 0, self._native_at - self._fed)
+            if cut < len(batch):
+                # C's turn comes inside this batch (a large first batch: a
+                # client that reads the agent's journal in runs): the records
+                # up to it through Python, the rest through C
+                view = memoryview(batch)
+                return self.feed_batch(view[:cut], watch, cut_exits) + \
+                    self.feed_batch(view[cut:], watch, cut_exits)
         if self._fast is not None:
             if self._c_rest:
                 self._c_rest -= 1
@@ -516,8 +529,9 @@ class TurtleWriter(Interpreter):
         # (2 inline for 1 other) go on through Python, which costs less
         # there than C with its stops; a loop's batch (all but a few
         # inline) tries C.
-        inline = self._inline - inline
-        self._c_worth = inline >= WORTH_INLINE * (len(events) - inline)
+        if self._fast is not None:      # (before C's first turn: C is tried then)
+            inline = self._inline - inline
+            self._c_worth = inline >= WORTH_INLINE * (len(events) - inline)
         return len(events)
 
     # --- the C path -----------------------------------------------------

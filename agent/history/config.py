@@ -39,12 +39,8 @@ from dataclasses import dataclass, field
 
 from ..errors import ConfigError, InputFormatError
 from .calendar import parse_zone
+from ..tomlfile import read_toml
 from .triggers import ExcludedRange, parse_clock
-
-try:
-    import tomllib
-except ImportError:  # Python < 3.11: the same parser, from PyPI (setup.py)
-    import tomli as tomllib
 
 BUILTIN_ACTIONS = ("snapshot", "export", "rotate", "flush")
 DEFAULT_STATE_DIR = "/var/lib/batchflow/history"
@@ -225,11 +221,5 @@ def from_mapping(raw: dict) -> HistoryConfig:
 
 def load(path: str) -> HistoryConfig:
     """The [history] section of a TOML file (an empty section if it has none)."""
-    try:
-        with open(path, "rb") as f:
-            doc = tomllib.load(f)
-    except OSError as exc:
-        raise InputFormatError(f"{path}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise InputFormatError(f"{path}: not valid TOML: {exc}") from None
+    doc = read_toml(path, f"config {path}", InputFormatError, InputFormatError)
     return from_mapping(doc.get("history", {}))

@@ -27,15 +27,11 @@ from __future__ import annotations
 
 import copy
 
-try:
-    import tomllib
-except ImportError:                      # Python < 3.11
-    import tomli as tomllib
-
 import jsonschema
 
 from ..errors import (RulesActivationError, RulesFileError, RulesParseError,
                       RulesValidationError)
+from ..tomlfile import read_toml
 from .engine import Engine, Rule
 
 ENTRY_POINT_GROUP = "batchflow.rules"
@@ -95,17 +91,7 @@ def with_defaults(schema, params):
 
 def load_config(path) -> dict:
     """The file's data, parsed and checked against CONFIG_SCHEMA."""
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read()
-    except OSError as exc:
-        raise RulesFileError(f"rules file {path}: {exc.strerror}") from None
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise RulesParseError(f"rules file {path}: not UTF-8 (byte {exc.start})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise RulesParseError(f"rules file {path}: TOML parse error: {exc}") from None
+    data = read_toml(path, f"rules file {path}", RulesFileError, RulesParseError)
     _validate(data, CONFIG_SCHEMA, "", f"rules file {path}")
     return data
 

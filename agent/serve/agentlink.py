@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import sys
 
 from ..daemon import protocol
@@ -93,31 +92,19 @@ class AgentTail(JournalTail):
         conn = _connect(self.agent_path)
         try:
             conn.send(protocol.message(protocol.WATCH, id=self.rid))
-            data, fds, _flags, _addr = socket.recv_fds(conn.sock, 1 << 16, 1)
-            for extra in fds[1:]:
-                os.close(extra)
-            if len(data) < 4:
-                data += protocol.recv_exact(conn.sock, 4 - len(data))
-            n = int.from_bytes(data[:4], "big")
-            if n > FRAME_MAX:
-                raise AgentLostError(f"a frame of {n} bytes from the agent")
-            body = data[4:]
-            if len(body) < n:
-                body += protocol.recv_exact(conn.sock, n - len(body))
-            self.frames += body[n:]
-            reply = protocol.unpack(body[:n])
+            reply, fd = protocol.recv_with_fd(conn.sock, FRAME_MAX)
         except (OSError, EOFError, protocol.ProtocolError) as exc:
             conn.close()
             raise AgentLostError(f"the agent did not answer the watch of {self.rid}: "
                                  f"{exc}") from None
-        if not isinstance(reply, dict) or reply.get("op") != protocol.WATCHING or not fds:
-            for fd in fds:
+        if not isinstance(reply, dict) or reply.get("op") != protocol.WATCHING or fd is None:
+            if fd is not None:
                 os.close(fd)
             conn.close()
             text = reply.get("error") if isinstance(reply, dict) else None
             raise AgentRefusedError(f"the agent refused to watch {self.rid}: "
                                     f"{text or reply!r}")
-        return conn.sock, fds[0]
+        return conn.sock, fd
 
     def step(self):
         self._hear()

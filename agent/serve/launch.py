@@ -86,14 +86,16 @@ class ServerProcess:
         """Keeps serving after the recording: `seconds` (None: until SIGINT/SIGTERM)."""
         if not self.alive():
             return
-        if not quiet:
-            until = "Ctrl-C to stop" if seconds is None else f"for {seconds:g} s"
-            print(f"batchflow: the recording has ended; still serving ({until})",
-                  file=sys.stderr, flush=True)
+        # The handlers go in before the line that invites Ctrl-C: a SIGINT sent
+        # on reading it must end the linger, not raise KeyboardInterrupt.
         stop = []
         old = {s: signal.signal(s, lambda signum, frame: stop.append(signum))
                for s in (signal.SIGINT, signal.SIGTERM)}
         try:
+            if not quiet:
+                until = "Ctrl-C to stop" if seconds is None else f"for {seconds:g} s"
+                print(f"batchflow: the recording has ended; still serving ({until})",
+                      file=sys.stderr, flush=True)
             deadline = None if seconds is None else time.monotonic() + seconds
             while not stop and self.alive():
                 if deadline is not None and time.monotonic() >= deadline:
