@@ -284,6 +284,40 @@ def test_c_is_tried_only_after_a_python_batch_that_says_it_would_pay():
     assert out.getvalue() == ref.getvalue()
 
 
+def test_a_large_batch_where_c_keeps_losing_goes_on_through_python():
+    """One batch (the client reads the journal in runs of megabytes) of a
+    new path stat'ed twice, 300 times: C stops at each new path and writes
+    only the second stat; at its LOSING_STOPS-th stop it has written far
+    less than STOPS_WORTH records a stop, and the rest of the batch goes
+    through the Python loop (decoded once); the same bytes as Python."""
+    b = Builder()
+    b.comm[ROOT] = "sh"
+    b.exec(ROOT, b"/usr/bin/cc", [b"cc"])
+    for i in range(300):
+        b.stat(ROOT, b"/inc/%d.h" % i)
+        b.stat(ROOT, b"/inc/%d.h" % i)
+    batch = encode_batch(b.events)
+    out = io.BytesIO()
+    w = TurtleWriter(make_run(), out, native=True)
+    handed = []
+    feed_events = w._feed_events
+    w._feed_events = lambda events, watch, cut: handed.append(len(events)) or \
+        feed_events(events, watch, cut)
+    assert w.feed_batch(batch) == 601
+    # stop 1: the exec; stop k >= 2: the first stat of path k - 2, C writing
+    # the second; at stop 64 (path 62) C has written 62: the 601 - 126
+    # records after path 62's first stat go to Python
+    assert turtle.LOSING_STOPS == 64
+    assert w.native_records == 62
+    assert handed == [601 - 126]
+    ref = io.BytesIO()
+    py = TurtleWriter(make_run(), ref, native=False)
+    py.feed_batch(batch)
+    w.finish(True, ())
+    py.finish(True, ())
+    assert out.getvalue() == ref.getvalue()
+
+
 def test_c_takes_over_after_native_after_records_unless_the_environment_says_python(
         monkeypatch):
     raw = encode_batch(loop_events(10))         # 32 records

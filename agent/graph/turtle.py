@@ -350,6 +350,7 @@ NATIVE_ENV = "BATCHFLOW_TURTLE"       # "python": the Python loop only (the refe
 NO_DEADLINE = (1 << 64) - 1
 INLINE_MAX = 65536                    # C's text below this joins the sink's buffer
 STOPS_WORTH = 4                       # C's records a stop must be worth, or C pauses
+LOSING_STOPS = 64                     # stops in a batch before C is judged on it
 WORTH_INLINE = 8                      # C is tried after a Python batch with this many inline records per other
 PAUSE_MAX = 64                        # batches C pauses at most
 BURST_BITS = 8                        # Python takes up to 256 records at once where C keeps stopping
@@ -511,7 +512,10 @@ class TurtleWriter(Interpreter):
                 else:
                     self._c_pause = 0
                 return count
-        events = decode_batch(batch)
+        return self._feed_events(decode_batch(batch), watch, cut_exits)
+
+    def _feed_events(self, events, watch, cut_exits) -> int:
+        """feed_batch's decoded records through the Python loop alone."""
         self._fed += len(events)
         inline = self._inline
         start = 0
@@ -585,8 +589,19 @@ class TurtleWriter(Interpreter):
         rest_at = pos = 0             # pos: the index of the record at `off`
         streak = 0                    # stops in a row with no record written by C
         stops = 0                     # from the second, the rest of the batch is decoded at once
+        written = self.native_records
+        losing = False                # C lost on this batch: Python takes the rest of it
         while off < n:
-            run = fast.feed(batch, off, self.idx, self.next_deadline if self.held else NO_DEADLINE)
+            if losing:
+                # A large batch (the client reads the journal in runs of
+                # megabytes) where C keeps losing: the rest of it through
+                # the Python loop, as the next batches (feed_batch pauses C)
+                self._seen_until(seg_ts)
+                events = rest[pos - rest_at:] if rest is not None else \
+                    _decode_span(batch, off)[0]
+                return count + self._feed_events(events, watch, cut_exits), stops
+            run = fast.feed(batch, off, self.idx,
+                            self.next_deadline if self.held else NO_DEADLINE)
             took = run.records
             off = run.offset
             if took:
@@ -607,6 +622,8 @@ class TurtleWriter(Interpreter):
             streak = streak + 1 if took == 0 else 0
             burst = 1 << min(max(streak - 3, 0), BURST_BITS)
             stops += 1
+            if stops >= LOSING_STOPS and self.native_records - written < STOPS_WORTH * stops:
+                losing = True     # (after this stop's records)
             if rest is None and burst == 1 and stops == 1:
                 events, nxt = _decode_one(batch, off)
                 events = (events,)
