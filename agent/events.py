@@ -179,6 +179,21 @@ def whole_records(buf) -> bool:
     return True
 
 
+def skip_records(buf, off=0, k=-1):
+    """(the offset `k` records after the one at `off`, how many it passed):
+    every record when k < 0; fewer at the end of `buf` or at a size field
+    smaller than a header (a damaged record is not passed)."""
+    end, n = len(buf), 0
+    unpack = SIZE_FIELD.unpack_from
+    while n != k and off + HEADER_SIZE <= end:
+        (size,) = unpack(buf, off + SIZE_OFFSET)
+        if size < HEADER_SIZE:
+            break
+        off += (size + 7) & ~7
+        n += 1
+    return min(off, end), n
+
+
 def decode(buf, offset=0):
     """Decode one record at `offset`; returns (event, offset of the next record).
 

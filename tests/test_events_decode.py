@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from agent import abi
 from agent.events import (HEADER_SIZE, Call, Event, Kind, align8, decode, decode_batch,
-                          decode_records, encode_batch)
+                          decode_records, encode_batch, skip_records)
 
 _I32 = st.integers(-2**31, 2**31 - 1)
 _NAME = st.binary(min_size=1, max_size=40).map(lambda b: b.replace(b"\0", b"x"))
@@ -91,3 +91,17 @@ def test_a_cut_batch_keeps_its_whole_records(evs, cut):
             decode_batch(head)
     else:
         assert decode_batch(head) == got
+
+
+@given(st.lists(events(), max_size=8), st.integers(-1, 10), st.integers(0, 8))
+def test_skip_records_passes_what_decode_records_decodes(evs, k, first):
+    """skip_records (the journal's count, the Turtle writer's skip) walks
+    records as the decoder does: k of them from any record's start."""
+    buf = encode_batch(evs)
+    first = min(first, len(evs))
+    starts = [0]
+    for e in evs:
+        starts.append(starts[-1] + align8(len(e.pack())))
+    want = len(evs) - first if k < 0 else min(k, len(evs) - first)
+    assert skip_records(buf, starts[first], k) == (starts[first + want], want)
+    assert skip_records(buf) == (len(buf), len(decode_records(buf)[0]))

@@ -35,7 +35,7 @@ import zlib
 import msgpack
 
 from ..errors import InputFormatError, OutputNotWritableError
-from ..events import HEADER_SIZE, SIZE_FIELD, SIZE_OFFSET, align8, decode_records, whole_records
+from ..events import decode_records, skip_records, whole_records
 from ..output_files import create_private_in_place
 from ..run import Run, run_from_dict, run_to_dict
 # the batch framing, shared with the live follower of a journal (the record client)
@@ -54,14 +54,7 @@ def looks_like_journal(head: bytes) -> bool:
 
 def record_count(batch) -> int:
     """How many records a batch (back-to-back 8-byte-aligned records) holds."""
-    n = off = 0
-    while off + HEADER_SIZE <= len(batch):
-        (size,) = SIZE_FIELD.unpack_from(batch, off + SIZE_OFFSET)
-        if size < HEADER_SIZE:
-            break
-        off += align8(size)
-        n += 1
-    return n
+    return skip_records(batch)[1]
 
 
 class JournalWriter:

@@ -53,7 +53,8 @@ def _overlap(a0, a1, b0, b1):
 
 
 def possible_collisions(writers, run_spans=None):
-    """Collisions among `writers` (an iterable of Writer), sorted by path.
+    """Collisions among `writers` (an iterable of Writer), sorted by path,
+    then in the order the writers came (each pair once, earlier first).
 
     run_spans: {run: (start_ns, end_ns)}, to say whether two runs overlapped.
     """
@@ -64,15 +65,42 @@ def possible_collisions(writers, run_spans=None):
             by_path.setdefault(w.path, {})[(w.run, w.process)] = w     # one per process
     found = []
     for path in sorted(by_path):
-        for a, b in itertools.combinations(by_path[path].values(), 2):
+        ws = list(by_path[path].values())
+        pairs = []
+        by_run = {}
+        for i, w in enumerate(ws):
+            by_run.setdefault(w.run, []).append(i)
+        for run, idx in by_run.items():
+            pairs += _overlapping_pairs(ws, idx)
+        runs = list(by_run.values())
+        for ra, rb in itertools.combinations(runs, 2):
+            pairs += [(min(i, j), max(i, j)) for i in ra for j in rb]
+        for i, j in sorted(pairs):
+            a, b = ws[i], ws[j]
             if a.run == b.run:
-                if a.process in b.ancestors or b.process in a.ancestors:
-                    continue
-                overlap = _overlap(a.start_ns, a.end_ns, b.start_ns, b.end_ns)
-                if not overlap:
-                    continue
                 found.append(Collision(path, a, b, True, True))
             else:
-                ra, rb = run_spans.get(a.run, (None, None)), run_spans.get(b.run, (None, None))
-                found.append(Collision(path, a, b, False, _overlap(*ra, *rb)))
+                sa, sb = run_spans.get(a.run, (None, None)), run_spans.get(b.run, (None, None))
+                found.append(Collision(path, a, b, False, _overlap(*sa, *sb)))
     return found
+
+
+def _overlapping_pairs(ws, idx):
+    """(i, j), i < j, of the writers ws[i], ws[j] of one run (their indices
+    in `idx`) whose known lifetimes overlap and neither of which is the
+    other's ancestor.  A sweep over the start times: a writer is compared
+    only with those still alive when it starts, not with every other (a
+    build's log written by thousands of processes in turn)."""
+    timed = sorted((i for i in idx if ws[i].start_ns is not None and ws[i].end_ns is not None),
+                   key=lambda i: ws[i].start_ns)
+    alive, out = [], []
+    for j in timed:
+        b = ws[j]
+        alive = [i for i in alive if ws[i].end_ns > b.start_ns]
+        for i in alive:
+            a = ws[i]
+            if a.start_ns < b.end_ns and b.start_ns < a.end_ns and \
+                    a.process not in b.ancestors and b.process not in a.ancestors:
+                out.append((min(i, j), max(i, j)))
+        alive.append(j)
+    return out

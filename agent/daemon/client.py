@@ -5,10 +5,11 @@ agent answers).
 Recording through the agent: the client forks the command and holds it
 before its exec, the agent puts it in the traced set (in a slot of its
 own), and only then does the command run, so it is traced from its first
-instruction as with a standalone `record`.  The agent streams the
-recording's batches back; the client writes the Turtle as they arrive (the
-agent's journal is the crash-safe copy), so that when the job ends only
-the tail is left to write.
+instruction as with a standalone `record`.  The agent journals the
+recording's batches and tells the client how far the journal holds them;
+the client reads them from the journal (its descriptor came with
+`started`) and writes the Turtle as they come (the journal is the
+crash-safe copy), so that when the job ends only the tail is left to write.
 """
 from __future__ import annotations
 

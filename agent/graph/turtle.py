@@ -13,7 +13,7 @@ import os
 import struct
 
 from ..events import (AT_FDCWD, CALL_NAMES, EXIT_THREAD, HEADER_SIZE, LOSS_NAMES, SIZE_FIELD,
-                      SIZE_OFFSET, Call, Kind, align8, decode_batch, decode_records)
+                      SIZE_OFFSET, Call, Kind, align8, decode_batch, decode_records, skip_records)
 from ..openflags import O_CLOEXEC, O_TMPFILE
 from . import completeness
 from . import names as N
@@ -379,12 +379,7 @@ def _decode_one(batch, off):
 def _skip(batch, off, k):
     """The offset of the record `k` records after the one at `off` (the
     batch's end when it holds fewer)."""
-    end = len(batch)
-    for _ in range(k):
-        if off >= end:
-            break
-        off += (SIZE_FIELD.unpack_from(batch, off + SIZE_OFFSET)[0] + 7) & ~7
-    return min(off, end)
+    return skip_records(batch, off, k)[0]
 
 
 def _open_fragment(flags):
