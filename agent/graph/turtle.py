@@ -413,8 +413,9 @@ class TurtleWriter(Interpreter):
 
     The common event, a successful open or stat of a path already seen, by
     a thread already seen, is turned into its Turtle statement right in the
-    loop, from cached fragments, and a close (no node: the fd table only)
-    is followed right there too; every other event goes through
+    loop, from cached fragments, as is an fstat of an fd whose file the
+    table knows, and a close (no node: the fd table only) is followed right
+    there too; every other event goes through
     Interpreter._handle and TurtleSink.  The tests hold this loop to the
     plain path (Interpreter.feed with reference.GraphSink, and with this
     TurtleSink in tests/test_turtle_fast_path.py): same graph.
