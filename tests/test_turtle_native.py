@@ -166,13 +166,19 @@ def test_c_writes_the_bytes_the_python_loop_writes(events, data, cut_exits):
     # C may take over after some batches went through Python alone
     after = data.draw(st.sampled_from([0, 0, 0, 1, len(events) // 2]))
     # as shipped (C pauses where it stops too often, Python takes bursts
-    # where it stops in a row), or eager: C never pauses, Python takes one
-    # record at a time (more records for C on these short streams)
-    eager = data.draw(st.booleans())
+    # where it stops in a row), eager: C never pauses, Python takes one
+    # record at a time (more records for C on these short streams), or
+    # hasty: C is judged on a batch after 1 to 4 stops and hands the rest
+    # of it to Python, and is tried again after any Python batch, after
+    # one with as many inline records as others, or as shipped
+    mode = data.draw(st.sampled_from(["shipped", "eager", "hasty"]))
     with pytest.MonkeyPatch.context() as mp:
-        if eager:
+        if mode == "eager":
             mp.setattr(turtle, "STOPS_WORTH", 0)
             mp.setattr(turtle, "BURST_BITS", 0)
+        elif mode == "hasty":
+            mp.setattr(turtle, "LOSING_STOPS", data.draw(st.integers(1, 4)))
+            mp.setattr(turtle, "WORTH_INLINE", data.draw(st.sampled_from([0, 1, 8])))
         (py, py_counts, py_seen, py_states, _), (c, c_counts, c_seen, c_states, _n) = \
             run_both(events, cuts, cut_exits, native_after=after)
     assert c == py
