@@ -290,6 +290,29 @@ def test_c_is_tried_only_after_a_python_batch_that_says_it_would_pay():
     assert out.getvalue() == ref.getvalue()
 
 
+def test_a_build_does_not_load_c_where_its_records_say_it_would_not_pay():
+    """NATIVE_AFTER records through Python, then a look: C is set up only
+    if at least WORTH_INLINE of them went inline per other one; a build's
+    new paths (none inline) are looked at again after as many records, and
+    C comes once a window is the loop's."""
+    b = Builder()
+    b.comm[ROOT] = "sh"
+    b.exec(ROOT, b"/usr/bin/cc", [b"cc"])
+    for i in range(79):
+        b.stat(ROOT, b"/inc/%d.h" % i)         # 80 records, none inline
+    loop = loop_events(20)[1:-1]               # 60: all inline but the first stat (a new path)
+    w = TurtleWriter(make_run(), io.BytesIO(), native_after=40)
+    native = []
+    for raw in (encode_batch(b.events), encode_batch(loop), encode_batch(loop)):
+        w.feed_batch(raw)
+        native.append(w.native)
+    # looks at 40 and 80 (build: no), at 120 (records 80..119: 40 of the
+    # loop, the first stat of its path the only one not inline: yes), C
+    # from the 121st
+    assert native == [False, True, True]
+    assert w._fed == 120
+
+
 def test_a_large_batch_where_c_keeps_losing_goes_on_through_python():
     """One batch (the client reads the journal in runs of megabytes) of a
     new path stat'ed twice, 300 times: C stops at each new path and writes
@@ -326,9 +349,12 @@ def test_a_large_batch_where_c_keeps_losing_goes_on_through_python():
 
 def test_c_takes_over_after_native_after_records_unless_the_environment_says_python(
         monkeypatch):
-    raw = encode_batch(loop_events(10))         # 32 records
-    # after 40: the second batch's first 8 records through Python, C from the 41st
-    for env, after, native in ((None, 40, [False, True, True]), (None, 0, [True] * 3),
+    loop = loop_events(20)
+    # 61 records (the exec, 20 x stat + open + close), then 60 and 60
+    batches = [encode_batch(loop[:-1]), encode_batch(loop[1:-1]), encode_batch(loop[1:-1])]
+    # after 40 (38 of them inline: all but the exec and the first stat):
+    # the first batch's first 40 records through Python, C from the 41st
+    for env, after, native in ((None, 40, [True] * 3), (None, 0, [True] * 3),
                                ("python", 0, [False] * 3), ("python", 40, [False] * 3)):
         if env is None:
             monkeypatch.delenv("BATCHFLOW_TURTLE", raising=False)
@@ -336,12 +362,14 @@ def test_c_takes_over_after_native_after_records_unless_the_environment_says_pyt
             monkeypatch.setenv("BATCHFLOW_TURTLE", env)
         w = TurtleWriter(make_run(), io.BytesIO(), native_after=after)
         seen = []
-        for _ in range(3):
+        for raw in batches:
             w.feed_batch(raw)
             if w.native and not any(seen) and after == 40:
                 assert w._fed == 40            # records the Python loop took before C
             seen.append(w.native)
         assert seen == native, (env, after)
+        if after == 40 and env is None:
+            assert w.native_records == 61 + 60 + 60 - 40 - 2   # C stops at the new flags, once each
     # detail "summary" aggregates: the Python loop only
     w = TurtleWriter(make_run(), io.BytesIO(), "summary", native_after=0)
     w.feed_batch(raw)

@@ -435,8 +435,10 @@ class TurtleWriter(Interpreter):
     def __init__(self, run, out, detail="events", native=None, native_after=None):
         """native: True (C from the first batch; an error when it is not
         built), False (Python only), None (C once `native_after` records
-        went through Python, NATIVE_AFTER by default: a short recording
-        does not load the extension at all; unless BATCHFLOW_TURTLE=python)."""
+        went through Python, NATIVE_AFTER by default, if most of them went
+        through the loop's inline path, else after as many more, and so on:
+        a short recording, or a build's, does not load the extension at
+        all; unless BATCHFLOW_TURTLE=python)."""
         super().__init__(run, TurtleSink(out, detail), detail)
         self._fast = None
         self._fed = 0
@@ -449,6 +451,8 @@ class TurtleWriter(Interpreter):
             self._native_required = bool(native)
             self._native_at = native_after if native_after is not None else \
                 0 if native else NATIVE_AFTER
+            self._native_window = self._native_at
+            self._looked = (0, 0)         # _inline and _fed at the last look
             self._native_start()
 
     @property
@@ -457,9 +461,20 @@ class TurtleWriter(Interpreter):
         return self._fast is not None
 
     def _native_start(self):
-        """C takes over from here on, when its time has come and it is built."""
+        """C takes over from here on, when its time has come, the records
+        since the last look say it would pay, and it is built."""
         if self._fed < self._native_at:
             return
+        if not self._native_required:
+            # as feed_batch's gate: a build (2 records inline for 1 other)
+            # does not even load the extension; looked at again after as
+            # many records
+            inline = self._inline - self._looked[0]
+            fed = self._fed - self._looked[1]
+            self._looked = (self._inline, self._fed)
+            if inline < WORTH_INLINE * (fed - inline):
+                self._native_at = self._fed + self._native_window
+                return
         self._native_at = None
         from ..capture import native as ext
         if ext.available() or self._native_required:
