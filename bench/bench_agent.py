@@ -29,6 +29,13 @@ and writing the Turtle included), in one run:
    and every recording's losses and events (exact: the loop's N stats and
    N opens of its target, checked in each recording's summary line).
 
+3. `--only stages` (the psutil build only): where record's overhead goes,
+   each run split into start-up, the job itself and the tail, with the
+   job's own CPU, the command's and the agent's, for untraced, a client that
+   drops every batch (discard_client.py: the kernel side and the agent
+   alone), record with no sampler, with the Python writer alone, as is, and
+   the --baseline checkout's (docs/agent.md, "The psutil build").
+
 Nothing here passes or fails; the numbers are printed (and --json writes them).
 """
 from __future__ import annotations
