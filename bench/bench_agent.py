@@ -29,6 +29,13 @@ and writing the Turtle included), in one run:
    and every recording's losses and events (exact: the loop's N stats and
    N opens of its target, checked in each recording's summary line).
 
+3. `--only stages` (the psutil build only): where record's overhead goes,
+   each run split into start-up, the job itself and the tail, with the
+   job's own CPU, the command's and the agent's, for untraced, a client that
+   drops every batch (discard_client.py: the kernel side and the agent
+   alone), record with no sampler, with the Python writer alone, as is, and
+   the --baseline checkout's (docs/agent.md, "The psutil build").
+
 Nothing here passes or fails; the numbers are printed (and --json writes them).
 """
 from __future__ import annotations
@@ -192,6 +199,86 @@ def end_to_end(agent, work, bindir, rounds, loop_n, baseline=None, skip=(), psut
     return table
 
 
+STAGE_MARK = "bf-stage"
+
+
+def agent_cpu_s(pid):
+    """CPU seconds (user + system, all threads) the agent process used so far."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def stage_modes(agent, out, baseline=None):
+    """The modes --stages compares: each tells one share of record's overhead
+    from the next (the agent runs in every mode, the untraced one included,
+    so its tracepoints' cost on untraced processes is in the baseline)."""
+    bf = batchflow_cmd()
+    env = {**os.environ, "BATCHFLOW_AGENT": agent.socket, "PYTHONSAFEPATH": "1"}
+    rec = lambda *opts: (lambda argv: bf + ["record", "-q", *opts, "-o", out, "--", *argv])
+    return {
+        "untraced": (lambda argv: argv, None),
+        # the kernel side and the agent (routing, journal), a client that
+        # reads every batch and drops it: no Turtle, no sampling
+        "discarding client (agent)": (
+            lambda argv: [sys.executable, str(BENCH / "discard_client.py"), agent.socket, "--",
+                          *argv], {**os.environ, "PYTHONSAFEPATH": "1"}),
+        "record (agent, no sampler)": (rec("--sample-interval", "0"), env),
+        "record (agent, Python writer)": (rec(), {**env, "BATCHFLOW_TURTLE": "python"}),
+        "record (agent)": (rec(), env),
+        **({"record (agent, baseline)": (rec(), {**env, "PYTHONPATH": str(baseline)})}
+           if baseline is not None else {}),
+    }
+
+
+def stages(agent, work, psutil_dir, rounds, skip=(), baseline=None, overwrite=False):
+    """Where record's overhead on the psutil build goes.  The job is wrapped
+    in `sh -c 'date; JOB; times; date'`, so each run splits into start-up
+    (the command launched -> the job's first line), the job itself, and the
+    tail (the job's last line -> the command's exit); `times` gives the job's
+    own CPU (user, system: the kernel side's per-event cost shows in system),
+    /proc the agent's CPU over the run, getrusage the whole command's.
+    Medians, ms."""
+    out = str(work / "out.ttl")
+    marks = work / "stage-marks"
+    job = ["sh", "-c", f'date +%s.%N > {marks}; "$@" >/dev/null 2>&1; rc=$?; '
+                       f'times >> {marks}; date +%s.%N >> {marks}; exit $rc',
+           STAGE_MARK, sys.executable, "setup.py", "-q", "build_ext"]
+    names = [m for m in stage_modes(agent, out, baseline) if m not in skip]
+    cols = ("start-up", "job", "tail", "total", "job user", "job system", "command CPU",
+            "agent CPU")
+    got = {m: {c: [] for c in cols} for m in names}
+    for _ in range(rounds):
+        for name, (wrap, env) in stage_modes(agent, out, baseline).items():
+            if name in skip:
+                continue
+            subprocess.run(["rm", "-rf", "build"], cwd=psutil_dir, check=True)
+            marks.unlink(missing_ok=True)
+            if not overwrite and os.path.exists(out):
+                os.unlink(out)          # untimed, as end_to_end (see --overwrite-output)
+            a0 = agent_cpu_s(agent.proc.pid)
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            t0 = time.time()
+            proc = subprocess.run(wrap(job), env=env, cwd=str(psutil_dir), capture_output=True,
+                                  text=True, timeout=1800)
+            t3 = time.time()
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            a1 = agent_cpu_s(agent.proc.pid)
+            if proc.returncode != 0:
+                raise RuntimeError(f"{name} failed ({proc.returncode}): {proc.stderr[-500:]}")
+            lines = marks.read_text().split("\n")
+            t1, t2 = float(lines[0]), float(lines[3])
+            # `times`' second line: the job's children, "0m0.810000s 0m0.180000s"
+            user, system = (float(x[:-1].split("m")[0]) * 60 + float(x[:-1].split("m")[1])
+                            for x in lines[2].split())
+            row = got[name]
+            for c, v in zip(cols, (t1 - t0, t2 - t1, t3 - t2, t3 - t0, user, system,
+                                   (after.ru_utime - before.ru_utime)
+                                   + (after.ru_stime - before.ru_stime), a1 - a0)):
+                row[c].append(v)
+    return {m: {c: statistics.median(v) * 1000 for c, v in row.items()} for m, row in got.items()}
+
+
 def interpreter_floor(rounds):
     """Median wall time of `python -c pass` and of `python -m agent --version`
     with this interpreter and environment: what any Python `record` pays
@@ -265,7 +352,8 @@ def main(argv=None):
     ap.add_argument("--loop-n", type=int, default=None,
                     help="the loop's iterations (default 200,000; 20,000 with --quick)")
     ap.add_argument("--concurrency", default="1,4,16")
-    ap.add_argument("--only", choices=("end-to-end", "concurrent"), help="one part only")
+    ap.add_argument("--only", choices=("end-to-end", "concurrent", "stages"),
+                    help="one part only")
     ap.add_argument("--json", help="write the numbers here")
     ap.add_argument("--overwrite-output", action="store_true",
                     help="each record writes over the previous run's output (by default it "
@@ -301,7 +389,7 @@ def main(argv=None):
     try:
         bindir = build(work)
         psutil_dir = None
-        if not args.no_psutil and args.only != "concurrent":
+        if not args.no_psutil and args.only != "concurrent" or args.only == "stages":
             psutil_dir, why = psutil_source(work)
             if psutil_dir is None:
                 print(f"bench_agent: psutil build left out: {why}", file=sys.stderr)
@@ -309,10 +397,15 @@ def main(argv=None):
         try:
             latency = protocol_latency(agent)
             floor = interpreter_floor(max(args.rounds, 9))
+            staged = stages(agent, work, psutil_dir, args.rounds, skip, baseline,
+                            args.overwrite_output) \
+                if args.only == "stages" and psutil_dir is not None else {}
             table = end_to_end(agent, work, bindir, args.rounds, args.loop_n, baseline, skip,
-                               psutil_dir, args.overwrite_output) if args.only != "concurrent" else {}
+                               psutil_dir, args.overwrite_output) \
+                if args.only in (None, "end-to-end") else {}
             conc = []
-            ks = [int(x) for x in args.concurrency.split(",")] if args.only != "end-to-end" else []
+            ks = [int(x) for x in args.concurrency.split(",")] \
+                if args.only in (None, "concurrent") else []
             for k in ks:
                 base, _ = concurrent(agent, work, bindir, args.loop_n, k, None)
                 traced, sums = concurrent(agent, work, bindir, args.loop_n, k,
@@ -329,15 +422,31 @@ def main(argv=None):
           + ", ".join(f"{k} {v:.1f}" for k, v in latency.items()))
     print("the interpreter's floor (medians, ms): "
           + ", ".join(f"{k} {v * 1000:.1f}" for k, v in floor.items()) + "\n")
+    if staged:
+        print_stages(staged, args.rounds)
     if table:
         print_end_to_end(table)
     if conc:
         print_concurrent(conc, args.loop_n)
     if args.json:
         Path(args.json).write_text(json.dumps({"latency_ms": latency, "floor_s": floor,
-                                               "end_to_end": table,
+                                               "end_to_end": table, "stages": staged,
                                                "concurrent": conc},
                                               indent=1, default=str))
+
+
+def print_stages(table, rounds):
+    cols = list(next(iter(table.values())))
+    print(f"stages of the psutil build (medians of {rounds}, ms; CPU in clock ticks of "
+          f"{1000 / os.sysconf('SC_CLK_TCK'):.0f} ms, so medians of many rounds):")
+    print("| mode | " + " | ".join(cols) + " |")
+    print("|---|" + "---|" * len(cols))
+    base = table["untraced"]
+    for m, row in table.items():
+        print(f"| {m} | " + " | ".join(
+            f"{row[c]:.1f}" + ("" if m == "untraced" or c == "agent CPU"
+                               else f" ({row[c] - base[c]:+.1f})") for c in cols) + " |")
+    print()
 
 
 def print_end_to_end(table):

@@ -95,3 +95,48 @@ def test_a_close_forgets_the_fd_in_both_loops():
         assert ("bf:file <file://h1/a>" in fstat_line[0]) == names_a
         # a close is counted (bf:fdCount), never an event node
         assert counts["FD"] == 1 and counts["events"] == 3
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(events=fd_streams())
+def test_an_fstat_the_fused_loop_writes_is_the_plain_loops_line_byte_for_byte(events):
+    """The fused loop writes an fstat of a known fd itself: the very line
+    TurtleSink.event writes for it (same index, follows, file, flags, result)."""
+    (fused, _), (plain, _) = both(events, "events", {"root_pid": 50})
+
+    def fstat_lines(turtle):         # Builder.fstat's flags: AT_EMPTY_PATH
+        return [line for line in turtle.decode().splitlines()
+                if line.startswith("ev:") and " ; bf:flags 4096 " in line]
+
+    assert fstat_lines(fused) == fstat_lines(plain)
+    assert len(fstat_lines(fused)) == sum(1 for ev in events
+                                          if ev.kind == Kind.STAT and ev.path == b"")
+
+
+def test_fstats_of_known_fds_are_written_inline_and_name_their_file():
+    """Exact: open /a as 3, fstat 3 twice, close 3, fstat 3: the first two
+    name /a (written inline, not through _handle), the last names an
+    unresolved fd (through _handle)."""
+    b = Builder()
+    b.comm[50] = "sh"
+    b.stat(50, b"/a")
+    b.open(50, b"/a", ret=3)
+    b.fstat(50, 3)
+    b.fstat(50, 3)
+    b.fd_call(50, Call.CLOSE, 3)
+    b.fstat(50, 3, ret=-EBADF)
+    b.exit(50)
+    buf = io.BytesIO()
+    w = TurtleWriter(make_run(root_pid=50), buf, native=False)
+    handled = []
+    plain_handle = w._handle
+    w._handle = lambda ev, proc: (handled.append(ev.kind), plain_handle(ev, proc))
+    w.feed(iter(b.events))
+    counts = w.finish()
+    lines = [line for line in buf.getvalue().decode().splitlines()
+             if line.startswith("ev:") and " ; bf:flags 4096 " in line]
+    assert len(lines) == 3
+    assert all("bf:file <file://h1/a> ; bf:access bf:Stat" in line for line in lines[:2])
+    assert "<file://h1/a>" not in lines[2] and 'bf:errno "EBADF"' in lines[2]
+    assert handled.count(Kind.STAT) == 2          # the first stat of /a, the fstat after the close
+    assert counts["STAT"] == 4

@@ -166,13 +166,19 @@ def test_c_writes_the_bytes_the_python_loop_writes(events, data, cut_exits):
     # C may take over after some batches went through Python alone
     after = data.draw(st.sampled_from([0, 0, 0, 1, len(events) // 2]))
     # as shipped (C pauses where it stops too often, Python takes bursts
-    # where it stops in a row), or eager: C never pauses, Python takes one
-    # record at a time (more records for C on these short streams)
-    eager = data.draw(st.booleans())
+    # where it stops in a row), eager: C never pauses, Python takes one
+    # record at a time (more records for C on these short streams), or
+    # hasty: C is judged on a batch after 1 to 4 stops and hands the rest
+    # of it to Python, and is tried again after any Python batch, after
+    # one with as many inline records as others, or as shipped
+    mode = data.draw(st.sampled_from(["shipped", "eager", "hasty"]))
     with pytest.MonkeyPatch.context() as mp:
-        if eager:
+        if mode == "eager":
             mp.setattr(turtle, "STOPS_WORTH", 0)
             mp.setattr(turtle, "BURST_BITS", 0)
+        elif mode == "hasty":
+            mp.setattr(turtle, "LOSING_STOPS", data.draw(st.integers(1, 4)))
+            mp.setattr(turtle, "WORTH_INLINE", data.draw(st.sampled_from([0, 1, 8])))
         (py, py_counts, py_seen, py_states, _), (c, c_counts, c_seen, c_states, _n) = \
             run_both(events, cuts, cut_exits, native_after=after)
     assert c == py
@@ -247,11 +253,108 @@ def test_where_c_stops_often_the_next_batches_go_through_python():
     assert written == [0, 0, 148, 298, 448]
 
 
+def test_c_is_tried_only_after_a_python_batch_that_says_it_would_pay():
+    """Once C has lost on a batch and paused, a batch the Python loop wrote
+    mostly outside its inline path (a build's new files: each would be a
+    stop for C) keeps the next batch in Python; one written inline (all but
+    1 of 150) sends the next to C."""
+    def new_paths(first):
+        b = Builder()
+        b.comm[ROOT] = "sh"
+        if first == 0:
+            b.exec(ROOT, b"/usr/bin/loop", [b"loop"])
+        for i in range(first, first + 40):
+            b.stat(ROOT, b"/new/%d" % i)        # each a new path: none inline
+        return encode_batch(b.events)
+
+    loop = encode_batch(loop_events(50)[1:-1])
+    batches = [new_paths(0), new_paths(40), loop, loop, loop]
+    out = io.BytesIO()
+    w = TurtleWriter(make_run(), out, native=True)
+    written = []
+    for batch in batches:
+        w.feed_batch(batch)
+        written.append(w.native_records)
+    # batch 0: C, which writes nothing for its stops -> pauses one batch;
+    # batch 1: Python (the pause), none inline; batch 2: Python (batch 1
+    # said C would not pay), 149 of 150 inline; batch 3: C, which stops at
+    # the path and the open's flags it has not seen (Python wrote them),
+    # then writes 148; batch 4: C, all 150
+    assert written == [0, 0, 0, 148, 298]
+    ref = io.BytesIO()
+    py = TurtleWriter(make_run(), ref, native=False)
+    for batch in batches:
+        py.feed_batch(batch)
+    w.finish(True, ())
+    py.finish(True, ())
+    assert out.getvalue() == ref.getvalue()
+
+
+def test_a_build_does_not_load_c_where_its_records_say_it_would_not_pay():
+    """NATIVE_AFTER records through Python, then a look: C is set up only
+    if at least WORTH_INLINE of them went inline per other one; a build's
+    new paths (none inline) are looked at again after as many records, and
+    C comes once a window is the loop's."""
+    b = Builder()
+    b.comm[ROOT] = "sh"
+    b.exec(ROOT, b"/usr/bin/cc", [b"cc"])
+    for i in range(79):
+        b.stat(ROOT, b"/inc/%d.h" % i)         # 80 records, none inline
+    loop = loop_events(20)[1:-1]               # 60: all inline but the first stat (a new path)
+    w = TurtleWriter(make_run(), io.BytesIO(), native_after=40)
+    native = []
+    for raw in (encode_batch(b.events), encode_batch(loop), encode_batch(loop)):
+        w.feed_batch(raw)
+        native.append(w.native)
+    # looks at 40 and 80 (build: no), at 120 (records 80..119: 40 of the
+    # loop, the first stat of its path the only one not inline: yes), C
+    # from the 121st
+    assert native == [False, True, True]
+    assert w._fed == 120
+
+
+def test_a_large_batch_where_c_keeps_losing_goes_on_through_python():
+    """One batch (the client reads the journal in runs of megabytes) of a
+    new path stat'ed twice, 300 times: C stops at each new path and writes
+    only the second stat; at its LOSING_STOPS-th stop it has written far
+    less than STOPS_WORTH records a stop, and the rest of the batch goes
+    through the Python loop (decoded once); the same bytes as Python."""
+    b = Builder()
+    b.comm[ROOT] = "sh"
+    b.exec(ROOT, b"/usr/bin/cc", [b"cc"])
+    for i in range(300):
+        b.stat(ROOT, b"/inc/%d.h" % i)
+        b.stat(ROOT, b"/inc/%d.h" % i)
+    batch = encode_batch(b.events)
+    out = io.BytesIO()
+    w = TurtleWriter(make_run(), out, native=True)
+    handed = []
+    feed_events = w._feed_events
+    w._feed_events = lambda events, watch, cut: handed.append(len(events)) or \
+        feed_events(events, watch, cut)
+    assert w.feed_batch(batch) == 601
+    # stop 1: the exec; stop k >= 2: the first stat of path k - 2, C writing
+    # the second; at stop 64 (path 62) C has written 62: the 601 - 126
+    # records after path 62's first stat go to Python
+    assert turtle.LOSING_STOPS == 64
+    assert w.native_records == 62
+    assert handed == [601 - 126]
+    ref = io.BytesIO()
+    py = TurtleWriter(make_run(), ref, native=False)
+    py.feed_batch(batch)
+    w.finish(True, ())
+    py.finish(True, ())
+    assert out.getvalue() == ref.getvalue()
+
+
 def test_c_takes_over_after_native_after_records_unless_the_environment_says_python(
         monkeypatch):
-    raw = encode_batch(loop_events(10))         # 32 records
-    # after 40: the second batch's first 8 records through Python, C from the 41st
-    for env, after, native in ((None, 40, [False, True, True]), (None, 0, [True] * 3),
+    loop = loop_events(20)
+    # 61 records (the exec, 20 x stat + open + close), then 60 and 60
+    batches = [encode_batch(loop[:-1]), encode_batch(loop[1:-1]), encode_batch(loop[1:-1])]
+    # after 40 (38 of them inline: all but the exec and the first stat):
+    # the first batch's first 40 records through Python, C from the 41st
+    for env, after, native in ((None, 40, [True] * 3), (None, 0, [True] * 3),
                                ("python", 0, [False] * 3), ("python", 40, [False] * 3)):
         if env is None:
             monkeypatch.delenv("BATCHFLOW_TURTLE", raising=False)
@@ -259,12 +362,14 @@ def test_c_takes_over_after_native_after_records_unless_the_environment_says_pyt
             monkeypatch.setenv("BATCHFLOW_TURTLE", env)
         w = TurtleWriter(make_run(), io.BytesIO(), native_after=after)
         seen = []
-        for _ in range(3):
+        for raw in batches:
             w.feed_batch(raw)
             if w.native and not any(seen) and after == 40:
                 assert w._fed == 40            # records the Python loop took before C
             seen.append(w.native)
         assert seen == native, (env, after)
+        if after == 40 and env is None:
+            assert w.native_records == 61 + 60 + 60 - 40 - 2   # C stops at the new flags, once each
     # detail "summary" aggregates: the Python loop only
     w = TurtleWriter(make_run(), io.BytesIO(), "summary", native_after=0)
     w.feed_batch(raw)

@@ -20,7 +20,8 @@ from . import names as N
 from .model import (C_CLOSE, C_CREAT, EINTR, K_CHDIR, K_EXEC, K_EXIT, K_FD, K_FORK, K_NET,
                     K_OPEN, K_STAT, K_WAIT,
                     A_ERRNOS, A_FAILURES, FILE, O_MODE_USED, OPEN_ACCESS, READS, STAT, TRUNC_ANY,
-                    UNRESOLVED, WRITES, Interpreter, Iri, Term, fd_opened, mount_facts, net_event_facts,
+                    UNRESOLVED, WRITES, Interpreter, Iri, Sock, Term, fd_opened, mount_facts,
+                    net_event_facts,
                     open_access, resource_facts)
 
 EVENT_CLASS = {Kind.OPEN: "OpenEvent", Kind.STAT: "StatEvent", Kind.FORK: "ForkEvent",
@@ -349,6 +350,8 @@ NATIVE_ENV = "BATCHFLOW_TURTLE"       # "python": the Python loop only (the refe
 NO_DEADLINE = (1 << 64) - 1
 INLINE_MAX = 65536                    # C's text below this joins the sink's buffer
 STOPS_WORTH = 4                       # C's records a stop must be worth, or C pauses
+LOSING_STOPS = 64                     # stops in a batch before C is judged on it
+WORTH_INLINE = 8                      # C is tried after a Python batch with this many inline records per other
 PAUSE_MAX = 64                        # batches C pauses at most
 BURST_BITS = 8                        # Python takes up to 256 records at once where C keeps stopping
 NATIVE_AFTER = 4096                   # records through Python before C takes over (default)
@@ -410,8 +413,9 @@ class TurtleWriter(Interpreter):
 
     The common event, a successful open or stat of a path already seen, by
     a thread already seen, is turned into its Turtle statement right in the
-    loop, from cached fragments, and a close (no node: the fd table only)
-    is followed right there too; every other event goes through
+    loop, from cached fragments, as is an fstat of an fd whose file the
+    table knows, and a close (no node: the fd table only) is followed right
+    there too; every other event goes through
     Interpreter._handle and TurtleSink.  The tests hold this loop to the
     plain path (Interpreter.feed with reference.GraphSink, and with this
     TurtleSink in tests/test_turtle_fast_path.py): same graph.
@@ -431,17 +435,24 @@ class TurtleWriter(Interpreter):
     def __init__(self, run, out, detail="events", native=None, native_after=None):
         """native: True (C from the first batch; an error when it is not
         built), False (Python only), None (C once `native_after` records
-        went through Python, NATIVE_AFTER by default: a short recording
-        does not load the extension at all; unless BATCHFLOW_TURTLE=python)."""
+        went through Python, NATIVE_AFTER by default, if most of them went
+        through the loop's inline path, else after as many more, and so on:
+        a short recording, or a build's, does not load the extension at
+        all; unless BATCHFLOW_TURTLE=python)."""
         super().__init__(run, TurtleSink(out, detail), detail)
         self._fast = None
         self._fed = 0
+        self._inline = 0              # records the Python loop wrote inline (see feed_batch)
+        self._fstat_frags = {}        # file IRI -> what an fstat of an fd on it writes
+        self._c_worth = True          # the last Python batch says C would pay
         self._native_at = None        # records after which C takes over (None: never)
         if self.events_detail and native is not False and (
                 native or os.environ.get(NATIVE_ENV, "").strip().lower() != "python"):
             self._native_required = bool(native)
             self._native_at = native_after if native_after is not None else \
                 0 if native else NATIVE_AFTER
+            self._native_window = self._native_at
+            self._looked = (0, 0)         # _inline and _fed at the last look
             self._native_start()
 
     @property
@@ -450,9 +461,20 @@ class TurtleWriter(Interpreter):
         return self._fast is not None
 
     def _native_start(self):
-        """C takes over from here on, when its time has come and it is built."""
+        """C takes over from here on, when its time has come, the records
+        since the last look say it would pay, and it is built."""
         if self._fed < self._native_at:
             return
+        if not self._native_required:
+            # as feed_batch's gate: a build (2 records inline for 1 other)
+            # does not even load the extension; looked at again after as
+            # many records
+            inline = self._inline - self._looked[0]
+            fed = self._fed - self._looked[1]
+            self._looked = (self._inline, self._fed)
+            if inline < WORTH_INLINE * (fed - inline):
+                self._native_at = self._fed + self._native_window
+                return
         self._native_at = None
         from ..capture import native as ext
         if ext.available() or self._native_required:
@@ -488,7 +510,7 @@ class TurtleWriter(Interpreter):
         if self._fast is not None:
             if self._c_rest:
                 self._c_rest -= 1
-            else:
+            elif self._c_worth:
                 written = self.native_records
                 count, stops = self._feed_native(bytes(batch), watch, cut_exits)
                 # A stop costs Python several records' worth: where C
@@ -501,8 +523,12 @@ class TurtleWriter(Interpreter):
                 else:
                     self._c_pause = 0
                 return count
-        events = decode_batch(batch)
+        return self._feed_events(decode_batch(batch), watch, cut_exits)
+
+    def _feed_events(self, events, watch, cut_exits) -> int:
+        """feed_batch's decoded records through the Python loop alone."""
         self._fed += len(events)
+        inline = self._inline
         start = 0
         if watch is not None:
             for i, ev in enumerate(events):
@@ -512,6 +538,15 @@ class TurtleWriter(Interpreter):
                         start = i
                     watch(ev)
         self.feed(events[start:] if start else events)
+        # What C would write of this batch: the records the loop wrote
+        # inline (a known path by a known main thread, a close), against the
+        # others, each a stop for C.  A build's new processes and files
+        # (2 inline for 1 other) go on through Python, which costs less
+        # there than C with its stops; a loop's batch (all but a few
+        # inline) tries C.
+        if self._fast is not None:      # (before C's first turn: C is tried then)
+            inline = self._inline - inline
+            self._c_worth = inline >= WORTH_INLINE * (len(events) - inline)
         return len(events)
 
     # --- the C path -----------------------------------------------------
@@ -565,8 +600,19 @@ class TurtleWriter(Interpreter):
         rest_at = pos = 0             # pos: the index of the record at `off`
         streak = 0                    # stops in a row with no record written by C
         stops = 0                     # from the second, the rest of the batch is decoded at once
+        written = self.native_records
+        losing = False                # C lost on this batch: Python takes the rest of it
         while off < n:
-            run = fast.feed(batch, off, self.idx, self.next_deadline if self.held else NO_DEADLINE)
+            if losing:
+                # A large batch (the client reads the journal in runs of
+                # megabytes) where C keeps losing: the rest of it through
+                # the Python loop, as the next batches (feed_batch pauses C)
+                self._seen_until(seg_ts)
+                events = rest[pos - rest_at:] if rest is not None else \
+                    _decode_span(batch, off)[0]
+                return count + self._feed_events(events, watch, cut_exits), stops
+            run = fast.feed(batch, off, self.idx,
+                            self.next_deadline if self.held else NO_DEADLINE)
             took = run.records
             off = run.offset
             if took:
@@ -587,6 +633,8 @@ class TurtleWriter(Interpreter):
             streak = streak + 1 if took == 0 else 0
             burst = 1 << min(max(streak - 3, 0), BURST_BITS)
             stops += 1
+            if stops >= LOSING_STOPS and self.native_records - written < STOPS_WORTH * stops:
+                losing = True     # (after this stop's records)
             if rest is None and burst == 1 and stops == 1:
                 events, nxt = _decode_one(batch, off)
                 events = (events,)
@@ -727,7 +775,8 @@ class TurtleWriter(Interpreter):
         open_frags = {}
         stat_frags = {}
         end_frags = {}
-        n_open = n_stat = n_close = 0
+        n_open = n_stat = n_close = n_fstat = 0
+        fstat_frags = self._fstat_frags
         idx = self.idx
         ts = None
         for ev in events:
@@ -815,13 +864,53 @@ class TurtleWriter(Interpreter):
                             write("".join(buf).encode())
                             buf.clear()
                         continue
+            elif kind == K_STAT and ev.path == b"" and ev.dirfd >= 0 and ev.tid == pid \
+                    and not ev.trunc:
+                # An fstat (newfstatat(fd, "", AT_EMPTY_PATH): a compiler
+                # makes one after nearly every open) of an fd whose file the
+                # table knows, by a thread already seen: what _handle writes
+                # for the Ref(res, "") model._ref makes of it (no prov:used,
+                # a stat), from a fragment per file.
+                prev = proc.last.get(pid)
+                entry = proc.fds.get(ev.dirfd)
+                if prev is not None and entry is not None:
+                    res = entry[0]
+                    if isinstance(res, Sock):
+                        res = res.res
+                    if res is not None:
+                        rfrag = fstat_frags.get(res.iri)
+                        if rfrag is None:
+                            if len(fstat_frags) >= FRAG_CACHE_MAX:
+                                fstat_frags.clear()
+                            rfrag = fstat_frags[res.iri] = (
+                                f" ; bf:file {res.tag} ; bf:access bf:{STAT}"
+                                + path_props("bf:path", "bf:pathBytes", "", None))
+                        ret = ev.ret
+                        endfrag = end_frags.get(ret)
+                        if endfrag is None:
+                            endfrag = _end_fragment(ret)
+                            if len(end_frags) < FRAG_CACHE_MAX:
+                                end_frags[ret] = endfrag
+                        sidx = str(idx)
+                        idx += 1
+                        proc.last[pid] = sidx
+                        n_fstat += 1
+                        buf.append(f"ev:{sidx} {heads[K_STAT << 8 | ev.call]} ; bf:process "
+                                   f"{proc.tag} ; bf:ns {ts} ; bf:follows ev:{prev}{rfrag}"
+                                   f" ; bf:flags {ev.arg0}{endfrag}")
+                        if len(buf) >= FLUSH_AT:
+                            write("".join(buf).encode())
+                            buf.clear()
+                        continue
             self.idx = idx
             handle(ev, proc)
             idx = self.idx
         self.idx = idx
         self.kcount[K_OPEN] += n_open
-        self.kcount[K_STAT] += n_stat
+        self.kcount[K_STAT] += n_stat + n_fstat
         self.kcount[K_FD] += n_close
+        # (not the fstats: C does not write them, each would be a stop)
+        self._inline += n_open + n_stat + n_close
         return ts
 
     def _feed_summary(self, events):
