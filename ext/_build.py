@@ -10,6 +10,7 @@ from cffi import FFI
 HERE = pathlib.Path(__file__).resolve().parent
 SOURCES = ["consumer.c", "filter.c", "turtle.c"]
 SOURCES += ["rules_fast.c"]         # the rules' hot records (agent/rules/fast.py)
+SOURCES += ["records.c"]            # checks on raw record bytes (agent.events' reference)
 
 ffibuilder = FFI()
 ffibuilder.cdef((HERE / "batchflow_ext.h").read_text())

@@ -275,3 +275,8 @@ long bf_rf_sync_targets(struct bf_rf *rf, struct bf_rf_probes *out, size_t max);
 long bf_rf_sync_log(struct bf_rf *rf, struct bf_rf_logged *out, size_t max);
 long bf_rf_sync_evidence(struct bf_rf *rf, struct bf_rf_evidence *out, size_t max);
 long bf_rf_sync_makers(struct bf_rf *rf, struct bf_rf_maker *out, size_t max);
+
+/* records.c: 1 when buf[0..len) is back-to-back whole records (each size
+ * field at least a header, equal to the header plus its two lengths, within
+ * len; records 8-byte aligned), as agent.events.whole_records answers. */
+int bf_whole_records(const char *buf, size_t len);

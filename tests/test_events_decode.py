@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from agent import abi
 from agent.events import (HEADER_SIZE, Call, Event, Kind, align8, decode, decode_batch,
-                          decode_records, encode_batch, skip_records)
+                          decode_records, encode_batch, skip_records, whole_records)
 
 _I32 = st.integers(-2**31, 2**31 - 1)
 _NAME = st.binary(min_size=1, max_size=40).map(lambda b: b.replace(b"\0", b"x"))
@@ -105,3 +105,28 @@ def test_skip_records_passes_what_decode_records_decodes(evs, k, first):
     want = len(evs) - first if k < 0 else min(k, len(evs) - first)
     assert skip_records(buf, starts[first], k) == (starts[first + want], want)
     assert skip_records(buf) == (len(buf), len(decode_records(buf)[0]))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(events(), max_size=8), st.data())
+def test_the_c_check_of_whole_records_answers_as_python(evs, data):
+    """ext/records.c's bf_whole_records (what the journal asks of each batch
+    it hands over raw) against agent.events.whole_records: intact batches,
+    size and length fields overwritten, tails cut."""
+    from agent.capture import native
+    assert native.available()          # built by scripts/setup.sh, as the suite runs it
+    buf = bytearray(encode_batch(evs))
+    starts, off = [], 0
+    for e in evs:
+        starts.append(off)
+        off += align8(len(e.pack()))
+    for _ in range(data.draw(st.integers(0, 2))):
+        if not evs:
+            break
+        at = data.draw(st.sampled_from(starts)) + data.draw(st.sampled_from(
+            [abi.EVENT.offset["size"], abi.EVENT.offset["path_len"],
+             abi.EVENT.offset["argv_len"]]))
+        struct.pack_into("=H", buf, at, data.draw(st.integers(0, 0xFFFF)))
+    buf = bytes(buf[:len(buf) - data.draw(st.integers(0, min(len(buf), 100)))])
+    assert native.whole_records(buf) == whole_records(buf)
+    assert native.whole_records(memoryview(buf)) == whole_records(buf)

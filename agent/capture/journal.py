@@ -426,11 +426,16 @@ def read_journal(path) -> JournalRead:
 
     def by_batch(raw):
         view = memoryview(data)
+        whole = whole_records
+        if raw:
+            from . import native     # the same check in C, when the extension is built
+            if native.available():
+                whole = native.whole_records
         for start, end, at in spans:
             records = view[start:end]
             bad_crc = marked and _CRC.unpack_from(view, start - _CRC.size)[0] != \
                 zlib.crc32(records)
-            if raw and marked and not bad_crc and whole_records(records):
+            if raw and marked and not bad_crc and whole(records):
                 yield bytes(records)       # checked and whole: no decoding here
                 continue
             batch, used = _whole_records(records)

@@ -30,6 +30,11 @@ def _check(rc, what):
     return rc
 
 
+def whole_records(buf) -> bool:
+    """agent.events.whole_records, in C (ext/records.c)."""
+    return lib.bf_whole_records(ffi.from_buffer(buf), len(buf)) == 1
+
+
 class RingConsumer:
     """Drains a BPF ring buffer into batches of 8-byte aligned records."""
 
