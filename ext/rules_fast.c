@@ -584,27 +584,28 @@ long bf_rf_sync_targets(struct bf_rf *rf, struct bf_rf_probes *out, size_t max)
 	return (long)n;
 }
 
+/* Moves up to `max` of the `*n` elements at the front of `arr` to `out`,
+ * keeping their order (a path's evidence, the log of records rules must
+ * see); returns how many. */
+static long take_front(void *out, void *arr, size_t *n, size_t max, size_t size)
+{
+	if (!*n || !max)
+		return 0;          /* (no array yet: nothing to copy from) */
+	size_t k = *n < max ? *n : max;
+	memcpy(out, arr, k * size);
+	memmove(arr, (char *)arr + k * size, (*n - k) * size);
+	*n -= k;
+	return (long)k;
+}
+
 long bf_rf_sync_log(struct bf_rf *rf, struct bf_rf_logged *out, size_t max)
 {
-	if (!rf->n_log || !max)
-		return 0;          /* (no array yet: nothing to copy from) */
-	size_t n = rf->n_log < max ? rf->n_log : max;
-	memcpy(out, rf->log, n * sizeof(*out));
-	memmove(rf->log, rf->log + n, (rf->n_log - n) * sizeof(*out));
-	rf->n_log -= n;
-	return (long)n;
+	return take_front(out, rf->log, &rf->n_log, max, sizeof(*out));
 }
 
 long bf_rf_sync_evidence(struct bf_rf *rf, struct bf_rf_evidence *out, size_t max)
 {
-	if (!rf->n_evidence || !max)
-		return 0;          /* (no array yet: nothing to copy from) */
-	/* from the start: the order of a path's evidence is kept */
-	size_t n = rf->n_evidence < max ? rf->n_evidence : max;
-	memcpy(out, rf->evidence, n * sizeof(*out));
-	memmove(rf->evidence, rf->evidence + n, (rf->n_evidence - n) * sizeof(*out));
-	rf->n_evidence -= n;
-	return (long)n;
+	return take_front(out, rf->evidence, &rf->n_evidence, max, sizeof(*out));
 }
 
 long bf_rf_sync_makers(struct bf_rf *rf, struct bf_rf_maker *out, size_t max)
