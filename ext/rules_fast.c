@@ -549,13 +549,23 @@ long bf_rf_sync_procs(struct bf_rf *rf, struct bf_rf_last *out, size_t max)
 	return (long)n;
 }
 
+/* Moves up to `max` of the `*n` elements at the back of `arr` to `out`
+ * (the newest: the order they are applied in does not matter); returns how many. */
+static long take_back(void *out, void *arr, size_t *n, size_t max, size_t size)
+{
+	if (!*n || !max)
+		return 0;          /* (no array yet: nothing to copy from) */
+	size_t k = *n < max ? *n : max;
+	memcpy(out, (char *)arr + (*n - k) * size, k * size);
+	*n -= k;
+	return (long)k;
+}
+
 long bf_rf_sync_fds(struct bf_rf *rf, struct bf_rf_fd *out, size_t max)
 {
-	if (!rf->n_fds || !max)
-		return 0;          /* (no array yet: nothing to copy from) */
-	size_t n = rf->n_fds < max ? rf->n_fds : max;
-	memcpy(out, rf->fds + rf->n_fds - n, n * sizeof(*out));
-	rf->n_fds -= n;
+	long n = take_back(out, rf->fds, &rf->n_fds, max, sizeof(*out));
+	if (!n)
+		return 0;
 	if (!rf->n_fds && rf->fdslots_cap)
 		memset(rf->fdslots, 0, rf->fdslots_cap * sizeof(*rf->fdslots));
 	else if (n) {              /* (a partial take: the rest keyed anew) */
@@ -610,12 +620,8 @@ long bf_rf_sync_evidence(struct bf_rf *rf, struct bf_rf_evidence *out, size_t ma
 
 long bf_rf_sync_makers(struct bf_rf *rf, struct bf_rf_maker *out, size_t max)
 {
-	if (!rf->n_runs || !max)
-		return 0;          /* (no array yet: nothing to copy from) */
-	size_t n = rf->n_runs < max ? rf->n_runs : max;
-	memcpy(out, rf->runs + rf->n_runs - n, n * sizeof(*out));
-	rf->n_runs -= n;
-	for (size_t i = 0; i < n; i++)     /* a taken run is not extended */
+	long n = take_back(out, rf->runs, &rf->n_runs, max, sizeof(*out));
+	for (long i = 0; i < n; i++)     /* a taken run is not extended */
 		if (rf->targets[out[i].target].run_at >= (int64_t)rf->n_runs)
 			rf->targets[out[i].target].run_at = -1;
 	return (long)n;
