@@ -23,6 +23,14 @@ BATCH_HEAD = 1 + 4 + BATCH_PREFIX
 READ_CHUNK = 4 << 20                 # JournalFollower reads at most this much at once
 
 
+def batch_size(buf, at):
+    """The size of the batch whose head (BATCH_HEAD bytes) is at buf[at:],
+    as JournalWriter.append writes one; None when no whole head of one is there."""
+    if len(buf) - at < BATCH_HEAD or buf[at] != BIN32 or buf[at + 5:at + 9] != MARK:
+        return None
+    return 5 + int.from_bytes(buf[at + 1:at + 5], "big")
+
+
 class JournalFollower:
     """Reads the batches of a journal that another process (the agent) is
     appending to, through the descriptor `fd` it handed over, from offset
@@ -60,9 +68,8 @@ class JournalFollower:
         the bytes taken by the whole objects at its start)."""
         view, at, parts = memoryview(data), 0, []
         while at < len(data):
-            if data[at] == BIN32 and at + BATCH_HEAD <= len(data) and \
-                    data[at + 5:at + 9] == MARK:
-                size = 5 + int.from_bytes(data[at + 1:at + 5], "big")
+            size = batch_size(data, at)
+            if size is not None:
                 if at + size > len(data):
                     break                          # read again from here
                 parts.append(view[at + BATCH_HEAD:at + size])
@@ -76,9 +83,8 @@ class JournalFollower:
     def _one_large(self, end, parts):
         """The object at pos, larger than a read: its records go to `parts`
         when it is a batch; returns its size."""
-        head = os.pread(self.fd, BATCH_HEAD, self.pos)
-        if len(head) == BATCH_HEAD and head[0] == BIN32 and head[5:9] == MARK:
-            size = 5 + int.from_bytes(head[1:5], "big")
+        size = batch_size(os.pread(self.fd, BATCH_HEAD, self.pos), 0)
+        if size is not None:
             if self.pos + size > end:
                 raise ValueError(f"a batch at byte {self.pos} runs past {end}")
             parts.append(self._read(size - BATCH_HEAD, self.pos + BATCH_HEAD))

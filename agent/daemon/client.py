@@ -369,23 +369,11 @@ class AgentRecording:
         return run, counts
 
     def _take(self, msg, stream, own_journal):
-        if type(msg) is int:
-            # the agent's journal now holds our batches up to byte msg
-            if self.follower is None:
-                raise AgentLostError("the agent sent a journal offset without its journal")
-            try:
-                for records in self.follower.records_to(msg):
-                    stream.feed(records)
-                    if own_journal is not None:
-                        own_journal.append(records)
-            except (OSError, ValueError) as exc:
-                raise AgentLostError(f"the agent's journal could not be followed ({exc})") \
-                    from None
-            return None
-        if isinstance(msg, bytes):
-            stream.feed(msg)
-            if own_journal is not None:
-                own_journal.append(msg)
+        if type(msg) is int or isinstance(msg, bytes):
+            for records in self._records(msg):
+                stream.feed(records)
+                if own_journal is not None:
+                    own_journal.append(records)
             return None
         op = msg.get("op") if isinstance(msg, dict) else None
         if op == protocol.PROGRESS:
@@ -396,6 +384,20 @@ class AgentRecording:
         if op == protocol.ERROR:
             raise AgentRefusedError(f"the agent: {msg.get('error')}")
         return None
+
+    def _records(self, msg):
+        """The records a message brings: a batch itself, or (an int) those
+        the agent's journal now holds up to that byte."""
+        if isinstance(msg, bytes):
+            yield msg
+            return
+        if self.follower is None:
+            raise AgentLostError("the agent sent a journal offset without its journal")
+        try:
+            yield from self.follower.records_to(msg)
+        except (OSError, ValueError) as exc:
+            raise AgentLostError(f"the agent's journal could not be followed ({exc})") \
+                from None
 
     def _reap(self):
         """Reaps finished children; False once none is left."""

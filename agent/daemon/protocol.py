@@ -60,7 +60,12 @@ def recv_exact(sock: socket.socket, n: int) -> bytes:
 
 def recv(sock: socket.socket, max_bytes: int = 1 << 30):
     """The next object from `sock`; EOFError when the peer closed cleanly."""
-    (n,) = _LEN.unpack(recv_exact(sock, _LEN.size))
+    return _frame_object(sock, recv_exact(sock, _LEN.size), max_bytes)
+
+
+def _frame_object(sock, length: bytes, max_bytes):
+    """The object of the frame whose 4 length bytes were read."""
+    (n,) = _LEN.unpack(length)
     if n > max_bytes:
         raise ProtocolError(f"a frame of {n} bytes exceeds the limit of {max_bytes}")
     return unpack(recv_exact(sock, n) if n else b"")
@@ -77,10 +82,7 @@ def recv_with_fd(sock: socket.socket, max_bytes: int = 1 << 30):
             raise EOFError("peer closed the connection")
         if len(data) < _LEN.size:
             data += recv_exact(sock, _LEN.size - len(data))
-        (n,) = _LEN.unpack(data)
-        if n > max_bytes:
-            raise ProtocolError(f"a frame of {n} bytes exceeds the limit of {max_bytes}")
-        return unpack(recv_exact(sock, n) if n else b""), fd
+        return _frame_object(sock, data, max_bytes), fd
     except BaseException:
         if fd is not None:
             os.close(fd)

@@ -382,6 +382,12 @@ def _skip(batch, off, k):
     return skip_records(batch, off, k)[0]
 
 
+def _c_would_pay(inline, records):
+    """Whether C would pay on records like these: WORTH_INLINE of them the
+    Python loop wrote inline (what C writes) for each other one (a stop)."""
+    return inline >= WORTH_INLINE * (records - inline)
+
+
 def _open_fragment(flags):
     """(access, Turtle text) for an open's flags."""
     access = open_access(Call.OPENAT, flags)
@@ -472,7 +478,7 @@ class TurtleWriter(Interpreter):
             inline = self._inline - self._looked[0]
             fed = self._fed - self._looked[1]
             self._looked = (self._inline, self._fed)
-            if inline < WORTH_INLINE * (fed - inline):
+            if not _c_would_pay(inline, fed):
                 self._native_at = self._fed + self._native_window
                 return
         self._native_at = None
@@ -545,8 +551,7 @@ class TurtleWriter(Interpreter):
         # there than C with its stops; a loop's batch (all but a few
         # inline) tries C.
         if self._fast is not None:      # (before C's first turn: C is tried then)
-            inline = self._inline - inline
-            self._c_worth = inline >= WORTH_INLINE * (len(events) - inline)
+            self._c_worth = _c_would_pay(self._inline - inline, len(events))
         return len(events)
 
     # --- the C path -----------------------------------------------------
