@@ -14,7 +14,7 @@ import sys
 import threading
 
 from ..errors import InputFormatError
-from ..events import decode_batch, whole_records
+from ..events import decode_batch
 from ..inputs import open_events, sniff
 from .primitives import EventSource, read_turtle
 
@@ -69,6 +69,7 @@ class RuleRunner:
         self.run_iri = self.source.names.run_iri
         self.event_base = self.source.names.event_base
         self.fast = None           # the FastPath, once decided
+        self.fast_whole = None     # with it: the whole-records check in C
         self._decided = False
 
     @property
@@ -95,6 +96,7 @@ class RuleRunner:
                     "a rule that reads opens or stats is not one it knows"))
             return
         self.fast = fast.FastPath(self.source, self.engine, rules)
+        self.fast_whole = ext.whole_records
 
     def feed(self, events):
         if self.native:
@@ -106,7 +108,7 @@ class RuleRunner:
         """A batch of raw records; `whole`: already checked to hold whole
         records (a journal's intact batch), else checked here (a damaged one
         goes to the decoder, which says what is wrong, as in the reference)."""
-        if self.native and (whole or whole_records(batch)):
+        if self.native and (whole or self.fast_whole(batch)):
             self.fast.feed_batch(bytes(batch))
         else:
             self.feed(decode_batch(batch))
