@@ -219,7 +219,7 @@ def stage_modes(agent, out, baseline=None):
     return {
         "untraced": (lambda argv: argv, None),
         # the kernel side and the agent (routing, journal), a client that
-        # reads every batch and drops it: no Turtle, no sampling
+        # drops every batch unread: no Turtle, no sampling
         "discarding client (agent)": (
             lambda argv: [sys.executable, str(BENCH / "discard_client.py"), agent.socket, "--",
                           *argv], {**os.environ, "PYTHONSAFEPATH": "1"}),

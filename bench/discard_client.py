@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
-"""A recording through the agent whose client reads every batch and drops it
+"""A recording through the agent whose client drops every batch unread
 (no Turtle, no sampling): bench_agent's --stages runs it to tell the agent's
 and the kernel side's share of a job's slow-down from the record client's.
 
     python bench/discard_client.py SOCKET -- COMMAND [ARGS...]
 
-Exits with the command's status; prints `bytes N lost L` on stderr."""
+Exits with the command's status; prints `journal J bytes sent B lost L` on
+stderr (J: the journal's length the agent last announced; B: batches sent
+whole, when the journal could not take them)."""
 from __future__ import annotations
 
 import os
@@ -25,25 +27,33 @@ def main(argv):
         sys.exit("usage: discard_client.py SOCKET -- COMMAND [ARGS...]")
     conn = AgentConnection(sock)
     held = HeldChild(command)
-    reply = conn.request(protocol.message(protocol.RECORD, scope="command", pid=held.pid,
-                                          command=command, cwd=os.getcwdb(),
-                                          start_ns=held.start_ns, start_pipe=list(held.pipe)))
+    # follow_journal, as `batchflow record` asks: the agent does what it does
+    # for the real client (journal, then an offset now and then, no batch sent)
+    reply, fd = conn.request(protocol.message(protocol.RECORD, scope="command", pid=held.pid,
+                                              command=command, cwd=os.getcwdb(),
+                                              start_ns=held.start_ns,
+                                              start_pipe=list(held.pipe), follow_journal=True),
+                             with_fd=True)
+    if fd is not None:
+        os.close(fd)           # nothing is read from it
     if reply.get("op") != protocol.STARTED:
         held.abandon()
         sys.exit(f"discard_client: the agent answered {reply.get('op')!r}")
     held.release()
     _, status = os.waitpid(held.pid, 0)
     conn.send(protocol.message(protocol.END, exit_status=status_to_exit(status)))
-    received = 0
+    received = journal = 0
     while True:
         msg = conn.recv()
         if isinstance(msg, bytes):
             received += len(msg)
+        elif type(msg) is int:
+            journal = msg      # how far the agent's journal holds the records
         elif isinstance(msg, dict) and msg.get("op") == protocol.ENDED:
             break
     conn.close()
     lost = sum((msg["run"].get("losses") or {}).values())
-    print(f"bytes {received} lost {lost}", file=sys.stderr)
+    print(f"journal {journal} bytes sent {received} lost {lost}", file=sys.stderr)
     return status_to_exit(status)
 
 
