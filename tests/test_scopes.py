@@ -66,6 +66,55 @@ def test_attach_to_running_tree(batchflow_cmd, tmp_path):
     assert os.getpid() not in pids
 
 
+# A parent that forks a child which exits at once and is left unreaped: the
+# zombie is in /proc when batchflow scans the tree, so batchflow stores it in
+# the traced set after its exit has already run.  It must not keep the
+# recording open (the race a short-lived `sleep` hit in CI).
+ZOMBIE_PARENT = """
+import os, sys, time
+child = os.fork()
+if child == 0:
+    os._exit(0)
+while open(f"/proc/{child}/stat").read().rsplit(")", 1)[1].split()[0] != "Z":
+    time.sleep(0.01)
+print(child, flush=True)
+while not os.path.exists(sys.argv[1]):
+    time.sleep(0.02)
+"""
+
+
+@pytest.mark.parametrize("via", ["standalone", "agent"])
+def test_attach_to_a_tree_holding_a_zombie_ends_with_it(batchflow_cmd, tmp_path, via):
+    from agentd import AgentProcess
+    agent = AgentProcess(tmp_path / "agent").start() if via == "agent" else None
+    go = tmp_path / "go"
+    job = subprocess.Popen(["python3", "-S", "-c", ZOMBIE_PARENT, str(go)],
+                           stdout=subprocess.PIPE, text=True)
+    zombie = int(job.stdout.readline())
+    out = tmp_path / "out.ttl"
+    where = ["--agent", agent.socket] if agent else []
+    rec = subprocess.Popen(batchflow_cmd + ["record", *where, "-o", str(out), "-p", str(job.pid)],
+                           stderr=subprocess.PIPE, text=True,
+                           env={**os.environ, "BATCHFLOW_AGENT": "off"})
+    try:
+        lines = wait_for_line(rec.stderr, "tracing pid")
+        # the parent and its zombie
+        assert f"tracing pid {job.pid} and 1 descendants" in lines[-1], lines
+        go.touch()
+        assert job.wait(timeout=60) == 0
+        rec.wait(timeout=60)
+    finally:
+        job.kill()
+        rec.kill()
+        if agent:
+            agent.stop()
+    assert rec.returncode == 0, rec.stderr.read()
+    g = rdflib.Graph().parse(out, format="turtle")
+    pids = {int(g.value(p, BF.pid)) for p in g.subjects(rdflib.RDF.type, BF.Process)}
+    # the zombie did nothing while recorded: it has no node
+    assert pids == {job.pid} and zombie not in pids
+
+
 def test_system_wide(batchflow_cmd, build_helper, tmp_path):
     exe = build_helper("opener")
     target = tmp_path / "seen-system-wide"

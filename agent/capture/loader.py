@@ -11,8 +11,10 @@ import mmap
 import os
 import pathlib
 import platform
+import time
 
 from .. import abi
+from .procfs import descendants, proc_ppid, proc_start_ns, task_ended
 from ..errors import BPFUnavailableError, HeadersMissingError, NotRootError, UsageError
 from ..events import LOSS_NAMES
 
@@ -44,6 +46,7 @@ ARCHES = ("x86_64",)
 
 SCOPE_TREE, SCOPE_SYSTEM = abi.BF_SCOPE_TREE, abi.BF_SCOPE_SYSTEM
 SLOTS = abi.BF_SLOTS                # the values a traced-set byte holds
+SWEEP_S = 1.0                       # slot_alive: seconds between sweeps of ended tasks
 DEFAULT_RINGBUF_PAGES = 4096     # 16 MiB with 4 KiB pages
 DEFAULT_MAX_TASKS = 65536
 
@@ -171,6 +174,7 @@ class Probe:
         self._tid_bytes = tids.max_entries * ctypes.sizeof(tids.Leaf)
         self._tids = mmap.mmap(tids.map_fd, self._tid_bytes, mmap.MAP_SHARED,
                                mmap.PROT_READ | mmap.PROT_WRITE)
+        self._swept = {}          # slot -> when drop_ended last ran (slot_alive)
         self._set_config(abi.BF_CFG_SELF, os.getpid())
 
     @property
@@ -191,6 +195,59 @@ class Probe:
         if parent_tgid and (tgid is None or tgid == tid):
             self._parents[ctypes.c_uint32(tid)] = ctypes.c_uint32(parent_tgid)
         self._tids[tid] = slot
+
+    def trace_tree(self, root: int, slot: int = 1, starts: dict = None, keep=None) -> int:
+        """Traces a running process and its descendants from now on, in
+        `slot`; `keep(pid)` may refuse some.  Start times go to `starts`.
+        Returns how many processes joined."""
+        # A child forked while we scan is caught by the second pass; one
+        # forked after its parent joined is caught by the kernel side.
+        found = set()
+        for _ in range(2):
+            for p in descendants(root):
+                try:
+                    if keep is not None and not keep(p):
+                        continue
+                    ppid = proc_ppid(p)
+                    if starts is not None:
+                        starts.setdefault(p, proc_start_ns(p))
+                    for tid in os.listdir(f"/proc/{p}/task"):
+                        self.trace_task(int(tid), parent_tgid=ppid, tgid=p, slot=slot)
+                    found.add(p)
+                except (OSError, ValueError):
+                    continue
+        # A task that ended between the scan and its store has no exit left
+        # to take it out again.
+        self.drop_ended(slot)
+        return len(found)
+
+    def drop_ended(self, slot: int) -> int:
+        """Takes out of `slot` the tasks that have ended (gone, zombie or
+        dead); returns how many.  Only a task stored by the agent while it
+        was exiting can be left behind by the kernel side (its exit ran
+        before the store), and it would keep a pid-scoped recording open
+        forever; callers sweep with this now and then."""
+        dropped = 0
+        for tid in self.slot_tasks(slot):
+            if task_ended(tid):
+                # A tid reused in the microseconds between the check and
+                # this store by a child of the same recording would be
+                # dropped with it; pid reuse is far slower than that.
+                self._tids[tid] = 0
+                dropped += 1
+        return dropped
+
+    def slot_alive(self, slot: int) -> bool:
+        """Whether any task of recording `slot` is still traced: what ends a
+        recording of a pid.  At most once a second, ended tasks are swept
+        out first (drop_ended)."""
+        if not self.traced_any(slot):
+            return False
+        now = time.monotonic()
+        if now - self._swept.get(slot, 0.0) < SWEEP_S:
+            return True
+        self._swept[slot] = now
+        return not self.drop_ended(slot) or self.traced_any(slot)
 
     def is_traced(self, tid: int, slot: int = None) -> bool:
         """Whether the task is traced (in `slot`, when given)."""

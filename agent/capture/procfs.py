@@ -31,6 +31,16 @@ def proc_ppid(pid: int) -> int:
     return int(data[data.rindex(b")") + 2:].split()[1])
 
 
+def task_ended(tid: int) -> bool:
+    """Whether the task has passed its exit: gone, a zombie, or dead."""
+    try:
+        with open(f"/proc/{tid}/stat", "rb") as f:
+            data = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return data[data.rindex(b")") + 2:data.rindex(b")") + 3] in (b"Z", b"X", b"x")
+
+
 def children_map() -> dict:
     """ppid -> [pids], from one scan of /proc."""
     children = {}

@@ -14,8 +14,7 @@ from ..errors import NoSuchProcessError
 from ..events import LOSS_NAMES
 from .native import RingConsumer
 from .loader import Probe
-from .procfs import (HeldChild, children_map, descendants, proc_ppid,  # noqa: F401
-                     proc_start_ns, reap_finished, status_to_exit)
+from .procfs import HeldChild, reap_finished, status_to_exit
 from ..run import Run
 
 class Recorder:
@@ -55,21 +54,9 @@ class Recorder:
         """Traces a running process and its descendants from now on."""
         if not os.path.isdir(f"/proc/{pid}"):
             raise NoSuchProcessError(f"no process with pid {pid}")
-        # A child forked while we scan is caught by the second pass; one
-        # forked after its parent joined is caught by the kernel side.
-        found = set()
-        for _ in range(2):
-            for p in descendants(pid):
-                try:
-                    ppid = proc_ppid(p)
-                    self.run.process_starts.setdefault(p, proc_start_ns(p))
-                    for tid in os.listdir(f"/proc/{p}/task"):
-                        self.probe.trace_task(int(tid), parent_tgid=ppid, tgid=p)
-                    found.add(p)
-                except (OSError, ValueError):
-                    continue
+        found = self.probe.trace_tree(pid, self.slot, self.run.process_starts)
         self.run.root_pid = pid
-        return len(found)
+        return found
 
     def attach_system(self):
         self.probe.trace_system()
@@ -125,7 +112,7 @@ class Recorder:
                 if n.isdigit() and self.probe.is_traced(int(n), self.slot)]
 
     def _traced_alive(self):
-        return self.probe.traced_any(self.slot)
+        return self.probe.slot_alive(self.slot)
 
     def loop(self, duration=None):
         """Captures until the scope is empty, `duration` seconds pass, or a

@@ -168,11 +168,7 @@ def run_record(args) -> int:
             # The scope's root and start are known now: a reader following the
             # journal (serve) names the root process as the final Turtle will.
             journal.update(run)
-            if not args.quiet and scope == "pid":
-                print(f"batchflow: tracing pid {args.pid} and {started - 1} descendants",
-                      file=sys.stderr, flush=True)
-            elif not args.quiet and scope == "system":
-                print("batchflow: tracing the whole host", file=sys.stderr, flush=True)
+            say_scope(args, scope, started)
             progress = Progress(not args.quiet)
             if progress.enabled:
                 session.recorder.on_poll = lambda rec: progress.due() and progress.show(
@@ -235,13 +231,23 @@ def _agent_connection(args):
     return conn
 
 
+def say_scope(args, scope, processes):
+    """The line that says what an attached recording traces, once it does."""
+    if not args.quiet and scope == "pid":
+        print(f"batchflow: tracing pid {args.pid} and {processes - 1} descendants",
+              file=sys.stderr, flush=True)
+    elif not args.quiet and scope == "system":
+        print("batchflow: tracing the whole host", file=sys.stderr, flush=True)
+
+
 def record_with_agent(conn, args, command, scope) -> int:
     from ..daemon.client import AgentRecording
     interval = args.sample_interval
     if interval is None:
         interval = 0 if scope == "system" else 0.5
     recording = AgentRecording(conn, args, command, scope,
-                               interval if scope == "command" else 0, mode=output_mode(args))
+                               interval if scope == "command" else 0, mode=output_mode(args),
+                               on_started=lambda processes: say_scope(args, scope, processes))
     try:
         run, counts = recording.run()
     finally:

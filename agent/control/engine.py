@@ -306,7 +306,7 @@ class Controller:
 
 def proc_descendants(roots) -> dict:
     """root -> the processes running below it now, from one scan of /proc."""
-    from ..capture.recorder import children_map, descendants
+    from ..capture.procfs import children_map, descendants
 
     children = children_map()
     return {root: set(descendants(root, children)) - {root} for root in roots}

@@ -189,8 +189,9 @@ class AgentRecording:
     """A recording through the agent, from the client's side."""
 
     def __init__(self, conn: AgentConnection, args, command, scope, sample_interval=0,
-                 mode=None):
+                 mode=None, on_started=None):
         self.conn = conn
+        self.on_started = on_started   # called with the number of processes in scope at the start
         self.mode = mode          # the Turtle's permission bits (None: write_turtle's private default)
         self.args = args
         self.command = command
@@ -243,6 +244,8 @@ class AgentRecording:
             raise AgentRefusedError(f"the agent answered {reply.get('op')!r} to record")
         self.journal = reply.get("journal")
         run = run_from_dict(reply["run"])
+        if self.on_started is not None:
+            self.on_started(reply.get("processes", 1))
         return run, held
 
     def run(self) -> tuple:

@@ -25,7 +25,7 @@ import time
 
 from .. import __version__
 from ..capture.journal import JournalWriter
-from ..capture.procfs import descendants, open_fds, proc_ppid, proc_start_ns
+from ..capture.procfs import open_fds, proc_ppid, proc_start_ns
 from ..errors import AgentUnavailableError, BatchflowError, ConfigError
 from ..events import LOSS_NAMES
 from ..run import Run, run_to_dict
@@ -421,7 +421,8 @@ class Agent:
                 # Queued before the drain thread (which needs the lock) can
                 # queue a batch: the client reads STARTED first.
                 started = protocol.message(protocol.STARTED, id=rid, slot=slot, journal=path,
-                                           run=run_to_dict(run))
+                                           run=run_to_dict(run),
+                                           processes=rec.extra.get("attached", 1))
                 if follow_fd is not None:
                     rec.start_following(started, follow_fd)
                     follow_fd = None
@@ -452,20 +453,10 @@ class Agent:
         rec.join_sender()
 
     def _attach_pid(self, rec, target, uid):
-        found = set()
-        for _ in range(2):
-            for p in descendants(target):
-                try:
-                    if uid != 0 and proc_ids(p)[:2] != (uid, uid):
-                        continue      # not theirs: never in their scope
-                    ppid = proc_ppid(p)
-                    rec.run.process_starts.setdefault(p, proc_start_ns(p))
-                    for tid in os.listdir(f"/proc/{p}/task"):
-                        self.probe.trace_task(int(tid), parent_tgid=ppid, tgid=p, slot=rec.slot)
-                    found.add(p)
-                except (OSError, ValueError):
-                    continue
-        rec.extra["attached"] = len(found)
+        def theirs(p):
+            return uid == 0 or proc_ids(p)[:2] == (uid, uid)   # never another user's in their scope
+        rec.extra["attached"] = self.probe.trace_tree(target, rec.slot, rec.run.process_starts,
+                                                      keep=theirs)
 
     @staticmethod
     def _take_outcome(rec, msg):
@@ -602,7 +593,7 @@ class Agent:
             if rec.end_target is not None and consumed >= rec.end_target:
                 self._finish(rec)
             elif rec.end_target is None and rec.run.scope == "pid" and \
-                    not self.probe.traced_any(rec.slot):
+                    not self.probe.slot_alive(rec.slot):
                 rec.end_reason = None
                 rec.end_target = self.consumer.positions()[0]
 
