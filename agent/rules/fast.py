@@ -233,6 +233,15 @@ class FastPath:
                 return False
         if self.pending or self.lasts_pending:
             self.sync_counts()
+        # Judged at the batch's end too: C may stop fewer than TRIAL_STOPS
+        # times in a whole batch and still not pay (a build: C hands
+        # Python long spans, of new processes and their held records, and
+        # takes a handful between them, while every record Python handles
+        # meanwhile is also told to C).
+        stops = self.calls - calls
+        if stops and self.records - took < self.worth * stops:
+            self._suspend()
+            return False
         return True
 
     def feed(self, events):

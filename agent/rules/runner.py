@@ -134,14 +134,14 @@ def run_offline(path, engine, fmt="auto", host=None, native=None):
         jr = read_journal(path)
         runner = RuleRunner(engine, jr.run, native)
         with offline_gc():
-            if runner.native:
-                for item in jr.by_batch:        # raw bytes, or a damaged batch's events
-                    if isinstance(item, bytes):
-                        runner.feed_batch(item, whole=True)
-                    else:
-                        runner.feed(item)
-            else:
-                runner.feed(jr.events)
+            # A batch at a time on both paths (the Python one decodes each
+            # whole batch itself): jr.events' generator, one resumption per
+            # event, cost the Python path ~0.1 us an event.
+            for item in jr.by_batch:            # raw bytes, or a damaged batch's events
+                if isinstance(item, bytes):
+                    runner.feed_batch(item, whole=True)
+                else:
+                    runner.feed(item)
             symptoms = runner.finish()
         notes.extend(jr.notes)
         return symptoms, runner.run_iri, runner.event_base, notes
