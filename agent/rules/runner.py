@@ -25,9 +25,13 @@ FORMATS = ("auto", "journal", "turtle", "strace")
 # of 4096 events at once: at 700, most of them outlive a young collection,
 # are moved to the older generations and make full collections, which walk
 # the rules' whole state, frequent.  Measured in bench/bench_rules.py (see
-# docs/rules.md): 10000, 50000 and 100000 gain about the same, 10-13%;
-# freezing the objects of the start-up, nothing.
-OFFLINE_GC_YOUNG = 10_000
+# docs/rules.md): 10000 gained 10-13% over 700; once the journal was read
+# a batch at a time on both paths, 100000 gained 9% more on the build
+# journal (median of 3 fresh processes each, 247k -> 273k events/s; the
+# collector off entirely: 276k, not worth giving up collecting cycles);
+# freezing the objects of the start-up, nothing.  Young garbage waits at
+# most 100000 allocations to be collected: a few MB.
+OFFLINE_GC_YOUNG = 100_000
 
 
 @contextlib.contextmanager
