@@ -36,7 +36,7 @@ def main():
     ap.add_argument("modes", nargs="*", default=["rules-python", "rules"])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--events", type=int, default=300000)
-    args = ap.parse_args()
+    args = ap.parse_intermixed_args()
     trees = {"before": os.path.abspath(args.before), "after": os.path.dirname(HERE)}
     sys.path.insert(0, HERE)
     import bench_rules
