@@ -114,7 +114,7 @@ def make_stat_journal(path, n):
 def offline(path, mode):
     """One stage (see the module's docstring) over the journal at `path`."""
     from agent.capture.journal import read_journal
-    from agent.rules.config import activate, built_in_config
+    from agent.rules.config import activate, built_in_config, engine_from
     from agent.rules.engine import Engine
     from agent.rules.runner import RuleRunner, run_offline
 
@@ -123,7 +123,8 @@ def offline(path, mode):
         n = sum(1 for _ in read_journal(path).events)
         symptoms = []
     else:
-        engine = Engine() if mode == "interp" else activate(built_in_config())
+        # engine_from(None): the built-in set as `batchflow rules FILE` activates it
+        engine = Engine() if mode == "interp" else engine_from(None)
         if mode in ("interp", "rules", "rules-python"):
             # what `batchflow rules FILE` does (run_offline: offline_gc() on)
             symptoms = run_offline(path, engine, "journal",
@@ -148,7 +149,7 @@ def stages(path, repeat):
 
     from agent.capture.journal import read_journal
     from agent.rules import fast
-    from agent.rules.config import activate, built_in_config
+    from agent.rules.config import activate, built_in_config, engine_from
     from agent.rules.runner import RuleRunner, offline_gc
 
     steps = (("c", "feed", "C (bf_rf_feed)"),

@@ -242,3 +242,44 @@ def test_record_checks_the_rules_before_tracing(tmp_path, batchflow_cmd):
     assert r.stderr.strip() == (f"batchflow: error: rules file {conf}: rules.hot-spot.factor: "
                                 "0.5 is less than the minimum of 1")
     assert not out.exists() and not os.path.exists(str(out) + ".journal")
+
+
+def test_builtin_parameter_schemas_are_valid_schemas():
+    # Activation trusts the built-ins' schemas (agent.rules.config._CHECKED):
+    # this is where they are checked against the metaschema.
+    import jsonschema
+
+    from agent.rules.builtin import BUILTIN
+
+    assert len(BUILTIN) == 7
+    for name, cls in BUILTIN.items():
+        jsonschema.Draft202012Validator.check_schema(cls.params_schema)
+        # and their defaults pass their own schema
+        jsonschema.Draft202012Validator(cls.params_schema).validate(
+            activate({"rules": {name: {}}}).rules[0].params)
+
+
+def test_a_plugin_schema_is_checked_and_rechecked_when_it_changes(monkeypatch):
+    from agent.rules import Rule
+
+    class Bounded(Rule):
+        params_schema = {"type": "object", "properties": {
+            "n": {"type": "integer", "minimum": 1, "default": 3}}}
+
+    class EP:
+        name, value = "bounded", "tests:Bounded"
+
+        def load(self):
+            return Bounded
+
+    eps = {"bounded": EP()}
+    engine = activate({"rules": {"bounded": {}}}, eps=eps)
+    assert engine.rules[0].params == {"n": 3}
+    with pytest.raises(RulesValidationError, match=r"rules\.bounded\.n: 0 is less than"):
+        activate({"rules": {"bounded": {"n": 0}}}, eps=eps)
+    # the class's schema replaced by an invalid one: refused, every time
+    monkeypatch.setattr(Bounded, "params_schema", {"type": "object", "properties": {
+        "n": {"type": "no-such-type"}}})
+    for _ in range(2):
+        with pytest.raises(RulesActivationError, match="invalid parameter schema"):
+            activate({"rules": {"bounded": {}}}, eps=eps)

@@ -26,6 +26,7 @@ fails at start (RulesActivationError).  Each names the file, the place
 from __future__ import annotations
 
 import copy
+import json
 
 import jsonschema
 
@@ -71,8 +72,9 @@ def registered():
     return out
 
 
-def _validate(instance, schema, where, source):
-    validator = jsonschema.Draft202012Validator(schema)
+def _validate(instance, schema, where, source, validator=None):
+    if validator is None:
+        validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(instance), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
         e = errors[0]
@@ -96,15 +98,43 @@ def load_config(path) -> dict:
     return data
 
 
-def built_in_config() -> dict:
-    """Every registered rule, with its defaults."""
-    return {"rules": {name: {} for name in sorted(registered())}}
+def built_in_config(eps=None) -> dict:
+    """Every registered rule (`eps`, as registered() returns: scanned when
+    None), with its defaults."""
+    return {"rules": {name: {} for name in sorted(registered() if eps is None else eps)}}
 
 
-def activate(config, source="built-in rules", steer=None, only=None) -> Engine:
+def activate(config, source="built-in rules", steer=None, only=None, eps=None) -> Engine:
     """An Engine running the enabled rules of `config` (a dict as
-    load_config returns).  `only`: names to keep (None: all)."""
-    return plan(config, source, only).engine(steer)
+    load_config returns).  `only`: names to keep (None: all); `eps`: the
+    registered rules, when the caller has scanned them already."""
+    return plan(config, source, only, eps).engine(steer)
+
+
+# A rule class's parameter schema, checked against the metaschema once per
+# process (the check walks the whole draft 2020-12 metaschema: about 1 ms a
+# rule, most of an activation's cost), with its validator: class -> (schema
+# as JSON, validator).  Keyed on the schema's text too, so a class whose
+# schema is replaced is checked again.  The built-in rules' schemas are
+# constants of batchflow, checked by tests/test_rules_config.py instead.
+_CHECKED = {}
+
+
+def _params_validator(cls):
+    """The validator of `cls.params_schema`; jsonschema.SchemaError when the
+    schema itself is invalid (not cached: said again at each activation)."""
+    from .builtin import BUILTIN
+
+    schema = cls.params_schema
+    spelt = json.dumps(schema, sort_keys=True, default=repr)
+    hit = _CHECKED.get(cls)
+    if hit is not None and hit[0] == spelt:
+        return hit[1]
+    if cls not in BUILTIN.values():
+        jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    _CHECKED[cls] = (spelt, validator)
+    return validator
 
 
 class Plan:
@@ -134,10 +164,11 @@ class Plan:
         return [name for name, *_ in self.rules]
 
 
-def plan(config, source="built-in rules", only=None) -> Plan:
+def plan(config, source="built-in rules", only=None, eps=None) -> Plan:
     """The rules of `config` checked (schemas, entry points, conditions)
-    but not started."""
-    eps = registered()
+    but not started.  `eps`: registered(), when the caller has it."""
+    if eps is None:
+        eps = registered()
     out = Plan(source)
     for name, table in config["rules"].items():
         if only is not None and name not in only:
@@ -168,11 +199,11 @@ def plan(config, source="built-in rules", only=None) -> Plan:
         if not (isinstance(cls, type) and issubclass(cls, Rule)):
             raise RulesActivationError(f"{where}: {ep.value} is not an agent.rules.Rule")
         try:
-            jsonschema.Draft202012Validator.check_schema(cls.params_schema)
+            validator = _params_validator(cls)
         except jsonschema.SchemaError as exc:
             raise RulesActivationError(f"{where}: rule {use!r} has an invalid parameter "
                                        f"schema: {exc.message}") from None
-        _validate(table, cls.params_schema, f"rules.{name}", source)
+        _validate(table, cls.params_schema, f"rules.{name}", source, validator)
         out.rules.append((name, use, cls, with_defaults(cls.params_schema, table), condition))
     return out
 
@@ -180,5 +211,6 @@ def plan(config, source="built-in rules", only=None) -> Plan:
 def engine_from(path=None, steer=None) -> Engine:
     """The engine for a configuration file, or the built-in set when None."""
     if path is None:
-        return activate(built_in_config(), steer=steer)
+        eps = registered()          # scanned once: the set and its classes
+        return activate(built_in_config(eps), steer=steer, eps=eps)
     return activate(load_config(path), source=f"rules file {path}", steer=steer)
