@@ -114,7 +114,7 @@ def make_stat_journal(path, n):
 def offline(path, mode):
     """One stage (see the module's docstring) over the journal at `path`."""
     from agent.capture.journal import read_journal
-    from agent.rules.config import activate, built_in_config, engine_from
+    from agent.rules.config import engine_from
     from agent.rules.engine import Engine
     from agent.rules.runner import RuleRunner, run_offline
 
@@ -149,7 +149,7 @@ def stages(path, repeat):
 
     from agent.capture.journal import read_journal
     from agent.rules import fast
-    from agent.rules.config import activate, built_in_config, engine_from
+    from agent.rules.config import engine_from
     from agent.rules.runner import RuleRunner, offline_gc
 
     steps = (("c", "feed", "C (bf_rf_feed)"),
