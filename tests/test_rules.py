@@ -605,6 +605,37 @@ def test_hot_spot_counts_its_probers_exactly_across_folds():
     assert sum(counted.values()) == 10000 - 99
 
 
+def test_hot_spot_counts_no_probers_without_a_discard():
+    """Only a DISCARD reads who probed a path: without one, no path's
+    probers are counted, and the findings are those of the rule that
+    counts them, its steering aside."""
+    from agent.rules.builtin import HotSpot
+    from agent.rules.primitives import Primitive
+
+    def run(discard):
+        engine = activate({"rules": {}})
+        engine.add(HotSpot(engine, "hot", {"min_count": 1000, "factor": 1,
+                                           "check_every": 1000, "score": 30,
+                                           "discard": discard, "discard_by": "process",
+                                           "min_share": 0.05}))
+        engine.feed(Primitive(i, i, f"urn:p{i % 3}", 1 + i % 3, 1 + i % 3, "c", Kind.STAT, 0,
+                              b"/hot" if i % 4 else b"/cold", "Stat")
+                    for i in range(5000))
+        engine.finish()
+        (rule,) = engine.rules
+        return engine, rule.paths[b"/hot"]
+
+    engine, e = run(False)
+    assert e[0] == 3750 and e[4] is None and e[7] is None
+    wired = [f.wire() for f in engine.findings]
+    assert [w["name"] for w in wired] == ["hot-spot", "hot-spot"] and not wired[0].get("steering")
+    engine_d, e_d = run(True)
+    assert e_d[0] == 3750 and sum(e_d[7].values()) + len(e_d[4]) == 3750 - 99
+    wired_d = [f.wire() for f in engine_d.findings]
+    assert wired_d[0].pop("steering") and wired_d[1].pop("steering")
+    assert wired_d == wired
+
+
 def test_hot_spot_sends_no_discard_naming_nothing():
     """With min_count 1 the path is hot at its first probe, before any
     process's probes are counted: no DISCARD (an empty pid list is not a

@@ -246,17 +246,20 @@ def test_stat_loop_counts(tmp_path):
         assert [(s.name, s.data["count"]) for s in symptoms] == [("hot-spot", n)]
     assert results[True] == results[False]
     # What C took, exactly: all but the exec and the exit, the first open
-    # and the first stat (new keys), the 100th probe of each path (hot-spot
-    # starts counting its probers: min_count/10), the probe of each of the
-    # 5 checks (every 10000 probes of 50500); the 100th open is also the
-    # 10000th probe (each 100 loops: 1 open, 100 stats): 10 records.
+    # and the first stat (new keys), the probe of each of the 5 checks
+    # (every 10000 probes of 50500): 9 records.  With discard on, hot-spot
+    # also counts each path's probers from its 100th probe (min_count/10):
+    # C stops there too, on the 100th stat; the 100th open is also the
+    # 10000th probe (each 100 loops: 1 open, 100 stats), a check: 10 records.
     from agent.capture.journal import read_journal
-    jr = read_journal(str(journal))
-    runner = RuleRunner(activate(built_in_config()), jr.run, native=True)
-    for batch in jr.by_batch:
-        runner.feed_batch(batch, whole=True)
-    runner.finish()
-    assert runner.fast.records == len(events) - 10
+    for config, python_takes in ((built_in_config(), 9),
+                                 ({"rules": {"hot-spot": {"discard": True}}}, 10)):
+        jr = read_journal(str(journal))
+        runner = RuleRunner(activate(config), jr.run, native=True)
+        for batch in jr.by_batch:
+            runner.feed_batch(batch, whole=True)
+        runner.finish()
+        assert runner.fast.records == len(events) - python_takes
 
 
 def test_c_pauses_where_it_does_not_pay_and_not_on_small_batches_it_takes_whole():
@@ -287,13 +290,13 @@ def test_c_pauses_where_it_does_not_pay_and_not_on_small_batches_it_takes_whole(
     first, small = 200, 4
     cuts = list(range(first, len(b.events), small))
     fast, _engine = same(b.events, cuts, False)
-    # The first batch: C stops at the exec, the first stat (hot-spot's
-    # entry) and the 100th (its first counted prober), taking the other
-    # 197 stats of it.  Then 25 batches of 4 stats C takes whole, and the
-    # last: 1 stat and the exit, where C stops (and, having taken 1 record
-    # for that stop, pauses: nothing follows).
+    # The first batch: C stops at the exec and the first stat (hot-spot's
+    # entry; without a DISCARD it counts no probers, so the 100th stat is
+    # no stop), taking the other 198 stats of it.  Then 25 batches of 4
+    # stats C takes whole, and the last: 1 stat and the exit, where C stops
+    # (and, having taken 1 record for that stop, pauses: nothing follows).
     assert len(b.events) == 302 and len(cuts) == 26
-    assert fast.fast.records == 197 + 25 * 4 + 1
+    assert fast.fast.records == 198 + 25 * 4 + 1
 
 
 def test_the_reference_is_chosen_by_the_environment(monkeypatch):

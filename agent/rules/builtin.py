@@ -435,6 +435,7 @@ class Collision(Rule):
                       fs, score=self.params["score"], data={"processes": procs})
 
 
+NEVER = 1 << 63                  # hot-spot: a probe count no path reaches (a uint64 for C)
 FOLD_EVERY = 4096                # hot-spot: a path's probers are counted every so many probes
 FOLD_MASK = FOLD_EVERY - 1
 
@@ -487,7 +488,12 @@ class HotSpot(Rule):
         self.hot = {}             # path -> simple finding
         # Who probes a path is counted once it has had this many probes: a
         # path that never gets near min_count costs a counter, not a table.
-        self.track_from = max(1, self.params["min_count"] // 10)
+        # Only a DISCARD reads the probers (which processes, which kinds):
+        # without one they are never counted (on the build journal, counting
+        # them was 0.2 us for each of the 180,000 probes of its 17 most
+        # probed paths, about 4% of the whole run).
+        self.track_from = max(1, self.params["min_count"] // 10) \
+            if self.params["discard"] else NEVER
 
     def on_primitive(self, p):
         path = p.path
