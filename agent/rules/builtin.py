@@ -262,7 +262,8 @@ class _Burst:
                 self.evidence.append(idx)
             self.count += 1
             self.last = ts
-            self.peak = max(self.peak, n)
+            if n > self.peak:
+                self.peak = n
             return False
         if self.open:
             self.open = False
@@ -287,28 +288,27 @@ class _RateRule(Rule):
     """Events of one key more frequent within an event-time window than a
     bound: a simple event per burst (its events as evidence), and a symptom
     scored by how far the peak went past the bound.  Subclasses say which
-    events count, under which key (key()), and how to word it."""
+    events count and under which key (their readers call _count), and how
+    to word it."""
     bound = ""                 # the parameter holding the bound
     counted = ""               # data key and noun of what is counted
     burst_name = symptom_name = ""
 
     def start(self):
         self.bursts = {}          # key -> _Burst
-
-    def key(self, p):
-        raise NotImplementedError
+        self.width = self.params["window_ms"] * MS
+        self.limit = self.params[self.bound]
 
     def subject(self, key):
         raise NotImplementedError
 
-    def on_primitive(self, p):
-        key = self.key(p)
-        if key is None:
-            return
+    def _count(self, key, p):
+        """One more event of `key` (subclasses' readers call it for the
+        events that count)."""
         b = self.bursts.get(key)
         if b is None:
-            b = self.bursts[key] = _Burst(self.params["window_ms"] * MS)
-        if b.add(p.ts, p.idx, self.params[self.bound]):
+            b = self.bursts[key] = _Burst(self.width)
+        if b.add(p.ts, p.idx, self.limit):
             self._report(key, b)
 
     def _report(self, key, b):
@@ -337,8 +337,12 @@ class ForkStorm(_RateRule):
     params_schema = _rate_schema("max_forks", 200, 50)
     bound, counted, burst_name, symptom_name = "max_forks", "forks", "fork-burst", "fork-storm"
 
-    def key(self, p):
-        return b"" if p.child is not None else None      # one count for the whole run
+    def readers(self):
+        return {K_FORK: self._fork}
+
+    def _fork(self, p):
+        if p.child is not None:      # a process, not a thread: one count for the whole run
+            self._count(b"", p)
 
     def subject(self, key):
         return "processes created"
@@ -351,8 +355,12 @@ class ExecLoop(_RateRule):
     params_schema = _rate_schema("max_execs", 100, 40)
     bound, counted, burst_name, symptom_name = "max_execs", "execs", "exec-burst", "exec-loop"
 
-    def key(self, p):
-        return p.path if p.ret == 0 and p.path else None
+    def readers(self):
+        return {K_EXEC: self._exec}
+
+    def _exec(self, p):
+        if p.ret == 0 and p.path:    # counted by program
+            self._count(p.path, p)
 
     def subject(self, key):
         return text(key)
