@@ -64,7 +64,8 @@ class MissingDependency(Rule):
         "score": dict(SCORE, default=80)}}
 
     def start(self):
-        # proc IRI -> {name: [dirs, [idx], last miss ts, simple finding, first miss ts, misses]}
+        # proc IRI -> {name: [dirs, [idx], last miss ts, simple finding, first miss ts, misses]},
+        # the processes with a name still missing only
         self.state = {}
         self.split = {}           # absolute path -> (directory, name), once per path
 
@@ -74,11 +75,18 @@ class MissingDependency(Rule):
 
     def _lookup(self, p):
         if p.ret >= 0:
-            st = self.state.get(p.proc)
-            if st:                          # found: that name's search is over
-                path = p.path
-                if path and path[0] == 47:
-                    st.pop(path[path.rfind(b"/") + 1:], None)
+            state = self.state
+            # Only processes in the middle of a search are in it (emptied
+            # ones leave): on a build it is empty for most lookups, which
+            # then cost no dict look-up.
+            if state:
+                st = state.get(p.proc)
+                if st is not None:          # found: that name's search is over
+                    path = p.path
+                    if path and path[0] == 47:
+                        st.pop(path[path.rfind(b"/") + 1:], None)
+                        if not st:
+                            del state[p.proc]
             return
         if p.ret == ENOENT:
             path = p.path
@@ -387,19 +395,22 @@ class Collision(Rule):
         return {K_OPEN: self._open, K_FORK: self._fork, K_EXIT: self._exit}
 
     def _fork(self, p):
-        if p.ts > self.last_ts:
-            self.last_ts = p.ts
+        ts = p.ts
+        if ts > self.last_ts:
+            self.last_ts = ts
         if p.child is not None:
             self.parent[p.child] = p.proc
 
     def _exit(self, p):
-        if p.ts > self.last_ts:
-            self.last_ts = p.ts
-        self.ended[p.proc] = p.ts
+        ts = p.ts
+        if ts > self.last_ts:
+            self.last_ts = ts
+        self.ended[p.proc] = ts
 
     def _open(self, p):
-        if p.ts > self.last_ts:
-            self.last_ts = p.ts
+        ts = p.ts
+        if ts > self.last_ts:
+            self.last_ts = ts
         if p.ret >= 0 and p.access in WRITES and self.watched(p.path):
             key = (p.path, p.proc)
             if key not in self.writes:
