@@ -2,7 +2,7 @@
 """Where a recording through the agent spends the loop's time: the kernel side
 alone against the rest, in one alternated run.
 
-    sudo .venv/bin/python bench/bench_kernel_side.py [--rounds 7] [--loop-n 200000]
+    sudo .venv/bin/python bench/bench_kernel_side.py [--rounds 7] [--loop-n 200000] [--baseline REV]
 
 The C loop of N x (stat + open + close) is run, each round in turn,
 
@@ -17,6 +17,11 @@ The C loop of N x (stat + open + close) is run, each round in turn,
 and, while the agent records, the kernel's own account of its BPF programs
 (kernel.bpf_stats_enabled, then each program's run_cnt and run_time_ns in the
 agent's /proc/PID/fdinfo): runs, ns per run, and the milliseconds they took.
+With --baseline REV the loop is also recorded through an agent running the
+kernel side of git revision REV, alternated with this checkout's in every round
+(each agent started for its recording): old against new in one run, the
+sys_exit program's ns per run for each.
+
 Medians.  Nothing passes or fails; the numbers say how much of the loop's
 ratio no user-space change can remove.
 """
@@ -59,10 +64,41 @@ def job_wall(path):
     return int(Path(path).read_text().split()[0]) / 1e9
 
 
+def baseline_program(rev, into):
+    """bpf/ as of git revision `rev`, written under `into`: its batchflow.bpf.c."""
+    dest = into / "bpf-baseline"
+    dest.mkdir()
+    for name in ("batchflow.bpf.c", "batchflow.h", "arch_x86_64.h"):
+        text = subprocess.run(["git", "-C", str(BENCH.parent), "show", f"{rev}:bpf/{name}"],
+                              check=True, capture_output=True).stdout
+        (dest / name).write_bytes(text)
+    if (dest / "batchflow.h").read_bytes() != (BENCH.parent / "bpf" / "batchflow.h").read_bytes():
+        sys.exit(f"bench_kernel_side: bpf/batchflow.h differs at {rev}: the record layout "
+                 "must be this checkout's for its consumer to read the baseline's records")
+    return dest / "batchflow.bpf.c"
+
+
+def record_once(agent, bindir, loop, stamp, out):
+    """One recording of the loop: (job s, whole s, {fd: (runs, ns)} of the agent's programs)."""
+    env = {**os.environ, "BATCHFLOW_AGENT": agent.socket, "PYTHONSAFEPATH": "1"}
+    if os.path.exists(out):
+        os.unlink(out)
+    s0 = prog_stats(agent.proc.pid)
+    dt, _cpu, _err = timed(batchflow_cmd() + ["record", "-q", "-o", out, "--",
+                                              str(bindir / "timed"), stamp, *loop], env=env)
+    s1 = prog_stats(agent.proc.pid)
+    return job_wall(stamp), dt, {fd: (s1[fd][0] - s0[fd][0], s1[fd][1] - s0[fd][1])
+                                 for fd in s1 if fd in s0}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--loop-n", type=int, default=200_000)
+    ap.add_argument("--baseline", metavar="REV",
+                    help="also record through an agent running bpf/batchflow.bpf.c as of git "
+                         "revision REV (same record layout), alternated with this checkout's: "
+                         "each round starts and stops both agents, in turn first")
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
         sys.exit("bench_kernel_side: needs root (BPF)")
@@ -72,53 +108,77 @@ def main(argv=None):
         loop = [str(bindir / "loop"), str(args.loop_n), str(work / "target")]
         stamp = str(work / "job.time")
         out = str(work / "out.ttl")
+        variants = {"agent": None}
+        if args.baseline:
+            variants[f"agent, kernel side of {args.baseline}"] = baseline_program(args.baseline,
+                                                                                  work)
         before = Path(STATS_SYSCTL).read_text().strip()
-        agent = Agent(work)
+        # one agent for every round; with a baseline, each round starts its own
+        shared = Agent(work) if len(variants) == 1 else None
         Path(STATS_SYSCTL).write_text("1\n")
         try:
-            env = {**os.environ, "BATCHFLOW_AGENT": agent.socket, "PYTHONSAFEPATH": "1"}
-            rows = {"untraced": [], "floor": [], "agent": []}
-            whole, runs, bpf_ms = [], [], []
-            for _ in range(args.rounds):
+            rows = {"untraced": [], "floor": [], **{v: [] for v in variants}}
+            whole = {v: [] for v in variants}
+            sys_exit = {v: [] for v in variants}     # (runs, ns) of the busiest program
+            every = {v: [] for v in variants}        # (runs, ns) of all of them
+            for i in range(args.rounds):
                 timed([str(bindir / "timed"), stamp, *loop])
                 rows["untraced"].append(job_wall(stamp))
                 timed([SYSTEM_PYTHON, str(BENCH / "floor.py"), "--", str(bindir / "timed"),
                        stamp, *loop])
                 rows["floor"].append(job_wall(stamp))
-                if os.path.exists(out):
-                    os.unlink(out)
-                s0 = prog_stats(agent.proc.pid)
-                dt, _cpu, _err = timed(batchflow_cmd() + ["record", "-q", "-o", out, "--",
-                                                          str(bindir / "timed"), stamp, *loop],
-                                       env=env)
-                s1 = prog_stats(agent.proc.pid)
-                rows["agent"].append(job_wall(stamp))
-                whole.append(dt)
-                n = sum(s1[fd][0] - s0[fd][0] for fd in s1 if fd in s0)
-                ns = sum(s1[fd][1] - s0[fd][1] for fd in s1 if fd in s0)
-                runs.append(n)
-                bpf_ms.append(ns / 1e6)
+                order = list(variants) if i % 2 == 0 else list(variants)[::-1]
+                for name in order:
+                    if shared:
+                        agent = shared
+                    else:
+                        base = work / f"agent-{i}-{len(whole[name])}-{list(variants).index(name)}"
+                        base.mkdir()
+                        agent = Agent(base, program=variants[name])
+                        # its first recording maps the ring and warms the agent: not timed
+                        record_once(agent, bindir, [loop[0], "1000", loop[2]], stamp, out)
+                    try:
+                        job, dt, stats = record_once(agent, bindir, loop, stamp, out)
+                    finally:
+                        if not shared:
+                            agent.stop()
+                    rows[name].append(job)
+                    whole[name].append(dt)
+                    # the sys_exit program runs for every system call's exit on the host
+                    sys_exit[name].append(max(stats.values()))
+                    every[name].append((sum(n for n, _ in stats.values()),
+                                        sum(ns for _, ns in stats.values())))
         finally:
             Path(STATS_SYSCTL).write_text(before + "\n")
-            agent.stop()
+            if shared:
+                shared.stop()
     base = statistics.median(rows["untraced"])
     print(f"# bench_kernel_side: {args.rounds} rounds, loop n={args.loop_n:,} "
           f"({3 * args.loop_n:,} system calls), {os.cpu_count()} CPUs, "
           f"load {os.getloadavg()[0]:.1f} at the end\n")
     print("| | the loop's own wall time | ratio |")
     print("|---|---|---|")
-    for name, label in (("untraced", "untraced"),
-                        ("floor", "floor: empty BPF programs on the same tracepoints"),
-                        ("agent", "recorded through the agent (timed inside the job)")):
+    labels = [("untraced", "untraced"),
+              ("floor", "floor: empty BPF programs on the same tracepoints")]
+    for name in variants:
+        labels.append((name, f"recorded through the {name} (timed inside the job)"))
+    for name, label in labels:
         med = statistics.median(rows[name])
         print(f"| {label} | {med:.3f} s | {med / base:.2f}x |")
-    w = statistics.median(whole)
-    print(f"| the whole `record` command (start-up, the tail, writing) | {w:.3f} s | "
-          f"{w / base:.2f}x |")
-    ms, n = statistics.median(bpf_ms), statistics.median(runs)
-    print(f"\nthe agent's BPF programs during one recording (medians): {n:,.0f} runs, "
-          f"{ms:.1f} ms, {ms * 1e6 / max(n, 1):.0f} ns per run (every system call's exit "
-          "on the host goes through the sys_exit program, traced or not)")
+    for name in variants:
+        w = statistics.median(whole[name])
+        print(f"| the whole `record` command, {name} (start-up, the tail, writing) | {w:.3f} s | "
+              f"{w / base:.2f}x |")
+    print()
+    for name in variants:
+        n = statistics.median(r for r, _ in every[name])
+        ms = statistics.median(t for _, t in every[name]) / 1e6
+        per = statistics.median(t / max(r, 1) for r, t in sys_exit[name])
+        exit_ms = statistics.median(t for _, t in sys_exit[name]) / 1e6
+        print(f"{name}: its BPF programs during one recording (medians): {n:,.0f} runs, "
+              f"{ms:.1f} ms, {ms * 1e6 / max(n, 1):.0f} ns per run; the sys_exit program "
+              f"(the busiest: every system call's exit on the host, traced or not) "
+              f"{per:.0f} ns per run, {exit_ms:.1f} ms")
     return 0
 
 
