@@ -81,11 +81,12 @@ def timed(argv, env=None, cwd=None):
     return dt, cpu, proc.stderr
 
 
-# The agent with another kernel-side source (argv[1]) in place of bpf/batchflow.bpf.c:
-# the loader reads its PROGRAM when it compiles, so an older revision's
+# The agent with another kernel-side source (argv[1]) in place of bpf/batchflow.bpf.c,
+# its headers from the same directory: the loader reads PROGRAM and BPF_DIR when it compiles, so an older revision's
 # program can be timed against this one with everything else the same.
 WITH_PROGRAM = ("import pathlib, sys; import agent.capture.loader as loader; "
                 "loader.PROGRAM = pathlib.Path(sys.argv.pop(1)); "
+                "loader.BPF_DIR = loader.PROGRAM.parent; "
                 "from agent.cli.main import script; script()")
 
 
