@@ -68,7 +68,10 @@ def job_wall(path):
 
 
 def baseline_program(rev, into):
-    """bpf/ as of git revision `rev`, written under `into`: its batchflow.bpf.c."""
+    """bpf/ as of git revision `rev`, written under `into`: its batchflow.bpf.c.
+    A path to a .bpf.c file is taken as it is (its headers beside it)."""
+    if rev.endswith(".bpf.c") and os.path.isfile(rev):
+        return Path(rev).resolve()
     dest = into / "bpf-baseline"
     dest.mkdir()
     for name in ("batchflow.bpf.c", "batchflow.h", "arch_x86_64.h"):
@@ -100,8 +103,9 @@ def main(argv=None):
     ap.add_argument("--loop-n", type=int, default=200_000)
     ap.add_argument("--baseline", metavar="REV",
                     help="also record through an agent running bpf/batchflow.bpf.c as of git "
-                         "revision REV (same record layout), alternated with this checkout's: "
-                         "each round starts and stops both agents, in turn first")
+                         "revision REV (same record layout), or the .bpf.c file REV names (its "
+                         "headers beside it), alternated with this checkout's: each round "
+                         "starts and stops both agents, in turn first")
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
         sys.exit("bench_kernel_side: needs root (BPF)")
