@@ -3,6 +3,7 @@
 alone against the rest, in one alternated run.
 
     sudo .venv/bin/python bench/bench_kernel_side.py [--rounds 7] [--loop-n 200000] [--baseline REV]
+    sudo .venv/bin/python bench/bench_kernel_side.py --ablate [--rounds 3]
 
 The C loop of N x (stat + open + close) is run, each round in turn,
 
@@ -20,6 +21,10 @@ run_time_ns in the agent's /proc/PID/fdinfo): runs, ns per run, and the
 milliseconds they took.  The account is off while the loop is timed: it reads
 the clock twice per program run, which the loop would pay (that inflated the
 recorded ratios taken before 2026-12-01).
+With --ablate, instead, the sys_exit program's ns per run with each piece of a
+record's making taken out in turn (a text edit of the program each), against
+the full program: where a recorded call's time goes.
+
 With --baseline REV the loop is also recorded through an agent running the
 kernel side of git revision REV, alternated with this checkout's in every round
 (each agent started for its recording): old against new in one run, the
@@ -84,6 +89,95 @@ def baseline_program(rev, into):
     return dest / "batchflow.bpf.c"
 
 
+# --ablate: the sys_exit program with one piece of a record's making taken out
+# (or cut short after a step), to see what each costs.  Each is a text edit of
+# this checkout's bpf/batchflow.bpf.c: (old, new, how many times old occurs).
+# The records these variants write are wrong; only their cost is read.
+ABLATIONS = {
+    "the timestamp (bpf_ktime_get_ns)": [("bpf_ktime_get_ns()", "0ULL", None)],
+    "the comm (bpf_get_current_comm)": [
+        ("\tbpf_get_current_comm(&e->comm, sizeof(e->comm));\n}", "}", 1)],
+    "the parent (bf_ppid)": [("e->ppid = bf_ppid(e->pid);", "e->ppid = 0;", 1)],
+    "the uid (bpf_get_current_uid_gid)": [
+        ("e->uid = (u32)bpf_get_current_uid_gid();", "e->uid = 0;", 1)],
+    "the path copy of a path call": [
+        ("\tif (path)\n\t\tr->hdr.path_len = bf_read_str(r, 0, BF_PATH_MAX, path, "
+         "BF_TRUNC_PATH);\n\tbf_output(r, focus);", "\tbf_output(r, focus);", 1)],
+    "the ring output of a path call (its path still read)": [
+        ("BF_TRUNC_PATH);\n\tbf_output(r, focus);",
+         "BF_TRUNC_PATH);\n\tif (r->hdr.path_len == 0xffff)\n\t\tbf_output(r, focus);", 1)],
+    "everything after the look at the traced set (the run stops there)": [
+        ("\tu8 slot = scope;\n", "\tu8 slot = scope;\n\tif (id)\n\t\treturn 0;\n", 1)],
+    "everything after the registers' copy (the run stops there)": [
+        ("\ts64 ret = ctx->args[1];\n\tif ((rg.cs",
+         "\ts64 ret = ctx->args[1];\n\tif (rg.r8 != 0x5eed)\n\t\treturn 0;\n\tif ((rg.cs", 1)],
+}
+
+
+def ablated_programs(into):
+    """{label: path} of the program with each ABLATIONS piece taken out, written
+    under `into` beside copies of its headers."""
+    src_dir = BENCH.parent / "bpf"
+    dest = into / "bpf-ablated"
+    dest.mkdir()
+    for header in src_dir.glob("*.h"):
+        (dest / header.name).write_bytes(header.read_bytes())
+    full = (src_dir / "batchflow.bpf.c").read_text()
+    out = {}
+    for i, (label, edits) in enumerate(ABLATIONS.items()):
+        text = full
+        for old, new, count in edits:
+            found = text.count(old)
+            if found == 0 or (count is not None and found != count):
+                sys.exit(f"bench_kernel_side: --ablate: {label}: the program no longer has "
+                         f"{old!r} {count or 'at least once'} time(s) ({found}): update "
+                         "ABLATIONS")
+            text = text.replace(old, new)
+        path = dest / f"ablated{i}.bpf.c"
+        path.write_text(text)
+        out[label] = path
+    return out
+
+
+def ablate(args):
+    """Each ABLATIONS variant's sys_exit ns per run against the full program's,
+    alternated, the account on throughout (its clock reads are in every figure)."""
+    with tempfile.TemporaryDirectory(prefix="bf-kside-") as tmp:
+        work = Path(tmp)
+        bindir = build(work)
+        loop = [str(bindir / "loop"), str(args.loop_n), str(work / "target")]
+        stamp, out = str(work / "job.time"), str(work / "out.ttl")
+        programs = {"the full program": None, **ablated_programs(work)}
+        per_run = {name: [] for name in programs}
+        before = Path(STATS_SYSCTL).read_text().strip()
+        Path(STATS_SYSCTL).write_text("1\n")
+        try:
+            for i in range(args.rounds):
+                order = list(programs) if i % 2 == 0 else list(programs)[::-1]
+                for name in order:
+                    base = work / f"agent-{i}-{list(programs).index(name)}"
+                    base.mkdir()
+                    agent = Agent(base, program=programs[name])
+                    try:
+                        record_once(agent, bindir, [loop[0], "1000", loop[2]], stamp, out)
+                        _, _, stats = record_once(agent, bindir, loop, stamp, out)
+                    finally:
+                        agent.stop()
+                    runs, ns = max(stats.values())   # sys_exit: the busiest
+                    per_run[name].append(ns / max(runs, 1))
+        finally:
+            Path(STATS_SYSCTL).write_text(before + "\n")
+    full = statistics.median(per_run["the full program"])
+    print(f"# bench_kernel_side --ablate: {args.rounds} rounds, loop n={args.loop_n:,}, "
+          f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f} at the end\n")
+    print("| sys_exit without | ns per run | saved |")
+    print("|---|---|---|")
+    for name, values in per_run.items():
+        med = statistics.median(values)
+        print(f"| {name} | {med:.1f} | {full - med:+.1f} |")
+    return 0
+
+
 def record_once(agent, bindir, loop, stamp, out):
     """One recording of the loop: (job s, whole s, {fd: (runs, ns)} of the agent's programs)."""
     env = {**os.environ, "BATCHFLOW_AGENT": agent.socket, "PYTHONSAFEPATH": "1"}
@@ -106,9 +200,15 @@ def main(argv=None):
                          "revision REV (same record layout), or the .bpf.c file REV names (its "
                          "headers beside it), alternated with this checkout's: each round "
                          "starts and stops both agents, in turn first")
+    ap.add_argument("--ablate", action="store_true",
+                    help="instead: the sys_exit program's ns per run with each piece of a "
+                         "record's making taken out in turn (ABLATIONS), against the full "
+                         "program, alternated")
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
         sys.exit("bench_kernel_side: needs root (BPF)")
+    if args.ablate:
+        return ablate(args)
     with tempfile.TemporaryDirectory(prefix="bf-kside-") as tmp:
         work = Path(tmp)
         bindir = build(work)
