@@ -360,3 +360,54 @@ def test_failed_writer_leaves_no_partial_file(tmp_path):
     with pytest.raises(RuntimeError):
         write_turtle(boom(), make_run(), tmp_path / "x.ttl")
     assert not list(tmp_path.iterdir())
+
+
+def test_a_sink_that_reads_no_usage_gets_the_same_events_without_it():
+    """reads_usage = False (the rules' sink): the interpreter hands over the
+    same events, with use/gen False, never calls used()/generated(), and
+    keeps no per-process record of what was used."""
+    from agent.graph.model import Interpreter
+    from agent.rules.primitives import PrimitiveSink
+
+    class Recording(PrimitiveSink):
+        reads_usage = True
+
+        def __init__(self):
+            self.events, self.usage = [], []
+
+        def event(self, idx, ev, proc, prev_idx, ref, access, use, gen):
+            self.events.append((idx, ev.kind, ev.pid, prev_idx,
+                                None if ref is None else ref.res.iri, access, use, gen))
+
+        def started_by(self, proc, parent, fork_idx):
+            pass
+
+        def used(self, proc, res):
+            self.usage.append(("used", proc.pid, res.iri))
+
+        def generated(self, proc, res):
+            self.usage.append(("generated", proc.pid, res.iri))
+
+    class NoUsage(Recording):
+        reads_usage = False
+
+    seen = {}
+    for cls in (Recording, NoUsage):
+        sink = cls()
+        interp = Interpreter(make_run(), sink, "events")
+        interp.feed(two_compilers())
+        interp.finish()
+        seen[cls] = sink
+    full, bare = seen[Recording], seen[NoUsage]
+    # two compilers, each reading 6 files once (test_prov_used_and_generated's
+    # list) and writing one object file
+    assert sum(e[6] for e in full.events) == 12 and sum(e[7] for e in full.events) == 2
+    assert [e[:6] for e in bare.events] == [e[:6] for e in full.events]
+    assert not any(e[6] or e[7] for e in bare.events)
+    # detail "summary" says it through used()/generated(): not to NoUsage
+    for cls, calls in ((Recording, 14), (NoUsage, 0)):
+        sink = cls()
+        interp = Interpreter(make_run(), sink, "summary")
+        interp.feed(two_compilers())
+        interp.finish()
+        assert len(sink.usage) == calls

@@ -279,6 +279,34 @@ def test_collector_through_a_simulated_day(tmp_path):
     assert len(rows) == 1 + 138 and rows[1][0] == "2026/03/02 00:00:00"
 
 
+def test_a_snapshot_stopped_before_it_writes_leaves_nothing(tmp_path):
+    """A snapshot the shutdown cancels between reading the system and writing
+    it writes no point and is not counted: every series keeps exactly one
+    point per counted snapshot (what the agent's stop log reports)."""
+    import threading
+    from agent.history import config as hconfig
+    from agent.history.collector import Collector
+    from agent.history.store import Historian
+
+    cfg = hconfig.from_mapping({"state_dir": str(tmp_path / "s"), "interval": 600, "top": 1})
+    c = Collector(cfg)
+
+    class Stopped:                      # a context whose task the shutdown cancelled
+        input = b""
+        cancelled = threading.Event()
+    Stopped.cancelled.set()
+    c.snapshot()
+    c.snapshot(Stopped())
+    c.snapshot()
+    counts = c.close()
+    assert counts["snapshots"] == 2
+    with Historian(str(tmp_path / "s"), create=False) as h:
+        series = {s["name"]: s["points"] for s in h.series()}
+    assert series["system.cpu.percent"] == 2 and series["system.memory.used"] == 2
+    assert {n: p for n, p in series.items() if not n.endswith("_rate") and "_rate[" not in n
+            and p != 2} == {}
+
+
 def hogged():
     """One slot, taken at t=1 by a task that runs until `gate` is set; an hourly task."""
     s = Scheduler(max_concurrent=1, clock=FakeClock(0.5))

@@ -259,6 +259,43 @@ def test_stat_loop_counts(tmp_path):
     assert runner.fast.records == len(events) - 10
 
 
+def test_c_pauses_where_it_does_not_pay_and_not_on_small_batches_it_takes_whole():
+    """A batch is judged at its end: C, given few records between its stops
+    (a build's compiler), pauses; a small batch C takes whole (live
+    batches of a stat loop) has no stop to pay for and keeps C on."""
+    b = Builder()
+    b.comm[50] = "make"
+    b.fork(50, 60)
+    b.exec(60, b"/usr/bin/cc", [b"cc"])
+    for _ in range(5):
+        b.stat(60, b"/usr/include/a.h")
+    b.stat(60, b"/usr/local/include/x.h", ret=ENOENT)
+    b.open(60, b"/tmp/out.o", flags=O_WRONLY | O_CREAT | O_TRUNC, ret=4)
+    b.exit(60, 0)
+    b.wait(50, 60)
+    fast, _engine = same(b.events, [], False)
+    # C took the 4 stats after the first, between stops: fewer than
+    # STOPS_WORTH a stop
+    assert fast.fast.records == 4 and fast.fast.paused
+
+    b = Builder()
+    b.comm[50] = "loop"
+    b.exec(50, b"/usr/bin/loop", [b"loop"])
+    for _ in range(300):
+        b.stat(50, b"/tmp/target")
+    b.exit(50, 0)
+    first, small = 200, 4
+    cuts = list(range(first, len(b.events), small))
+    fast, _engine = same(b.events, cuts, False)
+    # The first batch: C stops at the exec, the first stat (hot-spot's
+    # entry) and the 100th (its first counted prober), taking the other
+    # 197 stats of it.  Then 25 batches of 4 stats C takes whole, and the
+    # last: 1 stat and the exit, where C stops (and, having taken 1 record
+    # for that stop, pauses: nothing follows).
+    assert len(b.events) == 302 and len(cuts) == 26
+    assert fast.fast.records == 197 + 25 * 4 + 1
+
+
 def test_the_reference_is_chosen_by_the_environment(monkeypatch):
     monkeypatch.setenv("BATCHFLOW_RULES", "python")
     runner = RuleRunner(activate(built_in_config()), make_run(root_pid=50))

@@ -257,6 +257,10 @@ class Interpreter:
         # A sink that ignores an exec's command line says so (reads_command
         # False): spelling it (shlex.join) is then skipped.
         self.spell_command = getattr(sink, "reads_command", True)
+        # A sink that ignores prov:used/prov:wasGeneratedBy (reads_usage
+        # False: the rules' sink) spares the interpreter each process's sets
+        # of the files it read and wrote, two set lookups per open.
+        self.track_usage = getattr(sink, "reads_usage", True)
         sink.begin(self.names)
 
     # --- driving ----------------------------------------------------------
@@ -264,10 +268,12 @@ class Interpreter:
     def feed(self, events):
         """Consume `events` (may be called several times before finish())."""
         procs = self.procs
+        held = self.held          # (one dict for the interpreter's life)
+        handle = self._handle
         ts = None
         for ev in events:
             ts = ev.ts
-            if self.held and ts > self.next_deadline:
+            if held and ts > self.next_deadline:
                 self._expire(ts)
             proc = procs.get(ev.pid)
             if proc is None or proc.exited:
@@ -276,7 +282,7 @@ class Interpreter:
                 proc = self._unknown(ev)
                 if proc is None:
                     continue
-            self._handle(ev, proc)
+            handle(ev, proc)
         self._seen_until(ts)
 
     def _seen_until(self, ts):
@@ -610,8 +616,14 @@ class Interpreter:
                 access = OPEN_ACCESS.get(ev.arg0) if ev.call != C_CREAT else None
                 if access is None:
                     access = open_access(ev.call, ev.arg0)
-                if ev.ret >= 0 and ref is not None:
-                    fd_opened(proc.fds, ev.ret, ref.res, ev.arg0)
+                ret = ev.ret
+                if ret >= 0 and ref is not None:
+                    flags = ev.arg0
+                    # fd_opened, inline (every successful open comes here)
+                    if flags & O_TMPFILE == O_TMPFILE:
+                        proc.fds.pop(ret, None)
+                    else:
+                        proc.fds[ret] = (ref.res, flags & O_CLOEXEC != 0)
             else:
                 access = STAT if kind == K_STAT else EXECUTE if kind == K_EXEC else CHDIR
         elif kind == K_NET:
@@ -630,7 +642,7 @@ class Interpreter:
             return
 
         use = gen = False
-        if ref is not None and ev.ret >= 0:
+        if ref is not None and ev.ret >= 0 and self.track_usage:
             iri = ref.res.iri
             if access in READS and iri not in proc.used:
                 proc.used.add(iri)

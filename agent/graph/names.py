@@ -51,6 +51,7 @@ PREFIXES = {"bf": BF, "prov": PROV, "xsd": XSD, "rdf": RDF, "rdfs": RDFS, "owl":
 # which brings ipaddress: ~3 ms of the record client's start-up.
 _UNRESERVED = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~"
 _QUOTE_TABLES = {}
+_KEEP = {}                     # safe -> the bytes left as they are
 
 
 def quote(text, safe="/") -> str:
@@ -58,7 +59,9 @@ def quote(text, safe="/") -> str:
     ones and `safe` written %XX."""
     if isinstance(text, str):
         text = text.encode("utf-8")
-    keep = _UNRESERVED + safe.encode("ascii")
+    keep = _KEEP.get(safe)
+    if keep is None:
+        keep = _KEEP[safe] = _UNRESERVED + safe.encode("ascii")
     if not text.rstrip(keep):
         return text.decode("ascii")
     table = _QUOTE_TABLES.get(safe)
@@ -95,7 +98,12 @@ def process_local(pid: int, start_wall_ns: int) -> str:
 
 def file_iri(host: str, path: bytes) -> str:
     """RFC 8089 file URI of an absolute path, exact bytes percent-encoded."""
-    return f"file://{host_part(host)}{quote(path, safe='/')}"
+    return file_iri_prefix(host) + quote(path, safe="/")
+
+
+def file_iri_prefix(host: str) -> str:
+    """What every file IRI of `host` starts with (file_iri's path follows)."""
+    return f"file://{host_part(host)}"
 
 
 def path_of_file_iri(iri: str) -> bytes:
@@ -180,6 +188,7 @@ class FileNamer:
 
     def __init__(self, host, mounts=()):
         self.host = host
+        self.prefix = file_iri_prefix(host)        # spelt once, not per file
         points = {}
         for point, fstype, source in mounts:          # later mounts hide earlier ones
             points[bytes(point).rstrip(b"/") or b"/"] = export_iri(fstype, source)
@@ -195,7 +204,7 @@ class FileNamer:
                     break
                 rest = path if point == b"/" else path[len(point):]
                 return base + quote(rest, safe="/")
-        return file_iri(self.host, path)
+        return self.prefix + quote(path, safe="/")       # file_iri(self.host, path)
 
 
 # --- literals -------------------------------------------------------------

@@ -38,7 +38,9 @@ class Sink(abc.ABC):
 
     def event(self, idx: int, ev, proc, prev_idx, ref, access, use: bool, gen: bool) -> None:
         """Detail "events" only: one event node, chained after prev_idx;
-        use/gen: also say that proc used / generated ref.res."""
+        use/gen: also say that proc used / generated ref.res (always False
+        for a sink whose class sets reads_usage = False: the interpreter
+        then keeps no record of what each process used)."""
 
     def branch(self, fork_idx: int, first_idx: int) -> None:
         """A fork opened a branch (detail "events" only)."""
@@ -56,7 +58,8 @@ class Sink(abc.ABC):
         """The process ended; usage: names.usage_props() pairs."""
 
     def used(self, proc, res) -> None:
-        """PROV: proc read res (once per process and file)."""
+        """PROV: proc read res (once per process and file; never called
+        when the sink's class sets reads_usage = False)."""
 
     def generated(self, proc, res) -> None:
         """PROV: proc wrote res (once per process and file)."""

@@ -82,9 +82,11 @@ class Collector:
         with self._snapshot_lock:
             t = self.clock()
             points = self.system.take()
-            self.historian.write_many(points, t, {name: unit_of(name) for name in points})
+            # Stopped meanwhile (the agent's shutdown): nothing of it is
+            # written, so every series has one point per counted snapshot.
             if ctx is not None and ctx.cancelled.is_set():
                 return None
+            self.historian.write_many(points, t, {name: unit_of(name) for name in points})
             rows = self.processes.take(self.traced())
             self.historian.write_processes(rows, t)
             self.snapshots += 1

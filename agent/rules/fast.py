@@ -198,6 +198,7 @@ class FastPath:
         suspended."""
         interp, c = self.interp, self.c
         took, calls = self.records, self.calls
+        spans = 0                 # the stops: spans of the batch handed to Python
         hs = self.hs
         off, end = 0, len(batch)
         no_deadline = c.NO_DEADLINE
@@ -224,6 +225,7 @@ class FastPath:
                     stop += (SIZE_FIELD.unpack_from(batch, stop + SIZE_OFFSET)[0] + 7) & ~7
                 stop = min(stop, end)
             self.python(decode_records(batch[off:stop])[0])
+            spans += 1
             off = stop
             stops = self.calls - calls
             if stops >= TRIAL_STOPS and self.records - took < self.worth * stops:
@@ -233,6 +235,15 @@ class FastPath:
                 return False
         if self.pending or self.lasts_pending:
             self.sync_counts()
+        # Judged at the batch's end too: C may stop fewer than TRIAL_STOPS
+        # times in a whole batch and still not pay (a build: C hands
+        # Python long spans, of new processes and their held records, and
+        # takes a handful between them, while every record Python handles
+        # meanwhile is also told to C).  Only the stops count: a small
+        # batch C took whole (a live one) does not have to pay for one.
+        if spans and self.records - took < self.worth * spans:
+            self._suspend()
+            return False
         return True
 
     def feed(self, events):

@@ -140,6 +140,7 @@ class PrimitiveSink:
         pass
 
     reads_command = False     # executed() below: the interpreter need not spell it
+    reads_usage = False       # used(), generated() below: nor keep what each process used
 
     def executed(self, proc, ref, command):
         pass

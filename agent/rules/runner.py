@@ -25,9 +25,13 @@ FORMATS = ("auto", "journal", "turtle", "strace")
 # of 4096 events at once: at 700, most of them outlive a young collection,
 # are moved to the older generations and make full collections, which walk
 # the rules' whole state, frequent.  Measured in bench/bench_rules.py (see
-# docs/rules.md): 10000, 50000 and 100000 gain about the same, 10-13%;
-# freezing the objects of the start-up, nothing.
-OFFLINE_GC_YOUNG = 10_000
+# docs/rules.md): 10000 gained 10-13% over 700; once the journal was read
+# a batch at a time on both paths, 100000 gained 9% more on the build
+# journal (median of 3 fresh processes each, 247k -> 273k events/s; the
+# collector off entirely: 276k, not worth giving up collecting cycles);
+# freezing the objects of the start-up, nothing.  Young garbage waits at
+# most 100000 allocations to be collected: a few MB.
+OFFLINE_GC_YOUNG = 100_000
 
 
 @contextlib.contextmanager
@@ -134,14 +138,14 @@ def run_offline(path, engine, fmt="auto", host=None, native=None):
         jr = read_journal(path)
         runner = RuleRunner(engine, jr.run, native)
         with offline_gc():
-            if runner.native:
-                for item in jr.by_batch:        # raw bytes, or a damaged batch's events
-                    if isinstance(item, bytes):
-                        runner.feed_batch(item, whole=True)
-                    else:
-                        runner.feed(item)
-            else:
-                runner.feed(jr.events)
+            # A batch at a time on both paths (the Python one decodes each
+            # whole batch itself): jr.events' generator, one resumption per
+            # event, cost the Python path ~0.1 us an event.
+            for item in jr.by_batch:            # raw bytes, or a damaged batch's events
+                if isinstance(item, bytes):
+                    runner.feed_batch(item, whole=True)
+                else:
+                    runner.feed(item)
             symptoms = runner.finish()
         notes.extend(jr.notes)
         return symptoms, runner.run_iri, runner.event_base, notes
