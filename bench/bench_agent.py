@@ -81,16 +81,27 @@ def timed(argv, env=None, cwd=None):
     return dt, cpu, proc.stderr
 
 
+# The agent with another kernel-side source (argv[1]) in place of bpf/batchflow.bpf.c,
+# its headers from the same directory: the loader reads PROGRAM and BPF_DIR when it compiles, so an older revision's
+# program can be timed against this one with everything else the same.
+WITH_PROGRAM = ("import pathlib, sys; import agent.capture.loader as loader; "
+                "loader.PROGRAM = pathlib.Path(sys.argv.pop(1)); "
+                "loader.BPF_DIR = loader.PROGRAM.parent; "
+                "from agent.cli.main import script; script()")
+
+
 class Agent:
-    def __init__(self, base: Path, extra_config: str = ""):
+    def __init__(self, base: Path, extra_config: str = "", program: Path = None):
         self.base = base
         self.socket = str(base / "agent.sock")
         cfg = base / "agent.toml"
         cfg.write_text(f'[agent]\nstate_dir = "{base / "state"}"\nallowed_group = ""\n'
                        + extra_config)
         self.log = open(base / "agent.log", "wb")
-        self.proc = subprocess.Popen(batchflow_cmd() + ["agent", "--config", str(cfg),
-                                                        "--socket", self.socket],
+        cmd = batchflow_cmd() if program is None else [sys.executable, "-c", WITH_PROGRAM,
+                                                       str(program)]
+        self.proc = subprocess.Popen(cmd + ["agent", "--config", str(cfg),
+                                            "--socket", self.socket],
                                      stdout=self.log, stderr=self.log, cwd=str(REPO))
         deadline = time.monotonic() + 300
         while b"serving" not in (base / "agent.log").read_bytes():

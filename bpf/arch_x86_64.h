@@ -11,8 +11,10 @@
 #ifndef BATCHFLOW_ARCH_X86_64_H
 #define BATCHFLOW_ARCH_X86_64_H
 
-/* struct pt_regs from r10 (offset 56) to sp (offset 152): one read. */
+/* struct pt_regs from r10 (offset 56) to cs (offset 136): one read of what
+ * every recorded call needs (sp, at 152, is read apart, by exec alone). */
 #define BF_REGS_OFFSET 56
+#define BF_SP_OFFSET 152
 struct bf_regs {
 	u64 r10;      /* 4th argument */
 	u64 r9;
@@ -25,8 +27,8 @@ struct bf_regs {
 	u64 orig_ax;  /* the syscall number */
 	u64 ip;
 	u64 cs;       /* low 16 bits: BF_USER_CS in 64-bit mode (FRED uses the rest) */
-	u64 flags;
-	u64 sp;       /* after a successful exec: the new stack (argc, argv[]) */
+	/* then flags, and sp at BF_SP_OFFSET: after a successful exec, the
+	 * new stack (argc, argv[]) */
 };
 #define BF_USER_CS 0x33   /* __USER_CS; 32-bit tasks run with 0x23 */
 

@@ -124,13 +124,21 @@ static __always_inline u8 bf_slot(u32 tid)
 	return on ? *on : 0;
 }
 
+/* The task (id: tgid << 32 | tid) as one look at the traced set sees it: its
+ * recording slot, 0 when only whole-host scope wants it, -1 when its events
+ * are not wanted.  Hot paths keep the answer rather than look twice. */
+static __always_inline int bf_scope(u64 id)
+{
+	u8 *on = bf_tid_byte((u32)id);
+	if (on && *on)
+		return *on;
+	return bf_system_wide(id >> 32) ? 0 : -1;
+}
+
 /* 1 when the task's events are wanted. */
 static __always_inline int bf_wanted(u32 tgid, u32 tid)
 {
-	u8 *on = bf_tid_byte(tid);
-	if (on && *on)
-		return 1;
-	return bf_system_wide(tgid);
+	return bf_scope(((u64)tgid << 32) | tid) >= 0;
 }
 
 static __always_inline int bf_current(void)
@@ -232,9 +240,9 @@ static __always_inline u32 bf_ppid(u32 tgid)
 	return seen->ppid;
 }
 
-static __always_inline void bf_fill(struct bf_event *e, u64 ts, u8 call, u8 kind)
+/* The current task (id and slot as bf_scope found them) in a fresh header. */
+static __always_inline void bf_fill(struct bf_event *e, u64 id, u8 slot, u64 ts, u8 call, u8 kind)
 {
-	u64 id = bpf_get_current_pid_tgid();
 	e->ts_ns = ts;
 	e->pid = id >> 32;
 	e->tid = (u32)id;
@@ -251,7 +259,7 @@ static __always_inline void bf_fill(struct bf_event *e, u64 ts, u8 call, u8 kind
 	e->argv_len = 0;
 	e->argc = 0;
 	e->trunc = 0;
-	e->slot = bf_slot(e->tid);
+	e->slot = slot;
 	e->_pad = 0;
 	bpf_get_current_comm(&e->comm, sizeof(e->comm));
 }
@@ -334,13 +342,21 @@ static __always_inline struct bf_record *bf_scratch(void)
 	return scratch.lookup(&zero);
 }
 
-/* This CPU's scratch record with its header filled, or NULL. */
-static __always_inline struct bf_record *bf_start(u64 ts, u8 call, u8 kind)
+/* This CPU's scratch record with its header filled for task `id` in
+ * recording `slot`, or NULL. */
+static __always_inline struct bf_record *bf_start_as(u64 id, u8 slot, u64 ts, u8 call, u8 kind)
 {
 	struct bf_record *r = bf_scratch();
 	if (r)
-		bf_fill(&r->hdr, ts, call, kind);
+		bf_fill(&r->hdr, id, slot, ts, call, kind);
 	return r;
+}
+
+/* The same for the current task, looked up here (paths that run rarely). */
+static __always_inline struct bf_record *bf_start(u64 ts, u8 call, u8 kind)
+{
+	u64 id = bpf_get_current_pid_tgid();
+	return bf_start_as(id, bf_slot((u32)id), ts, call, kind);
 }
 
 /* ---- fork family: the flags at entry, the child in sched_process_fork ---- */
@@ -559,9 +575,10 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
 }
 
 /* ---- wait: timestamped at completion, where a branch joins ---- */
-static __always_inline void bf_wait_exit(u8 call, s64 ret, s64 which_pid, void *uptr)
+static __always_inline void bf_wait_exit(u64 id, u8 slot, u8 call, s64 ret, s64 which_pid,
+					 void *uptr)
 {
-	struct bf_record *r = bf_start(bpf_ktime_get_ns(), call, BF_WAIT);
+	struct bf_record *r = bf_start_as(id, slot, bpf_ktime_get_ns(), call, BF_WAIT);
 	if (!r)
 		return;
 	r->hdr.arg0 = which_pid;
@@ -709,10 +726,10 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
 
 /* A path call (open, stat, access, chdir families): its record is stamped
  * at completion, its path read once the kernel has faulted it in. */
-static __always_inline int bf_path_exit(u8 call, u8 kind, s64 ret, s32 dirfd,
+static __always_inline int bf_path_exit(u64 id, u8 slot, u8 call, u8 kind, s64 ret, s32 dirfd,
 					const char *path, s64 arg0, s64 arg1)
 {
-	struct bf_record *r = bf_start(bpf_ktime_get_ns(), call, kind);
+	struct bf_record *r = bf_start_as(id, slot, bpf_ktime_get_ns(), call, kind);
 	if (!r)
 		return 0;
 	r->hdr.ret = ret;
@@ -791,10 +808,10 @@ static __always_inline void bf_put_tuple(struct bf_record *r, struct bf_tcp_tupl
 	r->hdr.argv_len = sizeof(*t);
 }
 
-static __always_inline int bf_net_exit(u8 call, s64 ret, s64 arg0, s64 arg1, s32 dirfd,
-				       const void *uaddr, u64 len)
+static __always_inline int bf_net_exit(u64 id, u8 slot, u8 call, s64 ret, s64 arg0, s64 arg1,
+				       s32 dirfd, const void *uaddr, u64 len)
 {
-	struct bf_record *r = bf_start(bpf_ktime_get_ns(), call, BF_NET);
+	struct bf_record *r = bf_start_as(id, slot, bpf_ktime_get_ns(), call, BF_NET);
 	if (!r)
 		return 0;
 	r->hdr.ret = ret;
@@ -809,21 +826,22 @@ static __always_inline int bf_net_exit(u8 call, s64 ret, s64 arg0, s64 arg1, s32
 	return 0;
 }
 
-static __always_inline int bf_connect_exit(s64 ret, s64 fd, const void *uaddr, u64 len)
+static __always_inline int bf_connect_exit(u64 id, u8 slot, s64 ret, s64 fd, const void *uaddr,
+					   u64 len)
 {
-	u32 tid = (u32)bpf_get_current_pid_tgid();
-	u64 *id = connect_ids.lookup(&tid);
-	s64 cid = id ? *id : 0;
-	if (id)
+	u32 tid = (u32)id;
+	u64 *pending = connect_ids.lookup(&tid);
+	s64 cid = pending ? *pending : 0;
+	if (pending)
 		connect_ids.delete(&tid);
-	return bf_net_exit(BF_SYS_CONNECT, ret, fd, cid, AT_FDCWD, uaddr, len);
+	return bf_net_exit(id, slot, BF_SYS_CONNECT, ret, fd, cid, AT_FDCWD, uaddr, len);
 }
 
 /* accept's peer address, and the tuple established for it if seen. */
-static __always_inline int bf_accept_exit(u8 call, s64 ret, s64 fd, const void *uaddr,
-					  const int *ulen, s64 flags)
+static __always_inline int bf_accept_exit(u64 id, u8 slot, u8 call, s64 ret, s64 fd,
+					  const void *uaddr, const int *ulen, s64 flags)
 {
-	struct bf_record *r = bf_start(bpf_ktime_get_ns(), call, BF_NET);
+	struct bf_record *r = bf_start_as(id, slot, bpf_ktime_get_ns(), call, BF_NET);
 	if (!r)
 		return 0;
 	r->hdr.ret = ret;
@@ -861,9 +879,10 @@ static __always_inline int bf_accept_exit(u8 call, s64 ret, s64 fd, const void *
 
 
 /* A record of this call with no data. */
-static __always_inline int bf_plain_exit(u8 call, u8 kind, s64 ret, s64 arg0, s64 arg1, s32 dirfd)
+static __always_inline int bf_plain_exit(u64 id, u8 slot, u8 call, u8 kind, s64 ret, s64 arg0,
+					 s64 arg1, s32 dirfd)
 {
-	struct bf_record *r = bf_start(bpf_ktime_get_ns(), call, kind);
+	struct bf_record *r = bf_start_as(id, slot, bpf_ktime_get_ns(), call, kind);
 	if (!r)
 		return 0;
 	r->hdr.ret = ret;
@@ -876,15 +895,15 @@ static __always_inline int bf_plain_exit(u8 call, u8 kind, s64 ret, s64 arg0, s6
 
 /* pipe/pipe2 (BF_FD: the fds in arg0, arg1) and socketpair (BF_NET: the
  * fds as data, domain and type in arg0, arg1). */
-static __always_inline int bf_fd_pair_exit(u8 call, u8 kind, s64 ret, const int *ufds,
-					   s64 a0, s64 a1, s32 dirfd)
+static __always_inline int bf_fd_pair_exit(u64 id, u8 slot, u8 call, u8 kind, s64 ret,
+					   const int *ufds, s64 a0, s64 a1, s32 dirfd)
 {
 	int fds[2] = {-1, -1};
 	if (ret == 0 && ufds)
 		bpf_probe_read_user(fds, sizeof(fds), ufds);
 	if (kind == BF_FD)
-		return bf_plain_exit(call, kind, ret, fds[0], fds[1], dirfd);
-	struct bf_record *r = bf_start(bpf_ktime_get_ns(), call, kind);
+		return bf_plain_exit(id, slot, call, kind, ret, fds[0], fds[1], dirfd);
+	struct bf_record *r = bf_start_as(id, slot, bpf_ktime_get_ns(), call, kind);
 	if (!r)
 		return 0;
 	r->hdr.ret = ret;
@@ -973,13 +992,13 @@ TRACEPOINT_PROBE(sock, inet_sock_set_state)
 
 /* A fork-family call in the parent: the child was recorded by
  * sched_process_fork; a failure has no such event and is recorded here. */
-static __always_inline int bf_fork_exit(u8 call, s64 ret, s64 flags)
+static __always_inline int bf_fork_exit(u64 id, u8 slot, u8 call, s64 ret, s64 flags)
 {
-	u32 tid = (u32)bpf_get_current_pid_tgid();
+	u32 tid = (u32)id;
 	forking.delete(&tid);
 	if (ret >= 0)
 		return 0;
-	struct bf_record *r = bf_start(bpf_ktime_get_ns(), call, BF_FORK);
+	struct bf_record *r = bf_start_as(id, slot, bpf_ktime_get_ns(), call, BF_FORK);
 	if (!r)
 		return 0;
 	r->hdr.ret = ret;
@@ -996,8 +1015,10 @@ static __always_inline int bf_fork_exit(u8 call, s64 ret, s64 flags)
 RAW_TRACEPOINT_PROBE(sys_exit)
 {
 	u64 id = bpf_get_current_pid_tgid();
-	if (!bf_wanted(id >> 32, (u32)id))
+	int scope = bf_scope(id);   /* the only look at the traced set: its slot is kept */
+	if (scope < 0)
 		return 0;
+	u8 slot = scope;
 	struct bf_regs rg;
 	if (bpf_probe_read_kernel(&rg, sizeof(rg), (char *)ctx->args[0] + BF_REGS_OFFSET) != 0)
 		return 0;
@@ -1012,133 +1033,136 @@ RAW_TRACEPOINT_PROBE(sys_exit)
 	s32 at = (s32)rg.di;
 	switch (rg.orig_ax) {
 #ifdef BF_HAVE_open
-	case BF_NR_open: return bf_path_exit(BF_SYS_OPEN, BF_OPEN, ret, AT_FDCWD, p1, rg.si, rg.dx);
+	case BF_NR_open: return bf_path_exit(id, slot, BF_SYS_OPEN, BF_OPEN, ret, AT_FDCWD, p1, rg.si, rg.dx);
 #endif
 #ifdef BF_HAVE_openat
-	case BF_NR_openat: return bf_path_exit(BF_SYS_OPENAT, BF_OPEN, ret, at, p2, rg.dx, rg.r10);
+	case BF_NR_openat: return bf_path_exit(id, slot, BF_SYS_OPENAT, BF_OPEN, ret, at, p2, rg.dx, rg.r10);
 #endif
 #ifdef BF_HAVE_openat2
 	case BF_NR_openat2: {
 		/* struct open_how {u64 flags, mode, resolve} */
 		u64 how[2] = {};
 		bpf_probe_read_user(how, sizeof(how), (void *)rg.dx);
-		return bf_path_exit(BF_SYS_OPENAT2, BF_OPEN, ret, at, p2, how[0], how[1]);
+		return bf_path_exit(id, slot, BF_SYS_OPENAT2, BF_OPEN, ret, at, p2, how[0], how[1]);
 	}
 #endif
 #ifdef BF_HAVE_creat
-	case BF_NR_creat: return bf_path_exit(BF_SYS_CREAT, BF_OPEN, ret, AT_FDCWD, p1, O_FLAGS_CREAT, rg.si);
+	case BF_NR_creat: return bf_path_exit(id, slot, BF_SYS_CREAT, BF_OPEN, ret, AT_FDCWD, p1, O_FLAGS_CREAT, rg.si);
 #endif
 #ifdef BF_HAVE_newstat
-	case BF_NR_stat: return bf_path_exit(BF_SYS_STAT, BF_STAT, ret, AT_FDCWD, p1, 0, 0);
+	case BF_NR_stat: return bf_path_exit(id, slot, BF_SYS_STAT, BF_STAT, ret, AT_FDCWD, p1, 0, 0);
 #endif
 #ifdef BF_HAVE_newlstat
-	case BF_NR_lstat: return bf_path_exit(BF_SYS_LSTAT, BF_STAT, ret, AT_FDCWD, p1, 0, 0);
+	case BF_NR_lstat: return bf_path_exit(id, slot, BF_SYS_LSTAT, BF_STAT, ret, AT_FDCWD, p1, 0, 0);
 #endif
 #ifdef BF_HAVE_newfstatat
-	case BF_NR_newfstatat: return bf_path_exit(BF_SYS_FSTATAT, BF_STAT, ret, at, p2, rg.r10, 0);
+	case BF_NR_newfstatat: return bf_path_exit(id, slot, BF_SYS_FSTATAT, BF_STAT, ret, at, p2, rg.r10, 0);
 #endif
 #ifdef BF_HAVE_statx
-	case BF_NR_statx: return bf_path_exit(BF_SYS_STATX, BF_STAT, ret, at, p2, rg.dx, rg.r10);
+	case BF_NR_statx: return bf_path_exit(id, slot, BF_SYS_STATX, BF_STAT, ret, at, p2, rg.dx, rg.r10);
 #endif
 #ifdef BF_HAVE_access
-	case BF_NR_access: return bf_path_exit(BF_SYS_ACCESS, BF_STAT, ret, AT_FDCWD, p1, rg.si, 0);
+	case BF_NR_access: return bf_path_exit(id, slot, BF_SYS_ACCESS, BF_STAT, ret, AT_FDCWD, p1, rg.si, 0);
 #endif
 #ifdef BF_HAVE_faccessat
-	case BF_NR_faccessat: return bf_path_exit(BF_SYS_FACCESSAT, BF_STAT, ret, at, p2, rg.dx, 0);
+	case BF_NR_faccessat: return bf_path_exit(id, slot, BF_SYS_FACCESSAT, BF_STAT, ret, at, p2, rg.dx, 0);
 #endif
 #ifdef BF_HAVE_faccessat2
-	case BF_NR_faccessat2: return bf_path_exit(BF_SYS_FACCESSAT2, BF_STAT, ret, at, p2, rg.dx, rg.r10);
+	case BF_NR_faccessat2: return bf_path_exit(id, slot, BF_SYS_FACCESSAT2, BF_STAT, ret, at, p2, rg.dx, rg.r10);
 #endif
 #ifdef BF_HAVE_chdir
-	case BF_NR_chdir: return bf_path_exit(BF_SYS_CHDIR, BF_CHDIR, ret, AT_FDCWD, p1, 0, 0);
+	case BF_NR_chdir: return bf_path_exit(id, slot, BF_SYS_CHDIR, BF_CHDIR, ret, AT_FDCWD, p1, 0, 0);
 #endif
 #ifdef BF_HAVE_fchdir
-	case BF_NR_fchdir: return bf_path_exit(BF_SYS_FCHDIR, BF_CHDIR, ret, at, NULL, 0, 0);
+	case BF_NR_fchdir: return bf_path_exit(id, slot, BF_SYS_FCHDIR, BF_CHDIR, ret, at, NULL, 0, 0);
 #endif
 #ifdef BF_HAVE_wait4
-	case BF_NR_wait4: bf_wait_exit(BF_SYS_WAIT4, ret, (s32)rg.di, (void *)rg.si); return 0;
+	case BF_NR_wait4: bf_wait_exit(id, slot, BF_SYS_WAIT4, ret, (s32)rg.di, (void *)rg.si); return 0;
 #endif
 #ifdef BF_HAVE_waitid
 	case BF_NR_waitid:
-		bf_wait_exit(BF_SYS_WAITID, ret, ((s64)(s32)rg.di << 32) | (u32)rg.si, (void *)rg.dx);
+		bf_wait_exit(id, slot, BF_SYS_WAITID, ret, ((s64)(s32)rg.di << 32) | (u32)rg.si, (void *)rg.dx);
 		return 0;
 #endif
 #ifdef BF_HAVE_fork
-	case BF_NR_fork: return bf_fork_exit(BF_SYS_FORK, ret, BF_FLAGS_FORK);
+	case BF_NR_fork: return bf_fork_exit(id, slot, BF_SYS_FORK, ret, BF_FLAGS_FORK);
 #endif
 #ifdef BF_HAVE_vfork
-	case BF_NR_vfork: return bf_fork_exit(BF_SYS_VFORK, ret, BF_FLAGS_VFORK);
+	case BF_NR_vfork: return bf_fork_exit(id, slot, BF_SYS_VFORK, ret, BF_FLAGS_VFORK);
 #endif
 #ifdef BF_HAVE_clone
-	case BF_NR_clone: return bf_fork_exit(BF_SYS_CLONE, ret, rg.di);
+	case BF_NR_clone: return bf_fork_exit(id, slot, BF_SYS_CLONE, ret, rg.di);
 #endif
 #ifdef BF_HAVE_clone3
 	case BF_NR_clone3: {
 		u64 flags = 0;
 		bpf_probe_read_user(&flags, sizeof(flags), (void *)rg.di);
-		return bf_fork_exit(BF_SYS_CLONE3, ret, flags);
+		return bf_fork_exit(id, slot, BF_SYS_CLONE3, ret, flags);
 	}
 #endif
 #ifdef BF_HAVE_socket
-	case BF_NR_socket: return bf_plain_exit(BF_SYS_SOCKET, BF_NET, ret, (s32)rg.di, (s32)rg.si, (s32)rg.dx);
+	case BF_NR_socket: return bf_plain_exit(id, slot, BF_SYS_SOCKET, BF_NET, ret, (s32)rg.di, (s32)rg.si, (s32)rg.dx);
 #endif
 #ifdef BF_HAVE_socketpair
 	case BF_NR_socketpair:
-		return bf_fd_pair_exit(BF_SYS_SOCKETPAIR, BF_NET, ret, (const int *)rg.r10,
+		return bf_fd_pair_exit(id, slot, BF_SYS_SOCKETPAIR, BF_NET, ret, (const int *)rg.r10,
 				       (s32)rg.di, (s32)rg.si, (s32)rg.dx);
 #endif
 #ifdef BF_HAVE_connect
-	case BF_NR_connect: return bf_connect_exit(ret, (s32)rg.di, (const void *)rg.si, (u32)rg.dx);
+	case BF_NR_connect: return bf_connect_exit(id, slot, ret, (s32)rg.di, (const void *)rg.si, (u32)rg.dx);
 #endif
 #ifdef BF_HAVE_accept
 	case BF_NR_accept:
-		return bf_accept_exit(BF_SYS_ACCEPT, ret, (s32)rg.di, (const void *)rg.si, (const int *)rg.dx, 0);
+		return bf_accept_exit(id, slot, BF_SYS_ACCEPT, ret, (s32)rg.di, (const void *)rg.si, (const int *)rg.dx, 0);
 #endif
 #ifdef BF_HAVE_accept4
 	case BF_NR_accept4:
-		return bf_accept_exit(BF_SYS_ACCEPT4, ret, (s32)rg.di, (const void *)rg.si, (const int *)rg.dx,
+		return bf_accept_exit(id, slot, BF_SYS_ACCEPT4, ret, (s32)rg.di, (const void *)rg.si, (const int *)rg.dx,
 				      (s32)rg.r10);
 #endif
 #ifdef BF_HAVE_bind
-	case BF_NR_bind: return bf_net_exit(BF_SYS_BIND, ret, (s32)rg.di, 0, AT_FDCWD, (const void *)rg.si, (u32)rg.dx);
+	case BF_NR_bind: return bf_net_exit(id, slot, BF_SYS_BIND, ret, (s32)rg.di, 0, AT_FDCWD, (const void *)rg.si, (u32)rg.dx);
 #endif
 #ifdef BF_HAVE_listen
-	case BF_NR_listen: return bf_plain_exit(BF_SYS_LISTEN, BF_NET, ret, (s32)rg.di, (s32)rg.si, AT_FDCWD);
+	case BF_NR_listen: return bf_plain_exit(id, slot, BF_SYS_LISTEN, BF_NET, ret, (s32)rg.di, (s32)rg.si, AT_FDCWD);
 #endif
 #ifdef BF_HAVE_sendto
 	case BF_NR_sendto:
 		if (!rg.r8)
 			return 0;     /* a connected socket's send: nothing new */
-		return bf_net_exit(BF_SYS_SENDTO, ret, (s32)rg.di, 0, AT_FDCWD, (const void *)rg.r8, (u32)rg.r9);
+		return bf_net_exit(id, slot, BF_SYS_SENDTO, ret, (s32)rg.di, 0, AT_FDCWD, (const void *)rg.r8, (u32)rg.r9);
 #endif
 #ifdef BF_HAVE_close
-	case BF_NR_close: return bf_plain_exit(BF_SYS_CLOSE, BF_FD, ret, (s32)rg.di, 0, AT_FDCWD);
+	case BF_NR_close: return bf_plain_exit(id, slot, BF_SYS_CLOSE, BF_FD, ret, (s32)rg.di, 0, AT_FDCWD);
 #endif
 #ifdef BF_HAVE_dup
-	case BF_NR_dup: return bf_plain_exit(BF_SYS_DUP, BF_FD, ret, (s32)rg.di, 0, AT_FDCWD);
+	case BF_NR_dup: return bf_plain_exit(id, slot, BF_SYS_DUP, BF_FD, ret, (s32)rg.di, 0, AT_FDCWD);
 #endif
 #ifdef BF_HAVE_dup2
-	case BF_NR_dup2: return bf_plain_exit(BF_SYS_DUP2, BF_FD, ret, (s32)rg.di, (s32)rg.si, AT_FDCWD);
+	case BF_NR_dup2: return bf_plain_exit(id, slot, BF_SYS_DUP2, BF_FD, ret, (s32)rg.di, (s32)rg.si, AT_FDCWD);
 #endif
 #ifdef BF_HAVE_dup3
-	case BF_NR_dup3: return bf_plain_exit(BF_SYS_DUP3, BF_FD, ret, (s32)rg.di, (s32)rg.si, (s32)rg.dx);
+	case BF_NR_dup3: return bf_plain_exit(id, slot, BF_SYS_DUP3, BF_FD, ret, (s32)rg.di, (s32)rg.si, (s32)rg.dx);
 #endif
 #ifdef BF_HAVE_fcntl
 	case BF_NR_fcntl:
 		/* F_DUPFD 0, F_SETFD 2, F_DUPFD_CLOEXEC 1030: the rest leaves the table alone */
 		if (rg.si != 0 && rg.si != 2 && rg.si != 1030)
 			return 0;
-		return bf_plain_exit(BF_SYS_FCNTL, BF_FD, ret, (s32)rg.di, (s32)rg.si, (s32)rg.dx);
+		return bf_plain_exit(id, slot, BF_SYS_FCNTL, BF_FD, ret, (s32)rg.di, (s32)rg.si, (s32)rg.dx);
 #endif
 #ifdef BF_HAVE_pipe
-	case BF_NR_pipe: return bf_fd_pair_exit(BF_SYS_PIPE, BF_FD, ret, (const int *)rg.di, 0, 0, 0);
+	case BF_NR_pipe: return bf_fd_pair_exit(id, slot, BF_SYS_PIPE, BF_FD, ret, (const int *)rg.di, 0, 0, 0);
 #endif
 #ifdef BF_HAVE_pipe2
-	case BF_NR_pipe2: return bf_fd_pair_exit(BF_SYS_PIPE2, BF_FD, ret, (const int *)rg.di, 0, 0, (s32)rg.si);
+	case BF_NR_pipe2: return bf_fd_pair_exit(id, slot, BF_SYS_PIPE2, BF_FD, ret, (const int *)rg.di, 0, 0, (s32)rg.si);
 #endif
 	case BF_NR_execve:
-	case BF_NR_execveat:
-		return bf_exec_exit(ret, rg.sp);
+	case BF_NR_execveat: {
+		u64 sp = 0;
+		bpf_probe_read_kernel(&sp, sizeof(sp), (char *)ctx->args[0] + BF_SP_OFFSET);
+		return bf_exec_exit(ret, sp);
+	}
 	}
 	return 0;
 }

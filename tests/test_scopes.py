@@ -37,6 +37,26 @@ def open_paths(g):
             for ev in g.subjects(rdflib.RDF.type, BF.OpenEvent)}
 
 
+def record_attached(batchflow_cmd, job, go, out, agent=None):
+    """Records `job` with -p (through `agent`, else standalone) until it
+    ends, once `go` exists; returns record's stderr lines up to its
+    "tracing pid" line."""
+    where = ["--agent", agent.socket] if agent else []
+    env = None if agent else {**os.environ, "BATCHFLOW_AGENT": "off"}
+    rec = subprocess.Popen(batchflow_cmd + ["record", *where, "-o", str(out), "-p", str(job.pid)],
+                           stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        lines = wait_for_line(rec.stderr, "tracing pid")
+        go.touch()
+        assert job.wait(timeout=60) == 0
+        rec.wait(timeout=120)
+    finally:
+        job.kill()
+        rec.kill()
+    assert rec.returncode == 0, rec.stderr.read()
+    return lines
+
+
 def test_attach_to_running_tree(batchflow_cmd, tmp_path):
     go = tmp_path / "go"
     # a parent and a child already running before batchflow attaches
@@ -44,19 +64,9 @@ def test_attach_to_running_tree(batchflow_cmd, tmp_path):
               f"while [ ! -e {go} ]; do sleep 0.05; done; wait; /bin/true")
     job = subprocess.Popen(["sh", "-c", script])
     out = tmp_path / "out.ttl"
-    rec = subprocess.Popen(batchflow_cmd + ["record", "-o", str(out), "-p", str(job.pid)],
-                           stderr=subprocess.PIPE, text=True)
-    try:
-        lines = wait_for_line(rec.stderr, "tracing pid")
-        # the inner sh, and whichever `sleep`s run at that moment
-        assert f"tracing pid {job.pid} and " in lines[-1]
-        go.touch()
-        assert job.wait(timeout=60) == 0
-        rec.wait(timeout=120)
-    finally:
-        job.kill()
-        rec.kill()
-    assert rec.returncode == 0
+    lines = record_attached(batchflow_cmd, job, go, out)
+    # the inner sh, and whichever `sleep`s run at that moment
+    assert f"tracing pid {job.pid} and " in lines[-1]
     g = rdflib.Graph().parse(out, format="turtle")
     assert "/bin/true" in exec_paths(g)
     assert "/usr/bin/cat" in exec_paths(g) or "/bin/cat" in exec_paths(g)
@@ -92,23 +102,13 @@ def test_attach_to_a_tree_holding_a_zombie_ends_with_it(batchflow_cmd, tmp_path,
                            stdout=subprocess.PIPE, text=True)
     zombie = int(job.stdout.readline())
     out = tmp_path / "out.ttl"
-    where = ["--agent", agent.socket] if agent else []
-    rec = subprocess.Popen(batchflow_cmd + ["record", *where, "-o", str(out), "-p", str(job.pid)],
-                           stderr=subprocess.PIPE, text=True,
-                           env={**os.environ, "BATCHFLOW_AGENT": "off"})
     try:
-        lines = wait_for_line(rec.stderr, "tracing pid")
-        # the parent and its zombie
-        assert f"tracing pid {job.pid} and 1 descendants" in lines[-1], lines
-        go.touch()
-        assert job.wait(timeout=60) == 0
-        rec.wait(timeout=60)
+        lines = record_attached(batchflow_cmd, job, go, out, agent)
     finally:
-        job.kill()
-        rec.kill()
         if agent:
             agent.stop()
-    assert rec.returncode == 0, rec.stderr.read()
+    # the parent and its zombie
+    assert f"tracing pid {job.pid} and 1 descendants" in lines[-1], lines
     g = rdflib.Graph().parse(out, format="turtle")
     pids = {int(g.value(p, BF.pid)) for p in g.subjects(rdflib.RDF.type, BF.Process)}
     # the zombie did nothing while recorded: it has no node
