@@ -82,10 +82,10 @@ class PrimitiveSink:
 
     def event(self, idx, ev, proc, prev_idx, ref, access, use, gen):
         # The hot path: called for every event of the run.
+        # (not counted here: EventSource counts the events from the
+        # interpreter's index, once per feed instead of once per event)
         if self._fork is not None:
             self.flush()
-        engine = self.engine
-        engine.primitives += 1
         kind = ev.kind
         readers = self.by_kind[kind]
         if not readers:
@@ -175,13 +175,23 @@ class EventSource:
         self.names = self.interp.names
 
     def feed(self, events):
-        self.interp.feed(events)
-        self.sink.flush()
+        self._through(self.interp.feed, events)
 
     def finish(self):
         """Releases what the interpreter still holds (children whose fork never came)."""
-        self.interp.finish()
-        self.sink.flush()
+        self._through(self.interp.finish)
+
+    def _through(self, step, *args):
+        """Runs an interpreter step and counts the events it handed the
+        sink in `engine.primitives`: one per index it gave (a rule's
+        exception included: the event it raised on was seen)."""
+        interp, engine = self.interp, self.sink.engine
+        before = interp.idx
+        try:
+            step(*args)
+            self.sink.flush()
+        finally:
+            engine.primitives += interp.idx - before
 
 
 _CLASS_KIND = {"OpenEvent": K_OPEN, "StatEvent": K_STAT, "ForkEvent": K_FORK,
