@@ -126,14 +126,18 @@ def _params_validator(cls):
     from .builtin import BUILTIN
 
     schema = cls.params_schema
-    spelt = json.dumps(schema, sort_keys=True, default=repr)
+    try:
+        spelt = json.dumps(schema, sort_keys=True, default=repr)
+    except (TypeError, ValueError):      # not JSON-like (keys of mixed types): never cached
+        spelt = None
     hit = _CHECKED.get(cls)
-    if hit is not None and hit[0] == spelt:
+    if spelt is not None and hit is not None and hit[0] == spelt:
         return hit[1]
     if cls not in BUILTIN.values():
         jsonschema.Draft202012Validator.check_schema(schema)
     validator = jsonschema.Draft202012Validator(schema)
-    _CHECKED[cls] = (spelt, validator)
+    if spelt is not None:
+        _CHECKED[cls] = (spelt, validator)
     return validator
 
 
