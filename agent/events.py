@@ -225,34 +225,54 @@ def encode_batch(events) -> bytes:
     return b"".join(parts)
 
 
-def decode_records(buf, strict=True):
-    """Decode the 8-byte aligned records of `buf`; returns (events, bytes used).
+# decode_records' view of the header: the same layout, the two fields it
+# never reads (slot, _pad: one byte each, after trunc) skipped, so no object
+# is made for them.
+if (abi.EVENT.offset["_pad"] != abi.EVENT.offset["slot"] + 1
+        or abi.EVENT.offset["slot"] != abi.EVENT.offset["trunc"] + 1
+        or not HEADER.format.endswith("BBBB16s")):
+    raise ImportError("bpf/batchflow.h: trunc, slot, _pad, comm no longer follow each other; "
+                      "agent/events.py's _DECODED_HEADER skips slot and _pad")
+_DECODED_HEADER = struct.Struct(HEADER.format[:-len("BBBB16s")] + "BB2x16s")
+_NET = int(Kind.NET)
+
+
+def decode_records(buf, strict=True, start=0, stop=None, whole=False):
+    """Decode the 8-byte aligned records of `buf[start:stop]`; returns
+    (events, the offset in `buf` decoding stopped at: the bytes used when
+    start is 0).
 
     The fast path of `decode` (which stays the reference: tests check the
     two agree on arbitrary records): one pass with the loop's names bound
     locally, each distinct comm decoded once, events made without a call
-    to __init__.  strict: a damaged or cut record raises ValueError;
-    otherwise decoding stops before it (a journal's salvage keeps what
-    precedes it).
+    to __init__, read in place from `buf` (no copy of a span).  strict: a
+    damaged or cut record raises ValueError; otherwise decoding stops
+    before it (a journal's salvage keeps what precedes it).  whole: the
+    records were already checked to be whole (`whole_records`, or its C
+    twin): the per-record checks are skipped, which a damaged record must
+    never be handed to (its fields would be read from its neighbours).
     """
-    buf = bytes(buf)              # slices of bytes are bytes: no copy per field
+    if not isinstance(buf, bytes):
+        buf = bytes(buf)          # slices of bytes are bytes: no copy per field
     out = []
     append = out.append
-    unpack = HEADER.unpack_from
+    unpack = _DECODED_HEADER.unpack_from
     new = object.__new__
     event = Event
-    net = int(Kind.NET)
+    net = _NET
     hsize = HEADER_SIZE
     comms = {}
-    offset, end = 0, len(buf)
+    offset = start
+    end = len(buf) if stop is None else stop
     while offset < end:
-        if offset + hsize > end:
+        if not whole and offset + hsize > end:
             if strict:
                 raise ValueError(f"corrupt record at offset {offset}: cut in its header")
             break
         (ts, pid, tid, ppid, uid, ret, arg0, arg1, dirfd, size, kind, call,
-         path_len, argv_len, argc, trunc, _slot, _pad, raw_comm) = unpack(buf, offset)
-        if size < hsize or size != hsize + path_len + argv_len or offset + size > end:
+         path_len, argv_len, argc, trunc, raw_comm) = unpack(buf, offset)
+        if not whole and (size < hsize or size != hsize + path_len + argv_len
+                          or offset + size > end):
             if strict:
                 raise ValueError(f"corrupt record at offset {offset}: size {size}")
             break

@@ -165,7 +165,7 @@ class FastPath:
         again and loses (as the Turtle writer's C path does)."""
         if self.rest:
             self.rest -= 1
-            self.feed(decode_records(batch)[0])
+            self.feed(decode_records(batch, whole=True)[0])
             return
         if self.paused:
             self._resume()
@@ -224,14 +224,14 @@ class FastPath:
                         break
                     stop += (SIZE_FIELD.unpack_from(batch, stop + SIZE_OFFSET)[0] + 7) & ~7
                 stop = min(stop, end)
-            self.python(decode_records(batch[off:stop])[0])
+            self.python(decode_records(batch, start=off, stop=stop, whole=True)[0])
             spans += 1
             off = stop
             stops = self.calls - calls
             if stops >= TRIAL_STOPS and self.records - took < self.worth * stops:
                 self._suspend()
                 if off < end:
-                    self.feed(decode_records(batch[off:])[0])
+                    self.feed(decode_records(batch, start=off, whole=True)[0])
                 return False
         if self.pending or self.lasts_pending:
             self.sync_counts()

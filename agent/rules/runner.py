@@ -14,7 +14,7 @@ import sys
 import threading
 
 from ..errors import InputFormatError
-from ..events import decode_batch
+from ..events import decode_records
 from ..inputs import open_events, sniff
 from .primitives import EventSource, read_turtle
 
@@ -115,7 +115,8 @@ class RuleRunner:
         if self.native and (whole or self.fast_whole(batch)):
             self.fast.feed_batch(bytes(batch))
         else:
-            self.feed(decode_batch(batch))
+            # checked whole: decoded without checking each record again
+            self.feed(decode_records(batch, whole=whole)[0])
 
     def finish(self):
         self.source.finish()
