@@ -32,6 +32,16 @@ struct bf_regs {
 };
 #define BF_USER_CS 0x33   /* __USER_CS; 32-bit tasks run with 0x23 */
 
+/* How a 64-bit task entered: with FRED, the saved ss (at BF_SS_OFFSET)
+ * carries the event above its selector, its vector in bits 32-39 and its
+ * type in bits 48-51; `syscall` is type 7 (other), vector 1.  Without FRED
+ * those bits are 0. */
+#define BF_SS_OFFSET 160
+#define BF_FRED_VECTOR(ss) (((ss) >> 32) & 0xff)
+#define BF_FRED_TYPE(ss) (((ss) >> 48) & 0xf)
+#define BF_FRED_SYSCALL_TYPE 7
+#define BF_FRED_SYSCALL_VECTOR 1
+
 #define BF_NR_open         2
 #define BF_NR_close        3
 #define BF_NR_pipe        22

@@ -1009,9 +1009,26 @@ static __always_inline int bf_fork_exit(u64 id, u8 slot, u8 call, s64 ret, s64 f
 
 #define O_FLAGS_CREAT (0100 | 01 | 01000)  /* O_CREAT|O_WRONLY|O_TRUNC */
 
+/* Whether a 64-bit task's call came through the `syscall` instruction,
+ * not through `int 0x80`, whose numbers are the 32-bit table's.  Without
+ * FRED, `syscall` leaves its return address in cx, saved beside ip (the
+ * kernel tests the same before it returns by SYSRET); `int 0x80` leaves
+ * the caller's ecx there.  With FRED, cx is the caller's own and the saved
+ * ss names the event.  The caller keeps a successful exec apart: its ip is
+ * the new program's. */
+static __always_inline int bf_native_call(const void *regs, const struct bf_regs *rg)
+{
+	if (rg->cx == rg->ip)
+		return 1;
+	u64 ss = 0;
+	bpf_probe_read_kernel(&ss, sizeof(ss), (const char *)regs + BF_SS_OFFSET);
+	return BF_FRED_TYPE(ss) == BF_FRED_SYSCALL_TYPE && BF_FRED_VECTOR(ss) == BF_FRED_SYSCALL_VECTOR;
+}
+
 /* The arguments are read from the registers the task entered the kernel
  * with (still saved at exit, the result aside).  Tasks in 32-bit mode use
- * another syscall table; the per-syscall tracepoints ignore them too. */
+ * another syscall table, and so do a 64-bit task's `int 0x80` calls; the
+ * per-syscall tracepoints ignore both, and so does batchflow. */
 RAW_TRACEPOINT_PROBE(sys_exit)
 {
 	u64 id = bpf_get_current_pid_tgid();
@@ -1029,6 +1046,9 @@ RAW_TRACEPOINT_PROBE(sys_exit)
 			bf_exec_exit(ret, 0);   /* a 32-bit image: its argv[] is not ours to read */
 		return 0;
 	}
+	if (rg.orig_ax != BF_NR_execve && rg.orig_ax != BF_NR_execveat &&
+	    !bf_native_call((const void *)ctx->args[0], &rg))
+		return 0;
 	const char *p1 = (const char *)rg.di, *p2 = (const char *)rg.si;
 	s32 at = (s32)rg.di;
 	switch (rg.orig_ax) {

@@ -5,7 +5,7 @@ import signal
 
 import pytest
 
-from agent.events import CLONE_THREAD, CLONE_VFORK, Kind
+from agent.events import CLONE_THREAD, CLONE_VFORK, Call, Kind
 from capture import assert_nothing_lost, capture
 
 pytestmark = pytest.mark.bpf
@@ -170,3 +170,21 @@ def test_exec_strings_the_child_has_not_touched_are_read_again(build_helper):
     execs = [e for e in events if e.kind == Kind.EXEC and e.pid != run.root_pid]
     assert [(e.path, e.argv, e.ret) for e in execs] == \
         [(b"/bin/true", [b"true", b"from-an-untouched-page"], 0)] * 5
+
+
+def test_a_64_bit_tasks_int_0x80_calls_are_not_read_against_the_64_bit_table(build_helper,
+                                                                             tmp_path):
+    """int80.c makes three 32-bit calls (write, close, dup: in the 64-bit
+    table stat, lstat and socket) with rdi and rsi pointing at a path, then
+    stats that path once the 64-bit way.  Only that stat is recorded; the
+    32-bit calls are left out, as a 32-bit task's are."""
+    exe = build_helper("int80")
+    target = tmp_path / "int80-target"
+    target.write_text("")
+    run, events = capture([str(exe), str(target)])
+    assert run.exit_status == 0          # the 32-bit calls ran, with the 32-bit table's results
+    assert_nothing_lost(run, events)
+    root = run.root_pid
+    on_target = [(e.kind, e.call, e.ret) for e in events if e.pid == root and e.path == bytes(target)]
+    assert on_target == [(Kind.STAT, Call.FSTATAT, 0)]
+    assert [e for e in events if e.pid == root and e.kind == Kind.NET] == []
