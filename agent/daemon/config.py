@@ -86,7 +86,7 @@ SECTIONS: dict = {
                                     "batches queued for a slow client before the agent "
                                     "stops draining the ring for everyone", _positive),
         "keep_journals": Key(bool, False, "keep a recording's journal after a clean end"),
-        "nice": Key(int, -10, "the agent's scheduling priority: it drains the ring for "
+        "nice": Key(int, -20, "the agent's scheduling priority: it drains the ring for "
                               "every recording, so it runs ahead of the jobs it records",
                     _between(-20, 19)),
         "progress_interval": Key(float, 1.0, "seconds between progress messages to clients",
