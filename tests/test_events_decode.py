@@ -53,14 +53,20 @@ def test_fast_decoder_agrees_with_the_reference(evs):
     assert decode_records(memoryview(buf), strict=False) == (fast, len(buf))
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.lists(events(), min_size=1, max_size=10), st.data())
-def test_damage_stops_where_the_reference_stops(evs, data):
-    buf = bytearray(encode_batch(evs))
+def record_starts(evs):
+    """Where each event's record starts in encode_batch(evs)."""
     starts, off = [], 0
     for e in evs:
         starts.append(off)
         off += align8(len(e.pack()))
+    return starts
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(events(), min_size=1, max_size=10), st.data())
+def test_damage_stops_where_the_reference_stops(evs, data):
+    buf = bytearray(encode_batch(evs))
+    starts = record_starts(evs)
     victim = data.draw(st.integers(0, len(evs) - 1))
     size_at = starts[victim] + abi.EVENT.offset["size"]
     struct.pack_into("=H", buf, size_at, data.draw(st.integers(0, HEADER_SIZE - 1)))
@@ -116,10 +122,7 @@ def test_the_c_check_of_whole_records_answers_as_python(evs, data):
     from agent.capture import native
     assert native.available()          # built by scripts/setup.sh, as the suite runs it
     buf = bytearray(encode_batch(evs))
-    starts, off = [], 0
-    for e in evs:
-        starts.append(off)
-        off += align8(len(e.pack()))
+    starts = record_starts(evs)
     for _ in range(data.draw(st.integers(0, 2))):
         if not evs:
             break
@@ -154,10 +157,7 @@ def test_a_span_decodes_in_place_as_its_copy_does(evs, data):
 @given(st.lists(events(), min_size=2, max_size=6), st.data())
 def test_a_damaged_span_names_its_offset_in_the_batch(evs, data):
     buf = bytearray(encode_batch(evs))
-    starts, off = [], 0
-    for e in evs:
-        starts.append(off)
-        off += align8(len(e.pack()))
+    starts = record_starts(evs)
     first = data.draw(st.integers(0, len(evs) - 1))
     victim = data.draw(st.integers(first, len(evs) - 1))
     struct.pack_into("=H", buf, starts[victim] + abi.EVENT.offset["size"], HEADER_SIZE - 1)
