@@ -616,14 +616,8 @@ class Interpreter:
                 access = OPEN_ACCESS.get(ev.arg0) if ev.call != C_CREAT else None
                 if access is None:
                     access = open_access(ev.call, ev.arg0)
-                ret = ev.ret
-                if ret >= 0 and ref is not None:
-                    flags = ev.arg0
-                    # fd_opened, inline (every successful open comes here)
-                    if flags & O_TMPFILE == O_TMPFILE:
-                        proc.fds.pop(ret, None)
-                    else:
-                        proc.fds[ret] = (ref.res, flags & O_CLOEXEC != 0)
+                if ev.ret >= 0 and ref is not None:
+                    fd_opened(proc.fds, ev.ret, ref.res, ev.arg0)
             else:
                 access = STAT if kind == K_STAT else EXECUTE if kind == K_EXEC else CHDIR
         elif kind == K_NET:
