@@ -18,27 +18,29 @@ PR_SET_PDEATHSIG = 1
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def proc_start_ns(pid: int) -> int:
-    """Process start time (ns since boot) from /proc/PID/stat."""
+def stat_fields(pid: int) -> list:
+    """/proc/PID/stat's fields after the command name (which may hold
+    spaces and parentheses): [0] the state, [1] the ppid, [19] the start."""
     with open(f"/proc/{pid}/stat", "rb") as f:
         data = f.read()
-    return int(data[data.rindex(b")") + 2:].split()[19]) * 1_000_000_000 // CLK_TCK
+    return data[data.rindex(b")") + 2:].split()
+
+
+def proc_start_ns(pid: int) -> int:
+    """Process start time (ns since boot) from /proc/PID/stat."""
+    return int(stat_fields(pid)[19]) * 1_000_000_000 // CLK_TCK
 
 
 def proc_ppid(pid: int) -> int:
-    with open(f"/proc/{pid}/stat", "rb") as f:
-        data = f.read()
-    return int(data[data.rindex(b")") + 2:].split()[1])
+    return int(stat_fields(pid)[1])
 
 
 def task_ended(tid: int) -> bool:
     """Whether the task has passed its exit: gone, a zombie, or dead."""
     try:
-        with open(f"/proc/{tid}/stat", "rb") as f:
-            data = f.read()
+        return stat_fields(tid)[0] in (b"Z", b"X", b"x")
     except (FileNotFoundError, ProcessLookupError):
         return True
-    return data[data.rindex(b")") + 2:data.rindex(b")") + 3] in (b"Z", b"X", b"x")
 
 
 def children_map() -> dict:
