@@ -209,15 +209,18 @@ struct bf_rf;
 #define BF_RF_T_WRITTEN 1      /* bf_rf_set_target: dataflow has a writer of it */
 #define BF_RF_T_TRACKED 2      /* hot-spot counts who probes it */
 #define BF_RF_T_WATCHED 4      /* dataflow notes its writers (not under an ignored prefix) */
+#define BF_RF_ROW -1            /* bf_rf_logged.target: the whole record goes through Python's interpreter */
 #define BF_RF_END 0            /* bf_rf_run.reason: every record handled */
 #define BF_RF_OTHER 1          /* stopped at a record Python must handle */
 
 struct bf_rf_run {
     uint64_t offset, idx;          /* in/out: where to start; the next event index */
-    uint64_t deadline;             /* in: stop at a record after this time (held events) */
+    uint64_t deadline;             /* in: stop at a record after this time (held events);
+                                      UINT64_MAX: nothing held (forks may be rows) */
     uint64_t until_check;          /* in/out: hot-spot's probes before its next check */
     uint64_t last_ts, max_open_ts; /* out: the last record's time; the latest open's (in/out) */
     uint64_t opens, stats, closes; /* out: records handled, by kind */
+    uint64_t rows;                 /* out: records logged for Python's interpreter */
     uint64_t resume;               /* out: stopped: where a record C may take could be next */
     uint64_t pending_procs, pending_fds, pending_probes, pending_evidence, pending_makers,
              pending_log;
@@ -244,7 +247,8 @@ struct bf_rf_probes {      /* hot-spot probes of a target made here */
 
 struct bf_rf_logged {      /* a record handled here that the rules must see: Python builds it */
     uint64_t offset, idx;          /* in the batch fed; its event index */
-    int32_t target;
+    int32_t target;                /* BF_RF_ROW: a row, the interpreter's (see rules_fast.c) */
+    uint32_t fds;                  /* the fd changes (bf_rf_sync_fds, in order) made before it */
 };
 
 struct bf_rf_evidence {    /* a probe of a path that has fewer than min_n: its index */
@@ -268,6 +272,7 @@ void bf_rf_clear_paths(struct bf_rf *rf);
 int bf_rf_set_proc(struct bf_rf *rf, uint32_t pid, const char *cwd, int64_t cwd_len,
                    const char *names, size_t names_len);
 int bf_rf_drop_proc(struct bf_rf *rf, uint32_t pid);
+int bf_rf_pids(struct bf_rf *rf, const uint32_t *pids, size_t n, int taken);
 int bf_rf_feed(struct bf_rf *rf, const char *buf, size_t len, struct bf_rf_run *run);
 long bf_rf_sync_procs(struct bf_rf *rf, struct bf_rf_last *out, size_t max);
 long bf_rf_sync_fds(struct bf_rf *rf, struct bf_rf_fd *out, size_t max);

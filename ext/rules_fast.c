@@ -61,6 +61,7 @@ struct rf_proc {
 };
 
 #define RF_DIRTY 0x100u
+#define RF_NEW 0x200u          /* forked here: Python has not seen its first record yet */
 #define PROC_BUCKETS 1024
 
 /* ---- per target (a resolved path, as rules key it) ---- */
@@ -73,6 +74,9 @@ struct rf_target {
 	uint32_t flags;        /* BF_RF_T_*, and RF_DIRTY */
 	uint32_t name_len;     /* its last component (what missing-dependency looks up) */
 	char *name;
+	char *path;            /* the resolved path (targets_by_path's key) */
+	size_t path_len;
+	uint64_t rowed;        /* the feed call that last logged a record of it */
 };
 
 /* fd changes keyed by (pid, fd), the last one kept */
@@ -109,7 +113,20 @@ struct bf_rf {
 	size_t flags_cap, flags_n;
 	char *key;             /* scratch for a record's path key */
 	size_t key_cap;
+	char *norm;            /* scratch for a resolved path (and what it is made from) */
+	size_t norm_cap;
+	/* resolved path -> target id + 1 (0: empty), open addressing */
+	int32_t *tslots;
+	size_t tslots_cap, tslots_n;
+	/* the pids Python's interpreter holds a process of (live or not yet
+	 * reaped), and the children forked here: a fork of one is Python's */
+	uint32_t *pids;        /* open addressing: 0 empty, PID_GONE a deleted one */
+	size_t pids_cap, pids_used;
+	uint64_t run_no;       /* feed calls so far */
+	size_t fd_floor;       /* fd changes before it precede a row: not merged into */
 };
+
+#define PID_GONE UINT32_MAX
 
 int bf_rf_new(struct bf_rf **out)
 {
@@ -145,8 +162,13 @@ void bf_rf_free(struct bf_rf *rf)
 		}
 	}
 	free(rf->dirty_procs);
-	for (size_t i = 0; i < rf->n_targets; i++)
+	for (size_t i = 0; i < rf->n_targets; i++) {
 		free(rf->targets[i].name);
+		free(rf->targets[i].path);
+	}
+	free(rf->tslots);
+	free(rf->pids);
+	free(rf->norm);
 	free(rf->targets);
 	free(rf->log);
 	free(rf->dirty_targets);
@@ -273,12 +295,21 @@ static int paths_grow(struct bf_rf *rf)
 	return 0;
 }
 
+#define RF_UNLEARNT (-2)       /* rf_path.target: a row's key, Python not yet heard of */
+
+static int put_path(struct bf_rf *rf, const char *key, size_t klen, int32_t ref, int32_t target);
+
 int bf_rf_set_path(struct bf_rf *rf, const char *key, size_t klen, int32_t ref, int32_t target)
 {
 	if (klen > UINT32_MAX || target < 0 || (size_t)target >= rf->n_targets) {
 		errno = EINVAL;
 		return -1;
 	}
+	return put_path(rf, key, klen, ref, target);
+}
+
+static int put_path(struct bf_rf *rf, const char *key, size_t klen, int32_t ref, int32_t target)
+{
 	if (2 * (rf->paths_n + 1) > rf->paths_cap && paths_grow(rf) < 0)
 		return -1;
 	uint64_t h = rf_hash(key, klen, 0);
@@ -308,6 +339,50 @@ static const struct rf_path *path_get(const struct bf_rf *rf, const char *key, s
 
 /* ---- targets ---- */
 
+/* The slot of `path` in tslots: its target's, or the empty one it would take. */
+static size_t tslot_of(const struct bf_rf *rf, const char *path, size_t len, uint64_t h)
+{
+	size_t mask = rf->tslots_cap - 1;
+	for (size_t j = h & mask;; j = (j + 1) & mask) {
+		int32_t id = rf->tslots[j];
+		if (!id)
+			return j;
+		const struct rf_target *t = &rf->targets[id - 1];
+		if (t->path_len == len && memcmp(t->path, path, len) == 0)
+			return j;
+	}
+}
+
+static int tslots_grow(struct bf_rf *rf)
+{
+	size_t cap = rf->tslots_cap ? rf->tslots_cap * 2 : 1024;
+	int32_t *old = rf->tslots;
+	size_t old_cap = rf->tslots_cap;
+	rf->tslots = calloc(cap, sizeof(*rf->tslots));
+	if (!rf->tslots) {
+		rf->tslots = old;
+		return -1;
+	}
+	rf->tslots_cap = cap;
+	for (size_t i = 0; i < old_cap; i++)
+		if (old[i]) {
+			const struct rf_target *t = &rf->targets[old[i] - 1];
+			rf->tslots[tslot_of(rf, t->path, t->path_len,
+			                    rf_hash(t->path, t->path_len, 2))] = old[i];
+		}
+	free(old);
+	return 0;
+}
+
+/* The target of a resolved path, or -1 (Python has none yet). */
+static int32_t target_of_path(const struct bf_rf *rf, const char *path, size_t len)
+{
+	if (!rf->tslots_n)
+		return -1;
+	int32_t id = rf->tslots[tslot_of(rf, path, len, rf_hash(path, len, 2))];
+	return id - 1;
+}
+
 int bf_rf_set_target(struct bf_rf *rf, int32_t target, uint64_t n, unsigned flags,
                      const char *path, size_t path_len)
 {
@@ -329,16 +404,28 @@ int bf_rf_set_target(struct bf_rf *rf, int32_t target, uint64_t n, unsigned flag
 		errno = EBUSY;
 		return -1;
 	}
-	if (path) {
+	if (path && !t->path) {
 		const char *slash = path_len ? memrchr(path, '/', path_len) : NULL;
 		size_t from = slash ? (size_t)(slash - path) + 1 : 0;
 		char *name = malloc(path_len - from + 1);
-		if (!name)
+		char *full = malloc(path_len ? path_len : 1);
+		if (!name || !full || (2 * (rf->tslots_n + 1) > rf->tslots_cap &&
+		                       tslots_grow(rf) < 0)) {
+			free(name);
+			free(full);
 			return -1;
+		}
 		memcpy(name, path + from, path_len - from);
-		free(t->name);
+		memcpy(full, path, path_len);
 		t->name = name;
 		t->name_len = (uint32_t)(path_len - from);
+		t->path = full;
+		t->path_len = path_len;
+		size_t j = tslot_of(rf, full, path_len, rf_hash(full, path_len, 2));
+		if (!rf->tslots[j]) {
+			rf->tslots[j] = target + 1;
+			rf->tslots_n++;
+		}
 	}
 	t->n = n;
 	t->flags = (t->flags & RF_DIRTY) |
@@ -380,6 +467,7 @@ int bf_rf_set_proc(struct bf_rf *rf, uint32_t pid, const char *cwd, int64_t cwd_
 	free(p->cwd);
 	p->cwd = c;
 	p->cwd_len = cwd_len >= 0 ? (size_t)cwd_len : 0;
+	p->flags &= ~RF_NEW;       /* Python has seen its records: what it says is current */
 	p->names_len = 0;
 	if (names_len) {
 		if (grow((void **)&p->names, &p->names_cap, names_len, 1) < 0)
@@ -434,6 +522,87 @@ int bf_rf_drop_proc(struct bf_rf *rf, uint32_t pid)
 	return 0;
 }
 
+/* ---- the pids Python holds a process of ---- */
+
+static size_t pid_hash(uint32_t pid)
+{
+	uint64_t h = (uint64_t)pid * 0x9e3779b97f4a7c15ull;
+	return (size_t)(h ^ (h >> 29));
+}
+
+static int pid_taken(const struct bf_rf *rf, uint32_t pid)
+{
+	if (!rf->pids_cap)
+		return 0;
+	size_t mask = rf->pids_cap - 1;
+	for (size_t j = pid_hash(pid) & mask; rf->pids[j]; j = (j + 1) & mask)
+		if (rf->pids[j] == pid)
+			return 1;
+	return 0;
+}
+
+static int pid_take(struct bf_rf *rf, uint32_t pid)
+{
+	if (pid_taken(rf, pid))
+		return 0;
+	if (2 * (rf->pids_used + 1) > rf->pids_cap) {      /* grown, and the deleted dropped */
+		size_t live = 0;
+		for (size_t i = 0; i < rf->pids_cap; i++)
+			live += rf->pids[i] && rf->pids[i] != PID_GONE;
+		size_t cap = 64;
+		while (cap < 4 * (live + 1))
+			cap *= 2;
+		uint32_t *a = calloc(cap, sizeof(*a));
+		if (!a)
+			return -1;
+		for (size_t i = 0; i < rf->pids_cap; i++) {
+			uint32_t q = rf->pids[i];
+			if (!q || q == PID_GONE)
+				continue;
+			size_t j = pid_hash(q) & (cap - 1);
+			while (a[j])
+				j = (j + 1) & (cap - 1);
+			a[j] = q;
+		}
+		free(rf->pids);
+		rf->pids = a;
+		rf->pids_cap = cap;
+		rf->pids_used = live;
+	}
+	size_t mask = rf->pids_cap - 1, j = pid_hash(pid) & mask;
+	while (rf->pids[j] && rf->pids[j] != PID_GONE)
+		j = (j + 1) & mask;
+	if (!rf->pids[j])
+		rf->pids_used++;
+	rf->pids[j] = pid;
+	return 0;
+}
+
+static void pid_free(struct bf_rf *rf, uint32_t pid)
+{
+	if (!rf->pids_cap)
+		return;
+	size_t mask = rf->pids_cap - 1;
+	for (size_t j = pid_hash(pid) & mask; rf->pids[j]; j = (j + 1) & mask)
+		if (rf->pids[j] == pid) {
+			rf->pids[j] = PID_GONE;
+			return;
+		}
+}
+
+int bf_rf_pids(struct bf_rf *rf, const uint32_t *pids, size_t n, int taken)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (!pids[i] || pids[i] == PID_GONE)
+			continue;     /* (never a child's pid) */
+		if (!taken)
+			pid_free(rf, pids[i]);
+		else if (pid_take(rf, pids[i]) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 /* ---- what Python learns ---- */
 
 static int note_proc(struct bf_rf *rf, struct rf_proc *p)
@@ -464,6 +633,8 @@ static int note_fd(struct bf_rf *rf, uint32_t pid, int64_t fd, int32_t ref, int 
 		size_t mask = rf->fdslots_cap - 1;
 		for (size_t j = rf_hash(&key, 8, 1) & mask; rf->fdslots[j].key; j = (j + 1) & mask)
 			if (rf->fdslots[j].key == key) {
+				if ((size_t)rf->fdslots[j].at < rf->fd_floor)
+					break;    /* a row came between: a change of its own */
 				struct bf_rf_fd *f = &rf->fds[rf->fdslots[j].at];
 				f->ref = ref;
 				f->cloexec = cloexec;
@@ -561,11 +732,15 @@ static long take_back(void *out, void *arr, size_t *n, size_t max, size_t size)
 	return (long)k;
 }
 
+static long take_front(void *out, void *arr, size_t *n, size_t max, size_t size);
+
 long bf_rf_sync_fds(struct bf_rf *rf, struct bf_rf_fd *out, size_t max)
 {
-	long n = take_back(out, rf->fds, &rf->n_fds, max, sizeof(*out));
+	/* in order: a row's (bf_rf_logged.fds) come before it, the others after */
+	long n = take_front(out, rf->fds, &rf->n_fds, max, sizeof(*out));
 	if (!n)
 		return 0;
+	rf->fd_floor = rf->fd_floor > (size_t)n ? rf->fd_floor - (size_t)n : 0;
 	if (!rf->n_fds && rf->fdslots_cap)
 		memset(rf->fdslots, 0, rf->fdslots_cap * sizeof(*rf->fdslots));
 	else if (n) {              /* (a partial take: the rest keyed anew) */
@@ -652,14 +827,82 @@ static int key_room(struct bf_rf *rf, size_t klen)
 	return 0;
 }
 
+/* model.normalize of `path` (absolute) or of p's cwd + "/" + `path`: the
+ * path the interpreter resolves it to, in rf->norm; its length, or -1. */
+static long resolve(struct bf_rf *rf, const struct rf_proc *p, const char *path, size_t plen)
+{
+	size_t raw = path[0] == '/' ? plen : p->cwd_len + 1 + plen;
+	if (2 * raw + 2 > rf->norm_cap) {
+		char *a = realloc(rf->norm, 2 * raw + 2);
+		if (!a)
+			return -1;
+		rf->norm = a;
+		rf->norm_cap = 2 * raw + 2;
+	}
+	char *out = rf->norm, *src = rf->norm + raw + 1;
+	if (path[0] == '/') {
+		memcpy(src, path, plen);
+	} else {
+		memcpy(src, p->cwd, p->cwd_len);
+		src[p->cwd_len] = '/';
+		memcpy(src + p->cwd_len + 1, path, plen);
+	}
+	size_t n = 0;
+	for (size_t i = 0; i < raw;) {     /* empty and "." components dropped, ".." kept */
+		while (i < raw && src[i] == '/')
+			i++;
+		size_t from = i;
+		while (i < raw && src[i] != '/')
+			i++;
+		if (i == from || (i - from == 1 && src[from] == '.'))
+			continue;
+		out[n++] = '/';
+		memcpy(out + n, src + from, i - from);
+		n += i - from;
+	}
+	if (!n)
+		out[n++] = '/';
+	return (long)n;
+}
+
+static int log_record(struct bf_rf *rf, size_t off, uint64_t idx, int32_t target)
+{
+	if (grow((void **)&rf->log, &rf->cap_log, rf->n_log + 1, sizeof(*rf->log)) < 0)
+		return -1;
+	struct bf_rf_logged *l = &rf->log[rf->n_log++];
+	l->offset = off;
+	l->idx = idx;
+	l->target = target;
+	l->fds = (uint32_t)rf->n_fds;
+	if (target == BF_RF_ROW)
+		rf->fd_floor = rf->n_fds;   /* a later change of an fd is not the same change */
+	return 0;
+}
+
+/* missing-dependency's open searches of p after a lookup of `name` that
+ * returned `ret` (as MissingDependency._lookup leaves them). */
+static int mirror_lookup(struct bf_rf *rf, struct rf_proc *p, int64_t ret,
+                         const char *name, size_t name_len)
+{
+	if (!(rf->rules & BF_RF_MISSING))
+		return 0;
+	if (ret == -ENOENT)
+		return name_len ? pending_add(p, name, name_len) : 0;
+	long at;
+	if (ret >= 0 && p->names_len && (at = pending_at(p, name, name_len)) >= 0)
+		pending_drop(p, at, name_len);
+	return 0;
+}
+
 int bf_rf_feed(struct bf_rf *rf, const char *buf, size_t len, struct bf_rf_run *run)
 {
 	size_t off = run->offset;
 	uint64_t idx = run->idx, until_check = run->until_check;
 	const unsigned rules = rf->rules;
 	const int hot = (rules & BF_RF_HOTSPOT) != 0;
+	const uint64_t run_no = ++rf->run_no;
 	run->reason = BF_RF_END;
-	run->opens = run->stats = run->closes = 0;
+	run->opens = run->stats = run->closes = run->rows = 0;
 	while (off < len) {
 		const char *raw = buf + off;
 		uint64_t ts;
@@ -687,21 +930,67 @@ int bf_rf_feed(struct bf_rf *rf, const char *buf, size_t len, struct bf_rf_run *
 		LOAD(ret, ret);
 		LOAD(arg0, arg0);
 		if (kind == BF_FD && call == BF_SYS_CLOSE) {
-			if (arg0 < INT32_MIN || arg0 > INT32_MAX)
-				goto stop;    /* not an fd: the reference says what it does */
+			if (arg0 < INT32_MIN || arg0 > INT32_MAX || (p->flags & RF_NEW))
+				goto stop;    /* not an fd, or its process's first record */
 			if ((ret == 0 || ret == -EINTR) && note_fd(rf, pid, arg0, -1, 0) < 0)
 				return -1;
 			run->closes++;
 			goto next;
 		}
-		if (kind != BF_OPEN && kind != BF_STAT)
-			goto stop;
 		LOAD(tid, tid);
 		LOAD(trunc, trunc);
-		if (tid != pid || trunc || path_len < 2 || (kind == BF_OPEN && call == BF_SYS_CREAT))
-			goto stop;
+		if (tid != pid)
+			goto stop;            /* a thread's: Python's */
 		const char *path = raw + BF_HEADER_SIZE;
-		size_t plen = path_len - 1u;
+		size_t plen = path_len ? path_len - 1u : 0;
+		/* Process events are rows: the interpreter and the rules see them
+		 * in order (Python, from the log); here only what later records
+		 * need is mirrored. */
+		if (kind == BF_FORK) {
+			if (ret > 0) {
+				if ((arg0 & BF_CLONE_THREAD) || ret > (int64_t)PID_GONE - 1 ||
+				    run->deadline != UINT64_MAX)
+					goto stop;    /* a thread; a held process may be the child */
+				uint32_t child = (uint32_t)ret;
+				if (proc_get(rf, child) || pid_taken(rf, child))
+					goto stop;    /* a pid Python still holds a process of */
+				if (bf_rf_set_proc(rf, child, p->cwd, p->cwd ? (int64_t)p->cwd_len : -1,
+				                   NULL, 0) < 0 || pid_take(rf, child) < 0)
+					return -1;
+				proc_get(rf, child)->flags |= RF_NEW;
+			}
+			goto row;
+		}
+		if (kind == BF_EXEC) {
+			if (trunc || path_len < 2)
+				goto stop;
+			if ((rules & BF_RF_MISSING) && (ret == -ENOENT || (ret >= 0 && p->names_len))) {
+				LOAD(dirfd, dirfd);
+				if (path[0] != '/' && (!p->cwd || dirfd != BF_AT_FDCWD))
+					goto stop;    /* resolved against an fd: Python's */
+				long n = resolve(rf, p, path, plen);
+				if (n < 0)
+					return -1;
+				const char *slash = memrchr(rf->norm, '/', (size_t)n);
+				size_t from = (size_t)(slash - rf->norm) + 1;
+				if (mirror_lookup(rf, p, ret, rf->norm + from, (size_t)n - from) < 0)
+					return -1;
+			}
+			goto row;
+		}
+		if (kind == BF_EXIT) {
+			if (log_record(rf, off, idx++, BF_RF_ROW) < 0)
+				return -1;
+			run->rows++;
+			bf_rf_drop_proc(rf, pid);     /* its records after this: Python's */
+			goto next;
+		}
+		if (kind == BF_WAIT)
+			goto row;
+		if (kind != BF_OPEN && kind != BF_STAT)
+			goto stop;
+		if (trunc || path_len < 2 || (kind == BF_OPEN && call == BF_SYS_CREAT))
+			goto stop;
 		size_t klen;
 		if (path[0] == '/') {
 			klen = 1 + plen;
@@ -722,15 +1011,58 @@ int bf_rf_feed(struct bf_rf *rf, const char *buf, size_t len, struct bf_rf_run *
 			memcpy(rf->key + 5, p->cwd, p->cwd_len);
 			memcpy(rf->key + 5 + p->cwd_len, path, plen);
 		}
-		const struct rf_path *ps = path_get(rf, rf->key, klen);
-		if (!ps)
-			goto stop;
 		unsigned access = BF_RF_A_STAT;
 		if (kind == BF_OPEN) {
 			unsigned a = flags_get(rf, arg0);
 			if (!a || ret > INT32_MAX)
 				goto stop;
 			access = a - 1;
+		}
+		const struct rf_path *ps = path_get(rf, rf->key, klen);
+		if (ps && ps->target == RF_UNLEARNT)
+			goto stop;            /* a key a row of this call had: Python learns it first */
+		if (!ps || (p->flags & RF_NEW)) {
+			/* A path Python has not resolved by this key (or the first
+			 * record of a process forked here): a row.  Its resolved path
+			 * says which target it is, if any. */
+			const char *name = NULL;
+			size_t name_len = 0;
+			int32_t id = ps ? ps->target : -1;
+			if (!ps) {
+				long n = resolve(rf, p, path, plen);
+				if (n < 0)
+					return -1;
+				id = target_of_path(rf, rf->norm, (size_t)n);
+				const char *slash = memrchr(rf->norm, '/', (size_t)n);
+				name = slash + 1;
+				name_len = (size_t)n - (size_t)(slash + 1 - rf->norm);
+			}
+			struct rf_target *t = id >= 0 ? &rf->targets[id] : NULL;
+			if (t) {
+				name = t->name;
+				name_len = t->name_len;
+			}
+			if (hot && (until_check <= 1 || (t && t->pend)))
+				goto stop;    /* a check; or its probes here must reach Python first */
+			if (mirror_lookup(rf, p, ret, name, name_len) < 0)
+				return -1;
+			if (t) {
+				if (ret >= 0 && (access & BF_RF_A_WRITES) && (t->flags & BF_RF_T_WATCHED))
+					t->flags |= BF_RF_T_WRITTEN;
+				t->rowed = run_no;
+				if (hot) {
+					if (t->n && !(t->flags & BF_RF_T_TRACKED) && t->n + 1 >= rf->track_from)
+						t->flags |= BF_RF_T_TRACKED;
+					t->n++;
+				}
+			}
+			if (hot)
+				until_check--;
+			/* the same key again is a stop: Python tells its target first
+			 * (a new path is often probed again and again) */
+			if (!ps && put_path(rf, rf->key, klen, -1, RF_UNLEARNT) < 0)
+				return -1;
+			goto row;
 		}
 		/* What a rule must see one by one is logged for Python: a miss
 		 * (and the lookup that ends a search), a write, a read of a
@@ -758,18 +1090,18 @@ int bf_rf_feed(struct bf_rf *rf, const char *buf, size_t len, struct bf_rf_run *
 				 * it would be out of order */
 				if (t->pend)
 					goto stop;
-			} else if (!t->n ||
+			} else if (!t->n || t->rowed == run_no ||
 			           (!(t->flags & BF_RF_T_TRACKED) && t->n + 1 >= rf->track_from)) {
-				goto stop;    /* its entry, its first counted prober */
+				/* its entry, its first counted prober; or a probe
+				 * after one Python makes from this call's log (a count
+				 * taken before that probe would be out of order) */
+				goto stop;
 			}
 		}
 		if (logged) {
-			if (grow((void **)&rf->log, &rf->cap_log, rf->n_log + 1, sizeof(*rf->log)) < 0)
+			if (log_record(rf, off, idx, ps->target) < 0)
 				return -1;
-			rf->log[rf->n_log].offset = off;
-			rf->log[rf->n_log].idx = idx;
-			rf->log[rf->n_log].target = ps->target;
-			rf->n_log++;
+			t->rowed = run_no;
 			if (ret == -ENOENT && t->name_len && pending_add(p, t->name, t->name_len) < 0)
 				return -1;
 			if (found >= 0)
@@ -801,6 +1133,13 @@ int bf_rf_feed(struct bf_rf *rf, const char *buf, size_t len, struct bf_rf_run *
 		p->last = idx++;
 		if (note_proc(rf, p) < 0)
 			return -1;
+		goto next;
+row:
+		/* the interpreter's, from the log, with the fd changes before it */
+		if (log_record(rf, off, idx++, BF_RF_ROW) < 0)
+			return -1;
+		p->flags &= ~RF_NEW;
+		run->rows++;
 next:
 		run->last_ts = ts;
 		off += rf_align8(size);
@@ -848,7 +1187,8 @@ static int surely_python(const struct bf_rf *rf, const char *raw)
 	LOAD(call, call);
 	if (kind == BF_FD)
 		return call != BF_SYS_CLOSE;
-	if (kind != BF_OPEN && kind != BF_STAT)
+	if (kind != BF_OPEN && kind != BF_STAT && kind != BF_FORK && kind != BF_EXEC &&
+	    kind != BF_EXIT && kind != BF_WAIT)
 		return 1;
 	LOAD(pid, pid);
 	LOAD(tid, tid);

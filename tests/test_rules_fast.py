@@ -194,17 +194,20 @@ def test_the_c_path_takes_the_hot_records_of_a_build():
     b.wait(50, 60)
     assert len(b.events) == 47
     fast, engine = same(b.events, [], False, pauses=False)
-    # Python takes 9: the fork, the exec, the first stat of a.h (its entry
-    # in hot-spot, its key), the first open (its flags), the two misses
-    # and the write (new paths), the exit, the wait.  C takes the 29 other
-    # stats, 4 opens, 5 closes; the misses' and write's rules see them.
-    assert fast.fast.records == 38
+    # Python takes 10.  C stops at 5: the fork and the exec (the root,
+    # then its child, not known to C yet), the second stat of a.h (its key
+    # was new in this call: Python tells its target first), the first open
+    # and the write (their flags).  5 are rows, records C logs for the
+    # interpreter without stopping: the first stat of a.h (a new key), the
+    # two misses (new keys), the exit, the wait.  C counts the 28 other
+    # stats, 4 opens, 5 closes.
+    assert (fast.fast.records, fast.fast.rows) == (37, 5)
     assert [s.name for s in engine.symptoms()] == ["missing-dependency"]
     fast, engine = same(b.events, [], True, pauses=False)
-    # With hot-spot's small bounds, C also stops at its first counted
-    # prober (the second stat) and before each check (every 7th probe: 5
-    # of the 37 probes after the first).
-    assert fast.fast.records == 38 - 1 - 5
+    # With hot-spot's small bounds, C also stops before each check (every
+    # 7th probe: 5 of the 37 probes after the first); its first counted
+    # prober, the second stat, is a stop already.
+    assert (fast.fast.records, fast.fast.rows) == (37 - 5, 5)
     assert [s.name for s in engine.symptoms()] == ["missing-dependency",
                                                    "hot-spot"]
 
@@ -245,21 +248,25 @@ def test_stat_loop_counts(tmp_path):
         assert engine.primitives == n + n // 100 + 2
         assert [(s.name, s.data["count"]) for s in symptoms] == [("hot-spot", n)]
     assert results[True] == results[False]
-    # What C took, exactly: all but the exec and the exit, the first open
-    # and the first stat (new keys), the probe of each of the 5 checks
-    # (every 10000 probes of 50500): 9 records.  With discard on, hot-spot
-    # also counts each path's probers from its 100th probe (min_count/10):
-    # C stops there too, on the 100th stat; the 100th open is also the
-    # 10000th probe (each 100 loops: 1 open, 100 stats), a check: 10 records.
+    # What C counted, exactly: all but the exec (the root, not known to C
+    # yet) and the first open (its flags), where C stops; the first stat
+    # (a new key) and the exit, rows C logs for the interpreter; the second
+    # stat (a stop: Python tells the new key's target first); the probe of
+    # each of the 5 checks (every 10000 probes of 50500): 10 records, 2 of
+    # them rows.  With discard on, hot-spot also counts each path's probers
+    # from its 100th probe (min_count/10): C stops there too, on the 100th
+    # stat; the 100th open is also the 10000th probe (each 100 loops: 1
+    # open, 100 stats), a check: 11 records.
     from agent.capture.journal import read_journal
-    for config, python_takes in ((built_in_config(), 9),
-                                 ({"rules": {"hot-spot": {"discard": True}}}, 10)):
+    for config, python_takes in ((built_in_config(), 10),
+                                 ({"rules": {"hot-spot": {"discard": True}}}, 11)):
         jr = read_journal(str(journal))
         runner = RuleRunner(activate(config), jr.run, native=True)
         for batch in jr.by_batch:
             runner.feed_batch(batch, whole=True)
         runner.finish()
         assert runner.fast.records == len(events) - python_takes
+        assert runner.fast.rows == 2
 
 
 def test_c_pauses_where_it_does_not_pay_and_not_on_small_batches_it_takes_whole():
@@ -277,9 +284,11 @@ def test_c_pauses_where_it_does_not_pay_and_not_on_small_batches_it_takes_whole(
     b.exit(60, 0)
     b.wait(50, 60)
     fast, _engine = same(b.events, [], False)
-    # C took the 4 stats after the first, between stops: fewer than
-    # STOPS_WORTH a stop
-    assert fast.fast.records == 4 and fast.fast.paused
+    # C counted the 3 stats after the second (the first is a row, the
+    # second a stop: its key was new in this call), between stops (at the
+    # fork and the exec, the second stat, the write's new flags): fewer
+    # than STOPS_WORTH a stop
+    assert fast.fast.records == 3 and fast.fast.paused
 
     b = Builder()
     b.comm[50] = "loop"
@@ -290,13 +299,14 @@ def test_c_pauses_where_it_does_not_pay_and_not_on_small_batches_it_takes_whole(
     first, small = 200, 4
     cuts = list(range(first, len(b.events), small))
     fast, _engine = same(b.events, cuts, False)
-    # The first batch: C stops at the exec and the first stat (hot-spot's
-    # entry; without a DISCARD it counts no probers, so the 100th stat is
-    # no stop), taking the other 198 stats of it.  Then 25 batches of 4
-    # stats C takes whole, and the last: 1 stat and the exit, where C stops
-    # (and, having taken 1 record for that stop, pauses: nothing follows).
+    # The first batch: C stops at the exec and at the second stat (the
+    # first, a new key, is a row: Python tells C its target before C counts
+    # it; without a DISCARD hot-spot counts no probers, so the 100th stat
+    # is no stop), counting the other 197 stats of it.  Then 25 batches of
+    # 4 stats C takes whole, and the last: 1 stat and the exit (a row).
     assert len(b.events) == 302 and len(cuts) == 26
-    assert fast.fast.records == 198 + 25 * 4 + 1
+    assert fast.fast.records == 197 + 25 * 4 + 1 and fast.fast.rows == 2
+    assert not fast.fast.paused
 
 
 def test_the_reference_is_chosen_by_the_environment(monkeypatch):

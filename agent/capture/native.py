@@ -217,7 +217,7 @@ class RulesFast:
     _PROBES = struct.Struct("=i4xQQ")       # struct bf_rf_probes
     _EVIDENCE = struct.Struct("=i4xQ")      # struct bf_rf_evidence
     _MAKER = struct.Struct("=i4xQQ")        # struct bf_rf_maker
-    _LOGGED = struct.Struct("=QQi4x")       # struct bf_rf_logged
+    _LOGGED = struct.Struct("=QQiI")        # struct bf_rf_logged
 
     def __init__(self):
         if lib is None:
@@ -247,7 +247,7 @@ class RulesFast:
             lib.BF_RF_A_STAT)
         self.T_WRITTEN, self.T_TRACKED, self.T_WATCHED = (
             lib.BF_RF_T_WRITTEN, lib.BF_RF_T_TRACKED, lib.BF_RF_T_WATCHED)
-        self.END, self.OTHER = lib.BF_RF_END, lib.BF_RF_OTHER
+        self.END, self.OTHER, self.ROW = lib.BF_RF_END, lib.BF_RF_OTHER, lib.BF_RF_ROW
 
     def rules(self, which, track_from, min_n):
         lib.bf_rf_rules(self._rf, which, track_from, min_n)
@@ -275,6 +275,14 @@ class RulesFast:
 
     def drop_proc(self, pid):
         _check(lib.bf_rf_drop_proc(self._rf, pid), f"bf_rf_drop_proc({pid})")
+
+    def pids(self, pids, taken=True):
+        """The interpreter holds (taken) or no longer holds a process of each
+        of `pids`: C forks no child with such a pid."""
+        pids = list(pids)
+        if pids:
+            _check(lib.bf_rf_pids(self._rf, ffi.new("uint32_t[]", pids), len(pids),
+                                  1 if taken else 0), "bf_rf_pids")
 
     def feed(self, buf: bytes, offset, idx, deadline, until_check):
         """Handles the records of `buf` from `offset` on until one it cannot;
@@ -304,7 +312,8 @@ class RulesFast:
         return self._drain(lib.bf_rf_sync_procs, self._lasts, self._LAST)
 
     def fd_changes(self):
-        """[(pid, ref id or -1: no entry, fd, cloexec)] since the last call, the last per fd."""
+        """[(pid, ref id or -1: no entry, fd, cloexec)] since the last call, in
+        order, the last per fd between two rows (see log())."""
         return self._drain(lib.bf_rf_sync_fds, self._fds, self._FD)
 
     def probes(self):
@@ -312,7 +321,9 @@ class RulesFast:
         return self._drain(lib.bf_rf_sync_targets, self._probes, self._PROBES)
 
     def log(self):
-        """[(offset in the batch, event index, target)]: records the rules must see, in order."""
+        """[(offset in the batch, event index, target, fd changes before it)]:
+        records the rules must see, in order; target ROW: a row, a record
+        for the interpreter, after the fd changes before it."""
         return self._drain(lib.bf_rf_sync_log, self._log, self._LOGGED)
 
     def evidence(self):

@@ -28,7 +28,7 @@ import struct
 import types
 
 from .. import abi
-from ..events import AT_FDCWD, HEADER, SIZE_FIELD, SIZE_OFFSET, Call, Kind, decode_records
+from ..events import AT_FDCWD, HEADER, SIZE_FIELD, SIZE_OFFSET, Call, Kind, decode, decode_records
 from ..graph.model import OPEN_ACCESS, STAT, Interpreter, open_access
 from ..openflags import O_CLOEXEC, O_TMPFILE
 from .builtin import WRITES, READS, Collision, Dataflow, HotSpot, MissingDependency
@@ -41,8 +41,8 @@ NATIVE_ENV = "BATCHFLOW_RULES"
 STOPS_WORTH = 16          # records C must take per stop to go on (a stop costs about that)
 PAUSE_MAX = 64            # batches through Python alone, at most, before C is tried again
 TRIAL_STOPS = 64          # stops after which a batch's C is judged (and may give up)
-K_OPEN, K_STAT, K_FD, K_FORK, K_WAIT = (int(k) for k in (
-    Kind.OPEN, Kind.STAT, Kind.FD, Kind.FORK, Kind.WAIT))
+K_OPEN, K_STAT, K_FD, K_FORK, K_EXIT, K_WAIT = (int(k) for k in (
+    Kind.OPEN, Kind.STAT, Kind.FD, Kind.FORK, Kind.EXIT, Kind.WAIT))
 C_CREAT = int(Call.CREAT)
 _U32 = struct.Struct("=I")
 _PID = struct.Struct("=I")
@@ -93,13 +93,25 @@ class NotingSink(PrimitiveSink):
 
 
 class NotingInterpreter(Interpreter):
-    """The interpreter, telling `on_evict` when it forgets cached paths."""
-    on_evict = None
+    """The interpreter, telling `on_evict` when it forgets cached paths, and
+    `on_pid` when it takes or lets go of a pid (C forks no child with a pid
+    the interpreter holds a process of)."""
+    on_evict = on_pid = None
 
     def _evict(self):
         super()._evict()
         if self.on_evict is not None:
             self.on_evict()
+
+    def _new_proc(self, proc):
+        super()._new_proc(proc)
+        if self.on_pid is not None:
+            self.on_pid(proc.pid, True)
+
+    def _joined(self, child, parent, exit_idx, wait_idx):
+        super()._joined(child, parent, exit_idx, wait_idx)
+        if self.on_pid is not None and child.pid not in self.procs:
+            self.on_pid(child.pid, False)
 
 
 class FastPath:
@@ -115,6 +127,7 @@ class FastPath:
         self.hs = rules.get(HotSpot)
         self._fresh()
         self.records = 0          # records C handled (opens, stats, closes)
+        self.rows = 0             # records C logged for the interpreter (see _logged)
         self.calls = 0
         self.rest = self.pause = 0  # batches left for Python alone; the last pause
         self.worth = STOPS_WORTH  # (0: C never pauses)
@@ -122,6 +135,8 @@ class FastPath:
         self.pending = False      # hot-spot counts in C that sync_counts has not taken yet
         self.lasts_pending = False  # and processes' last events
         self.interp.on_evict = self._evicted
+        self.interp.on_pid = self._pid
+        self.in_rows = self.refs_stale = False
         # The readers of opens and stats, for the records C logs; the
         # engine's own call hot-spot through _probe, which takes C's counts
         # first when the probe needs them.
@@ -153,6 +168,10 @@ class FastPath:
         self.access_of = {}       # open flag word -> its access (what a Primitive says)
         self.comms = {}           # raw comm -> str, for the records C logs
         self.c_procs = {}         # pid -> what C was told of it (Proc, cwd, open searches)
+        # the pids the interpreter holds a process of, as C knows them;
+        # what changed since, told before C's next call
+        c.pids(self.interp.procs)
+        self.pids_changed = {}
 
     # --- feeding ------------------------------------------------------------
 
@@ -203,6 +222,8 @@ class FastPath:
         off, end = 0, len(batch)
         no_deadline = c.NO_DEADLINE
         while off < end:
+            if self.pids_changed:
+                self._tell_pids()
             run = c.feed(batch, off, interp.idx, interp.next_deadline if interp.held
                          else no_deadline, hs.until_check if hs is not None else 0)
             self.calls += 1
@@ -259,6 +280,11 @@ class FastPath:
         """Events through the interpreter and the rules (the reference), then
         what they changed of the processes and paths C knows, to C."""
         self.source.feed(events)
+        self._told(events)
+
+    def _told(self, events):
+        """What `events` (handled by the interpreter) changed of the
+        processes and paths C knows, to C."""
         pids = set()
         for ev in events:
             pids.add(ev.pid)
@@ -294,18 +320,13 @@ class FastPath:
         kcount[K_STAT] += stats
         kcount[K_FD] += run.closes
         self.engine.primitives += opens + stats
-        if run.pending_fds:
-            procs, refs = interp.procs, self.refs
-            for pid, ref, fd, cloexec in self.c.fd_changes():
-                fds = procs[pid].fds
-                if ref < 0:
-                    fds.pop(fd, None)
-                else:
-                    fds[fd] = (refs[ref].res, bool(cloexec))
+        fds = self.c.fd_changes() if run.pending_fds else ()
         if opens and self.col is not None and run.max_open_ts > self.col.last_ts:
             self.col.last_ts = run.max_open_ts
         if run.pending_log:
-            self._logged(self.c.log(), batch)
+            self._logged(self.c.log(), batch, fds, run)
+        elif fds:
+            self._fd_changes(fds, 0, len(fds))
         if self.hs is not None:
             self.hs.until_check = run.until_check
         self.pending = self.lasts_pending = True
@@ -352,16 +373,48 @@ class FastPath:
             self.sync_counts(lasts=False)
         self.hs.on_primitive(p)
 
-    def _logged(self, rows, batch):
+    def _fd_changes(self, fds, start, stop):
+        """C's fd table changes fds[start:stop], in order."""
+        procs, refs = self.interp.procs, self.refs
+        for i in range(start, stop):
+            pid, ref, fd, cloexec = fds[i]
+            table = procs[pid].fds
+            if ref < 0:
+                table.pop(fd, None)
+            else:
+                table[fd] = (refs[ref].res, bool(cloexec))
+
+    def _logged(self, rows, batch, fds, run):
         """The records C handled that rules must see one by one (a miss, a
         write, a read of a written path, a lookup ending a search): their
         Primitives, to every reader of their kind, in order (before the
-        probes C counted after them)."""
+        probes C counted after them).  And the rows: records C neither
+        counts nor stops at (process events; an open or stat of a path C
+        has no key of; a new process's first record), through the
+        interpreter and the rules as Python alone would, each after the fd
+        table changes C made before it; then what they changed, to C."""
+        interp = self.interp
         unpack = HEADER.unpack_from
-        procs, paths, readers = self.interp.procs, self.target_paths, self.readers
+        procs, paths, readers = interp.procs, self.target_paths, self.readers
         comms, access_of = self.comms, self.access_of
         md_logs = self.md is not None
-        for off, idx, tid in rows:
+        done = 0                  # fds applied
+        handled = []              # the rows' events
+        ROW = self.c.ROW
+        for off, idx, tid, nfd in rows:
+            if tid == ROW:
+                if nfd > done:
+                    self._fd_changes(fds, done, nfd)
+                    done = nfd
+                ev = decode(batch, off)[0]
+                interp.idx = idx
+                self.in_rows = True
+                try:
+                    interp._handle(ev, procs[ev.pid])
+                finally:
+                    self.in_rows = False
+                handled.append(ev)
+                continue
             (ts, pid, tid_, _ppid, _uid, ret, arg0, _arg1, _dirfd, _size, kind, call,
              _pl, _al, _argc, _trunc, _slot, _pad, raw_comm) = unpack(batch, off)
             comm = comms.get(raw_comm)
@@ -378,6 +431,24 @@ class FastPath:
             if md_logs:
                 # C changed its open searches too: what Python told it is stale
                 self.c_procs[pid] = ()
+        if done < len(fds):
+            self._fd_changes(fds, done, len(fds))
+        if handled:
+            self.sink.flush()
+            self.rows += len(handled)
+            self.engine.primitives += len(handled)
+            interp.idx = run.idx
+            interp.last_ts = run.last_ts
+            if self.refs_stale:           # the cache was evicted amid the rows
+                self.refs_stale = False
+                self.refs.clear()
+            c_procs = self.c_procs
+            for ev in handled:
+                if ev.kind == K_FORK and ev.ret > 0:
+                    c_procs[ev.ret] = ()      # C took the child in (its state: C's)
+                elif ev.kind == K_EXIT:
+                    c_procs.pop(ev.pid, None)  # and let go of the process that ended
+            self._told(handled)
 
     # --- what Python did, to C ------------------------------------------------
 
@@ -462,6 +533,20 @@ class FastPath:
 
     def _evicted(self):
         # C's keys mirror the interpreter's cache: what it forgot, C forgets
+        # (the refs once C's fd changes naming them are all applied)
         self.c.clear_paths()
         self.keys.clear()
-        self.refs.clear()
+        if self.in_rows:
+            self.refs_stale = True
+        else:
+            self.refs.clear()
+
+    def _pid(self, pid, taken):
+        if not self.paused:               # (C is made anew at _resume)
+            self.pids_changed[pid] = taken
+
+    def _tell_pids(self):
+        changed = self.pids_changed
+        self.c.pids([p for p, t in changed.items() if t], True)
+        self.c.pids([p for p, t in changed.items() if not t], False)
+        changed.clear()
