@@ -247,8 +247,9 @@ struct bf_rf_probes {      /* hot-spot probes of a target made here */
 
 struct bf_rf_logged {      /* a record handled here that the rules must see: Python builds it */
     uint64_t offset, idx;          /* in the batch fed; its event index */
-    int32_t target;                /* BF_RF_ROW: a row, the interpreter's (see rules_fast.c) */
+    int32_t target;                /* BF_RF_ROW: rows, the interpreter's (see rules_fast.c) */
     uint32_t fds;                  /* the fd changes (bf_rf_sync_fds, in order) made before it */
+    uint64_t end;                  /* rows: where the span of rows next to each other ends */
 };
 
 struct bf_rf_evidence {    /* a probe of a path that has fewer than min_n: its index */

@@ -45,6 +45,7 @@ struct rf_path {
 	char *key;             /* NULL: empty slot */
 	uint32_t klen;
 	int32_t ref, target;
+	uint64_t run;          /* RF_UNLEARNT: the feed call that last met it */
 };
 
 /* ---- processes, chained by pid ---- */
@@ -326,6 +327,7 @@ static int put_path(struct bf_rf *rf, const char *key, size_t klen, int32_t ref,
 	}
 	s->ref = ref;
 	s->target = target;
+	s->run = rf->run_no;
 	return 0;
 }
 
@@ -865,8 +867,18 @@ static long resolve(struct bf_rf *rf, const struct rf_proc *p, const char *path,
 	return (long)n;
 }
 
-static int log_record(struct bf_rf *rf, size_t off, uint64_t idx, int32_t target)
+/* Logs the record at `off` (`size` bytes, aligned): rows next to each
+ * other make one span, which Python decodes and feeds in one go. */
+static int log_record(struct bf_rf *rf, size_t off, size_t size, uint64_t idx, int32_t target)
 {
+	if (target == BF_RF_ROW) {
+		rf->fd_floor = rf->n_fds;   /* a later change of an fd is not the same change */
+		struct bf_rf_logged *prev = rf->n_log ? &rf->log[rf->n_log - 1] : NULL;
+		if (prev && prev->target == BF_RF_ROW && prev->end == off) {
+			prev->end = off + size;   /* (no record between: no fd change either) */
+			return 0;
+		}
+	}
 	if (grow((void **)&rf->log, &rf->cap_log, rf->n_log + 1, sizeof(*rf->log)) < 0)
 		return -1;
 	struct bf_rf_logged *l = &rf->log[rf->n_log++];
@@ -874,8 +886,7 @@ static int log_record(struct bf_rf *rf, size_t off, uint64_t idx, int32_t target
 	l->idx = idx;
 	l->target = target;
 	l->fds = (uint32_t)rf->n_fds;
-	if (target == BF_RF_ROW)
-		rf->fd_floor = rf->n_fds;   /* a later change of an fd is not the same change */
+	l->end = off + size;
 	return 0;
 }
 
@@ -979,7 +990,7 @@ int bf_rf_feed(struct bf_rf *rf, const char *buf, size_t len, struct bf_rf_run *
 			goto row;
 		}
 		if (kind == BF_EXIT) {
-			if (log_record(rf, off, idx++, BF_RF_ROW) < 0)
+			if (log_record(rf, off, rf_align8(size), idx++, BF_RF_ROW) < 0)
 				return -1;
 			run->rows++;
 			bf_rf_drop_proc(rf, pid);     /* its records after this: Python's */
@@ -987,6 +998,24 @@ int bf_rf_feed(struct bf_rf *rf, const char *buf, size_t len, struct bf_rf_run *
 		}
 		if (kind == BF_WAIT)
 			goto row;
+		if (kind == BF_CHDIR) {
+			if (call != BF_SYS_CHDIR || trunc || path_len < 2)
+				goto stop;    /* fchdir: the fd table's */
+			if (ret == 0) {   /* the interpreter's new cwd: the path, resolved */
+				LOAD(dirfd, dirfd);
+				if (path[0] != '/' && (!p->cwd || dirfd != BF_AT_FDCWD))
+					goto stop;
+				long n = resolve(rf, p, path, plen);
+				char *cwd = n < 0 ? NULL : malloc((size_t)n);
+				if (!cwd)
+					return -1;
+				memcpy(cwd, rf->norm, (size_t)n);
+				free(p->cwd);
+				p->cwd = cwd;
+				p->cwd_len = (size_t)n;
+			}
+			goto row;
+		}
 		if (kind != BF_OPEN && kind != BF_STAT)
 			goto stop;
 		if (trunc || path_len < 2 || (kind == BF_OPEN && call == BF_SYS_CREAT))
@@ -1019,8 +1048,15 @@ int bf_rf_feed(struct bf_rf *rf, const char *buf, size_t len, struct bf_rf_run *
 			access = a - 1;
 		}
 		const struct rf_path *ps = path_get(rf, rf->key, klen);
-		if (ps && ps->target == RF_UNLEARNT)
-			goto stop;            /* a key a row of this call had: Python learns it first */
+		if (ps && ps->target == RF_UNLEARNT) {
+			/* a key a row had: met again in the same call, a stop
+			 * (Python learns it, and C counts the rest: a loop); in a
+			 * later call, a row again (Python learns it from its second
+			 * row: a path met once, a new object file, costs no key) */
+			if (ps->run == run_no)
+				goto stop;
+			ps = NULL;
+		}
 		if (!ps || (p->flags & RF_NEW)) {
 			/* A path Python has not resolved by this key (or the first
 			 * record of a process forked here): a row.  Its resolved path
@@ -1061,7 +1097,7 @@ int bf_rf_feed(struct bf_rf *rf, const char *buf, size_t len, struct bf_rf_run *
 			/* the same key again is a stop: Python tells its target first
 			 * (a new path is often probed again and again) */
 			if (!ps && put_path(rf, rf->key, klen, -1, RF_UNLEARNT) < 0)
-				return -1;
+				return -1;    /* (or its call is now this one) */
 			goto row;
 		}
 		/* What a rule must see one by one is logged for Python: a miss
@@ -1099,7 +1135,7 @@ int bf_rf_feed(struct bf_rf *rf, const char *buf, size_t len, struct bf_rf_run *
 			}
 		}
 		if (logged) {
-			if (log_record(rf, off, idx, ps->target) < 0)
+			if (log_record(rf, off, rf_align8(size), idx, ps->target) < 0)
 				return -1;
 			t->rowed = run_no;
 			if (ret == -ENOENT && t->name_len && pending_add(p, t->name, t->name_len) < 0)
@@ -1136,7 +1172,7 @@ int bf_rf_feed(struct bf_rf *rf, const char *buf, size_t len, struct bf_rf_run *
 		goto next;
 row:
 		/* the interpreter's, from the log, with the fd changes before it */
-		if (log_record(rf, off, idx++, BF_RF_ROW) < 0)
+		if (log_record(rf, off, rf_align8(size), idx++, BF_RF_ROW) < 0)
 			return -1;
 		p->flags &= ~RF_NEW;
 		run->rows++;
@@ -1187,6 +1223,8 @@ static int surely_python(const struct bf_rf *rf, const char *raw)
 	LOAD(call, call);
 	if (kind == BF_FD)
 		return call != BF_SYS_CLOSE;
+	if (kind == BF_CHDIR)
+		return call != BF_SYS_CHDIR;
 	if (kind != BF_OPEN && kind != BF_STAT && kind != BF_FORK && kind != BF_EXEC &&
 	    kind != BF_EXIT && kind != BF_WAIT)
 		return 1;

@@ -217,7 +217,7 @@ class RulesFast:
     _PROBES = struct.Struct("=i4xQQ")       # struct bf_rf_probes
     _EVIDENCE = struct.Struct("=i4xQ")      # struct bf_rf_evidence
     _MAKER = struct.Struct("=i4xQQ")        # struct bf_rf_maker
-    _LOGGED = struct.Struct("=QQiI")        # struct bf_rf_logged
+    _LOGGED = struct.Struct("=QQiIQ")       # struct bf_rf_logged
 
     def __init__(self):
         if lib is None:
@@ -321,9 +321,10 @@ class RulesFast:
         return self._drain(lib.bf_rf_sync_targets, self._probes, self._PROBES)
 
     def log(self):
-        """[(offset in the batch, event index, target, fd changes before it)]:
-        records the rules must see, in order; target ROW: a row, a record
-        for the interpreter, after the fd changes before it."""
+        """[(offset in the batch, event index, target, fd changes before it,
+        end)]: records the rules must see, in order; target ROW: rows,
+        records next to each other up to `end`, for the interpreter, after
+        the fd changes before them."""
         return self._drain(lib.bf_rf_sync_log, self._log, self._LOGGED)
 
     def evidence(self):

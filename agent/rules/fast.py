@@ -28,7 +28,7 @@ import struct
 import types
 
 from .. import abi
-from ..events import AT_FDCWD, HEADER, SIZE_FIELD, SIZE_OFFSET, Call, Kind, decode, decode_records
+from ..events import AT_FDCWD, HEADER, SIZE_FIELD, SIZE_OFFSET, Call, Kind, decode_records
 from ..graph.model import OPEN_ACCESS, STAT, Interpreter, open_access
 from ..openflags import O_CLOEXEC, O_TMPFILE
 from .builtin import WRITES, READS, Collision, Dataflow, HotSpot, MissingDependency
@@ -79,16 +79,20 @@ def rules_of(engine):
 
 
 class NotingSink(PrimitiveSink):
-    """PrimitiveSink that also notes the resolved paths of the opens and
-    stats Python handles: C must hear what the rules now hold of them."""
+    """PrimitiveSink that also notes the opens and stats Python handles: C
+    must hear what the rules now hold of their paths, and learn their keys
+    (the cwd they were resolved against is noted with them: by the time C
+    hears, the process may have moved or ended)."""
 
     def __init__(self, engine):
         super().__init__(engine)
         self.touched = set()
+        self.seen = []            # (event, its process's cwd then, its Ref)
 
     def event(self, idx, ev, proc, prev_idx, ref, access, use, gen):
         if ref is not None and ev.kind <= K_STAT:
             self.touched.add(ref.res.path)
+            self.seen.append((ev, proc.cwd, ref))
         PrimitiveSink.event(self, idx, ev, proc, prev_idx, ref, access, use, gen)
 
 
@@ -161,6 +165,7 @@ class FastPath:
         c.rules(bits, self.hs.track_from if self.hs else 0, MAX_EVIDENCE)
         self.refs = []            # ref id -> Ref (C's key table names them)
         self.keys = set()         # C keys given
+        self.once = set()         # keys rows met once (see _learn)
         self.targets = {}         # resolved path -> target id
         self.target_paths = []    # target id -> resolved path
         self.entries = []         # target id -> hot-spot's entry of it (None: not looked up yet)
@@ -207,6 +212,7 @@ class FastPath:
     def _resume(self):
         del self.sink.event               # NotingSink's again
         self.sink.touched.clear()
+        self.sink.seen.clear()
         self._wrap_probes()
         self.paused = False
         self._fresh()
@@ -291,10 +297,16 @@ class FastPath:
             kind = ev.kind
             if (kind == K_FORK or kind == K_WAIT) and ev.ret > 0:
                 pids.add(ev.ret)
-            elif kind <= K_STAT:
-                self._learn(ev)
+        seen = self.sink.seen
+        if seen:
+            for ev, cwd, ref in seen:
+                self._learn(ev, cwd, ref)
+            seen.clear()
         for pid in pids:
             self._sync_proc(pid)
+        self._sync_touched()
+
+    def _sync_touched(self):
         touched = self.sink.touched
         if touched:
             for path in touched:
@@ -401,19 +413,19 @@ class FastPath:
         done = 0                  # fds applied
         handled = []              # the rows' events
         ROW = self.c.ROW
-        for off, idx, tid, nfd in rows:
+        for off, idx, tid, nfd, end in rows:
             if tid == ROW:
                 if nfd > done:
                     self._fd_changes(fds, done, nfd)
                     done = nfd
-                ev = decode(batch, off)[0]
+                events = decode_records(batch, start=off, stop=end, whole=True)[0]
                 interp.idx = idx
                 self.in_rows = True
                 try:
-                    interp._handle(ev, procs[ev.pid])
+                    self.source.feed(events)
                 finally:
                     self.in_rows = False
-                handled.append(ev)
+                handled += events
                 continue
             (ts, pid, tid_, _ppid, _uid, ret, arg0, _arg1, _dirfd, _size, kind, call,
              _pl, _al, _argc, _trunc, _slot, _pad, raw_comm) = unpack(batch, off)
@@ -434,21 +446,29 @@ class FastPath:
         if done < len(fds):
             self._fd_changes(fds, done, len(fds))
         if handled:
-            self.sink.flush()
             self.rows += len(handled)
-            self.engine.primitives += len(handled)
             interp.idx = run.idx
             interp.last_ts = run.last_ts
             if self.refs_stale:           # the cache was evicted amid the rows
                 self.refs_stale = False
                 self.refs.clear()
+            # C mirrored what the rows change of its processes (a new cwd,
+            # open searches, a child, an end): what Python told it of them
+            # is stale, not wrong; it is said again when Python next
+            # handles their records.
             c_procs = self.c_procs
             for ev in handled:
-                if ev.kind == K_FORK and ev.ret > 0:
-                    c_procs[ev.ret] = ()      # C took the child in (its state: C's)
-                elif ev.kind == K_EXIT:
-                    c_procs.pop(ev.pid, None)  # and let go of the process that ended
-            self._told(handled)
+                if ev.kind == K_EXIT:
+                    c_procs.pop(ev.pid, None)
+                else:
+                    c_procs[ev.pid] = ()
+                    if ev.kind == K_FORK and ev.ret > 0:
+                        c_procs[ev.ret] = ()
+            seen, once = self.sink.seen, self.once
+            for ev, cwd, ref in seen:
+                self._learn(ev, cwd, ref, once)
+            seen.clear()
+            self._sync_touched()
 
     # --- what Python did, to C ------------------------------------------------
 
@@ -468,25 +488,27 @@ class FastPath:
             c_procs[pid] = said
             self.c.set_proc(pid, said[1], said[2])
 
-    def _learn(self, ev):
-        """C learns the cache key of an open or stat Python handled, and its flags."""
+    def _learn(self, ev, cwd, ref, once=None):
+        """C learns the cache key of an open or stat Python handled (resolved
+        against `cwd` to `ref`), and its flags.  once: the keys rows met
+        once: a row's key is learnt the second time (C logs it as a row
+        again when it meets it in a later call)."""
         path = ev.path
         if not path:
             return
-        interp = self.interp
         if path[0] == 47:
-            ref = interp.cache.get(path)
+            cached = path
             key = b"A" + path
-        elif ev.dirfd == AT_FDCWD:
-            proc = interp.procs.get(ev.pid)
-            cwd = proc.cwd if proc is not None else None
-            if cwd is None:
-                return
-            ref = interp.cache.get((cwd, path))
+        elif ev.dirfd == AT_FDCWD and cwd is not None:
+            cached = (cwd, path)
             key = b"R" + _U32.pack(len(cwd)) + cwd + path
         else:
             return
-        if ref is not None and key not in self.keys:
+        if once is not None and key not in once:
+            once.add(key)
+            return
+        # (C's keys mirror the interpreter's cache: one it has evicted since is not said)
+        if key not in self.keys and self.interp.cache.get(cached) is ref:
             self.keys.add(key)
             self.c.set_path(key, len(self.refs), self._target(ref.res.path))
             self.refs.append(ref)
@@ -536,6 +558,7 @@ class FastPath:
         # (the refs once C's fd changes naming them are all applied)
         self.c.clear_paths()
         self.keys.clear()
+        self.once.clear()
         if self.in_rows:
             self.refs_stale = True
         else:
