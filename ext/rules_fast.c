@@ -119,8 +119,9 @@ struct bf_rf {
 	/* resolved path -> target id + 1 (0: empty), open addressing */
 	int32_t *tslots;
 	size_t tslots_cap, tslots_n;
-	/* the pids Python's interpreter holds a process of (live or not yet
-	 * reaped), and the children forked here: a fork of one is Python's */
+	/* the pids of processes Python's interpreter adopted from their first
+	 * record: a fork of one may keep that process (not make a new one, as
+	 * a row assumes), so it is Python's */
 	uint32_t *pids;        /* open addressing: 0 empty, PID_GONE a deleted one */
 	size_t pids_cap, pids_used;
 	uint64_t run_no;       /* feed calls so far */
@@ -964,9 +965,9 @@ int bf_rf_feed(struct bf_rf *rf, const char *buf, size_t len, struct bf_rf_run *
 					goto stop;    /* a thread; a held process may be the child */
 				uint32_t child = (uint32_t)ret;
 				if (proc_get(rf, child) || pid_taken(rf, child))
-					goto stop;    /* a pid Python still holds a process of */
+					goto stop;    /* a live process's pid; an adopted one's */
 				if (bf_rf_set_proc(rf, child, p->cwd, p->cwd ? (int64_t)p->cwd_len : -1,
-				                   NULL, 0) < 0 || pid_take(rf, child) < 0)
+				                   NULL, 0) < 0)
 					return -1;
 				proc_get(rf, child)->flags |= RF_NEW;
 			}

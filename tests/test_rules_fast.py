@@ -42,15 +42,18 @@ SMALL = {"hot-spot": {"min_count": 3, "factor": 1.5, "check_every": 7, "discard"
 @st.composite
 def streams(draw):
     """A plausible stream: processes (the root, pid 50, is known) that fork,
-    exec, chdir, open (read, write, O_PATH, O_TMPFILE, creat, relative to
-    the cwd or to an fd), stat (found, missing, refused), close, exit and
-    are waited for; a thread's events now and then; loops of one call."""
+    exec (found or not), chdir (absolute, relative, failed), open (read,
+    write, O_PATH, O_TMPFILE, creat, relative to the cwd or to an fd), stat
+    (found, missing, refused), close, exit and are waited for (or not); a
+    thread's events now and then; loops of one call; pids used again; a
+    stray process whose records come before its fork (held), if it comes."""
     b = Builder(step=draw(st.sampled_from([1000, 50_000, 400_000])))
     b.comm[50] = "make"
     live, parent, next_pid = [50], {}, 60
+    dead, strays = [], []     # pids free again; pids seen before their fork
     for _ in range(draw(st.integers(1, 120))):
         op = draw(st.sampled_from(["stat", "stat", "open", "open", "loop", "close", "fork",
-                                   "exec", "exit", "chdir", "thread", "at"]))
+                                   "exec", "exit", "chdir", "thread", "at", "stray"]))
         pid = draw(st.sampled_from(live))
         path = draw(st.sampled_from(PATHS))
         if op == "stat":
@@ -73,19 +76,32 @@ def streams(draw):
         elif op == "thread":
             b.stat(pid, path, tid=pid + 1)
         elif op == "fork" and len(live) < 6:
-            child = next_pid
-            next_pid += 1
+            child = draw(st.sampled_from([next_pid] + dead[-2:] + strays))
+            if child == next_pid:
+                next_pid += 1
+            for pool in (dead, strays):
+                if child in pool:
+                    pool.remove(child)
             b.fork(pid, child)
             live.append(child)
             parent[child] = pid
+        elif op == "stray" and len(strays) < 2:
+            stray = 90 + len(strays)
+            if stray not in live:
+                strays.append(stray)
+                b.stat(stray, path)
         elif op == "exec":
-            b.exec(pid, draw(st.sampled_from([b"/usr/bin/cc", b"/bin/sh"])), [b"x"])
+            b.exec(pid, draw(st.sampled_from([b"/usr/bin/cc", b"/bin/sh", b"/opt/bin/cc"])),
+                   [b"x"], ret=draw(st.sampled_from([0, 0, ENOENT])))
         elif op == "chdir":
-            b.chdir(pid, draw(st.sampled_from(DIRS)))
+            b.chdir(pid, draw(st.sampled_from(DIRS + [b"sub"])),
+                    ret=draw(st.sampled_from([0, 0, ENOENT])))
         elif op == "exit" and pid != 50:
             b.exit(pid, draw(st.sampled_from([0, 0, 1])))
             live.remove(pid)
-            b.wait(parent[pid], pid)
+            if draw(st.sampled_from([True, True, False])):
+                b.wait(parent[pid], pid)
+            dead.append(pid)
     return b.events
 
 
@@ -172,6 +188,54 @@ def test_c_path_is_the_reference(events, cuts, small, pauses):
     """pauses: C steps aside for the next batches where it stops too often
     (and comes back); else C on every batch."""
     same(events, cuts, small, pauses)
+
+
+def test_rows_see_the_fd_tables_as_they_were():
+    """A row (the fork) between two changes of one fd that C makes (an open
+    it counts, then a close): the child inherits the fd open; merged into
+    one change, the close would come before the fork."""
+    b = Builder()
+    b.comm[50] = "make"
+    b.exec(50, b"/usr/bin/make", [b"make"])
+    for _ in range(2):                 # the second open: C's (key and flags known)
+        b.open(50, b"/usr/include/a.h", ret=7, flags=0)
+    b.fork(50, 60)
+    b.fd_call(50, Call.CLOSE, 7)
+    b.exec(60, b"/usr/bin/cc", [b"cc"])
+    b.stat(60, b"/usr/include/a.h")
+    fast, _engine = same(b.events, [], False, pauses=False)
+    assert fast.fast.rows >= 2 and fast.fast.records >= 2      # the fork, the exec; the open, the close
+    assert sorted(fast.source.interp.procs[60].fds) == [7]
+    assert fast.source.interp.procs[50].fds == {}
+
+
+def test_no_row_forks_a_process_python_still_holds(monkeypatch):
+    """A process whose records came before its fork, released early (more
+    held records than the interpreter keeps: HOLD_MAX, made 1 here) and
+    so adopted, then forked within the hold's time: the interpreter keeps
+    the adopted process (no cwd known), so C, which never heard of it,
+    must not take the fork as a new child: with its parent's cwd, C would
+    count the child's relative opens as /work/rel.c's probes, and the
+    evidence of /work/rel.c would end one probe early."""
+    from agent.graph import model
+    monkeypatch.setattr(model, "HOLD_MAX", 1)
+    b = Builder()
+    b.comm[50] = "make"
+    b.exec(50, b"/usr/bin/make", [b"make"])
+    b.chdir(50, b"/work")
+    b.stat(90, b"/usr/include/a.h")            # pid 90: no fork yet, held
+    b.stat(91, b"/usr/include/a.h")            # a second held: 90 is adopted
+    b.fork(50, 91)                              # 91's fork: nothing held now
+    for _ in range(2):                          # C learns the key in /work, the flags
+        b.open(50, b"rel.c")
+    b.fork(50, 90)
+    for _ in range(3):
+        b.open(90, b"rel.c")                    # relative: the cwd decides
+    for _ in range(60):                         # /work/rel.c's probes, up to its evidence's end
+        b.open(50, b"rel.c")
+    # (a new batch at the fork: 50's open counted in C reached Python before)
+    fast, _engine = same(b.events, [7], False, pauses=False)
+    assert fast.source.interp.procs[90].cwd is None
 
 
 def test_the_c_path_takes_the_hot_records_of_a_build():

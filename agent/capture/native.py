@@ -277,8 +277,9 @@ class RulesFast:
         _check(lib.bf_rf_drop_proc(self._rf, pid), f"bf_rf_drop_proc({pid})")
 
     def pids(self, pids, taken=True):
-        """The interpreter holds (taken) or no longer holds a process of each
-        of `pids`: C forks no child with such a pid."""
+        """The interpreter adopted (taken) or reaped a process of each of
+        `pids` (agent.rules.fast.NotingInterpreter): C takes no fork of
+        such a pid."""
         pids = list(pids)
         if pids:
             _check(lib.bf_rf_pids(self._rf, ffi.new("uint32_t[]", pids), len(pids),

@@ -29,7 +29,7 @@ import types
 
 from .. import abi
 from ..events import AT_FDCWD, HEADER, SIZE_FIELD, SIZE_OFFSET, Call, Kind, decode_records
-from ..graph.model import OPEN_ACCESS, STAT, Interpreter, open_access
+from ..graph.model import OPEN_ACCESS, START_FIRST_EVENT, STAT, Interpreter, open_access
 from ..openflags import O_CLOEXEC, O_TMPFILE
 from .builtin import WRITES, READS, Collision, Dataflow, HotSpot, MissingDependency
 from .engine import MAX_EVIDENCE
@@ -98,8 +98,9 @@ class NotingSink(PrimitiveSink):
 
 class NotingInterpreter(Interpreter):
     """The interpreter, telling `on_evict` when it forgets cached paths, and
-    `on_pid` when it takes or lets go of a pid (C forks no child with a pid
-    the interpreter holds a process of)."""
+    `on_pid` when it adopts a process from its first record, or reaps one
+    (a fork of such a pid may keep that process, not make a new one: C
+    takes no such fork)."""
     on_evict = on_pid = None
 
     def _evict(self):
@@ -107,14 +108,15 @@ class NotingInterpreter(Interpreter):
         if self.on_evict is not None:
             self.on_evict()
 
-    def _new_proc(self, proc):
-        super()._new_proc(proc)
-        if self.on_pid is not None:
-            self.on_pid(proc.pid, True)
+    def _adopt(self, pid, ev, reused=False):
+        proc = super()._adopt(pid, ev, reused)
+        if self.on_pid is not None and proc.start_source == START_FIRST_EVENT:
+            self.on_pid(pid, True)
+        return proc
 
     def _joined(self, child, parent, exit_idx, wait_idx):
         super()._joined(child, parent, exit_idx, wait_idx)
-        if self.on_pid is not None and child.pid not in self.procs:
+        if self.on_pid is not None and child.start_source == START_FIRST_EVENT:
             self.on_pid(child.pid, False)
 
 
@@ -173,9 +175,11 @@ class FastPath:
         self.access_of = {}       # open flag word -> its access (what a Primitive says)
         self.comms = {}           # raw comm -> str, for the records C logs
         self.c_procs = {}         # pid -> what C was told of it (Proc, cwd, open searches)
-        # the pids the interpreter holds a process of, as C knows them;
-        # what changed since, told before C's next call
-        c.pids(self.interp.procs)
+        # the pids of processes adopted from their first record (see
+        # NotingInterpreter), as C knows them; what changed since, told
+        # before C's next call
+        c.pids(pid for pid, proc in self.interp.procs.items()
+               if proc.start_source == START_FIRST_EVENT)
         self.pids_changed = {}
 
     # --- feeding ------------------------------------------------------------
