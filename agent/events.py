@@ -237,7 +237,7 @@ _DECODED_HEADER = struct.Struct(HEADER.format[:-len("BBBB16s")] + "BB2x16s")
 _NET = int(Kind.NET)
 
 
-def decode_records(buf, strict=True, start=0, stop=None, whole=False):
+def decode_records(buf, strict=True, start=0, stop=None, whole=False, comms=None):
     """Decode the 8-byte aligned records of `buf[start:stop]`; returns
     (events, the offset in `buf` decoding stopped at: the bytes used when
     start is 0).
@@ -251,6 +251,8 @@ def decode_records(buf, strict=True, start=0, stop=None, whole=False):
     records were already checked to be whole (`whole_records`, or its C
     twin): the per-record checks are skipped, which a damaged record must
     never be handed to (its fields would be read from its neighbours).
+    comms: raw comm -> its text, kept by a caller that decodes many short
+    spans of one batch (each distinct comm is decoded once per call else).
     """
     if not isinstance(buf, bytes):
         buf = bytes(buf)          # slices of bytes are bytes: no copy per field
@@ -261,7 +263,8 @@ def decode_records(buf, strict=True, start=0, stop=None, whole=False):
     event = Event
     net = _NET
     hsize = HEADER_SIZE
-    comms = {}
+    if comms is None:
+        comms = {}
     offset = start
     end = len(buf) if stop is None else stop
     while offset < end:

@@ -36,6 +36,8 @@ def main():
     ap.add_argument("modes", nargs="*", default=["rules-python", "rules"])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--events", type=int, default=300000)
+    ap.add_argument("--root-pid", type=int, default=None,
+                    help="the journal's root pid (bench_rules.make_journal's default if not given)")
     args = ap.parse_intermixed_args()
     trees = {"before": os.path.abspath(args.before), "after": os.path.dirname(HERE)}
     sys.path.insert(0, HERE)
@@ -43,7 +45,10 @@ def main():
 
     with tempfile.TemporaryDirectory(prefix="bf-ab-rules-") as tmp:
         journal = os.path.join(tmp, "build.journal")
-        bench_rules.make_journal(journal, args.events)
+        if args.root_pid is None:
+            bench_rules.make_journal(journal, args.events)
+        else:
+            bench_rules.make_journal(journal, args.events, args.root_pid)
         rates = {(t, m): [] for t in trees for m in args.modes}
         for _ in range(args.rounds):
             for tree, root in trees.items():

@@ -290,6 +290,8 @@ USAGE = (("cpu_user_s", "cpuUserSeconds", "decimal"),
 def usage_props(stats) -> list:
     """[(property, lexical form, datatype)] for a process's usage sample."""
     out = []
+    if not stats:                 # (most processes of a recording: none taken)
+        return out
     for key, prop, dtype in USAGE:
         if stats and key in stats:
             value = stats[key]

@@ -422,7 +422,8 @@ class FastPath:
                 if nfd > done:
                     self._fd_changes(fds, done, nfd)
                     done = nfd
-                events = decode_records(batch, start=off, stop=end, whole=True)[0]
+                events = decode_records(batch, start=off, stop=end, whole=True,
+                                        comms=comms)[0]
                 interp.idx = idx
                 self.in_rows = True
                 try:
@@ -462,11 +463,12 @@ class FastPath:
             # handles their records.
             c_procs = self.c_procs
             for ev in handled:
-                if ev.kind == K_EXIT:
+                kind = ev.kind
+                if kind == K_EXIT:
                     c_procs.pop(ev.pid, None)
-                else:
+                elif kind != K_WAIT:      # (a wait changes nothing C keeps)
                     c_procs[ev.pid] = ()
-                    if ev.kind == K_FORK and ev.ret > 0:
+                    if kind == K_FORK and ev.ret > 0:
                         c_procs[ev.ret] = ()
             seen, once = self.sink.seen, self.once
             for ev, cwd, ref in seen:
