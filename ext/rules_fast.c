@@ -3,16 +3,25 @@
  * an Event, the interpreter or a Primitive.
  *
  * agent/rules/fast.py is the driver and agent/rules (through the graph's
- * interpreter) the reference.  A record is handled here only when what it
+ * interpreter) the reference.  A record is counted here when what it
  * changes is a count: a successful or failed open/stat of a path Python
  * already resolved, by the main thread of a process Python knows, that no
  * active rule needs to see one by one (hot-spot's probes once a path has
  * all its evidence; the reads of a path nobody wrote; the lookups of a
- * process with no pending miss), or a close.  This file stops at the first
- * other record; Python handles it, says what changed (bf_rf_set_*), and
- * calls again.  What happened here, Python learns through bf_rf_sync_*:
- * each process's last event index, its fd table changes (the last per
- * fd), each path's probes, last probe time and who probed (run-length).
+ * process with no pending miss), or a close.  What a rule must see one by
+ * one is logged (a miss, a write...): Python builds its Primitive.  Rows
+ * are logged too: records the interpreter must see whole (a fork, exec,
+ * exit, wait or chdir of a process it knows; an open or stat of a path
+ * this state has no key for; a forked child's first record), which Python
+ * feeds through the interpreter and the rules in order, after the fd
+ * changes made here before them; this file mirrors what later records
+ * need of them (a child and its cwd, a new cwd, the open searches, a
+ * path's probes and writer, an ended process) instead of stopping.  It
+ * stops at anything else; Python handles that record, says what changed
+ * (bf_rf_set_*), and calls again.  What happened here, Python learns
+ * through bf_rf_sync_*: each process's last event index, its fd table
+ * changes (in order, the last per fd between two rows), each path's
+ * probes, last probe time and who probed (run-length), the log.
  * tests/test_rules_fast.py holds both to the same findings and state.
  */
 #define _GNU_SOURCE                /* memrchr */

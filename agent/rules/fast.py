@@ -6,14 +6,20 @@ closes.  What the default rules do with such a record is count it:
 hot-spot adds a probe to its path, collision moves its clock; dataflow,
 missing-dependency and collision only need the first write, a read of a
 written path, a miss, or a lookup ending a search.  `FastPath` hands a
-raw batch to C, which handles the records that only change counts and
-stops at the first other one; that record (and the process events after
-it, which C never takes) goes through the interpreter and the rules as
-always, then C hears what they changed and goes on.  What C did is
-folded back into the interpreter and the rules at each stop, so whatever
-runs in Python next sees the state the reference would have: the event
-indices, each process's last event and fd table, the per-kind counts,
-hot-spot's counts, last probe times and probers, collision's clock.
+raw batch to C, which counts the records that only change counts and
+logs the others it can: a record a rule must see (Python builds its
+Primitive) or a row (a process event, a path C has no key for, a new
+process's first record: Python feeds it through the interpreter and the
+rules, in order, after the fd changes C made before it; C mirrors what
+its later records need, a child, a cwd, an open search, instead of
+waiting).  It stops at the rest (a thread's records, an fd call but a
+close, a held process's, new open flags, hot-spot's checks); that record
+goes through the interpreter and the rules as always, then C hears what
+they changed and goes on.  What C did is folded back into the
+interpreter and the rules at each stop, so whatever runs in Python next
+sees the state the reference would have: the event indices, each
+process's last event and fd table, the per-kind counts, hot-spot's
+counts, last probe times and probers, collision's clock.
 
 Used when every reader of opens and stats is one of the built-in rules
 that C knows (missing-dependency, dataflow, collision, hot-spot, once
@@ -186,8 +192,8 @@ class FastPath:
 
     def feed_batch(self, batch: bytes):
         """Feeds a batch of whole, 8-byte aligned records (as whole_records
-        checks).  Where C stops too often to pay (a build's short runs of
-        known opens between new processes and new files: each stop costs
+        checks).  Where C stops too often to pay (a stream of threads' or
+        fd calls' records between the ones C counts: each stop costs
         Python more than C saves on a dozen records), the next batches go
         through the Python path alone, more of them each time C is tried
         again and loses (as the Turtle writer's C path does)."""
