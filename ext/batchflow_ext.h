@@ -273,6 +273,8 @@ void bf_rf_clear_paths(struct bf_rf *rf);
 int bf_rf_set_proc(struct bf_rf *rf, uint32_t pid, const char *cwd, int64_t cwd_len,
                    const char *names, size_t names_len);
 int bf_rf_drop_proc(struct bf_rf *rf, uint32_t pid);
+int bf_rf_forget_fds(struct bf_rf *rf, uint32_t pid, int64_t fd);   /* fd -1: all */
+int bf_rf_set_fd(struct bf_rf *rf, uint32_t pid, int64_t fd, int32_t target, int cloexec);
 int bf_rf_pids(struct bf_rf *rf, const uint32_t *pids, size_t n, int taken);
 int bf_rf_feed(struct bf_rf *rf, const char *buf, size_t len, struct bf_rf_run *run);
 long bf_rf_sync_procs(struct bf_rf *rf, struct bf_rf_last *out, size_t max);

@@ -55,9 +55,20 @@ struct rf_path {
 	uint32_t klen;
 	int32_t ref, target;
 	uint64_t run;          /* RF_UNLEARNT: the feed call that last met it */
+	uint32_t rows;         /* RF_UNLEARNT: the rows of it in that call */
 };
 
 /* ---- processes, chained by pid ---- */
+
+/* an fd whose file this state knows: opened by a record counted, logged
+ * or rowed here (with a target), inherited by a fork row; what Python
+ * changes otherwise (a stop) it forgets (bf_rf_forget_fds) */
+struct rf_fdent {
+	int32_t fd, target;
+	uint32_t cloexec;
+	uint32_t path_len;     /* RF_FD_NEW: the file's resolved path (its own copy) */
+	char *path;
+};
 
 struct rf_proc {
 	struct rf_proc *next;
@@ -68,7 +79,11 @@ struct rf_proc {
 	size_t cwd_len;
 	char *names;           /* missing-dependency's open searches: names, each NUL-ended */
 	size_t names_len, names_cap;
+	struct rf_fdent *fdt;  /* the fds known here (an fstat of one is a probe of its file) */
+	size_t n_fdt, cap_fdt;
 };
+
+static void fdt_clear(struct rf_proc *p);
 
 #define RF_DIRTY 0x100u
 #define RF_NEW 0x200u          /* forked here: Python has not seen its first record yet */
@@ -169,6 +184,8 @@ void bf_rf_free(struct bf_rf *rf)
 			next = p->next;
 			free(p->cwd);
 			free(p->names);
+			fdt_clear(p);
+			free(p->fdt);
 			free(p);
 		}
 	}
@@ -307,6 +324,7 @@ static int paths_grow(struct bf_rf *rf)
 }
 
 #define RF_UNLEARNT (-2)       /* rf_path.target: a row's key, Python not yet heard of */
+#define RF_ROWS_PER_KEY 3      /* rows of one such key in a call, then a stop */
 
 static int put_path(struct bf_rf *rf, const char *key, size_t klen, int32_t ref, int32_t target);
 
@@ -335,9 +353,12 @@ static int put_path(struct bf_rf *rf, const char *key, size_t klen, int32_t ref,
 		s->hash = h;
 		rf->paths_n++;
 	}
+	if (s->run != rf->run_no)
+		s->rows = 0;
 	s->ref = ref;
 	s->target = target;
 	s->run = rf->run_no;
+	s->rows++;
 	return 0;
 }
 
@@ -528,9 +549,105 @@ int bf_rf_drop_proc(struct bf_rf *rf, uint32_t pid)
 			*pp = p->next;        /* (its last index: the process has ended) */
 			free(p->cwd);
 			free(p->names);
+			fdt_clear(p);
+			free(p->fdt);
 			free(p);
 			return 1;
 		}
+	return 0;
+}
+
+/* ---- the fds a process has that this state knows the file of ---- */
+
+static struct rf_fdent *fdt_find(const struct rf_proc *p, int64_t fd)
+{
+	for (size_t i = 0; i < p->n_fdt; i++)
+		if (p->fdt[i].fd == fd)
+			return &p->fdt[i];
+	return NULL;
+}
+
+static void fdt_drop(struct rf_proc *p, struct rf_fdent *e)
+{
+	free(e->path);
+	*e = p->fdt[--p->n_fdt];
+}
+
+static void fdt_del(struct rf_proc *p, int64_t fd)
+{
+	struct rf_fdent *e = fdt_find(p, fd);
+	if (e)
+		fdt_drop(p, e);
+}
+
+static void fdt_clear(struct rf_proc *p)
+{
+	while (p->n_fdt)
+		fdt_drop(p, &p->fdt[p->n_fdt - 1]);
+}
+
+#define RF_FD_NEW (-2)     /* rf_fdent.target: a path a row opened, no target yet */
+
+/* fd now names `target` (-1: not a file this state knows; RF_FD_NEW: the
+ * file at `path`, resolved) */
+static int fdt_set(struct rf_proc *p, int64_t fd, int32_t target, int cloexec,
+                   const char *path, size_t path_len)
+{
+	if (target == -1 || fd < 0 || fd > INT32_MAX) {
+		fdt_del(p, fd);
+		return 0;
+	}
+	char *copy = NULL;
+	if (target == RF_FD_NEW) {
+		copy = malloc(path_len ? path_len : 1);
+		if (!copy)
+			return -1;
+		memcpy(copy, path, path_len);
+	}
+	struct rf_fdent *e = fdt_find(p, fd);
+	if (!e) {
+		if (grow((void **)&p->fdt, &p->cap_fdt, p->n_fdt + 1, sizeof(*p->fdt)) < 0) {
+			free(copy);
+			return -1;
+		}
+		e = &p->fdt[p->n_fdt++];
+		e->fd = (int32_t)fd;
+		e->path = NULL;
+	}
+	free(e->path);
+	e->target = target;
+	e->cloexec = cloexec != 0;
+	e->path = copy;
+	e->path_len = (uint32_t)path_len;
+	return 0;
+}
+
+static void fdt_exec(struct rf_proc *p)
+{
+	for (size_t i = 0; i < p->n_fdt;)
+		if (p->fdt[i].cloexec)
+			fdt_drop(p, &p->fdt[i]);
+		else
+			i++;
+}
+
+int bf_rf_set_fd(struct bf_rf *rf, uint32_t pid, int64_t fd, int32_t target, int cloexec)
+{
+	struct rf_proc *p = proc_get(rf, pid);
+	if (target < 0 || (size_t)target >= rf->n_targets) {
+		errno = EINVAL;
+		return -1;
+	}
+	return p ? fdt_set(p, fd, target, cloexec, NULL, 0) : 0;
+}
+
+int bf_rf_forget_fds(struct bf_rf *rf, uint32_t pid, int64_t fd)
+{
+	struct rf_proc *p = proc_get(rf, pid);
+	if (p && fd < 0)
+		fdt_clear(p);
+	else if (p)
+		fdt_del(p, fd);
 	return 0;
 }
 
@@ -953,8 +1070,11 @@ int bf_rf_feed(struct bf_rf *rf, const char *buf, size_t len, struct bf_rf_run *
 		if (kind == BF_FD && call == BF_SYS_CLOSE) {
 			if (arg0 < INT32_MIN || arg0 > INT32_MAX || (p->flags & RF_NEW))
 				goto stop;    /* not an fd, or its process's first record */
-			if ((ret == 0 || ret == -EINTR) && note_fd(rf, pid, arg0, -1, 0) < 0)
-				return -1;
+			if (ret == 0 || ret == -EINTR) {
+				if (note_fd(rf, pid, arg0, -1, 0) < 0)
+					return -1;
+				fdt_del(p, arg0);
+			}
 			run->closes++;
 			goto next;
 		}
@@ -978,7 +1098,14 @@ int bf_rf_feed(struct bf_rf *rf, const char *buf, size_t len, struct bf_rf_run *
 				if (bf_rf_set_proc(rf, child, p->cwd, p->cwd ? (int64_t)p->cwd_len : -1,
 				                   NULL, 0) < 0)
 					return -1;
-				proc_get(rf, child)->flags |= RF_NEW;
+				struct rf_proc *c = proc_get(rf, child);
+				c->flags |= RF_NEW;
+				for (size_t i = 0; i < p->n_fdt; i++) {   /* it inherits the fds */
+					const struct rf_fdent *e = &p->fdt[i];
+					if (fdt_set(c, e->fd, e->target, (int)e->cloexec, e->path,
+					            e->path_len) < 0)
+						return -1;
+				}
 			}
 			goto row;
 		}
@@ -997,6 +1124,8 @@ int bf_rf_feed(struct bf_rf *rf, const char *buf, size_t len, struct bf_rf_run *
 				if (mirror_lookup(rf, p, ret, rf->norm + from, (size_t)n - from) < 0)
 					return -1;
 			}
+			if (ret == 0)
+				fdt_exec(p);  /* its close-on-exec fds are gone */
 			goto row;
 		}
 		if (kind == BF_EXIT) {
@@ -1028,9 +1157,44 @@ int bf_rf_feed(struct bf_rf *rf, const char *buf, size_t len, struct bf_rf_run *
 		}
 		if (kind != BF_OPEN && kind != BF_STAT)
 			goto stop;
+		/* The record's path: its target (-1: none yet), and the name a
+		 * lookup of it is (missing-dependency's open searches). */
+		int32_t id = -1;
+		struct rf_target *t = NULL;
+		const char *name = NULL;
+		size_t name_len = 0, klen = 0;
+		long n = 0;               /* the resolved path's length, in rf->norm */
+		unsigned access = BF_RF_A_STAT;
+		const struct rf_path *ps = NULL;
+		if (kind == BF_STAT && path_len == 1 && !trunc && ret >= 0 &&
+		    !(p->flags & RF_NEW)) {
+			/* fstat (a stat of "" and AT_EMPTY_PATH): the interpreter
+			 * probes the file the fd is open on, as far as its fd table
+			 * knows; here, an fd this state knows the file of */
+			LOAD(dirfd, dirfd);
+			struct rf_fdent *e = fdt_find(p, dirfd);
+			if (!e)
+				goto stop;
+			if (e->target == RF_FD_NEW) {
+				int32_t now = target_of_path(rf, e->path, e->path_len);
+				if (now < 0) {
+					/* a file a row opened, still with no target here
+					 * (so none of its probes counted here): a row too */
+					const char *slash = memrchr(e->path, '/', e->path_len);
+					size_t from = slash ? (size_t)(slash - e->path) + 1 : 0;
+					name = e->path + from;
+					name_len = e->path_len - from;
+					goto as_row;
+				}
+				free(e->path);     /* Python has a target of it now */
+				e->path = NULL;
+				e->target = now;
+			}
+			id = e->target;
+			goto known;
+		}
 		if (trunc || path_len < 2 || (kind == BF_OPEN && call == BF_SYS_CREAT))
 			goto stop;
-		size_t klen;
 		if (path[0] == '/') {
 			klen = 1 + plen;
 			if (key_room(rf, klen) < 0)
@@ -1050,70 +1214,44 @@ int bf_rf_feed(struct bf_rf *rf, const char *buf, size_t len, struct bf_rf_run *
 			memcpy(rf->key + 5, p->cwd, p->cwd_len);
 			memcpy(rf->key + 5 + p->cwd_len, path, plen);
 		}
-		unsigned access = BF_RF_A_STAT;
 		if (kind == BF_OPEN) {
 			unsigned a = flags_get(rf, arg0);
 			if (!a || ret > INT32_MAX)
 				goto stop;
 			access = a - 1;
 		}
-		const struct rf_path *ps = path_get(rf, rf->key, klen);
+		ps = path_get(rf, rf->key, klen);
 		if (ps && ps->target == RF_UNLEARNT) {
-			/* a key a row had: met again in the same call, a stop
-			 * (Python learns it, and C counts the rest: a loop); in a
-			 * later call, a row again (Python learns it from its second
-			 * row: a path met once, a new object file, costs no key) */
-			if (ps->run == run_no)
+			/* a key rows had: met again in the same call, a row (a stat
+			 * then an open of a new path) up to RF_ROWS_PER_KEY, then a
+			 * stop (a loop of a new path: Python learns its key, and C
+			 * counts the rest); in a later call, a row again (Python
+			 * learns it from its second row: a path met once, a new
+			 * object file, costs no key) */
+			if (ps->run == run_no && ps->rows >= RF_ROWS_PER_KEY)
 				goto stop;
 			ps = NULL;
 		}
-		if (!ps || (p->flags & RF_NEW)) {
-			/* A path Python has not resolved by this key (or the first
-			 * record of a process forked here): a row.  Its resolved path
-			 * says which target it is, if any. */
-			const char *name = NULL;
-			size_t name_len = 0;
-			int32_t id = ps ? ps->target : -1;
-			if (!ps) {
-				long n = resolve(rf, p, path, plen);
-				if (n < 0)
-					return -1;
-				id = target_of_path(rf, rf->norm, (size_t)n);
-				const char *slash = memrchr(rf->norm, '/', (size_t)n);
-				name = slash + 1;
-				name_len = (size_t)n - (size_t)(slash + 1 - rf->norm);
-			}
-			struct rf_target *t = id >= 0 ? &rf->targets[id] : NULL;
-			if (t) {
-				name = t->name;
-				name_len = t->name_len;
-			}
-			if (hot && (until_check <= 1 || (t && t->pend)))
-				goto stop;    /* a check; or its probes here must reach Python first */
-			if (mirror_lookup(rf, p, ret, name, name_len) < 0)
+		if (!ps) {
+			/* A path Python has not resolved by this key: a row.  Its
+			 * resolved path says which target it is, if any. */
+			n = resolve(rf, p, path, plen);
+			if (n < 0)
 				return -1;
-			if (t) {
-				if (ret >= 0 && (access & BF_RF_A_WRITES) && (t->flags & BF_RF_T_WATCHED))
-					t->flags |= BF_RF_T_WRITTEN;
-				t->rowed = run_no;
-				if (hot) {
-					if (t->n && !(t->flags & BF_RF_T_TRACKED) && t->n + 1 >= rf->track_from)
-						t->flags |= BF_RF_T_TRACKED;
-					t->n++;
-				}
-			}
-			if (hot)
-				until_check--;
-			/* the same key again is a stop: Python tells its target first
-			 * (a new path is often probed again and again) */
-			if (!ps && put_path(rf, rf->key, klen, -1, RF_UNLEARNT) < 0)
-				return -1;    /* (or its call is now this one) */
-			goto row;
+			id = target_of_path(rf, rf->norm, (size_t)n);
+			const char *slash = memrchr(rf->norm, '/', (size_t)n);
+			name = slash + 1;
+			name_len = (size_t)n - (size_t)(slash + 1 - rf->norm);
+			goto as_row;
 		}
+		id = ps->target;
+		if (p->flags & RF_NEW)
+			goto as_row;          /* a process's first record: the interpreter's */
+known:
+		t = &rf->targets[id];
 		/* What a rule must see one by one is logged for Python: a miss
 		 * (and the lookup that ends a search), a write, a read of a
 		 * written path.  The rest only counts. */
-		struct rf_target *t = &rf->targets[ps->target];
 		int logged = 0;
 		long found = -1;
 		if (rules & BF_RF_MISSING) {
@@ -1140,12 +1278,13 @@ int bf_rf_feed(struct bf_rf *rf, const char *buf, size_t len, struct bf_rf_run *
 			           (!(t->flags & BF_RF_T_TRACKED) && t->n + 1 >= rf->track_from)) {
 				/* its entry, its first counted prober; or a probe
 				 * after one Python makes from this call's log (a count
-				 * taken before that probe would be out of order) */
-				goto stop;
+				 * taken before that probe would be out of order): the
+				 * interpreter's, in order */
+				goto as_row;
 			}
 		}
 		if (logged) {
-			if (log_record(rf, off, rf_align8(size), idx, ps->target) < 0)
+			if (log_record(rf, off, rf_align8(size), idx, id) < 0)
 				return -1;
 			t->rowed = run_no;
 			if (ret == -ENOENT && t->name_len && pending_add(p, t->name, t->name_len) < 0)
@@ -1162,13 +1301,14 @@ int bf_rf_feed(struct bf_rf *rf, const char *buf, size_t len, struct bf_rf_run *
 				until_check--;
 			}
 		} else if (hot) {
-			if (note_probe(rf, ps->target, t, ts, (uint64_t)pid << 3 | kind, idx) < 0)
+			if (note_probe(rf, id, t, ts, (uint64_t)pid << 3 | kind, idx) < 0)
 				return -1;
 			until_check--;
 		}
 		if (kind == BF_OPEN) {
-			if (ret >= 0 && note_fd(rf, pid, ret, (access & BF_RF_A_TMPFILE) ? -1 : ps->ref,
-			                        (access & BF_RF_A_CLOEXEC) != 0) < 0)
+			int tmp = (access & BF_RF_A_TMPFILE) != 0, cloexec = (access & BF_RF_A_CLOEXEC) != 0;
+			if (ret >= 0 && (note_fd(rf, pid, ret, tmp ? -1 : ps->ref, cloexec) < 0 ||
+			                 fdt_set(p, ret, tmp ? -1 : id, cloexec, NULL, 0) < 0))
 				return -1;
 			if (ts > run->max_open_ts)
 				run->max_open_ts = ts;
@@ -1180,6 +1320,39 @@ int bf_rf_feed(struct bf_rf *rf, const char *buf, size_t len, struct bf_rf_run *
 		if (note_proc(rf, p) < 0)
 			return -1;
 		goto next;
+as_row:
+		/* An open or stat the interpreter takes as a row: what it does to
+		 * the rules' state, mirrored (its probe, its lookup, its write). */
+		if (id >= 0)
+			t = &rf->targets[id];
+		if (t) {
+			name = t->name;
+			name_len = t->name_len;
+		}
+		if (hot && (until_check <= 1 || (t && t->pend)))
+			goto stop;    /* a check; or its probes here must reach Python first */
+		if (mirror_lookup(rf, p, ret, name, name_len) < 0)
+			return -1;
+		if (t) {
+			if (ret >= 0 && (access & BF_RF_A_WRITES) && (t->flags & BF_RF_T_WATCHED))
+				t->flags |= BF_RF_T_WRITTEN;
+			t->rowed = run_no;
+			if (hot) {
+				if (t->n && !(t->flags & BF_RF_T_TRACKED) && t->n + 1 >= rf->track_from)
+					t->flags |= BF_RF_T_TRACKED;
+				t->n++;
+			}
+		}
+		if (hot)
+			until_check--;
+		if (kind == BF_OPEN && ret >= 0 &&
+		    fdt_set(p, ret, (access & BF_RF_A_TMPFILE) ? -1 : t ? id : RF_FD_NEW,
+		            (access & BF_RF_A_CLOEXEC) != 0, rf->norm, (size_t)n) < 0)
+			return -1;
+		/* a key Python has not learnt: its rows in this call counted */
+		if (klen && !ps && put_path(rf, rf->key, klen, -1, RF_UNLEARNT) < 0)
+			return -1;
+		goto row;
 row:
 		/* the interpreter's, from the log, with the fd changes before it */
 		if (log_record(rf, off, rf_align8(size), idx++, BF_RF_ROW) < 0)

@@ -46,14 +46,16 @@ def streams(draw):
     write, O_PATH, O_TMPFILE, creat, relative to the cwd or to an fd), stat
     (found, missing, refused), close, exit and are waited for (or not); a
     thread's events now and then; loops of one call; pids used again; a
-    stray process whose records come before its fork (held), if it comes."""
+    stray process whose records come before its fork (held), if it comes;
+    fstats of fds open or not, dup2s."""
     b = Builder(step=draw(st.sampled_from([1000, 50_000, 400_000])))
     b.comm[50] = "make"
     live, parent, next_pid = [50], {}, 60
     dead, strays = [], []     # pids free again; pids seen before their fork
     for _ in range(draw(st.integers(1, 120))):
         op = draw(st.sampled_from(["stat", "stat", "open", "open", "loop", "close", "fork",
-                                   "exec", "exit", "chdir", "thread", "at", "stray"]))
+                                   "exec", "exit", "chdir", "thread", "at", "stray",
+                                   "fstat", "fstat", "dup"]))
         pid = draw(st.sampled_from(live))
         path = draw(st.sampled_from(PATHS))
         if op == "stat":
@@ -71,6 +73,11 @@ def streams(draw):
                 b.stat(pid, path)
         elif op == "close":
             b.fd_call(pid, Call.CLOSE, draw(st.sampled_from([3, 4, 5])))
+        elif op == "fstat":
+            b.fstat(pid, draw(st.sampled_from([3, 4, 5])), ret=draw(st.sampled_from([0, 0, -9])))
+        elif op == "dup":
+            new = draw(st.sampled_from([4, 5]))
+            b.fd_call(pid, Call.DUP2, draw(st.sampled_from([3, 4])), arg1=new, ret=new)
         elif op == "at":
             b.open(pid, b"a.h", dirfd=draw(st.sampled_from([3, 4])))
         elif op == "thread":
@@ -238,6 +245,44 @@ def test_no_row_forks_a_process_python_still_holds(monkeypatch):
     assert fast.source.interp.procs[90].cwd is None
 
 
+def test_fstat_probes_the_file_its_fd_names():
+    """An fstat (glibc's: a stat of "" relative to the fd) probes the file
+    the fd is open on: C counts it when it knows that file (an open it
+    counted, inherited by a fork row, kept across an exec when not
+    close-on-exec), and not after a close or an exec that closed it (the
+    interpreter then has no file for the fd), nor after Python changed
+    the table (a dup2)."""
+    b = Builder()
+    b.comm[50] = "make"
+    b.exec(50, b"/usr/bin/make", [b"make"])
+    for _ in range(2):                 # the second: counted (key and flags known)
+        b.open(50, b"/usr/include/a.h", ret=3)          # O_CLOEXEC
+    for _ in range(2):
+        b.open(50, b"/usr/include/b.h", ret=4, flags=0)  # kept across an exec
+    for _ in range(3):
+        b.fstat(50, 3)                 # counted: a.h
+    b.fork(50, 60)
+    b.exec(60, b"/usr/bin/cc", [b"cc"])
+    b.fstat(60, 3)                     # closed by the exec: Python's
+    for _ in range(2):
+        b.fstat(60, 4)                 # inherited, kept: counted (b.h)
+    b.fd_call(50, Call.CLOSE, 3)
+    b.fstat(50, 3)                     # closed: Python's
+    b.open(50, b"/usr/include/c.h", flags=O_RDWR, ret=4)    # new flags: Python's
+    b.fstat(50, 4)                     # c.h now (an open missed b.h's close)
+    b.fd_call(50, Call.DUP2, 4, arg1=3, ret=3)          # Python's: C forgets 50's fds
+    b.fstat(50, 3)
+    fast, _engine = same(b.events, [], False, pauses=False)
+    # C counts the second open of a.h and of b.h, the 3 fstats of a.h,
+    # 60's 2 of b.h, the close, the fstat of c.h (Python told C what fd 4
+    # names after its open); not the fstat after the dup2
+    assert fast.fast.records == 2 + 3 + 2 + 1 + 1
+    paths = [r for r in _engine.rules if type(r).__name__ == "HotSpot"][0].paths
+    assert paths[b"/usr/include/a.h"][0] == 2 + 3
+    assert paths[b"/usr/include/b.h"][0] == 2 + 2
+    assert paths[b"/usr/include/c.h"][0] == 1 + 2
+
+
 def test_the_c_path_takes_the_hot_records_of_a_build():
     """A crafted stream where C must take records (not only agree by
     stopping at all of them): a process stats one header 30 times, opens it
@@ -258,20 +303,20 @@ def test_the_c_path_takes_the_hot_records_of_a_build():
     b.wait(50, 60)
     assert len(b.events) == 47
     fast, engine = same(b.events, [], False, pauses=False)
-    # Python takes 10.  C stops at 5: the fork and the exec (the root,
-    # then its child, not known to C yet), the second stat of a.h (its key
-    # was new in this call: Python tells its target first), the first open
-    # and the write (their flags).  5 are rows, records C logs for the
-    # interpreter without stopping: the first stat of a.h (a new key), the
-    # two misses (new keys), the exit, the wait.  C counts the 28 other
-    # stats, 4 opens, 5 closes.
-    assert (fast.fast.records, fast.fast.rows) == (37, 5)
+    # Python takes 12.  C stops at 5: the fork and the exec (the root,
+    # then its child, not known to C yet), the fourth stat of a.h (its key
+    # new in this call: after RF_ROWS_PER_KEY rows, Python tells its target
+    # first), the first open and the write (their flags).  7 are rows,
+    # records C logs for the interpreter without stopping: the first 3
+    # stats of a.h (a new key), the two misses (new keys), the exit, the
+    # wait.  C counts the 26 other stats, 4 opens, 5 closes.
+    assert (fast.fast.records, fast.fast.rows) == (35, 7)
     assert [s.name for s in engine.symptoms()] == ["missing-dependency"]
     fast, engine = same(b.events, [], True, pauses=False)
     # With hot-spot's small bounds, C also stops before each check (every
     # 7th probe: 5 of the 37 probes after the first); its first counted
-    # prober, the second stat, is a stop already.
-    assert (fast.fast.records, fast.fast.rows) == (37 - 5, 5)
+    # prober, the second stat, is a row already.
+    assert (fast.fast.records, fast.fast.rows) == (35 - 5, 7)
     assert [s.name for s in engine.symptoms()] == ["missing-dependency",
                                                    "hot-spot"]
 
@@ -313,24 +358,25 @@ def test_stat_loop_counts(tmp_path):
         assert [(s.name, s.data["count"]) for s in symptoms] == [("hot-spot", n)]
     assert results[True] == results[False]
     # What C counted, exactly: all but the exec (the root, not known to C
-    # yet) and the first open (its flags), where C stops; the first stat
-    # (a new key) and the exit, rows C logs for the interpreter; the second
-    # stat (a stop: Python tells the new key's target first); the probe of
-    # each of the 5 checks (every 10000 probes of 50500): 10 records, 2 of
-    # them rows.  With discard on, hot-spot also counts each path's probers
-    # from its 100th probe (min_count/10): C stops there too, on the 100th
-    # stat; the 100th open is also the 10000th probe (each 100 loops: 1
-    # open, 100 stats), a check: 11 records.
+    # yet) and the first open (its flags), where C stops; the first 3
+    # stats (a new key: RF_ROWS_PER_KEY rows) and the exit, rows C logs
+    # for the interpreter; the fourth stat (a stop: Python tells the new
+    # key's target first); the probe of each of the 5 checks (every 10000
+    # probes of 50500): 12 records, 4 of them rows.  With discard on,
+    # hot-spot also counts each path's probers from its 100th probe
+    # (min_count/10): C stops there too, on the 100th stat (its counts
+    # must reach Python first); the 100th open is also the 10000th probe
+    # (each 100 loops: 1 open, 100 stats), a check: 13 records.
     from agent.capture.journal import read_journal
-    for config, python_takes in ((built_in_config(), 10),
-                                 ({"rules": {"hot-spot": {"discard": True}}}, 11)):
+    for config, python_takes in ((built_in_config(), 12),
+                                 ({"rules": {"hot-spot": {"discard": True}}}, 13)):
         jr = read_journal(str(journal))
         runner = RuleRunner(activate(config), jr.run, native=True)
         for batch in jr.by_batch:
             runner.feed_batch(batch, whole=True)
         runner.finish()
         assert runner.fast.records == len(events) - python_takes
-        assert runner.fast.rows == 2
+        assert runner.fast.rows == 4
 
 
 def test_c_pauses_where_it_does_not_pay_and_not_on_small_batches_it_takes_whole():
@@ -348,11 +394,11 @@ def test_c_pauses_where_it_does_not_pay_and_not_on_small_batches_it_takes_whole(
     b.exit(60, 0)
     b.wait(50, 60)
     fast, _engine = same(b.events, [], False)
-    # C counted the 3 stats after the second (the first is a row, the
-    # second a stop: its key was new in this call), between stops (at the
-    # fork and the exec, the second stat, the write's new flags): fewer
+    # C counted the stat after the fourth (the first 3 are rows, the
+    # fourth a stop: its key was new in this call), between stops (at the
+    # fork and the exec, the fourth stat, the write's new flags): fewer
     # than STOPS_WORTH a stop
-    assert fast.fast.records == 3 and fast.fast.paused
+    assert fast.fast.records == 1 and fast.fast.paused
 
     b = Builder()
     b.comm[50] = "loop"
@@ -363,13 +409,14 @@ def test_c_pauses_where_it_does_not_pay_and_not_on_small_batches_it_takes_whole(
     first, small = 200, 4
     cuts = list(range(first, len(b.events), small))
     fast, _engine = same(b.events, cuts, False)
-    # The first batch: C stops at the exec and at the second stat (the
-    # first, a new key, is a row: Python tells C its target before C counts
-    # it; without a DISCARD hot-spot counts no probers, so the 100th stat
-    # is no stop), counting the other 197 stats of it.  Then 25 batches of
-    # 4 stats C takes whole, and the last: 1 stat and the exit (a row).
+    # The first batch: C stops at the exec and at the fourth stat (the
+    # first 3, a new key, are rows: Python tells C its target before C
+    # counts it; without a DISCARD hot-spot counts no probers, so the 100th
+    # stat is no stop), counting the other 195 stats of it.  Then 25
+    # batches of 4 stats C takes whole, and the last: 1 stat and the exit
+    # (a row).
     assert len(b.events) == 302 and len(cuts) == 26
-    assert fast.fast.records == 197 + 25 * 4 + 1 and fast.fast.rows == 2
+    assert fast.fast.records == 195 + 25 * 4 + 1 and fast.fast.rows == 4
     assert not fast.fast.paused
 
 

@@ -276,6 +276,16 @@ class RulesFast:
     def drop_proc(self, pid):
         _check(lib.bf_rf_drop_proc(self._rf, pid), f"bf_rf_drop_proc({pid})")
 
+    def set_fd(self, pid, fd, target, cloexec):
+        """fd of pid is open on target's file (as the interpreter's table says)."""
+        _check(lib.bf_rf_set_fd(self._rf, pid, fd, target, 1 if cloexec else 0),
+               f"bf_rf_set_fd({pid}, {fd})")
+
+    def forget_fds(self, pid, fd=-1):
+        """Python changed fd (-1: any fd) in pid's table: C forgets which
+        file it names."""
+        lib.bf_rf_forget_fds(self._rf, pid, fd)
+
     def pids(self, pids, taken=True):
         """The interpreter adopted (taken) or reaped a process of each of
         `pids` (agent.rules.fast.NotingInterpreter): C takes no fork of

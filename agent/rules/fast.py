@@ -35,7 +35,7 @@ import types
 
 from .. import abi
 from ..events import AT_FDCWD, HEADER, SIZE_FIELD, SIZE_OFFSET, Call, Kind, decode_records
-from ..graph.model import OPEN_ACCESS, START_FIRST_EVENT, STAT, Interpreter, open_access
+from ..graph.model import OPEN_ACCESS, START_FIRST_EVENT, STAT, Interpreter, Res, open_access
 from ..openflags import O_CLOEXEC, O_TMPFILE
 from .builtin import WRITES, READS, Collision, Dataflow, HotSpot, MissingDependency
 from .engine import MAX_EVIDENCE
@@ -47,8 +47,8 @@ NATIVE_ENV = "BATCHFLOW_RULES"
 STOPS_WORTH = 16          # records C must take per stop to go on (a stop costs about that)
 PAUSE_MAX = 64            # batches through Python alone, at most, before C is tried again
 TRIAL_STOPS = 64          # stops after which a batch's C is judged (and may give up)
-K_OPEN, K_STAT, K_FD, K_FORK, K_EXIT, K_WAIT = (int(k) for k in (
-    Kind.OPEN, Kind.STAT, Kind.FD, Kind.FORK, Kind.EXIT, Kind.WAIT))
+K_OPEN, K_STAT, K_EXEC, K_FD, K_NET, K_FORK, K_EXIT, K_WAIT = (int(k) for k in (
+    Kind.OPEN, Kind.STAT, Kind.EXEC, Kind.FD, Kind.NET, Kind.FORK, Kind.EXIT, Kind.WAIT))
 C_CREAT = int(Call.CREAT)
 _U32 = struct.Struct("=I")
 _PID = struct.Struct("=I")
@@ -302,16 +302,37 @@ class FastPath:
         """What `events` (handled by the interpreter) changed of the
         processes and paths C knows, to C."""
         pids = set()
+        opened = []               # (pid, fd) an open set
+        forget = self.c.forget_fds
         for ev in events:
             pids.add(ev.pid)
             kind = ev.kind
             if (kind == K_FORK or kind == K_WAIT) and ev.ret > 0:
                 pids.add(ev.ret)
+            # what Python did to the fd table C no longer knows: an fd an
+            # open returned (C hears below what it names now); any fd, after
+            # an exec or an fd or socket call
+            if kind == K_OPEN:
+                if ev.ret >= 0:
+                    opened.append((ev.pid, ev.ret))
+            elif kind == K_EXEC or kind == K_FD or kind == K_NET:
+                forget(ev.pid)
         seen = self.sink.seen
         if seen:
             for ev, cwd, ref in seen:
                 self._learn(ev, cwd, ref)
             seen.clear()
+        if opened:
+            procs, targets = self.interp.procs, self.targets
+            for pid, fd in opened:
+                proc = procs.get(pid)
+                entry = proc.fds.get(fd) if proc is not None else None
+                res = entry[0] if entry is not None else None
+                tid = targets.get(res.path) if type(res) is Res and res.resolved else None
+                if tid is None:
+                    forget(pid, fd)
+                else:             # (an fstat of it is then a probe C counts)
+                    self.c.set_fd(pid, fd, tid, entry[1])
         for pid in pids:
             self._sync_proc(pid)
         self._sync_touched()
