@@ -17,7 +17,8 @@ from agent.graph import write_turtle
 from agent.graph.synthetic import O_CREAT, O_TRUNC, O_WRONLY, Builder, make_run
 from agent.rules.config import activate, built_in_config
 from agent.rules.engine import Finding
-from agent.rules.output import findings_graph, report_json, report_text
+from agent.rules.findings_graph import findings_graph
+from agent.rules.output import report_json, report_text
 from agent.rules.runner import RuleRunner, run_offline
 
 ENOENT = -2

@@ -47,9 +47,11 @@ def run_rules(args) -> int:
 
     symptoms, run_iri, base, notes = run_offline(args.input, engine, args.input_format, args.host)
     if args.output:
-        graph = output.findings_graph(symptoms, run_iri, base)
+        from ..rules.findings_graph import findings_graph, write_turtle_file
+
+        graph = findings_graph(symptoms, run_iri, base)
         try:
-            output.write_turtle_file(args.output, graph)
+            write_turtle_file(args.output, graph)
         except OSError as exc:
             raise OutputNotWritableError(f"cannot write {args.output}: {exc.strerror}") from None
     if args.format == "json":

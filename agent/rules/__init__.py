@@ -6,7 +6,9 @@ steering the capture through the control protocol (seed 004).
     builtin.py    the built-in rules (registered by entry points like any plugin)
     config.py     TOML configuration, JSON Schema, activation by entry point name
     runner.py     offline over a journal, an strace log or Turtle; live beside `record`
-    output.py     text and JSON reports, findings in the graph
+    fast.py       the hot records in C (ext/rules_fast.c), the Python path the reference
+    output.py     text and JSON reports
+    findings_graph.py  findings in the graph (the only one loading rdflib)
     resident.py   in the resident agent: [rules], per-recording steering, findings
 
 Documented in docs/rules.md.

@@ -354,7 +354,7 @@ class RecordingRules:
 
     def _write(self, rec, st):
         from ..daemon.server import log
-        from .output import findings_graph
+        from .findings_graph import findings_graph
 
         base = findings_base(rec)
         try:
@@ -403,7 +403,7 @@ def add_to_recording(run, output, quiet, wait_s=WAIT_S):
     import sys
 
     from ..output_files import resolve_target
-    from .output import append_turtle
+    from .findings_graph import append_turtle
 
     base = next((m[FINDINGS_KEY] for m in getattr(run, "protocol", None) or ()
                  if isinstance(m, dict) and FINDINGS_KEY in m), None)

@@ -287,7 +287,8 @@ class LiveRules:
 
     def write(self, output, quiet):
         """Adds the findings to the recording's Turtle and reports on stderr."""
-        from .output import append_turtle, findings_graph, report_text
+        from .findings_graph import append_turtle, findings_graph
+        from .output import report_text
 
         symptoms = self.finish()
         if symptoms:
