@@ -240,8 +240,9 @@ def test_no_row_forks_a_process_python_still_holds(monkeypatch):
         b.open(90, b"rel.c")                    # relative: the cwd decides
     for _ in range(60):                         # /work/rel.c's probes, up to its evidence's end
         b.open(50, b"rel.c")
-    # (a new batch at the fork: 50's open counted in C reached Python before)
-    fast, _engine = same(b.events, [7], False, pauses=False)
+    # (new batches at the fork, where 50's open counted in C reaches Python,
+    # and after 90's opens, so that C counts 50's: rows in the call of 90's)
+    fast, _engine = same(b.events, [7, 11], False, pauses=False)
     assert fast.source.interp.procs[90].cwd is None
 
 
@@ -270,17 +271,19 @@ def test_fstat_probes_the_file_its_fd_names():
     b.fstat(50, 3)                     # closed: Python's
     b.open(50, b"/usr/include/c.h", flags=O_RDWR, ret=4)    # new flags: Python's
     b.fstat(50, 4)                     # c.h now (an open missed b.h's close)
-    b.fd_call(50, Call.DUP2, 4, arg1=3, ret=3)          # Python's: C forgets 50's fds
-    b.fstat(50, 3)
+    b.open(50, b"/usr/include/a.h", ret=5)              # counted: fd 5 is a.h
+    b.fd_call(50, Call.DUP2, 4, arg1=5, ret=5)          # Python's: fd 5 is c.h now
+    b.fstat(50, 5)                     # c.h: C forgot 50's fds at the dup2
     fast, _engine = same(b.events, [], False, pauses=False)
     # C counts the second open of a.h and of b.h, the 3 fstats of a.h,
     # 60's 2 of b.h, the close, the fstat of c.h (Python told C what fd 4
-    # names after its open); not the fstat after the dup2
-    assert fast.fast.records == 2 + 3 + 2 + 1 + 1
+    # names after its open), the third open of a.h; not the fstat after
+    # the dup2
+    assert fast.fast.records == 2 + 3 + 2 + 1 + 1 + 1
     paths = [r for r in _engine.rules if type(r).__name__ == "HotSpot"][0].paths
-    assert paths[b"/usr/include/a.h"][0] == 2 + 3
+    assert paths[b"/usr/include/a.h"][0] == 2 + 3 + 1
     assert paths[b"/usr/include/b.h"][0] == 2 + 2
-    assert paths[b"/usr/include/c.h"][0] == 1 + 2
+    assert paths[b"/usr/include/c.h"][0] == 1 + 1 + 1
 
 
 def test_the_c_path_takes_the_hot_records_of_a_build():
