@@ -38,6 +38,9 @@ def main():
     ap.add_argument("--events", type=int, default=300000)
     ap.add_argument("--root-pid", type=int, default=None,
                     help="the journal's root pid (bench_rules.make_journal's default if not given)")
+    ap.add_argument("--journal", metavar="PATH",
+                    help="a recorded journal to read instead of the synthetic build's "
+                         "(e.g. `batchflow record --keep-journal -o x.ttl -- CMD`'s x.ttl.journal)")
     args = ap.parse_intermixed_args()
     trees = {"before": os.path.abspath(args.before), "after": os.path.dirname(HERE)}
     sys.path.insert(0, HERE)
@@ -45,7 +48,9 @@ def main():
 
     with tempfile.TemporaryDirectory(prefix="bf-ab-rules-") as tmp:
         journal = os.path.join(tmp, "build.journal")
-        if args.root_pid is None:
+        if args.journal:
+            journal = os.path.abspath(args.journal)
+        elif args.root_pid is None:
             bench_rules.make_journal(journal, args.events)
         else:
             bench_rules.make_journal(journal, args.events, args.root_pid)
