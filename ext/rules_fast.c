@@ -35,6 +35,13 @@
 
 static inline size_t rf_align8(size_t n) { return (n + 7) & ~(size_t)7; }
 
+/* Where a path's last component starts (what missing-dependency looks up). */
+static size_t name_at(const char *path, size_t len)
+{
+	const char *slash = len ? memrchr(path, '/', len) : NULL;
+	return slash ? (size_t)(slash - path) + 1 : 0;
+}
+
 static uint64_t rf_hash(const void *p, size_t n, uint64_t seed)
 {
 	/* FNV-1a, finished so that the low bits (the slot) depend on all */
@@ -438,8 +445,7 @@ int bf_rf_set_target(struct bf_rf *rf, int32_t target, uint64_t n, unsigned flag
 		return -1;
 	}
 	if (path && !t->path) {
-		const char *slash = path_len ? memrchr(path, '/', path_len) : NULL;
-		size_t from = slash ? (size_t)(slash - path) + 1 : 0;
+		size_t from = name_at(path, path_len);
 		char *name = malloc(path_len - from + 1);
 		char *full = malloc(path_len ? path_len : 1);
 		if (!name || !full || (2 * (rf->tslots_n + 1) > rf->tslots_cap &&
@@ -1017,6 +1023,23 @@ static int log_record(struct bf_rf *rf, size_t off, size_t size, uint64_t idx, i
 	return 0;
 }
 
+/* What Python's probe of target t (a logged record or a row: an open or
+ * stat with result `ret`) does to t's state here: its writer, its count
+ * and first counted prober (a new entry counts its probers from its second
+ * probe), and that it was logged in this call. */
+static void mirror_probe(const struct bf_rf *rf, struct rf_target *t, int64_t ret,
+                         unsigned access, uint64_t run_no, int hot)
+{
+	if (ret >= 0 && (access & BF_RF_A_WRITES) && (t->flags & BF_RF_T_WATCHED))
+		t->flags |= BF_RF_T_WRITTEN;
+	t->rowed = run_no;
+	if (hot) {
+		if (t->n && !(t->flags & BF_RF_T_TRACKED) && t->n + 1 >= rf->track_from)
+			t->flags |= BF_RF_T_TRACKED;
+		t->n++;
+	}
+}
+
 /* missing-dependency's open searches of p after a lookup of `name` that
  * returned `ret` (as MissingDependency._lookup leaves them). */
 static int mirror_lookup(struct bf_rf *rf, struct rf_proc *p, int64_t ret,
@@ -1119,8 +1142,7 @@ int bf_rf_feed(struct bf_rf *rf, const char *buf, size_t len, struct bf_rf_run *
 				long n = resolve(rf, p, path, plen);
 				if (n < 0)
 					return -1;
-				const char *slash = memrchr(rf->norm, '/', (size_t)n);
-				size_t from = (size_t)(slash - rf->norm) + 1;
+				size_t from = name_at(rf->norm, (size_t)n);
 				if (mirror_lookup(rf, p, ret, rf->norm + from, (size_t)n - from) < 0)
 					return -1;
 			}
@@ -1180,8 +1202,7 @@ int bf_rf_feed(struct bf_rf *rf, const char *buf, size_t len, struct bf_rf_run *
 				if (now < 0) {
 					/* a file a row opened, still with no target here
 					 * (so none of its probes counted here): a row too */
-					const char *slash = memrchr(e->path, '/', e->path_len);
-					size_t from = slash ? (size_t)(slash - e->path) + 1 : 0;
+					size_t from = name_at(e->path, e->path_len);
 					name = e->path + from;
 					name_len = e->path_len - from;
 					goto as_row;
@@ -1239,9 +1260,9 @@ int bf_rf_feed(struct bf_rf *rf, const char *buf, size_t len, struct bf_rf_run *
 			if (n < 0)
 				return -1;
 			id = target_of_path(rf, rf->norm, (size_t)n);
-			const char *slash = memrchr(rf->norm, '/', (size_t)n);
-			name = slash + 1;
-			name_len = (size_t)n - (size_t)(slash + 1 - rf->norm);
+			size_t from = name_at(rf->norm, (size_t)n);
+			name = rf->norm + from;
+			name_len = (size_t)n - from;
 			goto as_row;
 		}
 		id = ps->target;
@@ -1253,12 +1274,11 @@ known:
 		 * (and the lookup that ends a search), a write, a read of a
 		 * written path.  The rest only counts. */
 		int logged = 0;
-		long found = -1;
 		if (rules & BF_RF_MISSING) {
 			if (ret == -ENOENT)
 				logged = 1;
 			else if (ret >= 0 && p->names_len &&
-			         (found = pending_at(p, t->name, t->name_len)) >= 0)
+			         pending_at(p, t->name, t->name_len) >= 0)
 				logged = 1;
 		}
 		if (ret >= 0 && (((access & BF_RF_A_WRITES) &&
@@ -1284,22 +1304,12 @@ known:
 			}
 		}
 		if (logged) {
-			if (log_record(rf, off, rf_align8(size), idx, id) < 0)
+			if (log_record(rf, off, rf_align8(size), idx, id) < 0 ||
+			    mirror_lookup(rf, p, ret, t->name, t->name_len) < 0)
 				return -1;
-			t->rowed = run_no;
-			if (ret == -ENOENT && t->name_len && pending_add(p, t->name, t->name_len) < 0)
-				return -1;
-			if (found >= 0)
-				pending_drop(p, found, t->name_len);
-			if (ret >= 0 && (access & BF_RF_A_WRITES) && (t->flags & BF_RF_T_WATCHED))
-				t->flags |= BF_RF_T_WRITTEN;
-			if (hot) {        /* the probe Python makes, mirrored (a new entry
-			                   * counts its probers from its second probe) */
-				if (t->n && !(t->flags & BF_RF_T_TRACKED) && t->n + 1 >= rf->track_from)
-					t->flags |= BF_RF_T_TRACKED;
-				t->n++;
+			mirror_probe(rf, t, ret, access, run_no, hot);
+			if (hot)
 				until_check--;
-			}
 		} else if (hot) {
 			if (note_probe(rf, id, t, ts, (uint64_t)pid << 3 | kind, idx) < 0)
 				return -1;
@@ -1333,16 +1343,8 @@ as_row:
 			goto stop;    /* a check; or its probes here must reach Python first */
 		if (mirror_lookup(rf, p, ret, name, name_len) < 0)
 			return -1;
-		if (t) {
-			if (ret >= 0 && (access & BF_RF_A_WRITES) && (t->flags & BF_RF_T_WATCHED))
-				t->flags |= BF_RF_T_WRITTEN;
-			t->rowed = run_no;
-			if (hot) {
-				if (t->n && !(t->flags & BF_RF_T_TRACKED) && t->n + 1 >= rf->track_from)
-					t->flags |= BF_RF_T_TRACKED;
-				t->n++;
-			}
-		}
+		if (t)
+			mirror_probe(rf, t, ret, access, run_no, hot);
 		if (hot)
 			until_check--;
 		if (kind == BF_OPEN && ret >= 0 &&
@@ -1352,7 +1354,6 @@ as_row:
 		/* a key Python has not learnt: its rows in this call counted */
 		if (klen && !ps && put_path(rf, rf->key, klen, -1, RF_UNLEARNT) < 0)
 			return -1;
-		goto row;
 row:
 		/* the interpreter's, from the log, with the fd changes before it */
 		if (log_record(rf, off, rf_align8(size), idx++, BF_RF_ROW) < 0)

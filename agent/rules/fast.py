@@ -317,11 +317,7 @@ class FastPath:
                     opened.append((ev.pid, ev.ret))
             elif kind == K_EXEC or kind == K_FD or kind == K_NET:
                 forget(ev.pid)
-        seen = self.sink.seen
-        if seen:
-            for ev, cwd, ref in seen:
-                self._learn(ev, cwd, ref)
-            seen.clear()
+        self._learn_seen()
         if opened:
             procs, targets = self.interp.procs, self.targets
             for pid, fd in opened:
@@ -497,10 +493,7 @@ class FastPath:
                     c_procs[ev.pid] = ()
                     if kind == K_FORK and ev.ret > 0:
                         c_procs[ev.ret] = ()
-            seen, once = self.sink.seen, self.once
-            for ev, cwd, ref in seen:
-                self._learn(ev, cwd, ref, once)
-            seen.clear()
+            self._learn_seen(self.once)
             self._sync_touched()
 
     # --- what Python did, to C ------------------------------------------------
@@ -520,6 +513,13 @@ class FastPath:
         if c_procs.get(pid) != said:
             c_procs[pid] = said
             self.c.set_proc(pid, said[1], said[2])
+
+    def _learn_seen(self, once=None):
+        """C learns the keys of the opens and stats the sink noted (see _learn)."""
+        seen = self.sink.seen
+        for ev, cwd, ref in seen:
+            self._learn(ev, cwd, ref, once)
+        seen.clear()
 
     def _learn(self, ev, cwd, ref, once=None):
         """C learns the cache key of an open or stat Python handled (resolved
